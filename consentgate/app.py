@@ -1,0 +1,151 @@
+"""The application factory: ``create_app(config)``, used by the CLI and the tests.
+
+Resources (the upstream session, the store) are opened and closed in
+``cleanup_ctx``, so a failed start closes what was opened and a stop closes
+everything. Every request the gate does not answer itself goes through
+:func:`dispatch`, which classifies the path once (:mod:`consentgate.paths`) and
+hands it to the rule that owns it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from consentgate import forwarding
+from consentgate.appkeys import (
+    CLIENT_IP,
+    CONFIG,
+    COOKIE_PREFIXES,
+    PATH_RULES,
+    PEER_IP,
+    REQUEST_ID,
+    TEMPLATES,
+    UPSTREAM_SESSION,
+)
+from consentgate.config import Config
+from consentgate.pages import error_response
+from consentgate.paths import PathRules, Route
+from consentgate.probes import healthz, readyz
+from consentgate.relay import make_upstream_session, relay
+from consentgate.templates import Templates
+
+log = logging.getLogger("consentgate")
+
+_REQUEST_ID_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
+
+
+def cookie_prefixes(config: Config) -> tuple[str, ...]:
+    """Names of the gate's cookies start with one of these."""
+    return ("__Host-cg_", "cg_") if config.secure_cookies else ("cg_", "__Host-cg_")
+
+
+def path_rules(config: Config) -> PathRules:
+    upstream = config.upstream
+    exact = {
+        upstream.authorize_path: Route.AUTHORIZE,
+        upstream.callback_path: Route.CALLBACK,
+        upstream.register_path: Route.REGISTER,
+    }
+    subtree = dict.fromkeys(upstream.blocked_paths, Route.BLOCKED)
+    subtree[config.server.prefix] = Route.GATE
+    return PathRules(exact, subtree)
+
+
+@web.middleware
+async def request_context(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Request id, peer and client address for every request; no trace ever leaves."""
+    config = request.app[CONFIG]
+    peername = request.transport.get_extra_info("peername") if request.transport else None
+    peer = forwarding.parse_ip(peername[0] if isinstance(peername, tuple) else None)
+    request[PEER_IP] = peer
+    trusted = forwarding.is_trusted(peer, config.server.trusted_proxies)
+    incoming = request.headers.get("X-Request-Id", "")
+    if trusted and 0 < len(incoming) <= 128 and set(incoming) <= _REQUEST_ID_OK:
+        request[REQUEST_ID] = incoming
+    else:
+        request[REQUEST_ID] = secrets.token_hex(8)
+    request[CLIENT_IP] = forwarding.client_address(
+        peer, request.headers.get("X-Forwarded-For"), config.server.trusted_proxies
+    )
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return error_response(request, exc.status, "http_error", exc.reason)
+        raise
+    except Exception:
+        log.exception("unhandled error", extra={"fields": {"request_id": request[REQUEST_ID]}})
+        return error_response(
+            request, 500, "internal_error", "The gate failed to handle this request."
+        )
+    return response
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response names its request id, streamed ones included."""
+    request_id = request.get(REQUEST_ID)
+    if request_id is not None:
+        response.headers["X-Request-Id"] = request_id
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Route a request by the canonical reading of its path (see :mod:`paths`)."""
+    raw_path, _, query = request.raw_path.partition("?")
+    routed = request.app[PATH_RULES].classify(raw_path)
+    route = routed.route
+    if route is Route.AMBIGUOUS:
+        return error_response(
+            request,
+            400,
+            "ambiguous_path",
+            "This path is spelled in a way that different servers read differently, "
+            "so it is refused.",
+        )
+    if route in (Route.GATE, Route.BLOCKED):
+        return error_response(request, 404, "not_found", "There is nothing at this address.")
+    target = routed.forward_path + ("?" + query if query else "")
+    return await relay(request, target)
+
+
+async def _upstream_session_ctx(app: web.Application) -> AsyncIterator[None]:
+    session = make_upstream_session(app[CONFIG])
+    app[UPSTREAM_SESSION] = session
+    yield
+    await session.close()
+
+
+async def _static_asset(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    body = request.app[TEMPLATES].assets.get(name)
+    if body is None:
+        return error_response(request, 404, "not_found", "There is nothing at this address.")
+    content_type = {"css": "text/css", "svg": "image/svg+xml", "png": "image/png"}.get(
+        name.rsplit(".", 1)[-1], "application/octet-stream"
+    )
+    response = web.Response(body=body, content_type=content_type)
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def create_app(config: Config, *, templates: Templates | None = None) -> web.Application:
+    """Build the gate for ``config``. Nothing is opened until the app starts."""
+    app = web.Application(middlewares=[request_context], client_max_size=1024**2)
+    app[CONFIG] = config
+    app[PATH_RULES] = path_rules(config)
+    app[TEMPLATES] = templates or Templates()
+    app[COOKIE_PREFIXES] = cookie_prefixes(config)
+    app.cleanup_ctx.append(_upstream_session_ctx)
+    app.on_response_prepare.append(_add_request_id)
+    prefix = config.server.prefix
+    app.router.add_get(f"{prefix}/healthz", healthz, allow_head=True)
+    app.router.add_get(f"{prefix}/readyz", readyz, allow_head=True)
+    app.router.add_get(f"{prefix}/static/{{name}}", _static_asset)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

@@ -1,0 +1,679 @@
+"""Configuration: one TOML file, frozen dataclasses, every problem reported at once.
+
+Conventions follow what operators of oauth2-proxy, Hydra and Keycloak expect:
+snake_case keys, unknown keys are errors (a typo must not silently disable a
+security rule), environment overrides with one prefix
+(``CONSENTGATE_<SECTION>_<KEY>``), secrets readable from files (``<key>_file``),
+and a check command that prints every error, each naming the key path and the
+bad value.
+
+This module never imports aiohttp: it is shared by the CLI, the app factory and
+the library API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import math
+import os
+import re
+import tomllib
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Final
+
+ENV_PREFIX: Final = "CONSENTGATE_"
+#: Environment variables with the prefix that are not configuration keys.
+ENV_RESERVED: Final = frozenset({"CONSENTGATE_CONFIG"})
+
+
+class ConfigError(Exception):
+    """Every problem found in a configuration, each naming its key path and value."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+Parser = Callable[[Any, "_Context"], Any]
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a field parser may need besides the value: where relative paths start."""
+
+    base_dir: Path
+
+
+def _spec(parse: Parser, doc: str, *, secret: bool = False, env: bool = True) -> dict[str, Any]:
+    return {"parse": parse, "doc": doc, "secret": secret, "env": env}
+
+
+# --- value parsers ------------------------------------------------------------------
+# Each takes the raw TOML value and returns the typed value or raises ValueError with
+# a message that completes "<key path>: ...". The loader adds the key path.
+
+
+def _fmt(value: Any) -> str:
+    return repr(value)
+
+
+def _as_str(value: Any, _: _Context) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {_fmt(value)}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError(f"control characters are not allowed, got {_fmt(value)}")
+    return value
+
+
+def _nonempty_str(value: Any, ctx: _Context) -> str:
+    text = _as_str(value, ctx)
+    if not text.strip():
+        raise ValueError(f"must not be empty, got {_fmt(value)}")
+    return text
+
+
+def _as_bool(value: Any, _: _Context) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_fmt(value)}")
+    return value
+
+
+def _positive_number(value: Any, _: _Context) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number of seconds, got {_fmt(value)}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a positive number, got {_fmt(value)}")
+    return float(value)
+
+
+def _positive_int(value: Any, _: _Context) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a whole number, got {_fmt(value)}")
+    if value <= 0:
+        raise ValueError(f"must be a positive whole number, got {_fmt(value)}")
+    return value
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_DURATION_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any, ctx: _Context | None = None) -> float:
+    """Seconds as a number, or a string with a unit: ``"90s"``, ``"10m"``, ``"12h"``, ``"30d"``."""
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match is None:
+            raise ValueError(
+                f'expected seconds or a duration like "10m" or "30d", got {_fmt(value)}'
+            )
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        if seconds <= 0:
+            raise ValueError(f"must be a positive duration, got {_fmt(value)}")
+        return seconds
+    return _positive_number(value, ctx or _Context(Path.cwd()))
+
+
+def _choice(*options: str) -> Parser:
+    def parse(value: Any, ctx: _Context) -> str:
+        text = _as_str(value, ctx)
+        if text not in options:
+            listed = ", ".join(f'"{o}"' for o in options)
+            raise ValueError(f"expected one of {listed}, got {_fmt(value)}")
+        return text
+
+    return parse
+
+
+def _url_path(value: Any, ctx: _Context) -> str:
+    """An absolute path as the upstream routes it: starts with '/', no query, no fragment."""
+    text = _as_str(value, ctx)
+    if not text.startswith("/") or text.startswith("//"):
+        raise ValueError(f"expected an absolute path starting with one '/', got {_fmt(value)}")
+    if any(c in text for c in "?#%\\ ") or "/./" in text or "/../" in text:
+        raise ValueError(
+            f"expected a plain path without query, fragment, escapes or dot segments, "
+            f"got {_fmt(value)}"
+        )
+    return text
+
+
+def _prefix(value: Any, ctx: _Context) -> str:
+    text = _url_path(value, ctx)
+    if text == "/" or text.endswith("/"):
+        raise ValueError(
+            f'expected a path such as "/_consentgate" without a trailing slash, got {_fmt(value)}'
+        )
+    return text
+
+
+def _path_list(value: Any, ctx: _Context) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of paths, got {_fmt(value)}")
+    return tuple(_url_path(item, ctx) for item in value)
+
+
+@dataclass(frozen=True)
+class HostPort:
+    """A listen address. ``host`` is a name or an IP literal without brackets."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _listen(value: Any, ctx: _Context) -> HostPort:
+    text = _as_str(value, ctx)
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", text)
+    if match is None:
+        raise ValueError(f'expected "host:port" (IPv6 as "[::1]:8080"), got {_fmt(value)}')
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be between 0 and 65535, got {_fmt(value)}")
+    if match.group(1):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"not an IPv6 address, got {_fmt(value)}") from None
+    return HostPort(host, port)
+
+
+def _origin(value: Any, ctx: _Context) -> str:
+    """An http(s) origin (scheme, host, optional port) with nothing after it."""
+    text = _as_str(value, ctx).rstrip("/")
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f'expected an http(s) origin such as "https://mcp.example.com", got {_fmt(value)}'
+        )
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(
+            f"expected an origin without path, query or credentials, got {_fmt(value)}"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError(f"bad port in {_fmt(value)}") from None
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _cidr_list(
+    value: Any, ctx: _Context
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f'expected a list of CIDRs such as ["10.0.0.0/8"], got {_fmt(value)}')
+    networks = []
+    for item in value:
+        text = _as_str(item, ctx)
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ValueError(f"not an IP network (CIDR), got {_fmt(item)}") from None
+    return tuple(networks)
+
+
+def _file_path(value: Any, ctx: _Context) -> Path:
+    text = _nonempty_str(value, ctx)
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else (ctx.base_dir / path)
+
+
+def _optional_file_path(value: Any, ctx: _Context) -> Path | None:
+    if value == "":
+        return None
+    return _file_path(value, ctx)
+
+
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def _absolute_uri(text: str) -> str:
+    parts = urllib.parse.urlsplit(text)
+    if not parts.scheme or _CONTROL_OR_SPACE.search(text) or parts.fragment:
+        raise ValueError(f"expected an absolute URI without fragment, got {_fmt(text)}")
+    return text
+
+
+def _uri_list(value: Any, ctx: _Context) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of exact redirect URIs, got {_fmt(value)}")
+    return tuple(_absolute_uri(_as_str(item, ctx)) for item in value)
+
+
+def _str_map(value: Any, ctx: _Context) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table of strings, got {_fmt(value)}")
+    items = []
+    for key, text in value.items():
+        if not isinstance(text, str):
+            raise ValueError(f"expected a string for {key!r}, got {_fmt(text)}")
+        items.append((str(key), _as_str(text, ctx)))
+    return tuple(items)
+
+
+def _optional_secret(value: Any, ctx: _Context) -> str:
+    text = _as_str(value, ctx)
+    if text and len(text) < 32:
+        raise ValueError("must be at least 32 characters (the value is not shown)")
+    return text
+
+
+# --- the configuration ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the gate listens and the origin people and clients see."""
+
+    public_url: str = field(
+        metadata=_spec(_origin, "Origin that browsers and clients use; https in production.")
+    )
+    listen: HostPort = field(
+        default=HostPort("127.0.0.1", 8080),
+        metadata=_spec(_listen, 'Address to listen on, "host:port" ("[::1]:8080" for IPv6).'),
+    )
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        default=(),
+        metadata=_spec(
+            _cidr_list, "CIDRs whose X-Forwarded-* and X-Request-Id headers are believed."
+        ),
+    )
+    prefix: str = field(
+        default="/_consentgate",
+        metadata=_spec(_prefix, "Path under which the gate serves its own pages and probes."),
+    )
+    max_body_size: int = field(
+        default=64 * 1024 * 1024,
+        metadata=_spec(_positive_int, "Largest request body relayed, in bytes (413 beyond)."),
+    )
+    shutdown_grace: float = field(
+        default=10.0,
+        metadata=_spec(
+            parse_duration, "On SIGTERM/SIGINT, how long in-flight requests may finish."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """The single-client OAuth proxy the gate stands in front of."""
+
+    url: str = field(metadata=_spec(_origin, "Origin of the upstream OAuth proxy."))
+    authorize_path: str = field(
+        default="/authorize", metadata=_spec(_url_path, "The upstream's authorization endpoint.")
+    )
+    register_path: str = field(
+        default="/register",
+        metadata=_spec(_url_path, "The upstream's dynamic registration endpoint."),
+    )
+    callback_path: str = field(
+        default="/auth/callback",
+        metadata=_spec(_url_path, "Where the third-party IdP returns to the upstream proxy."),
+    )
+    connect_timeout: float = field(
+        default=5.0,
+        metadata=_spec(parse_duration, "Seconds to open a connection upstream (502 after)."),
+    )
+    read_timeout: float = field(
+        default=60.0,
+        metadata=_spec(
+            parse_duration,
+            "Seconds to wait for the response headers once the request was sent (504 after); "
+            "response bodies and event streams have no total timeout.",
+        ),
+    )
+    keepalive_timeout: float = field(
+        default=4.0,
+        metadata=_spec(
+            parse_duration,
+            "Seconds an idle pooled upstream connection is kept; keep it below the upstream's "
+            "own idle timeout (uvicorn: 5 s) so a POST never lands on a closing connection.",
+        ),
+    )
+    max_connections: int = field(
+        default=256, metadata=_spec(_positive_int, "Most connections open to the upstream at once.")
+    )
+    host_header: str = field(
+        default="upstream",
+        metadata=_spec(
+            _choice("upstream", "preserve"),
+            '"upstream" sends the upstream\'s own host; "preserve" passes the client\'s Host.',
+        ),
+    )
+    blocked_paths: tuple[str, ...] = field(
+        default=(),
+        metadata=_spec(
+            _path_list, "Upstream paths (and everything below them) never relayed: 404."
+        ),
+    )
+    issuer: str = field(
+        default="",
+        metadata=_spec(
+            _as_str,
+            "Issuer for RFC 9207 iss on error redirects; "
+            "empty reads it from the upstream's metadata.",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where consent records live."""
+
+    path: Path = field(
+        default=Path("consentgate.sqlite3"),
+        metadata=_spec(
+            _file_path, "SQLite file; relative paths start at the config file's directory."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class KeysConfig:
+    """Signing keys and the cookie secret."""
+
+    dir: Path = field(
+        default=Path("keys"),
+        metadata=_spec(_file_path, "Directory of signing keys and the cookie secret (0700)."),
+    )
+    cookie_secret: str = field(
+        default="",
+        metadata=_spec(
+            _optional_secret,
+            "Secret for cookie MACs, at least 32 characters; empty uses the generated one in dir. "
+            "Prefer cookie_secret_file.",
+            secret=True,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ConsentConfig:
+    """When and how the gate asks."""
+
+    mode: str = field(
+        default="remember",
+        metadata=_spec(
+            _choice("remember", "always"),
+            '"remember" lets a person approve a client once; "always" asks on every authorization.',
+        ),
+    )
+    service_name: str = field(
+        default="this service", metadata=_spec(_nonempty_str, "Name shown on the consent page.")
+    )
+    remember_for: float = field(
+        default=30 * 86400.0,
+        metadata=_spec(parse_duration, "How long a remembered approval lasts."),
+    )
+    pending_ttl: float = field(
+        default=600.0, metadata=_spec(parse_duration, "How long a consent page stays answerable.")
+    )
+    binding_ttl: float = field(
+        default=600.0,
+        metadata=_spec(
+            parse_duration, "How long an approved sign-in may take to come back from the IdP."
+        ),
+    )
+    max_pending_per_browser: int = field(
+        default=5, metadata=_spec(_positive_int, "Consent pages one browser may have open at once.")
+    )
+    max_flows_per_browser: int = field(
+        default=5, metadata=_spec(_positive_int, "Sign-ins one browser may have in flight at once.")
+    )
+    preapproved_redirect_uris: tuple[str, ...] = field(
+        default=(),
+        metadata=_spec(
+            _uri_list, "Exact redirect URIs of first-party clients that never need consent."
+        ),
+    )
+    allow_request_uri: bool = field(
+        default=False,
+        metadata=_spec(
+            _as_bool, "Accept request_uri (PAR); such requests are always asked, never remembered."
+        ),
+    )
+    allow_request_object: bool = field(
+        default=False,
+        metadata=_spec(
+            _as_bool, "Accept request (JAR); such requests are always asked, never remembered."
+        ),
+    )
+    show_logos: bool = field(
+        default=False,
+        metadata=_spec(
+            _as_bool, "Load clients' self-declared logo_uri images on the consent page."
+        ),
+    )
+    scope_descriptions: tuple[tuple[str, str], ...] = field(
+        default=(),
+        metadata=_spec(
+            _str_map, "Table of scope = description shown on the consent page.", env=False
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Logging output."""
+
+    format: str = field(default="text", metadata=_spec(_choice("text", "json"), "text or json."))
+    level: str = field(
+        default="info",
+        metadata=_spec(_choice("debug", "info", "warning", "error"), "Lowest level logged."),
+    )
+    access_log: bool = field(
+        default=True,
+        metadata=_spec(_as_bool, "One line per request on the consentgate.access logger."),
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. Build it with :func:`load_config` or :func:`config_from_mapping`."""
+
+    server: ServerConfig
+    upstream: UpstreamConfig
+    store: StoreConfig = field(default_factory=StoreConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    consent: ConsentConfig = field(default_factory=ConsentConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """``__Host-`` names and the Secure flag need an https origin."""
+        return self.server.public_url.startswith("https://")
+
+
+SECTIONS: Final[dict[str, type[Any]]] = {
+    "server": ServerConfig,
+    "upstream": UpstreamConfig,
+    "store": StoreConfig,
+    "keys": KeysConfig,
+    "consent": ConsentConfig,
+    "log": LogConfig,
+}
+
+
+def documented_keys() -> list[tuple[str, str, str]]:
+    """(section, key, doc) for every configuration key, in declaration order."""
+    return [
+        (section, f.name, f.metadata["doc"])
+        for section, cls in SECTIONS.items()
+        for f in fields(cls)
+    ]
+
+
+# --- loading -------------------------------------------------------------------------
+
+
+def _env_value(raw: str, example: Any) -> Any:
+    """Turn an environment string into the TOML type the key expects."""
+    if isinstance(example, str) or example is None:
+        return raw
+    if isinstance(example, tuple | list) and not raw.lstrip().startswith("["):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw  # the field parser reports it, naming the variable
+
+
+def _env_overrides(
+    environ: Mapping[str, str], problems: list[str]
+) -> dict[str, dict[str, tuple[str, str]]]:
+    """Map CONSENTGATE_<SECTION>_<KEY> variables to {section: {key: (variable, value)}}."""
+    found: dict[str, dict[str, tuple[str, str]]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        cls = SECTIONS.get(section)
+        names = {f.name: f for f in fields(cls)} if cls else {}
+        base = key[: -len("_file")] if key.endswith("_file") else key
+        target = names.get(key) or (names.get(base) if base != key else None)
+        if cls is None or target is None or not target.metadata["env"]:
+            problems.append(f"{name}: not a configuration key (got {value!r})")
+            continue
+        if key != target.name and not target.metadata["secret"]:
+            problems.append(f"{name}: only secrets can be read from a file")
+            continue
+        found.setdefault(section, {})[key] = (name, value)
+    return found
+
+
+def _read_secret_file(path_text: str, where: str, ctx: _Context, problems: list[str]) -> str | None:
+    path = Path(path_text).expanduser()
+    if not path.is_absolute():
+        path = ctx.base_dir / path
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.append(f"{where}: cannot read {str(path)!r}: {exc.strerror or exc}")
+        return None
+
+
+def config_from_mapping(
+    data: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate a parsed TOML document (plus environment overrides) into a :class:`Config`.
+
+    Raises :class:`ConfigError` listing every problem.
+    """
+    ctx = _Context(base_dir or Path.cwd())
+    problems: list[str] = []
+    env = _env_overrides(environ if environ is not None else os.environ, problems)
+    for section in data:
+        if section not in SECTIONS:
+            problems.append(f"{section}: unknown section (got {data[section]!r:.60})")
+    built: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            problems.append(f"{section}: expected a table, got {table!r}")
+            table = {}
+        known = {f.name: f for f in fields(cls)}
+        secret_files = {f"{name}_file" for name, f in known.items() if f.metadata["secret"]}
+        for key in table:
+            if key not in known and key not in secret_files:
+                problems.append(f"{section}.{key}: unknown key (got {table[key]!r:.60})")
+        values: dict[str, Any] = {}
+        for name, spec in known.items():
+            where = f"{section}.{name}"
+            raw: Any = table.get(name, MISSING)
+            file_key = f"{name}_file"
+            if spec.metadata["secret"] and file_key in table:
+                if raw is not MISSING:
+                    problems.append(f"{where}: set either {name} or {file_key}, not both")
+                    continue
+                file_value = table[file_key]
+                if not isinstance(file_value, str):
+                    problems.append(f"{section}.{file_key}: expected a path, got {file_value!r}")
+                    continue
+                raw = _read_secret_file(file_value, f"{section}.{file_key}", ctx, problems)
+                if raw is None:
+                    continue
+            env_hit = env.get(section, {})
+            if file_key in env_hit:
+                variable, path_text = env_hit[file_key]
+                raw = _read_secret_file(path_text, variable, ctx, problems)
+                where = variable
+                if raw is None:
+                    continue
+            elif name in env_hit:
+                variable, text = env_hit[name]
+                example = spec.default if spec.default is not MISSING else ""
+                raw = _env_value(text, example)
+                where = variable
+            if raw is MISSING:
+                if spec.default is MISSING and spec.default_factory is MISSING:
+                    problems.append(f"{where}: required, not set")
+                continue
+            try:
+                values[name] = spec.metadata["parse"](raw, ctx)
+            except ValueError as exc:
+                shown = str(exc) if not spec.metadata["secret"] else str(exc).split(", got")[0]
+                problems.append(f"{where}: {shown}")
+        with contextlib.suppress(TypeError):  # a required key is missing; already reported
+            built[section] = cls(**values)
+    if not problems:
+        _cross_checks(built, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(**built)
+
+
+def _cross_checks(built: dict[str, Any], problems: list[str]) -> None:
+    server: ServerConfig = built["server"]
+    upstream: UpstreamConfig = built["upstream"]
+    gate_paths = {
+        "upstream.authorize_path": upstream.authorize_path,
+        "upstream.register_path": upstream.register_path,
+        "upstream.callback_path": upstream.callback_path,
+    }
+    for key, path in gate_paths.items():
+        if path == server.prefix or path.startswith(server.prefix + "/"):
+            problems.append(f"{key}: {path!r} lies under server.prefix {server.prefix!r}")
+    seen: dict[str, str] = {}
+    for key, path in gate_paths.items():
+        if path.rstrip("/").lower() in seen:
+            problems.append(f"{key}: {path!r} is the same path as {seen[path.rstrip('/').lower()]}")
+        seen[path.rstrip("/").lower()] = key
+    for blocked in upstream.blocked_paths:
+        for key, path in gate_paths.items():
+            if path.lower() == blocked.lower() or path.lower().startswith(
+                blocked.lower().rstrip("/") + "/"
+            ):
+                problems.append(f"upstream.blocked_paths: {blocked!r} would block {key} {path!r}")
+    if server.public_url == upstream.url:
+        problems.append(
+            f"upstream.url: {upstream.url!r} is the gate's own public_url; "
+            "it must be the proxy behind it"
+        )
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML configuration file."""
+    file_path = Path(path)
+    try:
+        text = file_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [f"{file_path}: cannot read the configuration: {exc.strerror or exc}"]
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{file_path}: the configuration is not UTF-8 text"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{file_path}: not valid TOML: {exc}"]) from None
+    return config_from_mapping(data, base_dir=file_path.resolve().parent, environ=environ)

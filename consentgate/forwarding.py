@@ -1,0 +1,188 @@
+"""Header rules for relaying a request upstream and a response back.
+
+* Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never
+  forwarded, nor is any header named in ``Connection``. ``Transfer-Encoding`` is
+  never forwarded: each side frames its own message.
+* ``X-Forwarded-*``, ``Forwarded`` and ``X-Real-IP`` from a peer that is not a
+  trusted proxy are replaced, not appended to: a client must not be able to
+  choose the address the upstream believes (RFC 9700 §4.13, a reverse proxy
+  sanitises the security-relevant headers it receives).
+* The gate's own cookies never reach the upstream.
+* Repeated headers (several ``Set-Cookie``) stay separate: headers are copied as
+  multidicts, never through a dict.
+
+Pure module: multidict only, no aiohttp import.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import Final
+
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+#: Request headers the gate sets itself, dropped from untrusted peers.
+FORWARDING_HEADERS: Final = frozenset(
+    {
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-real-ip",
+        "forwarded",
+    }
+)
+
+
+def connection_tokens(headers: MultiMapping[str]) -> frozenset[str]:
+    """Header names listed in ``Connection`` (they are hop-by-hop for this hop)."""
+    return frozenset(
+        token.strip().lower()
+        for value in headers.getall("Connection", ())
+        for token in value.split(",")
+        if token.strip()
+    )
+
+
+def parse_ip(text: str | None) -> IPAddress | None:
+    """An IP address, with IPv4-mapped IPv6 addresses reduced to IPv4."""
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_trusted(peer: IPAddress | None, trusted: Iterable[IPNetwork]) -> bool:
+    """Whether ``peer`` lies in one of the trusted proxy networks."""
+    if peer is None:
+        return False
+    return any(peer.version == net.version and peer in net for net in trusted)
+
+
+def client_address(
+    peer: IPAddress | None, forwarded_for: str | None, trusted: tuple[IPNetwork, ...]
+) -> str:
+    """The client's address: walk X-Forwarded-For right to left past trusted proxies."""
+    if peer is None:
+        return "-"
+    if not is_trusted(peer, trusted) or not forwarded_for:
+        return str(peer)
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = parse_ip(hop)
+        if address is None:
+            return hop[:64]
+        if not is_trusted(address, trusted):
+            return str(address)
+    return hops[0][:64] if hops else str(peer)
+
+
+def strip_cookies(header: str, is_own: Iterable[str]) -> str:
+    """Remove the gate's cookies from a Cookie header, keeping the rest byte-exact."""
+    prefixes = tuple(is_own)
+    kept = [
+        part
+        for part in header.split(";")
+        if part.strip() and not part.strip().split("=", 1)[0].startswith(prefixes)
+    ]
+    return ";".join(kept).strip()
+
+
+def upstream_request_headers(
+    headers: CIMultiDictProxy[str] | CIMultiDict[str],
+    *,
+    peer: IPAddress | None,
+    trusted: tuple[IPNetwork, ...],
+    scheme: str,
+    host: str,
+    request_id: str,
+    own_cookie_prefixes: tuple[str, ...],
+    preserve_host: bool,
+) -> CIMultiDict[str]:
+    """The headers to send upstream for a client request."""
+    drop = HOP_BY_HOP | connection_tokens(headers) | {"host", "expect", "x-request-id"}
+    peer_trusted = is_trusted(peer, trusted)
+    if not peer_trusted:
+        drop = drop | FORWARDING_HEADERS
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in drop:
+            continue
+        if lower == "x-forwarded-for":
+            continue  # rebuilt below
+        if lower == "cookie":
+            kept = strip_cookies(value, own_cookie_prefixes)
+            if kept:
+                out.add(name, kept)
+            continue
+        out.add(name, value)
+    peer_text = str(peer) if peer is not None else ""
+    prior = ", ".join(headers.getall("X-Forwarded-For", ())) if peer_trusted else ""
+    if peer_text:
+        out["X-Forwarded-For"] = f"{prior}, {peer_text}" if prior else peer_text
+    if not (peer_trusted and "X-Forwarded-Proto" in headers):
+        out["X-Forwarded-Proto"] = scheme
+    if not (peer_trusted and "X-Forwarded-Host" in headers):
+        out["X-Forwarded-Host"] = host
+    out["X-Request-Id"] = request_id
+    if preserve_host:
+        out["Host"] = host
+    return out
+
+
+def downstream_response_headers(
+    headers: CIMultiDictProxy[str] | CIMultiDict[str],
+    *,
+    upstream_origin: str,
+    public_origin: str,
+) -> CIMultiDict[str]:
+    """The headers to send back to the client for an upstream response.
+
+    A ``Location`` that names the upstream's own origin (a trailing-slash redirect
+    built from the Host header, say) is rewritten to the public origin, so the
+    browser never leaves the gate for the unguarded upstream.
+    """
+    drop = HOP_BY_HOP | connection_tokens(headers)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in drop:
+            continue
+        if lower == "location":
+            out.add(name, rewrite_location(value, upstream_origin, public_origin))
+        else:
+            out.add(name, value)
+    return out
+
+
+def rewrite_location(location: str, upstream_origin: str, public_origin: str) -> str:
+    """Replace the upstream origin at the start of a Location with the public one."""
+    if location.lower().startswith(upstream_origin.lower()):
+        rest = location[len(upstream_origin) :]
+        if rest == "" or rest[0] in "/?#":
+            return public_origin + rest
+    return location

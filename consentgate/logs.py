@@ -1,0 +1,90 @@
+"""Logging setup: text or JSON lines, with separate access and audit loggers.
+
+Three loggers carry meaning (oauth2-proxy and Hydra keep the same split):
+
+* ``consentgate.access`` — one line per request: request id, client address,
+  method, path (secrets redacted), status, bytes, duration, upstream time;
+* ``consentgate.audit`` — consent decisions, approvals, denials, revocations,
+  refused callbacks and tamper events;
+* ``consentgate`` — everything else (startup, upstream errors).
+
+Structured fields travel in ``record.fields`` (a dict), so the JSON formatter
+emits them as keys and the text formatter as ``key=value`` pairs.
+
+Pure module: no aiohttp import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, Final, TextIO
+
+ACCESS: Final = "consentgate.access"
+AUDIT: Final = "consentgate.audit"
+MAIN: Final = "consentgate"
+
+_HANDLER_NAME: Final = "consentgate-handler"
+
+
+def fields_of(record: logging.LogRecord) -> dict[str, Any]:
+    value = getattr(record, "fields", None)
+    return value if isinstance(value, dict) else {}
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger message key=value ...`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extra = " ".join(f"{k}={_text_value(v)}" for k, v in fields_of(record).items())
+        line = f"{_timestamp(record)} {record.levelname:<7} {record.name} {record.getMessage()}"
+        if extra:
+            line = f"{line} {extra}"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return line
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    if not text or any(c.isspace() or c in '"=' for c in text):
+        return json.dumps(text)
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        document.update(fields_of(record))
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, default=str, ensure_ascii=False)
+
+
+def configure_logging(
+    *, format: str = "text", level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Install one handler on the ``consentgate`` logger (idempotent)."""
+    logger = logging.getLogger(MAIN)
+    for handler in list(logger.handlers):
+        if handler.get_name() == _HANDLER_NAME:
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False

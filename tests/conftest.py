@@ -1,0 +1,117 @@
+"""Factories shared by the tests: configs, a real upstream on loopback, a running gate.
+
+Nothing here is a mock: the upstream is an aiohttp server on 127.0.0.1, the gate
+is started exactly as ``consentgate serve`` starts it (``server.start``), and
+the store is a real SQLite file under the test's tmp_path.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from consentgate.config import Config, config_from_mapping
+from consentgate.server import start
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def make_config(
+    tmp_path: Path,
+    upstream_url: str,
+    public_url: str = "http://127.0.0.1:8080",
+    **sections: dict[str, Any],
+) -> Config:
+    """A valid configuration for tests; ``sections`` override tables key by key."""
+    data: dict[str, Any] = {
+        "server": {"public_url": public_url, "listen": "127.0.0.1:0"},
+        "upstream": {"url": upstream_url},
+        "store": {"path": str(tmp_path / "consentgate.sqlite3")},
+        "keys": {"dir": str(tmp_path / "keys")},
+        "log": {"access_log": True},
+    }
+    return config_from_mapping(deep_merge(data, sections), base_dir=tmp_path, environ={})
+
+
+@dataclass
+class RunningGate:
+    url: str
+    config: Config
+    runner: web.AppRunner
+
+    @property
+    def app(self) -> web.Application:
+        app = self.runner.app
+        assert isinstance(app, web.Application)
+        return app
+
+
+StartGate = Callable[..., Awaitable[RunningGate]]
+StartUpstream = Callable[..., Awaitable[str]]
+
+
+def bound_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A listening socket on a free port, so the URL is known before the server starts."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+@pytest.fixture
+async def start_upstream() -> AsyncIterator[StartUpstream]:
+    """Start an aiohttp app on 127.0.0.1 as the upstream; returns its origin."""
+    servers: list[TestServer] = []
+
+    async def _start(app: web.Application, **runner_options: Any) -> str:
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server(**runner_options)
+        servers.append(server)
+        return str(server.make_url("")).rstrip("/")
+
+    yield _start
+    for server in servers:
+        await server.close()
+
+
+@pytest.fixture
+async def start_gate(tmp_path: Path) -> AsyncIterator[StartGate]:
+    """Start the gate in front of ``upstream_url`` exactly as ``serve`` does."""
+    runners: list[web.AppRunner] = []
+
+    async def _start(upstream_url: str, **sections: dict[str, Any]) -> RunningGate:
+        sock = bound_socket()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        config = make_config(tmp_path, upstream_url, url, **sections)
+        runner = await start(config, sock=sock)
+        runners.append(runner)
+        return RunningGate(url=url, config=config, runner=runner)
+
+    yield _start
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain HTTP client: no redirects followed by default, bodies left encoded."""
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        yield session
