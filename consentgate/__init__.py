@@ -8,6 +8,35 @@ before an unapproved client's authorization request reaches the proxy, and binds
 the upstream flow to the browser that approved it.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from consentgate.keys import KeyRing
+    from consentgate.records import ClientRecord, ConsentRecord
+    from consentgate.store import ConsentStore
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["ClientRecord", "ConsentRecord", "ConsentStore", "KeyRing", "__version__"]
+
+# The library names are imported on first use (PEP 562), so ``consentgate --version``
+# and ``check-config`` do not load aiosqlite and cryptography.
+_LAZY = {
+    "ClientRecord": "consentgate.records",
+    "ConsentRecord": "consentgate.records",
+    "ConsentStore": "consentgate.store",
+    "KeyRing": "consentgate.keys",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib  # noqa: PLC0415 - only on first use
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

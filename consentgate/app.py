@@ -9,6 +9,8 @@ hands it to the rule that owns it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,19 +20,31 @@ from aiohttp import web
 from consentgate import forwarding
 from consentgate.appkeys import (
     CLIENT_IP,
+    CLOCK,
     CONFIG,
+    COOKIE_CRYPTO,
     COOKIE_PREFIXES,
+    ISSUER,
     PATH_RULES,
     PEER_IP,
     REQUEST_ID,
+    STORE,
     TEMPLATES,
     UPSTREAM_SESSION,
 )
+from consentgate.callback import callback
+from consentgate.clock import Clock, system_clock
 from consentgate.config import Config
+from consentgate.cookies import CookieCrypto, CookieNames
+from consentgate.gate import authorize, consent_answer
+from consentgate.issuer import IssuerCache
+from consentgate.keys import derive_key, load_cookie_secret, load_keyring
 from consentgate.pages import error_response
 from consentgate.paths import PathRules, Route
 from consentgate.probes import healthz, readyz
+from consentgate.registration import register
 from consentgate.relay import make_upstream_session, relay
+from consentgate.store import ConsentStore
 from consentgate.templates import Templates
 
 log = logging.getLogger("consentgate")
@@ -38,9 +52,10 @@ log = logging.getLogger("consentgate")
 _REQUEST_ID_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
 
 
-def cookie_prefixes(config: Config) -> tuple[str, ...]:
-    """Names of the gate's cookies start with one of these."""
-    return ("__Host-cg_", "cg_") if config.secure_cookies else ("cg_", "__Host-cg_")
+#: Every cookie name the gate uses starts with one of these; none is ever relayed.
+GATE_COOKIE_PREFIXES = ("__Host-cg_", "cg_")
+#: How often expired pending requests and flow bindings are deleted.
+PURGE_INTERVAL = 60.0
 
 
 def path_rules(config: Config) -> PathRules:
@@ -109,6 +124,12 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         )
     if route in (Route.GATE, Route.BLOCKED):
         return error_response(request, 404, "not_found", "There is nothing at this address.")
+    if route is Route.AUTHORIZE:
+        return await authorize(request, routed)
+    if route is Route.CALLBACK:
+        return await callback(request, routed)
+    if route is Route.REGISTER:
+        return await register(request, routed)
     target = routed.forward_path + ("?" + query if query else "")
     return await relay(request, target)
 
@@ -118,6 +139,36 @@ async def _upstream_session_ctx(app: web.Application) -> AsyncIterator[None]:
     app[UPSTREAM_SESSION] = session
     yield
     await session.close()
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Keys, cookie secret and the consent store; refuses to start when any is unusable."""
+    config = app[CONFIG]
+    keyring = load_keyring(config.keys.dir, create=True)
+    secret = load_cookie_secret(config.keys.dir, config.keys.cookie_secret)
+    app[COOKIE_CRYPTO] = CookieCrypto(
+        lambda purpose: derive_key(secret, purpose), CookieNames(config.secure_cookies)
+    )
+    store = await ConsentStore.open(config.store.path, keyring, clock=app[CLOCK])
+    app[STORE] = store
+    purge = asyncio.create_task(_purge_forever(store))
+    try:
+        yield
+    finally:
+        purge.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purge
+        await store.close()
+
+
+async def _purge_forever(store: ConsentStore) -> None:
+    """Expired consent pages and flow bindings are removed, not only ignored."""
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL)
+        try:
+            await store.purge_expired()
+        except Exception:
+            log.exception("purging expired pending requests failed")
 
 
 async def _static_asset(request: web.Request) -> web.StreamResponse:
@@ -134,18 +185,27 @@ async def _static_asset(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def create_app(config: Config, *, templates: Templates | None = None) -> web.Application:
-    """Build the gate for ``config``. Nothing is opened until the app starts."""
+def create_app(
+    config: Config, *, clock: Clock = system_clock, templates: Templates | None = None
+) -> web.Application:
+    """Build the gate for ``config``. Nothing is opened until the app starts.
+
+    ``clock`` is the time source of every expiry decision (tests inject one).
+    """
     app = web.Application(middlewares=[request_context], client_max_size=1024**2)
     app[CONFIG] = config
+    app[CLOCK] = clock
     app[PATH_RULES] = path_rules(config)
     app[TEMPLATES] = templates or Templates()
-    app[COOKIE_PREFIXES] = cookie_prefixes(config)
+    app[COOKIE_PREFIXES] = GATE_COOKIE_PREFIXES
+    app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app.cleanup_ctx.append(_upstream_session_ctx)
+    app.cleanup_ctx.append(_store_ctx)
     app.on_response_prepare.append(_add_request_id)
     prefix = config.server.prefix
     app.router.add_get(f"{prefix}/healthz", healthz, allow_head=True)
     app.router.add_get(f"{prefix}/readyz", readyz, allow_head=True)
     app.router.add_get(f"{prefix}/static/{{name}}", _static_asset)
+    app.router.add_post(f"{prefix}/consent", consent_answer)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from consentgate import __version__
 from consentgate.config import Config, ConfigError, load_config
 from consentgate.errors import StartupError
+
+if TYPE_CHECKING:
+    from consentgate.store import ConsentStore
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -69,6 +76,288 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- keys and consents: the store's administration commands ------------------------
+# Conventions: Hydra's admin API (list and revoke by subject, by client or one by one).
+# The store and key modules are imported inside the handlers, so --version and
+# check-config stay light.
+
+
+def _utc(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_line(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _cmd_keys_generate(args: argparse.Namespace) -> int:
+    from consentgate.keys import COOKIE_SECRET_FILE, generate_keys
+
+    config = _load(args)
+    result = generate_keys(config.keys.dir)
+    if result.created_key:
+        print(f"created the signing key {result.active_kid} in {result.directory}")
+    else:
+        print(f"{result.directory} already has the active signing key {result.active_kid}")
+    if result.created_cookie_secret:
+        print(f"created the cookie secret {result.directory / COOKIE_SECRET_FILE}")
+    return EXIT_OK
+
+
+def _cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from consentgate.keys import rotate_keys
+
+    config = _load(args)
+    kid = rotate_keys(config.keys.dir)
+    print(f"new active signing key {kid}; the previous keys keep verifying their records")
+    print("a running gate signs with it once it reloads its keys or restarts")
+    return EXIT_OK
+
+
+def _cmd_keys_list(args: argparse.Namespace) -> int:
+    from consentgate.keys import list_keys
+
+    config = _load(args)
+    keys = list_keys(config.keys.dir)
+    if args.json:
+        items = [
+            {"kid": k.kid, "active": k.active, "created_at": k.created_at, "file": str(k.path)}
+            for k in keys
+        ]
+        print(json.dumps(items, indent=2))
+        return EXIT_OK
+    print("KID\tSTATUS\tCREATED\tFILE")
+    for key in keys:
+        status = "active" if key.active else "retired"
+        print(f"{key.kid}\t{status}\t{_utc(key.created_at)}\t{key.path}")
+    return EXIT_OK
+
+
+def _with_store(args: argparse.Namespace, action: Callable[[ConsentStore], Awaitable[int]]) -> int:
+    """Open the configured store (never creating it or its keys), run ``action``, close it."""
+    from consentgate.keys import load_keyring
+    from consentgate.store import ConsentStore
+
+    config = _load(args)
+    keyring = load_keyring(config.keys.dir, create=False)
+
+    async def run() -> int:
+        async with await ConsentStore.open(config.store.path, keyring, create=False) as store:
+            return await action(store)
+
+    # Tamper events are reported by the commands themselves; without a configured
+    # handler Python would print each audit warning a second time.
+    logger = logging.getLogger("consentgate")
+    quiet = logging.NullHandler()
+    if not logging.getLogger().handlers and not logger.handlers:
+        logger.addHandler(quiet)
+    try:
+        return asyncio.run(run())
+    except BrokenPipeError:  # ``consentgate consents list | head``: not an error
+        # Point stdout at /dev/null so the interpreter's final flush stays quiet
+        # (the recipe of the Python signal module documentation).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    finally:
+        logger.removeHandler(quiet)
+
+
+def _warn_failures(count: int) -> None:
+    if count:
+        print(
+            f"consentgate: warning: {count} record(s) failed verification and are not "
+            "shown; run: consentgate consents verify",
+            file=sys.stderr,
+        )
+
+
+def _cmd_consents_list(args: argparse.Namespace) -> int:
+    from consentgate.store import VerificationFailure
+
+    async def action(store: ConsentStore) -> int:
+        failures: list[VerificationFailure] = []
+        now = store.clock()
+        records = store.iter_records(
+            client_id=args.client_id,
+            redirect_uri=args.redirect_uri,
+            subject=args.subject,
+            failures=failures,
+        )
+        out = sys.stdout
+        if args.json:
+            out.write("[")
+            first = True
+            async for record in records:
+                out.write("\n" if first else ",\n")
+                out.write(_json_line({**record.to_json(), "status": record.status(now)}))
+                first = False
+            out.write("\n]\n")
+        else:
+            columns = "ID STATUS SUBJECT CLIENT_ID REDIRECT_URI SCOPES RESOURCE GRANTED EXPIRES"
+            out.write(columns.replace(" ", "\t") + "\n")
+            async for record in records:
+                fields = (
+                    record.id,
+                    record.status(now),
+                    record.subject,
+                    record.client_id,
+                    record.redirect_uri,
+                    " ".join(sorted(record.scopes)) or "-",
+                    record.resource or "-",
+                    _utc(record.granted_at),
+                    _utc(record.expires_at),
+                )
+                out.write("\t".join(fields) + "\n")
+        out.flush()
+        _warn_failures(len(failures))
+        return EXIT_OK
+
+    return _with_store(args, action)
+
+
+def _cmd_consents_revoke(args: argparse.Namespace) -> int:
+    if args.all and not args.yes:
+        _error("--all revokes every consent; add --yes to confirm")
+        return EXIT_USAGE
+
+    async def action(store: ConsentStore) -> int:
+        count = await store.revoke(
+            id=args.id,
+            client_id=args.client_id,
+            redirect_uri=args.redirect_uri,
+            subject=args.subject,
+            all=args.all,
+        )
+        if store.tamper_events:
+            print(
+                f"consentgate: warning: {store.tamper_events} matching record(s) failed "
+                "verification and were left as they are; run: consentgate consents verify",
+                file=sys.stderr,
+            )
+        if args.id is not None and count == 0:
+            _error(f"no unrevoked consent with id {args.id!r}")
+            return EXIT_FAILURE
+        print(f"revoked {count} consent(s)")
+        return EXIT_OK
+
+    return _with_store(args, action)
+
+
+def _cmd_consents_verify(args: argparse.Namespace) -> int:
+    async def action(store: ConsentStore) -> int:
+        report = await store.verify_all()
+        for failure in report.failures:
+            print(f"{failure.kind} {failure.id}: {failure.reason}")
+        if report.failures:
+            _error(f"{len(report.failures)} of {report.checked} record(s) failed verification")
+            return EXIT_FAILURE
+        print(f"all {report.checked} record(s) verify")
+        return EXIT_OK
+
+    return _with_store(args, action)
+
+
+def _cmd_consents_export(args: argparse.Namespace) -> int:
+    from consentgate.records import CLIENT_ENCODING, CONSENT_ENCODING
+    from consentgate.store import VerificationFailure
+
+    async def write(store: ConsentStore, out: IO[str]) -> int:
+        failures: list[VerificationFailure] = []
+        header = {
+            "format": "consentgate-export-v1",
+            "encodings": {"consent": CONSENT_ENCODING, "client": CLIENT_ENCODING},
+            "exported_at": int(store.clock()),
+            "jwks": store.keyring.jwks(),
+        }
+        out.write(_json_line(header) + "\n")
+        async for client in store.iter_clients(failures=failures):
+            out.write(_json_line({"kind": "client", **client.to_json()}) + "\n")
+        async for record in store.iter_records(failures=failures):
+            out.write(_json_line({"kind": "consent", **record.to_json()}) + "\n")
+        out.flush()
+        if failures:
+            for failure in failures:
+                print(
+                    f"consentgate: warning: not exported: {failure.kind} {failure.id}: "
+                    f"{failure.reason}",
+                    file=sys.stderr,
+                )
+            return EXIT_FAILURE
+        return EXIT_OK
+
+    async def action(store: ConsentStore) -> int:
+        if args.output is None:
+            return await write(store, sys.stdout)
+        try:
+            with args.output.open("w", encoding="utf-8") as out:
+                return await write(store, out)
+        except OSError as exc:
+            _error(f"cannot write {args.output}: {exc.strerror or exc}")
+            return EXIT_FAILURE
+
+    return _with_store(args, action)
+
+
+def _add_store_commands(commands: Any) -> None:
+    """The ``keys`` and ``consents`` command groups."""
+    keys = commands.add_parser("keys", help="manage the signing keys")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    generate = key_commands.add_parser(
+        "generate", help="create the key directory, a signing key and the cookie secret if absent"
+    )
+    _add_config_argument(generate)
+    generate.set_defaults(handler=_cmd_keys_generate)
+    rotate = key_commands.add_parser(
+        "rotate", help="make a new active signing key; the old ones keep verifying"
+    )
+    _add_config_argument(rotate)
+    rotate.set_defaults(handler=_cmd_keys_rotate)
+    listing = key_commands.add_parser("list", help="list the keys, the active one first")
+    _add_config_argument(listing)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_cmd_keys_list)
+
+    consents = commands.add_parser("consents", help="list, revoke, verify and export consents")
+    consent_commands = consents.add_subparsers(
+        dest="consents_command", metavar="ACTION", required=True
+    )
+    show = consent_commands.add_parser("list", help="list consent records that verify")
+    _add_config_argument(show)
+    show.add_argument("--client", dest="client_id", metavar="ID", help="only this client_id")
+    show.add_argument("--redirect-uri", metavar="URI", help="only this exact redirect_uri")
+    show.add_argument("--subject", metavar="S", help="only this subject")
+    show.add_argument("--json", action="store_true", help="print a JSON array")
+    show.set_defaults(handler=_cmd_consents_list)
+
+    revoke = consent_commands.add_parser("revoke", help="revoke consents")
+    _add_config_argument(revoke)
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", metavar="X", help="one consent by its id")
+    which.add_argument("--client", dest="client_id", metavar="ID", help="every consent of a client")
+    which.add_argument("--redirect-uri", metavar="URI", help="every consent for a redirect_uri")
+    which.add_argument("--subject", metavar="S", help="every consent of one subject (browser)")
+    which.add_argument("--all", action="store_true", help="every consent (needs --yes)")
+    revoke.add_argument("--yes", action="store_true", help="confirm --all")
+    revoke.set_defaults(handler=_cmd_consents_revoke)
+
+    verify = consent_commands.add_parser(
+        "verify", help="check every signature; exit 1 and list each record that fails"
+    )
+    _add_config_argument(verify)
+    verify.set_defaults(handler=_cmd_consents_verify)
+
+    export = consent_commands.add_parser(
+        "export", help="JSON lines: a header with the public keys (JWKS), then every record"
+    )
+    _add_config_argument(export)
+    export.add_argument(
+        "--output", "-o", type=Path, metavar="FILE", help="write to FILE instead of stdout"
+    )
+    export.set_defaults(handler=_cmd_consents_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; exposed so tests and docs can inspect it."""
     parser = argparse.ArgumentParser(
@@ -85,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     _add_config_argument(check)
     check.set_defaults(handler=_cmd_check_config)
+
+    _add_store_commands(commands)
 
     return parser
 

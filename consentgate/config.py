@@ -617,6 +617,8 @@ def config_from_mapping(
             if raw is MISSING:
                 if spec.default is MISSING and spec.default_factory is MISSING:
                     problems.append(f"{where}: required, not set")
+                elif isinstance(spec.default, Path) and not spec.default.is_absolute():
+                    values[name] = ctx.base_dir / spec.default  # relative to the file, too
                 continue
             try:
                 values[name] = spec.metadata["parse"](raw, ctx)

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from consentgate.appkeys import CONFIG, UPSTREAM_SESSION
+from consentgate.appkeys import CONFIG, STORE, UPSTREAM_SESSION
 from consentgate.pages import secure
 
 
@@ -47,8 +47,18 @@ async def upstream_reachable(app: web.Application) -> str | None:
     return None
 
 
+async def store_usable(app: web.Application) -> str | None:
+    """None when the consent store answers a query, else the reason."""
+    try:
+        async with asyncio.timeout(5):
+            await app[STORE].ping()
+    except Exception as exc:
+        return f"store: unusable ({type(exc).__name__})"
+    return None
+
+
 async def readyz(request: web.Request) -> web.StreamResponse:
-    checks = [upstream_reachable(request.app)]
+    checks = [upstream_reachable(request.app), store_usable(request.app)]
     problems = [reason for reason in await asyncio.gather(*checks) if reason is not None]
     if problems:
         return _json(503, {"status": "unavailable", "reasons": problems})

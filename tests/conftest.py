@@ -18,8 +18,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from consentgate.app import create_app
 from consentgate.config import Config, config_from_mapping
 from consentgate.server import start
+from tests.fakeproxy import FakeProxy
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -97,17 +99,66 @@ async def start_gate(tmp_path: Path) -> AsyncIterator[StartGate]:
     """Start the gate in front of ``upstream_url`` exactly as ``serve`` does."""
     runners: list[web.AppRunner] = []
 
-    async def _start(upstream_url: str, **sections: dict[str, Any]) -> RunningGate:
+    async def _start(
+        upstream_url: str,
+        *,
+        clock: Callable[[], float] | None = None,
+        public_url: str | None = None,
+        **sections: dict[str, Any],
+    ) -> RunningGate:
         sock = bound_socket()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = make_config(tmp_path, upstream_url, url, **sections)
-        runner = await start(config, sock=sock)
+        config = make_config(tmp_path, upstream_url, public_url or url, **sections)
+        app = create_app(config, clock=clock) if clock is not None else None
+        runner = await start(config, app, sock=sock)
         runners.append(runner)
         return RunningGate(url=url, config=config, runner=runner)
 
     yield _start
     for runner in reversed(runners):
         await runner.cleanup()
+
+
+class FakeClock:
+    """A clock the test moves by hand: expiry without sleeping."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Stack:
+    """The fake single-client proxy with the gate in front of it."""
+
+    proxy: FakeProxy
+    gate: RunningGate
+
+    @property
+    def url(self) -> str:
+        return self.gate.url
+
+
+StartStack = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture
+async def start_stack(start_upstream: StartUpstream, start_gate: StartGate) -> StartStack:
+    """Start a fake single-client OAuth proxy and the gate in front of it."""
+
+    async def _start(**options: Any) -> Stack:
+        proxy = FakeProxy()
+        upstream = await start_upstream(proxy.app())
+        gate = await start_gate(upstream, **options)
+        proxy.public_url = gate.url
+        return Stack(proxy, gate)
+
+    return _start
 
 
 @pytest.fixture

@@ -437,8 +437,8 @@ async def test_client_disconnect_cancels_the_upstream_request(
     app.router.add_get("/hang", hangs)
     upstream = await start_upstream(app)  # aiohttp's TestServer cancels handlers on disconnect
     gate = await start_gate(upstream)
-    host, port = gate.url.rsplit(":", 1)
-    reader, writer = await asyncio.open_connection("127.0.0.1", int(port))
+    port = int(gate.url.rsplit(":", 1)[1])
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
     await writer.drain()
     await asyncio.wait_for(started.wait(), 5)

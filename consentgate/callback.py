@@ -1,0 +1,90 @@
+"""The IdP's return to the upstream proxy: only the approving browser may complete it.
+
+FastMCP advisory GHSA-rww4-4w9c-7733: an attacker approves a client in their own
+browser, copies the IdP URL the proxy redirects to, and sends it to the victim;
+the victim signs in at the IdP, and the proxy's callback hands the victim's code
+to the attacker's client. The fix, done here from the outside: when an approved
+authorization request is answered with a redirect to the IdP carrying ``state``,
+the gate sets a cookie holding a MAC of that state (``gate._bind_flow``); the
+callback is relayed only when the same browser brings that cookie back, once.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from consentgate.appkeys import CONFIG, COOKIE_CRYPTO, STORE
+from consentgate.browser import Browser, audit_event
+from consentgate.cookies import set_cookie_header
+from consentgate.oauth import OAuthRequestError, encode_parameters, parse_parameters
+from consentgate.pages import error_response
+from consentgate.paths import RoutedPath
+from consentgate.relay import (
+    RequestTooLarge,
+    UpstreamExchange,
+    UpstreamFailure,
+    response_headers,
+    stream_response,
+)
+
+DIFFERENT_BROWSER = (
+    "This sign-in was not started in this browser, or it was already completed. "
+    "For your safety it was stopped. Start the sign-in again from the application, "
+    "in this browser."
+)
+
+
+async def callback(request: web.Request, routed: RoutedPath) -> web.StreamResponse:
+    """Check the flow binding, then relay the callback upstream, exactly as checked."""
+    app = request.app
+    config = app[CONFIG]
+    crypto = app[COOKIE_CRYPTO]
+    if request.method != "GET":
+        return error_response(
+            request, 405, "method_not_allowed", "The sign-in callback takes GET only."
+        )
+    try:
+        parameters = parse_parameters(request.raw_path.partition("?")[2])
+    except OAuthRequestError as exc:
+        audit_event(request, "callback_refused", "malformed callback", reason=exc.description)
+        return error_response(request, 400, exc.code, exc.description)
+    state = dict(parameters).get("state")
+    browser = Browser(request)
+    if not state:
+        audit_event(request, "callback_refused", "callback without state")
+        return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
+    key = crypto.check_binding(state, request.cookies)
+    if key is None:
+        audit_event(
+            request,
+            "callback_refused",
+            "callback without this browser's binding cookie",
+            subject=browser.subject or "",
+        )
+        return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
+    owner = await app[STORE].take_binding(key)
+    if owner is None or owner != browser.subject:
+        audit_event(
+            request,
+            "callback_refused",
+            "callback replayed, expired, or from another browser",
+            subject=browser.subject or "",
+            reason="replayed or expired" if owner is None else "other browser",
+        )
+        return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
+    audit_event(request, "callback_accepted", "callback from the approving browser", subject=owner)
+
+    binding_cookie = crypto.binding_for(state, 0).cookie_name
+    target = f"{routed.forward_path}?{encode_parameters(parameters)}"
+    try:
+        async with UpstreamExchange(request, target, forward_body=False) as upstream:
+            out = response_headers(request, upstream)
+            out.add(
+                "Set-Cookie",
+                set_cookie_header(binding_cookie, "", max_age=0, secure=config.secure_cookies),
+            )
+            return await stream_response(request, upstream, out)
+    except UpstreamFailure as exc:
+        return error_response(request, exc.status, "upstream_error", exc.reason + ".")
+    except RequestTooLarge:  # pragma: no cover - no body is forwarded
+        return error_response(request, 413, "request_too_large", "The request is too large.")

@@ -1,0 +1,173 @@
+"""The gate's cookies: names, attributes, and the MACs that make them unforgeable.
+
+MCP security best practices (2025-11-25) and FastMCP's advisories shape them:
+
+* ``__Host-`` prefix, ``Secure``, ``Path=/`` when the public origin is https, so no
+  sibling subdomain can set or shadow them (``__Host-`` cookies without
+  ``Path=/`` are dropped by browsers, Cloudflare's demos learned);
+* ``HttpOnly``; ``SameSite=Lax`` for the browser id and the flow binding (they
+  must arrive on the top-level navigation back from the IdP), ``Strict`` for the
+  per-render CSRF cookie (it is only ever needed by the gate's own form);
+* one purpose-separated key per use, derived with HKDF from the cookie secret
+  (``browser-id``, ``subject``, ``csrf``, ``binding``, ``pending``), so a value
+  minted for one purpose never verifies for another;
+* bounded: one browser id, at most N pending-consent and N flow cookies, each a
+  few dozen bytes (FastMCP issue 3747: cookies that grew per approval broke
+  proxies' header limits).
+
+Pure module: no aiohttp import.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+BROWSER_ID_BYTES: Final = 18
+BROWSER_COOKIE_MAX_AGE: Final = 400 * 86400  # the longest lifetime browsers keep
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _mac(key: bytes, *parts: str) -> bytes:
+    message = "\x1f".join(parts).encode()
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class CookieNames:
+    """Cookie names for one deployment: ``__Host-cg_*`` on https, ``cg_*`` on http."""
+
+    secure: bool
+
+    @property
+    def prefix(self) -> str:
+        return "__Host-cg_" if self.secure else "cg_"
+
+    @property
+    def browser(self) -> str:
+        return f"{self.prefix}bid"
+
+    def pending(self, pending_id: str) -> str:
+        return f"{self.prefix}p_{pending_id}"
+
+    @property
+    def pending_prefix(self) -> str:
+        return f"{self.prefix}p_"
+
+    def binding(self, tag: str) -> str:
+        return f"{self.prefix}b_{tag}"
+
+    @property
+    def binding_prefix(self) -> str:
+        return f"{self.prefix}b_"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What the flow-binding cookie for one upstream ``state`` holds."""
+
+    key: str  # the server-side row key, a MAC of the state
+    cookie_name: str
+    cookie_value: str
+
+
+class CookieCrypto:
+    """MACs for the gate's cookies and tokens, from purpose-derived keys.
+
+    ``derive`` maps a purpose name to a 32-byte key (HKDF over the cookie secret).
+    """
+
+    def __init__(self, derive: Callable[[str], bytes], names: CookieNames) -> None:
+        self.names = names
+        self._browser_key = derive("browser-id")
+        self._subject_key = derive("subject")
+        self._csrf_key = derive("csrf")
+        self._binding_key = derive("binding")
+        self._pending_key = derive("pending")
+
+    # -- browser identity --------------------------------------------------------
+
+    def new_browser_cookie(self) -> tuple[str, str]:
+        """A fresh browser id and the cookie value that carries it."""
+        browser_id = _b64(secrets.token_bytes(BROWSER_ID_BYTES))
+        tag = _b64(_mac(self._browser_key, browser_id)[:16])
+        return browser_id, f"{browser_id}.{tag}"
+
+    def read_browser_cookie(self, value: str | None) -> str | None:
+        """The browser id in a cookie value, or None when absent or forged."""
+        if not value or value.count(".") != 1 or len(value) > 128:
+            return None
+        browser_id, tag = value.split(".")
+        expected = _b64(_mac(self._browser_key, browser_id)[:16])
+        return browser_id if hmac.compare_digest(tag, expected) else None
+
+    def subject_of(self, browser_id: str) -> str:
+        """The store's subject for a browser: a keyed digest, so the database never
+        holds a value that works as a cookie."""
+        return _b64(_mac(self._subject_key, browser_id))
+
+    # -- consent page CSRF ---------------------------------------------------------
+
+    @staticmethod
+    def new_pending_id(now: float) -> str:
+        """Time-ordered (hex milliseconds first) so the oldest pending cookie sorts first."""
+        return f"{int(now * 1000):012x}{secrets.token_hex(10)}"
+
+    def csrf_token(self, pending_id: str, subject: str) -> str:
+        """The token of one rendered form, bound to its pending request and browser."""
+        return _b64(_mac(self._csrf_key, pending_id, subject)[:20])
+
+    def seal_pending(self, payload: str) -> str:
+        """A pending request as stored: a MAC, then the JSON it covers."""
+        return f"{_b64(_mac(self._pending_key, payload))}.{payload}"
+
+    def open_pending(self, sealed: str) -> str | None:
+        """The JSON of a sealed pending request, or None when it was altered."""
+        tag, sep, payload = sealed.partition(".")
+        if not sep:
+            return None
+        expected = _b64(_mac(self._pending_key, payload))
+        return payload if hmac.compare_digest(tag, expected) else None
+
+    # -- upstream flow binding -------------------------------------------------------
+
+    def binding_for(self, state: str, issued_at: int) -> Binding:
+        """The cookie that lets this browser, and only it, complete the flow of ``state``."""
+        digest = _mac(self._binding_key, "state", state)
+        key = _b64(digest)
+        tag = digest[:9].hex()
+        proof = _b64(_mac(self._binding_key, "proof", key, str(issued_at))[:18])
+        return Binding(key, self.names.binding(tag), f"{issued_at}.{proof}")
+
+    def check_binding(self, state: str, cookies: Mapping[str, str]) -> str | None:
+        """The server-side key of the binding for ``state`` when this browser holds
+        its cookie, else None."""
+        digest = _mac(self._binding_key, "state", state)
+        key = _b64(digest)
+        value = cookies.get(self.names.binding(digest[:9].hex()))
+        if not value or value.count(".") != 1:
+            return None
+        issued, proof = value.split(".")
+        if not issued.isdigit():
+            return None
+        expected = _b64(_mac(self._binding_key, "proof", key, issued)[:18])
+        return key if hmac.compare_digest(proof, expected) else None
+
+
+def set_cookie_header(
+    name: str, value: str, *, max_age: int, same_site: str = "Lax", secure: bool
+) -> str:
+    """A ``Set-Cookie`` value with the gate's attributes (always ``Path=/``, HttpOnly)."""
+    parts = [f"{name}={value}", "Path=/", f"Max-Age={max(max_age, 0)}", "HttpOnly"]
+    parts.append(f"SameSite={same_site}")
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)

@@ -1,0 +1,533 @@
+"""The gate: authorization requests, the consent answer, the IdP callback, registration.
+
+This is the product. Its promises, and the advisories they come from:
+
+* No authorization request for a client this browser has not approved reaches
+  the upstream (MCP 2025-11-25, "Confused Deputy Problem": proxies with a static
+  client id MUST obtain consent for each dynamically registered client).
+* A remembered approval is used silently only on navigations that did not come
+  from another site (``Sec-Fetch-Site`` none/same-origin/same-site; a missing
+  header means ask) — FastMCP GHSA-6x8h-498w-gv8c.
+* The consent form is protected by a per-render, double-submitted CSRF token
+  bound to a server-side pending request; the POST trusts nothing from the form
+  but the pending id, the token and the choice (Cloudflare's early demos trusted
+  hidden fields). A second render does not invalidate the first (FastMCP #4814).
+* After approval the browser is sent on with a 303, never a 307, so the form is
+  not re-posted to the IdP (RFC 9700 §4.12).
+* The upstream flow is bound to the approving browser: the IdP redirect that the
+  upstream answers with gets a per-transaction cookie holding a MAC of its
+  ``state``; the callback needs that cookie, once (FastMCP GHSA-rww4-4w9c-7733).
+* Errors are redirected only to a redirect URI the client registered and the gate
+  saw registering; otherwise the person gets a page (RFC 6749 §4.1.2.1, RFC 9700
+  §4.11.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import urllib.parse
+from typing import Final
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from consentgate.appkeys import (
+    CLOCK,
+    CONFIG,
+    COOKIE_CRYPTO,
+    ISSUER,
+    STORE,
+    UPSTREAM_SESSION,
+)
+from consentgate.browser import Browser, audit_event
+from consentgate.clientinfo import build_view
+from consentgate.cookies import set_cookie_header
+from consentgate.oauth import (
+    AuthorizationRequest,
+    OAuthRequestError,
+    Parameters,
+    consent_redirect_key,
+    encode_parameters,
+    error_redirect,
+    parse_authorization_request,
+    parse_parameters,
+    redirect_uri_matches,
+)
+from consentgate.pages import CSP, CSP_WITH_REMOTE_IMAGES, error_response, render_page
+from consentgate.paths import RoutedPath
+from consentgate.records import ClientRecord
+from consentgate.relay import (
+    RequestTooLarge,
+    UpstreamExchange,
+    UpstreamFailure,
+    response_headers,
+    stream_response,
+    upstream_headers,
+)
+
+audit = logging.getLogger("consentgate.audit")
+
+#: Navigations that cannot have been started by another site (Fetch Metadata).
+SILENT_FETCH_SITES: Final = frozenset({"none", "same-origin", "same-site"})
+MAX_FORM_BYTES: Final = 64 * 1024
+MAX_METADATA_BYTES: Final = 256 * 1024
+PENDING_FORMAT: Final = 1
+
+
+class FormTooLarge(Exception):
+    pass
+
+
+# --- small helpers --------------------------------------------------------------------
+
+
+def _query_of(request: web.Request) -> str:
+    return request.raw_path.partition("?")[2]
+
+
+async def _read_form(request: web.Request) -> str:
+    """A urlencoded POST body, bounded; other content types are refused."""
+    if not request.body_exists:
+        return ""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise OAuthRequestError(
+            "invalid_request", "A POST here must be an application/x-www-form-urlencoded form."
+        )
+    body = await request.content.read(MAX_FORM_BYTES + 1)
+    if len(body) > MAX_FORM_BYTES or not request.content.at_eof():
+        raise FormTooLarge
+    try:
+        return body.decode("ascii")
+    except UnicodeDecodeError:
+        raise OAuthRequestError("invalid_request", "The form is not urlencoded ASCII.") from None
+
+
+def _bad_request(request: web.Request, error: OAuthRequestError) -> web.Response:
+    audit_event(
+        request,
+        "request_refused",
+        "authorization request refused",
+        error=error.code,
+        reason=error.description,
+    )
+    return error_response(
+        request,
+        400,
+        error.code,
+        error.description,
+        title="This sign-in request cannot be accepted",
+    )
+
+
+def _origin_of(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def _duration_text(seconds: float) -> str:
+    days = seconds / 86400
+    if days >= 1:
+        return f"{round(days)} days" if round(days) != 1 else "1 day"
+    hours = max(round(seconds / 3600), 1)
+    return f"{hours} hours" if hours != 1 else "1 hour"
+
+
+async def _issuer(app: web.Application) -> str | None:
+    config = app[CONFIG]
+    session = app[UPSTREAM_SESSION]
+
+    async def fetch(path: str) -> tuple[int, bytes]:
+        timeout = aiohttp.ClientTimeout(total=3)
+        async with session.get(
+            URL(config.upstream.url + path, encoded=True), timeout=timeout
+        ) as response:
+            return response.status, await response.content.read(MAX_METADATA_BYTES)
+
+    return await app[ISSUER].get(fetch)
+
+
+# --- the authorization endpoint ----------------------------------------------------------
+
+
+async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamResponse:
+    """Intercept an authorization request: relay it only with this browser's consent."""
+    app = request.app
+    config = app[CONFIG]
+    if request.method not in ("GET", "POST"):
+        return error_response(
+            request, 405, "method_not_allowed", "The authorization endpoint takes GET or POST."
+        )
+    try:
+        body = await _read_form(request) if request.method == "POST" else ""
+        parameters = parse_parameters(_query_of(request), body)
+        auth = parse_authorization_request(
+            parameters,
+            allow_request_uri=config.consent.allow_request_uri,
+            allow_request_object=config.consent.allow_request_object,
+        )
+    except OAuthRequestError as exc:
+        return _bad_request(request, exc)
+    except FormTooLarge:
+        return error_response(request, 413, "request_too_large", "The form is too large.")
+
+    store = app[STORE]
+    client = await store.get_client(auth.client_id)
+    registered = client is not None and any(
+        redirect_uri_matches(auth.redirect_uri, uri) for uri in client.redirect_uris
+    )
+    if client is not None and auth.redirect_uri and not registered:
+        return _bad_request(
+            request,
+            OAuthRequestError(
+                "invalid_request",
+                "The redirect_uri is not one this client registered; the request is refused "
+                "without redirecting (RFC 6749 §4.1.2.1).",
+            ),
+        )
+
+    browser = Browser(request)
+    reason = await _silent_reason(request, auth, browser.subject)
+    if reason is not None:
+        audit_event(
+            request,
+            "consent_silent",
+            "authorization relayed without asking",
+            reason=reason,
+            client_id=auth.client_id,
+            redirect_uri=auth.redirect_uri,
+            subject=browser.subject or "",
+        )
+        return await forward_authorization(request, auth.parameters, browser, after_post=False)
+
+    if "none" in auth.prompt:
+        # OIDC Core §3.1.2.6: no UI allowed, so answer consent_required.
+        return await _refuse_to_client(
+            request, auth, client is not None and registered, "consent_required"
+        )
+    return await _render_consent(request, auth, client if registered else None, browser)
+
+
+async def _silent_reason(
+    request: web.Request, auth: AuthorizationRequest, subject: str | None
+) -> str | None:
+    """Why this request may pass without asking, or None to ask."""
+    config = request.app[CONFIG]
+    if auth.opaque or "consent" in auth.prompt:
+        return None
+    if auth.redirect_uri in config.consent.preapproved_redirect_uris:
+        return "preapproved"
+    if config.consent.mode != "remember" or subject is None:
+        return None
+    if request.headers.get("Sec-Fetch-Site", "").lower() not in SILENT_FETCH_SITES:
+        return None  # a cross-site or unlabelled navigation: ask (GHSA-6x8h-498w-gv8c)
+    approved = await request.app[STORE].is_approved(
+        subject,
+        auth.client_id,
+        consent_redirect_key(auth.redirect_uri),
+        auth.scopes,
+        auth.resource,
+    )
+    return "remembered" if approved else None
+
+
+async def _refuse_to_client(
+    request: web.Request, auth: AuthorizationRequest, redirectable: bool, error: str
+) -> web.StreamResponse:
+    """An error for the client: redirected only to a registered, verified redirect URI."""
+    if redirectable and not auth.opaque:
+        location = error_redirect(
+            auth.redirect_uri, error, state=auth.state, issuer=await _issuer(request.app)
+        )
+        response = web.Response(status=303, headers={"Location": location})
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+    return error_response(
+        request,
+        400,
+        error,
+        "This sign-in needs your consent, but the request asked not to show any page.",
+    )
+
+
+async def _render_consent(
+    request: web.Request,
+    auth: AuthorizationRequest,
+    client: ClientRecord | None,
+    browser: Browser,
+) -> web.StreamResponse:
+    """Store the validated request server-side and show the consent page for it."""
+    app = request.app
+    config = app[CONFIG]
+    crypto = app[COOKIE_CRYPTO]
+    now = app[CLOCK]()
+    subject = browser.ensure()
+    view = build_view(
+        auth,
+        client,
+        scope_descriptions=dict(config.consent.scope_descriptions),
+        show_logos=config.consent.show_logos,
+        remember_mode=config.consent.mode == "remember",
+    )
+    pending_id = crypto.new_pending_id(now)
+    payload = json.dumps(
+        {
+            "v": PENDING_FORMAT,
+            "parameters": [list(pair) for pair in auth.parameters],
+            "client_id": auth.client_id,
+            "redirect_uri": auth.redirect_uri,
+            "scopes": list(auth.scopes),
+            "resource": auth.resource,
+            "state": auth.state,
+            "opaque": auth.opaque,
+            "redirectable": client is not None and not auth.opaque,
+            "remember_allowed": view.offer_remember,
+        },
+        separators=(",", ":"),
+    )
+    ttl = int(config.consent.pending_ttl)
+    await app[STORE].put_pending(
+        pending_id,
+        subject,
+        crypto.seal_pending(payload),
+        int(now) + ttl,
+        max_per_subject=config.consent.max_pending_per_browser,
+    )
+    csrf = crypto.csrf_token(pending_id, subject)
+    response = render_page(
+        request,
+        "consent.html",
+        csp=CSP_WITH_REMOTE_IMAGES if view.logo_url else CSP,
+        view=view,
+        pending_id=pending_id,
+        csrf_token=csrf,
+        action=f"{config.server.prefix}/consent",
+        remember_days=_duration_text(config.consent.remember_for),
+    )
+    for header in browser.cookies_to_set():
+        response.headers.add("Set-Cookie", header)
+    names = crypto.names
+    response.headers.add(
+        "Set-Cookie",
+        set_cookie_header(
+            names.pending(pending_id),
+            csrf,
+            max_age=ttl,
+            same_site="Strict",
+            secure=config.secure_cookies,
+        ),
+    )
+    # Keep at most N consent pages per browser: the oldest (ids sort by time) go first.
+    open_pages = sorted(n for n in request.cookies if n.startswith(names.pending_prefix))
+    for name in open_pages[: max(len(open_pages) - config.consent.max_pending_per_browser + 1, 0)]:
+        response.headers.add(
+            "Set-Cookie", set_cookie_header(name, "", max_age=0, secure=config.secure_cookies)
+        )
+    audit_event(
+        request,
+        "consent_asked",
+        "consent page shown",
+        client_id=auth.client_id,
+        redirect_uri=auth.redirect_uri,
+        verified=client is not None,
+        subject=subject,
+        pending=pending_id,
+    )
+    return response
+
+
+# --- relaying an approved request and binding the flow -------------------------------------
+
+
+async def forward_authorization(
+    request: web.Request,
+    parameters: Parameters,
+    browser: Browser,
+    *,
+    after_post: bool,
+    extra_cookies: tuple[str, ...] = (),
+) -> web.StreamResponse:
+    """Send exactly the validated request upstream and bind the flow it starts.
+
+    The query is re-encoded from the parsed parameters: the upstream receives the
+    request the gate checked, not the client's spelling of it.
+    """
+    config = request.app[CONFIG]
+    target = f"{config.upstream.authorize_path}?{encode_parameters(parameters)}"
+    headers = upstream_headers(request)
+    for name in ("Content-Type", "Content-Length", "Origin"):
+        headers.popall(name, None)
+    try:
+        async with UpstreamExchange(
+            request, target, method="GET", forward_body=False, headers=headers
+        ) as upstream:
+            out = response_headers(request, upstream)
+            status = upstream.status
+            location = out.get("Location")
+            if 300 <= status < 400 and location:
+                if after_post:
+                    status = 303  # RFC 9700 §4.12: never let the browser re-POST the form
+                await _bind_flow(request, out, location, browser)
+            for header in (*browser.cookies_to_set(), *extra_cookies):
+                out.add("Set-Cookie", header)
+            if after_post:
+                out["Cache-Control"] = "no-store"
+            return await stream_response(request, upstream, out, status=status)
+    except UpstreamFailure as exc:
+        return error_response(request, exc.status, "upstream_error", exc.reason + ".")
+    except RequestTooLarge:  # pragma: no cover - no body is forwarded here
+        return error_response(request, 413, "request_too_large", "The request is too large.")
+
+
+async def _bind_flow(
+    request: web.Request, out: CIMultiDict[str], location: str, browser: Browser
+) -> None:
+    """Bind the upstream's redirect to another origin carrying ``state`` to this browser."""
+    app = request.app
+    config = app[CONFIG]
+    absolute = urllib.parse.urljoin(config.server.public_url + "/", location)
+    if _origin_of(absolute) == _origin_of(config.server.public_url):
+        return  # not a hand-off to the IdP
+    query = urllib.parse.urlsplit(absolute).query
+    states = [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k == "state"]
+    if len(states) != 1 or not states[0]:
+        return
+    crypto = app[COOKIE_CRYPTO]
+    now = int(app[CLOCK]())
+    subject = browser.ensure()
+    binding = crypto.binding_for(states[0], now)
+    ttl = int(config.consent.binding_ttl)
+    limit = config.consent.max_flows_per_browser
+    await app[STORE].put_binding(binding.key, subject, now + ttl, max_per_subject=limit)
+    out.add(
+        "Set-Cookie",
+        set_cookie_header(
+            binding.cookie_name, binding.cookie_value, max_age=ttl, secure=config.secure_cookies
+        ),
+    )
+    prefix = crypto.names.binding_prefix
+    held = [
+        (value.split(".", 1)[0].zfill(12), name)
+        for name, value in request.cookies.items()
+        if name.startswith(prefix) and name != binding.cookie_name
+    ]
+    held.sort()
+    for _, name in held[: max(len(held) - limit + 1, 0)]:
+        out.add("Set-Cookie", set_cookie_header(name, "", max_age=0, secure=config.secure_cookies))
+    audit_event(request, "flow_bound", "upstream flow bound to this browser", subject=subject)
+
+
+# --- the consent answer ---------------------------------------------------------------------
+
+
+async def consent_answer(request: web.Request) -> web.StreamResponse:
+    """POST {prefix}/consent: approve or deny exactly the request that was shown."""
+    app = request.app
+    config = app[CONFIG]
+    crypto = app[COOKIE_CRYPTO]
+    store = app[STORE]
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if (fetch_site is not None and fetch_site != "same-origin") or (
+        origin is not None and origin != config.server.public_url
+    ):
+        audit_event(
+            request, "answer_refused", "consent answer from another site", origin=origin or ""
+        )
+        return error_response(
+            request, 403, "cross_site", "This answer did not come from the consent page."
+        )
+    try:
+        form = dict(parse_parameters(await _read_form(request)))
+    except OAuthRequestError as exc:
+        return error_response(request, 400, exc.code, exc.description)
+    except FormTooLarge:
+        return error_response(request, 413, "request_too_large", "The form is too large.")
+    pending_id = form.get("pending", "")
+    token = form.get("csrf", "")
+    decision = form.get("decision", "")
+    if decision not in ("approve", "deny") or not pending_id.isalnum() or len(pending_id) > 64:
+        return error_response(request, 400, "invalid_request", "The answer is incomplete.")
+
+    browser = Browser(request)
+    stale = (
+        "This consent page is no longer valid in this browser (it expired, was already "
+        "answered, or was opened in another browser). Start the sign-in again."
+    )
+    if browser.subject is None:
+        audit_event(request, "answer_refused", "consent answer without browser cookie")
+        return error_response(request, 403, "invalid_session", stale)
+    expected = crypto.csrf_token(pending_id, browser.subject)
+    cookie = request.cookies.get(crypto.names.pending(pending_id), "")
+    if not (hmac.compare_digest(token, expected) and hmac.compare_digest(cookie, expected)):
+        audit_event(
+            request, "answer_refused", "consent answer with a bad CSRF token", pending=pending_id
+        )
+        return error_response(request, 403, "invalid_csrf", stale)
+    row = await store.get_pending(pending_id)
+    payload = crypto.open_pending(row.payload) if row is not None else None
+    if row is None or row.subject != browser.subject or payload is None:
+        reason = "absent" if row is None else "tampered or foreign"
+        audit_event(
+            request,
+            "answer_refused",
+            "consent answer for an unusable pending request",
+            pending=pending_id,
+            reason=reason,
+        )
+        return error_response(request, 403, "invalid_request", stale)
+    if await store.take_pending(pending_id, browser.subject) is None:
+        return error_response(request, 403, "invalid_request", stale)
+    shown = json.loads(payload)
+    parameters: Parameters = tuple((str(k), str(v)) for k, v in shown["parameters"])
+    clear = set_cookie_header(
+        crypto.names.pending(pending_id),
+        "",
+        max_age=0,
+        same_site="Strict",
+        secure=config.secure_cookies,
+    )
+    fields = {
+        "client_id": shown["client_id"],
+        "redirect_uri": shown["redirect_uri"],
+        "subject": browser.subject,
+        "pending": pending_id,
+    }
+    if decision == "deny":
+        audit_event(request, "consent_denied", "consent denied", **fields)
+        if shown["redirectable"] and shown["redirect_uri"]:
+            location = error_redirect(
+                shown["redirect_uri"],
+                "access_denied",
+                state=shown["state"],
+                issuer=await _issuer(app),
+            )
+            response = web.Response(status=303, headers={"Location": location})
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Referrer-Policy"] = "no-referrer"
+        else:
+            response = render_page(request, "denied.html")
+        response.headers.add("Set-Cookie", clear)
+        return response
+
+    remember = form.get("remember") == "yes" and bool(shown["remember_allowed"])
+    if remember:
+        await asyncio.shield(
+            store.record(
+                browser.subject,
+                shown["client_id"],
+                consent_redirect_key(shown["redirect_uri"]),
+                shown["scopes"],
+                shown["resource"],
+                ttl=config.consent.remember_for,
+            )
+        )
+    audit_event(request, "consent_approved", "consent approved", remembered=remember, **fields)
+    return await forward_authorization(
+        request, parameters, browser, after_post=True, extra_cookies=(clear,)
+    )
