@@ -425,17 +425,33 @@ async def _bind_flow(
 # --- the consent answer ---------------------------------------------------------------------
 
 
+def _from_own_page(request: web.Request) -> bool:
+    """Whether a POST came from the gate's own page, by Fetch Metadata or Origin.
+
+    ``Sec-Fetch-Site: same-origin`` is proof. Without it, an ``Origin`` equal to the
+    public origin is. The consent page's ``Referrer-Policy: no-referrer`` makes
+    browsers send ``Origin: null`` on its form, so ``null`` is not a mismatch when
+    Fetch Metadata vouches for the request, and not proof when it does not: when
+    the gate cannot tell, it refuses.
+    """
+    public = request.app[CONFIG].server.public_url
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in ("null", public):
+        return False
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
+    return origin == public
+
+
 async def consent_answer(request: web.Request) -> web.StreamResponse:
     """POST {prefix}/consent: approve or deny exactly the request that was shown."""
     app = request.app
     config = app[CONFIG]
     crypto = app[COOKIE_CRYPTO]
     store = app[STORE]
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    origin = request.headers.get("Origin")
-    if (fetch_site is not None and fetch_site != "same-origin") or (
-        origin is not None and origin != config.server.public_url
-    ):
+    if not _from_own_page(request):
+        origin = request.headers.get("Origin")
         audit_event(
             request, "answer_refused", "consent answer from another site", origin=origin or ""
         )

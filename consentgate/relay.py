@@ -157,14 +157,19 @@ class UpstreamExchange:
         read_timeout = config.upstream.read_timeout
         started = time.perf_counter()
         pump: _BodyPump | None = None
+        with_body = self._forward_body and request.body_exists
         try:
-            async with asyncio.timeout(None) as deadline:
+            # The response headers are due read_timeout after the request body was
+            # sent: from now without a body, else from when the pump sent its last byte.
+            async with asyncio.timeout_at(
+                None if with_body else loop.time() + read_timeout
+            ) as deadline:
 
                 def body_sent() -> None:
                     deadline.reschedule(loop.time() + read_timeout)
 
                 data: AsyncIterator[bytes] | None = None
-                if self._forward_body and request.body_exists:
+                if with_body:
                     length = request.content_length
                     if length is not None and length > config.server.max_body_size:
                         raise RequestTooLarge
@@ -172,7 +177,6 @@ class UpstreamExchange:
                     data = pump.chunks()
                 else:
                     headers.popall("Content-Length", None)
-                    body_sent()
                 self._response = await session.request(
                     self._method,
                     url,
@@ -214,6 +218,19 @@ def response_headers(request: web.Request, upstream: aiohttp.ClientResponse) -> 
     )
 
 
+class _CoalescedResponse(web.StreamResponse):
+    """A relayed response whose status line and headers leave with its first body bytes.
+
+    Used only when those bytes are already in hand (or when there is no body), so
+    nothing waits for them: one ``send`` instead of two, and the client wakes up
+    once. aiohttp's ``StreamResponse`` otherwise sends the headers on ``prepare``
+    on their own (``web.Response`` coalesces the same way). With an aiohttp that
+    lacks the attribute this is a plain ``StreamResponse``.
+    """
+
+    _send_headers_immediately = False
+
+
 async def stream_response(
     request: web.Request,
     upstream: aiohttp.ClientResponse,
@@ -224,13 +241,31 @@ async def stream_response(
     """Send the upstream response to the client, chunk by chunk as it arrives.
 
     Event streams have no read timeout (an idle stream may last minutes); other
-    bodies may stall at most ``read_timeout`` between chunks.
+    bodies may stall at most ``read_timeout`` between chunks. Bytes already
+    received are written at once, without waiting (no timer is armed for them);
+    the headers are never held back waiting for a body.
     """
-    response = web.StreamResponse(status=status or upstream.status, reason=None)
+    content = upstream.content
+    status = status or upstream.status
+    no_body = request.method == "HEAD" or status in _NO_BODY_STATUSES
+    first = b""
+    if not no_body:
+        try:
+            first = content.read_nowait()
+        except aiohttp.ClientError:
+            first = b""  # raised again by the read below, once the response started
+    response: web.StreamResponse = (
+        _CoalescedResponse(status=status, reason=None)
+        if first or no_body
+        else web.StreamResponse(status=status, reason=None)
+    )
     response.headers.extend(headers)
     await response.prepare(request)
-    if request.method == "HEAD" or response.status in _NO_BODY_STATUSES:
+    if no_body:
         await response.write_eof()
+        return response
+    if first and content.at_eof():
+        await response.write_eof(first)  # the whole body was here: one write
         return response
     content_type = upstream.headers.get("Content-Type", "")
     idle: float | None = (
@@ -239,14 +274,20 @@ async def stream_response(
         else request.app[CONFIG].upstream.read_timeout
     )
     try:
+        if first:
+            await response.write(first)
         while True:
-            if idle is None:
-                chunk = await upstream.content.readany()
-            else:
-                async with asyncio.timeout(idle):
-                    chunk = await upstream.content.readany()
+            chunk = content.read_nowait()
             if not chunk:
-                break
+                if content.at_eof():
+                    break
+                if idle is None:
+                    chunk = await content.readany()
+                else:
+                    async with asyncio.timeout(idle):
+                        chunk = await content.readany()
+                if not chunk:
+                    break
             await response.write(chunk)
     except (aiohttp.ClientError, TimeoutError) as exc:
         # The status line is gone; the only honest signal left is an aborted connection.

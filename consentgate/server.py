@@ -18,8 +18,10 @@ from aiohttp import web
 
 from consentgate.access import AccessLogger
 from consentgate.app import create_app
+from consentgate.appkeys import CONFIG, STORE
 from consentgate.config import Config
 from consentgate.errors import StartupError
+from consentgate.keys import load_keyring
 from consentgate.logs import ACCESS, configure_logging
 
 log = logging.getLogger("consentgate")
@@ -84,6 +86,9 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    app = runner.app
+    assert isinstance(app, web.Application)
+    loop.add_signal_handler(signal.SIGHUP, reload_keys, app)
     try:
         await stop.wait()
         log.info(
@@ -91,10 +96,23 @@ async def serve(config: Config) -> None:
             extra={"fields": {"grace_seconds": config.server.shutdown_grace}},
         )
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
     log.info("stopped")
+
+
+def reload_keys(app: web.Application) -> None:
+    """SIGHUP: re-read the key directory (after ``consentgate keys rotate`` or removing a
+    retired key). A directory that no longer loads keeps the current keys in use."""
+    config = app[CONFIG]
+    try:
+        keyring = load_keyring(config.keys.dir, create=False)
+    except StartupError as exc:
+        log.error("keys not reloaded", extra={"fields": {"reason": str(exc)}})
+        return
+    app[STORE].reload_keys(keyring)
+    log.info("keys reloaded", extra={"fields": {"active_key": keyring.active_kid}})
 
 
 def _url(address: Any) -> str:

@@ -471,6 +471,7 @@ class ConsentStore:
     async def _read(self, sql: str, params: Sequence[Any]) -> builtins.list[Sequence[Any]]:
         self._check_open()
         async with self._lock:
+            self._check_open()  # close() may have run while this read waited for the lock
             return builtins.list(await self._db.execute_fetchall(sql, params))
 
     async def _write(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
@@ -1046,7 +1047,9 @@ class ConsentStore:
         if not rows:
             return None
         subject, expires_at = rows[0]
-        return str(subject) if self.clock() < expires_at else None
+        if not isinstance(expires_at, int) or self.clock() >= expires_at:
+            return None
+        return str(subject)
 
     async def purge_expired(self) -> int:
         """Delete expired pending rows and bindings; returns how many.

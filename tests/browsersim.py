@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 FORM_FIELD = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
 
@@ -111,4 +112,4 @@ class Browser:
         return None
 
     def set_cookie(self, name: str, value: str) -> None:
-        self.session.cookie_jar.update_cookies({name: value}, aiohttp.client.URL(self.gate_url))
+        self.session.cookie_jar.update_cookies({name: value}, URL(self.gate_url))

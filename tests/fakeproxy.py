@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import secrets
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -71,7 +72,9 @@ class FakeProxy:
 
     @web.middleware
     async def _record(
-        self, request: web.Request, handler: web.RequestHandler  # type: ignore[name-defined]
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
         body = await request.read()
         self.arrivals.append(Arrival(request.method, request.raw_path, request.headers, body))
@@ -99,13 +102,17 @@ class FakeProxy:
         self.transactions[txn] = Transaction(
             query.get("client_id", ""), query.get("redirect_uri", ""), query.get("state"), query
         )
-        target = IDP + "?" + urllib.parse.urlencode(
-            {
-                "client_id": UPSTREAM_CLIENT_ID,
-                "redirect_uri": f"{self.public_url}/auth/callback",
-                "state": txn,
-                "response_type": "code",
-            }
+        target = (
+            IDP
+            + "?"
+            + urllib.parse.urlencode(
+                {
+                    "client_id": UPSTREAM_CLIENT_ID,
+                    "redirect_uri": f"{self.public_url}/auth/callback",
+                    "state": txn,
+                    "response_type": "code",
+                }
+            )
         )
         raise web.HTTPFound(target)
 

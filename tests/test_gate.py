@@ -25,9 +25,10 @@ CLIENT_REDIRECT = "https://client.example/callback"
 
 async def register(stack: Stack, **metadata: Any) -> str:
     body = {"redirect_uris": [CLIENT_REDIRECT], "client_name": "Example Client", **metadata}
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{stack.url}/register", json=body
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{stack.url}/register", json=body) as response,
+    ):
         assert response.status == 201
         document = await response.json()
     client_id: str = document["client_id"]
@@ -48,9 +49,7 @@ def auth_params(client_id: str, **extra: str) -> dict[str, str]:
     }
 
 
-async def approve_new(
-    browser: Browser, params: dict[str, str], *, remember: bool = True
-) -> Page:
+async def approve_new(browser: Browser, params: dict[str, str], *, remember: bool = True) -> Page:
     page = await browser.authorize(params)
     assert page.is_consent_page, page.text[:300]
     return await browser.answer(page, "approve", remember=remember)
@@ -76,9 +75,12 @@ async def test_unapproved_client_gets_the_consent_page_and_nothing_reaches_upstr
 
 async def test_authorization_by_post_form_is_intercepted_too(stack: Stack) -> None:
     client_id = await register(stack)
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{stack.url}/authorize", data=auth_params(client_id), headers={"Accept": "text/html"}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{stack.url}/authorize", data=auth_params(client_id), headers={"Accept": "text/html"}
+        ) as response,
+    ):
         text = await response.text()
     assert response.status == 200
     assert 'value="approve"' in text
@@ -89,12 +91,12 @@ async def test_authorization_by_post_form_is_intercepted_too(stack: Stack) -> No
     "path",
     ["/authorize/", "//authorize", "/AUTHORIZE", "/%61uthorize", "/x/../authorize", "/./authorize"],
 )
-async def test_every_spelling_of_the_authorize_path_is_intercepted(
-    stack: Stack, path: str
-) -> None:
+async def test_every_spelling_of_the_authorize_path_is_intercepted(stack: Stack, path: str) -> None:
     client_id = await register(stack)
     query = urllib.parse.urlencode(auth_params(client_id))
-    response = await rawhttp.request(stack.url, f"{path}?{query}", headers=[("Accept", "text/html")])
+    response = await rawhttp.request(
+        stack.url, f"{path}?{query}", headers=[("Accept", "text/html")]
+    )
     assert response.status == 200
     assert b'value="approve"' in response.body
     assert stack.proxy.reached("/authorize") == []
@@ -136,10 +138,13 @@ async def test_repeated_parameters_are_refused_locally(stack: Stack, query: str)
 
 async def test_a_parameter_in_both_query_and_form_body_is_repeated(stack: Stack) -> None:
     client_id = await register(stack)
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{stack.url}/authorize?redirect_uri={urllib.parse.quote('https://evil.example/cb')}",
-        data=auth_params(client_id),
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{stack.url}/authorize?redirect_uri={urllib.parse.quote('https://evil.example/cb')}",
+            data=auth_params(client_id),
+        ) as response,
+    ):
         assert response.status == 400
     assert stack.proxy.reached("/authorize") == []
 
@@ -344,7 +349,9 @@ async def test_loopback_redirect_may_change_port_and_keeps_the_approval(stack: S
     params = {**auth_params(client_id), "redirect_uri": "http://127.0.0.1:33418/callback"}
     async with Browser(stack.url) as browser:
         await approve_new(browser, params, remember=True)
-        moved = await browser.authorize({**params, "redirect_uri": "http://127.0.0.1:40001/callback"})
+        moved = await browser.authorize(
+            {**params, "redirect_uri": "http://127.0.0.1:40001/callback"}
+        )
         other_path = await browser.authorize(
             {**params, "redirect_uri": "http://127.0.0.1:40001/elsewhere"}
         )
@@ -387,9 +394,12 @@ async def test_registration_responses_pass_untouched_and_are_learned_without_sec
     stack: Stack,
 ) -> None:
     body = json.dumps({"redirect_uris": [CLIENT_REDIRECT], "client_name": "Learned"})
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{stack.url}/register", data=body, headers={"Content-Type": "application/json"}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{stack.url}/register", data=body, headers={"Content-Type": "application/json"}
+        ) as response,
+    ):
         relayed = await response.read()
         assert response.status == 201
     assert relayed == stack.proxy.registration_bodies[-1]
@@ -632,7 +642,12 @@ async def test_altered_form_fields_are_refused(stack: Stack, override: dict[str,
 
 @pytest.mark.parametrize(
     ("origin", "site"),
-    [("https://evil.example", "cross-site"), ("self", "cross-site"), ("https://evil.example", None), ("null", None)],
+    [
+        ("https://evil.example", "cross-site"),
+        ("self", "cross-site"),
+        ("https://evil.example", None),
+        ("null", None),
+    ],
 )
 async def test_a_consent_answer_from_another_site_is_refused(
     stack: Stack, origin: str, site: str | None
@@ -643,6 +658,15 @@ async def test_a_consent_answer_from_another_site_is_refused(
         done = await browser.answer(page, origin=origin, site=site)
     assert done.status == 403
     assert stack.proxy.reached("/authorize") == []
+
+
+async def test_origin_null_from_the_consent_page_itself_is_accepted(stack: Stack) -> None:
+    """The page's Referrer-Policy: no-referrer makes browsers send Origin: null."""
+    client_id = await register(stack)
+    async with Browser(stack.url) as browser:
+        page = await browser.authorize(auth_params(client_id))
+        done = await browser.answer(page, origin="null", site="same-origin")
+    assert done.status == 303
 
 
 async def test_pending_cookies_per_browser_are_capped(stack: Stack) -> None:

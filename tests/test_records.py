@@ -160,7 +160,7 @@ def test_a_single_string_of_scopes_is_refused() -> None:
 
 @pytest.mark.parametrize("value", ["", "a\x00b", "\ud800"])
 def test_empty_nul_or_lone_surrogate_text_is_refused(value: str) -> None:
-    with pytest.raises(ValueError, match="must not be empty|NUL|surrogates"):
+    with pytest.raises(ValueError, match=r"must not be empty|NUL|surrogates"):
         check_text("subject", value)
 
 

@@ -1,0 +1,227 @@
+"""Benchmark of the consent store's answer: ``python bench/store_bench.py [--records N]``.
+
+Targets from the issue (a benchmark, not a timed test):
+
+* ``is_approved`` uncached p50 <= 1 ms;
+* a repeated lookup served by the cache of verified answers <= 50 µs;
+* with 1,000,000 records the uncached lookup within 2x of the 1,000-record case.
+
+Method. Two stores are built in a temporary directory, with 1,000 and with
+``--records`` rows (default 1,000,000; ``--quick`` uses 100,000). The schema is
+created by ``ConsentStore.open``; the rows are then bulk-inserted with plain
+sqlite3 ``executemany`` in transactions of 50,000, each row signed once like
+``ConsentStore.record`` signs it (subjects are 43-character digests, 1,000
+clients). Uncached lookups use a store opened with ``cache_size=0`` and ask for
+random existing records (every answer is "yes", so every lookup reads, parses and
+verifies one row); each call is timed on its own with ``perf_counter_ns``. The
+database file sits in the OS page cache, as it does in a running gate. Cached
+lookups repeat one key on a store with the cache on; that path includes the
+``PRAGMA data_version`` check that notices other processes' writes, which is
+also measured on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import random
+import secrets
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from consentgate.keys import KeyRing
+from consentgate.records import CONSENT_COLUMNS, ConsentRecord, sign_record
+from consentgate.store import ConsentStore
+
+NOW = int(time.time())
+SCOPES = frozenset({"openid", "profile"})
+BATCH = 50_000
+
+
+def subject_of(index: int) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(b"%d" % index).digest()).decode()[:43]
+
+
+def client_of(index: int) -> tuple[str, str]:
+    number = index % 1000
+    return f"client-{number:04d}-{'x' * 12}", f"https://client{number}.example/oauth/callback"
+
+
+def rows(count: int, keyring: KeyRing) -> Iterator[tuple[object, ...]]:
+    for index in range(count):
+        client_id, redirect_uri = client_of(index)
+        record = ConsentRecord(
+            id=secrets.token_urlsafe(16),
+            subject=subject_of(index),
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            scopes=SCOPES,
+            resource="",
+            granted_at=NOW,
+            expires_at=NOW + 30 * 86400,
+            revoked_at=None,
+            key_id="",
+            signature=b"",
+        )
+        yield sign_record(record, keyring).to_row()
+
+
+async def create_schema(path: Path, keyring: KeyRing) -> None:
+    async with await ConsentStore.open(path, keyring):
+        pass
+
+
+def build(path: Path, count: int, keyring: KeyRing) -> float:
+    """Create a store with ``count`` signed records; returns the seconds it took."""
+    started = time.perf_counter()
+    asyncio.run(create_schema(path, keyring))
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA cache_size = -1000000")  # 1 GB while loading, this connection only
+    conn.execute("PRAGMA synchronous = OFF")
+    insert = (
+        f"INSERT INTO consents ({', '.join(CONSENT_COLUMNS)}) "  # noqa: S608 - constant
+        f"VALUES ({', '.join('?' * len(CONSENT_COLUMNS))})"
+    )
+    source = rows(count, keyring)
+    done = 0
+    while done < count:
+        batch = [row for _, row in zip(range(BATCH), source, strict=False)]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(insert, batch)
+        conn.execute("COMMIT")
+        done += len(batch)
+        if count >= 200_000:
+            print(f"  ... {done:,} rows", file=sys.stderr, flush=True)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("ANALYZE")
+    conn.close()
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def time_uncached(path: Path, count: int, keyring: KeyRing, lookups: int) -> list[float]:
+    """Microseconds per uncached ``is_approved`` of random existing records."""
+    chooser = random.Random(count)
+    async with await ConsentStore.open(path, keyring, cache_size=0) as store:
+        samples: list[float] = []
+        for round_number in range(lookups + 500):
+            index = chooser.randrange(count)
+            client_id, redirect_uri = client_of(index)
+            started = time.perf_counter_ns()
+            answer = await store.is_approved(subject_of(index), client_id, redirect_uri, {"openid"})
+            elapsed = time.perf_counter_ns() - started
+            if not answer:
+                raise AssertionError(f"record {index} was not approved")
+            if round_number >= 500:  # the first 500 warm up the code paths
+                samples.append(elapsed / 1000)
+        return samples
+
+
+async def time_cached(path: Path, keyring: KeyRing, lookups: int) -> tuple[list[float], float]:
+    """Microseconds per cached lookup of one key (each timed, and the loop's mean)."""
+    async with await ConsentStore.open(path, keyring) as store:
+        client_id, redirect_uri = client_of(7)
+        subject = subject_of(7)
+        scopes = {"openid"}
+        assert await store.is_approved(subject, client_id, redirect_uri, scopes)
+        samples: list[float] = []
+        for _ in range(lookups):
+            started = time.perf_counter_ns()
+            await store.is_approved(subject, client_id, redirect_uri, scopes)
+            samples.append((time.perf_counter_ns() - started) / 1000)
+        started = time.perf_counter_ns()
+        for _ in range(lookups):
+            await store.is_approved(subject, client_id, redirect_uri, scopes)
+        mean = (time.perf_counter_ns() - started) / 1000 / lookups
+        return samples, mean
+
+
+def time_call(call: Callable[[], object], repeat: int) -> float:
+    """Mean microseconds of ``call``."""
+    for _ in range(1000):
+        call()
+    started = time.perf_counter_ns()
+    for _ in range(repeat):
+        call()
+    return (time.perf_counter_ns() - started) / 1000 / repeat
+
+
+async def time_probe(path: Path, keyring: KeyRing, repeat: int) -> tuple[float, float]:
+    """Mean µs of ``PRAGMA data_version`` alone and of reading the change counter."""
+    async with await ConsentStore.open(path, keyring) as store:
+        probe = store._probe
+        version = time_call(lambda: probe.execute("PRAGMA data_version").fetchall(), repeat)
+        counter = time_call(
+            lambda: probe.execute("SELECT value FROM counters WHERE name = 'consents'").fetchall(),
+            repeat,
+        )
+        return version, counter
+
+
+async def time_record(path: Path, keyring: KeyRing, count: int) -> list[float]:
+    async with await ConsentStore.open(path, keyring) as store:
+        samples = []
+        for index in range(count):
+            started = time.perf_counter_ns()
+            await store.record(f"bench-{index}", "client-x", "https://x.example/cb", SCOPES, ttl=60)
+            samples.append((time.perf_counter_ns() - started) / 1000)
+        return samples
+
+
+def line(label: str, samples: list[float]) -> str:
+    return (
+        f"{label:<44} p50 {percentile(samples, 0.5):8.1f} µs   "
+        f"p99 {percentile(samples, 0.99):8.1f} µs   mean {statistics.fmean(samples):8.1f} µs"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000, help="size of the large store")
+    parser.add_argument("--quick", action="store_true", help="100,000 records instead")
+    parser.add_argument("--lookups", type=int, default=20_000, help="timed lookups per store")
+    args = parser.parse_args()
+    large = 100_000 if args.quick else args.records
+    keyring = KeyRing.generate()
+    print(f"SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix="consentgate-bench-") as directory:
+        small_path = Path(directory) / "small.sqlite3"
+        large_path = Path(directory) / "large.sqlite3"
+        small_seconds = build(small_path, 1000, keyring)
+        print(f"built 1,000 records in {small_seconds:.1f} s", flush=True)
+        large_seconds = build(large_path, large, keyring)
+        size = large_path.stat().st_size / 1e6
+        print(f"built {large:,} records in {large_seconds:.1f} s ({size:.0f} MB)", flush=True)
+
+        small = asyncio.run(time_uncached(small_path, 1000, keyring, args.lookups))
+        big = asyncio.run(time_uncached(large_path, large, keyring, args.lookups))
+        cached, cached_mean = asyncio.run(time_cached(large_path, keyring, 100_000))
+        version, counter = asyncio.run(time_probe(large_path, keyring, 100_000))
+        writes = asyncio.run(time_record(small_path, keyring, 500))
+
+    print()
+    print(line("is_approved uncached, 1,000 records", small))
+    print(line(f"is_approved uncached, {large:,} records", big))
+    ratio = percentile(big, 0.5) / percentile(small, 0.5)
+    print(f"{'ratio of the p50s (target <= 2)':<44} {ratio:.2f}")
+    print(line("is_approved cached (one key, repeated)", cached))
+    print(f"{'is_approved cached, loop mean':<44} {cached_mean:.1f} µs")
+    print(f"{'PRAGMA data_version on the probe':<44} {version:.2f} µs")
+    print(f"{'change counter read (after any commit)':<44} {counter:.2f} µs")
+    print(line("record (sign + insert + commit)", writes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,18 @@
+"""``python -m bench.uvloop_gate serve --config FILE``: the gate's own command line on uvloop.
+
+Only for ``python -m bench.run --uvloop``: installs uvloop's event loop policy, then
+runs :func:`consentgate.cli.main` unchanged. uvloop is not a dependency of the
+package; install it into the environment to measure it (``pip install uvloop``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvloop
+
+from consentgate.cli import main
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""``consentgate demo``: the whole flow through the demo stack, and its clean exit."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from consentgate.demo import run_demo
+from tests.browsersim import Browser, Page
+
+
+async def follow(browser: Browser, page: Page, limit: int = 10) -> Page:
+    """Follow redirects the way a browser navigates (cross-site after leaving the gate)."""
+    for _ in range(limit):
+        if page.status not in (301, 302, 303, 307, 308):
+            return page
+        page = await browser.get(page.location, site="cross-site")
+    raise AssertionError("too many redirects")
+
+
+async def test_the_demo_walks_through_registration_consent_and_a_tool_call(
+    tmp_path: Path,
+) -> None:
+    async with run_demo(0, tmp_path) as stack, Browser(stack.gate_url) as browser:
+        start = await browser.get(f"{stack.client_url}/start")
+        consent = await follow(browser, start)
+        assert consent.is_consent_page
+        assert "Demo MCP Client" in consent.text
+        assert "Use the server" in consent.text
+        approved = await browser.answer(consent, "approve", remember=True)
+        assert approved.status == 303
+        login = await follow(browser, approved)
+        assert "Demo identity provider" in login.text
+        action = re.search(r'action="([^"]+)"', login.text)
+        assert action is not None
+        async with browser.session.post(
+            stack.idp_url + action.group(1).replace("&amp;", "&"),
+            data={"user": "alice"},
+            allow_redirects=False,
+        ) as response:
+            back = Page(response.status, response.headers, await response.text())
+        result = await follow(browser, back)
+        assert "Hello alice, from the demo MCP server." in result.text
+
+
+async def test_the_demo_attack_stops_at_the_consent_page(tmp_path: Path) -> None:
+    async with run_demo(0, tmp_path) as stack, Browser(stack.gate_url) as browser:
+        link = await browser.get(f"{stack.client_url}/attack")
+        consent = await follow(browser, link)
+        assert consent.is_consent_page
+        assert "Totally Legit Assistant" in consent.text
+        assert "an application on this computer" in consent.text
+        denied = await browser.answer(consent, "deny")
+        assert denied.status == 303
+        result = await follow(browser, denied)
+        assert "received no code" in result.text
+
+
+async def test_demo_command_prints_the_url_and_stops_cleanly_on_ctrl_c() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "consentgate",
+        "demo",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    try:
+        lines: list[str] = []
+        async with asyncio.timeout(30):
+            while not any("Press Ctrl-C" in line for line in lines):
+                lines.append((await process.stdout.readline()).decode())
+        text = "".join(lines)
+        client_url = re.search(r"Open the demo MCP client:\s+(\S+)", text)
+        data_dir = re.search(r"data in (\S+)\)", text)
+        assert client_url is not None
+        assert data_dir is not None
+        assert Path(data_dir.group(1)).is_dir()
+        async with aiohttp.ClientSession() as session, session.get(client_url.group(1)) as page:
+            assert page.status == 200
+            assert "Demo MCP client" in await page.text()
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+        assert not Path(data_dir.group(1)).exists()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
