@@ -15,15 +15,11 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
 
 from consentgate.demo import DemoStack, run_demo
 from tests.conftest import StartUpstream
-
-playwright_api = pytest.importorskip(
-    "playwright.async_api", reason="Playwright is not installed (pip install -e '.[test]')"
-)
-Browser = playwright_api.Browser
-Page = playwright_api.Page
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +49,7 @@ async def chromium() -> AsyncIterator[Browser]:
         if os.environ.get("CONSENTGATE_REQUIRE_BROWSER") == "1":
             pytest.fail("chromium is required here (CONSENTGATE_REQUIRE_BROWSER=1) but not found")
         pytest.skip("no chromium found: apt install chromium, or set CONSENTGATE_CHROMIUM")
-    async with playwright_api.async_playwright() as playwright:
+    async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=path, headless=True, args=CHROMIUM_ARGS
         )
@@ -77,9 +73,9 @@ class Console:
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
 
-    def _console(self, message: object) -> None:
-        if getattr(message, "type", "") in ("error", "warning"):
-            self.errors.append(str(getattr(message, "text", message)))
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.errors.append(message.text)
 
 
 async def open_consent(page: Page, demo: DemoStack, *, attack: bool = False) -> None:
@@ -231,7 +227,7 @@ async def test_the_consent_page_does_not_display_in_a_frame_of_another_origin(
     content = ""
     try:
         content = await frame.content()
-    except playwright_api.Error:
+    except PlaywrightError:
         content = ""
     assert 'value="approve"' not in content  # the frame shows the browser's error page
     assert await framed.locator("iframe").count() == 1
