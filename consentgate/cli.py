@@ -112,7 +112,7 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
     config = _load(args)
     kid = rotate_keys(config.keys.dir)
     print(f"new active signing key {kid}; the previous keys keep verifying their records")
-    print("a running gate signs with it once it reloads its keys or restarts")
+    print("a running gate signs with it after a SIGHUP (it re-reads the keys) or a restart")
     return EXIT_OK
 
 

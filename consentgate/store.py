@@ -428,15 +428,23 @@ class ConsentStore:
         return cls(file, db, probe, keyring, clock, cache_size)
 
     async def close(self) -> None:
-        """Finish in-flight writes, then close both connections. Idempotent."""
+        """Finish in-flight writes, then close both connections. Idempotent.
+
+        Shielded: a shutdown that cancels the caller must not leave aiosqlite's
+        non-daemon thread running, which would keep the process alive.
+        """
         if self._closed:
             return
         self._closed = True
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
-        async with self._lock:
-            self._probe.close()
-            await self._db.close()
+
+        async def finish() -> None:
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+            async with self._lock:
+                self._probe.close()
+                await self._db.close()
+
+        await asyncio.shield(asyncio.ensure_future(finish()))
 
     async def __aenter__(self) -> ConsentStore:
         return self
