@@ -76,6 +76,29 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from consentgate.demo import DemoStack, demo_main
+
+    def ready(stack: DemoStack) -> None:
+        print(
+            "\nconsentgate demo is running (everything on 127.0.0.1; data in "
+            f"{stack.data_dir})\n\n"
+            f"  Open the demo MCP client:  {stack.client_url}/\n"
+            f"  The gate:                  {stack.gate_url}  "
+            f"(in front of the demo proxy at {stack.proxy_url})\n\n"
+            "Press Ctrl-C to stop; the temporary data is removed.\n",
+            flush=True,
+        )
+
+    try:
+        asyncio.run(demo_main(args.port, ready))
+    except OSError as exc:
+        _error(f"cannot start the demo on port {args.port}: {exc.strerror or exc}")
+        return EXIT_FAILURE
+    print("demo stopped; temporary data removed", flush=True)
+    return EXIT_OK
+
+
 # --- keys and consents: the store's administration commands ------------------------
 # Conventions: Hydra's admin API (list and revoke by subject, by client or one by one).
 # The store and key modules are imported inside the handlers, so --version and
@@ -374,6 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     _add_config_argument(check)
     check.set_defaults(handler=_cmd_check_config)
+
+    demo = commands.add_parser(
+        "demo", help="run the gate in front of a demo proxy on loopback, to click through"
+    )
+    demo.add_argument(
+        "--port", type=int, default=8080, help="the gate's port on 127.0.0.1 (default 8080)"
+    )
+    demo.set_defaults(handler=_cmd_demo)
 
     _add_store_commands(commands)
 

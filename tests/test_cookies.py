@@ -20,8 +20,12 @@ def test_a_browser_cookie_round_trips_and_resists_edits(crypto: CookieCrypto) ->
     browser_id, value = crypto.new_browser_cookie()
     assert crypto.read_browser_cookie(value) == browser_id
     tag = value.split(".")[1]
-    assert crypto.read_browser_cookie(f"{browser_id[:-1]}A.{tag}") is None
-    assert crypto.read_browser_cookie(f"{browser_id}.{tag[:-1]}A") is None
+
+    def flip(text: str) -> str:  # change the last character, whatever it is
+        return text[:-1] + ("B" if text[-1] == "A" else "A")
+
+    assert crypto.read_browser_cookie(f"{flip(browser_id)}.{tag}") is None
+    assert crypto.read_browser_cookie(f"{browser_id}.{flip(tag)}") is None
     assert crypto.read_browser_cookie(browser_id) is None
     assert crypto.read_browser_cookie("") is None
     assert crypto.read_browser_cookie("a.b.c") is None

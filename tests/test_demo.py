@@ -70,14 +70,16 @@ async def test_demo_command_prints_the_url_and_stops_cleanly_on_ctrl_c() -> None
         "--port",
         "0",
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     assert process.stdout is not None
     try:
         lines: list[str] = []
         async with asyncio.timeout(30):
             while not any("Press Ctrl-C" in line for line in lines):
-                lines.append((await process.stdout.readline()).decode())
+                line = await process.stdout.readline()
+                assert line, f"the demo exited early: {lines}"
+                lines.append(line.decode())
         text = "".join(lines)
         client_url = re.search(r"Open the demo MCP client:\s+(\S+)", text)
         data_dir = re.search(r"data in (\S+)\)", text)

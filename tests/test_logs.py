@@ -5,11 +5,23 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 
 from consentgate.logs import configure_logging
 from consentgate.redact import redact_query, redact_target
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """configure_logging changes the consentgate logger; put it back for other tests."""
+    logger = logging.getLogger("consentgate")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
 
 
 @pytest.mark.parametrize(
@@ -34,14 +46,10 @@ def test_long_targets_are_truncated() -> None:
 def test_json_format_emits_one_object_per_line_with_fields() -> None:
     stream = io.StringIO()
     configure_logging(format="json", level="info", stream=stream)
-    try:
-        logging.getLogger("consentgate.access").info(
-            "request", extra={"fields": {"status": 200, "path": "/x"}}
-        )
-        logging.getLogger("consentgate.audit").debug("hidden below the level")
-    finally:
-        logging.getLogger("consentgate").handlers.clear()
-        logging.getLogger("consentgate").propagate = True
+    logging.getLogger("consentgate.access").info(
+        "request", extra={"fields": {"status": 200, "path": "/x"}}
+    )
+    logging.getLogger("consentgate.audit").debug("hidden below the level")
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
     document = json.loads(lines[0])
@@ -53,13 +61,9 @@ def test_json_format_emits_one_object_per_line_with_fields() -> None:
 def test_text_format_appends_fields_as_key_value() -> None:
     stream = io.StringIO()
     configure_logging(format="text", level="info", stream=stream)
-    try:
-        logging.getLogger("consentgate").info(
-            "listening", extra={"fields": {"address": "http://127.0.0.1:8080", "note": "a b"}}
-        )
-    finally:
-        logging.getLogger("consentgate").handlers.clear()
-        logging.getLogger("consentgate").propagate = True
+    logging.getLogger("consentgate").info(
+        "listening", extra={"fields": {"address": "http://127.0.0.1:8080", "note": "a b"}}
+    )
     line = stream.getvalue().strip()
     assert "consentgate listening address=http://127.0.0.1:8080" in line
     assert 'note="a b"' in line
