@@ -76,7 +76,8 @@ async def start(
 async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     configure_logging(format=config.log.format, level=config.log.level)
-    runner = await start(config)
+    app = create_app(config)
+    runner = await start(config, app)
     address = ", ".join(_url(a) for a in runner.addresses)
     log.info(
         "listening",
@@ -86,8 +87,6 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    app = runner.app
-    assert isinstance(app, web.Application)
     loop.add_signal_handler(signal.SIGHUP, reload_keys, app)
     try:
         await stop.wait()

@@ -120,3 +120,45 @@ async def test_sigterm_lets_in_flight_requests_finish_then_exits_0(
         log = await gate.stderr_text()
         assert "stopping" in log and "stopped" in log
         assert "Traceback" not in log
+
+
+async def test_sighup_makes_a_running_gate_sign_with_the_rotated_key(
+    tmp_path: Path, start_upstream: StartUpstream
+) -> None:
+    import json
+    import urllib.parse
+
+    from tests.browsersim import Browser
+    from tests.fakeproxy import FakeProxy
+
+    proxy = FakeProxy()
+    upstream = await start_upstream(proxy.app())
+    async with gate_process(tmp_path, upstream) as gate:
+        proxy.public_url = gate.url
+        rotated = await asyncio.to_thread(run, "keys", "rotate", "--config", str(gate.config_path))
+        assert rotated.returncode == 0, rotated.stderr
+        new_kid = rotated.stdout.split()[4].rstrip(";")
+        gate.process.send_signal(signal.SIGHUP)
+        params = {
+            "client_id": "c1",
+            "redirect_uri": "https://client.example/cb",
+            "scope": "openid",
+            "state": "s",
+            "prompt": "consent",  # ask every time, so each loop records a new approval
+        }
+        async with Browser(gate.url) as browser:
+            for _ in range(50):  # the signal is handled asynchronously: wait for its effect
+                page = await browser.get("/authorize?" + urllib.parse.urlencode(params))
+                assert page.is_consent_page
+                done = await browser.answer(page, remember=True)
+                assert done.status == 303
+                listed = await asyncio.to_thread(
+                    run, "consents", "list", "--json", "--config", str(gate.config_path)
+                )
+                kids = {record["key_id"] for record in json.loads(listed.stdout)}
+                if new_kid in kids:
+                    break
+                await asyncio.sleep(0.1)
+        assert new_kid in kids
+    log = await gate.stderr_text()
+    assert f"keys reloaded active_key={new_kid}" in log
