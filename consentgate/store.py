@@ -89,6 +89,7 @@ _log = logging.getLogger("consentgate")
 _audit = logging.getLogger("consentgate.audit")
 
 T = TypeVar("T")
+_R = TypeVar("_R", ConsentRecord, ClientRecord)
 
 #: Forward migrations; schema version N is the result of applying the first N.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -526,35 +527,35 @@ class ConsentStore:
         )
         return failure
 
-    def _verified_consent(
-        self, row: Sequence[Any], failures: builtins.list[VerificationFailure] | None = None
-    ) -> ConsentRecord | None:
+    def _verified(
+        self,
+        kind: RecordKind,
+        parse: Callable[[Sequence[Any]], _R],
+        row: Sequence[Any],
+        failures: builtins.list[VerificationFailure] | None,
+    ) -> _R | None:
+        """The record in ``row`` if it verifies; else a tamper event, and None."""
         try:
-            record = ConsentRecord.from_row(row)
+            record = parse(row)
             reason = verification_failure(record, self._keyring)
         except MalformedRecord as exc:
             reason = f"malformed row: {exc}"
         if reason is None:
             return record
-        failure = self._tamper("consent", row[0] if row else None, reason)
+        failure = self._tamper(kind, row[0] if row else None, reason)
         if failures is not None:
             failures.append(failure)
         return None
 
+    def _verified_consent(
+        self, row: Sequence[Any], failures: builtins.list[VerificationFailure] | None = None
+    ) -> ConsentRecord | None:
+        return self._verified("consent", ConsentRecord.from_row, row, failures)
+
     def _verified_client(
         self, row: Sequence[Any], failures: builtins.list[VerificationFailure] | None = None
     ) -> ClientRecord | None:
-        try:
-            record = ClientRecord.from_row(row)
-            reason = verification_failure(record, self._keyring)
-        except MalformedRecord as exc:
-            reason = f"malformed row: {exc}"
-        if reason is None:
-            return record
-        failure = self._tamper("client", row[0] if row else None, reason)
-        if failures is not None:
-            failures.append(failure)
-        return None
+        return self._verified("client", ClientRecord.from_row, row, failures)
 
     # --- the answer cache --------------------------------------------------------
 
