@@ -44,6 +44,7 @@ from consentgate.appkeys import (
     STORE,
     UPSTREAM_SESSION,
 )
+from consentgate.bodies import read_up_to
 from consentgate.browser import Browser, audit_event
 from consentgate.clientinfo import build_view
 from consentgate.cookies import set_cookie_header
@@ -98,8 +99,8 @@ async def _read_form(request: web.Request) -> str:
         raise OAuthRequestError(
             "invalid_request", "A POST here must be an application/x-www-form-urlencoded form."
         )
-    body = await request.content.read(MAX_FORM_BYTES + 1)
-    if len(body) > MAX_FORM_BYTES or not request.content.at_eof():
+    body, complete = await read_up_to(request.content, MAX_FORM_BYTES)
+    if not complete:
         raise FormTooLarge
     try:
         return body.decode("ascii")
@@ -146,7 +147,8 @@ async def _issuer(app: web.Application) -> str | None:
         async with session.get(
             URL(config.upstream.url + path, encoded=True), timeout=timeout
         ) as response:
-            return response.status, await response.content.read(MAX_METADATA_BYTES)
+            body, complete = await read_up_to(response.content, MAX_METADATA_BYTES)
+            return (response.status if complete else 0), body
 
     return await app[ISSUER].get(fetch)
 

@@ -17,6 +17,7 @@ import logging
 from aiohttp import web
 
 from consentgate.appkeys import STORE
+from consentgate.bodies import read_up_to
 from consentgate.browser import audit_event
 from consentgate.pages import error_response
 from consentgate.paths import RoutedPath
@@ -51,8 +52,8 @@ async def register(request: web.Request, routed: RoutedPath) -> web.StreamRespon
             )
             if not learnable:
                 return await stream_response(request, upstream, out)
-            body = await upstream.content.read(MAX_REGISTRATION_BYTES + 1)
-            if len(body) > MAX_REGISTRATION_BYTES or not upstream.content.at_eof():
+            body, complete = await read_up_to(upstream.content, MAX_REGISTRATION_BYTES)
+            if not complete:
                 log.warning("registration response too large to learn from")
                 response = web.StreamResponse(status=upstream.status)
                 response.headers.extend(out)

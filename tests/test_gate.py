@@ -6,6 +6,7 @@ nothing of it reached the upstream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import urllib.parse
@@ -819,3 +820,24 @@ async def test_the_confused_deputy_attack_is_stopped_end_to_end(stack: Stack) ->
     assert page.is_consent_page
     assert re.search(r"<strong>attacker\.example</strong>", page.text)
     assert stack.proxy.reached("/authorize") == []
+
+
+async def test_a_form_body_that_arrives_in_pieces_is_read_whole(stack: Stack) -> None:
+    client_id = await register(stack)
+    body = urllib.parse.urlencode(auth_params(client_id)).encode()
+    port = int(stack.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (
+        "POST /authorize HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nConnection: close\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    writer.write(head + body[:40])
+    await writer.drain()
+    await asyncio.sleep(0.2)  # the gate has read the first piece by now
+    writer.write(body[40:])
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 200"), response[:200]
+    assert b'value="approve"' in response
