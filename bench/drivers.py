@@ -129,9 +129,7 @@ class Tally:
             self.first_error = why
 
 
-async def run_workers(
-    worker: type[Worker], args: argparse.Namespace
-) -> tuple[Tally, float]:
+async def run_workers(worker: type[Worker], args: argparse.Namespace) -> tuple[Tally, float]:
     tally = Tally()
     stop_at = time.perf_counter() + args.duration
     workers = [worker(args, tally, stop_at) for _ in range(args.connections)]

@@ -46,9 +46,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         allow_redirects=False,
     ) as upstream:
         response = web.StreamResponse(status=upstream.status)
-        response.headers.extend(
-            (k, v) for k, v in upstream.headers.items() if k.lower() not in HOP
-        )
+        response.headers.extend((k, v) for k, v in upstream.headers.items() if k.lower() not in HOP)
         await response.prepare(request)
         async for chunk in upstream.content.iter_any():
             await response.write(chunk)

@@ -75,18 +75,22 @@ async def request_context(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Request id, peer and client address for every request; no trace ever leaves."""
-    config = request.app[CONFIG]
-    peername = request.transport.get_extra_info("peername") if request.transport else None
+    trusted_proxies = request.app[CONFIG].server.trusted_proxies
+    transport = request.transport
+    peername = transport.get_extra_info("peername") if transport is not None else None
     peer = forwarding.parse_ip(peername[0] if isinstance(peername, tuple) else None)
     request[PEER_IP] = peer
-    trusted = forwarding.is_trusted(peer, config.server.trusted_proxies)
-    incoming = request.headers.get("X-Request-Id", "")
-    if trusted and 0 < len(incoming) <= 128 and set(incoming) <= _REQUEST_ID_OK:
-        request[REQUEST_ID] = incoming
-    else:
-        request[REQUEST_ID] = secrets.token_hex(8)
+    # Forwarded headers count only from a trusted proxy; with none configured
+    # (the common case) they are not even read.
+    trusted = bool(trusted_proxies) and forwarding.is_trusted(peer, trusted_proxies)
+    request_id = ""
+    if trusted:
+        incoming = request.headers.get("X-Request-Id", "")
+        if 0 < len(incoming) <= 128 and set(incoming) <= _REQUEST_ID_OK:
+            request_id = incoming
+    request[REQUEST_ID] = request_id or secrets.token_hex(8)
     request[CLIENT_IP] = forwarding.client_address(
-        peer, request.headers.get("X-Forwarded-For"), config.server.trusted_proxies
+        peer, request.headers.get("X-Forwarded-For") if trusted else None, trusted_proxies
     )
     try:
         response = await handler(request)

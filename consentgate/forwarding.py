@@ -16,6 +16,7 @@ Pure module: multidict only, no aiohttp import.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from typing import Final
@@ -50,6 +51,12 @@ FORWARDING_HEADERS: Final = frozenset(
         "forwarded",
     }
 )
+#: Request headers never forwarded, whoever sent them (the gate sets its own).
+_ALWAYS_DROPPED: Final = HOP_BY_HOP | {"host", "expect", "x-request-id"}
+_DROPPED_FROM_UNTRUSTED: Final = _ALWAYS_DROPPED | FORWARDING_HEADERS
+#: Longest text :func:`parse_ip` remembers (an IPv6 address with zone and
+#: brackets fits); longer texts are parsed every time, so the cache stays small.
+_CACHED_IP_TEXT: Final = 64
 
 
 def connection_tokens(headers: MultiMapping[str]) -> frozenset[str]:
@@ -63,9 +70,19 @@ def connection_tokens(headers: MultiMapping[str]) -> frozenset[str]:
 
 
 def parse_ip(text: str | None) -> IPAddress | None:
-    """An IP address, with IPv4-mapped IPv6 addresses reduced to IPv4."""
+    """An IP address, with IPv4-mapped IPv6 addresses reduced to IPv4.
+
+    Answers for short texts are remembered (a bounded LRU): the same few peer
+    addresses come back on every request, and ``ipaddress`` parsing is slow.
+    """
     if not text:
         return None
+    if len(text) <= _CACHED_IP_TEXT:
+        return _parse_ip_cached(text)
+    return _parse_ip(text)
+
+
+def _parse_ip(text: str) -> IPAddress | None:
     try:
         address = ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:
@@ -73,6 +90,15 @@ def parse_ip(text: str | None) -> IPAddress | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+_parse_ip_cached = functools.lru_cache(maxsize=1024)(_parse_ip)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ip_text(address: IPAddress) -> str:
+    """``str(address)``, remembered (addresses are immutable)."""
+    return str(address)
 
 
 def is_trusted(peer: IPAddress | None, trusted: Iterable[IPNetwork]) -> bool:
@@ -89,7 +115,7 @@ def client_address(
     if peer is None:
         return "-"
     if not is_trusted(peer, trusted) or not forwarded_for:
-        return str(peer)
+        return _ip_text(peer)
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
         address = parse_ip(hop)
@@ -123,11 +149,14 @@ def upstream_request_headers(
     preserve_host: bool,
 ) -> CIMultiDict[str]:
     """The headers to send upstream for a client request."""
-    drop = HOP_BY_HOP | connection_tokens(headers) | {"host", "expect", "x-request-id"}
     peer_trusted = is_trusted(peer, trusted)
-    if not peer_trusted:
-        drop = drop | FORWARDING_HEADERS
-    out: CIMultiDict[str] = CIMultiDict()
+    drop = _ALWAYS_DROPPED if peer_trusted else _DROPPED_FROM_UNTRUSTED
+    if "Connection" in headers:
+        drop = drop | connection_tokens(headers)
+    # Built as a list and turned into a multidict once. Every header set after the
+    # loop is absent from it (dropped or skipped there), so appending it is what
+    # assigning it would do.
+    kept: list[tuple[str, str]] = []
     for name, value in headers.items():
         lower = name.lower()
         if lower in drop:
@@ -135,23 +164,23 @@ def upstream_request_headers(
         if lower == "x-forwarded-for":
             continue  # rebuilt below
         if lower == "cookie":
-            kept = strip_cookies(value, own_cookie_prefixes)
-            if kept:
-                out.add(name, kept)
+            cookies = strip_cookies(value, own_cookie_prefixes)
+            if cookies:
+                kept.append((name, cookies))
             continue
-        out.add(name, value)
-    peer_text = str(peer) if peer is not None else ""
+        kept.append((name, value))
+    peer_text = _ip_text(peer) if peer is not None else ""
     prior = ", ".join(headers.getall("X-Forwarded-For", ())) if peer_trusted else ""
     if peer_text:
-        out["X-Forwarded-For"] = f"{prior}, {peer_text}" if prior else peer_text
+        kept.append(("X-Forwarded-For", f"{prior}, {peer_text}" if prior else peer_text))
     if not (peer_trusted and "X-Forwarded-Proto" in headers):
-        out["X-Forwarded-Proto"] = scheme
+        kept.append(("X-Forwarded-Proto", scheme))
     if not (peer_trusted and "X-Forwarded-Host" in headers):
-        out["X-Forwarded-Host"] = host
-    out["X-Request-Id"] = request_id
+        kept.append(("X-Forwarded-Host", host))
+    kept.append(("X-Request-Id", request_id))
     if preserve_host:
-        out["Host"] = host
-    return out
+        kept.append(("Host", host))
+    return CIMultiDict(kept)
 
 
 def downstream_response_headers(
@@ -166,17 +195,17 @@ def downstream_response_headers(
     built from the Host header, say) is rewritten to the public origin, so the
     browser never leaves the gate for the unguarded upstream.
     """
-    drop = HOP_BY_HOP | connection_tokens(headers)
-    out: CIMultiDict[str] = CIMultiDict()
+    drop = HOP_BY_HOP | connection_tokens(headers) if "Connection" in headers else HOP_BY_HOP
+    kept: list[tuple[str, str]] = []
     for name, value in headers.items():
         lower = name.lower()
         if lower in drop:
             continue
         if lower == "location":
-            out.add(name, rewrite_location(value, upstream_origin, public_origin))
+            kept.append((name, rewrite_location(value, upstream_origin, public_origin)))
         else:
-            out.add(name, value)
-    return out
+            kept.append((name, value))
+    return CIMultiDict(kept)
 
 
 def rewrite_location(location: str, upstream_origin: str, public_origin: str) -> str:

@@ -29,6 +29,7 @@ Pure module: no aiohttp import.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -36,6 +37,10 @@ from typing import Final
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _MAX_DECODE_ROUNDS: Final = 4
+#: Decisions remembered per :class:`PathRules` (a bounded LRU), for raw paths up to
+#: this many characters: at most about 2 MB of keys, whatever clients send.
+_CACHE_ENTRIES: Final = 4096
+_CACHED_PATH_LENGTH: Final = 512
 
 
 class Route(enum.Enum):
@@ -133,6 +138,9 @@ class PathRules:
     def __init__(self, exact: dict[str, Route], subtree: dict[str, Route]) -> None:
         self._exact = {_squash(path): (route, path) for path, route in exact.items()}
         self._subtree = [(_squash(path), route, path) for path, route in subtree.items()]
+        # The decision depends only on the raw path and the (immutable) rules, and
+        # RoutedPath is frozen, so a remembered decision is the decision.
+        self._cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._classify)
 
     def _match(self, loose: str) -> tuple[Route, str] | None:
         hit = self._exact.get(loose)
@@ -145,6 +153,11 @@ class PathRules:
 
     def classify(self, raw_path: str) -> RoutedPath:
         """Decide the rule for a raw request path (the bytes before '?')."""
+        if len(raw_path) <= _CACHED_PATH_LENGTH:
+            return self._cached(raw_path)
+        return self._classify(raw_path)
+
+    def _classify(self, raw_path: str) -> RoutedPath:
         if not raw_path.startswith("/") or "#" in raw_path:
             return RoutedPath(Route.AMBIGUOUS, raw_path)
         loose_hit = self._match(loose_form(raw_path))

@@ -168,13 +168,21 @@ class UpstreamExchange:
                 def body_sent() -> None:
                     deadline.reschedule(loop.time() + read_timeout)
 
-                data: AsyncIterator[bytes] | None = None
+                data: AsyncIterator[bytes] | bytes | None = None
                 if with_body:
                     length = request.content_length
                     if length is not None and length > config.server.max_body_size:
                         raise RequestTooLarge
-                    pump = _BodyPump(request, config.server.max_body_size, body_sent)
-                    data = pump.chunks()
+                    content = request.content
+                    if length is not None and content.is_eof() and content.exception() is None:
+                        # The whole (Content-Length framed, within the limit) body came
+                        # with the headers, as small bodies do: send it in one piece.
+                        # Nothing waits for it, so this is still streaming.
+                        data = content.read_nowait()
+                        body_sent()
+                    else:
+                        pump = _BodyPump(request, config.server.max_body_size, body_sent)
+                        data = pump.chunks()
                 else:
                     headers.popall("Content-Length", None)
                 self._response = await session.request(
@@ -249,23 +257,23 @@ async def stream_response(
     status = status or upstream.status
     no_body = request.method == "HEAD" or status in _NO_BODY_STATUSES
     first = b""
+    complete = no_body  # the whole response is in hand: one write, no timer
     if not no_body:
         try:
             first = content.read_nowait()
         except aiohttp.ClientError:
-            first = b""  # raised again by the read below, once the response started
+            pass  # raised again by the read below, once the response started
+        else:
+            complete = content.at_eof()
     response: web.StreamResponse = (
         _CoalescedResponse(status=status, reason=None)
-        if first or no_body
+        if first or complete
         else web.StreamResponse(status=status, reason=None)
     )
     response.headers.extend(headers)
     await response.prepare(request)
-    if no_body:
-        await response.write_eof()
-        return response
-    if first and content.at_eof():
-        await response.write_eof(first)  # the whole body was here: one write
+    if complete:
+        await response.write_eof(first)
         return response
     content_type = upstream.headers.get("Content-Type", "")
     idle: float | None = (
