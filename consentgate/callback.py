@@ -5,15 +5,17 @@ browser, copies the IdP URL the proxy redirects to, and sends it to the victim;
 the victim signs in at the IdP, and the proxy's callback hands the victim's code
 to the attacker's client. The fix, done here from the outside: when an approved
 authorization request is answered with a redirect to the IdP carrying ``state``,
-the gate sets a cookie holding a MAC of that state (``gate._bind_flow``); the
-callback is relayed only when the same browser brings that cookie back, once.
+the gate sets a cookie holding a MAC of that state, of the browser's subject and
+of the time (``gate._bind_flow``); the callback is relayed only when the same
+browser brings that cookie back, within ``binding_ttl``, once (the store remembers
+used bindings until they expire).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from consentgate.appkeys import CONFIG, COOKIE_CRYPTO, STORE
+from consentgate.appkeys import CLOCK, CONFIG, COOKIE_CRYPTO, STORE
 from consentgate.browser import Browser, audit_event
 from consentgate.cookies import set_cookie_header
 from consentgate.oauth import OAuthRequestError, encode_parameters, parse_parameters
@@ -26,6 +28,9 @@ from consentgate.relay import (
     response_headers,
     stream_response,
 )
+
+#: Seconds a binding may appear issued in the future (several gates, clocks apart).
+CLOCK_SKEW = 60
 
 DIFFERENT_BROWSER = (
     "This sign-in was not started in this browser, or it was already completed. "
@@ -53,8 +58,8 @@ async def callback(request: web.Request, routed: RoutedPath) -> web.StreamRespon
     if not state:
         audit_event(request, "callback_refused", "callback without state")
         return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
-    key = crypto.check_binding(state, request.cookies)
-    if key is None:
+    found = crypto.check_binding(state, browser.subject or "", request.cookies)
+    if found is None:
         audit_event(
             request,
             "callback_refused",
@@ -62,19 +67,24 @@ async def callback(request: web.Request, routed: RoutedPath) -> web.StreamRespon
             subject=browser.subject or "",
         )
         return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
-    owner = await app[STORE].take_binding(key)
-    if owner is None or owner != browser.subject:
+    key, issued_at = found
+    ttl = int(config.consent.binding_ttl)
+    now = app[CLOCK]()
+    fresh = issued_at <= now + CLOCK_SKEW and now - issued_at <= ttl
+    if not fresh or not await app[STORE].use_binding(key, issued_at + ttl):
         audit_event(
             request,
             "callback_refused",
-            "callback replayed, expired, or from another browser",
+            "callback expired or replayed",
             subject=browser.subject or "",
-            reason="replayed or expired" if owner is None else "other browser",
+            reason="replayed" if fresh else "expired",
         )
         return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
-    audit_event(request, "callback_accepted", "callback from the approving browser", subject=owner)
+    audit_event(
+        request, "callback_accepted", "callback from the approving browser", subject=browser.subject
+    )
 
-    binding_cookie = crypto.binding_for(state, 0).cookie_name
+    binding_cookie = crypto.binding_cookie_name(state)
     target = f"{routed.forward_path}?{encode_parameters(parameters)}"
     try:
         async with UpstreamExchange(request, target, forward_body=False) as upstream:

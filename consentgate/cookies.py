@@ -139,27 +139,35 @@ class CookieCrypto:
 
     # -- upstream flow binding -------------------------------------------------------
 
-    def binding_for(self, state: str, issued_at: int) -> Binding:
-        """The cookie that lets this browser, and only it, complete the flow of ``state``."""
+    def binding_for(self, state: str, subject: str, issued_at: int) -> Binding:
+        """The cookie that lets this browser, and only it, complete the flow of ``state``.
+
+        The proof covers the state (through ``key``), the browser's subject and the
+        time of issue, so the cookie is useless in another browser and its age
+        cannot be rewound; nothing is stored until the callback uses it.
+        """
         digest = _mac(self._binding_key, "state", state)
         key = _b64(digest)
-        tag = digest[:9].hex()
-        proof = _b64(_mac(self._binding_key, "proof", key, str(issued_at))[:18])
-        return Binding(key, self.names.binding(tag), f"{issued_at}.{proof}")
+        proof = _b64(_mac(self._binding_key, "proof", key, subject, str(issued_at))[:18])
+        return Binding(key, self.names.binding(digest[:9].hex()), f"{issued_at}.{proof}")
 
-    def check_binding(self, state: str, cookies: Mapping[str, str]) -> str | None:
-        """The server-side key of the binding for ``state`` when this browser holds
-        its cookie, else None."""
+    def check_binding(
+        self, state: str, subject: str, cookies: Mapping[str, str]
+    ) -> tuple[str, int] | None:
+        """``(key, issued_at)`` when this browser holds the binding cookie for ``state``."""
         digest = _mac(self._binding_key, "state", state)
         key = _b64(digest)
         value = cookies.get(self.names.binding(digest[:9].hex()))
         if not value or value.count(".") != 1:
             return None
         issued, proof = value.split(".")
-        if not issued.isdigit():
+        if not issued.isdigit() or len(issued) > 12:
             return None
-        expected = _b64(_mac(self._binding_key, "proof", key, issued)[:18])
-        return key if hmac.compare_digest(proof, expected) else None
+        expected = _b64(_mac(self._binding_key, "proof", key, subject, issued)[:18])
+        return (key, int(issued)) if hmac.compare_digest(proof, expected) else None
+
+    def binding_cookie_name(self, state: str) -> str:
+        return self.names.binding(_mac(self._binding_key, "state", state)[:9].hex())
 
 
 def set_cookie_header(

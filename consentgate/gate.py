@@ -29,7 +29,7 @@ import hmac
 import json
 import logging
 import urllib.parse
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
@@ -195,16 +195,19 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
     browser = Browser(request)
     reason = await _silent_reason(request, auth, browser.subject)
     if reason is not None:
-        audit_event(
+        fields = {
+            "reason": reason,
+            "client_id": auth.client_id,
+            "redirect_uri": auth.redirect_uri,
+            "subject": browser.subject or "",
+        }
+        return await forward_authorization(
             request,
-            "consent_silent",
-            "authorization relayed without asking",
-            reason=reason,
-            client_id=auth.client_id,
-            redirect_uri=auth.redirect_uri,
-            subject=browser.subject or "",
+            auth.parameters,
+            browser,
+            after_post=False,
+            audit=("consent_silent", "authorization relayed without asking", fields),
         )
-        return await forward_authorization(request, auth.parameters, browser, after_post=False)
 
     if "none" in auth.prompt:
         # OIDC Core §3.1.2.6: no UI allowed, so answer consent_required.
@@ -352,18 +355,21 @@ async def forward_authorization(
     browser: Browser,
     *,
     after_post: bool,
+    audit: tuple[str, str, dict[str, Any]],
     extra_cookies: tuple[str, ...] = (),
 ) -> web.StreamResponse:
     """Send exactly the validated request upstream and bind the flow it starts.
 
     The query is re-encoded from the parsed parameters: the upstream receives the
-    request the gate checked, not the client's spelling of it.
+    request the gate checked, not the client's spelling of it. ``audit`` is the
+    event, message and fields of the one audit line this decision gets.
     """
     config = request.app[CONFIG]
     target = f"{config.upstream.authorize_path}?{encode_parameters(parameters)}"
     headers = upstream_headers(request)
     for name in ("Content-Type", "Content-Length", "Origin"):
         headers.popall(name, None)
+    event, message, fields = audit
     try:
         async with UpstreamExchange(
             request, target, method="GET", forward_body=False, headers=headers
@@ -371,57 +377,66 @@ async def forward_authorization(
             out = response_headers(request, upstream)
             status = upstream.status
             location = out.get("Location")
+            bound = False
             if 300 <= status < 400 and location:
                 if after_post:
                     status = 303  # RFC 9700 §4.12: never let the browser re-POST the form
-                await _bind_flow(request, out, location, browser)
+                bound = _bind_flow(request, out, location, browser)
             for header in (*browser.cookies_to_set(), *extra_cookies):
                 out.add("Set-Cookie", header)
             if after_post:
                 out["Cache-Control"] = "no-store"
+            audit_event(
+                request, event, message, **fields, upstream_status=upstream.status, bound=bound
+            )
             return await stream_response(request, upstream, out, status=status)
     except UpstreamFailure as exc:
+        audit_event(request, event, message, **fields, upstream_status=exc.status, bound=False)
         return error_response(request, exc.status, "upstream_error", exc.reason + ".")
     except RequestTooLarge:  # pragma: no cover - no body is forwarded here
         return error_response(request, 413, "request_too_large", "The request is too large.")
 
 
-async def _bind_flow(
+def _bind_flow(
     request: web.Request, out: CIMultiDict[str], location: str, browser: Browser
-) -> None:
-    """Bind the upstream's redirect to another origin carrying ``state`` to this browser."""
+) -> bool:
+    """Bind the upstream's redirect to another origin carrying ``state`` to this browser.
+
+    Only a cookie is set: a MAC of the state, the browser's subject and the time.
+    The callback checks it and marks it used (``callback.py``), so the hot path of
+    a remembered approval writes nothing to the store. The browser keeps at most
+    ``max_flows_per_browser`` of them; the oldest go first.
+    """
     app = request.app
     config = app[CONFIG]
     absolute = urllib.parse.urljoin(config.server.public_url + "/", location)
     if _origin_of(absolute) == _origin_of(config.server.public_url):
-        return  # not a hand-off to the IdP
+        return False  # not a hand-off to the IdP
     query = urllib.parse.urlsplit(absolute).query
     states = [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k == "state"]
     if len(states) != 1 or not states[0]:
-        return
+        return False
     crypto = app[COOKIE_CRYPTO]
-    now = int(app[CLOCK]())
-    subject = browser.ensure()
-    binding = crypto.binding_for(states[0], now)
-    ttl = int(config.consent.binding_ttl)
-    limit = config.consent.max_flows_per_browser
-    await app[STORE].put_binding(binding.key, subject, now + ttl, max_per_subject=limit)
+    binding = crypto.binding_for(states[0], browser.ensure(), int(app[CLOCK]()))
     out.add(
         "Set-Cookie",
         set_cookie_header(
-            binding.cookie_name, binding.cookie_value, max_age=ttl, secure=config.secure_cookies
+            binding.cookie_name,
+            binding.cookie_value,
+            max_age=int(config.consent.binding_ttl),
+            secure=config.secure_cookies,
         ),
     )
+    limit = config.consent.max_flows_per_browser
     prefix = crypto.names.binding_prefix
-    held = [
+    held = sorted(
         (value.split(".", 1)[0].zfill(12), name)
         for name, value in request.cookies.items()
         if name.startswith(prefix) and name != binding.cookie_name
-    ]
-    held.sort()
+    )
     for _, name in held[: max(len(held) - limit + 1, 0)]:
         out.add("Set-Cookie", set_cookie_header(name, "", max_age=0, secure=config.secure_cookies))
-    audit_event(request, "flow_bound", "upstream flow bound to this browser", subject=subject)
+    return True
 
 
 # --- the consent answer ---------------------------------------------------------------------
@@ -545,7 +560,11 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
                 ttl=config.consent.remember_for,
             )
         )
-    audit_event(request, "consent_approved", "consent approved", remembered=remember, **fields)
     return await forward_authorization(
-        request, parameters, browser, after_post=True, extra_cookies=(clear,)
+        request,
+        parameters,
+        browser,
+        after_post=True,
+        audit=("consent_approved", "consent approved", {**fields, "remembered": remember}),
+        extra_cookies=(clear,),
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
@@ -34,16 +35,35 @@ def fields_of(record: logging.LogRecord) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _timestamp(record: logging.LogRecord) -> str:
-    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+class _Timestamps:
+    """ISO 8601 UTC times with milliseconds; the part up to the second is formatted
+    once per second (the access log writes thousands of lines per second)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{int((created - second) * 1000):03d}+00:00"
+
+
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
 
 
 class TextFormatter(logging.Formatter):
     """``time level logger message key=value ...`` on one line."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._time = _Timestamps()
+
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{k}={_text_value(v)}" for k, v in fields_of(record).items())
-        line = f"{_timestamp(record)} {record.levelname:<7} {record.name} {record.getMessage()}"
+        line = f"{self._time(record.created)} {record.levelname:<7} {record.name} {record.getMessage()}"
         if extra:
             line = f"{line} {extra}"
         if record.exc_info:
@@ -61,9 +81,13 @@ def _text_value(value: Any) -> str:
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._time = _Timestamps()
+
     def format(self, record: logging.LogRecord) -> str:
         document: dict[str, Any] = {
-            "time": _timestamp(record),
+            "time": self._time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -48,8 +48,10 @@ forward and run inside one ``BEGIN IMMEDIATE`` transaction at open):
 1. ``consents`` and ``clients``, with an index for the lookup
    (subject, client_id, redirect_uri, resource, expires_at) and one each for
    revoking or listing by client_id and by redirect_uri.
-2. ``pending`` and ``bindings`` (the gate's short-lived, single-use rows, opaque
-   to the store), and the ``counters`` table with its triggers on ``consents``.
+2. ``pending`` (consent pages waiting for an answer, opaque to the store) and
+   ``used_bindings`` (flow bindings already used, so a callback is accepted once),
+   and the ``counters`` table, moved by triggers on ``consents`` and ``clients``
+   so every process notices any change and drops its cached answers.
 """
 
 from __future__ import annotations
@@ -135,16 +137,20 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX pending_by_subject ON pending (subject, created_at)",
         "CREATE INDEX pending_by_expiry ON pending (expires_at)",
-        """CREATE TABLE bindings (
+        """CREATE TABLE used_bindings (
             key TEXT NOT NULL PRIMARY KEY,
-            subject TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
             expires_at INTEGER NOT NULL
         )""",
-        "CREATE INDEX bindings_by_subject ON bindings (subject, created_at)",
-        "CREATE INDEX bindings_by_expiry ON bindings (expires_at)",
+        "CREATE INDEX used_bindings_by_expiry ON used_bindings (expires_at)",
         "CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL)",
         "INSERT INTO counters (name, value) VALUES ('consents', 0)",
+        "INSERT INTO counters (name, value) VALUES ('clients', 0)",
+        """CREATE TRIGGER clients_counter_insert AFTER INSERT ON clients BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'clients'; END""",
+        """CREATE TRIGGER clients_counter_update AFTER UPDATE ON clients BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'clients'; END""",
+        """CREATE TRIGGER clients_counter_delete AFTER DELETE ON clients BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'clients'; END""",
         """CREATE TRIGGER consents_counter_insert AFTER INSERT ON consents BEGIN
             UPDATE counters SET value = value + 1 WHERE name = 'consents'; END""",
         """CREATE TRIGGER consents_counter_update AFTER UPDATE ON consents BEGIN
@@ -172,7 +178,8 @@ _LOOKUP: Final = (
     "WHERE subject = ? AND client_id = ? AND redirect_uri = ? AND resource = ? "
     "AND expires_at > ? AND revoked_at IS NULL"
 )
-_COUNTER: Final = "SELECT value FROM counters WHERE name = 'consents'"
+#: Only grows: any change to a consent or client row, by any process, moves it.
+_COUNTER: Final = "SELECT sum(value) FROM counters"
 _REVOKE_WHERE: Final[dict[str, str]] = {
     "id": "id = ?",
     "client_id": "client_id = ?",
@@ -377,6 +384,7 @@ class ConsentStore:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._cache: dict[_Key, Grants] = {}
+        self._clients: dict[str, ClientRecord | None] = {}
         self._cache_size = cache_size
         self._generation = 0
         self._seen_data_version: int | None = None
@@ -510,6 +518,21 @@ class ConsentStore:
         task.add_done_callback(self._forget)
         return await asyncio.shield(task)
 
+    async def _write_one(self, sql: str, params: Sequence[Any]) -> builtins.list[Sequence[Any]]:
+        """One statement, atomic on its own in autocommit mode: one round trip to the
+        database thread instead of three (BEGIN, statement, COMMIT). Shielded and
+        locked like :meth:`_write`."""
+        self._check_open()
+
+        async def statement() -> builtins.list[Sequence[Any]]:
+            async with self._lock:
+                return builtins.list(await self._db.execute_fetchall(sql, params))
+
+        task = asyncio.ensure_future(statement())
+        self._inflight.add(task)
+        task.add_done_callback(self._forget)
+        return await asyncio.shield(task)
+
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._inflight.discard(task)
         if not task.cancelled():
@@ -561,6 +584,7 @@ class ConsentStore:
 
     def _invalidate(self) -> None:
         self._cache.clear()
+        self._clients.clear()
         self._generation += 1
 
     def _cache_is_current(self) -> bool:
@@ -629,10 +653,7 @@ class ConsentStore:
         )
         record = sign_record(unsigned, self._keyring)
 
-        async def insert(db: aiosqlite.Connection) -> None:
-            await db.execute(_INSERT_CONSENT, record.to_row())
-
-        await self._write(insert)
+        await self._write_one(_INSERT_CONSENT, record.to_row())
         self._invalidate()
         _audit.info(
             "consent %s recorded for client %r redirect_uri %r",
@@ -916,15 +937,31 @@ class ConsentStore:
             await db.execute(_UPSERT_CLIENT, record.to_row())
             return record
 
-        return await self._write(upsert)
+        record = await self._write(upsert)
+        self._invalidate()
+        return record
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
-        """The verified client registration, or None (unknown, or failed verification)."""
+        """The verified client registration, or None (unknown, or failed verification).
+
+        Answers are cached like :meth:`is_approved`'s, and dropped whenever any
+        client or consent row changes in any process: the gate looks its client up
+        on every authorization, and an Ed25519 verification per request is not free.
+        """
+        use_cache = self._cache_size > 0 and self._cache_is_current()
+        if use_cache and client_id in self._clients:
+            return self._clients[client_id]
+        generation = self._generation
         rows = await self._read(
             f"SELECT {_CLIENT_SELECT} FROM clients WHERE client_id = ?",  # noqa: S608 - constant
             (client_id,),
         )
-        return self._verified_client(rows[0]) if rows else None
+        record = self._verified_client(rows[0]) if rows else None
+        if use_cache and generation == self._generation:
+            if len(self._clients) >= self._cache_size:
+                del self._clients[next(iter(self._clients))]  # oldest first
+            self._clients[client_id] = record
+        return record
 
     async def iter_clients(
         self, *, failures: builtins.list[VerificationFailure] | None = None
@@ -999,69 +1036,31 @@ class ConsentStore:
         ``DELETE ... RETURNING``, so two concurrent answers cannot both take it.
         """
 
-        async def take(db: aiosqlite.Connection) -> builtins.list[Sequence[Any]]:
-            return builtins.list(
-                await db.execute_fetchall(
-                    "DELETE FROM pending WHERE id = ? AND subject = ? AND expires_at > ? "
-                    "RETURNING id, subject, payload, created_at, expires_at",
-                    (id, subject, int(self.clock())),
-                )
-            )
-
-        rows = await self._write(take)
+        rows = await self._write_one(
+            "DELETE FROM pending WHERE id = ? AND subject = ? AND expires_at > ? "
+            "RETURNING id, subject, payload, created_at, expires_at",
+            (id, subject, int(self.clock())),
+        )
         return PendingRow(*rows[0]) if rows else None
 
-    async def put_binding(
-        self, key: str, subject: str, expires_at: int, *, max_per_subject: int | None = None
-    ) -> None:
-        """Store a flow binding (single use, short-lived). ``max_per_subject`` as in
-        :meth:`put_pending`. An existing key raises ValueError.
+    async def use_binding(self, key: str, expires_at: int) -> bool:
+        """Mark the flow binding ``key`` used; False when it already was.
+
+        The binding itself travels in a MAC-protected cookie (it proves the browser,
+        the state and when it was issued); the store only remembers which bindings
+        were used, until ``expires_at``, so a callback cannot be replayed — by this
+        gate or by another process sharing the file. One ``INSERT``, atomic.
         """
         check_text("key", key)
-        check_text("subject", subject)
-        now = int(self.clock())
-
-        async def put(db: aiosqlite.Connection) -> None:
-            try:
-                await db.execute(
-                    "INSERT INTO bindings (key, subject, created_at, expires_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (key, subject, now, int(expires_at)),
-                )
-            except sqlite3.IntegrityError:
-                raise ValueError("a binding with this key exists") from None
-            if max_per_subject is not None:
-                await db.execute(
-                    "DELETE FROM bindings WHERE subject = ? AND (expires_at <= ? OR rowid IN ("
-                    "SELECT rowid FROM bindings WHERE subject = ? "
-                    "ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?))",
-                    (subject, now, subject, max(max_per_subject, 1)),
-                )
-
-        await self._write(put)
-
-    async def take_binding(self, key: str) -> str | None:
-        """Delete the binding and return its subject; None when absent or expired
-        (an expired binding is deleted all the same). Single use by construction.
-        """
-
-        async def take(db: aiosqlite.Connection) -> builtins.list[Sequence[Any]]:
-            return builtins.list(
-                await db.execute_fetchall(
-                    "DELETE FROM bindings WHERE key = ? RETURNING subject, expires_at", (key,)
-                )
-            )
-
-        rows = await self._write(take)
-        if not rows:
-            return None
-        subject, expires_at = rows[0]
-        if not isinstance(expires_at, int) or self.clock() >= expires_at:
-            return None
-        return str(subject)
+        rows = await self._write_one(
+            "INSERT INTO used_bindings (key, expires_at) VALUES (?, ?) "
+            "ON CONFLICT (key) DO NOTHING RETURNING key",
+            (key, int(expires_at)),
+        )
+        return bool(rows)
 
     async def purge_expired(self) -> int:
-        """Delete expired pending rows and bindings; returns how many.
+        """Delete expired pending rows and used-binding marks; returns how many.
 
         Consent records are kept after they expire or are revoked: they are the
         audit trail.
@@ -1070,7 +1069,7 @@ class ConsentStore:
 
         async def purge(db: aiosqlite.Connection) -> int:
             first = await db.execute("DELETE FROM pending WHERE expires_at <= ?", (now,))
-            second = await db.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,))
+            second = await db.execute("DELETE FROM used_bindings WHERE expires_at <= ?", (now,))
             return max(first.rowcount, 0) + max(second.rowcount, 0)
 
         return await self._write(purge)

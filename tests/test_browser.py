@@ -1,8 +1,8 @@
 """The consent page in a real browser: Debian's chromium driven by Playwright.
 
 Never a browser download: Playwright launches ``/usr/bin/chromium`` (or
-``$CONSENTGATE_CHROMIUM``). Without chromium these tests skip with the reason,
-except where ``CONSENTGATE_REQUIRE_BROWSER=1`` (set by ``.ci/run``) makes a
+``$CHROMIUM_PATH``). Without chromium these tests skip with the reason,
+except where ``CI_REQUIRE_BROWSER=1`` (set by ``.ci/run``) makes a
 missing browser a failure. Screenshots go to ``test-artifacts/``.
 """
 
@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
 
 
 def chromium_path() -> str | None:
-    configured = os.environ.get("CONSENTGATE_CHROMIUM")
+    configured = os.environ.get("CHROMIUM_PATH")
     if configured:
         return configured
     return shutil.which("chromium") or shutil.which("chromium-browser")
@@ -46,9 +46,9 @@ def chromium_path() -> str | None:
 async def chromium() -> AsyncIterator[Browser]:
     path = chromium_path()
     if path is None:
-        if os.environ.get("CONSENTGATE_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is required here (CONSENTGATE_REQUIRE_BROWSER=1) but not found")
-        pytest.skip("no chromium found: apt install chromium, or set CONSENTGATE_CHROMIUM")
+        if os.environ.get("CI_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is required here (CI_REQUIRE_BROWSER=1) but not found")
+        pytest.skip("no chromium found: apt install chromium, or set CHROMIUM_PATH")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=path, headless=True, args=CHROMIUM_ARGS

@@ -66,16 +66,17 @@ def test_sealed_pending_requests_detect_any_edit(crypto: CookieCrypto) -> None:
     assert crypto.open_pending("no-dot") is None
 
 
-def test_binding_cookies_prove_the_state_and_nothing_else(crypto: CookieCrypto) -> None:
-    binding = crypto.binding_for("state-1", 1_800_000_000)
+def test_binding_cookies_prove_the_state_the_browser_and_the_time(crypto: CookieCrypto) -> None:
+    binding = crypto.binding_for("state-1", "subject-a", 1_800_000_000)
     jar = {binding.cookie_name: binding.cookie_value}
-    assert crypto.check_binding("state-1", jar) == binding.key
-    assert crypto.check_binding("state-2", jar) is None
-    assert crypto.check_binding("state-1", {}) is None
+    assert crypto.check_binding("state-1", "subject-a", jar) == (binding.key, 1_800_000_000)
+    assert crypto.check_binding("state-2", "subject-a", jar) is None
+    assert crypto.check_binding("state-1", "subject-b", jar) is None  # another browser
+    assert crypto.check_binding("state-1", "subject-a", {}) is None
     issued, proof = binding.cookie_value.split(".")
-    assert (
-        crypto.check_binding("state-1", {binding.cookie_name: f"{int(issued) + 1}.{proof}"}) is None
-    )
+    younger = {binding.cookie_name: f"{int(issued) + 600}.{proof}"}
+    assert crypto.check_binding("state-1", "subject-a", younger) is None
+    assert crypto.binding_cookie_name("state-1") == binding.cookie_name
     assert len(binding.cookie_name) + len(binding.cookie_value) < 80
 
 

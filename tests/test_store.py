@@ -369,7 +369,7 @@ async def test_writes_to_pending_rows_do_not_empty_the_cache(store: ConsentStore
     edit(store.path, "UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
     assert not await approved(store, record)
     await store.put_pending("p1", "alice", "{}", int(T0) + 60)
-    await store.put_binding("b1", "alice", int(T0) + 60)
+    assert await store.use_binding("b1", int(T0) + 60)
     assert not await approved(store, record)
     assert store.tamper_events == 1
 
@@ -766,15 +766,14 @@ async def test_a_store_of_the_first_schema_is_migrated_and_its_rows_still_verify
         assert (await store.verify_all()).ok
         await store.put_pending("p1", "alice", "{}", int(T0) + 60)
         assert await store.take_pending("p1", "alice") is not None
-        await store.put_binding("b1", "alice", int(T0) + 60)
-        assert await store.take_binding("b1") == "alice"
+        assert await store.use_binding("b1", int(T0) + 60)
         assert await store.revoke(id="old-1") == 1
         assert not await approved(store, record)
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
-    assert {"consents", "clients", "pending", "bindings", "counters"} <= tables
+    assert {"consents", "clients", "pending", "used_bindings", "counters"} <= tables
 
 
 # --- startup errors ----------------------------------------------------------------------
@@ -1046,36 +1045,29 @@ async def test_pending_rows_beyond_the_limit_evict_the_subjects_oldest(
     assert all([await store.get_pending(f"q{index}") for index in range(5)])
 
 
-async def test_a_binding_is_single_use(store: ConsentStore) -> None:
-    await store.put_binding("b1", "alice", int(T0) + 60)
-    with pytest.raises(ValueError, match="exists"):
-        await store.put_binding("b1", "mallory", int(T0) + 60)
-    assert await store.take_binding("b1") == "alice"
-    assert await store.take_binding("b1") is None
+async def test_a_binding_can_be_used_once(store: ConsentStore) -> None:
+    assert await store.use_binding("b1", int(T0) + 60)
+    assert not await store.use_binding("b1", int(T0) + 60)
+    assert await store.use_binding("b2", int(T0) + 60)
 
 
-async def test_an_expired_binding_gives_nothing_and_is_deleted(
-    store: ConsentStore, clock: FakeClock
+async def test_a_used_binding_stays_used_across_stores_on_one_file(
+    tmp_path: Path, ring: KeyRing, clock: FakeClock
 ) -> None:
-    await store.put_binding("b1", "alice", int(T0) + 60)
-    clock.advance(60)
-    assert await store.take_binding("b1") is None
-    clock.now = T0
-    assert await store.take_binding("b1") is None  # gone, not just hidden
+    path = tmp_path / "shared.sqlite3"
+    async with (
+        await ConsentStore.open(path, ring, clock=clock) as first,
+        await ConsentStore.open(path, ring, clock=clock) as second,
+    ):
+        assert await first.use_binding("b1", int(T0) + 60)
+        assert not await second.use_binding("b1", int(T0) + 60)
 
 
-async def test_bindings_beyond_the_limit_evict_the_subjects_oldest(
-    store: ConsentStore, clock: FakeClock
+async def test_concurrent_uses_of_one_binding_let_exactly_one_through(
+    store: ConsentStore,
 ) -> None:
-    for index in range(4):
-        await store.put_binding(f"b{index}", "alice", int(T0) + 600, max_per_subject=2)
-        clock.advance(1)
-    assert [await store.take_binding(f"b{index}") for index in range(4)] == [
-        None,
-        None,
-        "alice",
-        "alice",
-    ]
+    results = await asyncio.gather(*(store.use_binding("b1", int(T0) + 60) for _ in range(20)))
+    assert results.count(True) == 1
 
 
 async def test_purge_deletes_only_expired_pending_rows_and_bindings(
@@ -1084,12 +1076,12 @@ async def test_purge_deletes_only_expired_pending_rows_and_bindings(
     record = await approve(store, ttl=10)
     await store.put_pending("old", "alice", "{}", int(T0) + 10)
     await store.put_pending("new", "alice", "{}", int(T0) + 100)
-    await store.put_binding("old", "alice", int(T0) + 10)
-    await store.put_binding("new", "alice", int(T0) + 100)
+    await store.use_binding("old", int(T0) + 10)
+    await store.use_binding("new", int(T0) + 100)
     clock.advance(50)
     assert await store.purge_expired() == 2
     assert await store.get_pending("new") is not None
-    assert await store.take_binding("new") == "alice"
+    assert not await store.use_binding("new", int(T0) + 100)  # still remembered as used
     assert [r.id for r in await store.list()] == [record.id]  # consents are the audit trail
 
 

@@ -24,7 +24,7 @@ _REASON = "the real-peer tests need the e2e extra: pip install -e '.[e2e]'"
 _MISSING = [p for p in ("fastmcp", "oidc_provider_mock") if importlib.util.find_spec(p) is None]
 if _MISSING:
     _message = f"{', '.join(_MISSING)} not installed; {_REASON}"
-    if os.environ.get("CONSENTGATE_REQUIRE_E2E") == "1":  # set by .ci/run: never skip there
+    if os.environ.get("CI_REQUIRE_E2E") == "1":  # set by .ci/run: never skip there
         pytest.fail(_message, pytrace=False)
     pytest.skip(_message, allow_module_level=True)
 
