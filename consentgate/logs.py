@@ -63,7 +63,8 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{k}={_text_value(v)}" for k, v in fields_of(record).items())
-        line = f"{self._time(record.created)} {record.levelname:<7} {record.name} {record.getMessage()}"
+        stamp = self._time(record.created)
+        line = f"{stamp} {record.levelname:<7} {record.name} {record.getMessage()}"
         if extra:
             line = f"{line} {extra}"
         if record.exc_info:
