@@ -14,8 +14,9 @@ from aiohttp import web
 
 from consentgate.appkeys import CONFIG, COOKIE_CRYPTO, REQUEST_ID
 from consentgate.cookies import BROWSER_COOKIE_MAX_AGE, set_cookie_header
+from consentgate.logs import AUDIT
 
-audit = logging.getLogger("consentgate.audit")
+audit = logging.getLogger(AUDIT)
 
 
 def audit_event(request: web.Request, event: str, message: str, **fields: Any) -> None:

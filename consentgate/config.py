@@ -224,12 +224,6 @@ def _file_path(value: Any, ctx: _Context) -> Path:
     return path if path.is_absolute() else (ctx.base_dir / path)
 
 
-def _optional_file_path(value: Any, ctx: _Context) -> Path | None:
-    if value == "":
-        return None
-    return _file_path(value, ctx)
-
-
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 
 

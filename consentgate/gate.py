@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import logging
 import urllib.parse
 from typing import Any, Final
 
@@ -70,8 +69,6 @@ from consentgate.relay import (
     stream_response,
     upstream_headers,
 )
-
-audit = logging.getLogger("consentgate.audit")
 
 #: Navigations that cannot have been started by another site (Fetch Metadata).
 SILENT_FETCH_SITES: Final = frozenset({"none", "same-origin", "same-site"})

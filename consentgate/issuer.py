@@ -28,7 +28,6 @@ Fetch = Callable[[str], Awaitable[tuple[int, bytes]]]
 class IssuerCache:
     def __init__(self, configured: str, clock: Clock) -> None:
         self._value: str | None = configured or None
-        self._configured = bool(configured)
         self._clock = clock
         self._retry_at = 0.0
 

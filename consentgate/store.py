@@ -75,6 +75,7 @@ import aiosqlite
 from consentgate.clock import Clock, system_clock
 from consentgate.errors import StartupError
 from consentgate.keys import KeyRing
+from consentgate.logs import AUDIT
 from consentgate.records import (
     CLIENT_COLUMNS,
     CONSENT_COLUMNS,
@@ -88,7 +89,7 @@ from consentgate.records import (
 )
 
 _log = logging.getLogger("consentgate")
-_audit = logging.getLogger("consentgate.audit")
+_audit = logging.getLogger(AUDIT)
 
 T = TypeVar("T")
 _R = TypeVar("_R", ConsentRecord, ClientRecord)
