@@ -48,8 +48,21 @@ if TYPE_CHECKING:
 
 CONSENT_ENCODING: Final = "consentgate-consent-v1"
 CLIENT_ENCODING: Final = "consentgate-client-v1"
+PENDING_ENCODING: Final = "consentgate-pending-v1"
 _CONSENT_PREFIX: Final = CONSENT_ENCODING.encode("ascii") + b"\n"
 _CLIENT_PREFIX: Final = CLIENT_ENCODING.encode("ascii") + b"\n"
+_PENDING_PREFIX: Final = PENDING_ENCODING.encode("ascii") + b"\n"
+
+#: Longest values a consent record stores (characters). A redirect URI, resource or
+#: scope string of 8 KB has no business in a record (hardening issue #10): the gate
+#: refuses such requests before they reach the store, and the store refuses them too.
+MAX_CLIENT_ID_LENGTH: Final = 512
+MAX_URI_LENGTH: Final = 2048
+MAX_SCOPE_LENGTH: Final = 2048
+MAX_SUBJECT_LENGTH: Final = 128
+#: Longest payload of a pending consent page (bytes of UTF-8): what the gate needs to
+#: resume the request, not the 64 KiB a form may carry.
+MAX_PENDING_PAYLOAD: Final = 16 * 1024
 
 #: Columns of the ``consents`` table, in order; every one but ``signature`` is signed.
 CONSENT_COLUMNS: Final = (
@@ -117,6 +130,13 @@ def check_text(name: str, value: object, *, allow_empty: bool = False) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"{name} must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def check_length(name: str, value: str, limit: int) -> str:
+    """``value`` if it is at most ``limit`` characters; else ValueError naming the field."""
+    if len(value) > limit:
+        raise ValueError(f"{name} is {len(value)} characters long; at most {limit} are stored")
     return value
 
 
@@ -412,10 +432,90 @@ class ClientRecord:
         )
 
 
-Signable = ConsentRecord | ClientRecord
+#: Columns of the ``pending`` table, in order; every one but ``signature`` is signed.
+PENDING_COLUMNS: Final = (
+    "id",
+    "subject",
+    "source",
+    "payload",
+    "created_at",
+    "expires_at",
+    "key_id",
+    "signature",
+)
 
 
-_R = TypeVar("_R", ConsentRecord, ClientRecord)
+@dataclass(frozen=True, slots=True)
+class PendingRecord:
+    """A consent page waiting for its answer: what was shown, to whom, until when.
+
+    ``payload`` is opaque to the store (the gate's serialised ``PendingConsent``);
+    ``source`` is the network the request came from, for the per-address cap.
+    The signature covers the id, the subject, the expiry and the payload together
+    (hardening issue #10, point 2): a payload copied from an attacker's row over a
+    victim's row no longer verifies, because the id and subject it was signed with
+    are not the row's.
+    """
+
+    id: str
+    subject: str
+    source: str
+    payload: str
+    created_at: int
+    expires_at: int
+    key_id: str
+    signature: bytes
+
+    def signed_fields(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "subject": self.subject,
+            "source": self.source,
+            "payload": self.payload,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "key_id": self.key_id,
+        }
+
+    def signing_input(self) -> bytes:
+        """``b"consentgate-pending-v1\\n"`` + canonical JSON of :meth:`signed_fields`."""
+        return _PENDING_PREFIX + canonical_json(self.signed_fields())
+
+    def to_row(self) -> tuple[Any, ...]:
+        """Values in :data:`PENDING_COLUMNS` order."""
+        return (
+            self.id,
+            self.subject,
+            self.source,
+            self.payload,
+            self.created_at,
+            self.expires_at,
+            self.key_id,
+            self.signature,
+        )
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> PendingRecord:
+        """Parse a stored row strictly; raises :class:`MalformedRecord`."""
+        if len(row) != len(PENDING_COLUMNS):
+            raise MalformedRecord(f"expected {len(PENDING_COLUMNS)} columns, got {len(row)}")
+        c = PENDING_COLUMNS
+        return cls(
+            id=_row_text(row, 0, c),
+            subject=_row_text(row, 1, c),
+            source=_row_text(row, 2, c),
+            payload=_row_text(row, 3, c),
+            created_at=_row_int(row, 4, c),
+            expires_at=_row_int(row, 5, c),
+            key_id=_row_text(row, 6, c),
+            signature=_row_bytes(row, 7, c),
+        )
+
+
+Signable = ConsentRecord | ClientRecord | PendingRecord
+
+
+_R = TypeVar("_R", ConsentRecord, ClientRecord, PendingRecord)
 
 
 def sign_record(record: _R, keyring: KeyRing) -> _R:

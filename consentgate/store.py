@@ -79,9 +79,17 @@ from consentgate.logs import AUDIT
 from consentgate.records import (
     CLIENT_COLUMNS,
     CONSENT_COLUMNS,
+    MAX_CLIENT_ID_LENGTH,
+    MAX_PENDING_PAYLOAD,
+    MAX_SCOPE_LENGTH,
+    MAX_SUBJECT_LENGTH,
+    MAX_URI_LENGTH,
+    PENDING_COLUMNS,
     ClientRecord,
     ConsentRecord,
     MalformedRecord,
+    PendingRecord,
+    check_length,
     check_text,
     scope_set,
     sign_record,
@@ -92,7 +100,7 @@ _log = logging.getLogger("consentgate")
 _audit = logging.getLogger(AUDIT)
 
 T = TypeVar("T")
-_R = TypeVar("_R", ConsentRecord, ClientRecord)
+_R = TypeVar("_R", ConsentRecord, ClientRecord, PendingRecord)
 
 #: Forward migrations; schema version N is the result of applying the first N.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -159,6 +167,28 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """CREATE TRIGGER consents_counter_delete AFTER DELETE ON consents BEGIN
             UPDATE counters SET value = value + 1 WHERE name = 'consents'; END""",
     ),
+    (
+        # Pending rows become signed records (id, subject, source, expiry and payload
+        # under one signature); rows of the old, unsigned form are consent pages of a
+        # few minutes and are dropped rather than carried over unsigned.
+        "DROP TABLE pending",
+        """CREATE TABLE pending (
+            id TEXT NOT NULL PRIMARY KEY,
+            subject TEXT NOT NULL,
+            source TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL
+        )""",
+        "CREATE INDEX pending_by_subject ON pending (subject, created_at)",
+        "CREATE INDEX pending_by_source ON pending (source, created_at)",
+        "CREATE INDEX pending_by_expiry ON pending (expires_at)",
+        # For purging records past their retention period.
+        "CREATE INDEX consents_by_expiry ON consents (expires_at)",
+        "CREATE INDEX consents_by_revocation ON consents (revoked_at)",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 #: ``DELETE ... RETURNING`` needs SQLite 3.35 (2021).
@@ -166,6 +196,11 @@ MIN_SQLITE_VERSION: Final = (3, 35, 0)
 
 _CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
 _CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)
+_PENDING_SELECT: Final = ", ".join(PENDING_COLUMNS)
+_INSERT_PENDING: Final = (
+    f"INSERT INTO pending ({_PENDING_SELECT}) "  # noqa: S608 - constant column names
+    f"VALUES ({', '.join('?' * len(PENDING_COLUMNS))})"
+)
 _INSERT_CONSENT: Final = (
     f"INSERT INTO consents ({_CONSENT_SELECT}) "  # noqa: S608 - constant column names
     f"VALUES ({', '.join('?' * len(CONSENT_COLUMNS))})"
@@ -193,7 +228,7 @@ _PROBE_TIMEOUT: Final = 0.05
 
 Grants = tuple[tuple[frozenset[str], int], ...]
 _Key = tuple[str, str, str, str]
-RecordKind = Literal["consent", "client"]
+RecordKind = Literal["consent", "client", "pending"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,13 +254,23 @@ class VerificationReport:
 
 @dataclass(frozen=True, slots=True)
 class PendingRow:
-    """A consent page waiting for an answer; ``payload`` is opaque to the store."""
+    """A consent page waiting for an answer, verified; ``payload`` is opaque to the store."""
 
     id: str
     subject: str
     payload: str
     created_at: int
     expires_at: int
+    source: str = ""
+
+
+class PendingFull(Exception):
+    """The store holds as many pending consent pages as it was allowed (``max_total``).
+
+    The gate answers 503 with a page asking to try again shortly: refusing a new
+    page keeps every page already shown answerable, where dropping the oldest would
+    let a flood invalidate the pages real people are reading.
+    """
 
 
 def _startup_error(path: Path, exc: sqlite3.Error) -> StartupError:
@@ -339,6 +384,13 @@ async def _rollback(db: aiosqlite.Connection) -> None:
     # after some errors).
     with contextlib.suppress(sqlite3.Error):
         await db.execute("ROLLBACK")
+
+
+def _covered(wanted: frozenset[str], grants: Grants, now: float) -> bool:
+    """Whether an unexpired grant covers ``wanted`` (subset rule; empty only by empty)."""
+    if not wanted:
+        return any(now < expires and not granted for granted, expires in grants)
+    return any(now < expires and wanted <= granted for granted, expires in grants)
 
 
 def _text_or_repr(value: object) -> str:
@@ -581,12 +633,56 @@ class ConsentStore:
     ) -> ClientRecord | None:
         return self._verified("client", ClientRecord.from_row, row, failures)
 
+    def _verified_pending(
+        self, row: Sequence[Any], failures: builtins.list[VerificationFailure] | None = None
+    ) -> PendingRow | None:
+        record = self._verified("pending", PendingRecord.from_row, row, failures)
+        if record is None:
+            return None
+        return PendingRow(
+            record.id,
+            record.subject,
+            record.payload,
+            record.created_at,
+            record.expires_at,
+            record.source,
+        )
+
     # --- the answer cache --------------------------------------------------------
 
     def _invalidate(self) -> None:
         self._cache.clear()
         self._clients.clear()
         self._generation += 1
+
+    async def _counter(self, db: aiosqlite.Connection) -> int:
+        rows = builtins.list(await db.execute_fetchall(_COUNTER))
+        return int(rows[0][0] or 0)
+
+    def _invalidate_after_own_write(
+        self, before: int, after: int, *, key: _Key | None = None, client_id: str | None = None
+    ) -> None:
+        """Forget only what this process's own write changed, when that is all that changed.
+
+        ``before`` and ``after`` are the change counter read inside the write's
+        transaction. If ``before`` is the counter the cache was last filled under, no
+        other process changed anything in between, so dropping the one key (or client)
+        and moving the seen counter to ``after`` keeps every other cached answer
+        correct: an approval no longer empties the decision cache for everyone
+        (hardening issue #10, point 3). Otherwise everything is dropped, as before.
+        The generation moves either way, so a read already in flight does not put a
+        stale answer back.
+        """
+        if self._seen_counter is None or before != self._seen_counter:
+            self._invalidate()
+            return
+        self._generation += 1
+        if key is not None:
+            self._cache.pop(key, None)
+        if client_id is not None:
+            self._clients.pop(client_id, None)
+        self._seen_counter = after
+        self._seen_data_version = None  # our commit moved it; re-read with the counter
 
     def _cache_is_current(self) -> bool:
         """Empty the cache if any consent row changed since it was filled, in any process.
@@ -631,13 +727,15 @@ class ConsentStore:
 
         ``resource`` is the RFC 8707 resource indicator, ``""`` when none was sent.
         """
-        check_text("subject", subject)
-        check_text("client_id", client_id)
-        check_text("redirect_uri", redirect_uri)
-        check_text("resource", resource, allow_empty=True)
+        check_length("subject", check_text("subject", subject), MAX_SUBJECT_LENGTH)
+        check_length("client_id", check_text("client_id", client_id), MAX_CLIENT_ID_LENGTH)
+        check_length("redirect_uri", check_text("redirect_uri", redirect_uri), MAX_URI_LENGTH)
+        check_length("resource", check_text("resource", resource, allow_empty=True), MAX_URI_LENGTH)
         granted = scope_set(scopes)
+        check_length("scopes", " ".join(sorted(granted)), MAX_SCOPE_LENGTH)
         if not ttl >= 1:
             raise ValueError(f"ttl must be at least one second, got {ttl!r}")
+        key: _Key = (subject, client_id, redirect_uri, resource)
         now = int(self.clock())
         unsigned = ConsentRecord(
             id=secrets.token_urlsafe(16),
@@ -652,18 +750,43 @@ class ConsentStore:
             key_id="",
             signature=b"",
         )
-        record = sign_record(unsigned, self._keyring)
 
-        await self._write_one(_INSERT_CONSENT, record.to_row())
-        self._invalidate()
+        async def upsert(db: aiosqlite.Connection) -> tuple[ConsentRecord, bool, int, int]:
+            """Refresh an identical active approval, else insert a new record: the same
+            person approving the same thing again must not add a row each time."""
+            before = await self._counter(db)
+            rows = builtins.list(await db.execute_fetchall(_LOOKUP, (*key, now)))
+            for row in rows:
+                existing = self._verified_consent(row)
+                if existing is None or existing.scopes != granted:
+                    continue
+                refreshed = sign_record(
+                    dataclasses.replace(
+                        existing, expires_at=max(unsigned.expires_at, existing.expires_at)
+                    ),
+                    self._keyring,
+                )
+                await db.execute(
+                    "UPDATE consents SET expires_at = ?, key_id = ?, signature = ? "
+                    "WHERE id = ? AND revoked_at IS NULL",
+                    (refreshed.expires_at, refreshed.key_id, refreshed.signature, existing.id),
+                )
+                return refreshed, True, before, await self._counter(db)
+            record = sign_record(unsigned, self._keyring)
+            await db.execute(_INSERT_CONSENT, record.to_row())
+            return record, False, before, await self._counter(db)
+
+        record, refreshed, before, after = await self._write(upsert)
+        self._invalidate_after_own_write(before, after, key=key)
         _audit.info(
-            "consent %s recorded for client %r redirect_uri %r",
+            "consent %s %s for client %r redirect_uri %r",
             record.id,
+            "refreshed" if refreshed else "recorded",
             client_id,
             redirect_uri,
             extra={
                 "fields": {
-                    "event": "consent_recorded",
+                    "event": "consent_refreshed" if refreshed else "consent_recorded",
                     "id": record.id,
                     "subject": subject,
                     "client_id": client_id,
@@ -687,6 +810,11 @@ class ConsentStore:
         """True only when an unrevoked, unexpired, validly signed record exists whose
         subject, client_id, redirect_uri and resource match exactly and whose scopes
         include every requested scope.
+
+        A request without any scope is covered only by an approval that had none
+        either: what "no scope" means is the upstream's choice (often its default
+        or every registered scope), so an approval of ``read`` must not silently
+        cover it (hardening issue #10, point 7).
         """
         if isinstance(scopes, str | bytes):
             raise TypeError("scopes must be a collection of strings, not a single string")
@@ -697,7 +825,7 @@ class ConsentStore:
         if use_cache:
             grants = self._cache.get(key)
             if grants is not None:
-                return any(now < expires and wanted <= granted for granted, expires in grants)
+                return _covered(wanted, grants, now)
         if not _storable(*key):
             return False
         self._check_open()
@@ -714,7 +842,7 @@ class ConsentStore:
         grants = tuple(found)
         if use_cache and generation == self._generation:
             self._cache_put(key, grants)
-        return any(now < expires and wanted <= granted for granted, expires in grants)
+        return _covered(wanted, grants, now)
 
     async def get(self, id: str) -> ConsentRecord | None:
         """One verified record by id (revoked or expired included), or None."""
@@ -889,13 +1017,15 @@ class ConsentStore:
         ]
 
     async def verify_all(self) -> VerificationReport:
-        """Check the signature of every consent and client row; report the failures."""
+        """Check the signature of every consent, client and pending row; report failures."""
         failures: builtins.list[VerificationFailure] = []
         checked = 0
-        for table, columns, verify in (
+        verifiers: tuple[tuple[str, str, Callable[..., object]], ...] = (
             ("consents", _CONSENT_SELECT, self._verified_consent),
             ("clients", _CLIENT_SELECT, self._verified_client),
-        ):
+            ("pending", _PENDING_SELECT, self._verified_pending),
+        )
+        for table, columns, verify in verifiers:
             sql = (
                 f"SELECT rowid, {columns} FROM {table} "  # noqa: S608 - constant names
                 f"WHERE rowid > ? ORDER BY rowid LIMIT {_PAGE}"
@@ -922,7 +1052,8 @@ class ConsentStore:
         """
         unsigned = ClientRecord.from_registration(metadata, int(self.clock()))
 
-        async def upsert(db: aiosqlite.Connection) -> ClientRecord:
+        async def upsert(db: aiosqlite.Connection) -> tuple[ClientRecord, int, int]:
+            before = await self._counter(db)
             rows = builtins.list(
                 await db.execute_fetchall(
                     f"SELECT {_CLIENT_SELECT} FROM clients WHERE client_id = ?",  # noqa: S608
@@ -936,10 +1067,10 @@ class ConsentStore:
                     base = dataclasses.replace(unsigned, registered_at=existing.registered_at)
             record = sign_record(base, self._keyring)
             await db.execute(_UPSERT_CLIENT, record.to_row())
-            return record
+            return record, before, await self._counter(db)
 
-        record = await self._write(upsert)
-        self._invalidate()
+        record, before, after = await self._write(upsert)
+        self._invalidate_after_own_write(before, after, client_id=record.client_id)
         return record
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
@@ -993,56 +1124,101 @@ class ConsentStore:
         expires_at: int,
         *,
         max_per_subject: int | None = None,
+        source: str = "",
+        max_per_source: int | None = None,
+        max_total: int | None = None,
     ) -> None:
-        """Store a pending consent page. With ``max_per_subject``, the subject's oldest
-        pending rows beyond that number are deleted in the same transaction (a browser
-        cannot fill the table). An existing id raises ValueError.
+        """Store a signed pending consent page.
+
+        The bounds keep a flood from filling the disk (hardening issue #10, point 1):
+
+        * ``payload`` is at most :data:`~consentgate.records.MAX_PENDING_PAYLOAD`
+          bytes (ValueError beyond), so rows times that bounds the bytes;
+        * with ``max_per_subject``, the subject's oldest rows beyond that number are
+          deleted in the same transaction (one browser cannot fill the table);
+        * with ``max_per_source``, the same for ``source`` (the client's network):
+          a client that drops its cookie on every request gets a new subject each
+          time, but not a new address;
+        * with ``max_total``, :class:`PendingFull` is raised when that many
+          unexpired rows exist already, and nothing is written.
+
+        An existing id raises ValueError.
         """
-        check_text("id", id)
-        check_text("subject", subject)
+        check_length("id", check_text("id", id), 64)
+        check_length("subject", check_text("subject", subject), MAX_SUBJECT_LENGTH)
+        check_length("source", check_text("source", source, allow_empty=True), 64)
         check_text("payload", payload, allow_empty=True)
+        if len(payload.encode("utf-8")) > MAX_PENDING_PAYLOAD:
+            raise ValueError(f"the pending payload is larger than {MAX_PENDING_PAYLOAD} bytes")
         now = int(self.clock())
+        record = sign_record(
+            PendingRecord(id, subject, source, payload, now, int(expires_at), "", b""),
+            self._keyring,
+        )
 
         async def put(db: aiosqlite.Connection) -> None:
-            try:
-                await db.execute(
-                    "INSERT INTO pending (id, subject, payload, created_at, expires_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (id, subject, payload, now, int(expires_at)),
+            if max_total is not None:
+                rows = builtins.list(
+                    await db.execute_fetchall(
+                        "SELECT count(*) FROM pending WHERE expires_at > ?", (now,)
+                    )
                 )
+                if int(rows[0][0]) >= max_total:
+                    raise PendingFull
+            try:
+                await db.execute(_INSERT_PENDING, record.to_row())
             except sqlite3.IntegrityError:
                 raise ValueError("a pending row with this id exists") from None
-            if max_per_subject is not None:
+            for column, value, limit in (
+                ("subject", subject, max_per_subject),
+                ("source", source, max_per_source if source else None),
+            ):
+                if limit is None:
+                    continue
                 await db.execute(
-                    "DELETE FROM pending WHERE subject = ? AND (expires_at <= ? OR rowid IN ("
-                    "SELECT rowid FROM pending WHERE subject = ? "
+                    f"DELETE FROM pending WHERE {column} = ? AND (expires_at <= ? OR rowid IN ("  # noqa: S608 - constant column
+                    f"SELECT rowid FROM pending WHERE {column} = ? "
                     "ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?))",
-                    (subject, now, subject, max(max_per_subject, 1)),
+                    (value, now, value, max(limit, 1)),
                 )
 
         await self._write(put)
 
-    async def get_pending(self, id: str) -> PendingRow | None:
-        """The pending row, or None when absent or expired. Does not consume it."""
+    async def count_pending(self) -> int:
+        """Unexpired pending rows, for tests and operators."""
         rows = await self._read(
-            "SELECT id, subject, payload, created_at, expires_at FROM pending "
+            "SELECT count(*) FROM pending WHERE expires_at > ?", (int(self.clock()),)
+        )
+        return int(rows[0][0])
+
+    async def get_pending(self, id: str) -> PendingRow | None:
+        """The verified pending row, or None when absent, expired or failing verification
+        (a tamper event). Does not consume it."""
+        rows = await self._read(
+            f"SELECT {_PENDING_SELECT} FROM pending "  # noqa: S608 - constant columns
             "WHERE id = ? AND expires_at > ?",
             (id, int(self.clock())),
         )
-        return PendingRow(*rows[0]) if rows else None
+        return self._verified_pending(rows[0]) if rows else None
 
     async def take_pending(self, id: str, subject: str) -> PendingRow | None:
-        """Delete and return the pending row only if it exists, is unexpired and belongs
-        to ``subject``; otherwise change nothing and return None. Atomic: one
-        ``DELETE ... RETURNING``, so two concurrent answers cannot both take it.
+        """Delete and return the pending row only if it exists, is unexpired, verifies
+        and belongs to ``subject``; otherwise return None. Atomic: one
+        ``DELETE ... RETURNING``, so two concurrent answers cannot both take it (a row
+        that fails verification is deleted too: it can never be answered).
         """
 
         rows = await self._write_one(
-            "DELETE FROM pending WHERE id = ? AND subject = ? AND expires_at > ? "
-            "RETURNING id, subject, payload, created_at, expires_at",
+            "DELETE FROM pending WHERE id = ? AND subject = ? AND expires_at > ? "  # noqa: S608
+            f"RETURNING {_PENDING_SELECT}",
             (id, subject, int(self.clock())),
         )
-        return PendingRow(*rows[0]) if rows else None
+        if not rows:
+            return None
+        row = self._verified_pending(rows[0])
+        if row is None or row.id != id or row.subject != subject:
+            return None
+        return row
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
         """Mark the flow binding ``key`` used; False when it already was.
@@ -1060,17 +1236,42 @@ class ConsentStore:
         )
         return bool(rows)
 
-    async def purge_expired(self) -> int:
-        """Delete expired pending rows and used-binding marks; returns how many.
+    async def purge_expired(self, *, keep_records: float | None = None) -> int:
+        """Delete expired pending rows and used-binding marks; returns how many rows went.
 
-        Consent records are kept after they expire or are revoked: they are the
-        audit trail.
+        With ``keep_records`` (seconds), consent records that expired or were revoked
+        longer ago than that are deleted too (``[store] keep_expired``): until then they
+        are the trail of who approved what; after it they only grow the file
+        (hardening issue #10, point 3). Each deletion of records is one audit line.
         """
         now = int(self.clock())
 
-        async def purge(db: aiosqlite.Connection) -> int:
+        async def purge(db: aiosqlite.Connection) -> tuple[int, int]:
             first = await db.execute("DELETE FROM pending WHERE expires_at <= ?", (now,))
             second = await db.execute("DELETE FROM used_bindings WHERE expires_at <= ?", (now,))
-            return max(first.rowcount, 0) + max(second.rowcount, 0)
+            records = 0
+            if keep_records is not None:
+                cutoff = now - int(keep_records)
+                third = await db.execute(
+                    "DELETE FROM consents WHERE (revoked_at IS NOT NULL AND revoked_at <= ?) "
+                    "OR expires_at <= ?",
+                    (cutoff, cutoff),
+                )
+                records = max(third.rowcount, 0)
+            return max(first.rowcount, 0) + max(second.rowcount, 0), records
 
-        return await self._write(purge)
+        transient, records = await self._write(purge)
+        if records:
+            self._invalidate()
+            _audit.info(
+                "purged %d consent record(s) expired or revoked before the retention period",
+                records,
+                extra={
+                    "fields": {
+                        "event": "consents_purged",
+                        "count": records,
+                        "keep_seconds": int(keep_records or 0),
+                    }
+                },
+            )
+        return transient + records

@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from consentgate import ClientRecord, ConsentRecord, ConsentStore, KeyRing
 from consentgate.errors import StartupError
 from consentgate.keys import load_keyring, rotate_keys
-from consentgate.records import CLIENT_COLUMNS, CONSENT_COLUMNS, sign_record
-from consentgate.store import _LOOKUP, SCHEMA_VERSION
+from consentgate.records import CLIENT_COLUMNS, CONSENT_COLUMNS, MAX_PENDING_PAYLOAD, sign_record
+from consentgate.store import _LOOKUP, SCHEMA_VERSION, PendingFull
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = 1_700_000_000.0
@@ -132,9 +132,20 @@ async def test_the_requested_scopes_must_be_a_subset_of_the_approved_ones(
     record = await approve(store, scopes={"openid", "profile"})
     assert await approved(store, record, {"openid"})
     assert await approved(store, record, {"openid", "profile"})
-    assert await approved(store, record, set())
     assert not await approved(store, record, {"openid", "email"})
     assert not await approved(store, record, {"admin"})
+
+
+async def test_a_request_without_scope_is_covered_only_by_an_approval_without_scope(
+    store: ConsentStore,
+) -> None:
+    """Hardening #10.7: the upstream decides what "no scope" means, so ``read`` does
+    not cover it; only an approval that itself had no scope does."""
+    scoped = await approve(store, scopes={"read"})
+    assert not await approved(store, scoped, set())
+    scopeless = await approve(store, scopes=set())
+    assert await approved(store, scopeless, set())
+    assert not await approved(store, scopeless, {"read", "write"})
 
 
 async def test_any_one_of_several_records_may_cover_the_request(store: ConsentStore) -> None:
@@ -1101,3 +1112,175 @@ def test_the_documented_library_example_runs(
     monkeypatch.chdir(tmp_path)
     exec(compile(match.group(1), "docs/store.md", "exec"), {"__name__": "__main__"})  # noqa: S102
     assert capsys.readouterr().out == "approved: True\nafter revocation: False\n"
+
+
+# --- hardening issue #10: bounded rows, rows that cannot be moved, retention -------------
+
+
+async def test_a_pending_payload_swapped_onto_another_row_is_not_honoured(
+    store: ConsentStore,
+) -> None:
+    """#10.2: copying the attacker's sealed payload (and its signature) over the victim's
+    row must not make the victim's Allow approve the attacker's request."""
+    await store.put_pending("victim", "alice", '{"redirect_uri": "https://ok"}', int(T0) + 60)
+    await store.put_pending("attacker", "mallory", '{"redirect_uri": "https://evil"}', int(T0) + 60)
+    edit(
+        store.path,
+        "UPDATE pending SET (payload, key_id, signature) = "
+        "(SELECT payload, key_id, signature FROM pending WHERE id = 'attacker') "
+        "WHERE id = 'victim'",
+    )
+    assert await store.get_pending("victim") is None
+    report = await store.verify_all()
+    assert [(f.kind, f.id) for f in report.failures] == [("pending", "victim")]
+    assert await store.take_pending("victim", "alice") is None
+    assert store.tamper_events == 3
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("subject", "'alice'"), ("expires_at", "expires_at + 86400"), ("id", "'renamed'")],
+)
+async def test_a_pending_row_whose_id_subject_or_expiry_was_edited_is_not_honoured(
+    store: ConsentStore, column: str, value: str
+) -> None:
+    await store.put_pending("p1", "mallory", "{}", int(T0) + 60)
+    edit(store.path, f"UPDATE pending SET {column} = {value}")  # noqa: S608 - test constants
+    for pending_id in ("p1", "renamed"):
+        assert await store.get_pending(pending_id) is None
+    assert not (await store.verify_all()).ok
+    assert await store.take_pending("p1", "alice") is None
+
+
+async def test_a_whole_consent_row_copied_to_another_subject_is_not_honoured(
+    store: ConsentStore,
+) -> None:
+    """#10.2, the same review for consent rows: a signature is never movable."""
+    await approve(store, subject="mallory")
+    edit(store.path, "UPDATE consents SET subject = 'alice'")
+    assert not await store.is_approved("alice", "client-1", CB, {"openid"})
+    assert not await store.is_approved("mallory", "client-1", CB, {"openid"})
+
+
+async def test_a_client_row_moved_to_another_client_id_is_not_honoured(
+    store: ConsentStore,
+) -> None:
+    await store.upsert_client({"client_id": "evil", "redirect_uris": ["https://evil/cb"]})
+    await store.upsert_client({"client_id": "good", "redirect_uris": [CB]})
+    edit(store.path, "DELETE FROM clients WHERE client_id = 'good'")
+    edit(store.path, "UPDATE clients SET client_id = 'good' WHERE client_id = 'evil'")
+    assert await store.get_client("good") is None
+
+
+async def test_pending_rows_per_source_are_capped_whatever_the_subject(
+    store: ConsentStore, clock: FakeClock
+) -> None:
+    """#10.1: a client without a cookie gets a new subject per request, not a new address."""
+    for index in range(8):
+        await store.put_pending(
+            f"p{index}", f"fresh-{index}", "{}", int(T0) + 600, source="10.0.0.1", max_per_source=3
+        )
+        clock.advance(1)
+    await store.put_pending(
+        "other", "bob", "{}", int(T0) + 600, source="10.0.0.2", max_per_source=3
+    )
+    kept = [index for index in range(8) if await store.get_pending(f"p{index}")]
+    assert kept == [5, 6, 7]
+    assert await store.get_pending("other") is not None
+    assert await store.count_pending() == 4
+
+
+async def test_a_full_pending_table_refuses_new_rows_and_keeps_the_old(
+    store: ConsentStore, clock: FakeClock
+) -> None:
+    for index in range(3):
+        await store.put_pending(f"p{index}", "alice", "{}", int(T0) + 60, max_total=3)
+    with pytest.raises(PendingFull):
+        await store.put_pending("p3", "bob", "{}", int(T0) + 60, max_total=3)
+    assert await store.get_pending("p3") is None
+    assert all([await store.get_pending(f"p{index}") for index in range(3)])
+    clock.advance(60)  # expired rows do not count
+    await store.put_pending("p4", "bob", "{}", int(T0) + 600, max_total=3)
+
+
+async def test_a_pending_payload_larger_than_the_bound_is_refused(store: ConsentStore) -> None:
+    with pytest.raises(ValueError, match="larger than"):
+        await store.put_pending("p1", "alice", "x" * (MAX_PENDING_PAYLOAD + 1), int(T0) + 60)
+    assert await store.count_pending() == 0
+
+
+async def test_approving_the_same_thing_again_refreshes_the_record_instead_of_adding_one(
+    store: ConsentStore, clock: FakeClock
+) -> None:
+    """#10.3: identical active approvals are refreshed, so the table does not grow."""
+    first = await approve(store, ttl=100)
+    clock.advance(50)
+    second = await approve(store, ttl=100)
+    assert second.id == first.id
+    assert second.granted_at == first.granted_at
+    assert second.expires_at == int(T0) + 150
+    records = await store.list()
+    assert [r.id for r in records] == [first.id]
+    assert records[0].expires_at == int(T0) + 150  # signed with the new expiry
+    assert (await store.verify_all()).ok
+    different = await approve(store, scopes={"openid"})  # not identical: a new record
+    assert different.id != first.id
+    assert len(await store.list()) == 2
+
+
+async def test_an_approval_does_not_empty_the_cache_of_other_answers(
+    store: ConsentStore,
+) -> None:
+    """#10.3: a new approval forgets only its own key, not everyone's cached answers."""
+    await approve(store, subject="bob")
+    assert await store.is_approved("bob", "client-1", CB, {"openid"})  # cached now
+    edit(store.path, "UPDATE consents SET client_id = 'sneaky'")  # behind the cache
+    # the edit is visible to the next check (another connection committed) ...
+    assert not await store.is_approved("bob", "client-1", CB, {"openid"})
+    await approve(store, subject="bob", client_id="client-2")
+    assert await store.is_approved("bob", "client-2", CB, {"openid"})
+    lookups = 0
+
+    def count(statement: str) -> None:
+        nonlocal lookups
+        lookups += statement.startswith("SELECT id, subject")
+
+    await store._db.set_trace_callback(count)  # type: ignore[arg-type]
+    await approve(store, subject="carol")
+    assert await store.is_approved("bob", "client-2", CB, {"openid"})
+    assert lookups == 1  # the one inside carol's write; bob's answer came from the cache
+    await store._db.set_trace_callback(None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("redirect_uri", "https://app.example/" + "x" * 8192),
+        ("scopes", {"s" * 4096}),
+        ("resource", "https://api.example/" + "r" * 4096),
+        ("client_id", "c" * 1024),
+    ],
+)
+async def test_oversized_fields_are_not_stored(
+    store: ConsentStore, field: str, value: object
+) -> None:
+    with pytest.raises(ValueError, match=field.rstrip("s") if field == "scopes" else field):
+        await approve(store, **{field: value})
+    assert await store.list() == []
+
+
+async def test_records_past_the_retention_period_are_purged_and_others_kept(
+    store: ConsentStore, clock: FakeClock
+) -> None:
+    day = 86400
+    expired = await approve(store, subject="old", ttl=day)
+    revoked = await approve(store, subject="gone", ttl=400 * day)
+    recent = await approve(store, subject="recent", ttl=10 * day)
+    active = await approve(store, subject="active", ttl=400 * day)
+    await store.revoke(id=revoked.id)
+    clock.advance(95 * day)
+    assert await store.purge_expired(keep_records=90 * day) == 2
+    kept = {r.id for r in await store.list()}
+    assert kept == {recent.id, active.id}
+    assert expired.id not in kept
+    assert await store.purge_expired() == 0  # without retention, records stay
