@@ -292,6 +292,28 @@ class ServerConfig:
             parse_duration, "On SIGTERM/SIGINT, how long in-flight requests may finish."
         ),
     )
+    header_timeout: float = field(
+        default=10.0,
+        metadata=_spec(
+            parse_duration,
+            "Seconds a client has to send a request's headers once it started sending them.",
+        ),
+    )
+    idle_timeout: float = field(
+        default=30.0,
+        metadata=_spec(
+            parse_duration,
+            "Seconds a connection may wait for its first or next request before it is closed.",
+        ),
+    )
+    max_connections: int = field(
+        default=1000,
+        metadata=_spec(
+            _positive_int,
+            "Most client connections open at once; beyond, one still waiting for its "
+            "headers is closed.",
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -366,6 +388,13 @@ class StoreConfig:
             _file_path, "SQLite file; relative paths start at the config file's directory."
         ),
     )
+    keep_expired: float = field(
+        default=90 * 86400.0,
+        metadata=_spec(
+            parse_duration,
+            "How long consent records are kept after they expired or were revoked.",
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -419,6 +448,19 @@ class ConsentConfig:
     )
     max_flows_per_browser: int = field(
         default=5, metadata=_spec(_positive_int, "Sign-ins one browser may have in flight at once.")
+    )
+    max_pending_per_address: int = field(
+        default=50,
+        metadata=_spec(
+            _positive_int,
+            "Consent pages open at once from one client address (IPv6: its /64), any browser.",
+        ),
+    )
+    max_pending: int = field(
+        default=10_000,
+        metadata=_spec(
+            _positive_int, "Consent pages open at once in all; beyond, new ones answer 503."
+        ),
     )
     preapproved_redirect_uris: tuple[str, ...] = field(
         default=(),

@@ -9,7 +9,7 @@ MCP security best practices (2025-11-25) and FastMCP's advisories shape them:
   must arrive on the top-level navigation back from the IdP), ``Strict`` for the
   per-render CSRF cookie (it is only ever needed by the gate's own form);
 * one purpose-separated key per use, derived with HKDF from the cookie secret
-  (``browser-id``, ``subject``, ``csrf``, ``binding``, ``pending``), so a value
+  (``browser-id``, ``subject``, ``csrf``, ``binding``), so a value
   minted for one purpose never verifies for another;
 * bounded: one browser id, at most N pending-consent and N flow cookies, each a
   few dozen bytes (FastMCP issue 3747: cookies that grew per approval broke
@@ -91,7 +91,6 @@ class CookieCrypto:
         self._subject_key = derive("subject")
         self._csrf_key = derive("csrf")
         self._binding_key = derive("binding")
-        self._pending_key = derive("pending")
 
     # -- browser identity --------------------------------------------------------
 
@@ -124,18 +123,6 @@ class CookieCrypto:
     def csrf_token(self, pending_id: str, subject: str) -> str:
         """The token of one rendered form, bound to its pending request and browser."""
         return _b64(_mac(self._csrf_key, pending_id, subject)[:20])
-
-    def seal_pending(self, payload: str) -> str:
-        """A pending request as stored: a MAC, then the JSON it covers."""
-        return f"{_b64(_mac(self._pending_key, payload))}.{payload}"
-
-    def open_pending(self, sealed: str) -> str | None:
-        """The JSON of a sealed pending request, or None when it was altered."""
-        tag, sep, payload = sealed.partition(".")
-        if not sep:
-            return None
-        expected = _b64(_mac(self._pending_key, payload))
-        return payload if hmac.compare_digest(tag, expected) else None
 
     # -- upstream flow binding -------------------------------------------------------
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import urllib.parse
 from typing import Any, Final
 
@@ -36,6 +35,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from consentgate.appkeys import (
+    CLIENT_IP,
     CLOCK,
     CONFIG,
     COOKIE_CRYPTO,
@@ -47,6 +47,7 @@ from consentgate.bodies import read_up_to
 from consentgate.browser import Browser, audit_event
 from consentgate.clientinfo import build_view
 from consentgate.cookies import set_cookie_header
+from consentgate.forwarding import address_group
 from consentgate.oauth import (
     AuthorizationRequest,
     OAuthRequestError,
@@ -60,7 +61,8 @@ from consentgate.oauth import (
 )
 from consentgate.pages import CSP, CSP_WITH_REMOTE_IMAGES, error_response, render_page
 from consentgate.paths import RoutedPath
-from consentgate.records import ClientRecord
+from consentgate.pending import BadPending, PendingConsent
+from consentgate.records import MAX_PENDING_PAYLOAD, ClientRecord
 from consentgate.relay import (
     RequestTooLarge,
     UpstreamExchange,
@@ -69,12 +71,12 @@ from consentgate.relay import (
     stream_response,
     upstream_headers,
 )
+from consentgate.store import PendingFull
 
 #: Navigations that cannot have been started by another site (Fetch Metadata).
 SILENT_FETCH_SITES: Final = frozenset({"none", "same-origin", "same-site"})
 MAX_FORM_BYTES: Final = 64 * 1024
 MAX_METADATA_BYTES: Final = 256 * 1024
-PENDING_FORMAT: Final = 1
 
 
 class FormTooLarge(Exception):
@@ -207,10 +209,23 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
         )
 
     if "none" in auth.prompt:
-        # OIDC Core §3.1.2.6: no UI allowed, so answer consent_required.
-        return await _refuse_to_client(
-            request, auth, client is not None and registered, "consent_required"
+        # OIDC Core §3.1.2.6: no UI allowed, so the answer is consent_required. But
+        # registration is open, so "registered" says nothing about who owns the
+        # redirect URI: an error is redirected only to a destination this browser
+        # approved for this exact request; anything else gets a local page, or the
+        # gate is an open redirect (RFC 9700 §4.11.2; hardening issue #10, point 10).
+        approved = (
+            registered
+            and browser.subject is not None
+            and await store.is_approved(
+                browser.subject,
+                auth.client_id,
+                consent_redirect_key(auth.redirect_uri),
+                auth.scopes,
+                auth.resource,
+            )
         )
+        return await _refuse_to_client(request, auth, approved, "consent_required")
     return await _render_consent(request, auth, client if registered else None, browser)
 
 
@@ -276,30 +291,43 @@ async def _render_consent(
         show_logos=config.consent.show_logos,
         remember_mode=config.consent.mode == "remember",
     )
+    pending = PendingConsent.of(
+        auth.parameters,
+        redirectable=client is not None and not auth.opaque,
+        remember_allowed=view.offer_remember,
+    ).to_json()
+    if len(pending) > MAX_PENDING_PAYLOAD:
+        return error_response(
+            request,
+            413,
+            "request_too_large",
+            "This sign-in request is too large for a consent page. Ask the application's "
+            "developer to send a shorter request.",
+        )
     pending_id = crypto.new_pending_id(now)
-    payload = json.dumps(
-        {
-            "v": PENDING_FORMAT,
-            "parameters": [list(pair) for pair in auth.parameters],
-            "client_id": auth.client_id,
-            "redirect_uri": auth.redirect_uri,
-            "scopes": list(auth.scopes),
-            "resource": auth.resource,
-            "state": auth.state,
-            "opaque": auth.opaque,
-            "redirectable": client is not None and not auth.opaque,
-            "remember_allowed": view.offer_remember,
-        },
-        separators=(",", ":"),
-    )
     ttl = int(config.consent.pending_ttl)
-    await app[STORE].put_pending(
-        pending_id,
-        subject,
-        crypto.seal_pending(payload),
-        int(now) + ttl,
-        max_per_subject=config.consent.max_pending_per_browser,
-    )
+    try:
+        await app[STORE].put_pending(
+            pending_id,
+            subject,
+            pending,
+            int(now) + ttl,
+            max_per_subject=config.consent.max_pending_per_browser,
+            source=address_group(request[CLIENT_IP]),
+            max_per_source=config.consent.max_pending_per_address,
+            max_total=config.consent.max_pending,
+        )
+    except PendingFull:
+        audit_event(request, "consent_unavailable", "too many consent pages open")
+        response = error_response(
+            request,
+            503,
+            "temporarily_unavailable",
+            "Too many sign-ins are waiting for an answer right now. Try again in a minute.",
+            title="Try again shortly",
+        )
+        response.headers["Retry-After"] = "60"
+        return response
     csrf = crypto.csrf_token(pending_id, subject)
     response = render_page(
         request,
@@ -500,9 +528,20 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         )
         return error_response(request, 403, "invalid_csrf", stale)
     row = await store.get_pending(pending_id)
-    payload = crypto.open_pending(row.payload) if row is not None else None
-    if row is None or row.subject != browser.subject or payload is None:
-        reason = "absent" if row is None else "tampered or foreign"
+    shown: PendingConsent | None = None
+    auth: AuthorizationRequest | None = None
+    if row is not None and row.subject == browser.subject:
+        try:
+            shown = PendingConsent.from_json(row.payload)
+            auth = parse_authorization_request(
+                parse_parameters(shown.query),
+                allow_request_uri=config.consent.allow_request_uri,
+                allow_request_object=config.consent.allow_request_object,
+            )
+        except (BadPending, OAuthRequestError):
+            shown = auth = None
+    if row is None or shown is None or auth is None:
+        reason = "absent" if row is None else "foreign or unreadable"
         audit_event(
             request,
             "answer_refused",
@@ -513,8 +552,6 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         return error_response(request, 403, "invalid_request", stale)
     if await store.take_pending(pending_id, browser.subject) is None:
         return error_response(request, 403, "invalid_request", stale)
-    shown = json.loads(payload)
-    parameters: Parameters = tuple((str(k), str(v)) for k, v in shown["parameters"])
     clear = set_cookie_header(
         crypto.names.pending(pending_id),
         "",
@@ -523,18 +560,18 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         secure=config.secure_cookies,
     )
     fields = {
-        "client_id": shown["client_id"],
-        "redirect_uri": shown["redirect_uri"],
+        "client_id": auth.client_id,
+        "redirect_uri": auth.redirect_uri,
         "subject": browser.subject,
         "pending": pending_id,
     }
     if decision == "deny":
         audit_event(request, "consent_denied", "consent denied", **fields)
-        if shown["redirectable"] and shown["redirect_uri"]:
+        if shown.redirectable and auth.redirect_uri:
             location = error_redirect(
-                shown["redirect_uri"],
+                auth.redirect_uri,
                 "access_denied",
-                state=shown["state"],
+                state=auth.state,
                 issuer=await _issuer(app),
             )
             response = web.Response(status=303, headers={"Location": location})
@@ -545,21 +582,21 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         response.headers.add("Set-Cookie", clear)
         return response
 
-    remember = form.get("remember") == "yes" and bool(shown["remember_allowed"])
+    remember = form.get("remember") == "yes" and shown.remember_allowed
     if remember:
         await asyncio.shield(
             store.record(
                 browser.subject,
-                shown["client_id"],
-                consent_redirect_key(shown["redirect_uri"]),
-                shown["scopes"],
-                shown["resource"],
+                auth.client_id,
+                consent_redirect_key(auth.redirect_uri),
+                auth.scopes,
+                auth.resource,
                 ttl=config.consent.remember_for,
             )
         )
     return await forward_authorization(
         request,
-        parameters,
+        auth.parameters,
         browser,
         after_post=True,
         audit=("consent_approved", "consent approved", {**fields, "remembered": remember}),

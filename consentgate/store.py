@@ -1139,8 +1139,8 @@ class ConsentStore:
         * with ``max_per_source``, the same for ``source`` (the client's network):
           a client that drops its cookie on every request gets a new subject each
           time, but not a new address;
-        * with ``max_total``, :class:`PendingFull` is raised when that many
-          unexpired rows exist already, and nothing is written.
+        * with ``max_total``, :class:`PendingFull` is raised, and nothing is written,
+          when the new row would make more than that many unexpired rows.
 
         An existing id raises ValueError.
         """
@@ -1157,14 +1157,6 @@ class ConsentStore:
         )
 
         async def put(db: aiosqlite.Connection) -> None:
-            if max_total is not None:
-                rows = builtins.list(
-                    await db.execute_fetchall(
-                        "SELECT count(*) FROM pending WHERE expires_at > ?", (now,)
-                    )
-                )
-                if int(rows[0][0]) >= max_total:
-                    raise PendingFull
             try:
                 await db.execute(_INSERT_PENDING, record.to_row())
             except sqlite3.IntegrityError:
@@ -1181,6 +1173,16 @@ class ConsentStore:
                     "ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?))",
                     (value, now, value, max(limit, 1)),
                 )
+            if max_total is not None:
+                # Counted after the evictions: a subject or source that only replaces
+                # its own oldest rows does not grow the table and is never refused.
+                rows = builtins.list(
+                    await db.execute_fetchall(
+                        "SELECT count(*) FROM pending WHERE expires_at > ?", (now,)
+                    )
+                )
+                if int(rows[0][0]) > max_total:
+                    raise PendingFull  # the transaction is rolled back: nothing written
 
         await self._write(put)
 

@@ -44,10 +44,13 @@ class Page:
 class Browser:
     """One browser profile: cookies persist between its requests, not across browsers."""
 
-    def __init__(self, gate_url: str) -> None:
+    def __init__(self, gate_url: str, *, source: str | None = None) -> None:
+        """``source``: the loopback address to connect from (127.0.0.2, ...), so that
+        the gate sees another client address."""
         self.gate_url = gate_url
+        connector = aiohttp.TCPConnector(local_addr=(source, 0) if source else None)
         self.session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True), auto_decompress=True
+            cookie_jar=aiohttp.CookieJar(unsafe=True), auto_decompress=True, connector=connector
         )
 
     async def close(self) -> None:

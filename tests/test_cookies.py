@@ -8,6 +8,7 @@ import pytest
 
 from consentgate.cookies import CookieCrypto, CookieNames, set_cookie_header
 from consentgate.keys import derive_key
+from consentgate.pending import BadPending, PendingConsent
 
 
 @pytest.fixture
@@ -59,11 +60,15 @@ def test_pending_ids_sort_by_creation_time(crypto: CookieCrypto) -> None:
     assert all(len(i) == 32 and i.isalnum() for i in ids)
 
 
-def test_sealed_pending_requests_detect_any_edit(crypto: CookieCrypto) -> None:
-    sealed = crypto.seal_pending('{"client_id":"a"}')
-    assert crypto.open_pending(sealed) == '{"client_id":"a"}'
-    assert crypto.open_pending(sealed.replace('"a"', '"b"')) is None
-    assert crypto.open_pending("no-dot") is None
+def test_a_pending_consent_round_trips_and_refuses_other_formats() -> None:
+    shown = PendingConsent.of(
+        (("client_id", "a b"), ("state", "x&y")), redirectable=True, remember_allowed=False
+    )
+    assert PendingConsent.from_json(shown.to_json()) == shown
+    assert shown.query == "client_id=a%20b&state=x%26y"
+    for text in ("no json", "[]", '{"v": 1, "parameters": []}', '{"v": 2, "q": 1}'):
+        with pytest.raises(BadPending):
+            PendingConsent.from_json(text)
 
 
 def test_binding_cookies_prove_the_state_the_browser_and_the_time(crypto: CookieCrypto) -> None:

@@ -290,22 +290,46 @@ async def test_prompt_consent_always_asks(stack: Stack) -> None:
     assert again.is_consent_page
 
 
-async def test_prompt_none_without_consent_answers_consent_required(stack: Stack) -> None:
-    client_id = await register(stack)
+@pytest.mark.parametrize("site", ["cross-site", None, "none"])
+async def test_prompt_none_for_an_unapproved_client_is_a_local_page_not_a_redirect(
+    stack: Stack, site: str | None
+) -> None:
+    """#10.10: anyone can register any redirect URI, so answering ``consent_required``
+    by redirecting there made the gate an open redirect (RFC 9700 §4.11.2)."""
+    client_id = await register(stack, redirect_uris=["https://attacker.example/landing"])
+    params = {**auth_params(client_id), "prompt": "none"}
+    params["redirect_uri"] = "https://attacker.example/landing"
     async with Browser(stack.url) as browser:
-        page = await browser.authorize({**auth_params(client_id), "prompt": "none"})
+        page = await browser.authorize(params, site=site)
+    assert page.status == 400
+    assert "Location" not in page.headers
+    assert "consent_required" in page.text
+    assert stack.proxy.reached("/authorize") == []
+
+
+async def test_prompt_none_after_an_approval_redirects_consent_required_to_that_client(
+    stack: Stack,
+) -> None:
+    """A remembered approval is not used silently on a cross-site navigation, but its
+    destination is one this browser approved: there the error may go."""
+    client_id = await register(stack)
+    params = auth_params(client_id)
+    async with Browser(stack.url) as browser:
+        await approve_new(browser, params, remember=True)
+        page = await browser.authorize({**params, "prompt": "none"}, site="cross-site")
     assert page.status == 303
     query = page.location_query()
+    assert page.location.startswith(CLIENT_REDIRECT)
     assert query["error"] == "consent_required"
     assert query["state"] == "client-state-1"
-    assert stack.proxy.reached("/authorize") == []
+    assert len(stack.proxy.reached("/authorize")) == 1  # only the approved one
 
 
 @pytest.mark.parametrize(
     ("change", "silent"),
     [
         ({"scope": "openid"}, True),
-        ({"scope": ""}, True),
+        ({"scope": ""}, False),  # #10.7: no scope is the upstream's default, not a subset
         ({"scope": "openid profile email"}, False),
         ({"resource": "https://other.example/mcp"}, False),
         ({"resource": ""}, False),
@@ -841,3 +865,76 @@ async def test_a_form_body_that_arrives_in_pieces_is_read_whole(stack: Stack) ->
     writer.close()
     assert response.startswith(b"HTTP/1.1 200"), response[:200]
     assert b'value="approve"' in response
+
+
+# --- hardening #10.1: a flood of consent pages stays bounded -------------------------------
+
+
+async def test_a_cookieless_flood_of_consent_pages_stays_bounded_and_real_users_get_theirs(
+    start_stack: StartStack,
+) -> None:
+    """One client renders consent pages in a loop without ever keeping a cookie (a new
+    browser each time) and with the largest request it may send. The store keeps at
+    most ``max_pending_per_address`` of its rows, each far smaller than the request,
+    and someone else, from another address, still gets a page and can approve."""
+    stack = await start_stack(consent={"max_pending_per_address": 20, "max_pending": 1000})
+    client_id = await register(stack)
+    store = stack.gate.app[STORE]
+    big = {**auth_params(client_id), "nonce": "n" * 7000, "login_hint": "h" * 7000}
+    too_big = {**big, "claims": "c" * 8000}
+    async with aiohttp.ClientSession() as flood:  # no cookie jar kept between requests
+        for _ in range(200):
+            async with flood.post(
+                f"{stack.url}/authorize",
+                data=big,
+                headers={"Cookie": ""},
+            ) as response:
+                assert response.status == 200
+            flood.cookie_jar.clear()
+        async with flood.post(f"{stack.url}/authorize", data=too_big) as response:
+            assert response.status == 413
+    assert await store.count_pending() == 20
+    rows = await store._read("SELECT max(length(payload)), sum(length(payload)) FROM pending", ())
+    largest, total = rows[0]
+    assert largest < 16 * 1024
+    assert total < 20 * 16 * 1024
+    async with Browser(stack.url, source="127.0.0.2") as alice:
+        page = await alice.authorize(auth_params(client_id))
+        assert page.is_consent_page
+        done = await alice.answer(page, "approve")
+    assert done.status == 303
+    assert stack.proxy.reached("/authorize")  # alice's approval went through
+
+
+async def test_a_full_pending_table_answers_503_and_keeps_shown_pages_answerable(
+    start_stack: StartStack,
+) -> None:
+    stack = await start_stack(consent={"max_pending_per_address": 5, "max_pending": 8})
+    client_id = await register(stack)
+    async with Browser(stack.url, source="127.0.0.2") as alice:
+        shown = await alice.authorize(auth_params(client_id))
+        assert shown.is_consent_page
+        async with aiohttp.ClientSession() as flood:
+            statuses = []
+            for index in range(30):
+                async with flood.get(
+                    f"{stack.url}/authorize",
+                    params=auth_params(client_id),
+                    headers={"Accept": "text/html"},
+                ) as response:
+                    statuses.append(response.status)
+                    if response.status == 503:
+                        assert response.headers["Retry-After"] == "60"
+                        assert "Try again" in await response.text()
+                flood.cookie_jar.clear()
+                if index == 10:
+                    # a second flooding address fills the table to its cap
+                    async with Browser(stack.url, source="127.0.0.3") as other:
+                        for _ in range(5):
+                            await other.authorize(auth_params(client_id))
+        assert statuses.count(200) == 30  # 127.0.0.1 only ever replaces its own 5 ...
+        async with Browser(stack.url, source="127.0.0.4") as bob:
+            refused = await bob.authorize(auth_params(client_id))
+        assert refused.status == 503  # ... but a new address finds the table full
+        done = await alice.answer(shown, "approve")
+    assert done.status == 303

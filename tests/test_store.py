@@ -1245,11 +1245,11 @@ async def test_an_approval_does_not_empty_the_cache_of_other_answers(
         nonlocal lookups
         lookups += statement.startswith("SELECT id, subject")
 
-    await store._db.set_trace_callback(count)  # type: ignore[arg-type]
+    await store._db.set_trace_callback(count)
     await approve(store, subject="carol")
     assert await store.is_approved("bob", "client-2", CB, {"openid"})
     assert lookups == 1  # the one inside carol's write; bob's answer came from the cache
-    await store._db.set_trace_callback(None)
+    await store._db.set_trace_callback(None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -1265,7 +1265,7 @@ async def test_oversized_fields_are_not_stored(
     store: ConsentStore, field: str, value: object
 ) -> None:
     with pytest.raises(ValueError, match=field.rstrip("s") if field == "scopes" else field):
-        await approve(store, **{field: value})
+        await approve(store, **{field: value})  # type: ignore[arg-type]
     assert await store.list() == []
 
 
