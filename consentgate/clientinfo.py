@@ -15,12 +15,12 @@ Pure module: no aiohttp import.
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from consentgate.oauth import AuthorizationRequest, RedirectTarget, parse_redirect_uri
+from consentgate.urls import BadURL, browser_host, split_authority, split_url
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LINK_LENGTH: Final = 2048
@@ -80,17 +80,21 @@ class ConsentView:
 
 
 def safe_http_url(value: str | None) -> tuple[str, str] | None:
-    """``(url, host)`` for an http(s) URL fit to show as a link, else None."""
+    """``(url, host)`` for an http(s) URL fit to show as a link, else None.
+
+    ``host`` is the host the browser will contact, in ASCII (:func:`urls.browser_host`),
+    so a link to ``g\\u043e\\u043egle.com`` is shown, and compared, as ``xn--ggle-55da.com``.
+    """
     if not value or len(value) > MAX_LINK_LENGTH or _CONTROL.search(value) or " " in value:
         return None
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or parts.username or parts.password:
-        return None
     try:
-        host = parts.hostname or ""
-    except ValueError:
+        parts = split_url(value)
+        if parts.scheme.lower() not in ("http", "https") or "@" in parts.netloc:
+            return None
+        host = browser_host(split_authority(parts.netloc)[1])
+    except BadURL:
         return None
-    return (value, host) if host else None
+    return value, host
 
 
 def same_site_host(a: str, b: str) -> bool:
@@ -118,6 +122,13 @@ def build_view(
     warnings: list[Warning] = []
     redirect = parse_redirect_uri(request.redirect_uri) if request.redirect_uri else None
     redirect_host = redirect.host if redirect else ""
+
+    def elsewhere(host: str) -> bool:
+        """Whether a declared host is another site than the destination. An app scheme
+        has no host to compare with, so every declared site is elsewhere."""
+        if redirect is None:
+            return False
+        return redirect.kind == "custom" or not same_site_host(host, redirect_host)
 
     if client is None:
         warnings.append(
@@ -149,7 +160,8 @@ def build_view(
                 Warning(
                     "warning",
                     f"The result goes to an app installed on this device "
-                    f"(the {redirect.scheme}: address scheme). Any app can claim a scheme.",
+                    f"(the {redirect.scheme}: address scheme). Any app can claim a scheme, "
+                    "and what follows the scheme is not a website anyone checked.",
                 )
             )
         elif redirect.kind == "insecure":
@@ -161,16 +173,26 @@ def build_view(
                 )
             )
 
+    if redirect is not None and redirect.respelled:
+        warnings.append(
+            Warning(
+                "danger",
+                f"The destination's address is written with look-alike or encoded "
+                f"characters; your browser reads it as {redirect.host}. It is not the "
+                "site its letters may suggest.",
+            )
+        )
+
     metadata_host = None
     cimd = safe_http_url(request.client_id)
     if cimd is not None and request.client_id.lower().startswith("https://"):
         metadata_host = cimd[1]
-        if redirect_host and not same_site_host(metadata_host, redirect_host):
+        if elsewhere(metadata_host):
             warnings.append(
                 Warning(
                     "warning",
                     f"The client identifies itself by {metadata_host}, but the result goes "
-                    f"to {redirect_host}.",
+                    f"to {redirect.headline if redirect else redirect_host}.",
                 )
             )
 
@@ -187,8 +209,7 @@ def build_view(
             safe = safe_http_url(value)
             if safe is None:
                 continue
-            differs = bool(redirect_host) and not same_site_host(safe[1], redirect_host)
-            links.append(Link(label, safe[0], safe[1], differs))
+            links.append(Link(label, safe[0], safe[1], elsewhere(safe[1])))
         if any(link.host_differs for link in links):
             warnings.append(
                 Warning(

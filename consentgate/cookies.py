@@ -36,6 +36,16 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def same_token(given: str, expected: str) -> bool:
+    """Constant-time equality of a token from a request and the expected one.
+
+    ``hmac.compare_digest`` raises TypeError for a ``str`` with non-ASCII characters,
+    and a cookie or form field may hold any; compared as UTF-8 bytes, a crafted
+    value is simply unequal instead of a 500.
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
 def _mac(key: bytes, *parts: str) -> bytes:
     message = "\x1f".join(parts).encode()
     return hmac.new(key, message, hashlib.sha256).digest()
@@ -106,7 +116,7 @@ class CookieCrypto:
             return None
         browser_id, tag = value.split(".")
         expected = _b64(_mac(self._browser_key, browser_id)[:16])
-        return browser_id if hmac.compare_digest(tag, expected) else None
+        return browser_id if same_token(tag, expected) else None
 
     def subject_of(self, browser_id: str) -> str:
         """The store's subject for a browser: a keyed digest, so the database never
@@ -151,7 +161,7 @@ class CookieCrypto:
         if not issued.isdigit() or len(issued) > 12:
             return None
         expected = _b64(_mac(self._binding_key, "proof", key, subject, issued)[:18])
-        return (key, int(issued)) if hmac.compare_digest(proof, expected) else None
+        return (key, int(issued)) if same_token(proof, expected) else None
 
     def binding_cookie_name(self, state: str) -> str:
         return self.names.binding(_mac(self._binding_key, "state", state)[:9].hex())

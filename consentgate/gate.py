@@ -25,7 +25,6 @@ This is the product. Its promises, and the advisories they come from:
 from __future__ import annotations
 
 import asyncio
-import hmac
 import urllib.parse
 from typing import Any, Final
 
@@ -46,7 +45,7 @@ from consentgate.appkeys import (
 from consentgate.bodies import read_up_to
 from consentgate.browser import Browser, audit_event
 from consentgate.clientinfo import build_view
-from consentgate.cookies import set_cookie_header
+from consentgate.cookies import same_token, set_cookie_header
 from consentgate.forwarding import address_group
 from consentgate.oauth import (
     AuthorizationRequest,
@@ -72,6 +71,7 @@ from consentgate.relay import (
     upstream_headers,
 )
 from consentgate.store import PendingFull
+from consentgate.urls import BadURL, split_url
 
 #: Navigations that cannot have been started by another site (Fetch Metadata).
 SILENT_FETCH_SITES: Final = frozenset({"none", "same-origin", "same-site"})
@@ -125,7 +125,7 @@ def _bad_request(request: web.Request, error: OAuthRequestError) -> web.Response
 
 
 def _origin_of(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
+    parts = split_url(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
@@ -434,10 +434,15 @@ def _bind_flow(
     """
     app = request.app
     config = app[CONFIG]
-    absolute = urllib.parse.urljoin(config.server.public_url + "/", location)
-    if _origin_of(absolute) == _origin_of(config.server.public_url):
-        return False  # not a hand-off to the IdP
-    query = urllib.parse.urlsplit(absolute).query
+    try:
+        absolute = urllib.parse.urljoin(config.server.public_url + "/", location)
+        if _origin_of(absolute) == _origin_of(config.server.public_url):
+            return False  # not a hand-off to the IdP
+        query = split_url(absolute).query
+    except (BadURL, ValueError):
+        # An upstream Location nobody can parse: no binding, so its callback (if the
+        # browser ever gets there) is refused. Fails closed, never a 500.
+        return False
     states = [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k == "state"]
     if len(states) != 1 or not states[0]:
         return False
@@ -522,7 +527,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         return error_response(request, 403, "invalid_session", stale)
     expected = crypto.csrf_token(pending_id, browser.subject)
     cookie = request.cookies.get(crypto.names.pending(pending_id), "")
-    if not (hmac.compare_digest(token, expected) and hmac.compare_digest(cookie, expected)):
+    if not (same_token(token, expected) and same_token(cookie, expected)):
         audit_event(
             request, "answer_refused", "consent answer with a bad CSRF token", pending=pending_id
         )

@@ -26,6 +26,13 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Final
 
+from consentgate.records import (
+    MAX_CLIENT_ID_LENGTH,
+    MAX_SCOPE_LENGTH,
+    MAX_URI_LENGTH,
+)
+from consentgate.urls import BadURL, browser_host, is_plainly_spelled, split_authority, split_url
+
 #: Parameters whose presence hides the real request from the gate (PAR, JAR).
 REQUEST_OBJECT_PARAMETERS: Final = ("request_uri", "request")
 MAX_PARAMETER_LENGTH: Final = 8192
@@ -91,7 +98,15 @@ def encode_parameters(parameters: Parameters) -> str:
 
 @dataclass(frozen=True)
 class RedirectTarget:
-    """What a person should know about where the authorization result goes."""
+    """What a person should know about where the authorization result goes.
+
+    ``host`` is the host a browser will contact, in ASCII (see :mod:`urls`), empty
+    for a custom scheme: there the authority (``evilapp://accounts.google.com/``)
+    names no host anyone verifies, and any app may claim the scheme, so the page
+    headlines the scheme instead (hardening issue #10, point 4). ``respelled`` is
+    True when the URI spells its host differently from how the browser reads it
+    (non-ASCII letters, percent escapes, number forms of an IPv4 address).
+    """
 
     uri: str
     scheme: str
@@ -101,17 +116,32 @@ class RedirectTarget:
     kind: str
     before_host: str
     after_host: str
+    respelled: bool = False
+
+    @property
+    def headline(self) -> str:
+        """The destination in a few words: the host, or the app scheme."""
+        if self.kind == "custom":
+            return f"an app on this device that handles {self.scheme}:"
+        return self.host
 
 
 def parse_redirect_uri(uri: str) -> RedirectTarget:
     """Validate an absolute redirect URI and describe it; raises OAuthRequestError."""
     if not uri:
         raise OAuthRequestError("invalid_request", "The redirect_uri parameter is missing.")
+    if len(uri) > MAX_URI_LENGTH:
+        raise OAuthRequestError(
+            "invalid_request", f"The redirect_uri is longer than {MAX_URI_LENGTH} characters."
+        )
     if _CONTROL.search(uri) or " " in uri or "\\" in uri:
         raise OAuthRequestError(
             "invalid_request", "The redirect_uri contains spaces or control characters."
         )
-    parts = urllib.parse.urlsplit(uri)
+    try:
+        parts = split_url(uri)
+    except BadURL as exc:
+        raise OAuthRequestError("invalid_request", f"The redirect_uri is {exc}.") from None
     if not parts.scheme or not _SCHEME.match(parts.scheme):
         raise OAuthRequestError("invalid_request", "The redirect_uri is not an absolute URI.")
     if parts.fragment or "#" in uri:
@@ -122,30 +152,34 @@ def parse_redirect_uri(uri: str) -> RedirectTarget:
     if scheme in ("javascript", "data", "vbscript", "file", "blob", "about"):
         raise OAuthRequestError("invalid_request", f"A {scheme}: redirect_uri is never acceptable.")
     if scheme in ("http", "https"):
-        if parts.username is not None or parts.password is not None:
+        if "@" in parts.netloc:
             raise OAuthRequestError(
                 "invalid_request", "The redirect_uri must not contain credentials."
             )
         try:
-            host = parts.hostname or ""
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise OAuthRequestError("invalid_request", "The redirect_uri has a bad port.") from None
-        if not host:
-            raise OAuthRequestError("invalid_request", "The redirect_uri has no host.")
+            _, spelled, port = split_authority(parts.netloc)
+            if port and not (port.isascii() and port.isdigit()):
+                raise BadURL("a URL with a port that is not a number")
+            host = browser_host(spelled)
+        except BadURL as exc:
+            raise OAuthRequestError(
+                "invalid_request", f"The redirect_uri's host cannot be used: {exc}."
+            ) from None
         kind = "https" if scheme == "https" else ("loopback" if is_loopback(host) else "insecure")
         if scheme == "https" and is_loopback(host):
             kind = "loopback"
-        netloc = parts.netloc
-        host_start = netloc.lower().find(host) if host else -1
-        prefix = f"{parts.scheme}://"
-        if host_start < 0:
-            return RedirectTarget(uri, scheme, host, kind, uri, "")
-        start = len(prefix) + host_start
-        end = start + len(host)
-        return RedirectTarget(uri, scheme, host, kind, uri[:start], uri[end:])
-    host = parts.netloc.lower()
-    return RedirectTarget(uri, scheme, host, "custom", "", "")
+        start = len(parts.scheme) + 3  # "scheme://"; no userinfo (refused above)
+        end = start + len(spelled)
+        return RedirectTarget(
+            uri,
+            scheme,
+            host,
+            kind,
+            uri[:start],
+            uri[end:],
+            respelled=not is_plainly_spelled(spelled, host),
+        )
+    return RedirectTarget(uri, scheme, "", "custom", "", "")
 
 
 def is_loopback(host: str) -> bool:
@@ -170,13 +204,12 @@ def redirect_uri_matches(requested: str, registered: str) -> bool:
 
 def loopback_without_port(uri: str) -> str | None:
     """For ``http://127.0.0.1:PORT/path``, the URI without its port; else None."""
-    parts = urllib.parse.urlsplit(uri)
-    if parts.scheme != "http" or parts.username or parts.password:
-        return None
     try:
+        parts = split_url(uri)
         host = parts.hostname or ""
-        parts.port  # noqa: B018
-    except ValueError:
+    except (BadURL, ValueError):
+        return None
+    if parts.scheme != "http" or parts.username or parts.password:
         return None
     if host not in LOOPBACK_HOSTS and not (host.startswith("127.") and is_loopback(host)):
         return None
@@ -224,7 +257,7 @@ def parse_authorization_request(
     client_id = values.get("client_id", "")
     if not client_id:
         raise OAuthRequestError("invalid_request", "The client_id parameter is missing.")
-    if _CONTROL.search(client_id) or len(client_id) > 512:
+    if _CONTROL.search(client_id) or len(client_id) > MAX_CLIENT_ID_LENGTH:
         raise OAuthRequestError("invalid_request", "The client_id is malformed.")
     opaque = any(name in values for name in REQUEST_OBJECT_PARAMETERS)
     redirect_uri = values.get("redirect_uri", "")
@@ -234,11 +267,22 @@ def parse_authorization_request(
     if _CONTROL.search(scope):
         raise OAuthRequestError("invalid_scope", "The scope contains control characters.")
     scopes = tuple(dict.fromkeys(s for s in scope.split(" ") if s))
-    resource = values.get("resource", "")
-    if resource and (_CONTROL.search(resource) or not urllib.parse.urlsplit(resource).scheme):
+    if len(" ".join(sorted(scopes))) > MAX_SCOPE_LENGTH:
         raise OAuthRequestError(
-            "invalid_target", "The resource must be an absolute URI (RFC 8707 §2)."
+            "invalid_scope", f"The scope is longer than {MAX_SCOPE_LENGTH} characters."
         )
+    resource = values.get("resource", "")
+    if resource:
+        try:
+            absolute = bool(split_url(resource).scheme)
+        except BadURL:
+            absolute = False
+        if _CONTROL.search(resource) or not absolute or len(resource) > MAX_URI_LENGTH:
+            raise OAuthRequestError(
+                "invalid_target",
+                f"The resource must be an absolute URI (RFC 8707 §2) of at most "
+                f"{MAX_URI_LENGTH} characters.",
+            )
     prompt = tuple(p for p in values.get("prompt", "").split(" ") if p)
     return AuthorizationRequest(
         parameters=parameters,
@@ -257,7 +301,7 @@ def error_redirect(
 ) -> str:
     """The redirect URI with an error response added to its query (RFC 6749 §4.1.2.1),
     with ``iss`` when the server names an issuer (RFC 9207 §2)."""
-    parts = urllib.parse.urlsplit(redirect_uri)
+    parts = split_url(redirect_uri)  # validated by parse_redirect_uri before
     extra: list[tuple[str, str]] = [("error", error)]
     if description:
         extra.append(("error_description", description))

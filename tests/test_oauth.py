@@ -121,10 +121,10 @@ def test_request_objects_are_opaque_when_allowed() -> None:
     [
         ("https://app.example.com/cb", "https", "app.example.com"),
         ("http://127.0.0.1:8765/cb", "loopback", "127.0.0.1"),
-        ("http://[::1]:8765/cb", "loopback", "::1"),
+        ("http://[::1]:8765/cb", "loopback", "[::1]"),
         ("http://localhost/cb", "loopback", "localhost"),
         ("http://intranet.example/cb", "insecure", "intranet.example"),
-        ("claude://oauth/callback", "custom", "oauth"),
+        ("claude://oauth/callback", "custom", ""),
         ("com.example.app:/oauth2redirect", "custom", ""),
     ],
 )

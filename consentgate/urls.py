@@ -1,0 +1,188 @@
+"""URLs from untrusted input: split without crashing, and read hosts as a browser will.
+
+Two problems, both from the hardening issue (#10, points 4 and 5):
+
+* ``urllib.parse.urlsplit`` raises ``ValueError`` on inputs such as
+  ``https://[::1/cb`` or a netloc with a full-width slash (U+FF0F). Every parse of
+  untrusted text goes through :func:`split_url`, which turns that into
+  :class:`BadURL`, so a crafted URL gets the 400 page, not a 500 and a traceback.
+* The consent page's one unfakeable fact is the host that receives the result
+  (MCP authorization 2025-11-25: show the redirect URI hostname clearly). It must be
+  the host the browser will really contact, not the letters it is spelled with:
+  ``g\\u043e\\u043egle.com`` with Cyrillic o's is ``xn--ggle-55da.com``,
+  ``claude.ai。evil.com`` (ideographic full stop) is ``claude.ai.evil.com``,
+  ``%65vil.com`` is ``evil.com``, ``0x7f.1`` is ``127.0.0.1``. :func:`browser_host`
+  follows the WHATWG URL Standard's host parser (percent-decoding, UTS #46
+  processing with the browser's flags, the IPv4 number forms, IPv6 serialisation)
+  and answers the ASCII form, as browsers show a confusable host.
+
+Pure module: no aiohttp import.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import urllib.parse
+from typing import Final
+
+import idna
+
+#: WHATWG "forbidden domain code points": none of them survives in a host.
+_FORBIDDEN_DOMAIN: Final = frozenset("\x00\t\n\r #/:<>?@[\\]^|%\x7f") | frozenset(
+    chr(c) for c in range(0x20)
+)
+_PERCENT: Final = re.compile(rb"%([0-9A-Fa-f]{2})")
+_IPV4_PART: Final = re.compile(r"^(0[xX][0-9A-Fa-f]*|[0-9]+)$")
+
+
+class BadURL(ValueError):
+    """Text that is not a URL a browser could use; the message says why."""
+
+
+def split_url(text: str) -> urllib.parse.SplitResult:
+    """``urlsplit`` that raises only :class:`BadURL` (never a bare ValueError)."""
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise BadURL(f"not a well-formed URL ({exc})") from None
+    return parts
+
+
+def split_authority(netloc: str) -> tuple[str, str, str]:
+    """``(userinfo, host, port)`` of an authority, as spelled (nothing decoded)."""
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at:
+        userinfo = ""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise BadURL("an IPv6 address is not closed with ']'")
+        host, rest = hostport[: end + 1], hostport[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise BadURL("text follows the IPv6 address")
+        return userinfo, host, rest[1:]
+    host, colon, port = hostport.rpartition(":")
+    if not colon:
+        return userinfo, hostport, ""
+    return userinfo, host, port
+
+
+def _percent_decode(text: str) -> str:
+    raw = _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), text.encode("utf-8"))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadURL("the host is not valid UTF-8 once percent-decoded") from None
+
+
+def _ipv6(text: str) -> str:
+    """The WHATWG serialisation of an IPv6 literal (``[...]``): lowercase, the longest
+    run of two or more zero pieces compressed, no dotted IPv4 tail."""
+    inner = text[1:-1]
+    if "%" in inner:
+        raise BadURL("an IPv6 zone identifier is not allowed in a URL")
+    try:
+        address = ipaddress.IPv6Address(inner)
+    except ValueError:
+        raise BadURL("not a valid IPv6 address") from None
+    packed = address.packed
+    pieces = [packed[i] << 8 | packed[i + 1] for i in range(0, 16, 2)]
+    best_start, best_len, start = -1, 1, -1
+    for index, piece in enumerate([*pieces, 1]):
+        if piece == 0 and start < 0:
+            start = index
+        elif piece != 0 and start >= 0:
+            if index - start > best_len:
+                best_start, best_len = start, index - start
+            start = -1
+    if best_start < 0:
+        return "[" + ":".join(f"{p:x}" for p in pieces) + "]"
+    head = ":".join(f"{p:x}" for p in pieces[:best_start])
+    tail = ":".join(f"{p:x}" for p in pieces[best_start + best_len :])
+    return f"[{head}::{tail}]"
+
+
+def _ends_in_a_number(domain: str) -> bool:
+    labels = domain.split(".")
+    if labels[-1] == "" and len(labels) > 1:
+        labels.pop()
+    last = labels[-1]
+    if last.isascii() and last.isdigit():
+        return True
+    return bool(re.fullmatch(r"0[xX][0-9A-Fa-f]*", last))
+
+
+def _ipv4(domain: str) -> str:
+    """The WHATWG IPv4 parser: 1 to 4 parts, each decimal, octal (leading 0) or hex."""
+    parts = domain.split(".")
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    if len(parts) > 4 or any(not _IPV4_PART.match(part) for part in parts):
+        raise BadURL("the host looks like an IPv4 address but is not one")
+    numbers: list[int] = []
+    for part in parts:
+        if part[:2].lower() == "0x":
+            numbers.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part.startswith("0"):
+            if not set(part) <= set("01234567"):
+                raise BadURL("the host looks like an IPv4 address but is not one")
+            numbers.append(int(part, 8))
+        else:
+            numbers.append(int(part))
+    if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
+        raise BadURL("the host is an IPv4 address out of range")
+    value = numbers[-1]
+    for index, number in enumerate(numbers[:-1]):
+        value += number * 256 ** (3 - index)
+    return str(ipaddress.IPv4Address(value))
+
+
+def _domain_to_ascii(domain: str) -> str:
+    """UTS #46 ToASCII with the URL Standard's flags (non-transitional, no STD3 rules,
+    no hyphen checks): mapped, normalised, and each non-ASCII label punycoded."""
+    try:
+        mapped = idna.uts46_remap(domain, std3_rules=False, transitional=False)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        raise BadURL("the host has characters no browser accepts") from None
+    labels = []
+    for label in mapped.split("."):
+        if label.isascii():
+            labels.append(label.lower())
+            continue
+        try:
+            labels.append("xn--" + label.encode("punycode").decode("ascii"))
+        except UnicodeError:
+            raise BadURL("the host has a label that cannot be encoded") from None
+    return ".".join(labels)
+
+
+def browser_host(spelled: str) -> str:
+    """The host a browser contacts for the host part ``spelled`` of an http(s) URL.
+
+    Raises :class:`BadURL` where a browser would refuse the URL. The answer is
+    ASCII: punycode for internationalised labels, dotted quads for IPv4 (whatever
+    number form was written), bracketed canonical IPv6.
+    """
+    if not spelled:
+        raise BadURL("the URL has no host")
+    if spelled.startswith("["):
+        if not spelled.endswith("]"):
+            raise BadURL("an IPv6 address is not closed with ']'")
+        return _ipv6(spelled)
+    domain = _percent_decode(spelled)
+    ascii_domain = _domain_to_ascii(domain)
+    if not ascii_domain or set(ascii_domain) & _FORBIDDEN_DOMAIN:
+        raise BadURL("the host has characters no browser accepts")
+    if _ends_in_a_number(ascii_domain):
+        return _ipv4(ascii_domain)
+    return ascii_domain
+
+
+def is_plainly_spelled(spelled: str, host: str) -> bool:
+    """Whether the host was written as the browser reads it (ASCII, no escapes): case
+    and a trailing dot aside, what the person reads is then the host itself."""
+    return (
+        spelled.isascii() and "%" not in spelled and spelled.lower().rstrip(".") == host.rstrip(".")
+    )
