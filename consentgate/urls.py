@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 import urllib.parse
 from typing import Final
 
@@ -139,15 +140,58 @@ def _ipv4(domain: str) -> str:
     return str(ipaddress.IPv4Address(value))
 
 
+def _is_bidi_domain(labels: list[str]) -> bool:
+    return any(unicodedata.bidirectional(c) in ("R", "AL", "AN") for label in labels for c in label)
+
+
+def _check_label(label: str, *, bidi_domain: bool) -> None:
+    """UTS #46 validity of a (Unicode) label: NFC, joiners in context, the Bidi rule."""
+    if unicodedata.normalize("NFC", label) != label:
+        raise BadURL("the host has a label that is not normalised")
+    try:
+        for index, char in enumerate(label):
+            if char in "\u200c\u200d" and not idna.valid_contextj(label, index):
+                raise BadURL("the host has an invisible joiner out of place")
+        if bidi_domain and label:
+            idna.check_bidi(label, check_ltr=True)
+    except (idna.IDNAError, ValueError) as exc:
+        raise BadURL(f"the host mixes writing directions ({exc})") from None
+
+
 def _domain_to_ascii(domain: str) -> str:
     """UTS #46 ToASCII with the URL Standard's flags (non-transitional, no STD3 rules,
-    no hyphen checks): mapped, normalised, and each non-ASCII label punycoded."""
+    no hyphen checks, CheckBidi and CheckJoiners on): mapped, normalised, each
+    ``xn--`` label checked, each non-ASCII label punycoded."""
     try:
         mapped = idna.uts46_remap(domain, std3_rules=False, transitional=False)
     except (idna.IDNAError, UnicodeError, ValueError):
         raise BadURL("the host has characters no browser accepts") from None
-    labels = []
+    unicode_labels = []
     for label in mapped.split("."):
+        if label.lower().startswith("xn--") and not label.isascii():
+            raise BadURL("the host has an xn-- label with non-ASCII characters")
+        if label.isascii() and label.lower().startswith("xn--"):
+            try:
+                decoded = label[4:].encode("ascii").decode("punycode")
+            except (UnicodeError, IndexError):
+                raise BadURL("the host has an xn-- label that is not punycode") from None
+            if not decoded or decoded.isascii():
+                raise BadURL("the host has an xn-- label that is not punycode")
+            try:
+                remapped = idna.uts46_remap(decoded, std3_rules=False, transitional=False)
+            except (idna.IDNAError, UnicodeError, ValueError):
+                raise BadURL(
+                    "the host has an xn-- label with characters no browser accepts"
+                ) from None
+            if remapped != decoded:
+                raise BadURL("the host has an xn-- label that is not in its normal form")
+            unicode_labels.append(decoded)
+        else:
+            unicode_labels.append(label)
+    bidi = _is_bidi_domain(unicode_labels)
+    labels = []
+    for label in unicode_labels:
+        _check_label(label, bidi_domain=bidi)
         if label.isascii():
             labels.append(label.lower())
             continue

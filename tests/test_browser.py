@@ -9,9 +9,11 @@ missing browser a failure. Screenshots go to ``test-artifacts/``.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp import web
@@ -19,7 +21,9 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from consentgate.demo import DemoStack, run_demo
-from tests.conftest import StartUpstream
+from consentgate.urls import BadURL, browser_host
+from tests.conftest import StartStack, StartUpstream
+from tests.test_gate import register
 
 pytestmark = pytest.mark.browser
 
@@ -258,3 +262,102 @@ async def test_phone_viewport_in_dark_mode_renders_well(chromium: Browser, demo:
     await page.screenshot(path=str(ARTIFACTS / "consent-page-phone-dark.png"), full_page=True)
     assert console.errors == []
     await context.close()
+
+
+# --- hardening #10.4: the destination host as the browser reads it -------------------------
+
+CONFUSABLE_DESTINATIONS = [
+    # (registered redirect URI, host the page must headline, a look-alike warning?)
+    ("https://g\u043e\u043egle.com/cb", "xn--ggle-55da.com", True),  # Cyrillic o's
+    ("https://claude.ai\u3002evil.com/cb", "claude.ai.evil.com", True),  # ideographic stop
+    ("https://%65vil.com/cb", "evil.com", True),
+    ("https://ev\u0131l.com/cb", "xn--evl-kua.com", True),  # dotless i
+    ("https://\uff45\uff56\uff49\uff4c.com/cb", "evil.com", True),  # full-width letters
+    ("https://Accounts.Example.com/cb", "accounts.example.com", False),
+]
+
+
+@pytest.mark.parametrize(("uri", "host", "warned"), CONFUSABLE_DESTINATIONS)
+async def test_the_destination_host_is_shown_as_the_browser_reads_it(
+    chromium: Browser, start_stack: StartStack, uri: str, host: str, warned: bool
+) -> None:
+    """The headline is the host chromium itself resolves the redirect URI to, in ASCII."""
+    stack = await start_stack()
+    client_id = await register(stack, redirect_uris=[uri], client_uri="https://google.com")
+    page = await chromium.new_page()
+    try:
+        await page.goto(f"{stack.url}/authorize?" + urlencode(auth_params(client_id, uri)))
+        shown = (await page.inner_text("p.host")).strip()
+        chromium_reads = await page.evaluate("u => new URL(u).hostname", uri)
+        notices = " ".join(await page.locator("p.notice").all_inner_texts())
+    finally:
+        await page.close()
+    assert shown == host == chromium_reads
+    assert ("look-alike or encoded" in notices) is warned
+    assert stack.proxy.reached("/authorize") == []
+
+
+async def test_a_custom_scheme_headlines_the_app_not_its_authority(
+    chromium: Browser, start_stack: StartStack
+) -> None:
+    """``evilapp://accounts.google.com/cb`` is an app, not accounts.google.com; and the
+    client's declared website google.com is flagged as another site."""
+    stack = await start_stack()
+    uri = "evilapp://accounts.google.com/cb"
+    client_id = await register(stack, redirect_uris=[uri], client_uri="https://google.com")
+    page = await chromium.new_page()
+    try:
+        await page.goto(f"{stack.url}/authorize?" + urlencode(auth_params(client_id, uri)))
+        shown = (await page.inner_text("p.host")).strip()
+        links = await page.inner_text("ul.links")
+    finally:
+        await page.close()
+    assert shown == "an app on this device that handles evilapp:"
+    assert "accounts.google.com" not in shown
+    assert "a different site than the destination" in links
+
+
+def _host_samples() -> list[str]:
+    """Hosts built from the pieces that confuse parsers, deterministic."""
+    pieces = ["a", "EX", "xn--", "-", ".", "\u3002", "\uff0e", "%65", "%2e", "0x7f", "1",
+              "08", "256", "\u0131", "\u043e", "\u00df", "\u200b", "\uff41", "\u2488", "_",
+              "%C4%B1", "%zz", "%", "%00", "[::1]", "\u0660"]  # fmt: skip
+    rng = random.Random(10)
+    samples = {"".join(rng.choice(pieces) for _ in range(rng.randint(1, 5))) for _ in range(600)}
+    return sorted(samples)
+
+
+async def test_browser_host_agrees_with_chromium_on_hundreds_of_confusing_hosts(
+    chromium: Browser,
+) -> None:
+    """Differential test: for every sample, our reading equals chromium's ``new URL``,
+    or both refuse it (where ours refuses, the request is refused, which is safe)."""
+    samples = _host_samples()
+    page = await chromium.new_page()
+    try:
+        theirs = await page.evaluate(
+            "hosts => hosts.map(h => { try { return new URL('https://' + h + '/').hostname }"
+            " catch (e) { return null } })",
+            samples,
+        )
+    finally:
+        await page.close()
+    disagreements = []
+    for sample, expected in zip(samples, theirs, strict=True):
+        try:
+            ours: str | None = browser_host(sample)
+        except BadURL:
+            ours = None
+        if ours != expected and ours is not None:
+            disagreements.append((sample, ours, expected))
+    assert disagreements == [], disagreements[:10]
+
+
+def auth_params(client_id: str, redirect_uri: str) -> dict[str, str]:
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": "openid",
+        "state": "s1",
+    }
