@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from consentgate.appkeys import (
     ISSUER,
     PATH_RULES,
     PEER_IP,
+    PUBLIC_HOST,
     REQUEST_ID,
     STORE,
     TEMPLATES,
@@ -106,11 +108,17 @@ async def request_context(
     return response
 
 
+#: The ``Server`` header of every response: no Python or aiohttp version for a scanner
+#: to match, and the upstream's own (uvicorn, ...) is replaced too, as nginx does.
+SERVER_HEADER = "consentgate"
+
+
 async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """Every response names its request id, streamed ones included."""
+    """Every response names its request id, streamed ones included, and a neutral server."""
     request_id = request.get(REQUEST_ID)
     if request_id is not None:
         response.headers["X-Request-Id"] = request_id
+    response.headers["Server"] = SERVER_HEADER
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -202,6 +210,7 @@ def create_app(
     app[PATH_RULES] = path_rules(config)
     app[TEMPLATES] = templates or Templates()
     app[COOKIE_PREFIXES] = GATE_COOKIE_PREFIXES
+    app[PUBLIC_HOST] = urllib.parse.urlsplit(config.server.public_url).netloc
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app.cleanup_ctx.append(_upstream_session_ctx)
     app.cleanup_ctx.append(_store_ctx)

@@ -22,6 +22,8 @@ TEMPLATES = web.AppKey("templates", Templates)
 STORE = web.AppKey("store", ConsentStore)
 COOKIE_CRYPTO = web.AppKey("cookie_crypto", CookieCrypto)
 ISSUER = web.AppKey("issuer", IssuerCache)
+#: ``host[:port]`` of ``server.public_url``: the X-Forwarded-Host the upstream gets.
+PUBLIC_HOST = web.AppKey("public_host", str)
 #: Cookie-name prefixes that belong to the gate and are never relayed upstream.
 COOKIE_PREFIXES: web.AppKey[tuple[str, ...]] = web.AppKey("cookie_prefixes")
 

@@ -51,9 +51,38 @@ FORWARDING_HEADERS: Final = frozenset(
         "forwarded",
     }
 )
+#: Headers some frameworks honour to route a request to another path or method than
+#: its request line says: a harmless-looking path could then reach the upstream's
+#: authorization endpoint unchecked. Never forwarded, whoever sent them (a front
+#: proxy passes a client's copy through unchanged). Hardening issue #10, point 6.
+ROUTING_OVERRIDE_HEADERS: Final = frozenset(
+    {
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    }
+)
+#: Other headers that name the client, its scheme or the host, which some upstreams
+#: believe: only a trusted proxy may send them.
+CLIENT_IDENTITY_HEADERS: Final = frozenset(
+    {
+        "x-forwarded-scheme",
+        "x-forwarded-ssl",
+        "x-forwarded-server",
+        "x-host",
+        "true-client-ip",
+        "x-client-ip",
+        "cf-connecting-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "x-original-host",
+    }
+)
 #: Request headers never forwarded, whoever sent them (the gate sets its own).
-_ALWAYS_DROPPED: Final = HOP_BY_HOP | {"host", "expect", "x-request-id"}
-_DROPPED_FROM_UNTRUSTED: Final = _ALWAYS_DROPPED | FORWARDING_HEADERS
+_ALWAYS_DROPPED: Final = HOP_BY_HOP | ROUTING_OVERRIDE_HEADERS | {"host", "expect", "x-request-id"}
+_DROPPED_FROM_UNTRUSTED: Final = _ALWAYS_DROPPED | FORWARDING_HEADERS | CLIENT_IDENTITY_HEADERS
 #: Longest text :func:`parse_ip` remembers (an IPv6 address with zone and
 #: brackets fits); longer texts are parsed every time, so the cache stays small.
 _CACHED_IP_TEXT: Final = 64
@@ -157,6 +186,7 @@ def upstream_request_headers(
     trusted: tuple[IPNetwork, ...],
     scheme: str,
     host: str,
+    public_host: str,
     request_id: str,
     own_cookie_prefixes: tuple[str, ...],
     preserve_host: bool,
@@ -189,7 +219,9 @@ def upstream_request_headers(
     if not (peer_trusted and "X-Forwarded-Proto" in headers):
         kept.append(("X-Forwarded-Proto", scheme))
     if not (peer_trusted and "X-Forwarded-Host" in headers):
-        kept.append(("X-Forwarded-Host", host))
+        # The public URL's host, never the client's own Host header: an upstream that
+        # builds absolute URLs from it would otherwise emit attacker-chosen hosts.
+        kept.append(("X-Forwarded-Host", public_host))
     kept.append(("X-Request-Id", request_id))
     if preserve_host:
         kept.append(("Host", host))

@@ -31,6 +31,8 @@ from __future__ import annotations
 import enum
 import functools
 import re
+import unicodedata
+import urllib.parse
 from dataclasses import dataclass
 from typing import Final
 
@@ -115,10 +117,53 @@ def _squash(path: str) -> str:
     return path
 
 
+#: Overlong UTF-8 encodings of '/' and '.' as ``_decode_all`` leaves them (one
+#: character per byte): broken decoders read them as the ASCII character.
+_OVERLONG: Final = (
+    ("\udcc0\udcaf", "/"),
+    ("\udce0\udc80\udcaf", "/"),
+    ("\udcc0\udcae", "."),
+)
+
+
+def _decode_all_utf8(path: str) -> str:
+    """Every escape decoded as UTF-8, repeatedly; bytes that are not UTF-8 (such as an
+    overlong slash) stay as surrogate escapes, so they can be recognised."""
+    for _ in range(_MAX_DECODE_ROUNDS):
+        decoded = urllib.parse.unquote(path, encoding="utf-8", errors="surrogateescape")
+        if decoded == path:
+            break
+        path = decoded
+    return path
+
+
+def _loose_segment(segment: str) -> str:
+    """A segment as lenient routers match it: ``;params`` dropped, trailing dots and
+    spaces trimmed (Windows, IIS), a ``.suffix`` ignored (Spring's suffix matching,
+    ``/authorize.json``)."""
+    segment = segment.split(";", 1)[0]
+    if segment in ("", ".", ".."):
+        return segment
+    segment = segment.rstrip(". \t")
+    dot = segment.find(".", 1)
+    return segment[:dot] if dot > 0 else segment
+
+
 def loose_form(path: str) -> str:
-    """The loosest reading of ``path`` any upstream router might apply."""
-    path = _decode_all(path).replace("\\", "/")
-    path = "/".join(segment.split(";", 1)[0] for segment in path.split("/"))
+    """The loosest reading of ``path`` any upstream router might apply.
+
+    Besides decoding, a decoded ``?`` or ``#`` ends the path (a hop that decodes
+    and re-splits reads ``/authorize%3Fx`` as ``/authorize``), full-width and other
+    compatibility characters are folded (NFKC: U+FF0F is ``/``), and overlong
+    UTF-8 slashes count as slashes (hardening issue #10, point 9).
+    """
+    path = _decode_all_utf8(path)
+    for overlong, plain in _OVERLONG:
+        path = path.replace(overlong, plain)
+    path = unicodedata.normalize("NFKC", path).replace("\\", "/")
+    path = re.split(r"[?#]", path, maxsplit=1)[0] or "/"
+    segments = path.split("/")
+    path = "/".join(_loose_segment(segment) for segment in segments)
     return _squash(path)
 
 

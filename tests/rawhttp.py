@@ -39,13 +39,14 @@ async def request(
     headers: list[tuple[str, str]] | None = None,
     body: bytes = b"",
     timeout: float = 10.0,
+    host_header: str | None = None,
 ) -> RawResponse:
     """Send one request with exactly this target and these headers; read the response."""
     host_port = url.split("://", 1)[1]
     host, _, port = host_port.rpartition(":")
     reader, writer = await asyncio.open_connection(host.strip("[]"), int(port))
     try:
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {host_port}"]
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header or host_port}"]
         sent = headers or []
         lines += [f"{name}: {value}" for name, value in sent]
         if body and not any(name.lower() == "transfer-encoding" for name, _ in sent):

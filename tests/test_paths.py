@@ -71,9 +71,31 @@ def test_every_benign_spelling_of_authorize_is_intercepted_and_forwarded_canonic
         "/\\authorize",
         "/x/..%5Cauthorize",
         "/authorize%252F",
+        # hardening #10.9: a hop that decodes and re-splits, suffix matching, trailing
+        # dots and spaces, overlong and full-width slashes
+        "/authorize%3Fclient_id=x",
+        "/authorize%23",
+        "/authorize%253F",
+        "/authorize.json",
+        "/authorize.",
+        "/authorize%20",
+        "/authorize%2e",
+        "/x/..%C0%AFauthorize",
+        "/x/..%E0%80%AFauthorize",
+        "/x%EF%BC%8F..%EF%BC%8Fauthorize",
+        "/%EF%BD%81uthorize",
     ],
 )
 def test_spellings_that_only_some_servers_read_as_authorize_are_refused(
+    rules: PathRules, variant: str
+) -> None:
+    assert rules.classify(variant).route is Route.AMBIGUOUS
+
+
+@pytest.mark.parametrize(
+    "variant", ["/auth/callback%3F", "/auth/callback%3Fstate=x", "/auth%EF%BC%8Fcallback"]
+)
+def test_encoded_query_marks_and_full_width_slashes_in_the_callback_are_refused(
     rules: PathRules, variant: str
 ) -> None:
     assert rules.classify(variant).route is Route.AMBIGUOUS
@@ -106,8 +128,9 @@ def test_blocked_paths_and_their_subtree_are_blocked_in_any_spelling(
         "/mcp/",
         "/a%2Fb",
         "/authorized",
-        "/authorize.json",
         "/x/authorize",
+        "/favicon.ico",
+        "/.well-known/oauth-protected-resource/mcp",
         "/files/%E2%82%AC",
     ],
 )

@@ -303,6 +303,61 @@ async def test_forwarded_headers_from_an_untrusted_peer_are_replaced(
     assert seen["X-Request-Id"] != "chosen-by-attacker"
 
 
+async def test_x_forwarded_host_is_the_public_host_not_the_clients_host_header(
+    echo: tuple[str, Recorder], start_gate: StartGate
+) -> None:
+    """#10.6: an upstream that builds absolute URLs from X-Forwarded-Host must not get
+    the Host an untrusted client chose."""
+    upstream, recorder = echo
+    gate = await start_gate(upstream, public_url="https://mcp.example.com")
+    await rawhttp.request(gate.url, "/x", host_header="attacker.example")
+    assert recorder.last.headers["X-Forwarded-Host"] == "mcp.example.com"
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_routing_override_headers_never_reach_the_upstream(
+    echo: tuple[str, Recorder], start_gate: StartGate, trusted: bool
+) -> None:
+    """#10.6: ``X-Original-URL: /authorize`` on a harmless path must not route an
+    upstream that honours it to the authorization endpoint; identity headers that
+    name the client count only from a trusted proxy."""
+    upstream, recorder = echo
+    sections = {"server": {"trusted_proxies": ["127.0.0.1/32"]}} if trusted else {}
+    gate = await start_gate(upstream, **sections)
+    overrides = [
+        ("X-Original-URL", "/authorize?client_id=x"),
+        ("X-Rewrite-URL", "/authorize"),
+        ("X-HTTP-Method-Override", "POST"),
+        ("X-HTTP-Method", "POST"),
+        ("X-Method-Override", "POST"),
+    ]
+    identity = [
+        ("X-Forwarded-Scheme", "https"),
+        ("X-Forwarded-Ssl", "on"),
+        ("X-Forwarded-Server", "evil"),
+        ("X-Host", "evil.example"),
+        ("True-Client-IP", "6.6.6.6"),
+        ("X-Client-IP", "6.6.6.6"),
+        ("CF-Connecting-IP", "6.6.6.6"),
+    ]
+    await rawhttp.request(gate.url, "/harmless", headers=overrides + identity)
+    seen = recorder.last.headers
+    for name, _ in overrides:
+        assert name not in seen
+    for name, value in identity:
+        assert (seen.get(name) == value) is trusted
+
+
+async def test_the_server_header_is_neutral_on_relayed_and_own_responses(
+    echo: tuple[str, Recorder], start_gate: StartGate
+) -> None:
+    upstream, _ = echo
+    gate = await start_gate(upstream)
+    for path in ("/x", "/_consentgate/healthz", "/authorize"):
+        response = await rawhttp.request(gate.url, path)
+        assert response.headers.getall("Server") == ["consentgate"], path
+
+
 async def test_forwarded_headers_from_a_trusted_proxy_are_kept_and_extended(
     echo: tuple[str, Recorder], start_gate: StartGate
 ) -> None:
