@@ -44,26 +44,21 @@ async def register(request: web.Request, routed: RoutedPath) -> web.StreamRespon
     try:
         async with UpstreamExchange(request, target, headers=headers) as upstream:
             out = response_headers(request, upstream)
-            learnable = (
-                request.method in ("POST", "PUT")
-                and 200 <= upstream.status < 300
-                and upstream.content_type == "application/json"
-                and "Content-Encoding" not in upstream.headers
-            )
-            if not learnable:
+            if not (request.method in ("POST", "PUT") and 200 <= upstream.status < 300):
                 return await stream_response(request, upstream, out)
+            # A successful registration the gate cannot read would leave the client
+            # unknown, which silently turns its redirect-URI check off: refuse it
+            # instead (fail closed; hardening issue #10). The client may retry.
+            if upstream.content_type != "application/json" or (
+                upstream.headers.get("Content-Encoding", "identity").lower() != "identity"
+            ):
+                return _unlearnable(request, "is not uncompressed JSON")
             body, complete = await read_up_to(upstream.content, MAX_REGISTRATION_BYTES)
             if not complete:
-                log.warning("registration response too large to learn from")
-                response = web.StreamResponse(status=upstream.status)
-                response.headers.extend(out)
-                await response.prepare(request)
-                await response.write(body)
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-                return response
-            await asyncio.shield(_learn(request, body))
+                return _unlearnable(request, f"is larger than {MAX_REGISTRATION_BYTES} bytes")
+            problem = await asyncio.shield(_learn(request, body))
+            if problem is not None:
+                return _unlearnable(request, problem)
             for name in ("Content-Length", "Transfer-Encoding"):
                 out.popall(name, None)
             return web.Response(status=upstream.status, headers=out, body=body)
@@ -73,20 +68,35 @@ async def register(request: web.Request, routed: RoutedPath) -> web.StreamRespon
         return error_response(request, exc.status, "upstream_error", exc.reason + ".")
 
 
-async def _learn(request: web.Request, body: bytes) -> None:
+def _unlearnable(request: web.Request, problem: str) -> web.Response:
+    log.warning(
+        "registration refused: the upstream's answer cannot be learned",
+        extra={"fields": {"problem": problem}},
+    )
+    audit_event(
+        request, "registration_refused", "registration answer not learnable", problem=problem
+    )
+    return error_response(
+        request,
+        502,
+        "registration_unreadable",
+        f"The registration answer {problem}, so this gate cannot check the client's "
+        "redirect addresses later; the registration is refused.",
+    )
+
+
+async def _learn(request: web.Request, body: bytes) -> str | None:
+    """Store the client of a registration answer; the problem when it cannot be."""
     try:
         document = json.loads(body)
     except ValueError:
-        log.warning("registration response is not JSON; client not learned")
-        return
+        return "is not JSON"
     if not isinstance(document, dict) or not isinstance(document.get("client_id"), str):
-        log.warning("registration response has no client_id; client not learned")
-        return
+        return "has no client_id"
     try:
         record = await request.app[STORE].upsert_client(document)
     except ValueError as exc:
-        log.warning("registration response not stored", extra={"fields": {"error": str(exc)}})
-        return
+        return f"cannot be stored ({exc})"
     audit_event(
         request,
         "client_registered",
@@ -94,3 +104,4 @@ async def _learn(request: web.Request, body: bytes) -> None:
         client_id=record.client_id,
         redirect_uris=" ".join(record.redirect_uris),
     )
+    return None
