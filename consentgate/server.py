@@ -20,6 +20,12 @@ from consentgate.access import AccessLogger
 from consentgate.app import create_app
 from consentgate.appkeys import CONFIG, STORE
 from consentgate.config import Config
+from consentgate.connections import (
+    AcceptErrorLimiter,
+    ConnectionGuard,
+    GuardedAppRunner,
+    fit_descriptor_limit,
+)
 from consentgate.errors import StartupError
 from consentgate.keys import load_keyring
 from consentgate.logs import ACCESS, configure_logging
@@ -38,17 +44,23 @@ def runner_options(config: Config) -> dict[str, Any]:
         "access_log": logging.getLogger(ACCESS) if config.log.access_log else None,
         "shutdown_timeout": config.server.shutdown_grace,
         "handle_signals": False,
+        # Idle connections (before the first request and between requests) close.
+        "keepalive_timeout": config.server.idle_timeout,
     }
 
 
 async def start(
     config: Config, app: web.Application | None = None, *, sock: socket.socket | None = None
-) -> web.AppRunner:
+) -> GuardedAppRunner:
     """Start listening on ``server.listen`` (or on an already bound ``sock``).
 
     The caller must ``await runner.cleanup()``.
     """
-    runner = web.AppRunner(app or create_app(config), **runner_options(config))
+    guard = ConnectionGuard(
+        fit_descriptor_limit(config.server.max_connections, config.upstream.max_connections),
+        config.server.header_timeout,
+    )
+    runner = GuardedAppRunner(app or create_app(config), guard, **runner_options(config))
     try:
         await runner.setup()
     except StartupError:
@@ -76,6 +88,8 @@ async def start(
 async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     configure_logging(format=config.log.format, level=config.log.level)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(AcceptErrorLimiter(loop.get_exception_handler()))
     app = create_app(config)
     runner = await start(config, app)
     address = ", ".join(_url(a) for a in runner.addresses)
@@ -84,7 +98,6 @@ async def serve(config: Config) -> None:
         extra={"fields": {"address": address, "upstream": config.upstream.url}},
     )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_keys, app)

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 
 from consentgate.app import create_app
 from consentgate.config import Config, config_from_mapping
+from consentgate.connections import GuardedAppRunner
 from consentgate.server import start
 from tests.fakeproxy import FakeProxy
 
@@ -55,7 +56,7 @@ def make_config(
 class RunningGate:
     url: str
     config: Config
-    runner: web.AppRunner
+    runner: GuardedAppRunner
 
     @property
     def app(self) -> web.Application:
@@ -97,7 +98,7 @@ async def start_upstream() -> AsyncIterator[StartUpstream]:
 @pytest.fixture
 async def start_gate(tmp_path: Path) -> AsyncIterator[StartGate]:
     """Start the gate in front of ``upstream_url`` exactly as ``serve`` does."""
-    runners: list[web.AppRunner] = []
+    runners: list[GuardedAppRunner] = []
 
     async def _start(
         upstream_url: str,
