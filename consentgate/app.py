@@ -163,7 +163,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     store = await ConsentStore.open(config.store.path, keyring, clock=app[CLOCK])
     app[STORE] = store
-    purge = asyncio.create_task(_purge_forever(store))
+    purge = asyncio.create_task(_purge_forever(store, config.store.keep_expired))
     try:
         yield
     finally:
@@ -173,12 +173,13 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-async def _purge_forever(store: ConsentStore) -> None:
-    """Expired consent pages and flow bindings are removed, not only ignored."""
+async def _purge_forever(store: ConsentStore, keep_records: float) -> None:
+    """Expired consent pages and flow bindings are removed, not only ignored; consent
+    records go once they expired or were revoked more than ``keep_records`` ago."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL)
         try:
-            await store.purge_expired()
+            await store.purge_expired(keep_records=keep_records)
         except Exception:
             log.exception("purging expired pending requests failed")
 

@@ -9,6 +9,7 @@ Canonical encoding, version 1 (the bytes that are signed)::
 
     b"consentgate-consent-v1\\n" + JSON
     b"consentgate-client-v1\\n"  + JSON
+    b"consentgate-pending-v1\\n" + JSON
 
 where JSON is the UTF-8 encoding of one object holding every field except
 ``signature``: keys sorted, no whitespace (``","`` and ``":"`` separators),

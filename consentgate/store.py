@@ -52,6 +52,9 @@ forward and run inside one ``BEGIN IMMEDIATE`` transaction at open):
    ``used_bindings`` (flow bindings already used, so a callback is accepted once),
    and the ``counters`` table, moved by triggers on ``consents`` and ``clients``
    so every process notices any change and drops its cached answers.
+3. ``pending`` rows become signed records (id, subject, source, payload and
+   expiry under one signature, so no payload can move to another row), with an
+   index by source for the per-address cap; indexes for the retention purge.
 """
 
 from __future__ import annotations
