@@ -104,7 +104,23 @@ async def test_every_spelling_of_the_authorize_path_is_intercepted(stack: Stack,
 
 
 @pytest.mark.parametrize(
-    "path", ["/authorize%2F", "/%2Fauthorize", "/authorize;x=1", "/%2561uthorize", "/\\authorize"]
+    "path",
+    [
+        "/authorize%2F",
+        "/%2Fauthorize",
+        "/authorize;x=1",
+        "/%2561uthorize",
+        "/\\authorize",
+        # hardening #10.9
+        "/authorize%3F",
+        "/authorize%3Fresponse_type=code",
+        "/authorize%23",
+        "/authorize.json",
+        "/authorize.",
+        "/authorize%20",
+        "/x/..%C0%AFauthorize",
+        "/authorize%EF%BC%8F",
+    ],
 )
 async def test_ambiguous_spellings_of_the_authorize_path_are_refused(
     stack: Stack, path: str
@@ -803,6 +819,18 @@ async def test_several_flows_in_one_browser_each_complete(stack: Stack) -> None:
         results = [await browser.get(f"/auth/callback?code=c&state={s}") for s in states]
     assert [r.status for r in results] == [302, 302, 302]
     assert [r.location_query()["state"] for r in results] == ["s0", "s1", "s2"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/auth/callback%3F", "/auth/callback%3Fcode=c", "/auth/callback."]
+)
+async def test_encoded_spellings_of_the_callback_are_refused_not_relayed(
+    stack: Stack, path: str
+) -> None:
+    response = await rawhttp.request(stack.url, f"{path}?code=c&state=s")
+    assert response.status == 400
+    assert stack.proxy.reached("/auth/callback") == []
+    assert all("callback" not in a.raw_path.lower() for a in stack.proxy.arrivals)
 
 
 @pytest.mark.parametrize("path", ["/auth/./callback", "/AUTH/callback", "//auth/callback/"])
