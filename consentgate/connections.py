@@ -21,9 +21,9 @@ of accept errors in 20 s. Three rules, as nginx has them
 ``accept()`` errors that still happen (EMFILE from another cause) are logged at most
 once every ten seconds, with how many were not logged.
 
-This module uses two attributes of aiohttp's ``RequestHandler`` that have been stable
-since aiohttp 3.8 (``_messages``, ``_request_in_progress``); the real-socket tests in
-``tests/test_connections.py`` fail if an aiohttp upgrade changes them.
+This module reads two private attributes of aiohttp's ``RequestHandler``
+(``_messages``, ``_request_in_progress``; checked on aiohttp 3.14); the real-socket
+tests in ``tests/test_connections.py`` fail if an aiohttp upgrade changes them.
 """
 
 from __future__ import annotations

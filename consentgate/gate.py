@@ -71,7 +71,7 @@ from consentgate.relay import (
     upstream_headers,
 )
 from consentgate.store import PendingFull
-from consentgate.urls import BadURL, split_url
+from consentgate.urls import split_url
 
 #: Navigations that cannot have been started by another site (Fetch Metadata).
 SILENT_FETCH_SITES: Final = frozenset({"none", "same-origin", "same-site"})
@@ -439,7 +439,7 @@ def _bind_flow(
         if _origin_of(absolute) == _origin_of(config.server.public_url):
             return False  # not a hand-off to the IdP
         query = split_url(absolute).query
-    except (BadURL, ValueError):
+    except ValueError:  # BadURL included
         # An upstream Location nobody can parse: no binding, so its callback (if the
         # browser ever gets there) is refused. Fails closed, never a 500.
         return False

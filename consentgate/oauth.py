@@ -207,7 +207,7 @@ def loopback_without_port(uri: str) -> str | None:
     try:
         parts = split_url(uri)
         host = parts.hostname or ""
-    except (BadURL, ValueError):
+    except ValueError:  # BadURL included
         return None
     if parts.scheme != "http" or parts.username or parts.password:
         return None

@@ -468,15 +468,8 @@ class PendingRecord:
     signature: bytes
 
     def signed_fields(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "subject": self.subject,
-            "source": self.source,
-            "payload": self.payload,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "key_id": self.key_id,
-        }
+        """Every column but the signature: each field is stored as it is."""
+        return {name: getattr(self, name) for name in PENDING_COLUMNS[:-1]}
 
     def signing_input(self) -> bytes:
         """``b"consentgate-pending-v1\\n"`` + canonical JSON of :meth:`signed_fields`."""
@@ -484,16 +477,7 @@ class PendingRecord:
 
     def to_row(self) -> tuple[Any, ...]:
         """Values in :data:`PENDING_COLUMNS` order."""
-        return (
-            self.id,
-            self.subject,
-            self.source,
-            self.payload,
-            self.created_at,
-            self.expires_at,
-            self.key_id,
-            self.signature,
-        )
+        return tuple(getattr(self, name) for name in PENDING_COLUMNS)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> PendingRecord:

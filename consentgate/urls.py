@@ -154,7 +154,7 @@ def _check_label(label: str, *, bidi_domain: bool) -> None:
                 raise BadURL("the host has an invisible joiner out of place")
         if bidi_domain and label:
             idna.check_bidi(label, check_ltr=True)
-    except (idna.IDNAError, ValueError) as exc:
+    except ValueError as exc:  # idna.IDNAError is one
         raise BadURL(f"the host mixes writing directions ({exc})") from None
 
 
@@ -164,7 +164,7 @@ def _domain_to_ascii(domain: str) -> str:
     ``xn--`` label checked, each non-ASCII label punycoded."""
     try:
         mapped = idna.uts46_remap(domain, std3_rules=False, transitional=False)
-    except (idna.IDNAError, UnicodeError, ValueError):
+    except ValueError:  # idna.IDNAError and UnicodeError are ValueErrors
         raise BadURL("the host has characters no browser accepts") from None
     unicode_labels = []
     for label in mapped.split("."):
@@ -179,7 +179,7 @@ def _domain_to_ascii(domain: str) -> str:
                 raise BadURL("the host has an xn-- label that is not punycode")
             try:
                 remapped = idna.uts46_remap(decoded, std3_rules=False, transitional=False)
-            except (idna.IDNAError, UnicodeError, ValueError):
+            except ValueError:
                 raise BadURL(
                     "the host has an xn-- label with characters no browser accepts"
                 ) from None
