@@ -54,9 +54,9 @@ from typing import Any
 
 import aiohttp
 
-from consentgate.cookies import CookieCrypto, CookieNames
-from consentgate.keys import derive_key, load_cookie_secret, load_keyring
-from consentgate.oauth import consent_redirect_key
+from consentgate.core.cookies import CookieCrypto, CookieNames
+from consentgate.core.keys import derive_key, load_cookie_secret, load_keyring
+from consentgate.core.oauth import consent_redirect_key
 from consentgate.store import ConsentStore
 
 HERE = Path(__file__).resolve().parent

@@ -36,8 +36,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from consentgate.keys import KeyRing
-from consentgate.records import CONSENT_COLUMNS, ConsentRecord, sign_record
+from consentgate.core.keys import KeyRing
+from consentgate.core.records import CONSENT_COLUMNS, ConsentRecord, sign_record
 from consentgate.store import ConsentStore
 
 NOW = int(time.time())

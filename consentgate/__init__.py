@@ -13,21 +13,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from consentgate.keys import KeyRing
-    from consentgate.records import ClientRecord, ConsentRecord
+    from consentgate.core.keys import KeyRing, load_keyring
+    from consentgate.core.records import ClientRecord, ConsentRecord
     from consentgate.store import ConsentStore
 
 __version__ = "0.1.0"
 
-__all__ = ["ClientRecord", "ConsentRecord", "ConsentStore", "KeyRing", "__version__"]
+__all__ = [
+    "ClientRecord",
+    "ConsentRecord",
+    "ConsentStore",
+    "KeyRing",
+    "__version__",
+    "load_keyring",
+]
 
 # The library names are imported on first use (PEP 562), so ``consentgate --version``
 # and ``check-config`` do not load aiosqlite and cryptography.
 _LAZY = {
-    "ClientRecord": "consentgate.records",
-    "ConsentRecord": "consentgate.records",
+    "ClientRecord": "consentgate.core.records",
+    "ConsentRecord": "consentgate.core.records",
     "ConsentStore": "consentgate.store",
-    "KeyRing": "consentgate.keys",
+    "KeyRing": "consentgate.core.keys",
+    "load_keyring": "consentgate.core.keys",
 }
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from consentgate import __version__
-from consentgate.config import Config, ConfigError, load_config
-from consentgate.errors import StartupError
+from consentgate.core.config import Config, ConfigError, load_config
+from consentgate.core.errors import StartupError
 
 if TYPE_CHECKING:
     from consentgate.store import ConsentStore
@@ -69,7 +69,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from consentgate.server import serve  # imports aiohttp; keep --version and check-config light
+    from consentgate.web.server import (
+        serve,  # imports aiohttp; keep --version and check-config light
+    )
 
     config = _load(args)
     asyncio.run(serve(config))
@@ -116,7 +118,7 @@ def _json_line(value: Any) -> str:
 
 
 def _cmd_keys_generate(args: argparse.Namespace) -> int:
-    from consentgate.keys import COOKIE_SECRET_FILE, generate_keys
+    from consentgate.core.keys import COOKIE_SECRET_FILE, generate_keys
 
     config = _load(args)
     result = generate_keys(config.keys.dir)
@@ -130,7 +132,7 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from consentgate.keys import rotate_keys
+    from consentgate.core.keys import rotate_keys
 
     config = _load(args)
     kid = rotate_keys(config.keys.dir)
@@ -140,7 +142,7 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_list(args: argparse.Namespace) -> int:
-    from consentgate.keys import list_keys
+    from consentgate.core.keys import list_keys
 
     config = _load(args)
     keys = list_keys(config.keys.dir)
@@ -160,7 +162,7 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
 
 def _with_store(args: argparse.Namespace, action: Callable[[ConsentStore], Awaitable[int]]) -> int:
     """Open the configured store (never creating it or its keys), run ``action``, close it."""
-    from consentgate.keys import load_keyring
+    from consentgate.core.keys import load_keyring
     from consentgate.store import ConsentStore
 
     config = _load(args)
@@ -283,7 +285,7 @@ def _cmd_consents_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_consents_export(args: argparse.Namespace) -> int:
-    from consentgate.records import CLIENT_ENCODING, CONSENT_ENCODING
+    from consentgate.core.records import CLIENT_ENCODING, CONSENT_ENCODING
     from consentgate.store import VerificationFailure
 
     async def write(store: ConsentStore, out: IO[str]) -> int:

@@ -18,10 +18,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from consentgate.app import create_app
-from consentgate.config import Config, config_from_mapping
-from consentgate.connections import GuardedAppRunner
-from consentgate.server import start
+from consentgate.core.config import Config, config_from_mapping
+from consentgate.web.app import create_app
+from consentgate.web.connections import GuardedAppRunner
+from consentgate.web.server import start
 from tests.fakeproxy import FakeProxy
 
 

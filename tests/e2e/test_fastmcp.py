@@ -31,7 +31,7 @@ if _MISSING:
 # Everything below needs the extra.
 from fastmcp import Client  # noqa: E402
 
-from consentgate.appkeys import STORE  # noqa: E402
+from consentgate.web.appkeys import STORE  # noqa: E402
 from tests import rawhttp  # noqa: E402
 from tests.browsersim import Browser  # noqa: E402
 from tests.e2e.conftest import GatedStack  # noqa: E402

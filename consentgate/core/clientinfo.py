@@ -1,0 +1,238 @@
+"""What the consent page says about a client, and the warnings it must show.
+
+Everything a client registers is self-asserted (RFC 7591 §5): a client can call
+itself "Claude" and link to anthropic.com. So the page says whose words they are
+("as declared by the client"), shows only http(s) links without control
+characters (Cloudflare's demo learned about ``javascript:`` links), warns when a
+link's host differs from the host that will receive the authorization result,
+and puts that host — the one fact a client cannot fake — first and in bold
+(MCP authorization, 2025-11-25: show the redirect URI hostname clearly; warn for
+loopback-only redirect URIs).
+
+Pure module: no aiohttp import.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from consentgate.core.oauth import AuthorizationRequest, RedirectTarget, parse_redirect_uri
+from consentgate.core.urls import BadURL, browser_host, split_authority, split_url
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+MAX_LINK_LENGTH: Final = 2048
+MAX_NAME_LENGTH: Final = 120
+
+
+class ClientMetadata(Protocol):
+    """The parts of a registry entry the page uses (see ``records.ClientRecord``)."""
+
+    @property
+    def client_name(self) -> str | None: ...
+    @property
+    def client_uri(self) -> str | None: ...
+    @property
+    def logo_uri(self) -> str | None: ...
+    @property
+    def tos_uri(self) -> str | None: ...
+    @property
+    def policy_uri(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+    host: str
+    host_differs: bool
+
+
+@dataclass(frozen=True)
+class Warning:
+    level: str  # "warning" or "danger"
+    text: str
+
+
+@dataclass(frozen=True)
+class ScopeLine:
+    scope: str
+    description: str | None
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    """Everything the consent template shows; built from validated data only."""
+
+    client_id: str
+    client_name: str | None
+    verified: bool
+    metadata_document_host: str | None
+    redirect: RedirectTarget | None
+    links: tuple[Link, ...]
+    logo_url: str | None
+    scopes: tuple[ScopeLine, ...]
+    resource: str
+    warnings: tuple[Warning, ...]
+    offer_remember: bool
+
+
+def safe_http_url(value: str | None) -> tuple[str, str] | None:
+    """``(url, host)`` for an http(s) URL fit to show as a link, else None.
+
+    ``host`` is the host the browser will contact, in ASCII (:func:`urls.browser_host`),
+    so a link to ``g\\u043e\\u043egle.com`` is shown, and compared, as ``xn--ggle-55da.com``.
+    """
+    if not value or len(value) > MAX_LINK_LENGTH or _CONTROL.search(value) or " " in value:
+        return None
+    try:
+        parts = split_url(value)
+        if parts.scheme.lower() not in ("http", "https") or "@" in parts.netloc:
+            return None
+        host = browser_host(split_authority(parts.netloc)[1])
+    except BadURL:
+        return None
+    return value, host
+
+
+def same_site_host(a: str, b: str) -> bool:
+    """Hosts equal, or one a subdomain of the other (app.example.com ~ example.com)."""
+    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
+def clean_name(name: str | None) -> str | None:
+    name = _CONTROL.sub("", name or "").strip()
+    if not name:
+        return None
+    return name if len(name) <= MAX_NAME_LENGTH else name[: MAX_NAME_LENGTH - 1] + "…"
+
+
+def build_view(
+    request: AuthorizationRequest,
+    client: ClientMetadata | None,
+    *,
+    scope_descriptions: Mapping[str, str],
+    show_logos: bool,
+    remember_mode: bool,
+) -> ConsentView:
+    """The consent page's content for a validated request and what the gate knows."""
+    warnings: list[Warning] = []
+    redirect = parse_redirect_uri(request.redirect_uri) if request.redirect_uri else None
+    redirect_host = redirect.host if redirect else ""
+
+    def elsewhere(host: str) -> bool:
+        """Whether a declared host is another site than the destination. An app scheme
+        has no host to compare with, so every declared site is elsewhere."""
+        if redirect is None:
+            return False
+        return redirect.kind == "custom" or not same_site_host(host, redirect_host)
+
+    if client is None:
+        warnings.append(
+            Warning(
+                "danger",
+                "Unverified client: this gate did not see it register, so nothing it says "
+                "about itself could be checked. Only continue if you started this sign-in.",
+            )
+        )
+    if request.opaque:
+        warnings.append(
+            Warning(
+                "danger",
+                "This request keeps its details in a signed request object the gate cannot "
+                "read; the destination shown may not be where the result goes.",
+            )
+        )
+    if redirect is not None:
+        if redirect.kind == "loopback":
+            warnings.append(
+                Warning(
+                    "warning",
+                    "The result goes to an application on this computer "
+                    f"({redirect.host}). Continue only if you are running it right now.",
+                )
+            )
+        elif redirect.kind == "custom":
+            warnings.append(
+                Warning(
+                    "warning",
+                    f"The result goes to an app installed on this device "
+                    f"(the {redirect.scheme}: address scheme). Any app can claim a scheme, "
+                    "and what follows the scheme is not a website anyone checked.",
+                )
+            )
+        elif redirect.kind == "insecure":
+            warnings.append(
+                Warning(
+                    "danger",
+                    f"The result is sent over plain http to {redirect.host}: anyone on the "
+                    "network path can read it.",
+                )
+            )
+
+    if redirect is not None and redirect.respelled:
+        warnings.append(
+            Warning(
+                "danger",
+                f"The destination's address is written with look-alike or encoded "
+                f"characters; your browser reads it as {redirect.host}. It is not the "
+                "site its letters may suggest.",
+            )
+        )
+
+    metadata_host = None
+    cimd = safe_http_url(request.client_id)
+    if cimd is not None and request.client_id.lower().startswith("https://"):
+        metadata_host = cimd[1]
+        if elsewhere(metadata_host):
+            warnings.append(
+                Warning(
+                    "warning",
+                    f"The client identifies itself by {metadata_host}, but the result goes "
+                    f"to {redirect.headline if redirect else redirect_host}.",
+                )
+            )
+
+    links: list[Link] = []
+    name: str | None = None
+    logo: str | None = None
+    if client is not None:
+        name = clean_name(client.client_name)
+        for label, value in (
+            ("Website", client.client_uri),
+            ("Privacy policy", client.policy_uri),
+            ("Terms of service", client.tos_uri),
+        ):
+            safe = safe_http_url(value)
+            if safe is None:
+                continue
+            links.append(Link(label, safe[0], safe[1], elsewhere(safe[1])))
+        if any(link.host_differs for link in links):
+            warnings.append(
+                Warning(
+                    "warning",
+                    "Links declared by the client point to a different site than the one "
+                    "receiving the result.",
+                )
+            )
+        logo_safe = safe_http_url(client.logo_uri)
+        if show_logos and logo_safe is not None and logo_safe[0].lower().startswith("https://"):
+            logo = logo_safe[0]
+
+    scopes = tuple(ScopeLine(s, scope_descriptions.get(s)) for s in request.scopes)
+    return ConsentView(
+        client_id=request.client_id,
+        client_name=name,
+        verified=client is not None,
+        metadata_document_host=metadata_host,
+        redirect=redirect,
+        links=tuple(links),
+        logo_url=logo,
+        scopes=scopes,
+        resource=request.resource,
+        warnings=tuple(warnings),
+        offer_remember=remember_mode and not request.opaque,
+    )

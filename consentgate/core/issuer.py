@@ -1,0 +1,48 @@
+"""The upstream's issuer identifier, for ``iss`` on error redirects (RFC 9207 §2).
+
+Taken from ``[upstream] issuer`` when set, else read once from the upstream's
+RFC 8414 metadata (``/.well-known/oauth-authorization-server``). A failed read is
+retried after a minute; until then error redirects go without ``iss``.
+
+Pure module: the fetch is passed in, so no aiohttp import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from consentgate.core.clock import Clock
+
+log = logging.getLogger("consentgate")
+
+METADATA_PATH: Final = "/.well-known/oauth-authorization-server"
+RETRY_AFTER: Final = 60.0
+
+#: Fetches a path from the upstream: returns (status, body) or raises OSError-like errors.
+Fetch = Callable[[str], Awaitable[tuple[int, bytes]]]
+
+
+class IssuerCache:
+    def __init__(self, configured: str, clock: Clock) -> None:
+        self._value: str | None = configured or None
+        self._clock = clock
+        self._retry_at = 0.0
+
+    async def get(self, fetch: Fetch) -> str | None:
+        if self._value is not None or self._clock() < self._retry_at:
+            return self._value
+        try:
+            status, body = await fetch(METADATA_PATH)
+            document = json.loads(body) if status == 200 else None
+        except Exception as exc:
+            log.warning("cannot read the upstream metadata", extra={"fields": {"error": repr(exc)}})
+            document = None
+        issuer = document.get("issuer") if isinstance(document, dict) else None
+        if isinstance(issuer, str) and issuer.startswith(("https://", "http://")):
+            self._value = issuer
+        else:
+            self._retry_at = self._clock() + RETRY_AFTER
+        return self._value

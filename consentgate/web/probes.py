@@ -1,0 +1,65 @@
+"""Liveness and readiness probes under the gate's prefix.
+
+``healthz`` answers as long as the event loop runs and checks nothing else, so an
+orchestrator does not restart a healthy gate because its upstream is down.
+``readyz`` says whether the gate can do its job: the upstream answers (any HTTP
+status counts: it is reachable) and, once the store exists, the store is usable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from consentgate.web.appkeys import CONFIG, STORE, UPSTREAM_SESSION
+from consentgate.web.pages import secure
+
+
+def _json(status: int, document: dict[str, object]) -> web.Response:
+    response = web.Response(
+        status=status, text=json.dumps(document), content_type="application/json"
+    )
+    secure(response)
+    return response
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return _json(200, {"status": "ok"})
+
+
+async def upstream_reachable(app: web.Application) -> str | None:
+    """None when the upstream answered an HTTP request, else the reason."""
+    config = app[CONFIG]
+    timeout = aiohttp.ClientTimeout(total=min(config.upstream.connect_timeout, 5.0) + 2.0)
+    try:
+        async with app[UPSTREAM_SESSION].get(
+            URL(config.upstream.url + "/", encoded=True), timeout=timeout, allow_redirects=False
+        ) as response:
+            await response.read()
+    except TimeoutError:
+        return "upstream: no answer in time"
+    except aiohttp.ClientError as exc:
+        return f"upstream: unreachable ({type(exc).__name__})"
+    return None
+
+
+async def store_usable(app: web.Application) -> str | None:
+    """None when the consent store answers a query, else the reason."""
+    try:
+        async with asyncio.timeout(5):
+            await app[STORE].ping()
+    except Exception as exc:
+        return f"store: unusable ({type(exc).__name__})"
+    return None
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    checks = [upstream_reachable(request.app), store_usable(request.app)]
+    problems = [reason for reason in await asyncio.gather(*checks) if reason is not None]
+    if problems:
+        return _json(503, {"status": "unavailable", "reasons": problems})
+    return _json(200, {"status": "ready"})

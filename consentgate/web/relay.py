@@ -1,0 +1,332 @@
+"""The streaming reverse proxy: every request the gate does not answer itself.
+
+The rules, each from a bug some proxy shipped (see REFERENCES.md, "Proxy
+correctness"):
+
+* one shared upstream ``ClientSession`` with a ``DummyCookieJar`` — a real jar
+  would carry one user's upstream cookies into another user's request;
+* ``auto_decompress=False`` on both sides, so bodies and ``Content-Encoding`` agree;
+* the raw path and query forwarded byte-exact (``yarl.URL(..., encoded=True)``),
+  or a percent-encoded ``redirect_uri`` gets re-quoted;
+* bodies streamed both ways, a body sent only when the request has one;
+* no total timeout: the response headers must arrive within ``read_timeout``
+  after the request body was sent, but a body or an event stream may take as long
+  as it takes, written chunk by chunk as it arrives (SSE, MCP streamable HTTP);
+* redirects are never followed, they are the client's business;
+* 502 (unreachable) and 504 (timeout) only before the response started; after
+  that the client connection is aborted so the truncation is visible;
+* a client that disconnects cancels its upstream request (the server runs with
+  ``handler_cancellation=True``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from consentgate.core import forwarding
+from consentgate.core.config import Config
+from consentgate.web.appkeys import (
+    CONFIG,
+    COOKIE_PREFIXES,
+    PEER_IP,
+    PUBLIC_HOST,
+    REQUEST_ID,
+    UPSTREAM_SECONDS,
+    UPSTREAM_SESSION,
+)
+from consentgate.web.pages import error_response
+
+log = logging.getLogger("consentgate")
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+_CHUNK_SIZE = 64 * 1024
+
+
+class UpstreamFailure(Exception):
+    """The upstream could not be reached (502) or did not answer in time (504)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class RequestTooLarge(Exception):
+    """The request body exceeded ``server.max_body_size``."""
+
+
+def make_upstream_session(config: Config) -> aiohttp.ClientSession:
+    """The one pooled session to the upstream, shared by every request."""
+    connector = aiohttp.TCPConnector(
+        limit=config.upstream.max_connections,
+        limit_per_host=0,
+        keepalive_timeout=config.upstream.keepalive_timeout,
+        enable_cleanup_closed=False,
+        ttl_dns_cache=60,
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        connect=None,
+        sock_connect=config.upstream.connect_timeout,
+        sock_read=None,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+        raise_for_status=False,
+        trust_env=False,
+    )
+
+
+@dataclass
+class _BodyPump:
+    """Streams the client's body upstream, counting it against the size limit."""
+
+    request: web.Request
+    limit: int
+    on_sent: Callable[[], None]
+    too_large: bool = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in self.request.content.iter_chunked(_CHUNK_SIZE):
+            total += len(chunk)
+            if total > self.limit:
+                self.too_large = True
+                raise RequestTooLarge
+            yield chunk
+        self.on_sent()
+
+
+def upstream_headers(request: web.Request) -> CIMultiDict[str]:
+    """The headers the upstream receives for this client request."""
+    config = request.app[CONFIG]
+    return forwarding.upstream_request_headers(
+        request.headers,
+        peer=request[PEER_IP],
+        trusted=config.server.trusted_proxies,
+        scheme=request.scheme,
+        host=request.host,
+        public_host=request.app[PUBLIC_HOST],
+        request_id=request[REQUEST_ID],
+        own_cookie_prefixes=request.app[COOKIE_PREFIXES],
+        preserve_host=config.upstream.host_header == "preserve",
+    )
+
+
+class UpstreamExchange:
+    """One request sent upstream; use as ``async with`` to release the connection.
+
+    Raises :class:`UpstreamFailure` or :class:`RequestTooLarge` before any byte
+    was sent to the client, so callers can still answer with an error page.
+    """
+
+    def __init__(
+        self,
+        request: web.Request,
+        target: str,
+        *,
+        method: str | None = None,
+        forward_body: bool = True,
+        headers: CIMultiDict[str] | None = None,
+    ) -> None:
+        self._request = request
+        self._target = target
+        self._method = method or request.method
+        self._forward_body = forward_body
+        self._headers = headers
+        self._response: aiohttp.ClientResponse | None = None
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        request = self._request
+        config = request.app[CONFIG]
+        session = request.app[UPSTREAM_SESSION]
+        headers = self._headers if self._headers is not None else upstream_headers(request)
+        url = URL(config.upstream.url + self._target, encoded=True)
+        loop = asyncio.get_running_loop()
+        read_timeout = config.upstream.read_timeout
+        started = time.perf_counter()
+        pump: _BodyPump | None = None
+        with_body = self._forward_body and request.body_exists
+        try:
+            # The response headers are due read_timeout after the request body was
+            # sent: from now without a body, else from when the pump sent its last byte.
+            async with asyncio.timeout_at(
+                None if with_body else loop.time() + read_timeout
+            ) as deadline:
+
+                def body_sent() -> None:
+                    deadline.reschedule(loop.time() + read_timeout)
+
+                data: AsyncIterator[bytes] | bytes | None = None
+                if with_body:
+                    length = request.content_length
+                    if length is not None and length > config.server.max_body_size:
+                        raise RequestTooLarge
+                    content = request.content
+                    if length is not None and content.is_eof() and content.exception() is None:
+                        # The whole (Content-Length framed, within the limit) body came
+                        # with the headers, as small bodies do: send it in one piece.
+                        # Nothing waits for it, so this is still streaming.
+                        data = content.read_nowait()
+                        body_sent()
+                    else:
+                        pump = _BodyPump(request, config.server.max_body_size, body_sent)
+                        data = pump.chunks()
+                else:
+                    headers.popall("Content-Length", None)
+                self._response = await session.request(
+                    self._method,
+                    url,
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                )
+        except RequestTooLarge:
+            raise
+        except TimeoutError:
+            raise UpstreamFailure(504, "the upstream did not answer in time") from None
+        except aiohttp.ClientConnectorError:
+            raise UpstreamFailure(502, "the upstream is unreachable") from None
+        except aiohttp.ClientError as exc:
+            if pump is not None and pump.too_large:
+                raise RequestTooLarge from None
+            log.warning(
+                "upstream request failed",
+                extra={"fields": {"request_id": request[REQUEST_ID], "error": type(exc).__name__}},
+            )
+            raise UpstreamFailure(502, "the upstream failed to answer") from None
+        finally:
+            request[UPSTREAM_SECONDS] = time.perf_counter() - started
+        return self._response
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._response is not None:
+            self._response.release()
+            self._response = None
+
+
+def response_headers(request: web.Request, upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+    """The upstream response's headers as the client should see them."""
+    config = request.app[CONFIG]
+    return forwarding.downstream_response_headers(
+        upstream.headers,
+        upstream_origin=config.upstream.url,
+        public_origin=config.server.public_url,
+    )
+
+
+class _CoalescedResponse(web.StreamResponse):
+    """A relayed response whose status line and headers leave with its first body bytes.
+
+    Used only when those bytes are already in hand (or when there is no body), so
+    nothing waits for them: one ``send`` instead of two, and the client wakes up
+    once. aiohttp's ``StreamResponse`` otherwise sends the headers on ``prepare``
+    on their own (``web.Response`` coalesces the same way). With an aiohttp that
+    lacks the attribute this is a plain ``StreamResponse``.
+    """
+
+    _send_headers_immediately = False
+
+
+async def stream_response(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    headers: CIMultiDict[str] | CIMultiDictProxy[str],
+    *,
+    status: int | None = None,
+) -> web.StreamResponse:
+    """Send the upstream response to the client, chunk by chunk as it arrives.
+
+    Event streams have no read timeout (an idle stream may last minutes); other
+    bodies may stall at most ``read_timeout`` between chunks. Bytes already
+    received are written at once, without waiting (no timer is armed for them);
+    the headers are never held back waiting for a body.
+    """
+    content = upstream.content
+    status = status or upstream.status
+    no_body = request.method == "HEAD" or status in _NO_BODY_STATUSES
+    first = b""
+    complete = no_body  # the whole response is in hand: one write, no timer
+    if not no_body:
+        try:
+            first = content.read_nowait()
+        except aiohttp.ClientError:
+            pass  # raised again by the read below, once the response started
+        else:
+            complete = content.at_eof()
+    response: web.StreamResponse = (
+        _CoalescedResponse(status=status, reason=None)
+        if first or complete
+        else web.StreamResponse(status=status, reason=None)
+    )
+    response.headers.extend(headers)
+    await response.prepare(request)
+    if complete:
+        await response.write_eof(first)
+        return response
+    content_type = upstream.headers.get("Content-Type", "")
+    idle: float | None = (
+        None
+        if content_type.startswith("text/event-stream")
+        else request.app[CONFIG].upstream.read_timeout
+    )
+    try:
+        if first:
+            await response.write(first)
+        while True:
+            chunk = content.read_nowait()
+            if not chunk:
+                if content.at_eof():
+                    break
+                if idle is None:
+                    chunk = await content.readany()
+                else:
+                    async with asyncio.timeout(idle):
+                        chunk = await content.readany()
+                if not chunk:
+                    break
+            await response.write(chunk)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # The status line is gone; the only honest signal left is an aborted connection.
+        log.warning(
+            "upstream response broke off",
+            extra={"fields": {"request_id": request[REQUEST_ID], "error": type(exc).__name__}},
+        )
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write_eof()
+    return response
+
+
+async def relay(request: web.Request, target: str | None = None) -> web.StreamResponse:
+    """Relay the request upstream to ``target`` (default: its raw path and query)."""
+    try:
+        async with UpstreamExchange(request, target or request.raw_path) as upstream:
+            return await stream_response(request, upstream, response_headers(request, upstream))
+    except RequestTooLarge:
+        return error_response(
+            request,
+            413,
+            "request_too_large",
+            "The request body is larger than this service accepts.",
+        )
+    except UpstreamFailure as exc:
+        return error_response(request, exc.status, _error_code(exc.status), exc.reason + ".")
+
+
+def _error_code(status: int) -> str:
+    return {502: "bad_gateway", 504: "gateway_timeout"}.get(status, "upstream_error")

@@ -1,0 +1,132 @@
+"""Running the gate: listen, handle SIGTERM/SIGINT gracefully, close everything.
+
+On a stop signal the listening socket closes first (no new connections), requests
+in flight get ``server.shutdown_grace`` seconds to finish, then the cleanup
+contexts close the store and the upstream session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import socket
+from typing import Any
+
+from aiohttp import web
+
+from consentgate.core.config import Config
+from consentgate.core.errors import StartupError
+from consentgate.core.keys import load_keyring
+from consentgate.core.logs import ACCESS, configure_logging
+from consentgate.web.access import AccessLogger
+from consentgate.web.app import create_app
+from consentgate.web.appkeys import CONFIG, STORE
+from consentgate.web.connections import (
+    AcceptErrorLimiter,
+    ConnectionGuard,
+    GuardedAppRunner,
+    fit_descriptor_limit,
+)
+
+log = logging.getLogger("consentgate")
+
+
+def runner_options(config: Config) -> dict[str, Any]:
+    """Options for ``web.AppRunner``, shared by ``serve`` and the tests."""
+    return {
+        # A client that disconnects cancels its handler, and so its upstream request.
+        "handler_cancellation": True,
+        # Relay bodies as they are; Content-Encoding stays the upstream's business.
+        "auto_decompress": False,
+        "access_log_class": AccessLogger,
+        "access_log": logging.getLogger(ACCESS) if config.log.access_log else None,
+        "shutdown_timeout": config.server.shutdown_grace,
+        "handle_signals": False,
+        # Idle connections (before the first request and between requests) close.
+        "keepalive_timeout": config.server.idle_timeout,
+    }
+
+
+async def start(
+    config: Config, app: web.Application | None = None, *, sock: socket.socket | None = None
+) -> GuardedAppRunner:
+    """Start listening on ``server.listen`` (or on an already bound ``sock``).
+
+    The caller must ``await runner.cleanup()``.
+    """
+    guard = ConnectionGuard(
+        fit_descriptor_limit(config.server.max_connections, config.upstream.max_connections),
+        config.server.header_timeout,
+    )
+    runner = GuardedAppRunner(app or create_app(config), guard, **runner_options(config))
+    try:
+        await runner.setup()
+    except StartupError:
+        await runner.cleanup()
+        raise
+    listen = config.server.listen
+    site: web.BaseSite = (
+        web.SockSite(runner, sock)
+        if sock is not None
+        else web.TCPSite(runner, listen.host, listen.port, reuse_address=True)
+    )
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = (
+            "the address is already in use"
+            if exc.errno == errno.EADDRINUSE
+            else (exc.strerror or str(exc))
+        )
+        raise StartupError(f"cannot listen on {listen}: {reason}") from None
+    return runner
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    configure_logging(format=config.log.format, level=config.log.level)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(AcceptErrorLimiter(loop.get_exception_handler()))
+    app = create_app(config)
+    runner = await start(config, app)
+    address = ", ".join(_url(a) for a in runner.addresses)
+    log.info(
+        "listening",
+        extra={"fields": {"address": address, "upstream": config.upstream.url}},
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_keys, app)
+    try:
+        await stop.wait()
+        log.info(
+            "stopping",
+            extra={"fields": {"grace_seconds": config.server.shutdown_grace}},
+        )
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+    log.info("stopped")
+
+
+def reload_keys(app: web.Application) -> None:
+    """SIGHUP: re-read the key directory (after ``consentgate keys rotate`` or removing a
+    retired key). A directory that no longer loads keeps the current keys in use."""
+    config = app[CONFIG]
+    try:
+        keyring = load_keyring(config.keys.dir, create=False)
+    except StartupError as exc:
+        log.error("keys not reloaded", extra={"fields": {"reason": str(exc)}})
+        return
+    app[STORE].reload_keys(keyring)
+    log.info("keys reloaded", extra={"fields": {"active_key": keyring.active_kid}})
+
+
+def _url(address: Any) -> str:
+    host, port = address[0], address[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

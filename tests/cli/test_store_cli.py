@@ -1,0 +1,446 @@
+"""``consentgate keys ...`` and ``consentgate consents ...``: output, exit codes, export.
+
+Most tests call ``consentgate.cli.main`` in-process; a few run ``python -m
+consentgate`` to prove the exit codes a shell sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consentgate.cli import main
+from consentgate.core.keys import key_file_name, load_keyring
+from consentgate.core.records import ConsentRecord
+from consentgate.store import ConsentStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Setup:
+    config: Path
+    store: Path
+    keys: Path
+    records: list[ConsentRecord]
+
+    def args(self, *words: str) -> list[str]:
+        return [*words, "--config", str(self.config)]
+
+
+def write_config(directory: Path) -> Path:
+    config = directory / "consentgate.toml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            [server]
+            public_url = "http://127.0.0.1:8080"
+
+            [upstream]
+            url = "http://127.0.0.1:9000"
+
+            [store]
+            path = "store.sqlite3"
+
+            [keys]
+            dir = "keys"
+            """
+        ),
+        encoding="utf-8",
+    )
+    return config
+
+
+def populate(directory: Path, specs: list[tuple[str, str, str]]) -> list[ConsentRecord]:
+    """Record (subject, client_id, redirect_uri) approvals and one client, as the gate would."""
+
+    async def run() -> list[ConsentRecord]:
+        keyring = load_keyring(directory / "keys", create=False)
+        async with await ConsentStore.open(directory / "store.sqlite3", keyring) as store:
+            await store.upsert_client(
+                {"client_id": "client-1", "client_name": "Example", "client_secret": "s3cr3t"}
+            )
+            return [
+                await store.record(subject, client, uri, {"openid", "profile"}, ttl=3600)
+                for subject, client, uri in specs
+            ]
+
+    return asyncio.run(run())
+
+
+def read_records(directory: Path) -> list[ConsentRecord]:
+    async def run() -> list[ConsentRecord]:
+        keyring = load_keyring(directory / "keys", create=False)
+        async with await ConsentStore.open(directory / "store.sqlite3", keyring) as store:
+            return await store.list()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    config = write_config(tmp_path)
+    assert main(["keys", "generate", "--config", str(config)]) == 0
+    records = populate(
+        tmp_path,
+        [
+            ("alice", "client-1", "https://one.example/cb"),
+            ("bob", "client-1", "https://two.example/cb"),
+            ("alice", "client-2", "https://two.example/cb"),
+        ],
+    )
+    return Setup(config, tmp_path / "store.sqlite3", tmp_path / "keys", records)
+
+
+def tamper(setup: Setup, record: ConsentRecord) -> None:
+    with sqlite3.connect(setup.store) as conn:
+        conn.execute("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", (record.id,))
+    conn.close()
+
+
+def run_cli(*args: str, unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "consentgate", *args]
+    if unprivileged and os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: root ignores file modes")
+        command = [setpriv, "--inh-caps=-all", "--bounding-set=-all", *command]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+
+
+# --- keys -----------------------------------------------------------------------------
+
+
+def test_keys_generate_creates_the_directory_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    assert main(["keys", "generate", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    kid = load_keyring(tmp_path / "keys", create=False).active_kid
+    assert out == (
+        f"created the signing key {kid} in {tmp_path / 'keys'}\n"
+        f"created the cookie secret {tmp_path / 'keys' / 'cookie.secret'}\n"
+    )
+    assert main(["keys", "generate", "--config", str(config)]) == 0
+    assert capsys.readouterr().out == (
+        f"{tmp_path / 'keys'} already has the active signing key {kid}\n"
+    )
+
+
+def test_keys_rotate_and_list_show_the_new_active_key_first(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = load_keyring(setup.keys).active_kid
+    assert main(setup.args("keys", "rotate")) == 0
+    new = load_keyring(setup.keys).active_kid
+    assert capsys.readouterr().out.startswith(f"new active signing key {new}; ")
+    assert main(setup.args("keys", "list")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "KID\tSTATUS\tCREATED\tFILE"
+    assert [line.split("\t")[:2] for line in lines[1:]] == [[new, "active"], [old, "retired"]]
+    assert main(setup.args("keys", "list", "--json")) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(item["kid"], item["active"]) for item in listed] == [(new, True), (old, False)]
+    assert listed[0]["file"] == str(setup.keys / key_file_name(new))
+
+
+def test_keys_list_without_a_key_directory_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    assert main(["keys", "list", "--config", str(config)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"consentgate: error: the key directory {tmp_path / 'keys'} does not exist; "
+        "create it with: consentgate keys generate\n"
+    )
+
+
+def test_a_group_readable_key_stops_the_commands_with_the_chmod_fix(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = setup.keys / key_file_name(load_keyring(setup.keys).active_kid)
+    key.chmod(0o640)
+    assert main(setup.args("consents", "list")) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"(mode 0640); run: chmod 600 {key}" in err
+
+
+# --- consents list ----------------------------------------------------------------------
+
+
+def test_consents_list_prints_a_table_of_the_records(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(setup.args("consents", "list")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("\t") == [
+        "ID",
+        "STATUS",
+        "SUBJECT",
+        "CLIENT_ID",
+        "REDIRECT_URI",
+        "SCOPES",
+        "RESOURCE",
+        "GRANTED",
+        "EXPIRES",
+    ]
+    first = lines[1].split("\t")
+    record = setup.records[0]
+    assert first[:7] == [
+        record.id,
+        "active",
+        "alice",
+        "client-1",
+        "https://one.example/cb",
+        "openid profile",
+        "-",
+    ]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first[7])
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (["--client", "client-1"], [0, 1]),
+        (["--redirect-uri", "https://two.example/cb"], [1, 2]),
+        (["--subject", "alice"], [0, 2]),
+        (["--client", "client-1", "--subject", "alice"], [0]),
+        (["--client", "nobody"], []),
+    ],
+)
+def test_consents_list_filters_and_prints_json(
+    setup: Setup, capsys: pytest.CaptureFixture[str], filters: list[str], expected: list[int]
+) -> None:
+    assert main(setup.args("consents", "list", "--json", *filters)) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [item["id"] for item in listed] == [setup.records[i].id for i in expected]
+    for item in listed:
+        assert item["status"] == "active"
+        assert item["scopes"] == ["openid", "profile"]
+        assert isinstance(item["signature"], str)
+
+
+def test_a_tampered_record_is_not_listed_and_a_warning_says_so(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tamper(setup, setup.records[1])
+    assert main(setup.args("consents", "list", "--json")) == 0
+    captured = capsys.readouterr()
+    assert [item["id"] for item in json.loads(captured.out)] == [
+        setup.records[0].id,
+        setup.records[2].id,
+    ]
+    assert captured.err == (
+        "consentgate: warning: 1 record(s) failed verification and are not shown; "
+        "run: consentgate consents verify\n"
+    )
+
+
+def test_a_missing_store_is_a_one_line_error_and_is_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    assert main(["keys", "generate", "--config", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["consents", "list", "--config", str(config)]) == 1
+    assert capsys.readouterr().err == (
+        f"consentgate: error: the consent store {tmp_path / 'store.sqlite3'} does not exist; "
+        "the gate creates it when it first starts\n"
+    )
+    assert not (tmp_path / "store.sqlite3").exists()
+
+
+# --- consents revoke --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("selector", "revoked"),
+    [
+        (["--id", "#0"], [0]),
+        (["--client", "client-1"], [0, 1]),
+        (["--redirect-uri", "https://two.example/cb"], [1, 2]),
+        (["--subject", "alice"], [0, 2]),
+        (["--all", "--yes"], [0, 1, 2]),
+    ],
+)
+def test_each_revoke_option_revokes_what_it_names(
+    setup: Setup, capsys: pytest.CaptureFixture[str], selector: list[str], revoked: list[int]
+) -> None:
+    words = [setup.records[0].id if word == "#0" else word for word in selector]
+    assert main(setup.args("consents", "revoke", *words)) == 0
+    assert capsys.readouterr().out == f"revoked {len(revoked)} consent(s)\n"
+    after = {record.id: record for record in read_records(setup.config.parent)}
+    for index, record in enumerate(setup.records):
+        assert (after[record.id].revoked_at is not None) is (index in revoked)
+
+
+def test_revoking_all_without_yes_is_refused_and_changes_nothing(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(setup.args("consents", "revoke", "--all")) == 2
+    assert capsys.readouterr().err == (
+        "consentgate: error: --all revokes every consent; add --yes to confirm\n"
+    )
+    assert all(record.revoked_at is None for record in read_records(setup.config.parent))
+
+
+def test_revoking_an_unknown_id_fails(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(setup.args("consents", "revoke", "--id", "nope")) == 1
+    assert capsys.readouterr().err == "consentgate: error: no unrevoked consent with id 'nope'\n"
+
+
+def test_revoke_takes_exactly_one_selector(setup: Setup) -> None:
+    with pytest.raises(SystemExit) as two:
+        main(setup.args("consents", "revoke", "--client", "client-1", "--subject", "alice"))
+    assert two.value.code == 2
+    with pytest.raises(SystemExit) as none:
+        main(setup.args("consents", "revoke"))
+    assert none.value.code == 2
+
+
+# --- consents verify and export ---------------------------------------------------------
+
+
+def test_verify_reports_success_and_exits_0(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(setup.args("consents", "verify")) == 0
+    assert capsys.readouterr().out == "all 4 record(s) verify\n"
+
+
+def test_verify_lists_each_failing_record_and_exits_1(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tamper(setup, setup.records[0])
+    tamper(setup, setup.records[2])
+    assert main(setup.args("consents", "verify")) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        f"consent {setup.records[0].id}: signature does not match the fields (edited or forged)",
+        f"consent {setup.records[2].id}: signature does not match the fields (edited or forged)",
+    ]
+    assert captured.err == "consentgate: error: 2 of 4 record(s) failed verification\n"
+
+
+def run_documented_verifier(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (REPO / "docs" / "store.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    verifier = next(block for block in blocks if "export.jsonl" in block)
+    monkeypatch.chdir(directory)
+    exec(compile(verifier, "docs/store.md", "exec"), {"__name__": "__main__"})  # noqa: S102
+
+
+def test_an_export_verifies_offline_with_only_the_jwks(
+    setup: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(setup.args("consents", "revoke", "--id", setup.records[1].id)) == 0
+    capsys.readouterr()
+    assert main(setup.args("keys", "rotate")) == 0  # two keys in the JWKS
+    capsys.readouterr()
+    assert main(setup.args("consents", "export")) == 0
+    exported = capsys.readouterr().out
+    lines = [json.loads(line) for line in exported.splitlines()]
+    header, items = lines[0], lines[1:]
+    assert header["format"] == "consentgate-export-v1"
+    assert header["encodings"] == {
+        "consent": "consentgate-consent-v1",
+        "client": "consentgate-client-v1",
+    }
+    assert len(header["jwks"]["keys"]) == 2
+    assert [item["kind"] for item in items] == ["client", "consent", "consent", "consent"]
+    assert "s3cr3t" not in exported
+    (setup.config.parent / "export.jsonl").write_text(exported, encoding="utf-8")
+    run_documented_verifier(setup.config.parent, monkeypatch)
+    assert capsys.readouterr().out == "every record verifies\n"
+
+
+def test_an_edited_export_line_fails_offline_verification(
+    setup: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.exceptions import InvalidSignature
+
+    output = setup.config.parent / "export.jsonl"
+    assert main(setup.args("consents", "export", "--output", str(output))) == 0
+    assert capsys.readouterr().out == ""
+    lines = output.read_text(encoding="utf-8").splitlines()
+    item: dict[str, Any] = json.loads(lines[-1])
+    item["scopes"] = ["admin", *item["scopes"]]
+    lines[-1] = json.dumps(item)
+    output.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InvalidSignature):
+        run_documented_verifier(setup.config.parent, monkeypatch)
+
+
+def test_export_leaves_out_failing_records_names_them_and_exits_1(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tamper(setup, setup.records[1])
+    assert main(setup.args("consents", "export")) == 1
+    captured = capsys.readouterr()
+    ids = [json.loads(line).get("id") for line in captured.out.splitlines()[1:]]
+    assert ids == [None, setup.records[0].id, setup.records[2].id]  # the client has no "id"
+    assert captured.err == (
+        f"consentgate: warning: not exported: consent {setup.records[1].id}: "
+        "signature does not match the fields (edited or forged)\n"
+    )
+
+
+# --- as a shell sees it -------------------------------------------------------------------
+
+
+def test_the_exit_codes_of_verify_in_a_real_process(setup: Setup) -> None:
+    ok = run_cli(*setup.args("consents", "verify"))
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "all 4 record(s) verify\n", "")
+    tamper(setup, setup.records[0])
+    failed = run_cli(*setup.args("consents", "verify"))
+    assert failed.returncode == 1
+    assert failed.stdout.startswith(f"consent {setup.records[0].id}: signature does not match")
+    assert failed.stderr == "consentgate: error: 1 of 4 record(s) failed verification\n"
+
+
+def test_a_read_only_store_is_a_one_line_error_in_a_real_process(setup: Setup) -> None:
+    setup.store.chmod(0o400)
+    result = run_cli(*setup.args("consents", "list"), unprivileged=True)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        f"consentgate: error: the consent store {setup.store} is read-only "
+    )
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(setup: Setup) -> None:
+    populate(
+        setup.config.parent, [(f"s{i}", "client-1", "https://x.example/cb") for i in range(800)]
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "consentgate", *setup.args("consents", "list")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert process.stdout.readline().startswith(b"ID\t")
+        process.stdout.close()  # like `| head -1`
+        assert process.wait(timeout=60) == 0
+        assert process.stderr.read() == b""

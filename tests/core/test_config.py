@@ -1,0 +1,215 @@
+"""Configuration: unknown keys are errors, every error names key and value, all at once."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consentgate.core.config import (
+    ConfigError,
+    HostPort,
+    config_from_mapping,
+    documented_keys,
+    load_config,
+    parse_duration,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL: dict[str, Any] = {
+    "server": {"public_url": "https://mcp.example.com"},
+    "upstream": {"url": "http://127.0.0.1:8000"},
+}
+
+
+def problems_of(data: dict[str, Any], environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(data, base_dir=Path("/srv"), environ=environ or {})
+    return caught.value.problems
+
+
+def test_minimal_config_gets_documented_defaults() -> None:
+    config = config_from_mapping(MINIMAL, base_dir=Path("/srv"), environ={})
+    assert config.server.listen == HostPort("127.0.0.1", 8080)
+    assert config.server.prefix == "/_consentgate"
+    assert config.upstream.authorize_path == "/authorize"
+    assert config.upstream.register_path == "/register"
+    assert config.upstream.callback_path == "/auth/callback"
+    assert config.consent.mode == "remember"
+    assert config.store.path == Path("/srv/consentgate.sqlite3")
+    assert config.keys.dir == Path("/srv/keys")
+    assert config.secure_cookies
+
+
+def test_every_problem_is_reported_at_once_naming_key_and_value() -> None:
+    problems = problems_of(
+        {
+            "server": {"public_url": "mcp.example.com", "listen": "nohost", "surprise": 1},
+            "upstream": {"url": "http://127.0.0.1:8000", "read_timeout": -1},
+            "consent": {"mode": "sometimes"},
+            "extra": {},
+        }
+    )
+    joined = "\n".join(problems)
+    assert "server.public_url" in joined and "'mcp.example.com'" in joined
+    assert "server.listen" in joined and "'nohost'" in joined
+    assert "server.surprise: unknown key" in joined
+    assert "upstream.read_timeout" in joined and "-1" in joined
+    assert "consent.mode" in joined and "'sometimes'" in joined
+    assert "extra: unknown section" in joined
+    assert len(problems) == 6
+
+
+def test_required_keys_are_named_when_missing() -> None:
+    problems = problems_of({})
+    assert "server.public_url: required, not set" in problems
+    assert "upstream.url: required, not set" in problems
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("authorize_path", "authorize", "starting with one '/'"),
+        ("callback_path", "/auth/../callback", "dot segments"),
+        ("register_path", "/reg?x=1", "without query"),
+        ("url", "http://127.0.0.1:8000/base", "without path"),
+        ("host_header", "client", '"upstream", "preserve"'),
+        ("blocked_paths", "/consent", "list of paths"),
+    ],
+)
+def test_bad_upstream_values_are_explained(key: str, value: Any, fragment: str) -> None:
+    data = {**MINIMAL, "upstream": {**MINIMAL["upstream"], key: value}}
+    (problem,) = problems_of(data)
+    assert problem.startswith(f"upstream.{key}: ")
+    assert fragment in problem
+    assert repr(value) in problem
+
+
+def test_trusted_proxies_must_be_cidrs() -> None:
+    (problem,) = problems_of(
+        {**MINIMAL, "server": {**MINIMAL["server"], "trusted_proxies": ["10.0.0.0/8", "lan"]}}
+    )
+    assert problem == "server.trusted_proxies: not an IP network (CIDR), got 'lan'"
+
+
+def test_gate_paths_must_not_collide_with_the_prefix_or_blocked_paths() -> None:
+    problems = problems_of(
+        {
+            "server": {**MINIMAL["server"], "prefix": "/auth"},
+            "upstream": {**MINIMAL["upstream"], "blocked_paths": ["/register"]},
+        }
+    )
+    assert any("upstream.callback_path" in p and "server.prefix" in p for p in problems)
+    assert any("upstream.blocked_paths" in p and "register_path" in p for p in problems)
+
+
+def test_environment_overrides_use_one_prefix_and_are_typed() -> None:
+    config = config_from_mapping(
+        MINIMAL,
+        environ={
+            "CONSENTGATE_UPSTREAM_URL": "http://10.0.0.5:9000",
+            "CONSENTGATE_SERVER_MAX_BODY_SIZE": "2048",
+            "CONSENTGATE_SERVER_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.0.0/16",
+            "CONSENTGATE_CONSENT_REMEMBER_FOR": "7d",
+            "CONSENTGATE_CONSENT_SHOW_LOGOS": "true",
+            "CONSENTGATE_CONFIG": "/ignored/here.toml",
+        },
+    )
+    assert config.upstream.url == "http://10.0.0.5:9000"
+    assert config.server.max_body_size == 2048
+    assert [str(n) for n in config.server.trusted_proxies] == ["10.0.0.0/8", "192.168.0.0/16"]
+    assert config.consent.remember_for == 7 * 86400
+    assert config.consent.show_logos is True
+
+
+def test_bad_environment_overrides_name_the_variable() -> None:
+    problems = problems_of(
+        MINIMAL,
+        environ={"CONSENTGATE_SERVER_MAX_BODY_SIZE": "lots", "CONSENTGATE_UPSTREAM_URLS": "x"},
+    )
+    assert "CONSENTGATE_SERVER_MAX_BODY_SIZE: expected a whole number, got 'lots'" in problems
+    assert "CONSENTGATE_UPSTREAM_URLS: not a configuration key (got 'x')" in problems
+
+
+def test_secrets_are_read_from_files_and_never_echoed(tmp_path: Path) -> None:
+    secret = tmp_path / "cookie.secret"
+    secret.write_text("s" * 40 + "\n")
+    data = {**MINIMAL, "keys": {"cookie_secret_file": str(secret)}}
+    config = config_from_mapping(data, environ={})
+    assert config.keys.cookie_secret == "s" * 40
+    via_env = config_from_mapping(
+        MINIMAL, environ={"CONSENTGATE_KEYS_COOKIE_SECRET_FILE": str(secret)}
+    )
+    assert via_env.keys.cookie_secret == "s" * 40
+    secret.write_text("tooshort")
+    (problem,) = problems_of(data)
+    assert "tooshort" not in problem
+    assert problem.startswith("keys.cookie_secret")
+    (missing,) = problems_of({**MINIMAL, "keys": {"cookie_secret_file": str(tmp_path / "nope")}})
+    assert missing.startswith("keys.cookie_secret_file: cannot read")
+
+
+def test_only_secrets_can_come_from_files() -> None:
+    (problem,) = problems_of(MINIMAL, environ={"CONSENTGATE_UPSTREAM_URL_FILE": "/x"})
+    assert "only secrets can be read from a file" in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [(30, 30.0), ("90s", 90.0), ("10m", 600.0), ("12h", 43200.0), ("30d", 2592000.0)],
+)
+def test_durations_accept_seconds_or_units(text: Any, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-5s", 0, True, "5w"])
+def test_bad_durations_are_rejected(text: Any) -> None:
+    with pytest.raises(ValueError, match="got"):
+        parse_duration(text)
+
+
+def test_load_config_reports_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the configuration"):
+        load_config(tmp_path / "absent.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(broken)
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    example = ROOT / "config.example.toml"
+    load_config(example, environ={})
+    text = example.read_text()
+    data = tomllib.loads(text)
+    for section, key, _doc in documented_keys():
+        if key == "scope_descriptions":
+            assert f"[{section}.{key}]" in text
+            continue
+        assert key in data.get(section, {}), f"config.example.toml lacks {section}.{key}"
+
+
+def test_readme_documents_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [
+        f"{section}.{key}"
+        for section, key, _doc in documented_keys()
+        if not re.search(rf"`{key}`", readme)
+    ]
+    assert missing == []
+
+
+def test_example_config_shows_the_defaults() -> None:
+    example = load_config(ROOT / "config.example.toml", environ={})
+    defaults = config_from_mapping(
+        {
+            "server": {"public_url": example.server.public_url},
+            "upstream": {"url": example.upstream.url},
+        },
+        base_dir=ROOT,
+        environ={},
+    )
+    assert example == defaults

@@ -1,0 +1,106 @@
+"""The gate's cookie MACs: unforgeable, purpose-separated, bounded."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from consentgate.core.cookies import CookieCrypto, CookieNames, set_cookie_header
+from consentgate.core.keys import derive_key
+from consentgate.core.pending import BadPending, PendingConsent
+
+
+@pytest.fixture
+def crypto() -> CookieCrypto:
+    secret = secrets.token_bytes(32)
+    return CookieCrypto(lambda purpose: derive_key(secret, purpose), CookieNames(secure=False))
+
+
+def test_a_browser_cookie_round_trips_and_resists_edits(crypto: CookieCrypto) -> None:
+    browser_id, value = crypto.new_browser_cookie()
+    assert crypto.read_browser_cookie(value) == browser_id
+    tag = value.split(".")[1]
+
+    def flip(text: str) -> str:  # change the last character, whatever it is
+        return text[:-1] + ("B" if text[-1] == "A" else "A")
+
+    assert crypto.read_browser_cookie(f"{flip(browser_id)}.{tag}") is None
+    assert crypto.read_browser_cookie(f"{browser_id}.{flip(tag)}") is None
+    assert crypto.read_browser_cookie(browser_id) is None
+    assert crypto.read_browser_cookie("") is None
+    assert crypto.read_browser_cookie("a.b.c") is None
+
+
+def test_cookies_from_another_secret_do_not_verify(crypto: CookieCrypto) -> None:
+    other_secret = secrets.token_bytes(32)
+    other = CookieCrypto(lambda p: derive_key(other_secret, p), CookieNames(secure=False))
+    _, value = other.new_browser_cookie()
+    assert crypto.read_browser_cookie(value) is None
+
+
+def test_subjects_are_digests_not_cookie_values(crypto: CookieCrypto) -> None:
+    browser_id, value = crypto.new_browser_cookie()
+    subject = crypto.subject_of(browser_id)
+    assert subject not in value
+    assert browser_id not in subject
+    assert crypto.subject_of(browser_id) == subject
+
+
+def test_csrf_tokens_bind_page_and_browser(crypto: CookieCrypto) -> None:
+    token = crypto.csrf_token("p1", "subject-a")
+    assert token == crypto.csrf_token("p1", "subject-a")
+    assert token != crypto.csrf_token("p2", "subject-a")
+    assert token != crypto.csrf_token("p1", "subject-b")
+
+
+def test_pending_ids_sort_by_creation_time(crypto: CookieCrypto) -> None:
+    ids = [crypto.new_pending_id(1000.0 + i) for i in range(20)]
+    assert sorted(ids) == ids
+    assert all(len(i) == 32 and i.isalnum() for i in ids)
+
+
+def test_a_pending_consent_round_trips_and_refuses_other_formats() -> None:
+    shown = PendingConsent.of(
+        (("client_id", "a b"), ("state", "x&y")), redirectable=True, remember_allowed=False
+    )
+    assert PendingConsent.from_json(shown.to_json()) == shown
+    assert shown.query == "client_id=a%20b&state=x%26y"
+    for text in ("no json", "[]", '{"v": 1, "parameters": []}', '{"v": 2, "q": 1}'):
+        with pytest.raises(BadPending):
+            PendingConsent.from_json(text)
+
+
+def test_binding_cookies_prove_the_state_the_browser_and_the_time(crypto: CookieCrypto) -> None:
+    binding = crypto.binding_for("state-1", "subject-a", 1_800_000_000)
+    jar = {binding.cookie_name: binding.cookie_value}
+    assert crypto.check_binding("state-1", "subject-a", jar) == (binding.key, 1_800_000_000)
+    assert crypto.check_binding("state-2", "subject-a", jar) is None
+    assert crypto.check_binding("state-1", "subject-b", jar) is None  # another browser
+    assert crypto.check_binding("state-1", "subject-a", {}) is None
+    issued, proof = binding.cookie_value.split(".")
+    younger = {binding.cookie_name: f"{int(issued) + 600}.{proof}"}
+    assert crypto.check_binding("state-1", "subject-a", younger) is None
+    assert crypto.binding_cookie_name("state-1") == binding.cookie_name
+    assert len(binding.cookie_name) + len(binding.cookie_value) < 80
+
+
+def test_keys_are_separated_by_purpose() -> None:
+    secret = secrets.token_bytes(32)
+    purposes = ["browser-id", "subject", "csrf", "binding", "pending"]
+    keys = {derive_key(secret, purpose) for purpose in purposes}
+    assert len(keys) == len(purposes)
+
+
+def test_set_cookie_header_has_the_gate_attributes() -> None:
+    header = set_cookie_header("__Host-cg_bid", "v", max_age=10, secure=True)
+    assert header == "__Host-cg_bid=v; Path=/; Max-Age=10; HttpOnly; SameSite=Lax; Secure"
+    assert "Secure" not in set_cookie_header("cg_bid", "v", max_age=10, secure=False)
+
+
+def test_secure_deployments_use_host_prefixed_names() -> None:
+    names = CookieNames(secure=True)
+    assert names.browser == "__Host-cg_bid"
+    assert names.pending("x").startswith("__Host-cg_p_")
+    assert names.binding("y").startswith("__Host-cg_b_")
+    assert CookieNames(secure=False).browser == "cg_bid"

@@ -1,0 +1,363 @@
+"""The consent page in a real browser: Debian's chromium driven by Playwright.
+
+Never a browser download: Playwright launches ``/usr/bin/chromium`` (or
+``$CHROMIUM_PATH``). Without chromium these tests skip with the reason,
+except where ``CI_REQUIRE_BROWSER=1`` (set by ``.ci/run``) makes a
+missing browser a failure. Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from consentgate.core.urls import BadURL, browser_host
+from consentgate.demo import DemoStack, run_demo
+from tests.conftest import StartStack, StartUpstream
+from tests.web.test_authorize import register
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    configured = os.environ.get("CHROMIUM_PATH")
+    if configured:
+        return configured
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    path = chromium_path()
+    if path is None:
+        if os.environ.get("CI_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is required here (CI_REQUIRE_BROWSER=1) but not found")
+        pytest.skip("no chromium found: apt install chromium, or set CHROMIUM_PATH")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=path, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def demo(tmp_path: Path) -> AsyncIterator[DemoStack]:
+    async with run_demo(0, tmp_path) as stack:
+        yield stack
+
+
+class Console:
+    """Console errors, page errors and CSP violations seen by a page."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.errors.append(message.text)
+
+
+async def open_consent(page: Page, demo: DemoStack, *, attack: bool = False) -> None:
+    await page.goto(demo.client_url + "/")
+    await page.click("#attack" if attack else "#sign-in")
+    await page.wait_for_selector("button.approve")
+
+
+def relative_luminance(rgb: tuple[int, int, int]) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(v) for v in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    light, dark = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def parse_rgb(text: str) -> tuple[int, int, int]:
+    numbers = text[text.index("(") + 1 : text.index(")")].replace(",", " ").split()
+    return int(float(numbers[0])), int(float(numbers[1])), int(float(numbers[2]))
+
+
+CONTRAST_SCRIPT = """
+(selectors) => selectors.map((selector) => {
+  const element = document.querySelector(selector);
+  if (!element) return null;
+  let background = "rgba(0, 0, 0, 0)";
+  for (let node = element; node; node = node.parentElement) {
+    const color = getComputedStyle(node).backgroundColor;
+    if (color !== "rgba(0, 0, 0, 0)" && color !== "transparent") { background = color; break; }
+  }
+  return [selector, getComputedStyle(element).color, background];
+})
+"""
+
+
+async def assert_readable(page: Page) -> None:
+    """WCAG AA: at least 4.5:1 for the page's text."""
+    selectors = ["h1", "p.host", ".uri", ".notice", "button.approve", "button.deny", ".scopes li"]
+    for entry in await page.evaluate(CONTRAST_SCRIPT, selectors):
+        if entry is None:
+            continue
+        selector, color, background = entry
+        ratio = contrast(parse_rgb(color), parse_rgb(background))
+        assert ratio >= 4.5, f"{selector}: contrast {ratio:.2f} ({color} on {background})"
+
+
+async def test_consent_page_renders_cleanly_and_is_readable(
+    chromium: Browser, demo: DemoStack
+) -> None:
+    context = await chromium.new_context(viewport={"width": 1000, "height": 900})
+    page = await context.new_page()
+    console = Console(page)
+    await open_consent(page, demo, attack=True)
+    assert await page.get_by_role("button", name="Allow").is_visible()
+    assert await page.get_by_role("button", name="Deny").is_visible()
+    assert await page.get_by_label("Remember this decision").count() == 1
+    assert "an application on this computer" in await page.inner_text("main")
+    assert await page.inner_text("p.host") == "127.0.0.1"
+    await assert_readable(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "consent-page.png"), full_page=True)
+    assert console.errors == []
+    await context.close()
+
+
+async def test_approve_by_clicking_completes_the_sign_in(
+    chromium: Browser, demo: DemoStack
+) -> None:
+    context = await chromium.new_context()
+    page = await context.new_page()
+    console = Console(page)
+    await open_consent(page, demo)
+    await page.get_by_label("Remember this decision").check()
+    await page.get_by_role("button", name="Allow").click()
+    await page.wait_for_selector("text=Demo identity provider")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_selector("#result")
+    assert "Hello alice, from the demo MCP server." in await page.inner_text("#result")
+    # Remembered: the next sign-in from the client passes without a consent page.
+    await page.goto(demo.client_url + "/")
+    await page.click("#sign-in")
+    await page.wait_for_selector("#result")
+    assert "Hello alice" in await page.inner_text("#result")
+    assert console.errors == []
+    await context.close()
+
+
+@pytest.mark.parametrize(("key_presses", "outcome"), [(1, "Hello alice"), (2, "access_denied")])
+async def test_approve_and_deny_work_with_the_keyboard_alone(
+    chromium: Browser, demo: DemoStack, key_presses: int, outcome: str
+) -> None:
+    context = await chromium.new_context()
+    page = await context.new_page()
+    await open_consent(page, demo)
+    await page.focus("#remember")
+    for _ in range(key_presses):
+        await page.keyboard.press("Tab")
+    focused = await page.evaluate("document.activeElement.textContent")
+    assert focused == ("Allow" if key_presses == 1 else "Deny")
+    await page.keyboard.press("Enter")
+    if key_presses == 1:
+        await page.wait_for_selector("text=Demo identity provider")
+        await page.focus("#user")
+        await page.keyboard.press("Enter")
+    await page.wait_for_selector("#result")
+    assert outcome in await page.inner_text("#result")
+    await context.close()
+
+
+async def test_approve_works_with_javascript_disabled(chromium: Browser, demo: DemoStack) -> None:
+    context = await chromium.new_context(java_script_enabled=False)
+    page = await context.new_page()
+    await open_consent(page, demo)
+    await page.get_by_role("button", name="Allow").click()
+    await page.wait_for_selector("text=Demo identity provider")
+    await context.close()
+
+
+async def test_the_consent_page_does_not_display_in_a_frame_of_another_origin(
+    chromium: Browser, demo: DemoStack, start_upstream: StartUpstream
+) -> None:
+    consent_url: list[str] = []
+
+    async def framing_page(request: web.Request) -> web.Response:
+        return web.Response(
+            text=f'<!doctype html><title>evil</title><iframe id="f" src="{consent_url[0]}" '
+            'width="800" height="600"></iframe>',
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/", framing_page)
+    evil = await start_upstream(app)
+    context = await chromium.new_context()
+    page = await context.new_page()
+    await open_consent(page, demo)
+    consent_url.append(page.url)
+    framed = await context.new_page()
+    console = Console(framed)
+    await framed.goto(evil + "/")
+    await framed.wait_for_timeout(500)  # let the frame load (or be refused)
+    frame = next(f for f in framed.frames if f != framed.main_frame)
+    content = ""
+    try:
+        content = await frame.content()
+    except PlaywrightError:
+        content = ""
+    assert 'value="approve"' not in content  # the frame shows the browser's error page
+    assert await framed.locator("iframe").count() == 1
+    assert any("frame-ancestors" in error or "Refused to" in error for error in console.errors)
+    await context.close()
+
+
+async def test_phone_viewport_in_dark_mode_renders_well(chromium: Browser, demo: DemoStack) -> None:
+    context = await chromium.new_context(
+        viewport={"width": 375, "height": 740}, color_scheme="dark", device_scale_factor=2
+    )
+    page = await context.new_page()
+    console = Console(page)
+    await open_consent(page, demo, attack=True)
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    background = parse_rgb(await page.evaluate("getComputedStyle(document.body).backgroundColor"))
+    assert relative_luminance(background) < 0.05  # follows the system's dark mode
+    approve = await page.get_by_role("button", name="Allow").bounding_box()
+    deny = await page.get_by_role("button", name="Deny").bounding_box()
+    assert approve is not None and deny is not None
+    assert approve["height"] >= 44 and approve["width"] > 300  # a thumb-sized target
+    assert deny["y"] > approve["y"]  # stacked on a narrow screen
+    await assert_readable(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "consent-page-phone-dark.png"), full_page=True)
+    assert console.errors == []
+    await context.close()
+
+
+# --- hardening #10.4: the destination host as the browser reads it -------------------------
+
+CONFUSABLE_DESTINATIONS = [
+    # (registered redirect URI, host the page must headline, a look-alike warning?)
+    ("https://g\u043e\u043egle.com/cb", "xn--ggle-55da.com", True),  # Cyrillic o's
+    ("https://claude.ai\u3002evil.com/cb", "claude.ai.evil.com", True),  # ideographic stop
+    ("https://%65vil.com/cb", "evil.com", True),
+    ("https://ev\u0131l.com/cb", "xn--evl-kua.com", True),  # dotless i
+    ("https://\uff45\uff56\uff49\uff4c.com/cb", "evil.com", True),  # full-width letters
+    ("https://Accounts.Example.com/cb", "accounts.example.com", False),
+]
+
+
+@pytest.mark.parametrize(("uri", "host", "warned"), CONFUSABLE_DESTINATIONS)
+async def test_the_destination_host_is_shown_as_the_browser_reads_it(
+    chromium: Browser, start_stack: StartStack, uri: str, host: str, warned: bool
+) -> None:
+    """The headline is the host chromium itself resolves the redirect URI to, in ASCII."""
+    stack = await start_stack()
+    client_id = await register(stack, redirect_uris=[uri], client_uri="https://google.com")
+    page = await chromium.new_page()
+    try:
+        await page.goto(f"{stack.url}/authorize?" + urlencode(auth_params(client_id, uri)))
+        shown = (await page.inner_text("p.host")).strip()
+        chromium_reads = await page.evaluate("u => new URL(u).hostname", uri)
+        notices = " ".join(await page.locator("p.notice").all_inner_texts())
+    finally:
+        await page.close()
+    assert shown == host == chromium_reads
+    assert ("look-alike or encoded" in notices) is warned
+    assert stack.proxy.reached("/authorize") == []
+
+
+async def test_a_custom_scheme_headlines_the_app_not_its_authority(
+    chromium: Browser, start_stack: StartStack
+) -> None:
+    """``evilapp://accounts.google.com/cb`` is an app, not accounts.google.com; and the
+    client's declared website google.com is flagged as another site."""
+    stack = await start_stack()
+    uri = "evilapp://accounts.google.com/cb"
+    client_id = await register(stack, redirect_uris=[uri], client_uri="https://google.com")
+    page = await chromium.new_page()
+    try:
+        await page.goto(f"{stack.url}/authorize?" + urlencode(auth_params(client_id, uri)))
+        shown = (await page.inner_text("p.host")).strip()
+        links = await page.inner_text("ul.links")
+    finally:
+        await page.close()
+    assert shown == "an app on this device that handles evilapp:"
+    assert "accounts.google.com" not in shown
+    assert "a different site than the destination" in links
+
+
+def _host_samples() -> list[str]:
+    """Hosts built from the pieces that confuse parsers, deterministic."""
+    pieces = ["a", "EX", "xn--", "-", ".", "\u3002", "\uff0e", "%65", "%2e", "0x7f", "1",
+              "08", "256", "\u0131", "\u043e", "\u00df", "\u200b", "\uff41", "\u2488", "_",
+              "%C4%B1", "%zz", "%", "%00", "[::1]", "\u0660"]  # fmt: skip
+    rng = random.Random(10)
+    samples = {"".join(rng.choice(pieces) for _ in range(rng.randint(1, 5))) for _ in range(600)}
+    return sorted(samples)
+
+
+async def test_browser_host_agrees_with_chromium_on_hundreds_of_confusing_hosts(
+    chromium: Browser,
+) -> None:
+    """Differential test: for every sample, our reading equals chromium's ``new URL``,
+    or both refuse it (where ours refuses, the request is refused, which is safe)."""
+    samples = _host_samples()
+    page = await chromium.new_page()
+    try:
+        theirs = await page.evaluate(
+            "hosts => hosts.map(h => { try { return new URL('https://' + h + '/').hostname }"
+            " catch (e) { return null } })",
+            samples,
+        )
+    finally:
+        await page.close()
+    disagreements = []
+    for sample, expected in zip(samples, theirs, strict=True):
+        try:
+            ours: str | None = browser_host(sample)
+        except BadURL:
+            ours = None
+        if ours != expected and ours is not None:
+            disagreements.append((sample, ours, expected))
+    assert disagreements == [], disagreements[:10]
+
+
+def auth_params(client_id: str, redirect_uri: str) -> dict[str, str]:
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": "openid",
+        "state": "s1",
+    }
