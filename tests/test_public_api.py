@@ -35,7 +35,7 @@ def test_the_old_keys_module_still_works_and_says_it_moved() -> None:
 
 def test_an_unknown_top_level_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        _ = consentgate.Nope  # type: ignore[attr-defined]
+        _ = consentgate.Nope
 
 
 def test_the_version_command_loads_neither_the_store_nor_aiohttp() -> None:
