@@ -77,8 +77,8 @@ import aiosqlite
 
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.errors import StartupError
+from consentgate.core.events import AuditEvent, AuditTrail
 from consentgate.core.keys import KeyRing
-from consentgate.core.logs import AUDIT
 from consentgate.core.records import (
     CLIENT_COLUMNS,
     CONSENT_COLUMNS,
@@ -100,7 +100,6 @@ from consentgate.core.records import (
 )
 
 _log = logging.getLogger("consentgate")
-_audit = logging.getLogger(AUDIT)
 
 T = TypeVar("T")
 _R = TypeVar("_R", ConsentRecord, ClientRecord, PendingRecord)
@@ -428,9 +427,11 @@ class ConsentStore:
         keyring: KeyRing,
         clock: Clock,
         cache_size: int,
+        audit: AuditTrail,
     ) -> None:
         """Use :meth:`open`; the constructor only assembles opened parts."""
         self.path = path
+        self.audit = audit
         self.clock = clock
         self.tamper_events = 0
         self._db = db
@@ -458,6 +459,7 @@ class ConsentStore:
         create: bool = True,
         busy_timeout: float = 5.0,
         cache_size: int = 10_000,
+        audit: AuditTrail | None = None,
     ) -> ConsentStore:
         """Open (and create or migrate) the store at ``path``.
 
@@ -466,6 +468,8 @@ class ConsentStore:
         Raises :class:`StartupError` with one line naming the path for a missing
         directory, a read-only file or directory, a file that is not a SQLite
         database, or a schema version newer than this code knows.
+        ``audit`` receives the store's events (tamper, recorded, revoked, purged);
+        by default they go to the ``consentgate.audit`` log.
         """
         if busy_timeout <= 0 or cache_size < 0:
             raise ValueError("busy_timeout must be positive and cache_size not negative")
@@ -490,7 +494,7 @@ class ConsentStore:
             if isinstance(exc, sqlite3.Error):
                 raise _startup_error(file, exc) from None
             raise
-        return cls(file, db, probe, keyring, clock, cache_size)
+        return cls(file, db, probe, keyring, clock, cache_size, audit or AuditTrail())
 
     async def close(self) -> None:
         """Finish in-flight writes, then close both connections. Idempotent.
@@ -597,12 +601,13 @@ class ConsentStore:
     def _tamper(self, kind: RecordKind, ident: object, reason: str) -> VerificationFailure:
         self.tamper_events += 1
         failure = VerificationFailure(kind, _text_or_repr(ident), reason)
-        _audit.warning(
-            "tamper event: %s record %r is not honoured: %s",
-            kind,
-            failure.id,
-            reason,
-            extra={"fields": {"event": "tamper", "kind": kind, "id": failure.id, "reason": reason}},
+        self.audit.emit(
+            AuditEvent(
+                "tamper",
+                f"tamper event: {kind} record {failure.id!r} is not honoured: {reason}",
+                severity="warning",
+                fields={"kind": kind, "id": failure.id, "reason": reason},
+            )
         )
         return failure
 
@@ -781,15 +786,13 @@ class ConsentStore:
 
         record, refreshed, before, after = await self._write(upsert)
         self._invalidate_after_own_write(before, after, key=key)
-        _audit.info(
-            "consent %s %s for client %r redirect_uri %r",
-            record.id,
-            "refreshed" if refreshed else "recorded",
-            client_id,
-            redirect_uri,
-            extra={
-                "fields": {
-                    "event": "consent_refreshed" if refreshed else "consent_recorded",
+        verb = "refreshed" if refreshed else "recorded"
+        self.audit.emit(
+            AuditEvent(
+                f"consent_{verb}",
+                f"consent {record.id} {verb} for client {client_id!r} "
+                f"redirect_uri {redirect_uri!r}",
+                fields={
                     "id": record.id,
                     "subject": subject,
                     "client_id": client_id,
@@ -797,8 +800,8 @@ class ConsentStore:
                     "scopes": " ".join(sorted(granted)),
                     "resource": resource,
                     "expires_at": record.expires_at,
-                }
-            },
+                },
+            )
         )
         return record
 
@@ -930,18 +933,12 @@ class ConsentStore:
                 self._invalidate()
             if done:
                 break
-        _audit.info(
-            "revoked %d consent(s) by %s",
-            total,
-            selector,
-            extra={
-                "fields": {
-                    "event": "consents_revoked",
-                    "selector": selector,
-                    "value": value,
-                    "count": total,
-                }
-            },
+        self.audit.emit(
+            AuditEvent(
+                "consents_revoked",
+                f"revoked {total} consent(s) by {selector}",
+                fields={"selector": selector, "value": value, "count": total},
+            )
         )
         return total
 
@@ -1268,15 +1265,12 @@ class ConsentStore:
         transient, records = await self._write(purge)
         if records:
             self._invalidate()
-            _audit.info(
-                "purged %d consent record(s) expired or revoked before the retention period",
-                records,
-                extra={
-                    "fields": {
-                        "event": "consents_purged",
-                        "count": records,
-                        "keep_seconds": int(keep_records or 0),
-                    }
-                },
+            self.audit.emit(
+                AuditEvent(
+                    "consents_purged",
+                    f"purged {records} consent record(s) expired or revoked "
+                    "before the retention period",
+                    fields={"count": records, "keep_seconds": int(keep_records or 0)},
+                )
             )
         return transient + records
