@@ -18,7 +18,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from consentgate.core.clock import system_clock
 from consentgate.core.config import Config, config_from_mapping
+from consentgate.core.events import AuditTrail
 from consentgate.web.app import create_app
 from consentgate.web.connections import GuardedAppRunner
 from consentgate.web.server import start
@@ -104,13 +106,18 @@ async def start_gate(tmp_path: Path) -> AsyncIterator[StartGate]:
         upstream_url: str,
         *,
         clock: Callable[[], float] | None = None,
+        audit: AuditTrail | None = None,
         public_url: str | None = None,
         **sections: dict[str, Any],
     ) -> RunningGate:
         sock = bound_socket()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         config = make_config(tmp_path, upstream_url, public_url or url, **sections)
-        app = create_app(config, clock=clock) if clock is not None else None
+        app = (
+            create_app(config, clock=clock or system_clock, audit=audit)
+            if clock is not None or audit is not None
+            else None
+        )
         runner = await start(config, app, sock=sock)
         runners.append(runner)
         return RunningGate(url=url, config=config, runner=runner)

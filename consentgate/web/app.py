@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -22,62 +21,55 @@ from consentgate.core import forwarding
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import Config
 from consentgate.core.cookies import CookieCrypto, CookieNames
+from consentgate.core.errors import StartupError
+from consentgate.core.events import AuditTrail
 from consentgate.core.issuer import IssuerCache
 from consentgate.core.keys import derive_key, load_cookie_secret, load_keyring
-from consentgate.core.paths import PathRules, Route
+from consentgate.core.paths import Route
+from consentgate.core.reloads import ReloadHooks
+from consentgate.core.settings import LiveSettings
 from consentgate.store import ConsentStore
 from consentgate.web.appkeys import (
+    AUDIT,
     CLIENT_IP,
     CLOCK,
-    CONFIG,
     COOKIE_CRYPTO,
-    COOKIE_PREFIXES,
     ISSUER,
-    PATH_RULES,
+    LIVE_SETTINGS,
     PEER_IP,
-    PUBLIC_HOST,
+    RELOAD_HOOKS,
     REQUEST_ID,
+    SETTINGS,
     STORE,
     TEMPLATES,
-    UPSTREAM_SESSION,
+    UPSTREAM,
 )
 from consentgate.web.authorize import authorize, consent_answer
 from consentgate.web.callback import callback
 from consentgate.web.pages import error_response
 from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register
-from consentgate.web.relay import make_upstream_session, relay
+from consentgate.web.relay import relay
 from consentgate.web.templates import Templates
+from consentgate.web.upstream import Upstream
 
 log = logging.getLogger("consentgate")
 
 _REQUEST_ID_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
 
-
-#: Every cookie name the gate uses starts with one of these; none is ever relayed.
-GATE_COOKIE_PREFIXES = ("__Host-cg_", "cg_")
 #: How often expired pending requests and flow bindings are deleted.
 PURGE_INTERVAL = 60.0
-
-
-def path_rules(config: Config) -> PathRules:
-    upstream = config.upstream
-    exact = {
-        upstream.authorize_path: Route.AUTHORIZE,
-        upstream.callback_path: Route.CALLBACK,
-        upstream.register_path: Route.REGISTER,
-    }
-    subtree = dict.fromkeys(upstream.blocked_paths, Route.BLOCKED)
-    subtree[config.server.prefix] = Route.GATE
-    return PathRules(exact, subtree)
 
 
 @web.middleware
 async def request_context(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Request id, peer and client address for every request; no trace ever leaves."""
-    trusted_proxies = request.app[CONFIG].server.trusted_proxies
+    """The settings snapshot, request id, peer and client address for every request;
+    no trace ever leaves."""
+    settings = request.app[LIVE_SETTINGS].current
+    request[SETTINGS] = settings
+    trusted_proxies = settings.config.server.trusted_proxies
     transport = request.transport
     peername = transport.get_extra_info("peername") if transport is not None else None
     peer = forwarding.parse_ip(peername[0] if isinstance(peername, tuple) else None)
@@ -124,7 +116,7 @@ async def _add_request_id(request: web.Request, response: web.StreamResponse) ->
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Route a request by the canonical reading of its path (see :mod:`paths`)."""
     raw_path, _, query = request.raw_path.partition("?")
-    routed = request.app[PATH_RULES].classify(raw_path)
+    routed = request[SETTINGS].path_rules.classify(raw_path)
     route = routed.route
     if route is Route.AMBIGUOUS:
         return error_response(
@@ -146,23 +138,42 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     return await relay(request, target)
 
 
-async def _upstream_session_ctx(app: web.Application) -> AsyncIterator[None]:
-    session = make_upstream_session(app[CONFIG])
-    app[UPSTREAM_SESSION] = session
-    yield
-    await session.close()
+async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The one pool to the upstream, opened when the app starts, closed when it stops."""
+    upstream = Upstream.open(app[LIVE_SETTINGS].current.config)
+    app[UPSTREAM] = upstream
+    try:
+        yield
+    finally:
+        await upstream.close()
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Keys, cookie secret and the consent store; refuses to start when any is unusable."""
-    config = app[CONFIG]
+    """Keys, cookie secret and the consent store; refuses to start when any is unusable.
+
+    Registers the store's reload: re-read the key directory (after ``consentgate keys
+    rotate`` or removing a retired key); a directory that no longer loads keeps the
+    current keys in use.
+    """
+    config = app[LIVE_SETTINGS].current.config
     keyring = load_keyring(config.keys.dir, create=True)
     secret = load_cookie_secret(config.keys.dir, config.keys.cookie_secret)
     app[COOKIE_CRYPTO] = CookieCrypto(
         lambda purpose: derive_key(secret, purpose), CookieNames(config.secure_cookies)
     )
-    store = await ConsentStore.open(config.store.path, keyring, clock=app[CLOCK])
+    store = await ConsentStore.open(config.store.path, keyring, clock=app[CLOCK], audit=app[AUDIT])
     app[STORE] = store
+
+    def reload_keys() -> None:
+        try:
+            keyring = load_keyring(config.keys.dir, create=False)
+        except StartupError as exc:
+            log.error("keys not reloaded", extra={"fields": {"reason": str(exc)}})
+            return
+        store.reload_keys(keyring)
+        log.info("keys reloaded", extra={"fields": {"active_key": keyring.active_kid}})
+
+    app[RELOAD_HOOKS].add(reload_keys)
     purge = asyncio.create_task(_purge_forever(store, config.store.keep_expired))
     try:
         yield
@@ -170,6 +181,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         purge.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purge
+        app[RELOAD_HOOKS].remove(reload_keys)
         await store.close()
 
 
@@ -198,22 +210,31 @@ async def _static_asset(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def reload(app: web.Application) -> None:
+    """SIGHUP: run every reload a resource registered (today: the store's keys)."""
+    app[RELOAD_HOOKS].run()
+
+
 def create_app(
-    config: Config, *, clock: Clock = system_clock, templates: Templates | None = None
+    config: Config,
+    *,
+    clock: Clock = system_clock,
+    templates: Templates | None = None,
+    audit: AuditTrail | None = None,
 ) -> web.Application:
     """Build the gate for ``config``. Nothing is opened until the app starts.
 
-    ``clock`` is the time source of every expiry decision (tests inject one).
+    ``clock`` is the time source of every expiry decision (tests inject one);
+    ``audit`` receives every audited decision (default: the ``consentgate.audit`` log).
     """
     app = web.Application(middlewares=[request_context], client_max_size=1024**2)
-    app[CONFIG] = config
+    app[LIVE_SETTINGS] = LiveSettings(config)
     app[CLOCK] = clock
-    app[PATH_RULES] = path_rules(config)
+    app[AUDIT] = audit or AuditTrail()
+    app[RELOAD_HOOKS] = ReloadHooks()
     app[TEMPLATES] = templates or Templates()
-    app[COOKIE_PREFIXES] = GATE_COOKIE_PREFIXES
-    app[PUBLIC_HOST] = urllib.parse.urlsplit(config.server.public_url).netloc
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
-    app.cleanup_ctx.append(_upstream_session_ctx)
+    app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.on_response_prepare.append(_add_request_id)
     prefix = config.server.prefix

@@ -1,32 +1,39 @@
-"""Typed keys for what the application and each request carry (no globals)."""
+"""Typed keys for what the application and each request carry (no globals).
+
+A request reads its configuration from ``request[SETTINGS]``, the snapshot taken
+when it entered (:mod:`consentgate.core.settings`), never from the application:
+a reload swaps ``app[LIVE_SETTINGS]`` in one step and running requests keep theirs.
+"""
 
 from __future__ import annotations
 
-import aiohttp
 from aiohttp import web
 
 from consentgate.core.clock import Clock
-from consentgate.core.config import Config
 from consentgate.core.cookies import CookieCrypto
+from consentgate.core.events import AuditTrail
 from consentgate.core.forwarding import IPAddress
 from consentgate.core.issuer import IssuerCache
-from consentgate.core.paths import PathRules
+from consentgate.core.reloads import ReloadHooks
+from consentgate.core.settings import LiveSettings, Settings
 from consentgate.store import ConsentStore
 from consentgate.web.templates import Templates
+from consentgate.web.upstream import Upstream
 
-CONFIG = web.AppKey("config", Config)
+#: The configuration now in force, swapped whole on reload.
+LIVE_SETTINGS = web.AppKey("live_settings", LiveSettings)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-UPSTREAM_SESSION = web.AppKey("upstream_session", aiohttp.ClientSession)
-PATH_RULES = web.AppKey("path_rules", PathRules)
+#: Where every audited decision goes (the log today; metrics and a table later).
+AUDIT = web.AppKey("audit", AuditTrail)
+UPSTREAM = web.AppKey("upstream", Upstream)
 TEMPLATES = web.AppKey("templates", Templates)
 STORE = web.AppKey("store", ConsentStore)
 COOKIE_CRYPTO = web.AppKey("cookie_crypto", CookieCrypto)
 ISSUER = web.AppKey("issuer", IssuerCache)
-#: ``host[:port]`` of ``server.public_url``: the X-Forwarded-Host the upstream gets.
-PUBLIC_HOST = web.AppKey("public_host", str)
-#: Cookie-name prefixes that belong to the gate and are never relayed upstream.
-COOKIE_PREFIXES: web.AppKey[tuple[str, ...]] = web.AppKey("cookie_prefixes")
+#: Run on SIGHUP; each resource that can be reloaded registers what that means for it.
+RELOAD_HOOKS = web.AppKey("reload_hooks", ReloadHooks)
 
+SETTINGS = web.RequestKey("settings", Settings)
 REQUEST_ID = web.RequestKey("request_id", str)
 PEER_IP: web.RequestKey[IPAddress | None] = web.RequestKey("peer_ip")
 CLIENT_IP = web.RequestKey("client_ip", str)

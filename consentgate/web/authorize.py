@@ -28,10 +28,8 @@ import asyncio
 import urllib.parse
 from typing import Any, Final
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from consentgate.core.clientinfo import build_view
 from consentgate.core.cookies import same_token, set_cookie_header
@@ -55,14 +53,15 @@ from consentgate.store import PendingFull
 from consentgate.web.appkeys import (
     CLIENT_IP,
     CLOCK,
-    CONFIG,
     COOKIE_CRYPTO,
     ISSUER,
+    SETTINGS,
     STORE,
-    UPSTREAM_SESSION,
+    UPSTREAM,
 )
+from consentgate.web.audit import audit_event
 from consentgate.web.bodies import read_up_to
-from consentgate.web.browser import Browser, audit_event
+from consentgate.web.browser import Browser
 from consentgate.web.pages import CSP, CSP_WITH_REMOTE_IMAGES, error_response, render_page
 from consentgate.web.relay import (
     RequestTooLarge,
@@ -138,16 +137,10 @@ def _duration_text(seconds: float) -> str:
 
 
 async def _issuer(app: web.Application) -> str | None:
-    config = app[CONFIG]
-    session = app[UPSTREAM_SESSION]
+    upstream = app[UPSTREAM]
 
     async def fetch(path: str) -> tuple[int, bytes]:
-        timeout = aiohttp.ClientTimeout(total=3)
-        async with session.get(
-            URL(config.upstream.url + path, encoded=True), timeout=timeout
-        ) as response:
-            body, complete = await read_up_to(response.content, MAX_METADATA_BYTES)
-            return (response.status if complete else 0), body
+        return await upstream.fetch(path, total_seconds=3.0, max_bytes=MAX_METADATA_BYTES)
 
     return await app[ISSUER].get(fetch)
 
@@ -158,7 +151,7 @@ async def _issuer(app: web.Application) -> str | None:
 async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamResponse:
     """Intercept an authorization request: relay it only with this browser's consent."""
     app = request.app
-    config = app[CONFIG]
+    config = request[SETTINGS].config
     if request.method not in ("GET", "POST"):
         return error_response(
             request, 405, "method_not_allowed", "The authorization endpoint takes GET or POST."
@@ -233,7 +226,7 @@ async def _silent_reason(
     request: web.Request, auth: AuthorizationRequest, subject: str | None
 ) -> str | None:
     """Why this request may pass without asking, or None to ask."""
-    config = request.app[CONFIG]
+    config = request[SETTINGS].config
     if auth.opaque or "consent" in auth.prompt:
         return None
     if auth.redirect_uri in config.consent.preapproved_redirect_uris:
@@ -280,7 +273,7 @@ async def _render_consent(
 ) -> web.StreamResponse:
     """Store the validated request server-side and show the consent page for it."""
     app = request.app
-    config = app[CONFIG]
+    config = request[SETTINGS].config
     crypto = app[COOKIE_CRYPTO]
     now = app[CLOCK]()
     subject = browser.ensure()
@@ -389,7 +382,7 @@ async def forward_authorization(
     request the gate checked, not the client's spelling of it. ``audit`` is the
     event, message and fields of the one audit line this decision gets.
     """
-    config = request.app[CONFIG]
+    config = request[SETTINGS].config
     target = f"{config.upstream.authorize_path}?{encode_parameters(parameters)}"
     headers = upstream_headers(request)
     for name in ("Content-Type", "Content-Length", "Origin"):
@@ -433,7 +426,7 @@ def _bind_flow(
     ``max_flows_per_browser`` of them; the oldest go first.
     """
     app = request.app
-    config = app[CONFIG]
+    config = request[SETTINGS].config
     try:
         absolute = urllib.parse.urljoin(config.server.public_url + "/", location)
         if _origin_of(absolute) == _origin_of(config.server.public_url):
@@ -481,7 +474,7 @@ def _from_own_page(request: web.Request) -> bool:
     Fetch Metadata vouches for the request, and not proof when it does not: when
     the gate cannot tell, it refuses.
     """
-    public = request.app[CONFIG].server.public_url
+    public = request[SETTINGS].config.server.public_url
     fetch_site = request.headers.get("Sec-Fetch-Site")
     origin = request.headers.get("Origin")
     if origin is not None and origin not in ("null", public):
@@ -494,7 +487,7 @@ def _from_own_page(request: web.Request) -> bool:
 async def consent_answer(request: web.Request) -> web.StreamResponse:
     """POST {prefix}/consent: approve or deny exactly the request that was shown."""
     app = request.app
-    config = app[CONFIG]
+    config = request[SETTINGS].config
     crypto = app[COOKIE_CRYPTO]
     store = app[STORE]
     if not _from_own_page(request):

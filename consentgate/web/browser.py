@@ -1,4 +1,4 @@
-"""Who is asking: the browser identity cookie, and the audit trail of decisions.
+"""Who is asking: the browser identity cookie.
 
 A random browser id travels in a MAC-protected cookie (``cookies.CookieCrypto``);
 the store only ever sees its keyed digest, the *subject*. Approvals, pending
@@ -7,24 +7,10 @@ consent pages and flow bindings are all bound to that subject.
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 from aiohttp import web
 
 from consentgate.core.cookies import BROWSER_COOKIE_MAX_AGE, set_cookie_header
-from consentgate.core.logs import AUDIT
-from consentgate.web.appkeys import CONFIG, COOKIE_CRYPTO, REQUEST_ID
-
-audit = logging.getLogger(AUDIT)
-
-
-def audit_event(request: web.Request, event: str, message: str, **fields: Any) -> None:
-    """One line on the audit logger; never a code, token, state or cookie value."""
-    audit.info(
-        message,
-        extra={"fields": {"event": event, "request_id": request[REQUEST_ID], **fields}},
-    )
+from consentgate.web.appkeys import COOKIE_CRYPTO, SETTINGS
 
 
 class Browser:
@@ -41,7 +27,7 @@ class Browser:
         """The subject, issuing a new browser id (and its cookie) when there is none."""
         if self.subject is None:
             crypto = self._request.app[COOKIE_CRYPTO]
-            config = self._request.app[CONFIG]
+            config = self._request[SETTINGS].config
             browser_id, value = crypto.new_browser_cookie()
             self.browser_id = browser_id
             self.subject = crypto.subject_of(browser_id)
@@ -55,10 +41,3 @@ class Browser:
 
     def cookies_to_set(self) -> list[str]:
         return [self.new_cookie] if self.new_cookie else []
-
-
-def _audit(request: web.Request, event: str, message: str, **fields: Any) -> None:
-    audit.info(
-        message,
-        extra={"fields": {"event": event, "request_id": request[REQUEST_ID], **fields}},
-    )

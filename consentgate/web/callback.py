@@ -6,7 +6,7 @@ the victim signs in at the IdP, and the proxy's callback hands the victim's code
 to the attacker's client. The fix, done here from the outside: when an approved
 authorization request is answered with a redirect to the IdP carrying ``state``,
 the gate sets a cookie holding a MAC of that state, of the browser's subject and
-of the time (``gate._bind_flow``); the callback is relayed only when the same
+of the time (``web.authorize._bind_flow``); the callback is relayed only when the same
 browser brings that cookie back, within ``binding_ttl``, once (the store remembers
 used bindings until they expire).
 """
@@ -18,8 +18,9 @@ from aiohttp import web
 from consentgate.core.cookies import set_cookie_header
 from consentgate.core.oauth import OAuthRequestError, encode_parameters, parse_parameters
 from consentgate.core.paths import RoutedPath
-from consentgate.web.appkeys import CLOCK, CONFIG, COOKIE_CRYPTO, STORE
-from consentgate.web.browser import Browser, audit_event
+from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
+from consentgate.web.audit import audit_event
+from consentgate.web.browser import Browser
 from consentgate.web.pages import error_response
 from consentgate.web.relay import (
     RequestTooLarge,
@@ -42,7 +43,7 @@ DIFFERENT_BROWSER = (
 async def callback(request: web.Request, routed: RoutedPath) -> web.StreamResponse:
     """Check the flow binding, then relay the callback upstream, exactly as checked."""
     app = request.app
-    config = app[CONFIG]
+    config = request[SETTINGS].config
     crypto = app[COOKIE_CRYPTO]
     if request.method != "GET":
         return error_response(

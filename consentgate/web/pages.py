@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from consentgate.web.appkeys import CONFIG, REQUEST_ID, TEMPLATES
+from consentgate.web.appkeys import REQUEST_ID, SETTINGS, TEMPLATES
 
 CSP: Final = (
     "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -61,7 +61,7 @@ def render_page(
     **context: Any,
 ) -> web.Response:
     """A full HTML page of the gate, with the security headers."""
-    config = request.app[CONFIG]
+    config = request[SETTINGS].config
     body = request.app[TEMPLATES].render(
         template,
         service_name=config.consent.service_name,

@@ -13,9 +13,8 @@ import json
 
 import aiohttp
 from aiohttp import web
-from yarl import URL
 
-from consentgate.web.appkeys import CONFIG, STORE, UPSTREAM_SESSION
+from consentgate.web.appkeys import STORE, UPSTREAM
 from consentgate.web.pages import secure
 
 
@@ -33,13 +32,12 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 async def upstream_reachable(app: web.Application) -> str | None:
     """None when the upstream answered an HTTP request, else the reason."""
-    config = app[CONFIG]
-    timeout = aiohttp.ClientTimeout(total=min(config.upstream.connect_timeout, 5.0) + 2.0)
+    upstream = app[UPSTREAM]
     try:
-        async with app[UPSTREAM_SESSION].get(
-            URL(config.upstream.url + "/", encoded=True), timeout=timeout, allow_redirects=False
-        ) as response:
-            await response.read()
+        # Any status counts; the body is read (bounded) only to return the connection.
+        await upstream.fetch(
+            "/", total_seconds=min(upstream.connect_timeout, 5.0) + 2.0, max_bytes=64 * 1024
+        )
     except TimeoutError:
         return "upstream: no answer in time"
     except aiohttp.ClientError as exc:

@@ -3,8 +3,9 @@
 The rules, each from a bug some proxy shipped (see REFERENCES.md, "Proxy
 correctness"):
 
-* one shared upstream ``ClientSession`` with a ``DummyCookieJar`` — a real jar
-  would carry one user's upstream cookies into another user's request;
+* one shared pool to the upstream (:class:`~consentgate.web.upstream.Upstream`,
+  with a ``DummyCookieJar``: a real jar would carry one user's upstream cookies
+  into another user's request);
 * ``auto_decompress=False`` on both sides, so bodies and ``Content-Encoding`` agree;
 * the raw path and query forwarded byte-exact (``yarl.URL(..., encoded=True)``),
   or a percent-encoded ``redirect_uri`` gets re-quoted;
@@ -30,18 +31,14 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from consentgate.core import forwarding
-from consentgate.core.config import Config
 from consentgate.web.appkeys import (
-    CONFIG,
-    COOKIE_PREFIXES,
     PEER_IP,
-    PUBLIC_HOST,
     REQUEST_ID,
+    SETTINGS,
+    UPSTREAM,
     UPSTREAM_SECONDS,
-    UPSTREAM_SESSION,
 )
 from consentgate.web.pages import error_response
 
@@ -62,32 +59,6 @@ class UpstreamFailure(Exception):
 
 class RequestTooLarge(Exception):
     """The request body exceeded ``server.max_body_size``."""
-
-
-def make_upstream_session(config: Config) -> aiohttp.ClientSession:
-    """The one pooled session to the upstream, shared by every request."""
-    connector = aiohttp.TCPConnector(
-        limit=config.upstream.max_connections,
-        limit_per_host=0,
-        keepalive_timeout=config.upstream.keepalive_timeout,
-        enable_cleanup_closed=False,
-        ttl_dns_cache=60,
-    )
-    timeout = aiohttp.ClientTimeout(
-        total=None,
-        connect=None,
-        sock_connect=config.upstream.connect_timeout,
-        sock_read=None,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        auto_decompress=False,
-        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
-        raise_for_status=False,
-        trust_env=False,
-    )
 
 
 @dataclass
@@ -112,16 +83,17 @@ class _BodyPump:
 
 def upstream_headers(request: web.Request) -> CIMultiDict[str]:
     """The headers the upstream receives for this client request."""
-    config = request.app[CONFIG]
+    settings = request[SETTINGS]
+    config = settings.config
     return forwarding.upstream_request_headers(
         request.headers,
         peer=request[PEER_IP],
         trusted=config.server.trusted_proxies,
         scheme=request.scheme,
         host=request.host,
-        public_host=request.app[PUBLIC_HOST],
+        public_host=settings.public_host,
         request_id=request[REQUEST_ID],
-        own_cookie_prefixes=request.app[COOKIE_PREFIXES],
+        own_cookie_prefixes=settings.cookie_prefixes,
         preserve_host=config.upstream.host_header == "preserve",
     )
 
@@ -151,12 +123,12 @@ class UpstreamExchange:
 
     async def __aenter__(self) -> aiohttp.ClientResponse:
         request = self._request
-        config = request.app[CONFIG]
-        session = request.app[UPSTREAM_SESSION]
+        config = request[SETTINGS].config
+        upstream = request.app[UPSTREAM]
         headers = self._headers if self._headers is not None else upstream_headers(request)
-        url = URL(config.upstream.url + self._target, encoded=True)
+        url = upstream.url(self._target)
         loop = asyncio.get_running_loop()
-        read_timeout = config.upstream.read_timeout
+        read_timeout = upstream.read_timeout
         started = time.perf_counter()
         pump: _BodyPump | None = None
         with_body = self._forward_body and request.body_exists
@@ -187,7 +159,7 @@ class UpstreamExchange:
                         data = pump.chunks()
                 else:
                     headers.popall("Content-Length", None)
-                self._response = await session.request(
+                self._response = await upstream.session.request(
                     self._method,
                     url,
                     headers=headers,
@@ -220,11 +192,10 @@ class UpstreamExchange:
 
 def response_headers(request: web.Request, upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
     """The upstream response's headers as the client should see them."""
-    config = request.app[CONFIG]
     return forwarding.downstream_response_headers(
         upstream.headers,
-        upstream_origin=config.upstream.url,
-        public_origin=config.server.public_url,
+        upstream_origin=request.app[UPSTREAM].base_url,
+        public_origin=request[SETTINGS].config.server.public_url,
     )
 
 
@@ -279,9 +250,7 @@ async def stream_response(
         return response
     content_type = upstream.headers.get("Content-Type", "")
     idle: float | None = (
-        None
-        if content_type.startswith("text/event-stream")
-        else request.app[CONFIG].upstream.read_timeout
+        None if content_type.startswith("text/event-stream") else request.app[UPSTREAM].read_timeout
     )
     try:
         if first:

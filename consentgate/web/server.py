@@ -18,11 +18,9 @@ from aiohttp import web
 
 from consentgate.core.config import Config
 from consentgate.core.errors import StartupError
-from consentgate.core.keys import load_keyring
 from consentgate.core.logs import ACCESS, configure_logging
 from consentgate.web.access import AccessLogger
-from consentgate.web.app import create_app
-from consentgate.web.appkeys import CONFIG, STORE
+from consentgate.web.app import create_app, reload
 from consentgate.web.connections import (
     AcceptErrorLimiter,
     ConnectionGuard,
@@ -100,7 +98,7 @@ async def serve(config: Config) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload_keys, app)
+    loop.add_signal_handler(signal.SIGHUP, reload, app)
     try:
         await stop.wait()
         log.info(
@@ -112,19 +110,6 @@ async def serve(config: Config) -> None:
             loop.remove_signal_handler(sig)
         await runner.cleanup()
     log.info("stopped")
-
-
-def reload_keys(app: web.Application) -> None:
-    """SIGHUP: re-read the key directory (after ``consentgate keys rotate`` or removing a
-    retired key). A directory that no longer loads keeps the current keys in use."""
-    config = app[CONFIG]
-    try:
-        keyring = load_keyring(config.keys.dir, create=False)
-    except StartupError as exc:
-        log.error("keys not reloaded", extra={"fields": {"reason": str(exc)}})
-        return
-    app[STORE].reload_keys(keyring)
-    log.info("keys reloaded", extra={"fields": {"active_key": keyring.active_kid}})
 
 
 def _url(address: Any) -> str:
