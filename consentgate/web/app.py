@@ -44,8 +44,9 @@ from consentgate.web.appkeys import (
     TEMPLATES,
     UPSTREAM,
 )
-from consentgate.web.authorize import authorize, consent_answer
+from consentgate.web.authorize import authorize
 from consentgate.web.callback import callback
+from consentgate.web.consent import consent_answer
 from consentgate.web.pages import error_response
 from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register

@@ -1,4 +1,6 @@
-"""Reading a whole body with a bound, for the few bodies the gate must look into.
+"""Reading a whole body with a bound, for the few bodies the gate must look into:
+the forms of the authorization endpoint and of the consent page, registration
+responses, the upstream's metadata.
 
 ``StreamReader.read(n)`` returns as soon as *some* bytes are there, so a form or a
 JSON document that arrives in two TCP segments would be read half. The gate reads
@@ -7,7 +9,18 @@ until the end of the body, and stops at a limit instead of buffering without end
 
 from __future__ import annotations
 
-from aiohttp import StreamReader
+from typing import Final
+
+from aiohttp import StreamReader, web
+
+from consentgate.core.oauth import OAuthRequestError
+
+#: A form the gate reads (an authorization request by POST, a consent answer).
+MAX_FORM_BYTES: Final = 64 * 1024
+
+
+class FormTooLarge(Exception):
+    """The form was longer than :data:`MAX_FORM_BYTES` (answered with a 413)."""
 
 
 async def read_up_to(stream: StreamReader, limit: int) -> tuple[bytes, bool]:
@@ -26,3 +39,20 @@ async def read_up_to(stream: StreamReader, limit: int) -> tuple[bytes, bool]:
         total += len(chunk)
         if total > limit:
             return b"".join(chunks), False
+
+
+async def read_form(request: web.Request) -> str:
+    """A urlencoded POST body, bounded; other content types are refused."""
+    if not request.body_exists:
+        return ""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise OAuthRequestError(
+            "invalid_request", "A POST here must be an application/x-www-form-urlencoded form."
+        )
+    body, complete = await read_up_to(request.content, MAX_FORM_BYTES)
+    if not complete:
+        raise FormTooLarge
+    try:
+        return body.decode("ascii")
+    except UnicodeDecodeError:
+        raise OAuthRequestError("invalid_request", "The form is not urlencoded ASCII.") from None

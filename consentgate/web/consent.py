@@ -1,0 +1,164 @@
+"""The consent answer: approve or deny exactly the request that was shown.
+
+* The form is protected by a per-render, double-submitted CSRF token bound to a
+  server-side pending request; the POST trusts nothing from the form but the
+  pending id, the token and the choice (Cloudflare's early demos trusted hidden
+  fields). A second render does not invalidate the first (FastMCP #4814).
+* It must come from the gate's own page (Fetch Metadata, else Origin); when the
+  gate cannot tell, it refuses.
+* The pending row is taken atomically, so one page is answered once; the approval
+  is recorded before the request is relayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from consentgate.core.cookies import same_token, set_cookie_header
+from consentgate.core.oauth import (
+    AuthorizationRequest,
+    OAuthRequestError,
+    consent_redirect_key,
+    parse_authorization_request,
+    parse_parameters,
+)
+from consentgate.core.pending import BadPending, PendingConsent
+from consentgate.web.appkeys import COOKIE_CRYPTO, SETTINGS, STORE
+from consentgate.web.audit import audit_event
+from consentgate.web.bodies import FormTooLarge, read_form
+from consentgate.web.browser import Browser
+from consentgate.web.client_redirects import redirect_error
+from consentgate.web.flow import forward_authorization
+from consentgate.web.pages import error_response, render_page
+
+
+def _from_own_page(request: web.Request) -> bool:
+    """Whether a POST came from the gate's own page, by Fetch Metadata or Origin.
+
+    ``Sec-Fetch-Site: same-origin`` is proof. Without it, an ``Origin`` equal to the
+    public origin is. The consent page's ``Referrer-Policy: no-referrer`` makes
+    browsers send ``Origin: null`` on its form, so ``null`` is not a mismatch when
+    Fetch Metadata vouches for the request, and not proof when it does not: when
+    the gate cannot tell, it refuses.
+    """
+    public = request[SETTINGS].config.server.public_url
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in ("null", public):
+        return False
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
+    return origin == public
+
+
+async def consent_answer(request: web.Request) -> web.StreamResponse:
+    """POST {prefix}/consent: approve or deny exactly the request that was shown."""
+    app = request.app
+    config = request[SETTINGS].config
+    crypto = app[COOKIE_CRYPTO]
+    store = app[STORE]
+    if not _from_own_page(request):
+        origin = request.headers.get("Origin")
+        audit_event(
+            request, "answer_refused", "consent answer from another site", origin=origin or ""
+        )
+        return error_response(
+            request, 403, "cross_site", "This answer did not come from the consent page."
+        )
+    try:
+        form = dict(parse_parameters(await read_form(request)))
+    except OAuthRequestError as exc:
+        return error_response(request, 400, exc.code, exc.description)
+    except FormTooLarge:
+        return error_response(request, 413, "request_too_large", "The form is too large.")
+    pending_id = form.get("pending", "")
+    token = form.get("csrf", "")
+    decision = form.get("decision", "")
+    if decision not in ("approve", "deny") or not pending_id.isalnum() or len(pending_id) > 64:
+        return error_response(request, 400, "invalid_request", "The answer is incomplete.")
+
+    browser = Browser(request)
+    stale = (
+        "This consent page is no longer valid in this browser (it expired, was already "
+        "answered, or was opened in another browser). Start the sign-in again."
+    )
+    if browser.subject is None:
+        audit_event(request, "answer_refused", "consent answer without browser cookie")
+        return error_response(request, 403, "invalid_session", stale)
+    expected = crypto.csrf_token(pending_id, browser.subject)
+    cookie = request.cookies.get(crypto.names.pending(pending_id), "")
+    if not (same_token(token, expected) and same_token(cookie, expected)):
+        audit_event(
+            request, "answer_refused", "consent answer with a bad CSRF token", pending=pending_id
+        )
+        return error_response(request, 403, "invalid_csrf", stale)
+    row = await store.get_pending(pending_id)
+    shown: PendingConsent | None = None
+    auth: AuthorizationRequest | None = None
+    if row is not None and row.subject == browser.subject:
+        try:
+            shown = PendingConsent.from_json(row.payload)
+            auth = parse_authorization_request(
+                parse_parameters(shown.query),
+                allow_request_uri=config.consent.allow_request_uri,
+                allow_request_object=config.consent.allow_request_object,
+            )
+        except (BadPending, OAuthRequestError):
+            shown = auth = None
+    if row is None or shown is None or auth is None:
+        reason = "absent" if row is None else "foreign or unreadable"
+        audit_event(
+            request,
+            "answer_refused",
+            "consent answer for an unusable pending request",
+            pending=pending_id,
+            reason=reason,
+        )
+        return error_response(request, 403, "invalid_request", stale)
+    if await store.take_pending(pending_id, browser.subject) is None:
+        return error_response(request, 403, "invalid_request", stale)
+    clear = set_cookie_header(
+        crypto.names.pending(pending_id),
+        "",
+        max_age=0,
+        same_site="Strict",
+        secure=config.secure_cookies,
+    )
+    fields = {
+        "client_id": auth.client_id,
+        "redirect_uri": auth.redirect_uri,
+        "subject": browser.subject,
+        "pending": pending_id,
+    }
+    if decision == "deny":
+        audit_event(request, "consent_denied", "consent denied", **fields)
+        response: web.Response
+        if shown.redirectable and auth.redirect_uri:
+            response = await redirect_error(request, auth, "access_denied")
+        else:
+            response = render_page(request, "denied.html")
+        response.headers.add("Set-Cookie", clear)
+        return response
+
+    remember = form.get("remember") == "yes" and shown.remember_allowed
+    if remember:
+        await asyncio.shield(
+            store.record(
+                browser.subject,
+                auth.client_id,
+                consent_redirect_key(auth.redirect_uri),
+                auth.scopes,
+                auth.resource,
+                ttl=config.consent.remember_for,
+            )
+        )
+    return await forward_authorization(
+        request,
+        auth.parameters,
+        browser,
+        after_post=True,
+        audit=("consent_approved", "consent approved", {**fields, "remembered": remember}),
+        extra_cookies=(clear,),
+    )

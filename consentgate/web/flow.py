@@ -1,0 +1,135 @@
+"""Relaying an approved authorization request, and binding the flow it starts to the browser.
+
+* The upstream receives exactly the request the gate validated, re-encoded from the
+  parsed parameters, never the client's spelling of it.
+* After a consent form the browser is sent on with a 303, never a 307, so the form
+  is not re-posted to the IdP (RFC 9700 §4.12).
+* The upstream flow is bound to the approving browser: the IdP redirect the
+  upstream answers with gets a per-transaction cookie holding a MAC of its
+  ``state``; the callback (:mod:`consentgate.web.callback`) needs that cookie, once
+  (FastMCP GHSA-rww4-4w9c-7733).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from consentgate.core.cookies import set_cookie_header
+from consentgate.core.oauth import Parameters, encode_parameters
+from consentgate.core.urls import split_url
+from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS
+from consentgate.web.audit import audit_event
+from consentgate.web.browser import Browser
+from consentgate.web.pages import error_response
+from consentgate.web.relay import (
+    RequestTooLarge,
+    UpstreamExchange,
+    UpstreamFailure,
+    response_headers,
+    stream_response,
+    upstream_headers,
+)
+
+
+def _origin_of(url: str) -> str:
+    parts = split_url(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+async def forward_authorization(
+    request: web.Request,
+    parameters: Parameters,
+    browser: Browser,
+    *,
+    after_post: bool,
+    audit: tuple[str, str, dict[str, Any]],
+    extra_cookies: tuple[str, ...] = (),
+) -> web.StreamResponse:
+    """Send exactly the validated request upstream and bind the flow it starts.
+
+    The query is re-encoded from the parsed parameters: the upstream receives the
+    request the gate checked, not the client's spelling of it. ``audit`` is the
+    event, message and fields of the one audit line this decision gets.
+    """
+    config = request[SETTINGS].config
+    target = f"{config.upstream.authorize_path}?{encode_parameters(parameters)}"
+    headers = upstream_headers(request)
+    for name in ("Content-Type", "Content-Length", "Origin"):
+        headers.popall(name, None)
+    event, message, fields = audit
+    try:
+        async with UpstreamExchange(
+            request, target, method="GET", forward_body=False, headers=headers
+        ) as upstream:
+            out = response_headers(request, upstream)
+            status = upstream.status
+            location = out.get("Location")
+            bound = False
+            if 300 <= status < 400 and location:
+                if after_post:
+                    status = 303  # RFC 9700 §4.12: never let the browser re-POST the form
+                bound = _bind_flow(request, out, location, browser)
+            for header in (*browser.cookies_to_set(), *extra_cookies):
+                out.add("Set-Cookie", header)
+            if after_post:
+                out["Cache-Control"] = "no-store"
+            audit_event(
+                request, event, message, **fields, upstream_status=upstream.status, bound=bound
+            )
+            return await stream_response(request, upstream, out, status=status)
+    except UpstreamFailure as exc:
+        audit_event(request, event, message, **fields, upstream_status=exc.status, bound=False)
+        return error_response(request, exc.status, "upstream_error", exc.reason + ".")
+    except RequestTooLarge:  # pragma: no cover - no body is forwarded here
+        return error_response(request, 413, "request_too_large", "The request is too large.")
+
+
+def _bind_flow(
+    request: web.Request, out: CIMultiDict[str], location: str, browser: Browser
+) -> bool:
+    """Bind the upstream's redirect to another origin carrying ``state`` to this browser.
+
+    Only a cookie is set: a MAC of the state, the browser's subject and the time.
+    The callback checks it and marks it used (``callback.py``), so the hot path of
+    a remembered approval writes nothing to the store. The browser keeps at most
+    ``max_flows_per_browser`` of them; the oldest go first.
+    """
+    app = request.app
+    config = request[SETTINGS].config
+    try:
+        absolute = urllib.parse.urljoin(config.server.public_url + "/", location)
+        if _origin_of(absolute) == _origin_of(config.server.public_url):
+            return False  # not a hand-off to the IdP
+        query = split_url(absolute).query
+    except ValueError:  # BadURL included
+        # An upstream Location nobody can parse: no binding, so its callback (if the
+        # browser ever gets there) is refused. Fails closed, never a 500.
+        return False
+    states = [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k == "state"]
+    if len(states) != 1 or not states[0]:
+        return False
+    crypto = app[COOKIE_CRYPTO]
+    binding = crypto.binding_for(states[0], browser.ensure(), int(app[CLOCK]()))
+    out.add(
+        "Set-Cookie",
+        set_cookie_header(
+            binding.cookie_name,
+            binding.cookie_value,
+            max_age=int(config.consent.binding_ttl),
+            secure=config.secure_cookies,
+        ),
+    )
+    limit = config.consent.max_flows_per_browser
+    prefix = crypto.names.binding_prefix
+    held = sorted(
+        (value.split(".", 1)[0].zfill(12), name)
+        for name, value in request.cookies.items()
+        if name.startswith(prefix) and name != binding.cookie_name
+    )
+    for _, name in held[: max(len(held) - limit + 1, 0)]:
+        out.add("Set-Cookie", set_cookie_header(name, "", max_age=0, secure=config.secure_cookies))
+    return True
