@@ -35,7 +35,8 @@ from consentgate.core.records import (
     sign_record,
 )
 from consentgate.store import PendingFull
-from consentgate.store.facade import _LOOKUP, SCHEMA_VERSION
+from consentgate.store.sqlite.backend import LOOKUP as _LOOKUP
+from consentgate.store.sqlite.schema import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
@@ -72,8 +73,14 @@ async def store(tmp_path: Path, ring: KeyRing, clock: FakeClock) -> AsyncIterato
     await opened.close()
 
 
-def edit(path: Path, sql: str, *params: object) -> None:
+def file_of(store: ConsentStore) -> Path:
+    assert store.path is not None
+    return store.path
+
+
+def edit(path: Path | None, sql: str, *params: object) -> None:
     """Change the file behind the store's back, as an attacker with write access would."""
+    assert path is not None
     with sqlite3.connect(path) as conn:
         conn.execute(sql, params)
     conn.close()
@@ -332,7 +339,7 @@ async def test_a_forged_row_is_not_honoured(store: ConsentStore, ring: KeyRing) 
         ),
         KeyRing.generate(),  # not the store's key
     )
-    with sqlite3.connect(store.path) as conn:
+    with sqlite3.connect(file_of(store)) as conn:
         insert = f"INSERT INTO consents VALUES ({', '.join('?' * 11)})"  # noqa: S608
         conn.execute(insert, forged.to_row())
         # the same row labelled with the store's own kid
@@ -637,7 +644,7 @@ async def test_a_revocation_by_another_process_takes_effect_at_once(
 ) -> None:
     record = await approve(store)
     assert await approved(store, record)  # cached
-    async with await ConsentStore.open(store.path, ring, clock=clock) as cli:
+    async with await ConsentStore.open(file_of(store), ring, clock=clock) as cli:
         assert await cli.revoke(client_id="client-1") == 1
     assert not await approved(store, record)
 
@@ -646,7 +653,7 @@ async def test_an_approval_by_another_process_is_seen_at_once(
     store: ConsentStore, ring: KeyRing, clock: FakeClock
 ) -> None:
     assert not await store.is_approved("alice", "client-1", CB, {"openid"})  # cached "no"
-    async with await ConsentStore.open(store.path, ring, clock=clock) as other:
+    async with await ConsentStore.open(file_of(store), ring, clock=clock) as other:
         await approve(other)
     assert await store.is_approved("alice", "client-1", CB, {"openid"})
 
@@ -978,7 +985,7 @@ async def test_a_client_registration_round_trips_without_its_secrets(
     assert stored.client_name == "Example"
     assert stored.tos_uri == "https://app.example/tos"
     raw = await asyncio.to_thread(
-        lambda: store.path.read_bytes() + Path(f"{store.path}-wal").read_bytes()
+        lambda: file_of(store).read_bytes() + Path(f"{store.path}-wal").read_bytes()
     )
     assert b"s3cr3t" not in raw
     assert b"t0k3n" not in raw
@@ -1251,11 +1258,12 @@ async def test_an_approval_does_not_empty_the_cache_of_other_answers(
         nonlocal lookups
         lookups += statement.startswith("SELECT id, subject")
 
-    await store._db.set_trace_callback(count)
+    db = store._backend._db  # type: ignore[attr-defined]
+    await db.set_trace_callback(count)
     await approve(store, subject="carol")
     assert await store.is_approved("bob", "client-2", CB, {"openid"})
     assert lookups == 1  # the one inside carol's write; bob's answer came from the cache
-    await store._db.set_trace_callback(None)  # type: ignore[arg-type]
+    await db.set_trace_callback(None)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,284 @@
+"""What a storage backend of the consent store implements: rows in, rows out, transactions.
+
+The split (docs/store.md, "Backends"): :class:`~consentgate.store.facade.ConsentStore`
+validates input, signs, verifies, emits audit events and keeps the decision cache; a
+backend moves rows and owns transactions. A backend **never** signs, verifies, or
+logs or emits audit events: it cannot, because it holds no key ring and no audit
+trail, and an import-linter contract keeps it so. Whatever a backend hands back is
+unverified, and the facade treats it as such (a row that fails its signature is a
+tamper event, wherever it came from). Adding a backend (PostgreSQL with asyncpg) is
+one new package implementing :class:`StoreBackend` and :class:`StoreTransaction`,
+plus a fixture parameter in ``tests/store/conftest.py``.
+
+Rows cross the boundary as plain sequences in the column order of
+:mod:`consentgate.core.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
+``PENDING_COLUMNS``): the facade builds them with ``to_row()`` and parses them with
+``from_row()``, so the codec and the signed encoding live in one place, and a
+backend stores each value as it is (text, integer, bytes, NULL) without
+interpreting it.
+
+Guarantees every backend gives, method by method below:
+
+* **Atomicity.** Each method is all or nothing. :meth:`StoreBackend.transaction`
+  runs a facade coroutine between the backend's reads and writes inside one
+  transaction, so the facade can verify rows it read before it writes
+  (read-then-write: refreshing an approval, revoking a page, keeping a client's
+  first ``registered_at``).
+* **Isolation of read-then-write.** A transaction takes the write lock before its
+  first read (SQLite: ``BEGIN IMMEDIATE``; a server database: a serialisable
+  transaction or row locks taken by the reads), so what it read is still true when
+  it writes: two processes refreshing one approval never both insert.
+* **Single-statement operations.** :meth:`StoreBackend.take_pending` is one atomic
+  delete-and-return and :meth:`StoreBackend.use_binding` one atomic
+  insert-if-absent: of any number of concurrent callers, in any number of
+  processes, exactly one gets the row or the True.
+* **Cancellation.** A write that started runs to its commit or rollback even when
+  the caller is cancelled (a client disconnect must not leave a transaction half
+  done), and :meth:`StoreBackend.close` waits for writes in flight.
+* **Cross-process change detection.** :meth:`StoreBackend.current_counter` tells
+  the facade, synchronously and cheaply, whether any consent or client row changed
+  since it last looked, in this process or another (the CLI revoking while the gate
+  runs); the facade's cache trusts it and nothing else.
+* **Closed means closed.** Every method but :meth:`StoreBackend.close` and
+  :meth:`StoreBackend.current_counter` raises ``RuntimeError("the consent store is
+  closed")`` after close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar
+
+T = TypeVar("T")
+
+#: One stored row: values in the ``*_COLUMNS`` order of :mod:`consentgate.core.records`.
+Row: TypeAlias = Sequence[Any]
+#: Where a page ended. Opaque: the facade only passes back what the backend returned
+#: (SQLite: the last rowid; PostgreSQL: its own id column). ``None`` asks for the start.
+Cursor: TypeAlias = object
+#: A page of rows, and the cursor of the next page, or None when this was the last.
+Page: TypeAlias = tuple[list[Row], Cursor | None]
+#: The lookup of the question the store answers: subject, client_id, redirect_uri,
+#: resource (every one matched exactly, byte for byte).
+LookupKey: TypeAlias = tuple[str, str, str, str]
+#: Which unrevoked records :meth:`StoreTransaction.unrevoked_consents` selects; the
+#: value is compared for equality with the column of that name (none for ``"all"``).
+RevokeSelector: TypeAlias = Literal["id", "client_id", "redirect_uri", "subject", "all"]
+#: The new signature of a consent row: id, key_id, signature.
+Resigned: TypeAlias = tuple[str, str, bytes]
+
+
+class PendingFull(Exception):
+    """The store holds as many pending consent pages as it was allowed (``max_total``).
+
+    The gate answers 503 with a page asking to try again shortly: refusing a new
+    page keeps every page already shown answerable, where dropping the oldest would
+    let a flood invalidate the pages real people are reading.
+    """
+
+
+class DuplicatePendingId(ValueError):
+    """:meth:`StoreBackend.put_pending` was given an id that a pending row already has.
+
+    Backends raise this one type for their own integrity error (the facade turns it
+    into the ValueError its callers know), so the facade never imports a driver.
+    """
+
+
+class StoreTransaction(Protocol):
+    """The operations of one write transaction (see :meth:`StoreBackend.transaction`).
+
+    Valid only while the transaction's body runs; every method may be awaited any
+    number of times, in any order. Reads see the transaction's own writes.
+    """
+
+    async def change_counter(self) -> int:
+        """The change counter as this transaction sees it (see
+        :meth:`StoreBackend.current_counter`). Read first, it is the state the
+        transaction's reads see; read last, it includes the transaction's own writes.
+        The facade reads it at both ends to tell its own write from anyone else's."""
+        ...
+
+    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
+        """Consent rows whose four lookup columns equal ``key`` exactly, with
+        ``expires_at > now`` and ``revoked_at`` NULL, in any order."""
+        ...
+
+    async def insert_consent(self, row: Row) -> None:
+        """Insert one consent row (``CONSENT_COLUMNS`` order). Ids are random; a
+        duplicate id is an error the backend may raise as it likes."""
+        ...
+
+    async def refresh_consent(
+        self, id: str, expires_at: int, key_id: str, signature: bytes
+    ) -> None:
+        """Set ``expires_at``, ``key_id`` and ``signature`` of the consent row ``id``,
+        only if it is still unrevoked (else change nothing)."""
+        ...
+
+    async def unrevoked_consents(
+        self, selector: RevokeSelector, value: str | None, *, after: Cursor | None, limit: int
+    ) -> Page:
+        """At most ``limit`` unrevoked consent rows matching ``selector`` = ``value``
+        (every unrevoked row for ``"all"``), in a stable order, starting after the
+        cursor; the next cursor is None exactly when fewer than ``limit`` rows came."""
+        ...
+
+    async def revoke_consents(self, revoked_at: int, signed: Sequence[Resigned]) -> None:
+        """For each ``(id, key_id, signature)``, set ``revoked_at``, ``key_id`` and
+        ``signature`` of that consent row if it is still unrevoked."""
+        ...
+
+    async def client(self, client_id: str) -> Row | None:
+        """The client row with this client_id (``CLIENT_COLUMNS`` order), or None."""
+        ...
+
+    async def put_client(self, row: Row) -> None:
+        """Insert the client row, replacing any row with the same client_id."""
+        ...
+
+
+class StoreBackend(Protocol):
+    """A place that keeps consent, client, pending and used-binding rows.
+
+    Built and opened by the backend's own constructor (schema creation and
+    migration are the backend's), then handed to
+    :class:`~consentgate.store.facade.ConsentStore`, which owns it from then on and
+    closes it. All coroutines may be called concurrently from one event loop.
+    """
+
+    @property
+    def path(self) -> Path | None:
+        """The database file of a backend that keeps one (SQLite), else None. For
+        messages and tests only; the facade never opens it."""
+        ...
+
+    def current_counter(self) -> int | None:
+        """A number that grows with every committed change to a consent or client
+        row, by any connection of any process (and not with pending or binding rows,
+        so the gate's own short-lived rows do not empty the cache); the same number
+        :meth:`StoreTransaction.change_counter` reads.
+
+        Synchronous and cheap: it runs before every cached answer, on the hot path
+        of each authorization. When nothing changed it must not do I/O beyond a
+        local check of a few microseconds (SQLite: ``PRAGMA data_version`` on a
+        second connection; PostgreSQL: the value last delivered by LISTEN/NOTIFY).
+        Every change committed before the call must be reflected; a backend that
+        learns of changes asynchronously must document its delay. Returns None for
+        "cannot tell" (an error, a lost listener connection, a closed backend): the
+        facade then empties its cache and answers from the database.
+        """
+        ...
+
+    async def transaction(self, body: Callable[[StoreTransaction], Awaitable[T]]) -> T:
+        """Run ``body`` in one write transaction and return its result.
+
+        The write lock is taken before ``body``'s first read; the transaction
+        commits when ``body`` returns and rolls back when it raises (the exception
+        propagates). It is shielded: once started it completes even if the caller
+        is cancelled, and :meth:`close` waits for it. ``body`` is the facade's
+        (it verifies and signs between the reads and writes); it must not await
+        another operation of this backend, which would wait for itself.
+        """
+        ...
+
+    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
+        """:meth:`StoreTransaction.active_consents` outside a write transaction: the
+        read behind every uncached answer; it must use an index, not a scan."""
+        ...
+
+    async def consent(self, id: str) -> Row | None:
+        """The consent row with this id, revoked or expired ones included, or None."""
+        ...
+
+    async def consent_page(
+        self,
+        *,
+        after: Cursor | None,
+        limit: int,
+        client_id: str | None = None,
+        redirect_uri: str | None = None,
+        subject: str | None = None,
+        unrevoked_only: bool = False,
+        unexpired_at: int | None = None,
+    ) -> Page:
+        """At most ``limit`` consent rows matching every given filter (equality for
+        the three columns, ``revoked_at`` NULL with ``unrevoked_only``,
+        ``expires_at > unexpired_at``), oldest first, starting after the cursor; the
+        next cursor is None exactly when fewer than ``limit`` rows came. Each page is
+        its own read: a listing may see rows written between pages."""
+        ...
+
+    async def client(self, client_id: str) -> Row | None:
+        """The client row with this client_id, or None."""
+        ...
+
+    async def client_page(self, *, after: Cursor | None, limit: int) -> Page:
+        """Every client row, oldest first, page by page (as :meth:`consent_page`)."""
+        ...
+
+    async def pending_page(self, *, after: Cursor | None, limit: int) -> Page:
+        """Every pending row, expired ones included, oldest first, page by page."""
+        ...
+
+    async def put_pending(
+        self,
+        row: Row,
+        *,
+        now: int,
+        max_per_subject: int | None,
+        max_per_source: int | None,
+        max_total: int | None,
+    ) -> None:
+        """Insert the pending row (``PENDING_COLUMNS`` order) and apply the caps, all
+        in one transaction:
+
+        * with ``max_per_subject``, delete the expired rows of the row's subject and
+          its rows beyond the newest ``max(max_per_subject, 1)`` (newest by
+          ``created_at``, then insertion order), the new row included in the count;
+        * with ``max_per_source``, the same for the row's source;
+        * with ``max_total``, after those deletions, if more than ``max_total`` rows
+          have ``expires_at > now``, raise :class:`PendingFull` and roll everything
+          back: nothing is written, nothing deleted.
+
+        An id that exists raises :class:`DuplicatePendingId` (nothing written).
+        """
+        ...
+
+    async def count_pending(self, now: int) -> int:
+        """How many pending rows have ``expires_at > now``."""
+        ...
+
+    async def pending(self, id: str, now: int) -> Row | None:
+        """The pending row with this id if ``expires_at > now``, else None; not removed."""
+        ...
+
+    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
+        """Delete and return the pending row with this id and subject if
+        ``expires_at > now``; else None. One atomic statement (SQLite and PostgreSQL:
+        ``DELETE ... RETURNING``): of concurrent takers exactly one gets the row."""
+        ...
+
+    async def use_binding(self, key: str, expires_at: int) -> bool:
+        """Remember ``key`` as used until ``expires_at``; False when it already was.
+        One atomic insert-if-absent (``INSERT ... ON CONFLICT DO NOTHING``): of
+        concurrent callers in any process exactly one gets True."""
+        ...
+
+    async def purge(self, now: int, *, records_before: int | None) -> tuple[int, int]:
+        """In one transaction, delete pending rows and used-binding marks with
+        ``expires_at <= now`` and, when ``records_before`` is given, consent rows
+        revoked at or before it or expiring at or before it. Returns (pending and
+        binding rows deleted, consent rows deleted)."""
+        ...
+
+    async def ping(self) -> None:
+        """One trivial round trip to the database; raises when it fails."""
+        ...
+
+    async def close(self) -> None:
+        """Wait for writes in flight, then release every connection. Idempotent, and
+        shielded: a cancelled caller must not leave a connection (or a non-daemon
+        worker thread) behind."""
+        ...

@@ -1,0 +1,499 @@
+"""The SQLite backend of the consent store: one file, one aiosqlite connection, all SQL.
+
+Implements :class:`~consentgate.store.backend.StoreBackend`. It moves rows and owns
+transactions; it never signs, verifies or emits audit events (the facade does).
+
+Decisions and their sources (REFERENCES.md):
+
+* aiosqlite with one long-lived connection opened and closed with the app,
+  WAL (readers never wait for the writer), ``synchronous=NORMAL`` (durable
+  across application crashes; a power cut may lose the last transactions, not
+  corrupt the file), a busy timeout so two processes (the gate and a CLI
+  command) wait for each other instead of failing with "database is locked",
+  and ``trusted_schema=OFF`` (the schema of a file someone else may have written
+  does not get to call functions with side effects).
+* ``BEGIN IMMEDIATE`` for read-then-write, so a transaction takes the write
+  lock before it reads, never upgrading a read snapshot (which SQLite cannot do
+  after another writer committed).
+* Writes are shielded from cancellation and tracked while in flight: a request
+  handler cancelled by a client disconnect must not leave the shared connection
+  inside an open transaction ("shield the store write so it is not cancelled half
+  way"), and :meth:`SQLiteBackend.close` waits for them. An ``asyncio.Lock`` keeps
+  two coroutines from interleaving statements on the one connection. Always close
+  the backend: aiosqlite's worker thread is not a daemon and keeps the process alive.
+* Single statements that must be atomic (``DELETE ... RETURNING`` for taking a
+  pending row, ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` for a binding) run
+  in autocommit mode: one round trip to the database thread instead of three.
+* Cross-process cache invalidation. A round trip through aiosqlite costs about
+  100 µs, a plain ``sqlite3`` call about 5 µs (measured, REFERENCES.md). The
+  facade's cache must not outlive a revocation made by another process (the
+  CLI's ``consents revoke`` while the gate runs): a second, plain ``sqlite3``
+  "probe" connection reads ``PRAGMA data_version`` (it changes whenever another
+  connection commits; a microsecond) before each cached answer, and only when it
+  moved, the counter that triggers bump on every change to ``consents`` and
+  ``clients`` (:mod:`consentgate.store.sqlite.schema`). Writes to the pending and
+  binding tables therefore do not empty the cache; any change to a consent or
+  client row does, wherever it came from. The probe runs on the event loop
+  thread, synchronously: no await when nothing changed.
+* Keyset pagination on ``rowid``: the cursor the facade passes back is the last
+  rowid of the previous page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import aiosqlite
+
+from consentgate.core.errors import StartupError
+from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS, PENDING_COLUMNS
+from consentgate.store.backend import (
+    Cursor,
+    DuplicatePendingId,
+    LookupKey,
+    Page,
+    PendingFull,
+    Resigned,
+    RevokeSelector,
+    Row,
+    StoreTransaction,
+)
+from consentgate.store.sqlite.files import check_location, startup_error
+from consentgate.store.sqlite.schema import migrate, rollback
+
+# Operational, not audit: a failure while cleaning up after a failed open.
+_log = logging.getLogger("consentgate")
+
+T = TypeVar("T")
+
+_CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
+_CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)
+_PENDING_SELECT: Final = ", ".join(PENDING_COLUMNS)
+_PENDING_SUBJECT: Final = PENDING_COLUMNS.index("subject")
+_PENDING_SOURCE: Final = PENDING_COLUMNS.index("source")
+_INSERT_PENDING: Final = (
+    f"INSERT INTO pending ({_PENDING_SELECT}) "  # noqa: S608 - constant column names
+    f"VALUES ({', '.join('?' * len(PENDING_COLUMNS))})"
+)
+_INSERT_CONSENT: Final = (
+    f"INSERT INTO consents ({_CONSENT_SELECT}) "  # noqa: S608 - constant column names
+    f"VALUES ({', '.join('?' * len(CONSENT_COLUMNS))})"
+)
+_UPSERT_CLIENT: Final = (
+    f"INSERT OR REPLACE INTO clients ({_CLIENT_SELECT}) "  # noqa: S608 - constant column names
+    f"VALUES ({', '.join('?' * len(CLIENT_COLUMNS))})"
+)
+#: The read behind every uncached answer; served by the ``consents_lookup`` index.
+LOOKUP: Final = (
+    f"SELECT {_CONSENT_SELECT} FROM consents "  # noqa: S608 - constant column names
+    "WHERE subject = ? AND client_id = ? AND redirect_uri = ? AND resource = ? "
+    "AND expires_at > ? AND revoked_at IS NULL"
+)
+_CLIENT: Final = f"SELECT {_CLIENT_SELECT} FROM clients WHERE client_id = ?"  # noqa: S608
+_COUNT_PENDING: Final = "SELECT count(*) FROM pending WHERE expires_at > ?"
+#: Only grows: any change to a consent or client row, by any process, moves it.
+COUNTER: Final = "SELECT sum(value) FROM counters"
+_REVOKE_WHERE: Final[dict[str, str]] = {
+    "id": "id = ?",
+    "client_id": "client_id = ?",
+    "redirect_uri": "redirect_uri = ?",
+    "subject": "subject = ?",
+    "all": "1 = 1",
+}
+_PROBE_TIMEOUT: Final = 0.05
+
+
+def _rowid(cursor: Cursor | None) -> int:
+    if cursor is None:
+        return 0
+    if not isinstance(cursor, int):
+        raise TypeError(f"not a cursor of the SQLite backend: {cursor!r}")
+    return cursor
+
+
+def _page(rows: Sequence[Sequence[Any]], limit: int) -> Page:
+    """Rows selected as ``rowid, columns...``: the columns, and the next cursor."""
+    following = int(rows[-1][0]) if len(rows) >= limit else None
+    return [row[1:] for row in rows], following
+
+
+async def _configure(db: aiosqlite.Connection, path: Path, busy_timeout: float) -> None:
+    await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    rows = list(await db.execute_fetchall("PRAGMA journal_mode = WAL"))
+    mode = str(rows[0][0]).lower() if rows else ""
+    if mode != "wal":
+        raise StartupError(
+            f"the consent store {path} cannot use write-ahead logging (journal mode {mode!r}); "
+            "put it on a local file system"
+        )
+    await db.execute("PRAGMA synchronous = NORMAL")
+    # The schema of a file someone else may have written is not trusted to call
+    # functions with side effects (SQLite's defense against crafted databases).
+    await db.execute("PRAGMA trusted_schema = OFF")
+
+
+class _Transaction:
+    """:class:`~consentgate.store.backend.StoreTransaction` on the backend's connection,
+    inside its ``BEGIN IMMEDIATE``."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def change_counter(self) -> int:
+        rows = list(await self._db.execute_fetchall(COUNTER))
+        return int(rows[0][0] or 0)
+
+    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
+        return list(await self._db.execute_fetchall(LOOKUP, (*key, now)))
+
+    async def insert_consent(self, row: Row) -> None:
+        await self._db.execute(_INSERT_CONSENT, tuple(row))
+
+    async def refresh_consent(
+        self, id: str, expires_at: int, key_id: str, signature: bytes
+    ) -> None:
+        await self._db.execute(
+            "UPDATE consents SET expires_at = ?, key_id = ?, signature = ? "
+            "WHERE id = ? AND revoked_at IS NULL",
+            (expires_at, key_id, signature, id),
+        )
+
+    async def unrevoked_consents(
+        self, selector: RevokeSelector, value: str | None, *, after: Cursor | None, limit: int
+    ) -> Page:
+        params: tuple[Any, ...] = () if selector == "all" else (value,)
+        rows = list(
+            await self._db.execute_fetchall(
+                f"SELECT rowid, {_CONSENT_SELECT} FROM consents "  # noqa: S608 - constant fragments
+                f"WHERE revoked_at IS NULL AND {_REVOKE_WHERE[selector]} AND rowid > ? "
+                "ORDER BY rowid LIMIT ?",
+                (*params, _rowid(after), limit),
+            )
+        )
+        return _page(rows, limit)
+
+    async def revoke_consents(self, revoked_at: int, signed: Sequence[Resigned]) -> None:
+        await self._db.executemany(
+            "UPDATE consents SET revoked_at = ?, key_id = ?, signature = ? "
+            "WHERE id = ? AND revoked_at IS NULL",
+            [(revoked_at, key_id, signature, id) for id, key_id, signature in signed],
+        )
+
+    async def client(self, client_id: str) -> Row | None:
+        rows = list(await self._db.execute_fetchall(_CLIENT, (client_id,)))
+        return rows[0] if rows else None
+
+    async def put_client(self, row: Row) -> None:
+        await self._db.execute(_UPSERT_CLIENT, tuple(row))
+
+
+class SQLiteBackend:
+    """The consent store's rows in one SQLite file (see the module docstring).
+
+    Open with :meth:`open`; :class:`~consentgate.store.facade.ConsentStore.open`
+    does, and closes it with the store.
+    """
+
+    def __init__(self, path: Path, db: aiosqlite.Connection, probe: sqlite3.Connection) -> None:
+        """Use :meth:`open`; the constructor only assembles opened connections."""
+        self.path = path
+        self._db = db
+        self._probe = probe
+        self._lock = asyncio.Lock()
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        self._seen_data_version: int | None = None
+        self._seen_counter = 0
+
+    @classmethod
+    async def open(
+        cls, path: str | os.PathLike[str], *, create: bool = True, busy_timeout: float = 5.0
+    ) -> SQLiteBackend:
+        """Open (and create or migrate) the file at ``path``.
+
+        Raises :class:`~consentgate.core.errors.StartupError` with one line naming the
+        path for a missing directory, a read-only file or directory, a file that is
+        not a SQLite database, or a schema version newer than this code knows.
+        """
+        if busy_timeout <= 0:
+            raise ValueError("busy_timeout must be positive")
+        file = Path(path)
+        check_location(file, create=create)
+        db: aiosqlite.Connection | None = None
+        probe: sqlite3.Connection | None = None
+        try:
+            db = await aiosqlite.connect(file, isolation_level=None, timeout=busy_timeout)
+            await _configure(db, file, busy_timeout)
+            await migrate(db, file)
+            probe = sqlite3.connect(file, isolation_level=None, timeout=_PROBE_TIMEOUT)
+            probe.execute(COUNTER).fetchall()
+        except BaseException as exc:
+            if probe is not None:
+                probe.close()
+            if db is not None:
+                try:
+                    await db.close()
+                except sqlite3.Error:
+                    _log.debug("closing the consent store after a failed open", exc_info=True)
+            if isinstance(exc, sqlite3.Error):
+                raise startup_error(file, exc) from None
+            raise
+        return cls(file, db, probe)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        async def finish() -> None:
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+            async with self._lock:
+                self._probe.close()
+                await self._db.close()
+
+        await asyncio.shield(asyncio.ensure_future(finish()))
+
+    # --- plumbing ------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the consent store is closed")
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        """One query on the connection (also the diagnostics hook tests use)."""
+        self._check_open()
+        async with self._lock:
+            self._check_open()  # close() may have run while this read waited for the lock
+            return list(await self._db.execute_fetchall(sql, params))
+
+    def _track(self, work: Awaitable[T]) -> asyncio.Task[T]:
+        task = asyncio.ensure_future(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._forget)
+        return task
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that was cancelled never will
+
+    async def _write(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction, shielded from cancellation.
+
+        A request handler cancelled by a client disconnect must not leave the
+        shared connection inside an open transaction (REFERENCES.md: "shield the
+        store write so it is not cancelled half way"); the lock keeps two
+        coroutines from interleaving statements on the one connection.
+        """
+        self._check_open()
+
+        async def transaction() -> T:
+            async with self._lock:
+                db = self._db
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = await body(db)
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await rollback(db)
+                    raise
+                return result
+
+        return await asyncio.shield(self._track(transaction()))
+
+    async def transaction(self, body: Callable[[StoreTransaction], Awaitable[T]]) -> T:
+        """Run the facade's ``body`` in one ``BEGIN IMMEDIATE`` transaction (:meth:`_write`)."""
+        return await self._write(lambda db: body(_Transaction(db)))
+
+    async def _write_one(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        """One statement, atomic on its own in autocommit mode: one round trip to the
+        database thread instead of three (BEGIN, statement, COMMIT). Shielded and
+        locked like :meth:`transaction`."""
+        self._check_open()
+
+        async def statement() -> list[Sequence[Any]]:
+            async with self._lock:
+                return list(await self._db.execute_fetchall(sql, params))
+
+        return await asyncio.shield(self._track(statement()))
+
+    # --- change detection ------------------------------------------------------------
+
+    def current_counter(self) -> int | None:
+        """The change counter, read through the probe connection only when
+        ``PRAGMA data_version`` says another connection committed. Any error means
+        "cannot tell"."""
+        try:
+            version = self._probe.execute("PRAGMA data_version").fetchall()[0][0]
+            if version == self._seen_data_version:
+                return self._seen_counter
+            counter = self._probe.execute(COUNTER).fetchall()[0][0]
+        except (sqlite3.Error, IndexError):
+            self._seen_data_version = None
+            return None
+        self._seen_data_version = version
+        self._seen_counter = int(counter or 0)
+        return self._seen_counter
+
+    # --- consents --------------------------------------------------------------------
+
+    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
+        return await self._read(LOOKUP, (*key, now))
+
+    async def consent(self, id: str) -> Row | None:
+        rows = await self._read(
+            f"SELECT {_CONSENT_SELECT} FROM consents WHERE id = ?",  # noqa: S608 - constant
+            (id,),
+        )
+        return rows[0] if rows else None
+
+    async def consent_page(
+        self,
+        *,
+        after: Cursor | None,
+        limit: int,
+        client_id: str | None = None,
+        redirect_uri: str | None = None,
+        subject: str | None = None,
+        unrevoked_only: bool = False,
+        unexpired_at: int | None = None,
+    ) -> Page:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("subject", subject),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if unrevoked_only:
+            clauses.append("revoked_at IS NULL")
+        if unexpired_at is not None:
+            clauses.append("expires_at > ?")
+            params.append(unexpired_at)
+        clauses.append("rowid > ?")
+        rows = await self._read(
+            f"SELECT rowid, {_CONSENT_SELECT} FROM consents "  # noqa: S608 - constant fragments
+            f"WHERE {' AND '.join(clauses)} ORDER BY rowid LIMIT ?",
+            (*params, _rowid(after), limit),
+        )
+        return _page(rows, limit)
+
+    # --- clients ---------------------------------------------------------------------
+
+    async def client(self, client_id: str) -> Row | None:
+        rows = await self._read(_CLIENT, (client_id,))
+        return rows[0] if rows else None
+
+    async def client_page(self, *, after: Cursor | None, limit: int) -> Page:
+        rows = await self._read(
+            f"SELECT rowid, {_CLIENT_SELECT} FROM clients "  # noqa: S608 - constant
+            "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (_rowid(after), limit),
+        )
+        return _page(rows, limit)
+
+    # --- pending consent pages and flow bindings -------------------------------------
+
+    async def pending_page(self, *, after: Cursor | None, limit: int) -> Page:
+        rows = await self._read(
+            f"SELECT rowid, {_PENDING_SELECT} FROM pending "  # noqa: S608 - constant
+            "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (_rowid(after), limit),
+        )
+        return _page(rows, limit)
+
+    async def put_pending(
+        self,
+        row: Row,
+        *,
+        now: int,
+        max_per_subject: int | None,
+        max_per_source: int | None,
+        max_total: int | None,
+    ) -> None:
+        values = tuple(row)
+
+        async def put(db: aiosqlite.Connection) -> None:
+            try:
+                await db.execute(_INSERT_PENDING, values)
+            except sqlite3.IntegrityError:
+                raise DuplicatePendingId(values[0]) from None
+            for column, value, limit in (
+                ("subject", values[_PENDING_SUBJECT], max_per_subject),
+                ("source", values[_PENDING_SOURCE], max_per_source),
+            ):
+                if limit is None:
+                    continue
+                await db.execute(
+                    f"DELETE FROM pending WHERE {column} = ? AND (expires_at <= ? OR rowid IN ("  # noqa: S608 - constant column
+                    f"SELECT rowid FROM pending WHERE {column} = ? "
+                    "ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?))",
+                    (value, now, value, max(limit, 1)),
+                )
+            if max_total is not None:
+                # Counted after the evictions: a subject or source that only replaces
+                # its own oldest rows does not grow the table and is never refused.
+                rows = list(await db.execute_fetchall(_COUNT_PENDING, (now,)))
+                if int(rows[0][0]) > max_total:
+                    raise PendingFull  # the transaction is rolled back: nothing written
+
+        await self._write(put)
+
+    async def count_pending(self, now: int) -> int:
+        rows = await self._read(_COUNT_PENDING, (now,))
+        return int(rows[0][0])
+
+    async def pending(self, id: str, now: int) -> Row | None:
+        rows = await self._read(
+            f"SELECT {_PENDING_SELECT} FROM pending "  # noqa: S608 - constant columns
+            "WHERE id = ? AND expires_at > ?",
+            (id, now),
+        )
+        return rows[0] if rows else None
+
+    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
+        rows = await self._write_one(
+            "DELETE FROM pending WHERE id = ? AND subject = ? AND expires_at > ? "  # noqa: S608
+            f"RETURNING {_PENDING_SELECT}",
+            (id, subject, now),
+        )
+        return rows[0] if rows else None
+
+    async def use_binding(self, key: str, expires_at: int) -> bool:
+        rows = await self._write_one(
+            "INSERT INTO used_bindings (key, expires_at) VALUES (?, ?) "
+            "ON CONFLICT (key) DO NOTHING RETURNING key",
+            (key, expires_at),
+        )
+        return bool(rows)
+
+    async def purge(self, now: int, *, records_before: int | None) -> tuple[int, int]:
+        async def purge(db: aiosqlite.Connection) -> tuple[int, int]:
+            first = await db.execute("DELETE FROM pending WHERE expires_at <= ?", (now,))
+            second = await db.execute("DELETE FROM used_bindings WHERE expires_at <= ?", (now,))
+            records = 0
+            if records_before is not None:
+                third = await db.execute(
+                    "DELETE FROM consents WHERE (revoked_at IS NOT NULL AND revoked_at <= ?) "
+                    "OR expires_at <= ?",
+                    (records_before, records_before),
+                )
+                records = max(third.rowcount, 0)
+            return max(first.rowcount, 0) + max(second.rowcount, 0), records
+
+        return await self._write(purge)
+
+    async def ping(self) -> None:
+        await self._read("SELECT 1", ())

@@ -1,0 +1,181 @@
+"""The SQLite schema of the consent store, and its forward-only migrations.
+
+``PRAGMA user_version`` is the schema version. Migrations only go forward and run
+inside one ``BEGIN IMMEDIATE`` transaction at open, so two processes opening an old
+file at once migrate it once, and a failed migration leaves the file as it was. A
+file with a newer version than this code knows is refused (upgrade consentgate);
+a SQLite file without a version that already has tables is some other
+application's database and is refused too, untouched.
+
+Schema history:
+
+1. ``consents`` and ``clients``, with an index for the lookup
+   (subject, client_id, redirect_uri, resource, expires_at) and one each for
+   revoking or listing by client_id and by redirect_uri.
+2. ``pending`` (consent pages waiting for an answer, opaque to the store) and
+   ``used_bindings`` (flow bindings already used, so a callback is accepted once),
+   and the ``counters`` table, moved by triggers on ``consents`` and ``clients``
+   so every process notices any change and drops its cached answers.
+3. ``pending`` rows become signed records (id, subject, source, payload and
+   expiry under one signature, so no payload can move to another row), with an
+   index by source for the per-address cap; indexes for the retention purge.
+
+The column order of each table is the order of the row codec in
+:mod:`consentgate.core.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
+``PENDING_COLUMNS``); the queries name their columns anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+import aiosqlite
+
+from consentgate.core.errors import StartupError
+
+# Operational, not audit: which file was migrated from which version.
+_log = logging.getLogger("consentgate")
+
+#: Forward migrations; schema version N is the result of applying the first N.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE consents (
+            id TEXT NOT NULL PRIMARY KEY,
+            subject TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            redirect_uri TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            resource TEXT NOT NULL,
+            granted_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            revoked_at INTEGER,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL
+        )""",
+        """CREATE INDEX consents_lookup
+            ON consents (subject, client_id, redirect_uri, resource, expires_at)""",
+        "CREATE INDEX consents_by_client ON consents (client_id)",
+        "CREATE INDEX consents_by_redirect_uri ON consents (redirect_uri)",
+        """CREATE TABLE clients (
+            client_id TEXT NOT NULL PRIMARY KEY,
+            client_name TEXT,
+            redirect_uris TEXT NOT NULL,
+            client_uri TEXT,
+            logo_uri TEXT,
+            tos_uri TEXT,
+            policy_uri TEXT,
+            registered_at INTEGER NOT NULL,
+            registration TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL
+        )""",
+    ),
+    (
+        """CREATE TABLE pending (
+            id TEXT NOT NULL PRIMARY KEY,
+            subject TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX pending_by_subject ON pending (subject, created_at)",
+        "CREATE INDEX pending_by_expiry ON pending (expires_at)",
+        """CREATE TABLE used_bindings (
+            key TEXT NOT NULL PRIMARY KEY,
+            expires_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX used_bindings_by_expiry ON used_bindings (expires_at)",
+        "CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO counters (name, value) VALUES ('consents', 0)",
+        "INSERT INTO counters (name, value) VALUES ('clients', 0)",
+        """CREATE TRIGGER clients_counter_insert AFTER INSERT ON clients BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'clients'; END""",
+        """CREATE TRIGGER clients_counter_update AFTER UPDATE ON clients BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'clients'; END""",
+        """CREATE TRIGGER clients_counter_delete AFTER DELETE ON clients BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'clients'; END""",
+        """CREATE TRIGGER consents_counter_insert AFTER INSERT ON consents BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'consents'; END""",
+        """CREATE TRIGGER consents_counter_update AFTER UPDATE ON consents BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'consents'; END""",
+        """CREATE TRIGGER consents_counter_delete AFTER DELETE ON consents BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'consents'; END""",
+    ),
+    (
+        # Pending rows become signed records (id, subject, source, expiry and payload
+        # under one signature); rows of the old, unsigned form are consent pages of a
+        # few minutes and are dropped rather than carried over unsigned.
+        "DROP TABLE pending",
+        """CREATE TABLE pending (
+            id TEXT NOT NULL PRIMARY KEY,
+            subject TEXT NOT NULL,
+            source TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL
+        )""",
+        "CREATE INDEX pending_by_subject ON pending (subject, created_at)",
+        "CREATE INDEX pending_by_source ON pending (source, created_at)",
+        "CREATE INDEX pending_by_expiry ON pending (expires_at)",
+        # For purging records past their retention period.
+        "CREATE INDEX consents_by_expiry ON consents (expires_at)",
+        "CREATE INDEX consents_by_revocation ON consents (revoked_at)",
+    ),
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+#: ``DELETE ... RETURNING`` needs SQLite 3.35 (2021).
+MIN_SQLITE_VERSION: Final = (3, 35, 0)
+
+
+async def migrate(db: aiosqlite.Connection, path: Path) -> None:
+    """Bring the file at ``path`` to :data:`SCHEMA_VERSION`, in one transaction."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(next(iter(await db.execute_fetchall("PRAGMA user_version")))[0])
+        if version > SCHEMA_VERSION:
+            raise StartupError(
+                f"the consent store {path} has schema version {version}, newer than the "
+                f"{SCHEMA_VERSION} this consentgate knows; upgrade consentgate"
+            )
+        if version == 0:
+            other = list(
+                await db.execute_fetchall(
+                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' LIMIT 1"
+                )
+            )
+            if other:
+                raise StartupError(
+                    f"the consent store {path} is a SQLite database of something else "
+                    f"(it has a {other[0][0]!r} and no consentgate schema version)"
+                )
+        for index in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[index]:
+                await db.execute(statement)
+        # Written even when unchanged: the write that proves the file is writable
+        # now, not at the first approval.
+        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        await db.execute("COMMIT")
+    except BaseException:
+        await rollback(db)
+        raise
+    if version != SCHEMA_VERSION:
+        _log.info(
+            "consent store %s migrated from schema version %d to %d",
+            path,
+            version,
+            SCHEMA_VERSION,
+        )
+
+
+async def rollback(db: aiosqlite.Connection) -> None:
+    """Roll back the open transaction, if any."""
+    # Fails harmlessly when no transaction is open (SQLite rolls back by itself
+    # after some errors).
+    with contextlib.suppress(sqlite3.Error):
+        await db.execute("ROLLBACK")
