@@ -24,6 +24,7 @@ import pytest
 
 from consentgate import ConsentRecord, ConsentStore, KeyRing
 from consentgate.core.clock import Clock, system_clock
+from consentgate.store.backend import StoreBackend
 from consentgate.store.sqlite import SQLiteBackend
 
 T0 = 1_700_000_000.0
@@ -47,6 +48,10 @@ class StoreDatabase(Protocol):
     """One database of one backend: stores open on it, an attacker edits it."""
 
     name: str
+
+    async def backend(self) -> StoreBackend:
+        """A new backend (a new connection) on this database, without a store."""
+        ...
 
     async def open(
         self, keyring: KeyRing, *, clock: Clock = system_clock, cache_size: int = 10_000
@@ -73,11 +78,13 @@ class SQLiteDatabase:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    async def backend(self) -> SQLiteBackend:
+        return await SQLiteBackend.open(self.path)
+
     async def open(
         self, keyring: KeyRing, *, clock: Clock = system_clock, cache_size: int = 10_000
     ) -> ConsentStore:
-        backend = await SQLiteBackend.open(self.path)
-        return ConsentStore(backend, keyring, clock=clock, cache_size=cache_size)
+        return ConsentStore(await self.backend(), keyring, clock=clock, cache_size=cache_size)
 
     def edit(self, sql: str, *params: object) -> None:
         with sqlite3.connect(self.path) as conn:

@@ -767,3 +767,61 @@ async def test_records_past_the_retention_period_are_purged_and_others_kept(
     assert kept == {recent.id, active.id}
     assert expired.id not in kept
     assert await store.purge_expired() == 0  # without retention, records stay
+
+
+# --- the seams: the own-write rule, pagination, a store over an opened backend ----------
+
+
+async def test_an_own_approval_keeps_the_other_cached_answers(
+    store: ConsentStore, database: StoreDatabase
+) -> None:
+    """#10.3 without looking at SQL: a tampered row is reported each time it is read,
+    so the tamper count tells whether bob's cached answer survived carol's approval."""
+    record = await approve(store, subject="bob")
+    database.edit("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
+    assert not await approved(store, record)  # read once, cached as "no"
+    assert store.tamper_events == 1
+    await approve(store, subject="carol")  # our own write, nobody else's in between
+    assert not await approved(store, record)
+    assert store.tamper_events == 1  # bob's answer came from the cache
+    assert await store.is_approved("carol", "client-1", CB, {"openid"})
+
+
+async def test_a_revocation_by_another_process_before_an_own_write_is_not_hidden_by_it(
+    store: ConsentStore, database: StoreDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    """The other half of the own-write rule: when another process changed something
+    since the cache was filled, an own write empties the whole cache, or bob's revoked
+    approval would still be answered from it."""
+    bob = await approve(store, subject="bob")
+    assert await approved(store, bob)  # cached "yes"
+    async with await database.open(ring, clock=clock) as cli:
+        assert await cli.revoke(subject="bob") == 1
+    await approve(store, subject="carol")  # before any cached answer noticed the revocation
+    assert not await approved(store, bob)
+
+
+async def test_listing_crosses_page_boundaries_without_losing_or_repeating_a_record(
+    store: ConsentStore,
+) -> None:
+    made = [await approve(store, f"s{index}") for index in range(1000)]  # two full pages
+    listed = await store.list()
+    assert [r.id for r in listed] == [r.id for r in made]  # oldest first, each once
+    report = await store.verify_all()
+    assert report.ok
+    assert report.checked == 1000
+    assert len(await store.list(subject="s999")) == 1
+
+
+async def test_a_store_is_built_on_an_opened_backend_and_closes_it(
+    database: StoreDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    backend = await database.backend()
+    with pytest.raises(ValueError, match="cache_size must not be negative"):
+        ConsentStore(backend, ring, cache_size=-1)
+    async with ConsentStore(backend, ring, clock=clock) as store:
+        record = await approve(store)
+        assert await approved(store, record)
+        assert store.path == backend.path
+    with pytest.raises(RuntimeError, match="closed"):
+        await backend.ping()
