@@ -1,4 +1,4 @@
-"""The consent store: signed records in SQLite (see docs/store.md)."""
+"""The consent store: signed records kept by a backend (SQLite ships; see docs/store.md)."""
 
 from consentgate.store.facade import (
     ConsentStore,

@@ -30,7 +30,8 @@ Rules:
 
 from __future__ import annotations
 
-from typing import TypeAlias
+import enum
+from typing import Final, TypeAlias
 
 from consentgate.core.records import ClientRecord
 
@@ -38,6 +39,15 @@ from consentgate.core.records import ClientRecord
 Grants: TypeAlias = tuple[tuple[frozenset[str], int], ...]
 #: subject, client_id, redirect_uri, resource.
 Key: TypeAlias = tuple[str, str, str, str]
+
+
+class Missing(enum.Enum):
+    """Not in the cache (where None means "cached as unknown")."""
+
+    MISSING = "missing"
+
+
+MISSING: Final = Missing.MISSING
 
 
 def covered(wanted: frozenset[str], grants: Grants, now: float) -> bool:
@@ -55,22 +65,20 @@ def covered(wanted: frozenset[str], grants: Grants, now: float) -> bool:
 class DecisionCache:
     """Cached grants per lookup key and cached clients, invalidated by a change counter."""
 
-    __slots__ = ("_clients", "_decisions", "generation", "seen_counter", "size")
+    __slots__ = ("_clients", "_decisions", "enabled", "generation", "seen_counter", "size")
 
     def __init__(self, size: int) -> None:
         if size < 0:
             raise ValueError("cache_size must not be negative")
         self.size = size
+        #: False for size 0. An attribute, not a property: it is read on every answer.
+        self.enabled = size > 0
         #: Moves with every invalidation; see :meth:`put_grants`.
         self.generation = 0
         #: The change counter the cached entries were filled under (None: not yet known).
         self.seen_counter: int | None = None
         self._decisions: dict[Key, Grants] = {}
         self._clients: dict[str, ClientRecord | None] = {}
-
-    @property
-    def enabled(self) -> bool:
-        return self.size > 0
 
     def __len__(self) -> int:
         """How many decisions (lookup keys) are cached; clients are not counted."""
@@ -141,12 +149,10 @@ class DecisionCache:
 
     # --- clients -----------------------------------------------------------------------
 
-    def has_client(self, client_id: str) -> bool:
-        return client_id in self._clients
-
-    def client(self, client_id: str) -> ClientRecord | None:
-        """The cached client (None: cached as unknown); check :meth:`has_client` first."""
-        return self._clients[client_id]
+    def client(self, client_id: str) -> ClientRecord | Missing | None:
+        """The cached client, None when it is cached as unknown, :data:`MISSING` when it
+        is not cached (one dict lookup: this runs on every authorization)."""
+        return self._clients.get(client_id, MISSING)
 
     def put_client(self, client_id: str, record: ClientRecord | None, generation: int) -> None:
         """Cache a client read while the generation was ``generation`` (as :meth:`put_grants`)."""

@@ -43,9 +43,10 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -81,7 +82,7 @@ from consentgate.store.backend import (
     StoreBackend,
     StoreTransaction,
 )
-from consentgate.store.cache import DecisionCache, Grants, Key, covered
+from consentgate.store.cache import MISSING, DecisionCache, Grants, Key, covered
 
 __all__ = [
     "ConsentStore",
@@ -131,6 +132,18 @@ class PendingRow:
     created_at: int
     expires_at: int
     source: str = ""
+
+
+async def _rows(page: Callable[..., Awaitable[Page]]) -> AsyncIterator[Row]:
+    """Every row of a paged listing: ``page(after=cursor)`` until the cursor is None.
+    Each page is read only when the previous one was consumed."""
+    cursor: Cursor | None = None
+    while True:
+        rows, cursor = await page(after=cursor)
+        for row in rows:
+            yield row
+        if cursor is None:
+            return
 
 
 def _text_or_repr(value: object) -> str:
@@ -335,14 +348,6 @@ class ConsentStore:
         """
         self._cache.after_own_write(before, after, key=key, client_id=client_id)
 
-    def _cache_is_current(self) -> bool:
-        """Empty the cache if any consent or client row changed since it was filled, in
-        any process; False when the backend cannot tell (the cache is not used).
-
-        Synchronous: the backend answers from a local check when nothing changed.
-        """
-        return self._cache.observe(self._backend.current_counter())
-
     # --- consents ----------------------------------------------------------------
 
     async def record(
@@ -449,7 +454,10 @@ class ConsentStore:
         key = (subject, client_id, redirect_uri, resource)
         now = self.clock()
         cache = self._cache
-        use_cache = cache.enabled and self._cache_is_current()
+        # Did any consent or client row change since the cache was filled, in any
+        # process? The backend answers synchronously from a local check when nothing
+        # did (no await on the hot path); None ("cannot tell") bypasses the cache.
+        use_cache = cache.enabled and cache.observe(self._backend.current_counter())
         if use_cache:
             cached = cache.grants(key)
             if cached is not None:
@@ -565,26 +573,22 @@ class ConsentStore:
         when ``failures`` is a list, appended to it.
         """
         now = self.clock()
-        cursor: Cursor | None = None
-        while True:
-            rows, cursor = await self._backend.consent_page(
-                after=cursor,
-                limit=_PAGE,
-                client_id=client_id,
-                redirect_uri=redirect_uri,
-                subject=subject,
-                unrevoked_only=not include_revoked,
-                unexpired_at=None if include_expired else int(now),
-            )
-            for row in rows:
-                record = self._verified_consent(row, failures)
-                if record is None:
-                    continue
-                if not include_expired and record.status(now) == "expired":
-                    continue
-                yield record
-            if cursor is None:
-                return
+        page = functools.partial(
+            self._backend.consent_page,
+            limit=_PAGE,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            subject=subject,
+            unrevoked_only=not include_revoked,
+            unexpired_at=None if include_expired else int(now),
+        )
+        async for row in _rows(page):
+            record = self._verified_consent(row, failures)
+            if record is None:
+                continue
+            if not include_expired and record.status(now) == "expired":
+                continue
+            yield record
 
     async def list(
         self,
@@ -615,30 +619,15 @@ class ConsentStore:
         failures: builtins.list[VerificationFailure] = []
         checked = 0
         backend = self._backend
-
-        async def consents(after: Cursor | None) -> Page:
-            return await backend.consent_page(after=after, limit=_PAGE)
-
-        async def clients(after: Cursor | None) -> Page:
-            return await backend.client_page(after=after, limit=_PAGE)
-
-        async def pending(after: Cursor | None) -> Page:
-            return await backend.pending_page(after=after, limit=_PAGE)
-
-        verifiers: tuple[tuple[Callable[[Cursor | None], Any], Callable[..., object]], ...] = (
-            (consents, self._verified_consent),
-            (clients, self._verified_client),
-            (pending, self._verified_pending),
+        verifiers: tuple[tuple[Callable[..., Awaitable[Page]], Callable[..., object]], ...] = (
+            (backend.consent_page, self._verified_consent),
+            (backend.client_page, self._verified_client),
+            (backend.pending_page, self._verified_pending),
         )
         for pages, verify in verifiers:
-            cursor: Cursor | None = None
-            while True:
-                rows, cursor = await pages(cursor)
-                for row in rows:
-                    checked += 1
-                    verify(row, failures)
-                if cursor is None:
-                    break
+            async for row in _rows(functools.partial(pages, limit=_PAGE)):
+                checked += 1
+                verify(row, failures)
         return VerificationReport(checked, tuple(failures))
 
     # --- clients -----------------------------------------------------------------
@@ -676,9 +665,11 @@ class ConsentStore:
         on every authorization, and an Ed25519 verification per request is not free.
         """
         cache = self._cache
-        use_cache = cache.enabled and self._cache_is_current()
-        if use_cache and cache.has_client(client_id):
-            return cache.client(client_id)
+        use_cache = cache.enabled and cache.observe(self._backend.current_counter())
+        if use_cache:
+            cached = cache.client(client_id)
+            if cached is not MISSING:
+                return cached
         generation = cache.generation
         row = await self._backend.client(client_id)
         record = self._verified_client(row) if row is not None else None
@@ -690,15 +681,10 @@ class ConsentStore:
         self, *, failures: builtins.list[VerificationFailure] | None = None
     ) -> AsyncIterator[ClientRecord]:
         """Every verified client registration, oldest first."""
-        cursor: Cursor | None = None
-        while True:
-            rows, cursor = await self._backend.client_page(after=cursor, limit=_PAGE)
-            for row in rows:
-                record = self._verified_client(row, failures)
-                if record is not None:
-                    yield record
-            if cursor is None:
-                return
+        async for row in _rows(functools.partial(self._backend.client_page, limit=_PAGE)):
+            record = self._verified_client(row, failures)
+            if record is not None:
+                yield record
 
     # --- pending consent pages and flow bindings ---------------------------------
 

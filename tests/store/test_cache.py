@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from consentgate.core.records import ClientRecord
-from consentgate.store.cache import DecisionCache, Grants, Key, covered
+from consentgate.store.cache import MISSING, DecisionCache, Grants, Key, covered
 
 YES: Grants = ((frozenset({"openid"}), 100),)
 
@@ -42,8 +42,7 @@ def test_the_oldest_client_is_evicted_first_and_a_cached_unknown_is_remembered()
     cache.put_client("one", client("one"), cache.generation)
     cache.put_client("none", None, cache.generation)
     cache.put_client("three", client("three"), cache.generation)
-    assert not cache.has_client("one")
-    assert cache.has_client("none")
+    assert cache.client("one") is MISSING
     assert cache.client("none") is None
     assert cache.client("three") == client("three")
     assert len(cache) == 0  # clients are not decisions
@@ -56,7 +55,7 @@ def test_an_answer_read_before_an_invalidation_is_not_put_back() -> None:
     cache.put_grants(key("a"), YES, generation)
     cache.put_client("one", client("one"), generation)
     assert cache.grants(key("a")) is None
-    assert not cache.has_client("one")
+    assert cache.client("one") is MISSING
 
 
 def test_a_moved_counter_empties_the_cache_and_an_unknown_one_disables_it() -> None:
@@ -78,8 +77,8 @@ def test_an_own_write_drops_only_its_own_key_when_nobody_else_wrote() -> None:
     generation = cache.generation
     cache.after_own_write(7, 9, key=key("a"), client_id="two")
     assert [name for name in "ab" if key(name) in cache] == ["b"]
-    assert cache.has_client("one")
-    assert not cache.has_client("two")
+    assert cache.client("one") == client("one")
+    assert cache.client("two") is MISSING
     assert cache.seen_counter == 9
     assert cache.generation != generation  # a read in flight does not put "a" back
     assert cache.observe(9)  # the counter after our commit: nothing else to forget
@@ -104,7 +103,7 @@ def test_a_cache_of_size_zero_keeps_nothing_and_a_negative_size_is_refused() -> 
     cache.put_grants(key("a"), YES, cache.generation)
     cache.put_client("one", None, cache.generation)
     assert len(cache) == 0
-    assert not cache.has_client("one")
+    assert cache.client("one") is MISSING
     with pytest.raises(ValueError, match="not be negative"):
         DecisionCache(-1)
 
