@@ -262,16 +262,6 @@ class ConsentStore:
         """Readiness: one trivial query through the store's connection; raises on failure."""
         await self._backend.ping()
 
-    async def _read(self, sql: str, params: Sequence[Any]) -> builtins.list[Sequence[Any]]:
-        """Raw SQL on the SQLite backend's connection, for tests only.
-
-        Kept so tests/web/test_authorize.py, which inspects the pending table this
-        way, keeps working; new tests should use the backend directly.
-        """
-        read: Callable[..., Any] = getattr(self._backend, "_read")  # noqa: B009
-        result: builtins.list[Sequence[Any]] = await read(sql, params)
-        return result
-
     # --- verification --------------------------------------------------------------
 
     def _tamper(self, kind: RecordKind, ident: object, reason: str) -> VerificationFailure:
