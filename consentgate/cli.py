@@ -68,12 +68,30 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the store's schema up to date ahead of a deploy (``serve`` does it at start)."""
+    from consentgate.store.opening import describe, migrate_store
+
+    config = _load(args)
+    before, after = asyncio.run(migrate_store(config.store))
+    where = describe(config.store)
+    if before == after:
+        print(f"{where}: schema version {after}, up to date")
+    else:
+        print(f"{where}: migrated from schema version {before} to {after}")
+    return EXIT_OK
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from consentgate.web.server import (
         serve,  # imports aiohttp; keep --version and check-config light
     )
 
     config = _load(args)
+    if config.server.workers > 1:
+        from consentgate.web.workers import run_workers
+
+        return run_workers(config)
     asyncio.run(serve(config))
     return EXIT_OK
 
@@ -163,13 +181,13 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
 def _with_store(args: argparse.Namespace, action: Callable[[ConsentStore], Awaitable[int]]) -> int:
     """Open the configured store (never creating it or its keys), run ``action``, close it."""
     from consentgate.core.keys import load_keyring
-    from consentgate.store import ConsentStore
+    from consentgate.store.opening import open_store
 
     config = _load(args)
     keyring = load_keyring(config.keys.dir, create=False)
 
     async def run() -> int:
-        async with await ConsentStore.open(config.store.path, keyring, create=False) as store:
+        async with await open_store(config.store, keyring, create=False) as store:
             return await action(store)
 
     # Tamper events are reported by the commands themselves; without a configured
@@ -399,6 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     _add_config_argument(check)
     check.set_defaults(handler=_cmd_check_config)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="create the store or bring its schema up to date (serve does it at start)",
+    )
+    _add_config_argument(migrate)
+    migrate.set_defaults(handler=_cmd_migrate)
 
     demo = commands.add_parser(
         "demo", help="run the gate in front of a demo proxy on loopback, to click through"

@@ -25,6 +25,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
+from consentgate.core.dsn import parse_database_url
+
 ENV_PREFIX: Final = "CONSENTGATE_"
 #: Environment variables with the prefix that are not configuration keys.
 ENV_RESERVED: Final = frozenset({"CONSENTGATE_CONFIG"})
@@ -258,6 +260,24 @@ def _optional_secret(value: Any, ctx: _Context) -> str:
     return text
 
 
+def _database_url(value: Any, ctx: _Context) -> str:
+    """Empty (the SQLite file) or a PostgreSQL URL; errors show it with the password masked."""
+    text = _as_str(value, ctx).strip()
+    if text:
+        parse_database_url(text)
+    return text
+
+
+def _bounded_int(low: int, high: int) -> Parser:
+    def parse(value: Any, ctx: _Context) -> int:
+        number = _positive_int(value, ctx)
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}, got {_fmt(value)}")
+        return number
+
+    return parse
+
+
 # --- the configuration ---------------------------------------------------------------
 
 
@@ -285,6 +305,14 @@ class ServerConfig:
     max_body_size: int = field(
         default=64 * 1024 * 1024,
         metadata=_spec(_positive_int, "Largest request body relayed, in bytes (413 beyond)."),
+    )
+    workers: int = field(
+        default=1,
+        metadata=_spec(
+            _bounded_int(1, 64),
+            "Processes serving the listen address together (SO_REUSEPORT), under one "
+            "supervising parent; 1 serves from the one process.",
+        ),
     )
     shutdown_grace: float = field(
         default=10.0,
@@ -380,12 +408,46 @@ class UpstreamConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Where consent records live."""
+    """Where consent records live: a SQLite file (the default) or a PostgreSQL database."""
 
     path: Path = field(
         default=Path("consentgate.sqlite3"),
         metadata=_spec(
-            _file_path, "SQLite file; relative paths start at the config file's directory."
+            _file_path,
+            "SQLite file, used when url is empty; relative paths start at the config "
+            "file's directory.",
+        ),
+    )
+    url: str = field(
+        default="",
+        metadata=_spec(
+            _database_url,
+            'PostgreSQL store shared by several gates, e.g. "postgresql://gate@db:5432/'
+            'consentgate?sslmode=verify-full"; empty uses the SQLite file at path. Prefer '
+            "url_file or CONSENTGATE_STORE_URL when it holds a password.",
+            secret=True,
+        ),
+    )
+    password: str = field(
+        default="",
+        metadata=_spec(
+            _as_str,
+            "Password of the PostgreSQL role when the url has none; prefer password_file.",
+            secret=True,
+        ),
+    )
+    pool_size: int = field(
+        default=10,
+        metadata=_spec(
+            _bounded_int(1, 1000), "Most PostgreSQL connections one gate process keeps open."
+        ),
+    )
+    statement_timeout: float = field(
+        default=5.0,
+        metadata=_spec(
+            parse_duration,
+            "Longest a PostgreSQL statement may run before it is cancelled and the request "
+            "fails closed.",
         ),
     )
     keep_expired: float = field(
@@ -692,6 +754,11 @@ def _cross_checks(built: dict[str, Any], problems: list[str]) -> None:
                 blocked.lower().rstrip("/") + "/"
             ):
                 problems.append(f"upstream.blocked_paths: {blocked!r} would block {key} {path!r}")
+    if server.workers > 1 and server.listen.port == 0:
+        problems.append(
+            f"server.workers: {server.workers} workers share one fixed port; "
+            f"server.listen {str(server.listen)!r} asks for any free port"
+        )
     if server.public_url == upstream.url:
         problems.append(
             f"upstream.url: {upstream.url!r} is the gate's own public_url; "

@@ -55,14 +55,18 @@ _NEEDS_QUOTES = re.compile(r'[\s"=]')
 
 
 class TextFormatter(logging.Formatter):
-    """``time level logger message key=value ...`` on one line."""
+    """``time level logger message key=value ...`` on one line.
 
-    def __init__(self) -> None:
+    ``static`` fields (a worker's number) end every line."""
+
+    def __init__(self, static: dict[str, Any] | None = None) -> None:
         super().__init__()
         self._time = _Timestamps()
+        self._static = dict(static or {})
 
     def format(self, record: logging.LogRecord) -> str:
-        extra = " ".join(f"{k}={_text_value(v)}" for k, v in fields_of(record).items())
+        fields = {**fields_of(record), **self._static} if self._static else fields_of(record)
+        extra = " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
         stamp = self._time(record.created)
         line = f"{stamp} {record.levelname:<7} {record.name} {record.getMessage()}"
         if extra:
@@ -80,11 +84,12 @@ def _text_value(value: Any) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers."""
+    """One JSON object per line, for log shippers; ``static`` fields in every object."""
 
-    def __init__(self) -> None:
+    def __init__(self, static: dict[str, Any] | None = None) -> None:
         super().__init__()
         self._time = _Timestamps()
+        self._static = dict(static or {})
 
     def format(self, record: logging.LogRecord) -> str:
         document: dict[str, Any] = {
@@ -94,22 +99,28 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         document.update(fields_of(record))
+        document.update(self._static)
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
         return json.dumps(document, default=str, ensure_ascii=False)
 
 
 def configure_logging(
-    *, format: str = "text", level: str = "info", stream: TextIO | None = None
+    *,
+    format: str = "text",
+    level: str = "info",
+    stream: TextIO | None = None,
+    static: dict[str, Any] | None = None,
 ) -> None:
-    """Install one handler on the ``consentgate`` logger (idempotent)."""
+    """Install one handler on the ``consentgate`` logger (idempotent). ``static``
+    fields go on every line (``worker=2`` with ``[server] workers``)."""
     logger = logging.getLogger(MAIN)
     for handler in list(logger.handlers):
         if handler.get_name() == _HANDLER_NAME:
             logger.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter(static) if format == "json" else TextFormatter(static))
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False

@@ -29,6 +29,7 @@ from consentgate.core.paths import Route
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings
 from consentgate.store import ConsentStore
+from consentgate.store.opening import open_store
 from consentgate.web.appkeys import (
     AUDIT,
     CLIENT_IP,
@@ -162,7 +163,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[COOKIE_CRYPTO] = CookieCrypto(
         lambda purpose: derive_key(secret, purpose), CookieNames(config.secure_cookies)
     )
-    store = await ConsentStore.open(config.store.path, keyring, clock=app[CLOCK], audit=app[AUDIT])
+    store = await open_store(config.store, keyring, clock=app[CLOCK], audit=app[AUDIT])
     app[STORE] = store
 
     def reload_keys() -> None:

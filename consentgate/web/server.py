@@ -48,11 +48,17 @@ def runner_options(config: Config) -> dict[str, Any]:
 
 
 async def start(
-    config: Config, app: web.Application | None = None, *, sock: socket.socket | None = None
+    config: Config,
+    app: web.Application | None = None,
+    *,
+    sock: socket.socket | None = None,
+    reuse_port: bool = False,
 ) -> GuardedAppRunner:
     """Start listening on ``server.listen`` (or on an already bound ``sock``).
 
-    The caller must ``await runner.cleanup()``.
+    ``reuse_port`` lets several worker processes bind the same address, the kernel
+    spreading new connections over them (``SO_REUSEPORT``). The caller must
+    ``await runner.cleanup()``.
     """
     guard = ConnectionGuard(
         fit_descriptor_limit(config.server.max_connections, config.upstream.max_connections),
@@ -68,7 +74,9 @@ async def start(
     site: web.BaseSite = (
         web.SockSite(runner, sock)
         if sock is not None
-        else web.TCPSite(runner, listen.host, listen.port, reuse_address=True)
+        else web.TCPSite(
+            runner, listen.host, listen.port, reuse_address=True, reuse_port=reuse_port or None
+        )
     )
     try:
         await site.start()
@@ -83,13 +91,21 @@ async def start(
     return runner
 
 
-async def serve(config: Config) -> None:
-    """Run until SIGTERM or SIGINT, then stop gracefully."""
-    configure_logging(format=config.log.format, level=config.log.level)
+async def serve(config: Config, *, worker: int | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully.
+
+    ``worker`` is this process's number under a supervisor (:mod:`consentgate.web.workers`):
+    it binds with ``SO_REUSEPORT`` and names itself on every log line.
+    """
+    configure_logging(
+        format=config.log.format,
+        level=config.log.level,
+        static={"worker": worker} if worker is not None else None,
+    )
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLimiter(loop.get_exception_handler()))
     app = create_app(config)
-    runner = await start(config, app)
+    runner = await start(config, app, reuse_port=worker is not None)
     address = ", ".join(_url(a) for a in runner.addresses)
     log.info(
         "listening",

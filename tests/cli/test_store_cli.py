@@ -444,3 +444,62 @@ def test_a_closed_pipe_ends_the_listing_quietly(setup: Setup) -> None:
         process.stdout.close()  # like `| head -1`
         assert process.wait(timeout=60) == 0
         assert process.stderr.read() == b""
+
+
+# --- migrate --------------------------------------------------------------------------
+
+
+def test_migrate_creates_the_store_then_says_it_is_up_to_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from consentgate.store.sqlite.schema import SCHEMA_VERSION
+
+    config = write_config(tmp_path)
+    store = tmp_path / "store.sqlite3"
+    assert main(["migrate", "--config", str(config)]) == 0
+    assert capsys.readouterr().out == (
+        f"sqlite:{store}: migrated from schema version 0 to {SCHEMA_VERSION}\n"
+    )
+    assert store.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "keys").exists()  # a migration needs no keys
+    assert main(["migrate", "--config", str(config)]) == 0
+    assert (
+        capsys.readouterr().out == f"sqlite:{store}: schema version {SCHEMA_VERSION}, up to date\n"
+    )
+
+
+def test_migrate_refuses_a_store_newer_than_the_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    with sqlite3.connect(tmp_path / "store.sqlite3") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    assert main(["migrate", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "schema version 99, newer than" in err
+    assert "upgrade consentgate" in err
+
+
+def test_a_postgres_url_without_the_driver_says_what_to_install(tmp_path: Path) -> None:
+    """The extra is optional: without asyncpg the gate says which package to install."""
+    config = write_config(tmp_path)
+    blocker = tmp_path / "no_asyncpg"
+    blocker.mkdir()
+    (blocker / "asyncpg.py").write_text("raise ImportError('blocked', name='asyncpg')\n")
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{blocker}{os.pathsep}{REPO}",
+        "CONSENTGATE_STORE_URL": "postgresql://gate:hunter2@127.0.0.1:9/cg",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "consentgate", "migrate", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "pip install 'consentgate[postgres]'" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout

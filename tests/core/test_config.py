@@ -213,3 +213,45 @@ def test_example_config_shows_the_defaults() -> None:
         environ={},
     )
     assert example == defaults
+
+
+def test_the_store_is_sqlite_unless_a_postgres_url_is_given(tmp_path: Path) -> None:
+    default = config_from_mapping(MINIMAL, base_dir=tmp_path, environ={})
+    assert (default.store.url, default.store.pool_size, default.store.statement_timeout) == (
+        "",
+        10,
+        5.0,
+    )
+    url = "postgresql://gate:hunter2@db.internal:5432/consentgate?sslmode=verify-full"
+    from_env = config_from_mapping(MINIMAL, environ={"CONSENTGATE_STORE_URL": url})
+    assert from_env.store.url == url
+    url_file = tmp_path / "store.url"
+    url_file.write_text(url + "\n")
+    password_file = tmp_path / "db.password"
+    password_file.write_text("s3cret\n")
+    from_files = config_from_mapping(
+        {
+            **MINIMAL,
+            "store": {
+                "url_file": str(url_file),
+                "password_file": str(password_file),
+                "pool_size": 4,
+                "statement_timeout": "2s",
+            },
+        },
+        environ={},
+    )
+    assert (from_files.store.url, from_files.store.password) == (url, "s3cret")
+    assert (from_files.store.pool_size, from_files.store.statement_timeout) == (4, 2.0)
+
+
+def test_a_bad_store_url_is_named_with_its_password_masked() -> None:
+    (problem,) = problems_of({**MINIMAL, "store": {"url": "mysql://gate:hunter2@db/cg"}})
+    assert problem.startswith("store.url: 'mysql://gate:***@db/cg' is not a PostgreSQL URL")
+    assert "hunter2" not in problem
+    (env_problem,) = problems_of(MINIMAL, {"CONSENTGATE_STORE_URL": "postgresql://g:hunter2@db/"})
+    assert env_problem.startswith(
+        "CONSENTGATE_STORE_URL: 'postgresql://g:***@db/' names no database"
+    )
+    (pool,) = problems_of({**MINIMAL, "store": {"pool_size": 0}})
+    assert pool.startswith("store.pool_size:")

@@ -204,6 +204,8 @@ class SQLiteBackend:
 
     def __init__(self, path: Path, db: aiosqlite.Connection, probe: sqlite3.Connection) -> None:
         """Use :meth:`open`; the constructor only assembles opened connections."""
+        #: Schema versions before and after :meth:`open` migrated the file.
+        self.schema_change: tuple[int, int] = (0, 0)
         self.path = path
         self._db = db
         self._probe = probe
@@ -232,7 +234,7 @@ class SQLiteBackend:
         try:
             db = await aiosqlite.connect(file, isolation_level=None, timeout=busy_timeout)
             await _configure(db, file, busy_timeout)
-            await migrate(db, file)
+            schema_change = await migrate(db, file)
             probe = sqlite3.connect(file, isolation_level=None, timeout=_PROBE_TIMEOUT)
             probe.execute(COUNTER).fetchall()
         except BaseException as exc:
@@ -246,7 +248,9 @@ class SQLiteBackend:
             if isinstance(exc, sqlite3.Error):
                 raise startup_error(file, exc) from None
             raise
-        return cls(file, db, probe)
+        backend = cls(file, db, probe)
+        backend.schema_change = schema_change
+        return backend
 
     async def close(self) -> None:
         if self._closed:

@@ -133,8 +133,9 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 MIN_SQLITE_VERSION: Final = (3, 35, 0)
 
 
-async def migrate(db: aiosqlite.Connection, path: Path) -> None:
-    """Bring the file at ``path`` to :data:`SCHEMA_VERSION`, in one transaction."""
+async def migrate(db: aiosqlite.Connection, path: Path) -> tuple[int, int]:
+    """Bring the file at ``path`` to :data:`SCHEMA_VERSION`, in one transaction; returns
+    the schema versions before and after."""
     await db.execute("BEGIN IMMEDIATE")
     try:
         version = int(next(iter(await db.execute_fetchall("PRAGMA user_version")))[0])
@@ -171,6 +172,7 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> None:
             version,
             SCHEMA_VERSION,
         )
+    return version, SCHEMA_VERSION
 
 
 async def rollback(db: aiosqlite.Connection) -> None:

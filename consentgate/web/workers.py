@@ -1,0 +1,216 @@
+"""Several worker processes on one host: ``[server] workers = N``.
+
+One Python process serves from one core. With ``workers = N`` a parent process
+prepares what must exist exactly once (the key directory, the cookie secret, the
+store's schema), then starts N workers, each a full gate binding the listen
+address with ``SO_REUSEPORT`` so the kernel spreads new connections over them.
+Everything a flow needs is in the store or in MAC'd cookies, so a consent page
+shown by one worker may be answered by another (WAL lets SQLite processes share
+the file; PostgreSQL is shared by design).
+
+The parent supervises:
+
+* a worker that dies is restarted, after a pause that doubles while workers keep
+  dying young (from 0.5 s up to 30 s), so a crash loop does not spin;
+* a worker that cannot start while the gate is starting (a port in use, a bad
+  store) stops the whole gate with exit status 1: the one-line reason is in that
+  worker's log (it exits with :data:`STARTUP_FAILED`);
+* connections the kernel had queued for a worker that dies are reset with it (a
+  property of ``SO_REUSEPORT``); new connections go to the workers still running;
+* SIGTERM or SIGINT is passed to every worker, which stops as ``serve`` does
+  (listener closed, requests in flight get ``shutdown_grace``); a worker still
+  running one second after the grace is killed;
+* SIGHUP is passed to every worker (each reloads its keys).
+
+Workers are started with the ``spawn`` method: a fresh interpreter, no state
+inherited from the parent but the configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Final
+
+from consentgate.core.config import Config
+from consentgate.core.errors import StartupError
+from consentgate.core.keys import load_cookie_secret, load_keyring
+from consentgate.core.logs import configure_logging
+from consentgate.store.opening import describe, migrate_store
+
+log = logging.getLogger("consentgate")
+
+#: A worker that exits sooner than this after it started died young.
+YOUNG: Final = 5.0
+FIRST_PAUSE: Final = 0.5
+LONGEST_PAUSE: Final = 30.0
+#: A worker that has not stopped this long after the grace is killed.
+KILL_AFTER_GRACE: Final = 1.0
+#: The exit status of a worker that could not start (its one-line reason is logged).
+STARTUP_FAILED: Final = 3
+
+
+def _worker_main(config: Config, number: int) -> None:
+    """The body of one worker process (``spawn``: a fresh interpreter)."""
+    from consentgate.web.server import serve  # noqa: PLC0415 - in the child only
+
+    # A Ctrl-C reaches the whole process group; before serve installs its handlers
+    # it arrives as KeyboardInterrupt, which is a stop like any other.
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            asyncio.run(serve(config, worker=number))
+        except StartupError as exc:
+            log.error("worker could not start: %s", exc, extra={"fields": {"worker": number}})
+            sys.exit(STARTUP_FAILED)
+
+
+@dataclass
+class _Worker:
+    number: int
+    process: BaseProcess
+    started: float = field(default_factory=time.monotonic)
+
+
+class Supervisor:
+    """Starts, watches and stops the workers of one gate."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: dict[int, _Worker] = {}
+        self._stopping = False
+        self._reload = False
+        self._pause = FIRST_PAUSE
+
+    def prepare(self) -> None:
+        """What must exist exactly once, before N processes look for it."""
+        config = self.config
+        load_keyring(config.keys.dir, create=True)
+        load_cookie_secret(config.keys.dir, config.keys.cookie_secret)
+        before, after = asyncio.run(migrate_store(config.store))
+        if before != after:
+            log.info(
+                "store migrated",
+                extra={"fields": {"store": describe(config.store), "from": before, "to": after}},
+            )
+
+    def _start(self, number: int) -> None:
+        process = self._context.Process(
+            target=_worker_main, args=(self.config, number), name=f"consentgate-worker-{number}"
+        )
+        process.start()
+        self._workers[number] = _Worker(number, process)
+        log.info("worker started", extra={"fields": {"worker": number, "pid": process.pid}})
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self._reload = True
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; the exit status of the gate."""
+        count = self.config.server.workers
+        configure_logging(format=self.config.log.format, level=self.config.log.level)
+        previous = {
+            sig: signal.signal(sig, handler)
+            for sig, handler in (
+                (signal.SIGTERM, self._on_stop),
+                (signal.SIGINT, self._on_stop),
+                (signal.SIGHUP, self._on_hup),
+            )
+        }
+        try:
+            self.prepare()
+            for number in range(1, count + 1):
+                self._start(number)
+            log.info(
+                "supervising workers",
+                extra={"fields": {"workers": count, "address": str(self.config.server.listen)}},
+            )
+            status = self._watch()
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        log.info("stopped")
+        return status
+
+    def _watch(self) -> int:
+        started = time.monotonic()
+        while not self._stopping:
+            if self._reload:
+                self._reload = False
+                self._signal_all(signal.SIGHUP)
+            sentinels = [w.process.sentinel for w in self._workers.values()]
+            multiprocessing.connection.wait(sentinels, timeout=0.2)
+            for worker in list(self._workers.values()):
+                if worker.process.is_alive() or self._stopping:
+                    continue
+                code = worker.process.exitcode
+                del self._workers[worker.number]
+                lived = time.monotonic() - worker.started
+                if code == STARTUP_FAILED and time.monotonic() - started < YOUNG:
+                    log.error(
+                        "a worker failed while the gate was starting; stopping",
+                        extra={"fields": {"worker": worker.number, "exit_code": code}},
+                    )
+                    return 1
+                self._pause = FIRST_PAUSE if lived >= LONGEST_PAUSE else self._pause
+                log.warning(
+                    "worker exited; restarting it",
+                    extra={
+                        "fields": {
+                            "worker": worker.number,
+                            "exit_code": code,
+                            "restart_in_seconds": self._pause,
+                        }
+                    },
+                )
+                self._sleep(self._pause)
+                if lived < YOUNG:
+                    self._pause = min(self._pause * 2, LONGEST_PAUSE)
+                if not self._stopping:
+                    self._start(worker.number)
+        return 0
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            time.sleep(min(0.1, deadline - time.monotonic()))
+
+    def _signal_all(self, sig: int) -> None:
+        for worker in self._workers.values():
+            pid = worker.process.pid
+            if pid is not None and worker.process.is_alive():
+                os.kill(pid, sig)
+
+    def _stop_all(self) -> None:
+        """SIGTERM to every worker; kill what still runs one second after the grace."""
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + self.config.server.shutdown_grace + KILL_AFTER_GRACE
+        for worker in self._workers.values():
+            worker.process.join(max(deadline - time.monotonic(), 0))
+            if worker.process.is_alive():
+                log.warning(
+                    "worker did not stop in time; killed",
+                    extra={"fields": {"worker": worker.number}},
+                )
+                worker.process.kill()
+                worker.process.join()
+        self._workers.clear()
+
+
+def run_workers(config: Config) -> int:
+    """``consentgate serve`` with ``[server] workers`` above 1."""
+    return Supervisor(config).run()

@@ -1,0 +1,54 @@
+"""Database URLs: checked, and never shown with their password."""
+
+from __future__ import annotations
+
+import pytest
+
+from consentgate.core.dsn import mask_password, parse_database_url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://gate:hunter2@db:5432/cg", "postgresql://gate:***@db:5432/cg"),
+        (
+            "postgresql://gate:p%40ss@db/cg?sslmode=require",
+            "postgresql://gate:***@db/cg?sslmode=require",
+        ),
+        ("postgresql://gate@db/cg", "postgresql://gate@db/cg"),
+        ("postgresql://:only-a-password@db/cg", "postgresql://:***@db/cg"),
+        ("postgresql://gate:a:b@c@db/cg", "postgresql://gate:***@db/cg"),
+    ],
+)
+def test_the_password_is_masked_and_the_rest_kept(url: str, shown: str) -> None:
+    assert mask_password(url) == shown
+
+
+def test_a_url_that_does_not_parse_is_hidden_whole() -> None:
+    assert mask_password("postgresql://gate:secret@[::1/cg") == "<unparseable URL>"
+
+
+def test_a_postgres_url_is_read_for_messages() -> None:
+    url = parse_database_url(
+        "postgres://gate:hunter2@[::1]:6543/consent%2Dgate?sslmode=verify-full"
+    )
+    assert (url.host, url.port, url.database) == ("::1", 6543, "consent-gate")
+    assert url.where == "[::1]:6543/consent-gate"
+    assert "hunter2" not in url.shown
+    assert parse_database_url("postgresql://db/cg").port == 5432
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mysql://gate:hunter2@db/cg", "is not a PostgreSQL URL"),
+        ("postgresql://gate:hunter2@db:5432/", "names no database"),
+        ("postgresql://gate:hunter2@db:99999/cg", "bad port"),
+        ("postgresql:///cg", "names no host"),
+        ("postgresql://gate:hunter2@db/cg#x", "has a #fragment"),
+    ],
+)
+def test_a_bad_url_is_refused_naming_the_problem_never_the_password(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as caught:
+        parse_database_url(url)
+    assert "hunter2" not in str(caught.value)

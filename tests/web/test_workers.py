@@ -1,0 +1,134 @@
+"""``[server] workers = N``: N real processes on one port, supervised by a real parent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.conftest import StartUpstream, bound_socket
+from tests.gateproc import free_port, gate_process, write_config
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The parent's worker processes (not multiprocessing's resource tracker)."""
+    found = set()
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                found.add(int(pid))
+    return found
+
+
+def dead(pid: int) -> bool:
+    """Gone, or a zombie: its sockets are closed (connections the kernel had queued for
+    it are reset, a limit of SO_REUSEPORT that docs/deploy.md states)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+async def wait_for(condition: object, seconds: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if callable(condition) and condition():
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the condition did not become true in time")
+
+
+async def fetch_on_new_connections(url: str, count: int) -> list[int]:
+    statuses = []
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for _ in range(count):
+            async with session.get(f"{url}/hello") as response:
+                statuses.append(response.status)
+                await response.read()
+    return statuses
+
+
+@pytest.fixture
+async def upstream(start_upstream: StartUpstream) -> str:
+    async def hello(request: web.Request) -> web.Response:
+        return web.json_response({"hello": "world"})
+
+    app = web.Application()
+    app.router.add_get("/hello", hello)
+    return await start_upstream(app)
+
+
+async def test_two_workers_share_the_port_a_dead_one_is_replaced_and_sigterm_stops_all(
+    tmp_path: Path, upstream: str
+) -> None:
+    sections = {"server": {"workers": 2, "shutdown_grace": 3}, "log": {"access_log": True}}
+    async with gate_process(tmp_path, upstream, sections) as gate:
+        await wait_for(lambda: len(worker_pids(gate.pid)) == 2)
+        first = worker_pids(gate.pid)
+        assert await fetch_on_new_connections(gate.url, 40) == [200] * 40
+
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        await wait_for(lambda: dead(victim))
+        # The other worker keeps serving while the supervisor replaces the dead one.
+        assert await fetch_on_new_connections(gate.url, 10) == [200] * 10
+        await wait_for(lambda: len(worker_pids(gate.pid) - {victim}) == 2)
+        assert await fetch_on_new_connections(gate.url, 10) == [200] * 10
+
+        started = asyncio.get_running_loop().time()
+        gate.process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(gate.process.wait(), 10)
+        took = asyncio.get_running_loop().time() - started
+        log = await gate.stderr_text()
+    assert code == 0
+    assert took < 3 + 2  # the grace, plus a margin for two interpreters to exit
+    assert all(not Path(f"/proc/{pid}").exists() for pid in first - {victim})
+    access = [line for line in log.splitlines() if " consentgate.access " in line]
+    served_by = {part for line in access for part in line.split() if part.startswith("worker=")}
+    assert served_by == {"worker=1", "worker=2"}, log[-2000:]
+    assert "worker exited; restarting it" in log
+    assert "supervising workers" in log
+
+
+async def test_a_worker_that_cannot_start_stops_the_gate_with_an_error(
+    tmp_path: Path, upstream: str
+) -> None:
+    taken = bound_socket()  # listening, without SO_REUSEPORT: nobody else may bind it
+    port = taken.getsockname()[1]
+    config = write_config(tmp_path, upstream, port, {"server": {"workers": 2}})
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "consentgate",
+            "serve",
+            "--config",
+            str(config),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        taken.close()
+    text = err.decode()
+    assert process.returncode == 1, text
+    assert "the address is already in use" in text
+    assert "a worker failed while the gate was starting; stopping" in text
+
+
+def test_several_workers_need_a_fixed_port(tmp_path: Path, upstream: str) -> None:
+    from consentgate.core.config import ConfigError, load_config
+
+    path = write_config(tmp_path, upstream, free_port(), {"server": {"workers": 2}})
+    path.write_text(path.read_text().replace('listen = "127.0.0.1:', 'listen = "127.0.0.1:0" #'))
+    with pytest.raises(ConfigError, match=r"server.workers: 2 workers share one fixed port"):
+        load_config(path)
