@@ -156,12 +156,9 @@ class Process:
         return "\n".join(text[-lines:])
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the process (all its threads) so far."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time of the process (all its threads) and of its running
+        children (a gate with ``[server] workers`` serves from its workers) so far."""
+        return _tree_cpu_seconds(self.pid)
 
     def rss_kib(self) -> int:
         try:
@@ -274,8 +271,28 @@ class Stack:
         return self.targets[target][1]
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_tree_cpu_seconds(child) for child in children)
+
+
 def gate_config(
-    workdir: Path, name: str, port: int, upstream_port: int, *, access_log: bool = True
+    workdir: Path,
+    name: str,
+    port: int,
+    upstream_port: int,
+    *,
+    access_log: bool = True,
+    workers: int = 1,
 ) -> Path:
     path = workdir / f"{name}.toml"
     path.write_text(
@@ -283,6 +300,7 @@ def gate_config(
 [server]
 public_url = "http://127.0.0.1:{port}"
 listen = "127.0.0.1:{port}"
+workers = {workers}
 
 [upstream]
 url = "http://127.0.0.1:{upstream_port}"
@@ -355,6 +373,7 @@ def start_stack(
     with_uvloop: bool,
     without_access_log: bool = False,
     baselines: dict[str, Path] | None = None,
+    workers: tuple[int, ...] = (),
 ) -> Stack:
     processes = Processes(workdir)
     py = sys.executable
@@ -420,6 +439,8 @@ def start_stack(
             gates.append(("gate+uvloop", [py, "-m", "bench.uvloop_gate"]))
         if without_access_log:
             gates.append(("gate-nolog", [py, "-m", "consentgate"]))
+        for count in workers:
+            gates.append((f"gate:w{count}", [py, "-m", "consentgate"]))
         for label in baselines or {}:
             gates.append((BASELINE_PREFIX + label, [py, "-m", "consentgate"]))
         for name, command in gates:
@@ -430,6 +451,7 @@ def start_stack(
                 port,
                 upstream_port,
                 access_log=name != "gate-nolog",
+                workers=int(name.removeprefix("gate:w")) if name.startswith("gate:w") else 1,
             )
             env = clean_env()
             if name.startswith(BASELINE_PREFIX):
@@ -1142,6 +1164,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         const=1_000_000,
         help="memory soak instead: relay N small GETs through the gate (default 1,000,000)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        action="append",
+        metavar="N",
+        help="also run the gate with [server] workers = N (target gate:wN); repeatable",
+    )
     parser.add_argument("--soak-chunk", type=float, default=10.0, help="seconds per soak chunk")
     parser.add_argument("--update-doc", action="store_true", help="write docs/performance.md")
     parser.add_argument("--json", type=Path, help="also write the raw results as JSON")
@@ -1195,6 +1224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with_nginx=not args.no_nginx and args.soak is None,
             with_uvloop=args.uvloop,
             without_access_log=args.nolog,
+            workers=tuple(args.workers or ()),
             baselines={
                 name: Path(directory).resolve()
                 for name, _, directory in (b.partition("=") for b in args.baseline or ())

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -70,7 +71,10 @@ async def upstream(start_upstream: StartUpstream) -> str:
 async def test_two_workers_share_the_port_a_dead_one_is_replaced_and_sigterm_stops_all(
     tmp_path: Path, upstream: str
 ) -> None:
-    sections = {"server": {"workers": 2, "shutdown_grace": 3}, "log": {"access_log": True}}
+    sections: dict[str, dict[str, Any]] = {
+        "server": {"workers": 2, "shutdown_grace": 3},
+        "log": {"access_log": True},
+    }
     async with gate_process(tmp_path, upstream, sections) as gate:
         await wait_for(lambda: len(worker_pids(gate.pid)) == 2)
         first = worker_pids(gate.pid)
