@@ -29,6 +29,7 @@ from consentgate.core.paths import Route
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings
 from consentgate.store import ConsentStore
+from consentgate.store.errors import StoreUnavailable
 from consentgate.store.opening import open_store
 from consentgate.web.appkeys import (
     AUDIT,
@@ -94,6 +95,23 @@ async def request_context(
         if exc.status >= 400:
             return error_response(request, exc.status, "http_error", exc.reason)
         raise
+    except StoreUnavailable as exc:
+        # Fails closed: whatever needed the store (an authorization, a consent answer,
+        # a callback) is refused, never relayed; the reason is one line, no traceback.
+        log.warning(
+            "store unavailable",
+            extra={"fields": {"request_id": request[REQUEST_ID], "reason": str(exc)}},
+        )
+        response = error_response(
+            request,
+            503,
+            "temporarily_unavailable",
+            "Sign-in is unavailable for a moment: the consent records cannot be reached. "
+            "Nothing was sent on. Try again in a minute.",
+            title="Try again shortly",
+        )
+        response.headers["Retry-After"] = "30"
+        return response
     except Exception:
         log.exception("unhandled error", extra={"fields": {"request_id": request[REQUEST_ID]}})
         return error_response(

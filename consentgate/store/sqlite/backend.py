@@ -42,10 +42,11 @@ Decisions and their sources (REFERENCES.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -64,11 +65,28 @@ from consentgate.store.backend import (
     Row,
     StoreTransaction,
 )
+from consentgate.store.errors import StoreUnavailable
 from consentgate.store.sqlite.files import check_location, startup_error
 from consentgate.store.sqlite.schema import migrate, rollback
 
 # Operational, not audit: a failure while cleaning up after a failed open.
 _log = logging.getLogger("consentgate")
+
+
+@contextlib.contextmanager
+def _unavailable_on_failure(path: Path) -> Iterator[None]:
+    """SQLite's "cannot now" errors as :class:`StoreUnavailable`, naming the file and
+    SQLite's reason: a lock held past the busy timeout, an I/O error, a read-only or
+    full file system, a file that became corrupt. Constraint and programming errors
+    stay what they are (a caller's mistake, not an outage)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailable(f"the consent store {path}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:
+            raise
+        raise StoreUnavailable(f"the consent store {path}: {exc}") from exc
 
 T = TypeVar("T")
 
@@ -277,7 +295,8 @@ class SQLiteBackend:
         self._check_open()
         async with self._lock:
             self._check_open()  # close() may have run while this read waited for the lock
-            return list(await self._db.execute_fetchall(sql, params))
+            with _unavailable_on_failure(self.path):
+                return list(await self._db.execute_fetchall(sql, params))
 
     def _track(self, work: Awaitable[T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(work)
@@ -303,13 +322,14 @@ class SQLiteBackend:
         async def transaction() -> T:
             async with self._lock:
                 db = self._db
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = await body(db)
-                    await db.execute("COMMIT")
-                except BaseException:
-                    await rollback(db)
-                    raise
+                with _unavailable_on_failure(self.path):
+                    await db.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = await body(db)
+                        await db.execute("COMMIT")
+                    except BaseException:
+                        await rollback(db)
+                        raise
                 return result
 
         return await asyncio.shield(self._track(transaction()))
@@ -326,7 +346,8 @@ class SQLiteBackend:
 
         async def statement() -> list[Sequence[Any]]:
             async with self._lock:
-                return list(await self._db.execute_fetchall(sql, params))
+                with _unavailable_on_failure(self.path):
+                    return list(await self._db.execute_fetchall(sql, params))
 
         return await asyncio.shield(self._track(statement()))
 
