@@ -105,6 +105,7 @@ async def test_the_change_counter_is_shared_and_moves_with_consents_and_clients_
         )
         assert await other.use_binding("b1", NOW + 60)
         assert await other.take_pending("p1", "alice", NOW) is not None
+        await database.settle()  # a backend that learns asynchronously has heard by now
         assert backend.current_counter() == start  # the gate's own rows leave the cache alone
 
         counters: list[int] = []
@@ -118,9 +119,11 @@ async def test_the_change_counter_is_shared_and_moves_with_consents_and_clients_
         before, after = counters
         assert before == start
         assert after > before
+        await database.settle()
         assert backend.current_counter() == after  # the same number, seen from elsewhere
 
         await insert(other, consent_row("r2"))
+        await database.settle()
         moved = backend.current_counter()
         assert moved is not None
         assert moved > after

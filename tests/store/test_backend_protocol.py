@@ -1,6 +1,6 @@
 """The backend protocol as written down: every backend implements all of it, with the
 same parameters; docs/store.md documents every method; and the store itself loads
-no database driver until a SQLite store is opened."""
+no database driver until a store is opened on one (SQLite's or PostgreSQL's)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,18 @@ from pathlib import Path
 import pytest
 
 from consentgate.store.backend import StoreBackend, StoreTransaction
+from consentgate.store.postgres import PostgresBackend
+from consentgate.store.postgres.backend import _Transaction as PostgresTransaction
 from consentgate.store.sqlite import SQLiteBackend
-from consentgate.store.sqlite.backend import _Transaction
+from consentgate.store.sqlite.backend import _Transaction as SQLiteTransaction
 
 REPO = Path(__file__).resolve().parents[2]
 
 #: Every backend and its transaction class; a new backend adds its pair here.
-IMPLEMENTATIONS: list[tuple[type[object], type[object]]] = [(SQLiteBackend, _Transaction)]
+IMPLEMENTATIONS: list[tuple[type[object], type[object]]] = [
+    (SQLiteBackend, SQLiteTransaction),
+    (PostgresBackend, PostgresTransaction),
+]
 
 
 def members(protocol: type[object]) -> dict[str, object]:
@@ -66,12 +71,13 @@ def test_the_backends_section_of_the_docs_names_every_protocol_method() -> None:
 
 
 def test_importing_the_store_loads_no_database_driver() -> None:
-    """Only ``ConsentStore.open`` brings SQLite in (import-linter checks the imports;
-    this checks what actually gets loaded)."""
+    """Only ``ConsentStore.open`` brings SQLite in, and only opening a PostgreSQL store
+    brings asyncpg (import-linter checks the imports; this checks what gets loaded)."""
     code = (
         "import sys\n"
         "import consentgate.store, consentgate.store.facade, consentgate.store.cache\n"
-        "print(sorted(m for m in ('sqlite3', '_sqlite3', 'aiosqlite') if m in sys.modules))\n"
+        "drivers = ('sqlite3', '_sqlite3', 'aiosqlite', 'asyncpg')\n"
+        "print(sorted(m for m in drivers if m in sys.modules))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

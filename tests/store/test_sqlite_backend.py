@@ -76,7 +76,7 @@ async def test_an_approval_does_not_empty_the_cache_of_other_answers(
     """#10.3: a new approval forgets only its own key, not everyone's cached answers."""
     await approve(store, subject="bob")
     assert await store.is_approved("bob", "client-1", CB, {"openid"})  # cached now
-    database.edit("UPDATE consents SET client_id = 'sneaky'")  # behind the cache
+    await database.edit("UPDATE consents SET client_id = 'sneaky'")  # behind the cache
     # the edit is visible to the next check (another connection committed) ...
     assert not await store.is_approved("bob", "client-1", CB, {"openid"})
     await approve(store, subject="bob", client_id="client-2")

@@ -201,7 +201,7 @@ async def test_an_undone_revocation_is_detected_and_not_honoured(
 ) -> None:
     record = await approve(store)
     await store.revoke(id=record.id)
-    database.edit("UPDATE consents SET revoked_at = NULL WHERE id = ?", record.id)
+    await database.edit("UPDATE consents SET revoked_at = NULL WHERE id = ?", record.id)
     assert not await approved(store, record)
     assert store.tamper_events == 1
     report = await store.verify_all()
@@ -213,7 +213,7 @@ async def test_a_tampered_row_is_never_revoked_and_so_never_re_signed(
     database: StoreDatabase,
 ) -> None:
     record = await approve(store)
-    database.edit("UPDATE consents SET scopes = '[\"admin\"]' WHERE id = ?", record.id)
+    await database.edit("UPDATE consents SET scopes = '[\"admin\"]' WHERE id = ?", record.id)
     assert await store.revoke(id=record.id) == 0
     assert not (await store.verify_all()).ok  # still reported, not laundered
 
@@ -225,7 +225,9 @@ async def test_a_record_edited_in_the_file_is_not_honoured(
     store: ConsentStore, database: StoreDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
     record = await approve(store, scopes={"openid"})
-    database.edit('UPDATE consents SET scopes = \'["admin","openid"]\' WHERE id = ?', record.id)
+    await database.edit(
+        'UPDATE consents SET scopes = \'["admin","openid"]\' WHERE id = ?', record.id
+    )
     with caplog.at_level(logging.WARNING, logger="consentgate.audit"):
         assert not await store.is_approved("alice", "client-1", CB, {"admin"})
     assert store.tamper_events == 1
@@ -258,10 +260,10 @@ async def test_a_forged_row_is_not_honoured(
         KeyRing.generate(),  # not the store's key
     )
     insert = f"INSERT INTO consents VALUES ({', '.join('?' * 11)})"  # noqa: S608
-    database.edit(insert, *forged.to_row())
+    await database.edit(insert, *forged.to_row())
     # the same row labelled with the store's own kid
     relabelled = (*forged.to_row()[:9], ring.active_kid, genuine.signature)
-    database.edit(insert, "forged-2", *relabelled[1:])
+    await database.edit(insert, "forged-2", *relabelled[1:])
     assert not await store.is_approved("mallory", "client-1", CB, {"openid"})
     reasons = sorted(f.reason for f in (await store.verify_all()).failures)
     assert reasons == [
@@ -277,7 +279,7 @@ async def test_the_cache_answers_repeated_lookups_without_re_reading(
     # A tampered row is reported each time it is read from the file, so the
     # number of tamper events counts reads: one for many lookups means cached.
     record = await approve(store)
-    database.edit("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
+    await database.edit("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
     for _ in range(5):
         assert not await approved(store, record)
     assert store.tamper_events == 1
@@ -288,7 +290,9 @@ async def test_without_a_cache_every_lookup_reads_the_file(
 ) -> None:
     async with await database.open(ring, clock=clock, cache_size=0) as store:
         record = await approve(store)
-        database.edit("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
+        await database.edit(
+            "UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id
+        )
         for _ in range(3):
             assert not await approved(store, record)
         assert store.tamper_events == 3
@@ -300,7 +304,7 @@ async def test_an_edit_after_the_answer_was_cached_takes_effect_at_once(
 ) -> None:
     record = await approve(store)
     assert await approved(store, record)
-    database.edit("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
+    await database.edit("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
     assert not await approved(store, record)
 
 
@@ -308,7 +312,7 @@ async def test_writes_to_pending_rows_do_not_empty_the_cache(
     store: ConsentStore, database: StoreDatabase
 ) -> None:
     record = await approve(store)
-    database.edit("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
+    await database.edit("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
     assert not await approved(store, record)
     await store.put_pending("p1", "alice", "{}", int(T0) + 60)
     assert await store.use_binding("b1", int(T0) + 60)
@@ -397,6 +401,7 @@ async def test_a_revocation_by_another_process_takes_effect_at_once(
     assert await approved(store, record)  # cached
     async with await database.open(ring, clock=clock) as cli:
         assert await cli.revoke(client_id="client-1") == 1
+    await database.settle()  # PostgreSQL: the notification has arrived
     assert not await approved(store, record)
 
 
@@ -406,6 +411,7 @@ async def test_an_approval_by_another_process_is_seen_at_once(
     assert not await store.is_approved("alice", "client-1", CB, {"openid"})  # cached "no"
     async with await database.open(ring, clock=clock) as other:
         await approve(other)
+    await database.settle()
     assert await store.is_approved("alice", "client-1", CB, {"openid"})
 
 
@@ -424,6 +430,7 @@ async def test_200_concurrent_writers_and_readers_never_hit_database_is_locked(
             assert await other.is_approved(*args)
             if index % 3 == 0:
                 assert await mine.revoke(id=record.id) == 1
+                await database.settle()  # other may have cached the "yes" just above
                 assert not await other.is_approved(*args)
                 assert not await mine.is_approved(*args)
             await mine.put_pending(f"p{index}", f"s{index}", "{}", 2**40)
@@ -442,16 +449,23 @@ async def test_200_concurrent_writers_and_readers_never_hit_database_is_locked(
 
 
 async def test_a_cancelled_write_completes_and_leaves_the_store_usable(
-    store: ConsentStore,
+    database: StoreDatabase, ring: KeyRing, clock: FakeClock
 ) -> None:
+    """The write runs to its commit although its caller was cancelled. When it commits
+    is the backend's: SQLite's one connection runs it before the next statement, a
+    pool may run a later read first, so the check comes after close(), which waits
+    for writes in flight."""
+    store = await database.open(ring, clock=clock)
     task = asyncio.ensure_future(approve(store))
     await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await store.is_approved("alice", "client-1", CB, {"openid"})
     await approve(store, "bob")  # no transaction was left open
-    assert len(await store.list()) == 2
+    await store.close()
+    async with await database.open(ring, clock=clock) as reopened:
+        assert await reopened.is_approved("alice", "client-1", CB, {"openid"})
+        assert len(await reopened.list()) == 2
 
 
 async def test_close_waits_for_writes_in_flight_and_is_idempotent(
@@ -467,6 +481,45 @@ async def test_close_waits_for_writes_in_flight_and_is_idempotent(
         await store.list()
     async with await database.open(ring) as reopened:
         assert len(await reopened.list()) == 20
+
+
+async def test_the_same_approval_from_two_processes_at_once_makes_one_record(
+    database: StoreDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    """Read-then-write is isolated across processes: of concurrent identical approvals
+    one inserts and every other one refreshes it."""
+    first = await database.open(ring, clock=clock)
+    second = await database.open(ring, clock=clock)
+    try:
+        made = await asyncio.gather(
+            *(approve(first if index % 2 else second) for index in range(20))
+        )
+        assert len({record.id for record in made}) == 1
+        assert len(await first.list()) == 1
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_single_use_rows_are_taken_once_across_three_processes(
+    database: StoreDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    """50 concurrent answers to one consent page and 50 replays of one callback, spread
+    over three stores on one database: exactly one of each wins (issue 12, point 3)."""
+    stores = [await database.open(ring, clock=clock) for _ in range(3)]
+    try:
+        await stores[0].put_pending("p1", "alice", "{}", int(T0) + 60)
+        taken = await asyncio.gather(
+            *(stores[index % 3].take_pending("p1", "alice") for index in range(50))
+        )
+        used = await asyncio.gather(
+            *(stores[index % 3].use_binding("b1", int(T0) + 60) for index in range(50))
+        )
+        assert sum(row is not None for row in taken) == 1
+        assert used.count(True) == 1
+    finally:
+        for store in stores:
+            await store.close()
 
 
 # --- clients ----------------------------------------------------------------------------
@@ -509,7 +562,7 @@ async def test_an_update_keeps_the_first_registration_time(
 
 async def test_a_tampered_client_is_unknown(store: ConsentStore, database: StoreDatabase) -> None:
     await store.upsert_client({"client_id": "client-1", "client_name": "Example"})
-    database.edit("UPDATE clients SET client_name = 'Your Bank' WHERE client_id = 'client-1'")
+    await database.edit("UPDATE clients SET client_name = 'Your Bank' WHERE client_id = 'client-1'")
     assert await store.get_client("client-1") is None
     assert store.tamper_events == 1
     assert [c async for c in store.iter_clients()] == []
@@ -630,7 +683,7 @@ async def test_a_pending_payload_swapped_onto_another_row_is_not_honoured(
     row must not make the victim's Allow approve the attacker's request."""
     await store.put_pending("victim", "alice", '{"redirect_uri": "https://ok"}', int(T0) + 60)
     await store.put_pending("attacker", "mallory", '{"redirect_uri": "https://evil"}', int(T0) + 60)
-    database.edit(
+    await database.edit(
         "UPDATE pending SET (payload, key_id, signature) = "
         "(SELECT payload, key_id, signature FROM pending WHERE id = 'attacker') "
         "WHERE id = 'victim'",
@@ -650,7 +703,7 @@ async def test_a_pending_row_whose_id_subject_or_expiry_was_edited_is_not_honour
     store: ConsentStore, database: StoreDatabase, column: str, value: str
 ) -> None:
     await store.put_pending("p1", "mallory", "{}", int(T0) + 60)
-    database.edit(f"UPDATE pending SET {column} = {value}")  # noqa: S608 - test constants
+    await database.edit(f"UPDATE pending SET {column} = {value}")  # noqa: S608 - test constants
     for pending_id in ("p1", "renamed"):
         assert await store.get_pending(pending_id) is None
     assert not (await store.verify_all()).ok
@@ -663,7 +716,7 @@ async def test_a_whole_consent_row_copied_to_another_subject_is_not_honoured(
 ) -> None:
     """#10.2, the same review for consent rows: a signature is never movable."""
     await approve(store, subject="mallory")
-    database.edit("UPDATE consents SET subject = 'alice'")
+    await database.edit("UPDATE consents SET subject = 'alice'")
     assert not await store.is_approved("alice", "client-1", CB, {"openid"})
     assert not await store.is_approved("mallory", "client-1", CB, {"openid"})
 
@@ -674,8 +727,8 @@ async def test_a_client_row_moved_to_another_client_id_is_not_honoured(
 ) -> None:
     await store.upsert_client({"client_id": "evil", "redirect_uris": ["https://evil/cb"]})
     await store.upsert_client({"client_id": "good", "redirect_uris": [CB]})
-    database.edit("DELETE FROM clients WHERE client_id = 'good'")
-    database.edit("UPDATE clients SET client_id = 'good' WHERE client_id = 'evil'")
+    await database.edit("DELETE FROM clients WHERE client_id = 'good'")
+    await database.edit("UPDATE clients SET client_id = 'good' WHERE client_id = 'evil'")
     assert await store.get_client("good") is None
 
 
@@ -735,6 +788,25 @@ async def test_approving_the_same_thing_again_refreshes_the_record_instead_of_ad
     assert len(await store.list()) == 2
 
 
+async def test_the_longest_allowed_fields_are_stored_and_answered(
+    store: ConsentStore, database: StoreDatabase
+) -> None:
+    """Every field at its bound, in characters of four UTF-8 bytes: nothing the store
+    accepts is too long for an index of its backend."""
+    wide = "\U0001f600"
+    resource = "https://api.example/" + wide * (2048 - 20)
+    redirect_uri = "https://app.example/" + wide * (2048 - 20)
+    client_id = wide * 512
+    record = await store.record(
+        wide * 128, client_id, redirect_uri, {wide * 2047}, resource, ttl=60
+    )
+    assert await approved(store, record)
+    assert [r.id for r in await store.list(client_id=client_id)] == [record.id]
+    assert [r.id for r in await store.list(redirect_uri=redirect_uri)] == [record.id]
+    assert await store.revoke(redirect_uri=redirect_uri) == 1
+    assert not await approved(store, record)
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -778,7 +850,7 @@ async def test_an_own_approval_keeps_the_other_cached_answers(
     """#10.3 without looking at SQL: a tampered row is reported each time it is read,
     so the tamper count tells whether bob's cached answer survived carol's approval."""
     record = await approve(store, subject="bob")
-    database.edit("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
+    await database.edit("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
     assert not await approved(store, record)  # read once, cached as "no"
     assert store.tamper_events == 1
     await approve(store, subject="carol")  # our own write, nobody else's in between

@@ -1,0 +1,10 @@
+"""The PostgreSQL backend of the consent store (asyncpg): several gates, one store.
+
+``pip install 'consentgate[postgres]'``; docs/store.md, "PostgreSQL". Only this package
+imports asyncpg, and nothing imports it unless a PostgreSQL store is opened.
+"""
+
+from consentgate.store.postgres.backend import PostgresBackend, migrate
+from consentgate.store.postgres.dsn import describe, mask_password
+
+__all__ = ["PostgresBackend", "describe", "mask_password", "migrate"]

@@ -1,0 +1,717 @@
+"""The PostgreSQL backend of the consent store: a bounded asyncpg pool, all SQL.
+
+Implements :class:`~consentgate.store.backend.StoreBackend` so that several gate
+instances can share one store (issue 12). It moves rows and owns transactions; it
+never signs, verifies or emits audit events (the facade does).
+
+Decisions and their sources (REFERENCES.md, docs/store.md "PostgreSQL"):
+
+* asyncpg (the fastest asyncio driver, and LISTEN/NOTIFY built in), imported by this
+  package only. A bounded pool (``min_size=1``, ``max_size=pool_size``);
+  ``statement_timeout`` as a server setting of every connection, so a query stuck
+  behind a lock fails instead of holding a request forever, and asyncpg's own
+  ``command_timeout`` a little longer as the client-side backstop for a silent
+  network. The URL is handed to asyncpg as it is: ``sslmode``, ``sslrootcert`` and
+  the other libpq-style parameters work as asyncpg documents them.
+* Connections go back to the pool without asyncpg's reset query (``RESET ALL``,
+  ``UNLISTEN *``, ...), one round trip saved per operation: this backend never
+  changes session state (advisory locks are transaction-scoped, settings are
+  ``SET LOCAL``, nothing LISTENs on a pool connection). An open transaction is
+  still rolled back by asyncpg before any reuse.
+* Read-then-write (:meth:`PostgresBackend.transaction`) starts by locking the one
+  row of ``consentgate.changes`` (``SELECT ... FOR UPDATE``): the triggers on
+  ``consents`` and ``clients`` take the same lock before any write to those tables,
+  so from that first statement nobody else, gate or psql, commits a consent or client
+  change until this transaction ends (what SQLite's ``BEGIN IMMEDIATE`` gives), two
+  instances refreshing one approval never both insert, and the counter the facade
+  reads at both ends of its write tells its own write from anyone else's. The
+  locked read is also the first ``change_counter()``: no extra round trip.
+* ``put_pending`` holds a transaction-scoped advisory lock, so its per-subject,
+  per-source and total caps hold across instances; a refused row rolls everything
+  back. ``take_pending`` is one ``DELETE ... RETURNING`` and ``use_binding`` one
+  ``INSERT ... ON CONFLICT DO NOTHING RETURNING``: atomic on their own, of any number
+  of callers in any number of instances exactly one wins.
+* Writes are shielded from cancellation and tracked while in flight (a client
+  disconnect must not leave a transaction half done); :meth:`PostgresBackend.close`
+  waits for them, then closes the listener and the pool.
+* Cross-instance cache invalidation is LISTEN/NOTIFY on a dedicated connection
+  (:mod:`consentgate.store.postgres.listener`); after its own commit the backend
+  knows the counter it left and moves to it at once, so the facade's own-write rule
+  keeps working without waiting for its own notification.
+* Keyset pagination on each table's ``seq`` identity column; the cursor the facade
+  passes back is the last ``seq`` of the previous page.
+* An outage while serving (the server down or restarting, a statement past
+  ``statement_timeout``, a deadlock with someone's psql session) is raised as
+  :class:`~consentgate.store.errors.StoreUnavailable`, naming the server and the
+  reason: the gate fails closed on it and the pool reconnects by itself when the
+  server is back. A constraint violated or a bug stays the driver's exception.
+* PostgreSQL ``text`` cannot hold NUL, and no row can hold a lone surrogate: a read
+  asked for such a value answers "no such row" instead of a driver error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from consentgate.core.errors import StartupError
+from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS, PENDING_COLUMNS
+from consentgate.store.backend import (
+    Cursor,
+    DuplicatePendingId,
+    LookupKey,
+    Page,
+    PendingFull,
+    Resigned,
+    RevokeSelector,
+    Row,
+    StoreTransaction,
+)
+from consentgate.store.postgres.dsn import describe, password_of
+from consentgate.store.postgres.errors import (
+    CLOSE_ERRORS,
+    OPEN_ERRORS,
+    OUTAGE_ERRORS,
+    startup_error,
+    unavailable,
+)
+from consentgate.store.postgres.listener import COUNTER, ChangeListener
+from consentgate.store.postgres.schema import PENDING_LOCK, SCHEMA, apply_migrations
+
+T = TypeVar("T")
+
+_CLOSED: Final = "the consent store is closed"
+_CONSENTS: Final = f"{SCHEMA}.consents"
+_CLIENTS: Final = f"{SCHEMA}.clients"
+_PENDING: Final = f"{SCHEMA}.pending"
+_BINDINGS: Final = f"{SCHEMA}.used_bindings"
+_CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
+_CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)
+_PENDING_SELECT: Final = ", ".join(PENDING_COLUMNS)
+_PENDING_SUBJECT: Final = PENDING_COLUMNS.index("subject")
+_PENDING_SOURCE: Final = PENDING_COLUMNS.index("source")
+
+
+def _placeholders(count: int, start: int = 1) -> str:
+    return ", ".join(f"${index}" for index in range(start, start + count))
+
+
+_INSERT_CONSENT: Final = (
+    f"INSERT INTO {_CONSENTS} ({_CONSENT_SELECT}) "  # noqa: S608 - constant column names
+    f"VALUES ({_placeholders(len(CONSENT_COLUMNS))})"
+)
+_INSERT_PENDING: Final = (
+    f"INSERT INTO {_PENDING} ({_PENDING_SELECT}) "  # noqa: S608 - constant column names
+    f"VALUES ({_placeholders(len(PENDING_COLUMNS))})"
+)
+_UPSERT_CLIENT: Final = (
+    f"INSERT INTO {_CLIENTS} ({_CLIENT_SELECT}) "  # noqa: S608 - constant column names
+    f"VALUES ({_placeholders(len(CLIENT_COLUMNS))}) ON CONFLICT (client_id) DO UPDATE SET "
+    + ", ".join(f"{column} = EXCLUDED.{column}" for column in CLIENT_COLUMNS[1:])
+)
+#: The read behind every uncached answer; served by the ``consents_lookup`` index (the
+#: MD5s find the rows, the plain equalities decide).
+LOOKUP: Final = (
+    f"SELECT {_CONSENT_SELECT} FROM {_CONSENTS} "  # noqa: S608 - constant column names
+    "WHERE subject = $1 AND md5(client_id) = md5($2) AND md5(redirect_uri) = md5($3) "
+    "AND md5(resource) = md5($4) AND client_id = $2 AND redirect_uri = $3 "
+    "AND resource = $4 AND expires_at > $5 AND revoked_at IS NULL"
+)
+_CLIENT: Final = f"SELECT {_CLIENT_SELECT} FROM {_CLIENTS} WHERE client_id = $1"  # noqa: S608
+_COUNT_PENDING: Final = f"SELECT count(*) FROM {_PENDING} WHERE expires_at > $1"  # noqa: S608
+#: The first statement of every read-then-write transaction (see the module docstring).
+_LOCK_COUNTER: Final = f"{COUNTER} FOR UPDATE"
+_REVOKE_WHERE: Final[dict[str, str]] = {
+    "id": "id = $1",
+    "client_id": "client_id = $1",
+    "redirect_uri": "redirect_uri = $1",
+    "subject": "subject = $1",
+    "all": "$1::text IS NULL",
+}
+_REVOKE: Final = (
+    f"UPDATE {_CONSENTS} AS c SET revoked_at = $1, key_id = s.key_id, "  # noqa: S608
+    "signature = s.signature FROM unnest($2::text[], $3::text[], $4::bytea[]) "
+    "AS s(id, key_id, signature) WHERE c.id = s.id AND c.revoked_at IS NULL"
+)
+#: How long close() waits for the pool's connections to come back before cutting them.
+_CLOSE_TIMEOUT: Final = 10.0
+
+
+def _seq(cursor: Cursor | None) -> int:
+    if cursor is None:
+        return 0
+    if not isinstance(cursor, int) or isinstance(cursor, bool):
+        raise TypeError(f"not a cursor of the PostgreSQL backend: {cursor!r}")
+    return cursor
+
+
+def _page(rows: Sequence[Any], limit: int) -> Page:
+    """Rows selected as ``seq, columns...``: the columns, and the next cursor."""
+    following = int(rows[-1][0]) if len(rows) >= limit else None
+    return [tuple(row)[1:] for row in rows], following
+
+
+def _storable(*values: str | None) -> bool:
+    """False when no row can hold one of the values (NUL, a lone surrogate)."""
+    for value in values:
+        if value is None:
+            continue
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return True
+
+
+def _rowcount(status: str) -> int:
+    """The row count of a command status such as ``DELETE 3``."""
+    try:
+        return int(status.rsplit(" ", 1)[-1])
+    except ValueError:  # pragma: no cover - every DELETE status ends with its count
+        return 0
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset: nothing to undo (see the module docstring)."""
+
+
+class _Transaction:
+    """:class:`~consentgate.store.backend.StoreTransaction` on one pool connection, inside
+    a transaction that holds the change counter's row lock."""
+
+    __slots__ = ("_conn", "_counter")
+
+    def __init__(self, conn: PoolConnectionProxy[asyncpg.Record], counter: int) -> None:
+        self._conn = conn
+        #: The counter as this transaction sees it, while known without a query (the
+        #: lock is held, so only this transaction's own writes move it).
+        self._counter: int | None = counter
+
+    def _writing(self) -> None:
+        self._counter = None
+
+    async def change_counter(self) -> int:
+        if self._counter is None:
+            self._counter = int(await self._conn.fetchval(COUNTER))
+        return self._counter
+
+    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
+        if not _storable(*key):
+            return []
+        return [tuple(row) for row in await self._conn.fetch(LOOKUP, *key, now)]
+
+    async def insert_consent(self, row: Row) -> None:
+        self._writing()
+        await self._conn.execute(_INSERT_CONSENT, *row)
+
+    async def refresh_consent(
+        self, id: str, expires_at: int, key_id: str, signature: bytes
+    ) -> None:
+        self._writing()
+        await self._conn.execute(
+            f"UPDATE {_CONSENTS} SET expires_at = $1, key_id = $2, signature = $3 "  # noqa: S608
+            "WHERE id = $4 AND revoked_at IS NULL",
+            expires_at,
+            key_id,
+            signature,
+            id,
+        )
+
+    async def unrevoked_consents(
+        self, selector: RevokeSelector, value: str | None, *, after: Cursor | None, limit: int
+    ) -> Page:
+        if not _storable(value):
+            return [], None
+        rows = await self._conn.fetch(
+            f"SELECT seq, {_CONSENT_SELECT} FROM {_CONSENTS} "  # noqa: S608 - constant fragments
+            f"WHERE revoked_at IS NULL AND {_REVOKE_WHERE[selector]} AND seq > $2 "
+            "ORDER BY seq LIMIT $3",
+            None if selector == "all" else value,
+            _seq(after),
+            limit,
+        )
+        return _page(rows, limit)
+
+    async def revoke_consents(self, revoked_at: int, signed: Sequence[Resigned]) -> None:
+        if not signed:
+            return
+        self._writing()
+        # One statement for the whole page: one counter step and one notification,
+        # not one per row.
+        ids, key_ids, signatures = zip(*signed, strict=True)
+        await self._conn.execute(_REVOKE, revoked_at, list(ids), list(key_ids), list(signatures))
+
+    async def client(self, client_id: str) -> Row | None:
+        if not _storable(client_id):
+            return None
+        row = await self._conn.fetchrow(_CLIENT, client_id)
+        return tuple(row) if row is not None else None
+
+    async def put_client(self, row: Row) -> None:
+        self._writing()
+        await self._conn.execute(_UPSERT_CLIENT, *row)
+
+
+class PostgresBackend:
+    """The consent store's rows in a PostgreSQL database (see the module docstring).
+
+    Open with :meth:`open`, hand it to :class:`~consentgate.store.facade.ConsentStore`,
+    which closes it with the store::
+
+        store = ConsentStore(await PostgresBackend.open(url), keyring)
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool[asyncpg.Record], listener: ChangeListener, where: str
+    ) -> None:
+        """Use :meth:`open`; the constructor only assembles an opened pool and listener."""
+        self._pool = pool
+        self._listener = listener
+        #: Where the store lives, as ``host:port/dbname`` (for messages; no credentials).
+        self.where = where
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        self._closing: asyncio.Future[None] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        pool_size: int = 10,
+        statement_timeout: float = 5.0,
+        connect_timeout: float = 5.0,
+        password: str | None = None,
+        migrate: bool = True,
+    ) -> PostgresBackend:
+        """Connect to the database at ``dsn`` (a ``postgresql://`` URL), migrate it (or,
+        with ``migrate=False``, check that it needs no migration), and start listening
+        for changes.
+
+        ``password`` overrides one in the URL. Raises
+        :class:`~consentgate.core.errors.StartupError` with one line naming
+        ``host:port/dbname`` (never the password) when the server cannot be reached or
+        does not answer within ``connect_timeout``, refuses the login, has no such
+        database, or has a schema newer than this code knows.
+        """
+        if pool_size < 1 or statement_timeout <= 0 or connect_timeout <= 0:
+            raise ValueError("pool_size must be at least 1 and the timeouts must be positive")
+        where = describe(dsn)
+        secrets = (password, password_of(dsn))
+        settings = {
+            "statement_timeout": str(max(1, round(statement_timeout * 1000))),
+            "application_name": "consentgate",
+        }
+
+        def connect(**extra: Any) -> Awaitable[asyncpg.Connection]:
+            return asyncpg.connect(
+                dsn,
+                password=password,
+                timeout=connect_timeout,
+                server_settings={**settings, **extra},
+            )
+
+        pool: asyncpg.Pool[asyncpg.Record] | None = None
+        listener: ChangeListener | None = None
+        try:
+            conn = await connect()
+            try:
+                await _check_database(conn, where)
+                await apply_migrations(conn, where, migrate=migrate)
+            finally:
+                await conn.close(timeout=connect_timeout)
+            pool = await asyncpg.create_pool(
+                dsn,
+                password=password,
+                min_size=1,
+                max_size=pool_size,
+                timeout=connect_timeout,
+                command_timeout=statement_timeout + connect_timeout,
+                server_settings=settings,
+                reset=_keep_session,
+            )
+            listener = ChangeListener(
+                lambda: connect(application_name="consentgate-listener"),
+                where,
+                timeout=connect_timeout,
+            )
+            await listener.start()
+        except BaseException as exc:
+            if listener is not None:
+                await listener.close()
+            if pool is not None:
+                pool.terminate()
+            if isinstance(exc, StartupError):
+                raise
+            if isinstance(exc, OPEN_ERRORS):
+                raise startup_error(exc, where, timeout=connect_timeout, secrets=secrets) from None
+            raise
+        return cls(pool, listener, where)
+
+    @property
+    def path(self) -> Path | None:
+        """None: the store is not a file."""
+        return None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def listening(self) -> bool:
+        """True while change notifications arrive (the cache is trusted); for readiness."""
+        return not self._closed and self._listener.listening
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The server process id of the listener connection (diagnostics and tests)."""
+        return self._listener.backend_pid
+
+    async def close(self) -> None:
+        if self._closing is None:
+            self._closed = True
+            self._closing = asyncio.ensure_future(self._finish())
+        await asyncio.shield(self._closing)
+
+    async def _finish(self) -> None:
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self._listener.close()
+        try:
+            await asyncio.wait_for(self._pool.close(), _CLOSE_TIMEOUT)
+        except CLOSE_ERRORS:
+            self._pool.terminate()
+
+    # --- plumbing ------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(_CLOSED)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
+        """A pool connection; an outage while it is used is :class:`StoreUnavailable`.
+
+        Not checked for close() here: a write tracked before close() began still runs
+        (close waits for it); callers check first."""
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except OUTAGE_ERRORS as exc:
+            if isinstance(exc, ValueError):  # asyncpg's DataError: a bug, not an outage
+                raise
+            if self._closed and isinstance(exc, asyncpg.InterfaceError):
+                raise RuntimeError(_CLOSED) from None  # close() ran while this waited
+            raise unavailable(exc, self.where) from exc
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Row]:
+        self._check_open()
+        return await self._fetch_now(sql, *args)
+
+    async def _fetch_now(self, sql: str, *args: Any) -> list[Row]:
+        async with self._connection() as conn:
+            return [tuple(row) for row in await conn.fetch(sql, *args)]
+
+    def _track(self, work: Awaitable[T]) -> asyncio.Task[T]:
+        task = asyncio.ensure_future(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._forget)
+        return task
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that was cancelled never will
+
+    async def _write(
+        self, body: Callable[[PoolConnectionProxy[asyncpg.Record]], Awaitable[T]]
+    ) -> T:
+        """Run ``body`` in one transaction on a pool connection, shielded from
+        cancellation and tracked, so close() waits for it."""
+        self._check_open()
+
+        async def transaction() -> T:
+            async with self._connection() as conn, conn.transaction():
+                return await body(conn)
+
+        return await asyncio.shield(self._track(transaction()))
+
+    async def _write_one(self, sql: str, *args: Any) -> list[Row]:
+        """One statement, atomic on its own; shielded and tracked like :meth:`_write`."""
+        self._check_open()
+
+        async def statement() -> list[Row]:
+            return await self._fetch_now(sql, *args)
+
+        return await asyncio.shield(self._track(statement()))
+
+    async def transaction(self, body: Callable[[StoreTransaction], Awaitable[T]]) -> T:
+        """Run the facade's ``body`` in one transaction that first locks the change
+        counter's row (see the module docstring)."""
+        self._check_open()
+
+        async def run() -> T:
+            async with self._connection() as conn:
+                async with conn.transaction():
+                    tx = _Transaction(conn, int(await conn.fetchval(_LOCK_COUNTER)))
+                    result = await body(tx)
+                    counter = await tx.change_counter()
+                # Committed: the database holds at least this counter now.
+                self._listener.advance(counter)
+                return result
+
+        return await asyncio.shield(self._track(run()))
+
+    # --- change detection ------------------------------------------------------------
+
+    def current_counter(self) -> int | None:
+        """The counter the listener last read, or None ("cannot tell": not yet known,
+        the listener connection lost, or closed). No I/O.
+
+        Delay: another instance's change is reflected once its notification arrived
+        and the listener read the counter (a LAN round trip or two, well under a
+        millisecond); this backend's own commits at once."""
+        if self._closed:
+            return None
+        return self._listener.counter
+
+    # --- consents --------------------------------------------------------------------
+
+    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
+        self._check_open()
+        if not _storable(*key):
+            return []
+        return await self._fetch(LOOKUP, *key, now)
+
+    async def consent(self, id: str) -> Row | None:
+        self._check_open()
+        if not _storable(id):
+            return None
+        rows = await self._fetch(
+            f"SELECT {_CONSENT_SELECT} FROM {_CONSENTS} WHERE id = $1",  # noqa: S608
+            id,
+        )
+        return rows[0] if rows else None
+
+    async def consent_page(
+        self,
+        *,
+        after: Cursor | None,
+        limit: int,
+        client_id: str | None = None,
+        redirect_uri: str | None = None,
+        subject: str | None = None,
+        unrevoked_only: bool = False,
+        unexpired_at: int | None = None,
+    ) -> Page:
+        self._check_open()
+        if not _storable(client_id, redirect_uri, subject):
+            return [], None
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("subject", subject),
+        ):
+            if value is not None:
+                params.append(value)
+                clauses.append(f"{column} = ${len(params)}")
+        if unrevoked_only:
+            clauses.append("revoked_at IS NULL")
+        if unexpired_at is not None:
+            params.append(unexpired_at)
+            clauses.append(f"expires_at > ${len(params)}")
+        params.append(_seq(after))
+        clauses.append(f"seq > ${len(params)}")
+        params.append(limit)
+        rows = await self._fetch(
+            f"SELECT seq, {_CONSENT_SELECT} FROM {_CONSENTS} "  # noqa: S608 - constant fragments
+            f"WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ${len(params)}",
+            *params,
+        )
+        return _page(rows, limit)
+
+    # --- clients ---------------------------------------------------------------------
+
+    async def client(self, client_id: str) -> Row | None:
+        self._check_open()
+        if not _storable(client_id):
+            return None
+        rows = await self._fetch(_CLIENT, client_id)
+        return rows[0] if rows else None
+
+    async def client_page(self, *, after: Cursor | None, limit: int) -> Page:
+        rows = await self._fetch(
+            f"SELECT seq, {_CLIENT_SELECT} FROM {_CLIENTS} "  # noqa: S608 - constant
+            "WHERE seq > $1 ORDER BY seq LIMIT $2",
+            _seq(after),
+            limit,
+        )
+        return _page(rows, limit)
+
+    # --- pending consent pages and flow bindings -------------------------------------
+
+    async def pending_page(self, *, after: Cursor | None, limit: int) -> Page:
+        rows = await self._fetch(
+            f"SELECT seq, {_PENDING_SELECT} FROM {_PENDING} "  # noqa: S608 - constant
+            "WHERE seq > $1 ORDER BY seq LIMIT $2",
+            _seq(after),
+            limit,
+        )
+        return _page(rows, limit)
+
+    async def put_pending(
+        self,
+        row: Row,
+        *,
+        now: int,
+        max_per_subject: int | None,
+        max_per_source: int | None,
+        max_total: int | None,
+    ) -> None:
+        values = tuple(row)
+
+        async def put(conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+            # The caps count rows every instance writes: one writer at a time.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", PENDING_LOCK)
+            try:
+                await conn.execute(_INSERT_PENDING, *values)
+            except asyncpg.UniqueViolationError:
+                raise DuplicatePendingId(values[0]) from None
+            for column, value, limit in (
+                ("subject", values[_PENDING_SUBJECT], max_per_subject),
+                ("source", values[_PENDING_SOURCE], max_per_source),
+            ):
+                if limit is None:
+                    continue
+                await conn.execute(
+                    f"DELETE FROM {_PENDING} WHERE {column} = $1 AND (expires_at <= $2 "  # noqa: S608 - constant column
+                    f"OR seq IN (SELECT seq FROM {_PENDING} WHERE {column} = $1 "
+                    "ORDER BY created_at DESC, seq DESC OFFSET $3))",
+                    value,
+                    now,
+                    max(limit, 1),
+                )
+            # Counted after the evictions: a subject or source that only replaces its
+            # own oldest rows does not grow the table and is never refused.
+            if max_total is not None and int(await conn.fetchval(_COUNT_PENDING, now)) > max_total:
+                raise PendingFull  # the transaction is rolled back: nothing written
+
+        await self._write(put)
+
+    async def count_pending(self, now: int) -> int:
+        rows = await self._fetch(_COUNT_PENDING, now)
+        return int(rows[0][0])
+
+    async def pending(self, id: str, now: int) -> Row | None:
+        self._check_open()
+        if not _storable(id):
+            return None
+        rows = await self._fetch(
+            f"SELECT {_PENDING_SELECT} FROM {_PENDING} "  # noqa: S608 - constant columns
+            "WHERE id = $1 AND expires_at > $2",
+            id,
+            now,
+        )
+        return rows[0] if rows else None
+
+    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
+        self._check_open()
+        if not _storable(id, subject):
+            return None
+        rows = await self._write_one(
+            f"DELETE FROM {_PENDING} WHERE id = $1 AND subject = $2 AND expires_at > $3 "  # noqa: S608
+            f"RETURNING {_PENDING_SELECT}",
+            id,
+            subject,
+            now,
+        )
+        return rows[0] if rows else None
+
+    async def use_binding(self, key: str, expires_at: int) -> bool:
+        rows = await self._write_one(
+            f"INSERT INTO {_BINDINGS} (key, expires_at) VALUES ($1, $2) "  # noqa: S608
+            "ON CONFLICT (key) DO NOTHING RETURNING key",
+            key,
+            expires_at,
+        )
+        return bool(rows)
+
+    async def purge(self, now: int, *, records_before: int | None) -> tuple[int, int]:
+        async def purge(conn: PoolConnectionProxy[asyncpg.Record]) -> tuple[int, int]:
+            first = await conn.execute(f"DELETE FROM {_PENDING} WHERE expires_at <= $1", now)  # noqa: S608
+            second = await conn.execute(f"DELETE FROM {_BINDINGS} WHERE expires_at <= $1", now)  # noqa: S608
+            records = 0
+            if records_before is not None:
+                records = _rowcount(
+                    await conn.execute(
+                        f"DELETE FROM {_CONSENTS} WHERE "  # noqa: S608
+                        "(revoked_at IS NOT NULL AND revoked_at <= $1) OR expires_at <= $1",
+                        records_before,
+                    )
+                )
+            return _rowcount(first) + _rowcount(second), records
+
+        return await self._write(purge)
+
+    async def ping(self) -> None:
+        await self._fetch("SELECT 1")
+
+
+async def _check_database(conn: asyncpg.Connection, where: str) -> None:
+    """Refuse a database whose encoding cannot hold every string the store keeps."""
+    encoding = await conn.fetchval("SHOW server_encoding")
+    if str(encoding).upper() not in {"UTF8", "UTF-8"}:
+        raise StartupError(
+            f"the PostgreSQL database {where} has encoding {encoding}; the consent store "
+            "needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8')"
+        )
+
+
+async def migrate(
+    dsn: str,
+    *,
+    password: str | None = None,
+    connect_timeout: float = 5.0,
+    statement_timeout: float = 5.0,
+) -> tuple[int, int]:
+    """Bring the database at ``dsn`` to this code's schema version, ahead of a deploy
+    (``consentgate migrate``); returns (version before, version after). Safe to run
+    while gates of the same version are serving, and from several places at once
+    (the migration lock). ``statement_timeout`` is the session's, as for
+    :meth:`PostgresBackend.open`; the migration itself may take up to
+    :data:`~consentgate.store.postgres.schema.MIGRATION_TIMEOUT` seconds. Raises
+    :class:`~consentgate.core.errors.StartupError` as :meth:`PostgresBackend.open` does."""
+    if connect_timeout <= 0 or statement_timeout <= 0:
+        raise ValueError("the timeouts must be positive")
+    where = describe(dsn)
+    try:
+        conn = await asyncpg.connect(
+            dsn,
+            password=password,
+            timeout=connect_timeout,
+            server_settings={
+                "statement_timeout": str(max(1, round(statement_timeout * 1000))),
+                "application_name": "consentgate-migrate",
+            },
+        )
+        try:
+            await _check_database(conn, where)
+            return await apply_migrations(conn, where, migrate=True)
+        finally:
+            await conn.close(timeout=connect_timeout)
+    except StartupError:
+        raise
+    except OPEN_ERRORS as exc:
+        raise startup_error(
+            exc, where, timeout=connect_timeout, secrets=(password, password_of(dsn))
+        ) from None

@@ -1,0 +1,250 @@
+"""The PostgreSQL schema of the consent store, and its forward-only migrations.
+
+Everything lives in one schema, ``consentgate`` (so the store can share a database
+with other applications' tables without touching them), versioned by the rows of
+``consentgate.schema_version``: one row per migration applied, the highest is the
+version. Migrations only go forward and run in one transaction at open (or with
+``consentgate migrate`` ahead of a deploy, :func:`consentgate.store.postgres.migrate`)
+holding ``pg_advisory_xact_lock(MIGRATION_LOCK)``: five instances starting at once
+on an empty database take turns, the first migrates, the others find the work done.
+A failed migration leaves the database as it was (DDL is transactional in
+PostgreSQL). A version newer than this code knows is refused (upgrade consentgate);
+a ``consentgate`` schema that has tables but no version table is someone else's and
+is refused too, untouched.
+
+The columns are SQLite's (:mod:`consentgate.store.sqlite.schema`), in the order of
+:mod:`consentgate.core.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
+``PENDING_COLUMNS``), with strict types: integers are ``bigint``, signatures
+``bytea``, text ``text COLLATE "C"`` (byte-wise equality and order, whatever the
+database's default collation). Each table but ``used_bindings`` ends with ``seq``, an
+identity column: the order of listings and the cursor of their pages.
+
+Indexes, and why some hash their values: a B-tree entry holds at most about 2.7 kB,
+and a consent's client_id (512 characters), redirect_uri and resource (2,048 each) may
+together be several times that. The lookup index therefore keys on ``subject`` (at
+most 128 characters) and the MD5 of the three long columns; the query repeats the
+plain equalities, so a hash collision can only cost a row read, never a wrong answer.
+Listing and revoking by client_id or redirect_uri use hash indexes, which store a
+32-bit hash whatever the value's length.
+
+Cache coherence (docs/store.md, "PostgreSQL"): ``consentgate.changes`` holds one
+counter. On ``consents`` and ``clients``, a BEFORE STATEMENT trigger locks the
+counter row (so every writer of those tables, a running gate or a person with psql,
+takes that lock before touching a row, and none can deadlock on it), and AFTER
+STATEMENT triggers that changed at least one row (or truncated the table) add one to
+it and ``pg_notify('consentgate_changes', <new value>)`` in the same transaction:
+every instance listening hears of every committed change, however it was made.
+
+History:
+
+1. The consent, client, pending and used-binding tables, the change counter and its
+   triggers (the SQLite schema 3, in one step).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import asyncpg
+
+from consentgate.core.errors import StartupError
+
+# Operational, not audit: which database was migrated from which version.
+_log = logging.getLogger("consentgate")
+
+#: The schema (namespace) every table of the store lives in.
+SCHEMA: Final = "consentgate"
+#: The channel the triggers notify on; the payload is the new counter value.
+CHANNEL: Final = "consentgate_changes"
+#: ``pg_advisory_xact_lock`` key held while migrating ("consentg" in ASCII, + 1).
+MIGRATION_LOCK: Final = 0x636F_6E73_656E_7401
+#: ``pg_advisory_xact_lock`` key held by :meth:`PostgresBackend.put_pending`, so the
+#: per-subject, per-source and total caps hold across instances.
+PENDING_LOCK: Final = 0x636F_6E73_656E_7402
+#: How long a migration (or waiting for another instance's) may take.
+MIGRATION_TIMEOUT: Final = 60
+
+_TEXT: Final = 'text COLLATE "C"'
+
+_COUNTING_TRIGGERS: Final = tuple(
+    statement
+    for table in ("consents", "clients")
+    for statement in (
+        f"""CREATE TRIGGER {table}_lock_changes
+            BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {SCHEMA}.{table}
+            FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.lock_changes()""",
+        f"""CREATE TRIGGER {table}_count_inserts AFTER INSERT ON {SCHEMA}.{table}
+            REFERENCING NEW TABLE AS changed
+            FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.count_changes()""",
+        f"""CREATE TRIGGER {table}_count_updates AFTER UPDATE ON {SCHEMA}.{table}
+            REFERENCING NEW TABLE AS changed
+            FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.count_changes()""",
+        f"""CREATE TRIGGER {table}_count_deletes AFTER DELETE ON {SCHEMA}.{table}
+            REFERENCING OLD TABLE AS changed
+            FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.count_changes()""",
+        f"""CREATE TRIGGER {table}_count_truncates AFTER TRUNCATE ON {SCHEMA}.{table}
+            FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.count_changes()""",
+    )
+)
+
+#: Forward migrations; schema version N is the result of applying the first N.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        f"""CREATE TABLE {SCHEMA}.consents (
+            id {_TEXT} NOT NULL PRIMARY KEY,
+            subject {_TEXT} NOT NULL,
+            client_id {_TEXT} NOT NULL,
+            redirect_uri {_TEXT} NOT NULL,
+            scopes {_TEXT} NOT NULL,
+            resource {_TEXT} NOT NULL,
+            granted_at bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            revoked_at bigint,
+            key_id {_TEXT} NOT NULL,
+            signature bytea NOT NULL,
+            seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE
+        )""",
+        f"""CREATE INDEX consents_lookup ON {SCHEMA}.consents
+            (subject, md5(client_id), md5(redirect_uri), md5(resource), expires_at)""",
+        f"CREATE INDEX consents_by_client ON {SCHEMA}.consents USING hash (client_id)",
+        f"CREATE INDEX consents_by_redirect_uri ON {SCHEMA}.consents USING hash (redirect_uri)",
+        f"CREATE INDEX consents_by_expiry ON {SCHEMA}.consents (expires_at)",
+        f"CREATE INDEX consents_by_revocation ON {SCHEMA}.consents (revoked_at)",
+        f"""CREATE TABLE {SCHEMA}.clients (
+            client_id {_TEXT} NOT NULL PRIMARY KEY,
+            client_name {_TEXT},
+            redirect_uris {_TEXT} NOT NULL,
+            client_uri {_TEXT},
+            logo_uri {_TEXT},
+            tos_uri {_TEXT},
+            policy_uri {_TEXT},
+            registered_at bigint NOT NULL,
+            registration {_TEXT} NOT NULL,
+            key_id {_TEXT} NOT NULL,
+            signature bytea NOT NULL,
+            seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE
+        )""",
+        f"""CREATE TABLE {SCHEMA}.pending (
+            id {_TEXT} NOT NULL PRIMARY KEY,
+            subject {_TEXT} NOT NULL,
+            source {_TEXT} NOT NULL,
+            payload {_TEXT} NOT NULL,
+            created_at bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            key_id {_TEXT} NOT NULL,
+            signature bytea NOT NULL,
+            seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE
+        )""",
+        f"CREATE INDEX pending_by_subject ON {SCHEMA}.pending (subject, created_at)",
+        f"CREATE INDEX pending_by_source ON {SCHEMA}.pending (source, created_at)",
+        f"CREATE INDEX pending_by_expiry ON {SCHEMA}.pending (expires_at)",
+        f"""CREATE TABLE {SCHEMA}.used_bindings (
+            key {_TEXT} NOT NULL PRIMARY KEY,
+            expires_at bigint NOT NULL
+        )""",
+        f"CREATE INDEX used_bindings_by_expiry ON {SCHEMA}.used_bindings (expires_at)",
+        f"""CREATE TABLE {SCHEMA}.changes (
+            id integer NOT NULL PRIMARY KEY CHECK (id = 1),
+            counter bigint NOT NULL
+        )""",
+        f"INSERT INTO {SCHEMA}.changes (id, counter) VALUES (1, 0)",
+        f"""CREATE FUNCTION {SCHEMA}.lock_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM 1 FROM {SCHEMA}.changes WHERE id = 1 FOR UPDATE;
+                RETURN NULL;
+            END $$""",
+        f"""CREATE FUNCTION {SCHEMA}.count_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                moved bigint;
+            BEGIN
+                IF TG_OP <> 'TRUNCATE' THEN
+                    PERFORM 1 FROM changed LIMIT 1;
+                    IF NOT FOUND THEN
+                        RETURN NULL;  -- a statement that changed no row changes nothing
+                    END IF;
+                END IF;
+                UPDATE {SCHEMA}.changes SET counter = counter + 1 WHERE id = 1
+                    RETURNING counter INTO moved;
+                PERFORM pg_notify('{CHANNEL}', moved::text);
+                RETURN NULL;
+            END $$""",
+        *_COUNTING_TRIGGERS,
+    ),
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+_VERSION_TABLE: Final = f"{SCHEMA}.schema_version"
+_BOOTSTRAP: Final = (
+    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+    f"""CREATE TABLE {_VERSION_TABLE} (
+        version integer NOT NULL PRIMARY KEY,
+        applied_at timestamptz NOT NULL DEFAULT now()
+    )""",
+)
+
+
+async def schema_version(conn: asyncpg.Connection, where: str) -> int:
+    """The database's schema version (0: no consentgate schema yet). Refuses a
+    ``consentgate`` schema that has tables but no version table."""
+    # The catalogs, not to_regclass(): they answer a role without USAGE on the schema.
+    names = [
+        row[0]
+        for row in await conn.fetch(
+            "SELECT c.relname FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 ORDER BY c.relname",
+            SCHEMA,
+        )
+    ]
+    if "schema_version" not in names:
+        if names:
+            raise StartupError(
+                f"the PostgreSQL database {where} has a schema {SCHEMA!r} that is not "
+                f"consentgate's (it has {names[0]!r} and no schema_version table); "
+                "use another database"
+            )
+        return 0
+    return int(await conn.fetchval(f"SELECT coalesce(max(version), 0) FROM {_VERSION_TABLE}"))
+
+
+async def apply_migrations(
+    conn: asyncpg.Connection, where: str, *, migrate: bool
+) -> tuple[int, int]:
+    """Bring the database to :data:`SCHEMA_VERSION` (with ``migrate``) or check it is
+    there (without); returns (version found, version now). One transaction, under the
+    migration lock; DDL runs only when something is missing, so a role that may not
+    create anything opens an up-to-date database."""
+    async with conn.transaction():
+        await conn.execute(f"SET LOCAL statement_timeout = '{MIGRATION_TIMEOUT}s'")
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        found = await schema_version(conn, where)
+        if found > SCHEMA_VERSION:
+            raise StartupError(
+                f"the consent store in PostgreSQL {where} has schema version {found}, newer "
+                f"than the {SCHEMA_VERSION} this consentgate knows; upgrade consentgate"
+            )
+        if found == SCHEMA_VERSION:
+            return found, found
+        if not migrate:
+            raise StartupError(
+                f"the consent store in PostgreSQL {where} has schema version {found}; this "
+                f"consentgate needs {SCHEMA_VERSION}: run consentgate migrate"
+            )
+        if found == 0:
+            for statement in _BOOTSTRAP:
+                await conn.execute(statement)
+        for index in range(found, SCHEMA_VERSION):
+            for statement in MIGRATIONS[index]:
+                await conn.execute(statement)
+            await conn.execute(
+                f"INSERT INTO {_VERSION_TABLE} (version) VALUES ($1)",
+                index + 1,
+            )
+    _log.info(
+        "consent store in PostgreSQL %s migrated from schema version %d to %d",
+        where,
+        found,
+        SCHEMA_VERSION,
+    )
+    return found, SCHEMA_VERSION
