@@ -44,11 +44,16 @@ class Page:
 class Browser:
     """One browser profile: cookies persist between its requests, not across browsers."""
 
-    def __init__(self, gate_url: str, *, source: str | None = None) -> None:
+    def __init__(
+        self, gate_url: str, *, source: str | None = None, fresh_connections: bool = False
+    ) -> None:
         """``source``: the loopback address to connect from (127.0.0.2, ...), so that
-        the gate sees another client address."""
+        the gate sees another client address. ``fresh_connections``: a new connection
+        per request (behind a round-robin front, each request may reach another gate)."""
         self.gate_url = gate_url
-        connector = aiohttp.TCPConnector(local_addr=(source, 0) if source else None)
+        connector = aiohttp.TCPConnector(
+            local_addr=(source, 0) if source else None, force_close=fresh_connections
+        )
         self.session = aiohttp.ClientSession(
             cookie_jar=aiohttp.CookieJar(unsafe=True), auto_decompress=True, connector=connector
         )

@@ -1,0 +1,152 @@
+"""Three gates on one PostgreSQL store behind a round-robin front (issue 12, point 3).
+
+Each gate is a separate application with its own store connections, decision cache
+and notification listener, as three hosts would have; they share the database and
+the key directory. The front sends every new connection to the next gate, and the
+browsers open a new connection per request, so consecutive steps of one sign-in
+land on different gates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from consentgate.web.appkeys import STORE
+from tests.browsersim import Browser, Page
+from tests.conftest import RunningGate, StartGate, StartUpstream
+from tests.fakeproxy import FakeProxy
+from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
+from tests.roundrobin import RoundRobin
+from tests.web.test_authorize import CLIENT_REDIRECT, auth_params
+
+__all__ = ["postgres_cluster"]  # the session fixture, used here by name
+
+INSTANCES = 3
+
+
+@dataclass
+class Fleet:
+    url: str
+    front: RoundRobin
+    gates: list[RunningGate]
+    proxy: FakeProxy
+
+
+@pytest.fixture
+async def fleet(
+    postgres_cluster: PostgresCluster, start_upstream: StartUpstream, start_gate: StartGate
+) -> AsyncIterator[Fleet]:
+    database = postgres_cluster.create_database(owner=GATE_ROLE)
+    proxy = FakeProxy()
+    upstream = await start_upstream(proxy.app())
+    backends: list[tuple[str, int]] = []
+    front = RoundRobin(backends)
+    async with front.serve() as url:
+        proxy.public_url = url
+        gates = [
+            await start_gate(
+                upstream,
+                public_url=url,
+                store={"url": postgres_cluster.dsn(database, user=GATE_ROLE)},
+            )
+            for _ in range(INSTANCES)
+        ]
+        backends.extend(("127.0.0.1", int(g.url.rsplit(":", 1)[1])) for g in gates)
+        yield Fleet(url, front, gates, proxy)
+
+
+async def register(fleet: Fleet) -> str:
+    async with (
+        Browser(fleet.url, fresh_connections=True) as tool,
+        tool.session.post(
+            f"{fleet.url}/register",
+            json={"redirect_uris": [CLIENT_REDIRECT], "client_name": "Example Client"},
+        ) as response,
+    ):
+        assert response.status == 201
+        client_id: str = (await response.json())["client_id"]
+    return client_id
+
+
+def last_gates(fleet: Fleet, count: int) -> list[int]:
+    return fleet.front.sent_to[-count:]
+
+
+async def test_a_sign_in_whose_steps_land_on_three_gates_succeeds(fleet: Fleet) -> None:
+    client_id = await register(fleet)
+    async with Browser(fleet.url, fresh_connections=True) as browser:
+        page = await browser.authorize(auth_params(client_id))
+        assert page.is_consent_page
+        done = await browser.answer(page, "approve", remember=True)
+        assert done.status == 303
+        state = done.location_query()["state"]
+        back = await browser.get(f"/auth/callback?code=idp-code&state={state}", site="cross-site")
+        steps = last_gates(fleet, 3)
+        assert back.status == 302, back.text[:300]
+        assert back.location.startswith(CLIENT_REDIRECT + "?code=proxy-code-")
+        # The remembered approval is honoured by every gate, not only the one that stored it.
+        again = [await browser.authorize(auth_params(client_id)) for _ in range(INSTANCES)]
+        silent = last_gates(fleet, INSTANCES)
+    assert sorted(steps) == [0, 1, 2]  # authorize, answer and callback on three gates
+    assert sorted(silent) == [0, 1, 2]
+    assert [p.status for p in again] == [302] * INSTANCES
+    assert len(fleet.proxy.reached("/auth/callback")) == 1
+
+
+async def test_fifty_replays_of_one_answer_over_three_gates_approve_once(fleet: Fleet) -> None:
+    client_id = await register(fleet)
+    async with Browser(fleet.url, fresh_connections=True) as browser:
+        page = await browser.authorize(auth_params(client_id))
+        answers: list[Page] = await asyncio.gather(
+            *(browser.answer(page, "approve") for _ in range(50))
+        )
+    statuses = sorted(a.status for a in answers)
+    assert statuses == [303] + [403] * 49
+    assert len(fleet.proxy.reached("/authorize")) == 1
+    assert set(fleet.front.sent_to[-50:]) == {0, 1, 2}
+
+
+async def test_fifty_replays_of_one_callback_over_three_gates_pass_once(fleet: Fleet) -> None:
+    client_id = await register(fleet)
+    async with Browser(fleet.url, fresh_connections=True) as browser:
+        done = await browser.answer(await browser.authorize(auth_params(client_id)), "approve")
+        state = done.location_query()["state"]
+        backs = await asyncio.gather(
+            *(browser.get(f"/auth/callback?code=c&state={state}") for _ in range(50))
+        )
+    assert sorted(b.status for b in backs) == [302] + [403] * 49
+    assert len(fleet.proxy.reached("/auth/callback")) == 1
+
+
+async def test_a_revocation_on_one_gate_is_honoured_by_the_others_once_notified(
+    fleet: Fleet,
+) -> None:
+    client_id = await register(fleet)
+    async with Browser(fleet.url, fresh_connections=True) as browser:
+        done = await browser.answer(
+            await browser.authorize(auth_params(client_id)), "approve", remember=True
+        )
+        assert done.status == 303
+        # Every gate answers silently, so every gate has the approval in its cache.
+        assert [(await browser.authorize(auth_params(client_id))).status for _ in range(3)] == [
+            302
+        ] * 3
+        others = [g.app[STORE] for g in fleet.gates[1:]]
+        seen = [store._backend.current_counter() for store in others]
+        assert await fleet.gates[0].app[STORE].revoke(client_id=client_id) == 1
+        # NOTIFY is asynchronous: wait (bounded) until each other gate heard of the change.
+        for _ in range(100):
+            now = [store._backend.current_counter() for store in others]
+            if all(
+                a is not None and b is not None and a > b for a, b in zip(now, seen, strict=True)
+            ):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"no notification reached the other gates: {seen} -> {now}")
+        asked = [await browser.authorize(auth_params(client_id)) for _ in range(3)]
+    assert [p.is_consent_page for p in asked] == [True] * 3
