@@ -18,6 +18,14 @@ database file sits in the OS page cache, as it does in a running gate. Cached
 lookups repeat one key on a store with the cache on; that path includes the
 ``PRAGMA data_version`` check that notices other processes' writes, which is
 also measured on its own.
+
+PostgreSQL (``--postgres URL``, or ``--postgres throwaway`` for a cluster started in
+a temporary directory with tests/pgcluster.py, as the tests do): the same
+measurements on a :class:`~consentgate.store.postgres.PostgresBackend` in a database
+the script may fill (it creates the ``consentgate`` schema, bulk-loads the rows with
+COPY and drops the schema at the end), plus the delay of the cache invalidation
+between two instances: how long after one store's ``record`` returned another
+store's ``current_counter()`` has moved (LISTEN/NOTIFY, then one read).
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ from consentgate.core.keys import KeyRing
 from consentgate.core.records import CONSENT_COLUMNS, ConsentRecord, sign_record
 from consentgate.store import ConsentStore
 from consentgate.store.sqlite import SQLiteBackend
+
+REPO = Path(__file__).resolve().parents[1]
 
 NOW = int(time.time())
 SCOPES = frozenset({"openid", "profile"})
@@ -185,6 +195,153 @@ async def time_record(path: Path, keyring: KeyRing, count: int) -> list[float]:
         return samples
 
 
+# --- PostgreSQL -----------------------------------------------------------------------
+
+
+async def pg_build(url: str, count: int, keyring: KeyRing) -> float:
+    """The schema (by opening a backend), then ``count`` signed rows with COPY."""
+    from consentgate.store.postgres import PostgresBackend  # noqa: PLC0415 - optional extra
+
+    started = time.perf_counter()
+    backend = await PostgresBackend.open(url)
+    try:
+        async with backend._connection() as conn:
+            await conn.execute("TRUNCATE consentgate.consents")
+            source = rows(count, keyring)
+            done = 0
+            while done < count:
+                batch = [row for _, row in zip(range(BATCH), source, strict=False)]
+                async with conn.transaction():  # a bulk load may take longer than 5 s
+                    await conn.execute("SET LOCAL statement_timeout = 0")
+                    await conn.copy_records_to_table(
+                        "consents",
+                        schema_name="consentgate",
+                        columns=CONSENT_COLUMNS,
+                        records=batch,
+                    )
+                done += len(batch)
+                if count >= 200_000:
+                    print(f"  ... {done:,} rows", file=sys.stderr, flush=True)
+            async with conn.transaction():
+                await conn.execute("SET LOCAL statement_timeout = 0")
+                await conn.execute("ANALYZE consentgate.consents")
+    finally:
+        await backend.close()
+    return time.perf_counter() - started
+
+
+async def pg_store(url: str, keyring: KeyRing, cache_size: int = 10_000) -> ConsentStore:
+    from consentgate.store.postgres import PostgresBackend  # noqa: PLC0415 - optional extra
+
+    return ConsentStore(await PostgresBackend.open(url), keyring, cache_size=cache_size)
+
+
+async def pg_uncached(url: str, count: int, keyring: KeyRing, lookups: int) -> list[float]:
+    chooser = random.Random(count)
+    async with await pg_store(url, keyring, cache_size=0) as store:
+        samples: list[float] = []
+        for round_number in range(lookups + 500):
+            index = chooser.randrange(count)
+            client_id, redirect_uri = client_of(index)
+            started = time.perf_counter_ns()
+            answer = await store.is_approved(subject_of(index), client_id, redirect_uri, {"openid"})
+            elapsed = time.perf_counter_ns() - started
+            if not answer:
+                raise AssertionError(f"record {index} was not approved")
+            if round_number >= 500:
+                samples.append(elapsed / 1000)
+        return samples
+
+
+async def pg_cached(url: str, keyring: KeyRing, lookups: int) -> tuple[list[float], float, float]:
+    """Cached lookups of one key, their loop mean, and ``current_counter()`` alone."""
+    async with await pg_store(url, keyring) as store:
+        client_id, redirect_uri = client_of(7)
+        subject, scopes = subject_of(7), {"openid"}
+        assert await store.is_approved(subject, client_id, redirect_uri, scopes)
+        samples: list[float] = []
+        for _ in range(lookups):
+            started = time.perf_counter_ns()
+            await store.is_approved(subject, client_id, redirect_uri, scopes)
+            samples.append((time.perf_counter_ns() - started) / 1000)
+        started = time.perf_counter_ns()
+        for _ in range(lookups):
+            await store.is_approved(subject, client_id, redirect_uri, scopes)
+        mean = (time.perf_counter_ns() - started) / 1000 / lookups
+        current = time_call(store._backend.current_counter, lookups)
+        return samples, mean, current
+
+
+async def pg_record_and_delay(
+    url: str, keyring: KeyRing, count: int
+) -> tuple[list[float], list[float]]:
+    """``record`` on one store, and how long until a second store's counter moved."""
+    async with await pg_store(url, keyring) as writer, await pg_store(url, keyring) as reader:
+        writes: list[float] = []
+        delays: list[float] = []
+        for index in range(count):
+            started = time.perf_counter_ns()
+            await writer.record(
+                f"bench-{index}", "client-x", "https://x.example/cb", SCOPES, ttl=60
+            )
+            committed = time.perf_counter_ns()
+            writes.append((committed - started) / 1000)
+            target = writer._backend.current_counter()
+            assert target is not None
+            # what is measured is when the synchronous counter moves: poll it
+            while (reader._backend.current_counter() or 0) < target:  # noqa: ASYNC110
+                await asyncio.sleep(0)
+            delays.append((time.perf_counter_ns() - committed) / 1000)
+        return writes, delays
+
+
+async def pg_drop(url: str) -> None:
+    import asyncpg  # noqa: PLC0415 - optional extra
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DROP SCHEMA consentgate CASCADE")
+    finally:
+        await conn.close()
+
+
+def postgres(url: str, large: int, keyring: KeyRing, lookups: int) -> None:
+    cluster = None
+    if url == "throwaway":
+        sys.path.insert(0, str(REPO))
+        from tests import pgcluster  # noqa: PLC0415 - a developer's throwaway server
+
+        cluster = pgcluster.cluster()
+        role = pgcluster.GATE_ROLE
+        url = cluster.dsn(cluster.create_database(owner=role), role)
+        print(f"throwaway PostgreSQL cluster started in {cluster.started_in:.1f} s")
+    try:
+        seconds = asyncio.run(pg_build(url, 1000, keyring))
+        small = asyncio.run(pg_uncached(url, 1000, keyring, lookups))
+        print(f"PostgreSQL: built 1,000 records in {seconds:.1f} s", flush=True)
+        seconds = asyncio.run(pg_build(url, large, keyring))
+        print(f"PostgreSQL: built {large:,} records in {seconds:.1f} s", flush=True)
+        big = asyncio.run(pg_uncached(url, large, keyring, lookups))
+        cached, cached_mean, current = asyncio.run(pg_cached(url, keyring, 100_000))
+        writes, delays = asyncio.run(pg_record_and_delay(url, keyring, 500))
+        asyncio.run(pg_drop(url))
+    finally:
+        if cluster is not None:
+            from tests import pgcluster  # noqa: PLC0415
+
+            pgcluster.stop_cluster()
+    print()
+    print(line("PG is_approved uncached, 1,000 records", small))
+    print(line(f"PG is_approved uncached, {large:,} records", big))
+    ratio = percentile(big, 0.5) / percentile(small, 0.5)
+    print(f"{'PG ratio of the p50s (target <= 2)':<44} {ratio:.2f}")
+    print(line("PG is_approved cached (one key, repeated)", cached))
+    print(f"{'PG is_approved cached, loop mean':<44} {cached_mean:.1f} µs")
+    print(f"{'PG backend.current_counter()':<44} {current:.2f} µs")
+    print(line("PG record (sign + insert + commit)", writes))
+    print(line("PG another store's counter moved after", delays))
+
+
 def line(label: str, samples: list[float]) -> str:
     return (
         f"{label:<44} p50 {percentile(samples, 0.5):8.1f} µs   "
@@ -197,9 +354,20 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=1_000_000, help="size of the large store")
     parser.add_argument("--quick", action="store_true", help="100,000 records instead")
     parser.add_argument("--lookups", type=int, default=20_000, help="timed lookups per store")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also measure a PostgreSQL store at URL, or 'throwaway' for a temporary cluster",
+    )
+    parser.add_argument("--postgres-only", action="store_true", help="skip SQLite")
     args = parser.parse_args()
     large = 100_000 if args.quick else args.records
     keyring = KeyRing.generate()
+    if args.postgres_only:
+        if not args.postgres:
+            parser.error("--postgres-only needs --postgres")
+        postgres(args.postgres, large, keyring, args.lookups)
+        return 0
     print(f"SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="consentgate-bench-") as directory:
         small_path = Path(directory) / "small.sqlite3"
@@ -227,6 +395,8 @@ def main() -> int:
     print(f"{'change counter read (after any commit)':<44} {counter:.2f} µs")
     print(f"{'backend.current_counter(), nothing changed':<44} {current:.2f} µs")
     print(line("record (sign + insert + commit)", writes))
+    if args.postgres:
+        postgres(args.postgres, large, keyring, args.lookups)
     return 0
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -38,6 +40,7 @@ from tests.pgcluster import (
 from tests.store.conftest import CB, T0, FakeClock, PostgresDatabase, approve, approved
 
 WAIT = 5.0
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -451,6 +454,23 @@ async def test_a_forged_notification_moves_no_counter(
         assert seen <= {start, real}
 
 
+async def test_a_deleted_counter_row_makes_writes_fail_closed_until_restored(
+    database: PostgresDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    """Without the counter no instance could hear of a change: every write of a consent
+    or client, from a gate or from psql, fails with the command that restores it."""
+    async with await database.open(ring, clock=clock) as store:
+        await approve(store, "alice")
+        await admin_execute(database, "DELETE FROM changes")
+        with pytest.raises(StoreUnavailable, match=r"restore it: INSERT INTO consentgate\.changes"):
+            await approve(store, "bob")
+        with pytest.raises(asyncpg.RaiseError, match=r"consentgate\.changes has lost its row"):
+            await admin_execute(database, "UPDATE consents SET key_id = key_id")
+        await admin_execute(database, "INSERT INTO changes VALUES (1, 0)")
+        await approve(store, "bob")
+        assert len(await store.list()) == 2
+
+
 async def test_the_lookup_is_served_by_the_lookup_index(database: PostgresDatabase) -> None:
     backend = await database.backend()
     await database.edit(
@@ -722,3 +742,25 @@ def test_without_postgresql_the_tests_say_how_to_install_it(
         pytest.fail.Exception, match="CI_REQUIRE_POSTGRES=1 and PostgreSQL is not installed"
     ):
         cluster_or_skip()
+
+
+def test_the_documented_postgresql_example_runs(
+    postgres_cluster: PostgresCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    text = (REPO / "docs" / "store.md").read_text(encoding="utf-8")
+    [example] = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+        if "PostgresBackend" in block
+    ]
+    name = postgres_cluster.create_database(owner=GATE_ROLE)
+    try:
+        monkeypatch.setenv("CONSENTGATE_STORE_URL", postgres_cluster.dsn(name, GATE_ROLE))
+        monkeypatch.chdir(tmp_path)
+        exec(compile(example, "docs/store.md", "exec"), {"__name__": "__main__"})  # noqa: S102
+        assert capsys.readouterr().out == "approved: True\n"
+    finally:
+        postgres_cluster.drop_database(name)

@@ -73,6 +73,7 @@ from consentgate.store.backend import (
     Row,
     StoreTransaction,
 )
+from consentgate.store.errors import StoreUnavailable
 from consentgate.store.postgres.dsn import describe, password_of
 from consentgate.store.postgres.errors import (
     CLOSE_ERRORS,
@@ -171,6 +172,19 @@ def _storable(*values: str | None) -> bool:
     return True
 
 
+_LOST_COUNTER: Final = (
+    f"{SCHEMA}.changes has lost its row; restore it: "  # noqa: S608 - a message, not SQL run
+    f"INSERT INTO {SCHEMA}.changes VALUES (1, 0)"
+)
+
+
+def _counter(value: int | None) -> int:
+    """The counter a query read; its row deleted by hand fails closed."""
+    if value is None:
+        raise StoreUnavailable(_LOST_COUNTER)
+    return int(value)
+
+
 def _rowcount(status: str) -> int:
     """The row count of a command status such as ``DELETE 3``."""
     try:
@@ -200,7 +214,7 @@ class _Transaction:
 
     async def change_counter(self) -> int:
         if self._counter is None:
-            self._counter = int(await self._conn.fetchval(COUNTER))
+            self._counter = _counter(await self._conn.fetchval(COUNTER))
         return self._counter
 
     async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
@@ -327,7 +341,7 @@ class PostgresBackend:
                 await _check_database(conn, where)
                 await apply_migrations(conn, where, migrate=migrate)
             finally:
-                await conn.close(timeout=connect_timeout)
+                await _close(conn, connect_timeout)
             pool = await asyncpg.create_pool(
                 dsn,
                 password=password,
@@ -461,7 +475,7 @@ class PostgresBackend:
         async def run() -> T:
             async with self._connection() as conn:
                 async with conn.transaction():
-                    tx = _Transaction(conn, int(await conn.fetchval(_LOCK_COUNTER)))
+                    tx = _Transaction(conn, _counter(await conn.fetchval(_LOCK_COUNTER)))
                     result = await body(tx)
                     counter = await tx.change_counter()
                 # Committed: the database holds at least this counter now.
@@ -667,6 +681,15 @@ class PostgresBackend:
         await self._fetch("SELECT 1")
 
 
+async def _close(conn: asyncpg.Connection, seconds: float) -> None:
+    """Close a connection of our own; cut it if that fails (the error that brought us
+    here, if any, is the one that matters)."""
+    try:
+        await conn.close(timeout=seconds)
+    except CLOSE_ERRORS:
+        conn.terminate()
+
+
 async def _check_database(conn: asyncpg.Connection, where: str) -> None:
     """Refuse a database whose encoding cannot hold every string the store keeps."""
     encoding = await conn.fetchval("SHOW server_encoding")
@@ -708,7 +731,7 @@ async def migrate(
             await _check_database(conn, where)
             return await apply_migrations(conn, where, migrate=True)
         finally:
-            await conn.close(timeout=connect_timeout)
+            await _close(conn, connect_timeout)
     except StartupError:
         raise
     except OPEN_ERRORS as exc:

@@ -25,8 +25,8 @@ changing transaction commits) plus one round trip:
 * A lost connection is noticed when the server or the network closes it (asyncpg's
   termination callback), or by a heartbeat read every few seconds that does not
   answer in time (a silently broken network path). The listener then reconnects in
-  the background, every 0.5 s at first and then every 2 s, LISTENs again, reads the
-  counter again and only then trusts again. One WARNING when it is lost and one INFO
+  the background (at once, then after 0.5 s, 1 s, and every 2 s), LISTENs again,
+  reads the counter again and only then trusts again. One WARNING when it is lost and one INFO
   when it is back, on the ``consentgate`` logger, naming the server without
   credentials.
 """
@@ -40,7 +40,7 @@ from typing import Final
 
 import asyncpg
 
-from consentgate.store.postgres.errors import CLOSE_ERRORS, CONNECTION_ERRORS
+from consentgate.store.postgres.errors import CLOSE_ERRORS
 from consentgate.store.postgres.schema import CHANNEL, SCHEMA
 
 _log = logging.getLogger("consentgate")
@@ -163,15 +163,22 @@ class ChangeListener:
             self._signalled = False
             try:
                 await self._read(conn)
-            except CONNECTION_ERRORS:
-                return  # a lost connection is the watcher's; a failed read proves nothing
+            except Exception:
+                # Something changed and the counter could not be read: the value held
+                # is stale. Drop the connection; the watcher reconnects and reads again.
+                conn.terminate()
+                return
 
     async def _read(self, conn: asyncpg.Connection) -> None:
         async with self._querying:
             advances = self._advances
-            value = int(await asyncio.wait_for(conn.fetchval(COUNTER), self._timeout))
+            read = await asyncio.wait_for(conn.fetchval(COUNTER), self._timeout)
         if conn is not self._conn or self._closed:
             return
+        if read is None:  # the counter's row was deleted by hand: cannot tell
+            self._counter = None
+            return
+        value = int(read)
         if advances != self._advances and self._counter is not None:
             value = max(value, self._counter)  # raced with our own commit
         self._counter = value
@@ -188,8 +195,8 @@ class ChangeListener:
                     continue
                 try:
                     await self._read(conn)
-                except CONNECTION_ERRORS:
-                    conn.terminate()  # a connection that does not answer is lost
+                except Exception:  # a connection that does not answer is lost
+                    conn.terminate()
                     self._lost.set()
                 continue
             self._lost.clear()
@@ -215,7 +222,7 @@ class ChangeListener:
             try:
                 conn = await self._connect()
                 await self._attach(conn)
-            except CONNECTION_ERRORS as exc:
+            except Exception as exc:  # whatever failed, try again later
                 if conn is not None:
                     conn.terminate()
                 _log.debug("reconnecting to PostgreSQL %s: %s", self._where, exc)

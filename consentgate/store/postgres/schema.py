@@ -166,6 +166,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
                 END IF;
                 UPDATE {SCHEMA}.changes SET counter = counter + 1 WHERE id = 1
                     RETURNING counter INTO moved;
+                IF moved IS NULL THEN  -- deleted by hand: fail loudly, never silently
+                    RAISE EXCEPTION '{SCHEMA}.changes has lost its row; restore it: '
+                        'INSERT INTO {SCHEMA}.changes VALUES (1, 0)';
+                END IF;
                 PERFORM pg_notify('{CHANNEL}', moved::text);
                 RETURN NULL;
             END $$""",
