@@ -250,6 +250,14 @@ class ConsentStore:
         await self.close()
 
     @property
+    def sees_other_writers(self) -> bool:
+        """Whether changes made by other processes are noticed now, so cached answers
+        are trusted. False while the backend cannot tell (a PostgreSQL notification
+        connection being re-established): answers then come from the database, which
+        is slower but as correct."""
+        return self._backend.current_counter() is not None
+
+    @property
     def keyring(self) -> KeyRing:
         return self._keyring
 

@@ -24,8 +24,12 @@ def test_the_password_is_masked_and_the_rest_kept(url: str, shown: str) -> None:
     assert mask_password(url) == shown
 
 
-def test_a_url_that_does_not_parse_is_hidden_whole() -> None:
-    assert mask_password("postgresql://gate:secret@[::1/cg") == "<unparseable URL>"
+def test_a_url_that_does_not_parse_still_loses_its_password() -> None:
+    assert mask_password("postgresql://gate:secret@[::1/cg") == "postgresql://gate:***@[::1/cg"
+    assert mask_password("host=db password='s e c' dbname=cg") == "host=db password=*** dbname=cg"
+    assert mask_password("postgresql://db/cg?sslmode=require&password=hunter2") == (
+        "postgresql://db/cg?sslmode=require&password=***"
+    )
 
 
 def test_a_postgres_url_is_read_for_messages() -> None:

@@ -150,3 +150,35 @@ async def test_a_revocation_on_one_gate_is_honoured_by_the_others_once_notified(
             raise AssertionError(f"no notification reached the other gates: {seen} -> {now}")
         asked = [await browser.authorize(auth_params(client_id)) for _ in range(3)]
     assert [p.is_consent_page for p in asked] == [True] * 3
+
+
+async def test_a_lost_notification_connection_is_said_in_readyz_until_it_is_back(
+    fleet: Fleet, postgres_cluster: PostgresCluster
+) -> None:
+    gate = fleet.gates[0]
+    backend = gate.app[STORE]._backend
+    pid = getattr(backend, "listener_pid", None)
+    assert pid is not None
+    async with Browser(gate.url) as probe:
+        before = await probe.get("/_consentgate/readyz")
+        # The listener is cut, and cannot come back while the role may open no new
+        # connection (the pool's open connections go on serving).
+        postgres_cluster.psql(f"ALTER ROLE {GATE_ROLE} CONNECTION LIMIT 0")
+        try:
+            postgres_cluster.psql(f"SELECT pg_terminate_backend({int(pid)})")
+            for _ in range(250):
+                if not gate.app[STORE].sees_other_writers:
+                    break
+                await asyncio.sleep(0.02)
+            during = await probe.get("/_consentgate/readyz")
+        finally:
+            postgres_cluster.psql(f"ALTER ROLE {GATE_ROLE} CONNECTION LIMIT -1")
+        for _ in range(250):  # the listener reconnects by itself (bounded wait)
+            if gate.app[STORE].sees_other_writers:
+                break
+            await asyncio.sleep(0.02)
+        after = await probe.get("/_consentgate/readyz")
+    assert (before.status, "warnings" in before.text) == (200, False)
+    assert during.status == 200
+    assert "not notified right now" in during.text
+    assert (after.status, "warnings" in after.text) == (200, False)

@@ -60,6 +60,7 @@ from typing import Any, Final, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from consentgate.core.dsn import describe, password_of
 from consentgate.core.errors import StartupError
 from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS, PENDING_COLUMNS
 from consentgate.store.backend import (
@@ -74,7 +75,6 @@ from consentgate.store.backend import (
     StoreTransaction,
 )
 from consentgate.store.errors import StoreUnavailable
-from consentgate.store.postgres.dsn import describe, password_of
 from consentgate.store.postgres.errors import (
     CLOSE_ERRORS,
     OPEN_ERRORS,

@@ -19,9 +19,9 @@ import ssl
 
 import asyncpg
 
+from consentgate.core.dsn import MASK
 from consentgate.core.errors import StartupError
 from consentgate.store.errors import StoreUnavailable
-from consentgate.store.postgres.dsn import MASK
 
 #: Exceptions that mean "could not talk to the server" rather than a bug here.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
