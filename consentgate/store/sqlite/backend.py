@@ -88,6 +88,7 @@ def _unavailable_on_failure(path: Path) -> Iterator[None]:
             raise
         raise StoreUnavailable(f"the consent store {path}: {exc}") from exc
 
+
 T = TypeVar("T")
 
 _CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
