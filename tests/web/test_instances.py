@@ -182,3 +182,32 @@ async def test_a_lost_notification_connection_is_said_in_readyz_until_it_is_back
     assert during.status == 200
     assert "not notified right now" in during.text
     assert (after.status, "warnings" in after.text) == (200, False)
+
+
+async def test_postgres_stopped_under_running_gates_fails_closed_and_recovers_by_itself(
+    fleet: Fleet, postgres_cluster: PostgresCluster
+) -> None:
+    client_id = await register(fleet)
+    gate = fleet.gates[0]
+    async with Browser(gate.url) as browser:
+        postgres_cluster.stop_server()
+        try:
+            refused = await browser.authorize(auth_params(client_id))
+            ready = await browser.get("/_consentgate/readyz")
+            relayed = await browser.get("/mcp/tools")
+        finally:
+            postgres_cluster.start_server()
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:  # the pool and the listener come back by themselves
+            page = await browser.authorize(auth_params(client_id))
+            if page.status != 503 or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        back_ready = await browser.get("/_consentgate/readyz")
+    assert refused.status == 503
+    assert "Try again shortly" in refused.text
+    assert not fleet.proxy.reached("/authorize")  # nothing unconsented was relayed
+    assert ready.status == 503 and "store" in ready.text
+    assert relayed.status == 200  # relaying needs no store
+    assert page.is_consent_page, page.text[:300]
+    assert back_ready.status == 200
