@@ -293,6 +293,7 @@ def gate_config(
     *,
     access_log: bool = True,
     workers: int = 1,
+    store_url: str = "",
 ) -> Path:
     path = workdir / f"{name}.toml"
     path.write_text(
@@ -308,6 +309,7 @@ issuer = "https://proxy.example"
 
 [store]
 path = "{workdir / "gate-store" / "consentgate.sqlite3"}"
+url = "{store_url}"
 
 [keys]
 dir = "{workdir / "gate-keys"}"
@@ -322,8 +324,9 @@ access_log = {"true" if access_log else "false"}
     return path
 
 
-async def prepare_store(workdir: Path) -> str:
-    """Keys, cookie secret, one registered client and one remembered approval.
+async def prepare_store(workdir: Path, postgres_url: str = "") -> str:
+    """Keys, cookie secret, one registered client and one remembered approval (in the
+    SQLite file, and in the PostgreSQL store when ``postgres_url`` is given).
 
     Returns the browser cookie (``cg_bid=<id>.<tag>``) whose subject approved the
     client, as the gate will read it (same key directory, same derivation).
@@ -336,7 +339,17 @@ async def prepare_store(workdir: Path) -> str:
     crypto = CookieCrypto(lambda purpose: derive_key(secret, purpose), names)
     browser_id, cookie_value = crypto.new_browser_cookie()
     subject = crypto.subject_of(browser_id)
-    store = await ConsentStore.open(workdir / "gate-store" / "consentgate.sqlite3", keyring)
+    stores = [await ConsentStore.open(workdir / "gate-store" / "consentgate.sqlite3", keyring)]
+    if postgres_url:
+        from consentgate.store.postgres import PostgresBackend  # noqa: PLC0415 - optional
+
+        stores.append(ConsentStore(await PostgresBackend.open(postgres_url), keyring))
+    for store in stores:
+        await _approve_benchmark_client(store, subject)
+    return f"{names.browser}={cookie_value}"
+
+
+async def _approve_benchmark_client(store: ConsentStore, subject: str) -> None:
     try:
         await store.upsert_client(
             {
@@ -358,7 +371,20 @@ async def prepare_store(workdir: Path) -> str:
         )
     finally:
         await store.close()
-    return f"{names.browser}={cookie_value}"
+
+
+def postgres_url(option: str | None) -> str:
+    """The PostgreSQL store for ``gate:pg``: the URL given, or a fresh database in a
+    throwaway cluster (tests/pgcluster.py; Debian's postgresql package)."""
+    if not option:
+        return ""
+    if option != "throwaway":
+        return option
+    from tests import pgcluster  # noqa: PLC0415 - a developer's throwaway server
+
+    cluster = pgcluster.cluster()
+    database = cluster.create_database(owner=pgcluster.GATE_ROLE)
+    return cluster.dsn(database, user=pgcluster.GATE_ROLE)
 
 
 def uvloop_available() -> bool:
@@ -374,6 +400,7 @@ def start_stack(
     without_access_log: bool = False,
     baselines: dict[str, Path] | None = None,
     workers: tuple[int, ...] = (),
+    postgres_url: str = "",
 ) -> Stack:
     processes = Processes(workdir)
     py = sys.executable
@@ -433,7 +460,7 @@ def start_stack(
         wait_for_http(proc, port, "/small")
         stack.targets["minimal"] = (port, proc)
 
-        stack.browser_cookie = asyncio.run(prepare_store(workdir))
+        stack.browser_cookie = asyncio.run(prepare_store(workdir, postgres_url))
         gates = [("gate", [py, "-m", "consentgate"])]
         if with_uvloop:
             gates.append(("gate+uvloop", [py, "-m", "bench.uvloop_gate"]))
@@ -441,6 +468,8 @@ def start_stack(
             gates.append(("gate-nolog", [py, "-m", "consentgate"]))
         for count in workers:
             gates.append((f"gate:w{count}", [py, "-m", "consentgate"]))
+        if postgres_url:
+            gates.append(("gate:pg", [py, "-m", "consentgate"]))
         for label in baselines or {}:
             gates.append((BASELINE_PREFIX + label, [py, "-m", "consentgate"]))
         for name, command in gates:
@@ -452,6 +481,7 @@ def start_stack(
                 upstream_port,
                 access_log=name != "gate-nolog",
                 workers=int(name.removeprefix("gate:w")) if name.startswith("gate:w") else 1,
+                store_url=postgres_url if name == "gate:pg" else "",
             )
             env = clean_env()
             if name.startswith(BASELINE_PREFIX):
@@ -1171,6 +1201,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="N",
         help="also run the gate with [server] workers = N (target gate:wN); repeatable",
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also run the gate on a PostgreSQL store (target gate:pg): a URL, or "
+        "'throwaway' for a temporary cluster started as the tests start theirs",
+    )
     parser.add_argument("--soak-chunk", type=float, default=10.0, help="seconds per soak chunk")
     parser.add_argument("--update-doc", action="store_true", help="write docs/performance.md")
     parser.add_argument("--json", type=Path, help="also write the raw results as JSON")
@@ -1225,6 +1261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with_uvloop=args.uvloop,
             without_access_log=args.nolog,
             workers=tuple(args.workers or ()),
+            postgres_url=postgres_url(args.postgres),
             baselines={
                 name: Path(directory).resolve()
                 for name, _, directory in (b.partition("=") for b in args.baseline or ())
@@ -1264,6 +1301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         file=sys.stderr,
                     )
             stack.processes.stop_all()
+        if args.postgres == "throwaway":
+            from tests import pgcluster  # noqa: PLC0415 - a developer's throwaway server
+
+            pgcluster.stop_cluster()
         if args.keep:
             print(f"logs kept in {workdir}")
         else:
