@@ -178,6 +178,28 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_keys_adopt_cookie_secret(args: argparse.Namespace) -> int:
+    """After changing the cookie secret on every gate on purpose: make it the store's."""
+    from consentgate.core.keys import load_cookie_secret, secret_fingerprint
+
+    config = _load(args)
+    mine = secret_fingerprint(load_cookie_secret(config.keys.dir, config.keys.cookie_secret))
+
+    async def action(store: ConsentStore) -> int:
+        before = await store.claim_cookie_fingerprint(mine)
+        if before == mine:
+            print(f"the store already uses this cookie secret (fingerprint {mine})")
+            return EXIT_OK
+        await store.adopt_cookie_fingerprint(mine)
+        print(
+            f"the store now expects the cookie secret with fingerprint {mine} (was {before}); "
+            "a gate started with another secret is not ready (restart gates after the change)"
+        )
+        return EXIT_OK
+
+    return _with_store(args, action)
+
+
 def _with_store(args: argparse.Namespace, action: Callable[[ConsentStore], Awaitable[int]]) -> int:
     """Open the configured store (never creating it or its keys), run ``action``, close it."""
     from consentgate.core.keys import load_keyring
@@ -361,6 +383,13 @@ def _add_store_commands(commands: Any) -> None:
     _add_config_argument(listing)
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=_cmd_keys_list)
+
+    adopt = key_commands.add_parser(
+        "adopt-cookie-secret",
+        help="make this configuration's cookie secret the one every gate of the store must use",
+    )
+    _add_config_argument(adopt)
+    adopt.set_defaults(handler=_cmd_keys_adopt_cookie_secret)
 
     consents = commands.add_parser("consents", help="list, revoke, verify and export consents")
     consent_commands = consents.add_subparsers(

@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -519,6 +520,15 @@ def list_keys(directory: str | os.PathLike[str]) -> list[KeyInfo]:
         file = path / key_file_name(kid)
         infos.append(KeyInfo(kid, kid == ring.active_kid, file.stat().st_mtime, file))
     return [infos[0], *sorted(infos[1:], key=lambda info: (info.created_at, info.kid))]
+
+
+def secret_fingerprint(secret: bytes) -> str:
+    """A public name for a cookie secret: 16 hex digits of HMAC-SHA256(secret, a fixed
+    label). Two gates with the same secret have the same fingerprint; it reveals
+    nothing of the secret (it is a MAC under it) and is safe to log and store."""
+    return hmac.new(
+        secret, b"consentgate/cookie-secret-fingerprint/v1", hashlib.sha256
+    ).hexdigest()[:16]
 
 
 def load_cookie_secret(

@@ -266,6 +266,17 @@ class StoreBackend(Protocol):
         concurrent callers in any process exactly one gets True."""
         ...
 
+    async def claim_setting(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless a value is there already, and return
+        the value stored: the first caller of any process wins, every later caller
+        learns what it was (an insert-if-absent, then a read)."""
+        ...
+
+    async def set_setting(self, name: str, value: str) -> None:
+        """Store ``value`` under ``name``, replacing any value (an operator's decision,
+        such as adopting a new cookie secret on every instance)."""
+        ...
+
     async def purge(self, now: int, *, records_before: int | None) -> tuple[int, int]:
         """In one transaction, delete pending rows and used-binding marks with
         ``expires_at <= now`` and, when ``records_before`` is given, consent rows

@@ -162,6 +162,11 @@ def _storable(*values: object) -> bool:
     return True
 
 
+#: The setting holding the cookie secret's fingerprint (:func:`~consentgate.core.keys.
+#: secret_fingerprint`), claimed by the first gate that starts on the store.
+COOKIE_FINGERPRINT: Final = "cookie_secret_fingerprint"
+
+
 class ConsentStore:
     """Signed consent records and client registrations, kept by a backend.
 
@@ -248,6 +253,20 @@ class ConsentStore:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def claim_cookie_fingerprint(self, fingerprint: str) -> str:
+        """The fingerprint of the cookie secret that the gates sharing this store use:
+        ``fingerprint`` when this is the first gate to start, else the one claimed
+        first. A gate whose secret differs would break every flow that crosses gates
+        (issue 12, point 5); it refuses to become ready (``readyz``)."""
+        check_length("fingerprint", check_text("fingerprint", fingerprint), 64)
+        return await self._backend.claim_setting(COOKIE_FINGERPRINT, fingerprint)
+
+    async def adopt_cookie_fingerprint(self, fingerprint: str) -> None:
+        """Make ``fingerprint`` the store's, after the cookie secret was changed on every
+        gate on purpose (``consentgate keys adopt-cookie-secret``)."""
+        check_length("fingerprint", check_text("fingerprint", fingerprint), 64)
+        await self._backend.set_setting(COOKIE_FINGERPRINT, fingerprint)
 
     @property
     def sees_other_writers(self) -> bool:

@@ -24,7 +24,12 @@ from consentgate.core.cookies import CookieCrypto, CookieNames
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
 from consentgate.core.issuer import IssuerCache
-from consentgate.core.keys import derive_key, load_cookie_secret, load_keyring
+from consentgate.core.keys import (
+    derive_key,
+    load_cookie_secret,
+    load_keyring,
+    secret_fingerprint,
+)
 from consentgate.core.paths import Route
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings
@@ -37,6 +42,7 @@ from consentgate.web.appkeys import (
     CLOCK,
     COOKIE_CRYPTO,
     ISSUER,
+    KEY_PROBLEMS,
     LIVE_SETTINGS,
     PEER_IP,
     RELOAD_HOOKS,
@@ -183,6 +189,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     store = await open_store(config.store, keyring, clock=app[CLOCK], audit=app[AUDIT])
     app[STORE] = store
+    try:
+        app[KEY_PROBLEMS] = await _check_shared_secret(store, secret)
+    except BaseException:
+        await store.close()
+        raise
 
     def reload_keys() -> None:
         try:
@@ -203,6 +214,25 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             await purge
         app[RELOAD_HOOKS].remove(reload_keys)
         await store.close()
+
+
+async def _check_shared_secret(store: ConsentStore, secret: bytes) -> tuple[str, ...]:
+    """Every gate on one store must use one cookie secret: a consent page, a CSRF token
+    or a flow binding made by one gate is checked by another (issue 12, point 5)."""
+    mine = secret_fingerprint(secret)
+    theirs = await store.claim_cookie_fingerprint(mine)
+    if theirs == mine:
+        return ()
+    log.error(
+        "this gate's cookie secret differs from the one of the gates sharing its store; not ready",
+        extra={"fields": {"this_gate": mine, "store": theirs}},
+    )
+    return (
+        f"keys: this gate's cookie secret (fingerprint {mine}) differs from the one the "
+        f"store's gates use (fingerprint {theirs}); give every gate the same keys "
+        "directory or cookie_secret_file, or after changing it on every gate on purpose "
+        "run: consentgate keys adopt-cookie-secret",
+    )
 
 
 async def _purge_forever(store: ConsentStore, keep_records: float) -> None:

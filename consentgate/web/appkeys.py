@@ -30,6 +30,8 @@ TEMPLATES = web.AppKey("templates", Templates)
 STORE = web.AppKey("store", ConsentStore)
 COOKIE_CRYPTO = web.AppKey("cookie_crypto", CookieCrypto)
 ISSUER = web.AppKey("issuer", IssuerCache)
+#: Why this gate's keys do not fit its store (a cookie secret other gates do not share).
+KEY_PROBLEMS: web.AppKey[tuple[str, ...]] = web.AppKey("key_problems")
 #: Run on SIGHUP; each resource that can be reloaded registers what that means for it.
 RELOAD_HOOKS = web.AppKey("reload_hooks", ReloadHooks)
 

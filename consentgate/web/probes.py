@@ -14,7 +14,7 @@ import json
 import aiohttp
 from aiohttp import web
 
-from consentgate.web.appkeys import STORE, UPSTREAM
+from consentgate.web.appkeys import KEY_PROBLEMS, STORE, UPSTREAM
 from consentgate.web.pages import secure
 
 
@@ -58,6 +58,9 @@ async def store_usable(app: web.Application) -> str | None:
 async def readyz(request: web.Request) -> web.StreamResponse:
     checks = [upstream_reachable(request.app), store_usable(request.app)]
     problems = [reason for reason in await asyncio.gather(*checks) if reason is not None]
+    if KEY_PROBLEMS in request.app:
+        key_problems: tuple[str, ...] = request.app[KEY_PROBLEMS]
+        problems.extend(key_problems)
     if problems:
         return _json(503, {"status": "unavailable", "reasons": problems})
     store = request.app.get(STORE)

@@ -503,3 +503,29 @@ def test_a_postgres_url_without_the_driver_says_what_to_install(tmp_path: Path) 
     assert done.returncode == 1
     assert "pip install 'consentgate[postgres]'" in done.stderr
     assert "hunter2" not in done.stderr + done.stdout
+
+
+def test_adopt_cookie_secret_makes_this_gates_secret_the_stores(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from consentgate.core.keys import load_cookie_secret, secret_fingerprint
+
+    mine = secret_fingerprint(load_cookie_secret(setup.keys, create=False))
+
+    async def claim(value: str) -> str:
+        keyring = load_keyring(setup.keys, create=False)
+        async with await ConsentStore.open(setup.store, keyring) as store:
+            return await store.claim_cookie_fingerprint(value)
+
+    assert asyncio.run(claim("0123456789abcdef")) == "0123456789abcdef"  # another secret first
+    assert main(setup.args("keys", "adopt-cookie-secret")) == 0
+    assert capsys.readouterr().out == (
+        f"the store now expects the cookie secret with fingerprint {mine} (was "
+        "0123456789abcdef); a gate started with another secret is not ready "
+        "(restart gates after the change)\n"
+    )
+    assert asyncio.run(claim("ffffffffffffffff")) == mine
+    assert main(setup.args("keys", "adopt-cookie-secret")) == 0
+    assert capsys.readouterr().out == (
+        f"the store already uses this cookie secret (fingerprint {mine})\n"
+    )

@@ -897,3 +897,27 @@ async def test_a_store_is_built_on_an_opened_backend_and_closes_it(
         assert store.path == backend.path
     with pytest.raises(RuntimeError, match="closed"):
         await backend.ping()
+
+
+# --- settings shared by every process of the store ---------------------------------------
+
+
+async def test_the_first_gate_claims_the_cookie_fingerprint_and_later_ones_learn_it(
+    database: StoreDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    first = await database.open(ring, clock=clock)
+    second = await database.open(ring, clock=clock)
+    try:
+        claims = await asyncio.gather(
+            first.claim_cookie_fingerprint("aaaa"), second.claim_cookie_fingerprint("bbbb")
+        )
+        assert claims[0] == claims[1]  # concurrent claims agree on one winner
+        winner = claims[0]
+        assert await first.claim_cookie_fingerprint("cccc") == winner
+        await second.adopt_cookie_fingerprint("dddd")
+        assert await first.claim_cookie_fingerprint("eeee") == "dddd"
+        with pytest.raises(ValueError, match="fingerprint"):
+            await first.claim_cookie_fingerprint("x" * 65)
+    finally:
+        await first.close()
+        await second.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from consentgate.core.keys import secret_fingerprint
 from consentgate.web.appkeys import STORE
 from tests.browsersim import Browser, Page
 from tests.conftest import RunningGate, StartGate, StartUpstream
@@ -225,3 +226,25 @@ async def test_the_per_browser_page_limit_holds_across_gates(fleet: Fleet) -> No
         newest = await browser.answer(pages[-1], "approve")
     assert oldest.status == 403
     assert newest.status == 303
+
+
+async def test_a_gate_whose_cookie_secret_differs_from_the_stores_is_not_ready(
+    postgres_cluster: PostgresCluster, start_upstream: StartUpstream, start_gate: StartGate
+) -> None:
+    database = postgres_cluster.create_database(owner=GATE_ROLE)
+    upstream = await start_upstream(FakeProxy().app())
+    store = {"url": postgres_cluster.dsn(database, user=GATE_ROLE)}
+    first = await start_gate(upstream, store=store, keys={"cookie_secret": "a" * 40})
+    other = await start_gate(upstream, store=store, keys={"cookie_secret": "b" * 40})
+    async with Browser(first.url) as probe:
+        ready = await probe.get(f"{first.url}/_consentgate/readyz")
+        refused = await probe.get(f"{other.url}/_consentgate/readyz")
+    mine = secret_fingerprint(b"b" * 40)
+    theirs = secret_fingerprint(b"a" * 40)
+    assert ready.status == 200
+    assert refused.status == 503
+    assert (
+        f"fingerprint {mine}) differs from the one the store's gates use (fingerprint {theirs})"
+        in (refused.text)
+    )
+    assert "a" * 40 not in refused.text and "b" * 40 not in refused.text

@@ -92,6 +92,7 @@ _CONSENTS: Final = f"{SCHEMA}.consents"
 _CLIENTS: Final = f"{SCHEMA}.clients"
 _PENDING: Final = f"{SCHEMA}.pending"
 _BINDINGS: Final = f"{SCHEMA}.used_bindings"
+_SETTINGS: Final = f"{SCHEMA}.settings"
 _CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
 _CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)
 _PENDING_SELECT: Final = ", ".join(PENDING_COLUMNS)
@@ -659,6 +660,26 @@ class PostgresBackend:
             expires_at,
         )
         return bool(rows)
+
+    async def claim_setting(self, name: str, value: str) -> str:
+        # Two statements: a SELECT in the INSERT's own statement would read the snapshot
+        # taken before a concurrent claim committed, and find nothing.
+        await self._write_one(
+            f"INSERT INTO {_SETTINGS} (name, value) VALUES ($1, $2) "  # noqa: S608
+            "ON CONFLICT (name) DO NOTHING",
+            name,
+            value,
+        )
+        rows = await self._fetch(f"SELECT value FROM {_SETTINGS} WHERE name = $1", name)  # noqa: S608
+        return str(rows[0][0])
+
+    async def set_setting(self, name: str, value: str) -> None:
+        await self._write_one(
+            f"INSERT INTO {_SETTINGS} (name, value) VALUES ($1, $2) "  # noqa: S608
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            name,
+            value,
+        )
 
     async def purge(self, now: int, *, records_before: int | None) -> tuple[int, int]:
         async def purge(conn: PoolConnectionProxy[asyncpg.Record]) -> tuple[int, int]:

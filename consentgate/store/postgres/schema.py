@@ -175,6 +175,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             END $$""",
         *_COUNTING_TRIGGERS,
     ),
+    (
+        # Settings every instance sharing the store must agree on (the cookie secret's
+        # fingerprint), claimed by the first instance that starts.
+        f"""CREATE TABLE {SCHEMA}.settings (
+            name {_TEXT} NOT NULL PRIMARY KEY,
+            value {_TEXT} NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -505,6 +505,21 @@ class SQLiteBackend:
         )
         return bool(rows)
 
+    async def claim_setting(self, name: str, value: str) -> str:
+        await self._write_one(
+            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (name, value),
+        )
+        rows = await self._read("SELECT value FROM settings WHERE name = ?", (name,))
+        return str(rows[0][0])
+
+    async def set_setting(self, name: str, value: str) -> None:
+        await self._write_one(
+            "INSERT INTO settings (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
     async def purge(self, now: int, *, records_before: int | None) -> tuple[int, int]:
         async def purge(db: aiosqlite.Connection) -> tuple[int, int]:
             first = await db.execute("DELETE FROM pending WHERE expires_at <= ?", (now,))

@@ -127,6 +127,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX consents_by_expiry ON consents (expires_at)",
         "CREATE INDEX consents_by_revocation ON consents (revoked_at)",
     ),
+    (
+        # Settings every process sharing the store must agree on (the cookie secret's
+        # fingerprint), claimed by the first process that starts.
+        "CREATE TABLE settings (name TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 #: ``DELETE ... RETURNING`` needs SQLite 3.35 (2021).
