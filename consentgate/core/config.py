@@ -25,7 +25,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
-from consentgate.core.dsn import parse_database_url
+from consentgate.core.dsn import check_database_url
 
 ENV_PREFIX: Final = "CONSENTGATE_"
 #: Environment variables with the prefix that are not configuration keys.
@@ -264,7 +264,7 @@ def _database_url(value: Any, ctx: _Context) -> str:
     """Empty (the SQLite file) or a PostgreSQL URL; errors show it with the password masked."""
     text = _as_str(value, ctx).strip()
     if text:
-        parse_database_url(text)
+        check_database_url(text)
     return text
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qsl, unquote
 
@@ -99,34 +98,13 @@ def _has_port(host: str) -> bool:
     return ":" in host and not host.startswith("/")
 
 
-@dataclass(frozen=True, slots=True)
-class DatabaseURL:
-    """A PostgreSQL URL, checked: host, port and database name are known for messages."""
-
-    url: str
-    host: str
-    port: int
-    database: str
-
-    @property
-    def shown(self) -> str:
-        """The URL as it may appear in a log line or an error message."""
-        return mask_password(self.url)
-
-    @property
-    def where(self) -> str:
-        """``host:port/database``, for one-line errors."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}/{self.database}"
-
-
-def parse_database_url(url: str) -> DatabaseURL:
+def check_database_url(url: str) -> None:
     """Check a ``[store] url``; ValueError names the problem and shows the URL masked
     (no ", got" in the messages: the config loader cuts secret values off there)."""
     shown = mask_password(url)
     try:
         parts = urllib.parse.urlsplit(url)
-        port = parts.port or DEFAULT_PORT
+        parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
         raise ValueError(f"{shown!r} is not a URL, or has a bad port") from None
     if parts.scheme not in POSTGRES_SCHEMES:
@@ -143,4 +121,3 @@ def parse_database_url(url: str) -> DatabaseURL:
         raise ValueError(f"{shown!r} names no database (…:5432/dbname)")
     if parts.fragment:
         raise ValueError(f"{shown!r} has a #fragment; a database URL has none")
-    return DatabaseURL(url, host, port, database)

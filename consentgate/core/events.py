@@ -81,9 +81,6 @@ class AuditTrail:
     def add_sink(self, sink: AuditSink) -> None:
         self._sinks.append(sink)
 
-    def remove_sink(self, sink: AuditSink) -> None:
-        self._sinks.remove(sink)
-
     def emit(self, event: AuditEvent) -> None:
         for sink in tuple(self._sinks):
             try:

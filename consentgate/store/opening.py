@@ -8,20 +8,38 @@ only when a URL asks for PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import StoreConfig
-from consentgate.core.dsn import parse_database_url
+from consentgate.core.dsn import mask_password
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
 from consentgate.core.keys import KeyRing
 from consentgate.store.facade import ConsentStore
 
 
+@contextlib.contextmanager
+def _needs_asyncpg() -> Iterator[None]:
+    """Around the import of the PostgreSQL backend: without the optional extra, the one
+    line that says what to install."""
+    try:
+        yield
+    except ImportError as exc:
+        if exc.name != "asyncpg":
+            raise
+        raise StartupError(
+            "store.url names a PostgreSQL database, which needs asyncpg: "
+            "pip install 'consentgate[postgres]'"
+        ) from None
+
+
 def describe(store: StoreConfig) -> str:
     """Which store, for log lines and messages (never a password)."""
     if not store.url:
         return f"sqlite:{store.path}"
-    return parse_database_url(store.url).shown
+    return mask_password(store.url)
 
 
 async def open_store(
@@ -40,15 +58,8 @@ async def open_store(
     """
     if not store.url:
         return await ConsentStore.open(store.path, keyring, clock=clock, audit=audit, create=create)
-    try:
+    with _needs_asyncpg():
         from consentgate.store.postgres import PostgresBackend  # noqa: PLC0415 - optional extra
-    except ImportError as exc:
-        if exc.name != "asyncpg":
-            raise
-        raise StartupError(
-            "store.url names a PostgreSQL database, which needs asyncpg: "
-            "pip install 'consentgate[postgres]'"
-        ) from None
     backend = await PostgresBackend.open(
         store.url,
         pool_size=store.pool_size,
@@ -68,15 +79,8 @@ async def migrate_store(store: StoreConfig) -> tuple[int, int]:
         backend = await SQLiteBackend.open(store.path, create=True)
         await backend.close()
         return backend.schema_change
-    try:
+    with _needs_asyncpg():
         from consentgate.store.postgres import migrate  # noqa: PLC0415 - optional extra
-    except ImportError as exc:
-        if exc.name != "asyncpg":
-            raise
-        raise StartupError(
-            "store.url names a PostgreSQL database, which needs asyncpg: "
-            "pip install 'consentgate[postgres]'"
-        ) from None
     return await migrate(
         store.url, password=store.password or None, statement_timeout=store.statement_timeout
     )

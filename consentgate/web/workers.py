@@ -166,20 +166,20 @@ class Supervisor:
                         extra={"fields": {"worker": worker.number, "exit_code": code}},
                     )
                     return 1
-                self._pause = FIRST_PAUSE if lived >= LONGEST_PAUSE else self._pause
+                # A worker that lived starts the pauses over; dying young doubles the next.
+                pause = FIRST_PAUSE if lived >= YOUNG else self._pause
+                self._pause = FIRST_PAUSE if lived >= YOUNG else min(pause * 2, LONGEST_PAUSE)
                 log.warning(
                     "worker exited; restarting it",
                     extra={
                         "fields": {
                             "worker": worker.number,
                             "exit_code": code,
-                            "restart_in_seconds": self._pause,
+                            "restart_in_seconds": pause,
                         }
                     },
                 )
-                self._sleep(self._pause)
-                if lived < YOUNG:
-                    self._pause = min(self._pause * 2, LONGEST_PAUSE)
+                self._sleep(pause)
                 if not self._stopping:
                     self._start(worker.number)
         return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consentgate.core.dsn import mask_password, parse_database_url
+from consentgate.core.dsn import check_database_url, describe, mask_password
 
 
 @pytest.mark.parametrize(
@@ -33,13 +33,11 @@ def test_a_url_that_does_not_parse_still_loses_its_password() -> None:
 
 
 def test_a_postgres_url_is_read_for_messages() -> None:
-    url = parse_database_url(
-        "postgres://gate:hunter2@[::1]:6543/consent%2Dgate?sslmode=verify-full"
-    )
-    assert (url.host, url.port, url.database) == ("::1", 6543, "consent-gate")
-    assert url.where == "[::1]:6543/consent-gate"
-    assert "hunter2" not in url.shown
-    assert parse_database_url("postgresql://db/cg").port == 5432
+    url = "postgres://gate:hunter2@[::1]:6543/consent%2Dgate?sslmode=verify-full"
+    check_database_url(url)
+    assert describe(url) == "[::1]:6543/consent-gate"
+    assert "hunter2" not in mask_password(url)
+    assert describe("postgresql://db/cg") == "db:5432/cg"
 
 
 @pytest.mark.parametrize(
@@ -54,5 +52,5 @@ def test_a_postgres_url_is_read_for_messages() -> None:
 )
 def test_a_bad_url_is_refused_naming_the_problem_never_the_password(url: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem) as caught:
-        parse_database_url(url)
+        check_database_url(url)
     assert "hunter2" not in str(caught.value)

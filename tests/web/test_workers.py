@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,10 @@ def dead(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
-async def wait_for(condition: object, seconds: float = 15.0) -> None:
+async def wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> None:
     deadline = asyncio.get_running_loop().time() + seconds
     while asyncio.get_running_loop().time() < deadline:
-        if callable(condition) and condition():
+        if condition():
             return
         await asyncio.sleep(0.1)
     raise TimeoutError("the condition did not become true in time")
