@@ -200,16 +200,29 @@ def _cmd_keys_adopt_cookie_secret(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
-def _with_store(args: argparse.Namespace, action: Callable[[ConsentStore], Awaitable[int]]) -> int:
-    """Open the configured store (never creating it or its keys), run ``action``, close it."""
-    from consentgate.core.keys import load_keyring
+def _with_store(
+    args: argparse.Namespace,
+    action: Callable[[ConsentStore], Awaitable[int]],
+    *,
+    verifying: bool = False,
+) -> int:
+    """Open the configured store (never creating it or its keys), run ``action``, close it.
+
+    A ``verifying`` command (list, verify, export) runs with the public keys the store
+    keeps when asked (``--store-keys``) or when the keys directory is not on this
+    machine (issue 12, point 5); every other command needs the keys directory.
+    """
+    from consentgate.core.keys import KeyRing, load_keyring
     from consentgate.store.opening import open_store
 
     config = _load(args)
-    keyring = load_keyring(config.keys.dir, create=False)
+    store_keys = verifying and (args.store_keys or not config.keys.dir.exists())
+    keyring = KeyRing.verifying(()) if store_keys else load_keyring(config.keys.dir, create=False)
 
     async def run() -> int:
         async with await open_store(config.store, keyring, create=False) as store:
+            if store_keys and not await _use_store_keys(store, config.keys.dir):
+                return EXIT_FAILURE
             return await action(store)
 
     # Tamper events are reported by the commands themselves; without a configured
@@ -227,6 +240,28 @@ def _with_store(args: argparse.Namespace, action: Callable[[ConsentStore], Await
         return EXIT_OK
     finally:
         logger.removeHandler(quiet)
+
+
+async def _use_store_keys(store: ConsentStore, keys_dir: Path) -> bool:
+    """Verify with the store's public keys; False (and a message) when it keeps none."""
+    from consentgate.core.keys import KeyRing
+
+    stored = await store.stored_keys()
+    if not stored.keys and not stored.unreadable:
+        _error(
+            f"the store keeps no public keys to verify with, and {keys_dir} is not used; "
+            "start a gate on the store once (it records its keys), or run this command "
+            "where the keys directory is"
+        )
+        return False
+    store.reload_keys(KeyRing.verifying(stored.keys.values()))
+    print(
+        f"consentgate: verifying with the public keys kept in the store: "
+        f"{', '.join(sorted(stored.keys)) or 'none readable'} "
+        "(compare with consentgate keys list on a gate)",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _warn_failures(count: int) -> None:
@@ -279,7 +314,7 @@ def _cmd_consents_list(args: argparse.Namespace) -> int:
         _warn_failures(len(failures))
         return EXIT_OK
 
-    return _with_store(args, action)
+    return _with_store(args, action, verifying=True)
 
 
 def _cmd_consents_revoke(args: argparse.Namespace) -> int:
@@ -315,13 +350,26 @@ def _cmd_consents_verify(args: argparse.Namespace) -> int:
         report = await store.verify_all()
         for failure in report.failures:
             print(f"{failure.kind} {failure.id}: {failure.reason}")
-        if report.failures:
-            _error(f"{len(report.failures)} of {report.checked} record(s) failed verification")
+        stored = await store.stored_keys()
+        for name in stored.unreadable:
+            print(f"setting {name}: not the public key its name says (edited)")
+        unknown = sorted(set(stored.keys) - set(store.keyring.kids))
+        if unknown:
+            print(
+                f"consentgate: note: the store also keeps key(s) {', '.join(unknown)} that "
+                "this keys directory lacks; records signed with them fail here",
+                file=sys.stderr,
+            )
+        if report.failures or stored.unreadable:
+            failed = [f"{len(report.failures)} of {report.checked} record(s)"]
+            if stored.unreadable:
+                failed.append(f"{len(stored.unreadable)} stored key(s)")
+            _error(f"{' and '.join(failed)} failed verification")
             return EXIT_FAILURE
         print(f"all {report.checked} record(s) verify")
         return EXIT_OK
 
-    return _with_store(args, action)
+    return _with_store(args, action, verifying=True)
 
 
 def _cmd_consents_export(args: argparse.Namespace) -> int:
@@ -362,7 +410,7 @@ def _cmd_consents_export(args: argparse.Namespace) -> int:
             _error(f"cannot write {args.output}: {exc.strerror or exc}")
             return EXIT_FAILURE
 
-    return _with_store(args, action)
+    return _with_store(args, action, verifying=True)
 
 
 def _add_store_commands(commands: Any) -> None:
@@ -401,6 +449,12 @@ def _add_store_commands(commands: Any) -> None:
     show.add_argument("--redirect-uri", metavar="URI", help="only this exact redirect_uri")
     show.add_argument("--subject", metavar="S", help="only this subject")
     show.add_argument("--json", action="store_true", help="print a JSON array")
+    show.add_argument(
+        "--store-keys",
+        action="store_true",
+        help="verify with the public keys kept in the store, not the keys directory "
+        "(the default when the keys directory is not on this machine)",
+    )
     show.set_defaults(handler=_cmd_consents_list)
 
     revoke = consent_commands.add_parser("revoke", help="revoke consents")
@@ -418,6 +472,12 @@ def _add_store_commands(commands: Any) -> None:
         "verify", help="check every signature; exit 1 and list each record that fails"
     )
     _add_config_argument(verify)
+    verify.add_argument(
+        "--store-keys",
+        action="store_true",
+        help="verify with the public keys kept in the store, not the keys directory "
+        "(the default when the keys directory is not on this machine)",
+    )
     verify.set_defaults(handler=_cmd_consents_verify)
 
     export = consent_commands.add_parser(
@@ -426,6 +486,12 @@ def _add_store_commands(commands: Any) -> None:
     _add_config_argument(export)
     export.add_argument(
         "--output", "-o", type=Path, metavar="FILE", help="write to FILE instead of stdout"
+    )
+    export.add_argument(
+        "--store-keys",
+        action="store_true",
+        help="verify with the public keys kept in the store, not the keys directory "
+        "(the default when the keys directory is not on this machine)",
     )
     export.set_defaults(handler=_cmd_consents_export)
 

@@ -129,6 +129,31 @@ def public_keys_from_jwks(jwks: Mapping[str, Any]) -> dict[str, Ed25519PublicKey
     return found
 
 
+def jwk_text(public_key: Ed25519PublicKey) -> str:
+    """The public JWK as compact JSON, the form a store keeps (issue 12, point 5)."""
+    return json.dumps(public_jwk(public_key), sort_keys=True, separators=(",", ":"))
+
+
+def public_key_from_jwk_text(text: str, kid: str) -> Ed25519PublicKey | None:
+    """The key of a :func:`jwk_text`, or None when it is not JSON, not an Ed25519 JWK,
+    or its key does not hash to ``kid`` (an edited row must not lend a name to a key)."""
+    try:
+        jwk = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(jwk, dict):
+        return None
+    return public_keys_from_jwks({"keys": [jwk]}).get(kid)
+
+
+class SigningUnavailable(RuntimeError):
+    """A verify-only key ring (:meth:`KeyRing.verifying`) was asked to sign."""
+
+
+def _by_kid(keys: Iterable[Ed25519PublicKey]) -> Mapping[str, Ed25519PublicKey]:
+    return MappingProxyType({key_id(key): key for key in keys})
+
+
 class KeyRing:
     """One active signing key and any number of retired keys that only verify.
 
@@ -140,32 +165,56 @@ class KeyRing:
     __slots__ = ("_active", "_active_kid", "_public")
 
     def __init__(self, active: Ed25519PrivateKey, retired: Iterable[Ed25519PublicKey] = ()) -> None:
-        self._active = active
+        self._active: Ed25519PrivateKey | None = active
         self._active_kid = key_id(active.public_key())
-        public: dict[str, Ed25519PublicKey] = {}
-        for key in retired:
-            public[key_id(key)] = key
-        public[self._active_kid] = active.public_key()
-        self._public: Mapping[str, Ed25519PublicKey] = MappingProxyType(public)
+        self._public = _by_kid([*retired, active.public_key()])
 
     @classmethod
     def generate(cls) -> KeyRing:
         """A ring with one fresh key, held only in memory (tests, embedded use)."""
         return cls(Ed25519PrivateKey.generate())
 
+    @classmethod
+    def verifying(cls, public_keys: Iterable[Ed25519PublicKey]) -> KeyRing:
+        """A ring that only verifies: the public keys a store keeps (issue 12, point 5),
+        so that ``consents verify`` and ``export`` run on a machine without the keys
+        directory. :meth:`sign` and :attr:`active_kid` raise :class:`SigningUnavailable`.
+        """
+        ring = cls.__new__(cls)
+        ring._active = None
+        ring._active_kid = ""
+        ring._public = _by_kid(public_keys)
+        return ring
+
     def __repr__(self) -> str:
-        return f"KeyRing(active={self._active_kid!r}, kids={list(self.kids)!r})"
+        active = self._active_kid if self._active is not None else None
+        return f"KeyRing(active={active!r}, kids={list(self.kids)!r})"
+
+    @property
+    def can_sign(self) -> bool:
+        """False for a :meth:`verifying` ring."""
+        return self._active is not None
 
     @property
     def active_kid(self) -> str:
         """The kid that :meth:`sign` uses; it is part of what gets signed."""
+        self._signing_key()
         return self._active_kid
 
     @property
     def kids(self) -> tuple[str, ...]:
-        """Every kid the ring verifies, the active one first, then the retired ones sorted."""
+        """Every kid the ring verifies, the active one first (when it has one), then the
+        retired ones sorted."""
         retired = sorted(kid for kid in self._public if kid != self._active_kid)
-        return (self._active_kid, *retired)
+        return (self._active_kid, *retired) if self._active is not None else tuple(retired)
+
+    def _signing_key(self) -> Ed25519PrivateKey:
+        if self._active is None:
+            raise SigningUnavailable(
+                "these keys were read from the store and only verify records; run this "
+                "command where the gate's keys directory is"
+            )
+        return self._active
 
     def has_key(self, kid: str) -> bool:
         return kid in self._public
@@ -175,7 +224,7 @@ class KeyRing:
 
     def sign(self, data: bytes) -> tuple[str, bytes]:
         """Sign with the active key; returns (kid, 64-byte signature)."""
-        return self._active_kid, self._active.sign(data)
+        return self._active_kid, self._signing_key().sign(data)
 
     def verify(self, kid: str, data: bytes, signature: bytes) -> bool:
         """True only if ``kid`` is in the ring and its key signed ``data``; unknown kid -> False."""
@@ -190,13 +239,17 @@ class KeyRing:
 
     def rotated(self) -> KeyRing:
         """A ring with a new active key; the current keys keep verifying."""
+        self._signing_key()
         return KeyRing(Ed25519PrivateKey.generate(), self._public.values())
 
     def without(self, kid: str) -> KeyRing:
         """A ring that no longer knows ``kid``: its records become absent."""
+        remaining = [key for i, key in self._public.items() if i != kid]
+        if self._active is None:
+            return KeyRing.verifying(remaining)
         if kid == self._active_kid:
             raise ValueError("the active key cannot be removed; rotate first")
-        return KeyRing(self._active, [key for i, key in self._public.items() if i != kid])
+        return KeyRing(self._active, remaining)
 
     def jwks(self) -> dict[str, Any]:
         """The public keys as an RFC 7517 JWK Set of RFC 8037 OKP/Ed25519 keys."""

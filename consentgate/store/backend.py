@@ -138,6 +138,12 @@ class StoreTransaction(Protocol):
         """Insert the client row, replacing any row with the same client_id."""
         ...
 
+    async def claim_setting(self, name: str, value: str) -> str:
+        """:meth:`StoreBackend.claim_setting` inside this transaction, so that what it
+        keeps commits with the rows written beside it (a public key with the first
+        record it signed)."""
+        ...
+
 
 class StoreBackend(Protocol):
     """A place that keeps consent, client, pending and used-binding rows.
@@ -275,6 +281,11 @@ class StoreBackend(Protocol):
     async def set_setting(self, name: str, value: str) -> None:
         """Store ``value`` under ``name``, replacing any value (an operator's decision,
         such as adopting a new cookie secret on every instance)."""
+        ...
+
+    async def settings(self, prefix: str) -> dict[str, str]:
+        """Every setting whose name starts with ``prefix`` (a plain prefix, no pattern
+        characters), name -> value."""
         ...
 
     async def purge(self, now: int, *, records_before: int | None) -> tuple[int, int]:

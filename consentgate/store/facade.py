@@ -49,12 +49,14 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.events import AuditEvent, AuditTrail
-from consentgate.core.keys import KeyRing
+from consentgate.core.keys import KeyRing, jwk_text, public_key_from_jwk_text
 from consentgate.core.records import (
     MAX_CLIENT_ID_LENGTH,
     MAX_PENDING_PAYLOAD,
@@ -165,6 +167,29 @@ def _storable(*values: object) -> bool:
 #: The setting holding the cookie secret's fingerprint (:func:`~consentgate.core.keys.
 #: secret_fingerprint`), claimed by the first gate that starts on the store.
 COOKIE_FINGERPRINT: Final = "cookie_secret_fingerprint"
+#: Settings named ``signing_key:<kid>`` hold the public JWK of each key that signed
+#: records in the store, so that any machine with access to the store can check
+#: them (``consents verify`` and ``export`` without the keys directory).
+SIGNING_KEY_PREFIX: Final = "signing_key:"
+
+
+def new_record_id() -> str:
+    """128 random bits, base64url, never starting with ``-``: an id is typed on the
+    command line (``consents revoke --id X``), where a leading dash reads as an option."""
+    while True:
+        ident = secrets.token_urlsafe(16)
+        if not ident.startswith("-"):
+            return ident
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKeys:
+    """The public keys a store keeps: those that load, and the names of the settings
+    that do not (not a JWK of an Ed25519 key, or a key that does not hash to its kid:
+    edited in the database)."""
+
+    keys: Mapping[str, Ed25519PublicKey]
+    unreadable: tuple[str, ...]
 
 
 class ConsentStore:
@@ -196,6 +221,7 @@ class ConsentStore:
         self.tamper_events = 0
         self._backend = backend
         self._keyring = keyring
+        self._published: set[str] = set()
         self._cache = DecisionCache(cache_size)
 
     # --- lifecycle ---------------------------------------------------------------
@@ -267,6 +293,56 @@ class ConsentStore:
         gate on purpose (``consentgate keys adopt-cookie-secret``)."""
         check_length("fingerprint", check_text("fingerprint", fingerprint), 64)
         await self._backend.set_setting(COOKIE_FINGERPRINT, fingerprint)
+
+    async def publish_keys(self) -> tuple[str, ...]:
+        """Record every public key of the ring in the store, and name each kid whose
+        stored key differs from this ring's (an edited settings row: the kid is the
+        key's thumbprint, so two keys cannot share it honestly). The gate calls this
+        at start; a key that signs is also published before its first record."""
+        problems: list[str] = []
+        for kid in self._keyring.kids:
+            public_key = self._keyring.public_key(kid)
+            assert public_key is not None  # noqa: S101 - kids and public keys agree
+            stored = await self._backend.claim_setting(
+                SIGNING_KEY_PREFIX + kid, jwk_text(public_key)
+            )
+            if stored != jwk_text(public_key):
+                problems.append(kid)
+            self._published.add(kid)
+        return tuple(problems)
+
+    async def stored_keys(self) -> StoredKeys:
+        """The public keys kept in the store (see :data:`SIGNING_KEY_PREFIX`)."""
+        keys: dict[str, Ed25519PublicKey] = {}
+        unreadable: list[str] = []
+        for name, text in sorted((await self._backend.settings(SIGNING_KEY_PREFIX)).items()):
+            kid = name.removeprefix(SIGNING_KEY_PREFIX)
+            public_key = public_key_from_jwk_text(text, kid)
+            if public_key is None:
+                unreadable.append(name)
+            else:
+                keys[kid] = public_key
+        return StoredKeys(MappingProxyType(keys), tuple(unreadable))
+
+    def _unpublished(self, ring: KeyRing) -> tuple[str, str] | None:
+        """The setting that keeps ``ring``'s active key, while this store has not
+        written it yet (so, once per key and process, a write also keeps its key)."""
+        kid = ring.active_kid
+        if kid in self._published:
+            return None
+        public_key = ring.public_key(kid)
+        assert public_key is not None  # noqa: S101 - the active key is in its ring
+        return SIGNING_KEY_PREFIX + kid, jwk_text(public_key)
+
+    async def _keep_key(self, tx: StoreTransaction, ring: KeyRing) -> None:
+        """Keep ``ring``'s active key in the transaction that writes its first record,
+        so no record in the store names a key the store lacks."""
+        setting = self._unpublished(ring)
+        if setting is not None:
+            await tx.claim_setting(*setting)
+
+    def _kept(self, ring: KeyRing) -> None:
+        self._published.add(ring.active_kid)
 
     @property
     def sees_other_writers(self) -> bool:
@@ -392,7 +468,7 @@ class ConsentStore:
         key: Key = (subject, client_id, redirect_uri, resource)
         now = int(self.clock())
         unsigned = ConsentRecord(
-            id=secrets.token_urlsafe(16),
+            id=new_record_id(),
             subject=subject,
             client_id=client_id,
             redirect_uri=redirect_uri,
@@ -405,10 +481,13 @@ class ConsentStore:
             signature=b"",
         )
 
+        ring = self._keyring
+
         async def upsert(tx: StoreTransaction) -> tuple[ConsentRecord, bool, int, int]:
             """Refresh an identical active approval, else insert a new record: the same
             person approving the same thing again must not add a row each time."""
             before = await tx.change_counter()
+            await self._keep_key(tx, ring)
             for row in await tx.active_consents(key, now):
                 existing = self._verified_consent(row)
                 if existing is None or existing.scopes != granted:
@@ -417,17 +496,18 @@ class ConsentStore:
                     dataclasses.replace(
                         existing, expires_at=max(unsigned.expires_at, existing.expires_at)
                     ),
-                    self._keyring,
+                    ring,
                 )
                 await tx.refresh_consent(
                     existing.id, refreshed.expires_at, refreshed.key_id, refreshed.signature
                 )
                 return refreshed, True, before, await tx.change_counter()
-            record = sign_record(unsigned, self._keyring)
+            record = sign_record(unsigned, ring)
             await tx.insert_consent(record.to_row())
             return record, False, before, await tx.change_counter()
 
         record, refreshed, before, after = await self._backend.transaction(upsert)
+        self._kept(ring)
         self._invalidate_after_own_write(before, after, key=key)
         verb = "refreshed" if refreshed else "recorded"
         self.audit.emit(
@@ -536,6 +616,7 @@ class ConsentStore:
         selector, value = chosen[0]
         if value is not None:
             check_text(selector, value)
+        ring = self._keyring
         total = 0
         cursor: Cursor | None = None
         while True:
@@ -547,7 +628,6 @@ class ConsentStore:
                     selector, value, after=after, limit=_PAGE
                 )
                 now = int(self.clock())
-                ring = self._keyring
                 signed: builtins.list[Resigned] = []
                 for row in rows:
                     record = self._verified_consent(row)
@@ -556,12 +636,14 @@ class ConsentStore:
                     revoked = sign_record(dataclasses.replace(record, revoked_at=now), ring)
                     signed.append((record.id, revoked.key_id, revoked.signature))
                 if signed:
+                    await self._keep_key(tx, ring)
                     await tx.revoke_consents(now, signed)
                 return len(signed), following
 
             count, cursor = await self._backend.transaction(batch)
             total += count
             if count:
+                self._kept(ring)
                 self._invalidate()
             if cursor is None:
                 break
@@ -657,20 +739,23 @@ class ConsentStore:
         the existing row verifies.
         """
         unsigned = ClientRecord.from_registration(metadata, int(self.clock()))
+        ring = self._keyring
 
         async def upsert(tx: StoreTransaction) -> tuple[ClientRecord, int, int]:
             before = await tx.change_counter()
+            await self._keep_key(tx, ring)
             row = await tx.client(unsigned.client_id)
             base = unsigned
             if row is not None:
                 existing = self._verified_client(row)
                 if existing is not None:
                     base = dataclasses.replace(unsigned, registered_at=existing.registered_at)
-            record = sign_record(base, self._keyring)
+            record = sign_record(base, ring)
             await tx.put_client(record.to_row())
             return record, before, await tx.change_counter()
 
         record, before, after = await self._backend.transaction(upsert)
+        self._kept(ring)
         self._invalidate_after_own_write(before, after, client_id=record.client_id)
         return record
 
@@ -740,9 +825,13 @@ class ConsentStore:
         if len(payload.encode("utf-8")) > MAX_PENDING_PAYLOAD:
             raise ValueError(f"the pending payload is larger than {MAX_PENDING_PAYLOAD} bytes")
         now = int(self.clock())
+        ring = self._keyring
+        setting = self._unpublished(ring)
+        if setting is not None:  # pending rows are written outside a transaction
+            await self._backend.claim_setting(*setting)
+            self._kept(ring)
         record = sign_record(
-            PendingRecord(id, subject, source, payload, now, int(expires_at), "", b""),
-            self._keyring,
+            PendingRecord(id, subject, source, payload, now, int(expires_at), "", b""), ring
         )
         try:
             await self._backend.put_pending(

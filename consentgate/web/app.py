@@ -190,7 +190,10 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = await open_store(config.store, keyring, clock=app[CLOCK], audit=app[AUDIT])
     app[STORE] = store
     try:
-        app[KEY_PROBLEMS] = await _check_shared_secret(store, secret)
+        app[KEY_PROBLEMS] = (
+            *await _check_shared_secret(store, secret),
+            *await _publish_keys(store),
+        )
     except BaseException:
         await store.close()
         raise
@@ -232,6 +235,35 @@ async def _check_shared_secret(store: ConsentStore, secret: bytes) -> tuple[str,
         f"store's gates use (fingerprint {theirs}); give every gate the same keys "
         "directory or cookie_secret_file, or after changing it on every gate on purpose "
         "run: consentgate keys adopt-cookie-secret",
+    )
+
+
+async def _publish_keys(store: ConsentStore) -> tuple[str, ...]:
+    """Keep this gate's public keys in the store, so records can be verified from any
+    machine that reaches it (issue 12, point 5). A stored key that differs from ours
+    under the same kid was edited in the database: not ready. A stored key this gate
+    lacks is only logged: its records are refused here (tampered), which fails closed.
+    """
+    differing = await store.publish_keys()
+    stored = await store.stored_keys()
+    unknown = sorted(set(stored.keys) - set(store.keyring.kids))
+    if unknown or stored.unreadable:
+        log.warning(
+            "the store keeps signing keys this gate does not have; records signed with "
+            "them are not honoured here: give every gate the same keys directory",
+            extra={"fields": {"unknown_keys": unknown, "unreadable": list(stored.unreadable)}},
+        )
+    if not differing:
+        return ()
+    log.error(
+        "the store keeps another public key under this gate's key id; not ready",
+        extra={"fields": {"kids": list(differing)}},
+    )
+    return (
+        f"keys: the store keeps a different public key under key id(s) "
+        f"{', '.join(differing)} than this gate's keys directory, so the store was "
+        "edited: look for other edits with consentgate consents verify, then delete the "
+        "settings row(s) signing_key:<key id>; the gate writes them again at start",
     )
 
 

@@ -403,6 +403,93 @@ def test_export_leaves_out_failing_records_names_them_and_exits_1(
     )
 
 
+# --- from a machine without the keys directory (issue 12, point 5) -----------------------
+
+
+def without_keys(setup: Setup) -> Path:
+    """The keys directory moved away, as on a machine that only reaches the store."""
+    elsewhere = setup.keys.with_name("keys-on-the-gate-host")
+    setup.keys.rename(elsewhere)
+    return elsewhere
+
+
+def test_verify_without_the_keys_directory_uses_the_stores_public_keys(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kid = setup.records[0].key_id
+    without_keys(setup)
+    assert main(setup.args("consents", "verify")) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "all 4 record(s) verify\n"
+    assert captured.err == (
+        f"consentgate: verifying with the public keys kept in the store: {kid} "
+        "(compare with consentgate keys list on a gate)\n"
+    )
+    tamper(setup, setup.records[1])
+    assert main(setup.args("consents", "verify")) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"consent {setup.records[1].id}: signature does not match the fields (edited or forged)"
+    ]
+
+
+def test_export_without_the_keys_directory_carries_the_stores_keys(
+    setup: Setup, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without_keys(setup)
+    assert main(setup.args("consents", "export")) == 0
+    exported = capsys.readouterr().out
+    header = json.loads(exported.splitlines()[0])
+    assert [key["kid"] for key in header["jwks"]["keys"]] == [setup.records[0].key_id]
+    (setup.config.parent / "export.jsonl").write_text(exported, encoding="utf-8")
+    run_documented_verifier(setup.config.parent, monkeypatch)
+    assert capsys.readouterr().out == "every record verifies\n"
+
+
+def test_store_keys_is_asked_for_and_a_forged_key_fails_verification(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from consentgate.core.keys import KeyRing, jwk_text
+
+    impostor = KeyRing.generate()
+    key = impostor.public_key(impostor.active_kid)
+    assert key is not None
+    name = f"signing_key:{setup.records[0].key_id}"
+    with sqlite3.connect(setup.store) as conn:
+        conn.execute("UPDATE settings SET value = ? WHERE name = ?", (jwk_text(key), name))
+    conn.close()
+    assert main(setup.args("consents", "verify", "--store-keys")) == 1
+    out, err = capsys.readouterr()
+    assert f"setting {name}: not the public key its name says (edited)" in out.splitlines()
+    assert "4 of 4 record(s) and 1 stored key(s) failed verification" in err
+
+
+def test_without_keys_anywhere_verify_says_what_to_do(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with sqlite3.connect(setup.store) as conn:
+        conn.execute("DELETE FROM settings WHERE name LIKE 'signing_key:%'")
+    conn.close()
+    without_keys(setup)
+    assert main(setup.args("consents", "verify")) == 1
+    assert "the store keeps no public keys to verify with" in capsys.readouterr().err
+    # a command that writes still needs the keys directory
+    assert main(setup.args("consents", "revoke", "--all", "--yes")) == 1
+    assert "does not exist; create it with: consentgate keys generate" in capsys.readouterr().err
+
+
+def test_verify_notes_stored_keys_this_directory_lacks(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = setup.records[0].key_id
+    assert main(setup.args("keys", "rotate")) == 0
+    populate(setup.config.parent, [("carol", "client-3", "https://three.example/cb")])
+    (setup.keys / key_file_name(old)).unlink()
+    capsys.readouterr()
+    assert main(setup.args("consents", "verify")) == 1
+    err = capsys.readouterr().err
+    assert f"the store also keeps key(s) {old} that this keys directory lacks" in err
+
+
 # --- as a shell sees it -------------------------------------------------------------------
 
 

@@ -19,13 +19,17 @@ from consentgate.core.keys import (
     ACTIVE_FILE,
     COOKIE_SECRET_FILE,
     KeyRing,
+    SigningUnavailable,
     derive_key,
     generate_keys,
+    jwk_text,
     key_file_name,
     key_id,
     list_keys,
     load_cookie_secret,
     load_keyring,
+    public_jwk,
+    public_key_from_jwk_text,
     public_keys_from_jwks,
     rotate_keys,
 )
@@ -386,3 +390,36 @@ def test_a_missing_cookie_secret_is_refused_when_creation_is_off(tmp_path: Path)
     load_keyring(directory)
     with pytest.raises(StartupError, match=r"cookie secret .* does not exist"):
         load_cookie_secret(directory, create=False)
+
+
+# --- verify-only rings and the stored form of a public key (issue 12, point 5) -----------
+
+
+def test_a_verifying_ring_verifies_what_its_keys_signed_and_refuses_to_sign() -> None:
+    signer = KeyRing.generate().rotated()
+    kid, signature = signer.sign(b"data")
+    public = [key for k in signer.kids if (key := signer.public_key(k)) is not None]
+    ring = KeyRing.verifying(public)
+    assert ring.verify(kid, b"data", signature)
+    assert not ring.verify(kid, b"other", signature)
+    assert not ring.can_sign and signer.can_sign
+    assert ring.kids == tuple(sorted(signer.kids))
+    assert ring.jwks() == {"keys": [public_jwk(key) for key in sorted(public, key=key_id)]}
+    assert "active=None" in repr(ring)
+    for attempt in (lambda: ring.sign(b"x"), lambda: ring.active_kid, ring.rotated):
+        with pytest.raises(SigningUnavailable, match="only verify"):
+            attempt()
+    assert ring.without(kid).kids == tuple(k for k in ring.kids if k != kid)
+
+
+def test_a_stored_public_key_must_hash_to_its_name() -> None:
+    ring = KeyRing.generate()
+    key = ring.public_key(ring.active_kid)
+    assert key is not None
+    text = jwk_text(key)
+    loaded = public_key_from_jwk_text(text, ring.active_kid)
+    assert loaded is not None and key_id(loaded) == ring.active_kid
+    other = KeyRing.generate().active_kid
+    assert public_key_from_jwk_text(text, other) is None  # a name lent to another key
+    for bad in ("", "not json", "[]", '{"kty": "RSA"}', '{"kty":"OKP","crv":"Ed25519","x":"!"}'):
+        assert public_key_from_jwk_text(bad, ring.active_kid) is None

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from consentgate import ConsentRecord, ConsentStore, KeyRing
-from consentgate.core.keys import load_keyring, rotate_keys
+from consentgate.core.keys import jwk_text, load_keyring, rotate_keys
 from consentgate.core.records import MAX_PENDING_PAYLOAD, sign_record
 from consentgate.store import PendingFull
 from tests.store.conftest import CB, T0, FakeClock, StoreDatabase, approve, approved
@@ -921,3 +921,79 @@ async def test_the_first_gate_claims_the_cookie_fingerprint_and_later_ones_learn
     finally:
         await first.close()
         await second.close()
+
+
+# --- public keys kept in the store (issue 12, point 5) -----------------------------------
+
+
+async def test_a_key_is_kept_in_the_store_before_its_first_record(
+    database: StoreDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    store = await database.open(ring, clock=clock)
+    try:
+        assert (await store.stored_keys()).keys == {}
+        await approve(store)
+        stored = await store.stored_keys()
+        assert dict(stored.keys) == {ring.active_kid: ring.public_key(ring.active_kid)}
+        rotated = ring.rotated()
+        store.reload_keys(rotated)
+        await store.put_pending("p1", "alice", "{}", int(T0) + 60)  # a pending row signs too
+        stored = await store.stored_keys()
+        assert sorted(stored.keys) == sorted(rotated.kids)
+        assert stored.unreadable == ()
+    finally:
+        await store.close()
+
+
+async def test_a_verifying_ring_from_the_stored_keys_checks_every_record(
+    database: StoreDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    writer = await database.open(ring, clock=clock)
+    reader = await database.open(KeyRing.verifying(()), clock=clock)
+    try:
+        first = await approve(writer)
+        writer.reload_keys(ring.rotated())
+        second = await approve(writer, client_id="other")
+        unkeyed = await reader.verify_all()  # an empty verifying ring honours nothing
+        assert [failure.id for failure in unkeyed.failures] == [first.id, second.id]
+        reader.reload_keys(KeyRing.verifying((await reader.stored_keys()).keys.values()))
+        report = await reader.verify_all()
+        assert report.ok
+        assert report.checked == 2
+        assert {first.key_id, second.key_id} == set(reader.keyring.kids)
+        with pytest.raises(RuntimeError, match="only verify"):
+            await reader.record("bob", "c", CB, {"openid"}, ttl=60)
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+async def test_an_edited_stored_key_is_unreadable_and_named_at_publication(
+    database: StoreDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    store = await database.open(ring, clock=clock)
+    try:
+        assert await store.publish_keys() == ()
+        impostor = KeyRing.generate()
+        name = "signing_key:" + ring.active_kid
+        impostor_key = impostor.public_key(impostor.active_kid)
+        assert impostor_key is not None
+        text = jwk_text(impostor_key)
+        await database.edit("UPDATE settings SET value = ? WHERE name = ?", text, name)
+        stored = await store.stored_keys()
+        assert stored.keys == {}
+        assert stored.unreadable == (name,)
+        assert await store.publish_keys() == (ring.active_kid,)
+    finally:
+        await store.close()
+
+
+def test_record_ids_never_start_with_a_dash() -> None:
+    """``consents revoke --id -abc`` would read the id as an option: about one random
+    base64url id in 64 starts with a dash, so 2,000 draws would all but surely hit one."""
+    from consentgate.store.facade import new_record_id
+
+    ids = {new_record_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert not any(ident.startswith("-") for ident in ids)
+    assert {len(ident) for ident in ids} == {22}

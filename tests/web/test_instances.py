@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from consentgate.core.keys import secret_fingerprint
+from consentgate.core.keys import KeyRing, jwk_text, secret_fingerprint
 from consentgate.web.appkeys import STORE
 from tests.browsersim import Browser, Page
 from tests.conftest import RunningGate, StartGate, StartUpstream
@@ -248,3 +248,30 @@ async def test_a_gate_whose_cookie_secret_differs_from_the_stores_is_not_ready(
         in (refused.text)
     )
     assert "a" * 40 not in refused.text and "b" * 40 not in refused.text
+
+
+async def test_gates_keep_their_public_keys_and_an_edited_one_makes_a_gate_not_ready(
+    postgres_cluster: PostgresCluster, start_upstream: StartUpstream, start_gate: StartGate
+) -> None:
+    """The first gate records its public key in the store (issue 12, point 5); one that
+    starts after the row was replaced with another key refuses to become ready."""
+    database = postgres_cluster.create_database(owner=GATE_ROLE)
+    upstream = await start_upstream(FakeProxy().app())
+    store = {"url": postgres_cluster.dsn(database, user=GATE_ROLE)}
+    first = await start_gate(upstream, store=store)
+    kid = first.app[STORE].keyring.active_kid
+    stored = await first.app[STORE].stored_keys()
+    assert list(stored.keys) == [kid]
+    impostor = KeyRing.generate()
+    key = impostor.public_key(impostor.active_kid)
+    assert key is not None
+    forged = jwk_text(key).replace("'", "''")
+    postgres_cluster.psql(
+        f"UPDATE consentgate.settings SET value = '{forged}' WHERE name = 'signing_key:{kid}'",  # noqa: S608
+        database,
+    )
+    second = await start_gate(upstream, store=store)
+    async with Browser(second.url) as probe:
+        refused = await probe.get(f"{second.url}/_consentgate/readyz")
+    assert refused.status == 503
+    assert f"the store keeps a different public key under key id(s) {kid}" in refused.text

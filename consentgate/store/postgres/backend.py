@@ -198,6 +198,12 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """The pool's reset: nothing to undo (see the module docstring)."""
 
 
+_CLAIM_SETTING: Final = (
+    f"INSERT INTO {_SETTINGS} (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"  # noqa: S608
+)
+_READ_SETTING: Final = f"SELECT value FROM {_SETTINGS} WHERE name = $1"  # noqa: S608
+
+
 class _Transaction:
     """:class:`~consentgate.store.backend.StoreTransaction` on one pool connection, inside
     a transaction that holds the change counter's row lock."""
@@ -273,6 +279,10 @@ class _Transaction:
     async def put_client(self, row: Row) -> None:
         self._writing()
         await self._conn.execute(_UPSERT_CLIENT, *row)
+
+    async def claim_setting(self, name: str, value: str) -> str:
+        await self._conn.execute(_CLAIM_SETTING, name, value)
+        return str(await self._conn.fetchval(_READ_SETTING, name))
 
 
 class PostgresBackend:
@@ -664,13 +674,8 @@ class PostgresBackend:
     async def claim_setting(self, name: str, value: str) -> str:
         # Two statements: a SELECT in the INSERT's own statement would read the snapshot
         # taken before a concurrent claim committed, and find nothing.
-        await self._write_one(
-            f"INSERT INTO {_SETTINGS} (name, value) VALUES ($1, $2) "  # noqa: S608
-            "ON CONFLICT (name) DO NOTHING",
-            name,
-            value,
-        )
-        rows = await self._fetch(f"SELECT value FROM {_SETTINGS} WHERE name = $1", name)  # noqa: S608
+        await self._write_one(_CLAIM_SETTING, name, value)
+        rows = await self._fetch(_READ_SETTING, name)
         return str(rows[0][0])
 
     async def set_setting(self, name: str, value: str) -> None:
@@ -680,6 +685,13 @@ class PostgresBackend:
             name,
             value,
         )
+
+    async def settings(self, prefix: str) -> dict[str, str]:
+        rows = await self._fetch(
+            f"SELECT name, value FROM {_SETTINGS} WHERE starts_with(name, $1)",  # noqa: S608
+            prefix,
+        )
+        return {str(row[0]): str(row[1]) for row in rows}
 
     async def purge(self, now: int, *, records_before: int | None) -> tuple[int, int]:
         async def purge(conn: PoolConnectionProxy[asyncpg.Record]) -> tuple[int, int]:

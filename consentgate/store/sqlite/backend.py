@@ -157,6 +157,12 @@ async def _configure(db: aiosqlite.Connection, path: Path, busy_timeout: float) 
     await db.execute("PRAGMA trusted_schema = OFF")
 
 
+_CLAIM_SETTING: Final = (
+    "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+)
+_READ_SETTING: Final = "SELECT value FROM settings WHERE name = ?"
+
+
 class _Transaction:
     """:class:`~consentgate.store.backend.StoreTransaction` on the backend's connection,
     inside its ``BEGIN IMMEDIATE``."""
@@ -212,6 +218,11 @@ class _Transaction:
 
     async def put_client(self, row: Row) -> None:
         await self._db.execute(_UPSERT_CLIENT, tuple(row))
+
+    async def claim_setting(self, name: str, value: str) -> str:
+        await self._db.execute(_CLAIM_SETTING, (name, value))
+        rows = list(await self._db.execute_fetchall(_READ_SETTING, (name,)))
+        return str(rows[0][0])
 
 
 class SQLiteBackend:
@@ -506,11 +517,8 @@ class SQLiteBackend:
         return bool(rows)
 
     async def claim_setting(self, name: str, value: str) -> str:
-        await self._write_one(
-            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-            (name, value),
-        )
-        rows = await self._read("SELECT value FROM settings WHERE name = ?", (name,))
+        await self._write_one(_CLAIM_SETTING, (name, value))
+        rows = await self._read(_READ_SETTING, (name,))
         return str(rows[0][0])
 
     async def set_setting(self, name: str, value: str) -> None:
@@ -519,6 +527,12 @@ class SQLiteBackend:
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
         )
+
+    async def settings(self, prefix: str) -> dict[str, str]:
+        rows = await self._read(
+            "SELECT name, value FROM settings WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)
+        )
+        return {str(name): str(value) for name, value in rows}
 
     async def purge(self, now: int, *, records_before: int | None) -> tuple[int, int]:
         async def purge(db: aiosqlite.Connection) -> tuple[int, int]:
