@@ -303,10 +303,8 @@ class ConsentStore:
         for kid in self._keyring.kids:
             public_key = self._keyring.public_key(kid)
             assert public_key is not None  # noqa: S101 - kids and public keys agree
-            stored = await self._backend.claim_setting(
-                SIGNING_KEY_PREFIX + kid, jwk_text(public_key)
-            )
-            if stored != jwk_text(public_key):
+            mine = jwk_text(public_key)
+            if await self._backend.claim_setting(SIGNING_KEY_PREFIX + kid, mine) != mine:
                 problems.append(kid)
             self._published.add(kid)
         return tuple(problems)
