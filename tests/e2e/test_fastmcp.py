@@ -10,23 +10,14 @@ refused and that nothing of it reached the proxy (its request log) or the attack
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import urllib.parse
 
 import aiohttp
 import pytest
 
-_REASON = "the real-peer tests need the e2e extra: pip install -e '.[e2e]'"
-# The IdP is only ever imported in its own process (idp_process.py). Importing it here
-# just to check would load Authlib into the test process, which installs an "always"
-# filter for its deprecation warnings and prints one: look both packages up instead.
-_MISSING = [p for p in ("fastmcp", "oidc_provider_mock") if importlib.util.find_spec(p) is None]
-if _MISSING:
-    _message = f"{', '.join(_MISSING)} not installed; {_REASON}"
-    if os.environ.get("CI_REQUIRE_E2E") == "1":  # set by .ci/run: never skip there
-        pytest.fail(_message, pytrace=False)
-    pytest.skip(_message, allow_module_level=True)
+from tests.e2e.peers import require_peers
+
+require_peers()
 
 # Everything below needs the extra.
 from fastmcp import Client  # noqa: E402
