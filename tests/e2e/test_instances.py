@@ -33,7 +33,7 @@ from fastmcp import Client  # noqa: E402
 
 from tests.browsersim import Browser  # noqa: E402
 from tests.conftest import bound_socket  # noqa: E402
-from tests.e2e.people import BrowserOAuth, Person  # noqa: E402
+from tests.e2e.people import Attacker, BrowserOAuth, Person  # noqa: E402
 from tests.e2e.stack import HOST, FastMcpServer, IdP, run_fastmcp  # noqa: E402
 from tests.gateproc import GateProcess, gate_process, write_config  # noqa: E402
 from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster  # noqa: E402
@@ -81,20 +81,19 @@ class Deployment:
         ]
 
 
-async def generate_keys(config_path: Path) -> None:
+async def consentgate(*args: str) -> str:
+    """Run a ``consentgate`` command as an operator would; its output."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "consentgate",
-        "keys",
-        "generate",
-        "--config",
-        str(config_path),
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, output.decode()
+    return output.decode()
 
 
 @pytest.fixture
@@ -116,7 +115,9 @@ async def deployment(
         homes = [tmp_path / f"gate-{n}" for n in range(INSTANCES)]
         for home in homes:
             home.mkdir()
-        await generate_keys(write_config(homes[0], fastmcp_url, 0, sections))
+        await consentgate(
+            "keys", "generate", "--config", str(write_config(homes[0], fastmcp_url, 0, sections))
+        )
         gates = [
             await stack.enter_async_context(gate_process(home, fastmcp_url, sections))
             for home in homes
@@ -184,3 +185,61 @@ async def test_a_sign_in_whose_steps_land_on_three_gate_processes(
     assert len(log.reached("/token")) == 2
     for gate in deployment.gates:
         assert gate.process.returncode is None
+
+
+async def test_a_revocation_with_the_cli_is_honoured_by_every_gate_at_once(
+    deployment: Deployment,
+) -> None:
+    async with Browser(deployment.url, fresh_connections=True) as browser:
+        alice = Person(browser, deployment.idp, "alice")
+        auth = BrowserOAuth(alice, remember=True, client_name="E2E Notes App")
+        async with Client(f"{deployment.url}/mcp", auth=auth) as client:
+            await client.call_tool("add", {"a": 1, "b": 1})
+        client_info = auth.context.client_info
+        assert client_info is not None and client_info.client_id
+        (sign_in,) = alice.sign_ins
+        opened = sign_in.trip.hops[0].url  # the application's authorization request
+        # Every gate relays it at once, so every gate holds the approval in its cache.
+        before = [await browser.get(opened) for _ in range(INSTANCES)]
+        revoked = await consentgate(
+            "consents",
+            "revoke",
+            "--client",
+            client_info.client_id,
+            "--config",
+            str(deployment.gates[1].config_path),
+        )
+        after = [await browser.get(opened) for _ in range(INSTANCES)]
+    steps = deployment.browser_steps()
+    assert [index for index, _ in steps[-2 * INSTANCES :]] == [0, 1, 2, 0, 1, 2]
+    assert [page.status for page in before] == [302] * INSTANCES
+    assert "revoked 1" in revoked
+    assert [page.is_consent_page for page in after] == [True] * INSTANCES
+
+
+async def test_an_idp_link_approved_in_another_browser_is_refused_by_another_gate(
+    deployment: Deployment, attacker: Attacker
+) -> None:
+    """GHSA-rww4-4w9c-7733 across instances: the attacker's consent page comes from
+    gate 0 and its approval from gate 1; the victim's callback, at gate 2, is refused."""
+    await attacker.register(deployment.url)
+    async with (
+        Browser(deployment.url, fresh_connections=True) as own_browser,
+        Browser(deployment.url, fresh_connections=True) as victim_browser,
+    ):
+        attacker_person = Person(own_browser, deployment.idp, "attacker")
+        trip = await attacker_person.browse(attacker.link(deployment.url))
+        idp_url = await attacker_person.approve(trip.last)
+        victim_trip = await Person(victim_browser, deployment.idp, "victim").browse(
+            idp_url, site="cross-site"
+        )
+    assert deployment.browser_steps() == [
+        (0, "/authorize"),
+        (1, "/_consentgate/consent"),
+        (2, "/auth/callback"),
+    ]
+    assert victim_trip.hops[-1].url.startswith(f"{deployment.url}/auth/callback?")
+    assert victim_trip.last.status == 403
+    assert "This sign-in was not started in this browser" in victim_trip.last.text
+    assert deployment.fastmcp.log.reached("/auth/callback") == []
+    assert attacker.received == []
