@@ -125,10 +125,15 @@ def _bind_flow(
     )
     limit = config.consent.max_flows_per_browser
     prefix = crypto.names.binding_prefix
+    # Oldest first: by the time of issue, then (a stable sort) in the order the browser
+    # sent them, which RFC 6265 section 5.4 says is the order of creation.
     held = sorted(
-        (value.split(".", 1)[0].zfill(12), name)
-        for name, value in request.cookies.items()
-        if name.startswith(prefix) and name != binding.cookie_name
+        (
+            (value.split(".", 1)[0].zfill(12), name)
+            for name, value in request.cookies.items()
+            if name.startswith(prefix) and name != binding.cookie_name
+        ),
+        key=lambda item: item[0],
     )
     for _, name in held[: max(len(held) - limit + 1, 0)]:
         out.add("Set-Cookie", set_cookie_header(name, "", max_age=0, secure=config.secure_cookies))

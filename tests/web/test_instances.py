@@ -275,3 +275,28 @@ async def test_gates_keep_their_public_keys_and_an_edited_one_makes_a_gate_not_r
         refused = await probe.get(f"{second.url}/_consentgate/readyz")
     assert refused.status == 503
     assert f"the store keeps a different public key under key id(s) {kid}" in refused.text
+
+
+async def test_the_per_browser_flow_limit_holds_across_gates(fleet: Fleet) -> None:
+    """Eight sign-ins started by one browser over three gates: it holds at most five flow
+    bindings (max_flows_per_browser), whichever gate issued them, so only five of the
+    eight callbacks pass, the newest among them. (Which older ones go depends on the
+    order the browser sends its cookies in, when they were issued in the same second.)"""
+    limit = fleet.gates[0].config.consent.max_flows_per_browser
+    client_id = await register(fleet)
+    async with Browser(fleet.url, fresh_connections=True) as browser:
+        first = await browser.authorize(auth_params(client_id, state="s0"))
+        done = await browser.answer(first, "approve", remember=True)
+        states = [done.location_query()["state"]]
+        held: list[int] = []
+        for n in range(1, 8):
+            relayed = await browser.authorize(auth_params(client_id, state=f"s{n}"))
+            assert relayed.status == 302
+            states.append(relayed.location_query()["state"])
+            held.append(sum("_b_" in name for name in browser.cookie_names()))  # bindings
+        assert set(fleet.front.sent_to[-7:]) == {0, 1, 2}
+        backs = [await browser.get(f"/auth/callback?code=c&state={s}") for s in states]
+    statuses = [b.status for b in backs]
+    assert held == [2, 3, 4, 5, 5, 5, 5]
+    assert sorted(statuses) == [302] * limit + [403] * (8 - limit)
+    assert statuses[-1] == 302
