@@ -317,7 +317,9 @@ class ServerConfig:
     shutdown_grace: float = field(
         default=10.0,
         metadata=_spec(
-            parse_duration, "On SIGTERM/SIGINT, how long in-flight requests may finish."
+            parse_duration,
+            "Seconds from SIGTERM/SIGINT to exit: in-flight requests may finish, streams "
+            "still open near the end are cut.",
         ),
     )
     header_timeout: float = field(

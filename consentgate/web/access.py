@@ -4,34 +4,55 @@ Fields: request id, client address, method, path (query values of ``code``,
 ``state``, tokens and secrets replaced), status, bytes sent, duration, and the
 time spent waiting for the upstream. Headers are never logged, so Authorization,
 Cookie and Set-Cookie cannot leak through this logger.
+
+A request that did not end normally says how in ``ended``: ``client`` (the client
+went away first; status 499, as nginx logs it) or ``shutdown`` (the gate's
+shutdown grace ran out; the status of what was begun, or 503 when nothing was).
+aiohttp writes the line of a request whose handler returned; the gate writes the
+line of one whose handler was abandoned (:mod:`consentgate.web.endings`).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from consentgate.core.redact import redact_target
-from consentgate.web.appkeys import CLIENT_IP, REQUEST_ID, UPSTREAM_SECONDS
+from consentgate.web.appkeys import CLIENT_IP, REQUEST_ID, SENDING, UPSTREAM_SECONDS
+
+#: The status logged for a request whose client went away before its end.
+CLIENT_CLOSED = 499
+
+
+def access_fields(
+    request: web.BaseRequest, status: int, sent: int, seconds: float, ended: str | None = None
+) -> dict[str, Any]:
+    upstream = request.get(UPSTREAM_SECONDS)
+    fields: dict[str, Any] = {
+        "request_id": request.get(REQUEST_ID, "-"),
+        "client": request.get(CLIENT_IP, "-"),
+        "method": request.method,
+        "path": redact_target(request.raw_path),
+        "status": status,
+        "bytes": sent,
+        "duration_ms": round(seconds * 1000, 2),
+        "upstream_ms": round(upstream * 1000, 2) if upstream is not None else None,
+    }
+    if ended is not None:
+        fields["ended"] = ended
+    return fields
 
 
 class AccessLogger(AbstractAccessLogger):
     """aiohttp access logger writing structured records to ``consentgate.access``."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        upstream = request.get(UPSTREAM_SECONDS)
-        fields = {
-            "request_id": request.get(REQUEST_ID, "-"),
-            "client": request.get(CLIENT_IP, "-"),
-            "method": request.method,
-            "path": redact_target(request.raw_path),
-            "status": response.status,
-            "bytes": response.body_length,
-            "duration_ms": round(time * 1000, 2),
-            "upstream_ms": round(upstream * 1000, 2) if upstream is not None else None,
-        }
+        sending = request.get(SENDING)
+        ended = "shutdown" if sending is not None and sending.cut else None
+        fields = access_fields(request, response.status, response.body_length, time, ended)
         self.logger.info("request", extra={"fields": fields})
 
     @property

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -41,6 +42,7 @@ from consentgate.web.appkeys import (
     CLIENT_IP,
     CLOCK,
     COOKIE_CRYPTO,
+    IN_FLIGHT,
     ISSUER,
     KEY_PROBLEMS,
     LIVE_SETTINGS,
@@ -55,6 +57,8 @@ from consentgate.web.appkeys import (
 from consentgate.web.authorize import authorize
 from consentgate.web.callback import callback
 from consentgate.web.consent import consent_answer
+from consentgate.web.endings import report_ended_early, why_ended_early
+from consentgate.web.inflight import InFlight
 from consentgate.web.pages import error_response
 from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register
@@ -95,6 +99,9 @@ async def request_context(
     request[CLIENT_IP] = forwarding.client_address(
         peer, request.headers.get("X-Forwarded-For") if trusted else None, trusted_proxies
     )
+    started = time.monotonic()
+    in_flight = request.app[IN_FLIGHT]
+    in_flight.enter()
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -118,12 +125,26 @@ async def request_context(
         )
         response.headers["Retry-After"] = "30"
         return response
+    except (asyncio.CancelledError, ConnectionResetError) as exc:
+        why = why_ended_early(request)
+        if why is None:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return _unhandled(request)
+        report_ended_early(request, why, started)
+        # Abandoned, as aiohttp abandons a handler whose client left: no response is
+        # written, and aiohttp writes no second access line.
+        raise asyncio.CancelledError from None
     except Exception:
-        log.exception("unhandled error", extra={"fields": {"request_id": request[REQUEST_ID]}})
-        return error_response(
-            request, 500, "internal_error", "The gate failed to handle this request."
-        )
+        return _unhandled(request)
+    finally:
+        in_flight.leave()
     return response
+
+
+def _unhandled(request: web.Request) -> web.StreamResponse:
+    log.exception("unhandled error", extra={"fields": {"request_id": request[REQUEST_ID]}})
+    return error_response(request, 500, "internal_error", "The gate failed to handle this request.")
 
 
 #: The ``Server`` header of every response: no Python or aiohttp version for a scanner
@@ -314,6 +335,7 @@ def create_app(
     app[CLOCK] = clock
     app[AUDIT] = audit or AuditTrail()
     app[RELOAD_HOOKS] = ReloadHooks()
+    app[IN_FLIGHT] = InFlight()
     app[TEMPLATES] = templates or Templates()
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app.cleanup_ctx.append(_upstream_ctx)

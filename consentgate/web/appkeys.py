@@ -17,6 +17,7 @@ from consentgate.core.issuer import IssuerCache
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings, Settings
 from consentgate.store import ConsentStore
+from consentgate.web.inflight import InFlight, Sending
 from consentgate.web.templates import Templates
 from consentgate.web.upstream import Upstream
 
@@ -34,9 +35,13 @@ ISSUER = web.AppKey("issuer", IssuerCache)
 KEY_PROBLEMS: web.AppKey[tuple[str, ...]] = web.AppKey("key_problems")
 #: Run on SIGHUP; each resource that can be reloaded registers what that means for it.
 RELOAD_HOOKS = web.AppKey("reload_hooks", ReloadHooks)
+#: Requests in flight and the streams a shutdown may cut.
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 
 SETTINGS = web.RequestKey("settings", Settings)
 REQUEST_ID = web.RequestKey("request_id", str)
 PEER_IP: web.RequestKey[IPAddress | None] = web.RequestKey("peer_ip")
 CLIENT_IP = web.RequestKey("client_ip", str)
 UPSTREAM_SECONDS = web.RequestKey("upstream_seconds", float)
+#: How far the relayed response got (set once the upstream answered).
+SENDING = web.RequestKey("sending", Sending)

@@ -23,6 +23,7 @@ correctness"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,13 +34,17 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from consentgate.core import forwarding
+from consentgate.core.redact import redact_target
 from consentgate.web.appkeys import (
+    IN_FLIGHT,
     PEER_IP,
     REQUEST_ID,
+    SENDING,
     SETTINGS,
     UPSTREAM,
     UPSTREAM_SECONDS,
 )
+from consentgate.web.inflight import Sending
 from consentgate.web.pages import error_response
 
 log = logging.getLogger("consentgate")
@@ -228,6 +233,7 @@ async def stream_response(
     """
     content = upstream.content
     status = status or upstream.status
+    sending = request[SENDING] = Sending(status=status)
     no_body = request.method == "HEAD" or status in _NO_BODY_STATUSES
     first = b""
     complete = no_body  # the whole response is in hand: one write, no timer
@@ -245,40 +251,95 @@ async def stream_response(
     )
     response.headers.extend(headers)
     await response.prepare(request)
+    sending.started = True
     if complete:
         await response.write_eof(first)
+        sending.sent = len(first)
         return response
     content_type = upstream.headers.get("Content-Type", "")
-    idle: float | None = (
-        None if content_type.startswith("text/event-stream") else request.app[UPSTREAM].read_timeout
-    )
-    try:
-        if first:
-            await response.write(first)
-        while True:
-            chunk = content.read_nowait()
-            if not chunk:
-                if content.at_eof():
-                    break
-                if idle is None:
-                    chunk = await content.readany()
-                else:
-                    async with asyncio.timeout(idle):
-                        chunk = await content.readany()
+    event_stream = content_type.startswith("text/event-stream")
+    idle: float | None = None if event_stream else request.app[UPSTREAM].read_timeout
+    with request.app[IN_FLIGHT].streaming(sending):
+        try:
+            if first:
+                await response.write(first)
+                sending.sent += len(first)
+            while True:
+                chunk = content.read_nowait()
                 if not chunk:
-                    break
-            await response.write(chunk)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        # The status line is gone; the only honest signal left is an aborted connection.
-        log.warning(
-            "upstream response broke off",
-            extra={"fields": {"request_id": request[REQUEST_ID], "error": type(exc).__name__}},
-        )
-        if request.transport is not None:
-            request.transport.abort()
-        return response
+                    if content.at_eof():
+                        break
+                    if idle is None:
+                        chunk = await content.readany()
+                    else:
+                        async with asyncio.timeout(idle):
+                            chunk = await content.readany()
+                    if not chunk:
+                        break
+                await response.write(chunk)
+                sending.sent += len(chunk)
+        except asyncio.CancelledError:
+            if not sending.cut:
+                raise  # the client went away: request_context says so
+            _uncancel()
+            await _end_cut_stream(request, response, sending, event_stream=event_stream)
+            return response
+        except ConnectionResetError:
+            raise  # writing to a client that went away: request_context says so
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The status line is gone; the only honest signal left is an aborted connection.
+            log.warning(
+                "upstream response broke off",
+                extra={"fields": {"request_id": request[REQUEST_ID], "error": type(exc).__name__}},
+            )
+            if request.transport is not None:
+                request.transport.abort()
+            return response
     await response.write_eof()
     return response
+
+
+#: The last bytes of an event stream cut at shutdown: an SSE comment (WHATWG HTML,
+#: "Parsing an event stream": a line starting with a colon is ignored), so that the
+#: client sees why its stream ended and reconnects with its Last-Event-ID.
+SHUTDOWN_COMMENT = b": consentgate is shutting down\n\n"
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+async def _end_cut_stream(
+    request: web.Request, response: web.StreamResponse, sending: Sending, *, event_stream: bool
+) -> None:
+    """End a stream the shutdown cut as cleanly as its framing allows, and say so.
+
+    A chunked (or close-delimited) body gets its proper end, after a last SSE comment
+    for an event stream; a body with a Content-Length cannot end early without
+    lying about its length, so its connection is aborted and the client sees the
+    truncation (RFC 9112 section 8)."""
+    clean = "Content-Length" not in response.headers
+    with contextlib.suppress(ConnectionError):
+        if clean:
+            if event_stream:
+                await response.write(SHUTDOWN_COMMENT)
+                sending.sent += len(SHUTDOWN_COMMENT)
+            await response.write_eof()
+        elif request.transport is not None:
+            request.transport.abort()
+    log.info(
+        "response cut at shutdown",
+        extra={
+            "fields": {
+                "request_id": request[REQUEST_ID],
+                "path": redact_target(request.raw_path),
+                "bytes": sending.sent,
+                "ending": "clean" if clean else "aborted",
+            }
+        },
+    )
 
 
 async def relay(request: web.Request, target: str | None = None) -> web.StreamResponse:

@@ -1,8 +1,9 @@
 """Running the gate: listen, handle SIGTERM/SIGINT gracefully, close everything.
 
 On a stop signal the listening socket closes first (no new connections), requests
-in flight get ``server.shutdown_grace`` seconds to finish, then the cleanup
-contexts close the store and the upstream session.
+in flight get what is left of ``server.shutdown_grace`` to finish, streams still
+open near its end are cut, then the cleanup contexts close the store and the
+upstream session (:mod:`consentgate.web.shutdown`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from consentgate.web.connections import (
     GuardedAppRunner,
     fit_descriptor_limit,
 )
+from consentgate.web.shutdown import ABANDON_TIMEOUT, shut_down
 
 log = logging.getLogger("consentgate")
 
@@ -40,7 +42,9 @@ def runner_options(config: Config) -> dict[str, Any]:
         "auto_decompress": False,
         "access_log_class": AccessLogger,
         "access_log": logging.getLogger(ACCESS) if config.log.access_log else None,
-        "shutdown_timeout": config.server.shutdown_grace,
+        # serve() drains within shutdown_grace itself (web/shutdown.py); aiohttp's
+        # timeout only bounds what is left after that.
+        "shutdown_timeout": ABANDON_TIMEOUT,
         "handle_signals": False,
         # Idle connections (before the first request and between requests) close.
         "keepalive_timeout": config.server.idle_timeout,
@@ -124,7 +128,7 @@ async def serve(config: Config, *, worker: int | None = None) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        await shut_down(runner, app, config.server.shutdown_grace)
     log.info("stopped")
 
 
