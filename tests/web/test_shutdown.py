@@ -97,6 +97,8 @@ async def test_sigterm_stops_within_the_grace_and_ends_streams_cleanly(
         took = loop.time() - signalled
         log = await gate.stderr_text()
         brief_text = await answered.text()
+        for response in (events, sized, answered):
+            response.release()
 
     assert code == 0
     assert took < GRACE + 1, f"exit {took:.2f} s after SIGTERM, grace {GRACE} s"
