@@ -52,6 +52,9 @@ from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
 T = TypeVar("T")
 
+#: The settings row readiness writes to prove the store can still be written.
+HEARTBEAT_SETTING = "heartbeat"
+
 #: One stored row: values in the ``*_COLUMNS`` order of :mod:`consentgate.core.records`.
 Row: TypeAlias = Sequence[Any]
 #: Where a page ended. Opaque: the facade only passes back what the backend returned
@@ -177,8 +180,14 @@ class StoreBackend(Protocol):
         """
         ...
 
-    async def transaction(self, body: Callable[[StoreTransaction], Awaitable[T]]) -> T:
+    async def transaction(
+        self, body: Callable[[StoreTransaction], Awaitable[T]], *, durable: bool = False
+    ) -> T:
         """Run ``body`` in one write transaction and return its result.
+
+        ``durable``: the commit returns only once it is on disk, so that what a person
+        was told (an approval remembered, a revocation done) survives a power cut or
+        a failing disk (issue 16); other writes may be cheaper.
 
         The write lock is taken before ``body``'s first read; the transaction
         commits when ``body`` returns and rolls back when it raises (the exception
@@ -297,6 +306,16 @@ class StoreBackend(Protocol):
 
     async def ping(self) -> None:
         """One trivial round trip to the database; raises when it fails."""
+        ...
+
+    async def heartbeat(self, value: str) -> None:
+        """Write ``value`` to the :data:`HEARTBEAT_SETTING` row: readiness's proof that
+        the store can still be written; raises :class:`StoreUnavailable` when not."""
+        ...
+
+    def check_identity(self) -> None:
+        """Raise :class:`StoreUnavailable` (kind ``gone``) when the database this backend
+        has open is no longer the configured one; cheap, and run on a timer."""
         ...
 
     async def close(self) -> None:

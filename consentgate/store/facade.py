@@ -41,11 +41,13 @@ Decisions and their sources (REFERENCES.md):
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import dataclasses
 import functools
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +87,7 @@ from consentgate.store.backend import (
     StoreTransaction,
 )
 from consentgate.store.cache import MISSING, DecisionCache, Grants, Key, covered
+from consentgate.store.errors import StoreUnavailable
 
 __all__ = [
     "ConsentStore",
@@ -95,6 +98,10 @@ __all__ = [
 ]
 
 _R = TypeVar("_R", ConsentRecord, ClientRecord, PendingRecord)
+
+#: Seconds a readiness write probe's result is kept; and how long one may take.
+HEALTH_INTERVAL: Final = 3.0
+HEALTH_TIMEOUT: Final = 2.0
 
 #: Rows per page of a listing, and per transaction of a revocation (so a huge
 #: revocation never holds the write lock for long).
@@ -223,6 +230,7 @@ class ConsentStore:
         self._keyring = keyring
         self._published: set[str] = set()
         self._cache = DecisionCache(cache_size)
+        self._healthy_at: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -360,8 +368,43 @@ class ConsentStore:
         self._invalidate()
 
     async def ping(self) -> None:
-        """Readiness: one trivial query through the store's connection; raises on failure."""
+        """One trivial query through the store's connection; raises on failure."""
         await self._backend.ping()
+
+    def check_identity(self) -> None:
+        """Raise :class:`StoreUnavailable` (kind ``gone``) when the store's file was
+        deleted or replaced under the gate (SQLite; see the backend). Run on a timer
+        and by readiness, so that a store nobody writes to is noticed too."""
+        self._backend.check_identity()
+
+    async def health(self) -> StoreUnavailable | None:
+        """Readiness: can the store be read *and written* now? None when it can.
+
+        A write probe (the heartbeat row); a success is kept for
+        :data:`HEALTH_INTERVAL` seconds, so a probe every second costs one small write
+        every few seconds; a store that can be read but not written (a full
+        disk, a read-only file system, a lock held by another process) is not ready.
+        """
+        try:
+            self.check_identity()  # a stat: every time, cached or not
+        except StoreUnavailable as exc:
+            return exc
+        if self._healthy_at is not None and time.monotonic() - self._healthy_at < HEALTH_INTERVAL:
+            return None
+        problem: StoreUnavailable | None = None
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT):
+                await self._backend.heartbeat(str(int(self.clock())))
+        except StoreUnavailable as exc:
+            problem = exc
+        except TimeoutError:
+            problem = StoreUnavailable(
+                f"the consent store did not answer within {HEALTH_TIMEOUT:g} s", "locked"
+            )
+        # Only success is kept: a store that failed is asked again at the next probe,
+        # so readiness returns as soon as the store does.
+        self._healthy_at = time.monotonic() if problem is None else None
+        return problem
 
     # --- verification --------------------------------------------------------------
 
@@ -504,7 +547,8 @@ class ConsentStore:
             await tx.insert_consent(record.to_row())
             return record, False, before, await tx.change_counter()
 
-        record, refreshed, before, after = await self._backend.transaction(upsert)
+        # Durable: the person is told 'remembered' only once it is on disk (issue 16).
+        record, refreshed, before, after = await self._backend.transaction(upsert, durable=True)
         self._kept(ring)
         self._invalidate_after_own_write(before, after, key=key)
         verb = "refreshed" if refreshed else "recorded"
@@ -638,7 +682,7 @@ class ConsentStore:
                     await tx.revoke_consents(now, signed)
                 return len(signed), following
 
-            count, cursor = await self._backend.transaction(batch)
+            count, cursor = await self._backend.transaction(batch, durable=True)
             total += count
             if count:
                 self._kept(ring)

@@ -34,6 +34,7 @@ from consentgate.core.keys import (
 from consentgate.core.paths import Route
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings
+from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
 from consentgate.store.opening import open_store
@@ -51,6 +52,7 @@ from consentgate.web.appkeys import (
     REQUEST_ID,
     SETTINGS,
     STORE,
+    STORE_LOG,
     TEMPLATES,
     UPSTREAM,
 )
@@ -72,6 +74,10 @@ _REQUEST_ID_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 
 #: How often expired pending requests and flow bindings are deleted.
 PURGE_INTERVAL = 60.0
+#: How often the store's file is checked for having been deleted or replaced.
+WATCH_INTERVAL = 2.0
+#: At most one "store unavailable" line per kind of outage in this many seconds.
+STORE_LOG_INTERVAL = 10.0
 
 
 @web.middleware
@@ -110,11 +116,21 @@ async def request_context(
         raise
     except StoreUnavailable as exc:
         # Fails closed: whatever needed the store (an authorization, a consent answer,
-        # a callback) is refused, never relayed; the reason is one line, no traceback.
-        log.warning(
-            "store unavailable",
-            extra={"fields": {"request_id": request[REQUEST_ID], "reason": str(exc)}},
-        )
+        # a callback) is refused, never relayed; the reason is one line, no traceback,
+        # and at most one line per kind of outage every STORE_LOG_INTERVAL seconds.
+        left_out = request.app[STORE_LOG].allow(exc.kind)
+        if left_out is not None:
+            log.warning(
+                "store unavailable",
+                extra={
+                    "fields": {
+                        "request_id": request[REQUEST_ID],
+                        "kind": exc.kind,
+                        "reason": str(exc),
+                        "not_logged_since_last": left_out,
+                    }
+                },
+            )
         response = error_response(
             request,
             503,
@@ -230,14 +246,25 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
     app[RELOAD_HOOKS].add(reload_keys)
     purge = asyncio.create_task(_purge_forever(store, config.store.keep_expired))
+    watch = asyncio.create_task(_watch_forever(store))
     try:
         yield
     finally:
-        purge.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purge
+        for task in (purge, watch):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         app[RELOAD_HOOKS].remove(reload_keys)
         await store.close()
+
+
+async def _watch_forever(store: ConsentStore) -> None:
+    """Notice a store file deleted or replaced under the gate even when nobody uses
+    it; the backend logs it once, and from then on refuses (issue 16)."""
+    while True:
+        await asyncio.sleep(WATCH_INTERVAL)
+        with contextlib.suppress(StoreUnavailable):
+            store.check_identity()
 
 
 async def _check_shared_secret(store: ConsentStore, secret: bytes) -> tuple[str, ...]:
@@ -336,6 +363,7 @@ def create_app(
     app[AUDIT] = audit or AuditTrail()
     app[RELOAD_HOOKS] = ReloadHooks()
     app[IN_FLIGHT] = InFlight()
+    app[STORE_LOG] = Throttle(STORE_LOG_INTERVAL)
     app[TEMPLATES] = templates or Templates()
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app.cleanup_ctx.append(_upstream_ctx)

@@ -16,6 +16,7 @@ from consentgate.core.forwarding import IPAddress
 from consentgate.core.issuer import IssuerCache
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings, Settings
+from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
 from consentgate.web.inflight import InFlight, Sending
 from consentgate.web.templates import Templates
@@ -35,6 +36,8 @@ ISSUER = web.AppKey("issuer", IssuerCache)
 KEY_PROBLEMS: web.AppKey[tuple[str, ...]] = web.AppKey("key_problems")
 #: Run on SIGHUP; each resource that can be reloaded registers what that means for it.
 RELOAD_HOOKS = web.AppKey("reload_hooks", ReloadHooks)
+#: One "store unavailable" line per kind of outage per interval.
+STORE_LOG = web.AppKey("store_log", Throttle)
 #: Requests in flight and the streams a shutdown may cut.
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 

@@ -46,13 +46,14 @@ async def upstream_reachable(app: web.Application) -> str | None:
 
 
 async def store_usable(app: web.Application) -> str | None:
-    """None when the consent store answers a query, else the reason."""
+    """None when the consent store can be read and written, else the reason:
+    ``store: locked``, ``read-only``, ``disk full``, ``gone``, ``I/O error``, ...
+    (:meth:`~consentgate.store.ConsentStore.health`; the log has the details)."""
     try:
-        async with asyncio.timeout(5):
-            await app[STORE].ping()
+        problem = await app[STORE].health()
     except Exception as exc:
         return f"store: unusable ({type(exc).__name__})"
-    return None
+    return None if problem is None else f"store: {problem.kind}"
 
 
 async def readyz(request: web.Request) -> web.StreamResponse:

@@ -64,6 +64,7 @@ from consentgate.core.dsn import describe, password_of
 from consentgate.core.errors import StartupError
 from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS, PENDING_COLUMNS
 from consentgate.store.backend import (
+    HEARTBEAT_SETTING,
     Cursor,
     DuplicatePendingId,
     LookupKey,
@@ -478,9 +479,14 @@ class PostgresBackend:
 
         return await asyncio.shield(self._track(statement()))
 
-    async def transaction(self, body: Callable[[StoreTransaction], Awaitable[T]]) -> T:
+    async def transaction(
+        self, body: Callable[[StoreTransaction], Awaitable[T]], *, durable: bool = False
+    ) -> T:
         """Run the facade's ``body`` in one transaction that first locks the change
-        counter's row (see the module docstring)."""
+        counter's row (see the module docstring).
+
+        Every commit is ``durable``: the gate leaves PostgreSQL's default
+        ``synchronous_commit = on``, so a commit returns once its WAL is flushed."""
         self._check_open()
 
         async def run() -> T:
@@ -712,6 +718,12 @@ class PostgresBackend:
 
     async def ping(self) -> None:
         await self._fetch("SELECT 1")
+
+    async def heartbeat(self, value: str) -> None:
+        await self.set_setting(HEARTBEAT_SETTING, value)
+
+    def check_identity(self) -> None:
+        """Nothing to check: the server owns its files."""
 
 
 async def _close(conn: asyncpg.Connection, seconds: float) -> None:

@@ -55,6 +55,7 @@ import aiosqlite
 from consentgate.core.errors import StartupError
 from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS, PENDING_COLUMNS
 from consentgate.store.backend import (
+    HEARTBEAT_SETTING,
     Cursor,
     DuplicatePendingId,
     LookupKey,
@@ -65,7 +66,7 @@ from consentgate.store.backend import (
     Row,
     StoreTransaction,
 )
-from consentgate.store.errors import StoreUnavailable
+from consentgate.store.errors import OutageKind, StoreUnavailable
 from consentgate.store.sqlite.files import check_location, startup_error
 from consentgate.store.sqlite.schema import migrate, rollback
 
@@ -82,11 +83,35 @@ def _unavailable_on_failure(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:
-        raise StoreUnavailable(f"the consent store {path}: {exc}") from exc
+        raise StoreUnavailable(f"the consent store {path}: {exc}", outage_kind(exc)) from exc
     except sqlite3.DatabaseError as exc:
         if type(exc) is not sqlite3.DatabaseError:
             raise
-        raise StoreUnavailable(f"the consent store {path}: {exc}") from exc
+        raise StoreUnavailable(f"the consent store {path}: {exc}", outage_kind(exc)) from exc
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino)
+
+
+def outage_kind(exc: sqlite3.Error) -> OutageKind:
+    """The kind of outage behind a SQLite error, from its (extended) result code."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return "locked"
+    if name.startswith("SQLITE_READONLY"):
+        return "read-only"
+    if name == "SQLITE_FULL":
+        return "disk full"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or type(exc) is sqlite3.DatabaseError:
+        return "corrupt"
+    if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")):
+        return "I/O error"
+    return "unavailable"
 
 
 T = TypeVar("T")
@@ -244,6 +269,10 @@ class SQLiteBackend:
         self._closed = False
         self._seen_data_version: int | None = None
         self._seen_counter = 0
+        #: (device, inode) of the file opened; a file at ``path`` that is not it (or
+        #: none) means the store was deleted or replaced under the gate.
+        self._identity = _file_identity(path)
+        self._gone: str | None = None
 
     @classmethod
     async def open(
@@ -296,6 +325,38 @@ class SQLiteBackend:
 
         await asyncio.shield(asyncio.ensure_future(finish()))
 
+    # --- the file itself ---------------------------------------------------------------
+
+    def check_identity(self) -> None:
+        """Raise :class:`StoreUnavailable` (kind ``gone``) when the file at ``path`` is no
+        longer the one this backend opened: deleted, moved away or replaced.
+
+        SQLite goes on reading and writing an unlinked file without an error, so
+        without this check a deleted store keeps "remembering" approvals into a file
+        nobody will ever open again, and the next start creates an empty one (issue
+        16). Once gone, always gone for this backend: the gate must be restarted on a
+        restored file. One ERROR line, the first time.
+        """
+        if self._gone is None:
+            now = _file_identity(self.path)
+            if now == self._identity:
+                return
+            self._gone = (
+                f"the consent store {self.path} was deleted or moved while the gate had it open"
+                if now is None
+                else f"the consent store {self.path} was replaced by another file while the "
+                "gate had it open"
+            )
+            _log.error(
+                "consent store gone; not approving until restarted on the right file",
+                extra={"fields": {"path": str(self.path), "reason": self._gone}},
+            )
+        raise StoreUnavailable(
+            f"{self._gone}; restore it and restart the gate (nothing is approved or "
+            "honoured meanwhile)",
+            "gone",
+        )
+
     # --- plumbing ------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -307,6 +368,7 @@ class SQLiteBackend:
         self._check_open()
         async with self._lock:
             self._check_open()  # close() may have run while this read waited for the lock
+            self.check_identity()
             with _unavailable_on_failure(self.path):
                 return list(await self._db.execute_fetchall(sql, params))
 
@@ -321,8 +383,15 @@ class SQLiteBackend:
         if not task.cancelled():
             task.exception()  # retrieved: a caller that was cancelled never will
 
-    async def _write(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+    async def _write(
+        self, body: Callable[[aiosqlite.Connection], Awaitable[T]], *, durable: bool = False
+    ) -> T:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction, shielded from cancellation.
+
+        ``durable``: the commit waits until the WAL is on disk (``synchronous=FULL``
+        for this transaction; issue 16). The connection otherwise runs with
+        ``synchronous=NORMAL``, which survives a crash of the process but may lose
+        the last commits when the machine or its disk fails.
 
         A request handler cancelled by a client disconnect must not leave the
         shared connection inside an open transaction (REFERENCES.md: "shield the
@@ -334,21 +403,30 @@ class SQLiteBackend:
         async def transaction() -> T:
             async with self._lock:
                 db = self._db
+                self.check_identity()
                 with _unavailable_on_failure(self.path):
-                    await db.execute("BEGIN IMMEDIATE")
+                    if durable:  # SQLite refuses to change it inside a transaction
+                        await db.execute("PRAGMA synchronous = FULL")
                     try:
-                        result = await body(db)
-                        await db.execute("COMMIT")
-                    except BaseException:
-                        await rollback(db)
-                        raise
+                        await db.execute("BEGIN IMMEDIATE")
+                        try:
+                            result = await body(db)
+                            await db.execute("COMMIT")
+                        except BaseException:
+                            await rollback(db)
+                            raise
+                    finally:
+                        if durable:
+                            await db.execute("PRAGMA synchronous = NORMAL")
                 return result
 
         return await asyncio.shield(self._track(transaction()))
 
-    async def transaction(self, body: Callable[[StoreTransaction], Awaitable[T]]) -> T:
+    async def transaction(
+        self, body: Callable[[StoreTransaction], Awaitable[T]], *, durable: bool = False
+    ) -> T:
         """Run the facade's ``body`` in one ``BEGIN IMMEDIATE`` transaction (:meth:`_write`)."""
-        return await self._write(lambda db: body(_Transaction(db)))
+        return await self._write(lambda db: body(_Transaction(db)), durable=durable)
 
     async def _write_one(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         """One statement, atomic on its own in autocommit mode: one round trip to the
@@ -358,6 +436,7 @@ class SQLiteBackend:
 
         async def statement() -> list[Sequence[Any]]:
             async with self._lock:
+                self.check_identity()
                 with _unavailable_on_failure(self.path):
                     return list(await self._db.execute_fetchall(sql, params))
 
@@ -368,7 +447,9 @@ class SQLiteBackend:
     def current_counter(self) -> int | None:
         """The change counter, read through the probe connection only when
         ``PRAGMA data_version`` says another connection committed. Any error means
-        "cannot tell"."""
+        "cannot tell", and so does a store found gone (:meth:`check_identity`)."""
+        if self._gone is not None:
+            return None
         try:
             version = self._probe.execute("PRAGMA data_version").fetchall()[0][0]
             if version == self._seen_data_version:
@@ -552,3 +633,6 @@ class SQLiteBackend:
 
     async def ping(self) -> None:
         await self._read("SELECT 1", ())
+
+    async def heartbeat(self, value: str) -> None:
+        await self.set_setting(HEARTBEAT_SETTING, value)
