@@ -83,11 +83,18 @@ def _unavailable_on_failure(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:
-        raise StoreUnavailable(f"the consent store {path}: {exc}", outage_kind(exc)) from exc
+        raise StoreUnavailable(f"the consent store {path}: {exc}", outage_kind(exc, path)) from exc
     except sqlite3.DatabaseError as exc:
         if type(exc) is not sqlite3.DatabaseError:
             raise
-        raise StoreUnavailable(f"the consent store {path}: {exc}", outage_kind(exc)) from exc
+        raise StoreUnavailable(f"the consent store {path}: {exc}", outage_kind(exc, path)) from exc
+
+
+def _read_only_file_system(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
@@ -98,9 +105,15 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     return (status.st_dev, status.st_ino)
 
 
-def outage_kind(exc: sqlite3.Error) -> OutageKind:
-    """The kind of outage behind a SQLite error, from its (extended) result code."""
+def outage_kind(exc: sqlite3.Error, path: Path) -> OutageKind:
+    """The kind of outage behind a SQLite error, from its (extended) result code.
+
+    A file system that turned read-only under an open database (ext4 after an
+    error, ``errors=remount-ro``) fails writes with an I/O error, not
+    ``SQLITE_READONLY``: the file system's own flag tells them apart."""
     name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_IOERR") and _read_only_file_system(path):
+        return "read-only"
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         return "locked"
     if name.startswith("SQLITE_READONLY"):
@@ -334,13 +347,17 @@ class SQLiteBackend:
         SQLite goes on reading and writing an unlinked file without an error, so
         without this check a deleted store keeps "remembering" approvals into a file
         nobody will ever open again, and the next start creates an empty one (issue
-        16). Once gone, always gone for this backend: the gate must be restarted on a
-        restored file. One ERROR line, the first time.
+        16). One ERROR line when it is found gone; when the very same file (device
+        and inode) is put back, say by restoring a hard link, one INFO line and the
+        store serves again.
         """
+        now = _file_identity(self.path)
+        if now == self._identity:
+            if self._gone is not None:
+                self._gone = None
+                _log.info("consent store back", extra={"fields": {"path": str(self.path)}})
+            return
         if self._gone is None:
-            now = _file_identity(self.path)
-            if now == self._identity:
-                return
             self._gone = (
                 f"the consent store {self.path} was deleted or moved while the gate had it open"
                 if now is None
@@ -348,12 +365,11 @@ class SQLiteBackend:
                 "gate had it open"
             )
             _log.error(
-                "consent store gone; not approving until restarted on the right file",
+                "consent store gone; nothing is approved or honoured until it is back",
                 extra={"fields": {"path": str(self.path), "reason": self._gone}},
             )
         raise StoreUnavailable(
-            f"{self._gone}; restore it and restart the gate (nothing is approved or "
-            "honoured meanwhile)",
+            f"{self._gone}; put the file back, or restore it from a backup and restart the gate",
             "gone",
         )
 
@@ -447,9 +463,10 @@ class SQLiteBackend:
     def current_counter(self) -> int | None:
         """The change counter, read through the probe connection only when
         ``PRAGMA data_version`` says another connection committed. Any error means
-        "cannot tell", and so does a store found gone (:meth:`check_identity`)."""
-        if self._gone is not None:
-            return None
+        "cannot tell", and so does a store found gone (:meth:`check_identity`) until
+        it is back."""
+        if self._gone is not None or _file_identity(self.path) != self._identity:
+            return None  # a stat, about a microsecond: a gone file is never trusted
         try:
             version = self._probe.execute("PRAGMA data_version").fetchall()[0][0]
             if version == self._seen_data_version:
