@@ -57,12 +57,13 @@ def small_tmpfs(point: Path, size_kib: int) -> Iterator[Path]:
 def fill(directory: Path) -> Path:
     """Write a file that takes every free byte of ``directory``'s file system."""
     filler = directory / "filler"
-    with filler.open("wb") as out:
+    # Unbuffered: a buffered file would try to write its rest again when closed.
+    with filler.open("wb", buffering=0) as out:
         block = b"\0" * 4096
         while True:
             try:
-                out.write(block)
-                out.flush()
+                if out.write(block) == 0:
+                    break
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise

@@ -377,6 +377,12 @@ class ConsentStore:
         and by readiness, so that a store nobody writes to is noticed too."""
         self._backend.check_identity()
 
+    def mark_unhealthy(self) -> None:
+        """Forget the last successful health probe: a request just found the store
+        unusable, so readiness asks the store again at its next probe instead of
+        repeating a cached success for up to :data:`HEALTH_INTERVAL` seconds."""
+        self._healthy_at = None
+
     async def health(self) -> StoreUnavailable | None:
         """Readiness: can the store be read *and written* now? None when it can.
 

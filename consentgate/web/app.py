@@ -118,6 +118,8 @@ async def request_context(
         # Fails closed: whatever needed the store (an authorization, a consent answer,
         # a callback) is refused, never relayed; the reason is one line, no traceback,
         # and at most one line per kind of outage every STORE_LOG_INTERVAL seconds.
+        if STORE in request.app:
+            request.app[STORE].mark_unhealthy()
         left_out = request.app[STORE_LOG].allow(exc.kind)
         if left_out is not None:
             log.warning(

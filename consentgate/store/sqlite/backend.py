@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -91,10 +92,22 @@ def _unavailable_on_failure(path: Path) -> Iterator[None]:
 
 
 def _read_only_file_system(path: Path) -> bool:
+    """Whether ``path``'s file system refuses writes (``EROFS``).
+
+    The mount flag is not enough: ext4 after an error (``errors=remount-ro``) on
+    recent kernels marks itself ``emergency_ro`` without setting it, and only its
+    operations answer ``EROFS``. Opening the file for writing, and writing nothing,
+    asks the file system itself and changes nothing."""
     try:
-        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return True
     except OSError:
         return False
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+    except OSError as exc:
+        return exc.errno == errno.EROFS
+    return False
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:

@@ -1,0 +1,278 @@
+"""The store under real faults (issue 16, point 5): a deleted file, a full disk, a file
+system that turns read-only, a lock held by another process.
+
+Each test asserts the same four things: nothing unconsented reached the upstream,
+every approval that answered "approved" is honoured afterwards, ``readyz`` names the
+fault while it lasts, and the gate serves again once the fault is cleared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from consentgate.web.appkeys import STORE
+from consentgate.web.connections import GuardedAppRunner
+from consentgate.web.server import start
+from tests import faultfs
+from tests.browsersim import Browser, Page
+from tests.conftest import Stack, StartStack, make_config
+from tests.fakeproxy import IDP
+from tests.web.test_authorize import approve_new, auth_params, register
+
+#: Bounds every loop that runs until a fault shows: the tests stop by themselves.
+MAX_APPROVALS = 400
+
+
+async def readiness(url: str) -> tuple[int, list[str]]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/_consentgate/readyz") as response,
+    ):
+        document: dict[str, Any] = await response.json()
+    return response.status, list(document.get("reasons", []))
+
+
+async def honoured(browser: Browser, client_id: str) -> bool:
+    """Whether ``browser``'s remembered approval still passes silently to the IdP."""
+    page = await browser.authorize({**auth_params(client_id), "state": "again"})
+    return page.status == 302 and page.location.startswith(IDP)
+
+
+def relays(stack: Stack) -> int:
+    return len(stack.proxy.reached("/authorize"))
+
+
+def assert_refused(page: Page) -> None:
+    """The page a person sees while the store is out: a 503 that says to retry."""
+    assert page.status == 503, (page.status, page.text[:300])
+    assert page.headers["Retry-After"] == "30"
+    assert "Try again shortly" in page.text
+    assert "Traceback" not in page.text and "sqlite" not in page.text.lower()
+
+
+@contextlib.asynccontextmanager
+async def browsers() -> AsyncIterator[list[Browser]]:
+    """Browsers opened by the test, each a different person; all closed at the end."""
+    opened: list[Browser] = []
+    try:
+        yield opened
+    finally:
+        for browser in opened:
+            await browser.close()
+
+
+async def new_person(opened: list[Browser], url: str) -> Browser:
+    browser = Browser(url)
+    opened.append(browser)
+    return browser
+
+
+# --- the store file deleted under a running gate ---------------------------------------------
+
+
+async def test_a_deleted_store_is_noticed_refused_and_served_again_when_put_back(
+    start_stack: StartStack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack = await start_stack()
+    client_id = await register(stack)
+    path = stack.gate.app[STORE].path
+    assert path is not None
+    async with browsers() as opened:
+        alice = await new_person(opened, stack.url)
+        assert (await approve_new(alice, auth_params(client_id))).status == 303
+        assert await readiness(stack.url) == (200, [])
+        relayed_before = relays(stack)
+
+        backup = tmp_path / "kept-by-the-operator.db"
+        os.link(path, backup)  # the same file (inode), to put back afterwards
+        path.unlink()
+        with caplog.at_level(logging.INFO, logger="consentgate"):
+            status, reasons = await readiness(stack.url)
+            remembered = await alice.authorize({**auth_params(client_id), "state": "gone"})
+            bob = await new_person(opened, stack.url)
+            asked = await bob.authorize(auth_params(client_id))
+            assert (await readiness(stack.url))[0] == 503
+        assert (status, reasons) == (503, ["store: gone"])
+        assert_refused(remembered)  # a file that is gone is not honoured
+        assert_refused(asked)  # nor is anything new written into it
+        assert relays(stack) == relayed_before  # nothing reached the upstream
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert [r.getMessage() for r in errors] == [
+            "consent store gone; nothing is approved or honoured until it is back"
+        ]  # once, however many requests found it gone
+        assert str(path) in errors[0].fields["path"]  # type: ignore[attr-defined]
+        assert not [r for r in caplog.records if r.exc_info is not None]
+
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="consentgate"):
+            os.link(backup, path)
+            assert await readiness(stack.url) == (200, [])
+        assert "consent store back" in [r.getMessage() for r in caplog.records]
+        assert await honoured(alice, client_id)  # the approval made before is still there
+        assert (await approve_new(bob, auth_params(client_id))).status == 303
+
+
+async def test_a_store_replaced_by_another_file_is_not_used(
+    start_stack: StartStack, tmp_path: Path
+) -> None:
+    """A restore over the open file (a new inode at the path) is a different store:
+    the gate stops, rather than mixing two files' answers, until it is restarted."""
+    stack = await start_stack()
+    client_id = await register(stack)
+    path = stack.gate.app[STORE].path
+    assert path is not None
+    async with browsers() as opened:
+        alice = await new_person(opened, stack.url)
+        assert (await approve_new(alice, auth_params(client_id))).status == 303
+        relayed_before = relays(stack)
+        copy = tmp_path / "copy.db"
+        with (
+            contextlib.closing(sqlite3.connect(path)) as live,
+            contextlib.closing(sqlite3.connect(copy)) as target,
+        ):
+            live.backup(target)
+        os.replace(copy, path)
+        assert await readiness(stack.url) == (503, ["store: gone"])
+        assert_refused(await alice.authorize({**auth_params(client_id), "state": "replaced"}))
+        assert relays(stack) == relayed_before
+
+
+# --- a full disk ------------------------------------------------------------------------------
+
+
+async def test_a_full_disk_refuses_new_approvals_and_loses_none_it_confirmed(
+    start_stack: StartStack, tmp_path: Path
+) -> None:
+    with faultfs.small_tmpfs(tmp_path / "small", 2048) as small:
+        stack = await start_stack(store={"path": str(small / "consent.db")})
+        client_id = await register(stack)
+        async with browsers() as opened:
+            filler = faultfs.fill(small)
+            # Leave a little room, so some approvals fit and the last byte runs out
+            # in the middle of the test's traffic, as it does in production.
+            size = filler.stat().st_size
+            os.truncate(filler, max(0, size - 96 * 1024))
+
+            approved: list[Browser] = []
+            refused: Page | None = None
+            for _ in range(MAX_APPROVALS):
+                person = await new_person(opened, stack.url)
+                page = await person.authorize(auth_params(client_id))
+                if page.is_consent_page:
+                    page = await person.answer(page, "approve", remember=True)
+                if page.status == 303:
+                    approved.append(person)
+                    continue
+                refused = page
+                break
+            assert refused is not None, f"the disk never filled in {MAX_APPROVALS} approvals"
+            assert_refused(refused)
+            assert approved, "no approval fit before the disk was full"
+            assert relays(stack) == len(approved)  # one relay per approval, nothing else
+            assert await readiness(stack.url) == (503, ["store: disk full"])
+
+            filler.unlink()  # the operator frees space
+            assert await readiness(stack.url) == (200, [])
+            for person in approved:  # every confirmed approval is still honoured
+                assert await honoured(person, client_id)
+            latecomer = await new_person(opened, stack.url)
+            assert (await approve_new(latecomer, auth_params(client_id))).status == 303
+
+
+# --- a file system that turns read-only (a disk fault) ----------------------------------------
+
+
+async def _serve_again(config_kwargs: dict[str, Any], port: int) -> GuardedAppRunner:
+    """A gate started again on ``port``, as a restart after the repair would."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return await start(make_config(**config_kwargs), sock=sock)
+
+
+async def test_a_disk_fault_loses_no_confirmed_approval(
+    start_stack: StartStack, tmp_path: Path
+) -> None:
+    """ext4 remounts itself read-only on an error; whatever was not yet on the disk
+    is lost with the page cache. An approval the person was told is remembered must
+    already be on the disk: ``synchronous=FULL`` (issue 16, point 1)."""
+    with faultfs.ext4_image(tmp_path) as disk:
+        store_path = disk.point / "consent.db"
+        stack = await start_stack(store={"path": str(store_path)})
+        client_id = await register(stack)
+        async with browsers() as opened:
+            approved: list[Browser] = []
+            for _ in range(20):
+                person = await new_person(opened, stack.url)
+                assert (await approve_new(person, auth_params(client_id))).status == 303
+                approved.append(person)
+
+            disk.fail()  # the file system is read-only from here on
+            status, reasons = await readiness(stack.url)
+            assert (status, reasons) == (503, ["store: read-only"])
+            late = await new_person(opened, stack.url)
+            assert_refused(await late.authorize(auth_params(client_id)))
+            assert relays(stack) == len(approved)
+
+            # The operator stops the gate, repairs the file system and starts it again.
+            port = int(stack.url.rsplit(":", 1)[1])
+            config = stack.gate.config
+            await stack.gate.runner.cleanup()
+            disk.unmount()
+            disk.repair()
+            disk.mount()
+            runner = await _serve_again(
+                {
+                    "tmp_path": tmp_path,
+                    "upstream_url": config.upstream.url,
+                    "public_url": stack.url,
+                    "store": {"path": str(store_path)},
+                },
+                port,
+            )
+            try:
+                assert await readiness(stack.url) == (200, [])
+                lost = [p for p in approved if not await honoured(p, client_id)]
+                assert lost == [], f"{len(lost)} of {len(approved)} confirmed approvals lost"
+            finally:
+                await runner.cleanup()
+
+
+# --- a lock held by another process --------------------------------------------------------
+
+
+async def test_a_locked_store_is_not_ready_and_ready_again_when_released(
+    start_stack: StartStack,
+) -> None:
+    stack = await start_stack()
+    client_id = await register(stack)
+    path = stack.gate.app[STORE].path
+    assert path is not None
+    async with browsers() as opened:
+        alice = await new_person(opened, stack.url)
+        assert (await approve_new(alice, auth_params(client_id))).status == 303
+        relayed_before = relays(stack)
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as locker:
+            locker.execute("BEGIN EXCLUSIVE")
+            bob = await new_person(opened, stack.url)
+            asked = await bob.authorize(auth_params(client_id))
+            status, reasons = await readiness(stack.url)
+            locker.execute("ROLLBACK")
+        assert_refused(asked)
+        assert (status, reasons) == (503, ["store: locked"])
+        assert relays(stack) == relayed_before
+        assert await readiness(stack.url) == (200, [])
+        assert await honoured(alice, client_id)
+        assert (await approve_new(bob, auth_params(client_id))).status == 303
