@@ -43,6 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from consentgate.core.keys import KeyRing
 from consentgate.core.records import CONSENT_COLUMNS, ConsentRecord, sign_record
@@ -185,14 +186,33 @@ async def time_probe(path: Path, repeat: int) -> tuple[float, float, float]:
     return version, counter, current
 
 
-async def time_record(path: Path, keyring: KeyRing, count: int) -> list[float]:
-    async with await ConsentStore.open(path, keyring) as store:
-        samples = []
-        for index in range(count):
-            started = time.perf_counter_ns()
-            await store.record(f"bench-{index}", "client-x", "https://x.example/cb", SCOPES, ttl=60)
-            samples.append((time.perf_counter_ns() - started) / 1000)
-        return samples
+class _NotDurable(SQLiteBackend):
+    """The store as it was before issue 16: every commit at ``synchronous=NORMAL``."""
+
+    def transaction(self, body: Any, *, durable: bool = False) -> Any:
+        return super().transaction(body, durable=False)
+
+
+async def time_record(path: Path, keyring: KeyRing, count: int) -> tuple[list[float], list[float]]:
+    """Microseconds per ``record``: as the gate runs it (durable: ``synchronous=FULL``
+    for the approval's commit) and as it ran before (``NORMAL``), in alternating
+    blocks on the same file, so the ratio is measured under the same load."""
+    durable: list[float] = []
+    normal: list[float] = []
+    full_store = await ConsentStore.open(path, keyring)
+    normal_store = ConsentStore(await _NotDurable.open(path), keyring)
+    try:
+        for block in range(count // 50):
+            for store, samples in ((full_store, durable), (normal_store, normal)):
+                for index in range(50):
+                    subject = f"bench-{id(samples)}-{block}-{index}"
+                    started = time.perf_counter_ns()
+                    await store.record(subject, "client-x", "https://x.example/cb", SCOPES, ttl=60)
+                    samples.append((time.perf_counter_ns() - started) / 1000)
+    finally:
+        await full_store.close()
+        await normal_store.close()
+    return durable, normal
 
 
 # --- PostgreSQL -----------------------------------------------------------------------
@@ -394,7 +414,11 @@ def main() -> int:
     print(f"{'PRAGMA data_version on the probe':<44} {version:.2f} µs")
     print(f"{'change counter read (after any commit)':<44} {counter:.2f} µs")
     print(f"{'backend.current_counter(), nothing changed':<44} {current:.2f} µs")
-    print(line("record (sign + insert + commit)", writes))
+    durable, normal = writes
+    print(line("record, durable (synchronous=FULL)", durable))
+    print(line("record, before (synchronous=NORMAL)", normal))
+    ratio = percentile(durable, 0.5) / percentile(normal, 0.5)
+    print(f"{'ratio of the p50s, FULL / NORMAL':<44} {ratio:.2f}")
     if args.postgres:
         postgres(args.postgres, large, keyring, args.lookups)
     return 0

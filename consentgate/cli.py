@@ -73,7 +73,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     from consentgate.store.opening import describe, migrate_store
 
     config = _load(args)
-    before, after = asyncio.run(migrate_store(config.store))
+    before, after = asyncio.run(migrate_store(config.store, config.keys.dir))
     where = describe(config.store)
     if before == after:
         print(f"{where}: schema version {after}, up to date")
@@ -88,11 +88,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
 
     config = _load(args)
+    if args.create_store:
+        from consentgate.store.opening import create_store
+
+        done = asyncio.run(create_store(config.store, config.keys.dir, must_be_new=False))
+        print(done, file=sys.stderr)
     if config.server.workers > 1:
         from consentgate.web.workers import run_workers
 
         return run_workers(config)
     asyncio.run(serve(config))
+    return EXIT_OK
+
+
+def _cmd_store_init(args: argparse.Namespace) -> int:
+    """Create an empty store where one is missing, even where one existed (issue 16):
+    the explicit way to start over, since ``serve`` refuses to."""
+    from consentgate.store.opening import create_store
+
+    config = _load(args)
+    print(asyncio.run(create_store(config.store, config.keys.dir, must_be_new=True)))
     return EXIT_OK
 
 
@@ -507,6 +522,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the gate")
     _add_config_argument(serve)
+    serve.add_argument(
+        "--create-store",
+        action="store_true",
+        help="create an empty store if it is missing, even where one existed "
+        "(otherwise that is an error: restore the backup)",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
@@ -527,6 +548,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=8080, help="the gate's port on 127.0.0.1 (default 8080)"
     )
     demo.set_defaults(handler=_cmd_demo)
+
+    store = commands.add_parser("store", help="the consent store itself")
+    store_commands = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    init = store_commands.add_parser(
+        "init",
+        help="create an empty store where it is missing (starting over: no approvals)",
+    )
+    _add_config_argument(init)
+    init.set_defaults(handler=_cmd_store_init)
 
     _add_store_commands(commands)
 

@@ -99,7 +99,11 @@ async def wait_ready(url: str, process: asyncio.subprocess.Process, seconds: flo
 
 @contextlib.asynccontextmanager
 async def gate_process(
-    directory: Path, upstream_url: str, sections: dict[str, dict[str, Any]] | None = None
+    directory: Path,
+    upstream_url: str,
+    sections: dict[str, dict[str, Any]] | None = None,
+    *,
+    create_store: bool = False,
 ) -> AsyncIterator[GateProcess]:
     """Start ``python -m consentgate serve`` and stop it with SIGTERM afterwards."""
     port = free_port()
@@ -111,6 +115,7 @@ async def gate_process(
         "serve",
         "--config",
         str(config_path),
+        *(["--create-store"] if create_store else []),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )

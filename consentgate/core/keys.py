@@ -381,6 +381,12 @@ def _write_atomically(path: Path, data: bytes) -> None:
     _fsync_directory(path.parent)
 
 
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write a file of the keys directory: 0600, atomically, fsynced (StartupError on
+    failure). For the few files kept beside the keys, such as the store record."""
+    _write_atomically(path, data)
+
+
 @contextlib.contextmanager
 def _directory_lock(directory: Path) -> Iterator[None]:
     """An exclusive flock on the directory itself while keys are created or rotated.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import StoreConfig
@@ -17,6 +18,13 @@ from consentgate.core.dsn import mask_password
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
 from consentgate.core.keys import KeyRing
+from consentgate.store.birth import (
+    evidence,
+    leftovers,
+    missing_store_error,
+    remember_store,
+    set_aside,
+)
 from consentgate.store.facade import ConsentStore
 
 
@@ -42,6 +50,18 @@ def describe(store: StoreConfig) -> str:
     return mask_password(store.url)
 
 
+def _refusal(store: StoreConfig, keys_dir: Path | None) -> str | None:
+    """The startup error's text when the configured store is missing (a SQLite file
+    that does not exist; for PostgreSQL, a database without the schema) and something
+    says one existed; None when a new store may be created."""
+    if not store.url and store.path.exists():
+        return None
+    reasons = evidence(None if store.url else store.path, keys_dir)
+    if not reasons:
+        return None
+    return str(missing_store_error(describe(store), reasons))
+
+
 async def open_store(
     store: StoreConfig,
     keyring: KeyRing,
@@ -49,31 +69,93 @@ async def open_store(
     clock: Clock = system_clock,
     audit: AuditTrail | None = None,
     create: bool = True,
+    keys_dir: Path | None = None,
 ) -> ConsentStore:
     """The store of ``store``; StartupError (one line) when it cannot be opened.
 
     ``create=False`` (the CLI's store commands) refuses a SQLite file that does not
     exist, and a PostgreSQL database whose schema is not there yet, rather than
     creating an empty store next to a typo.
+
+    ``keys_dir`` (the gate): a missing store where one existed is refused rather
+    than created empty (:mod:`consentgate.store.birth`), and the store opened is
+    recorded there when nothing is yet.
     """
+    refusal = _refusal(store, keys_dir) if create else None
+    if refusal is not None and not store.url:
+        raise StartupError(refusal)
     if not store.url:
-        return await ConsentStore.open(store.path, keyring, clock=clock, audit=audit, create=create)
+        opened = await ConsentStore.open(
+            store.path, keyring, clock=clock, audit=audit, create=create
+        )
+    else:
+        with _needs_asyncpg():
+            from consentgate.store.postgres import PostgresBackend  # noqa: PLC0415 - optional
+
+        backend = await PostgresBackend.open(
+            store.url,
+            pool_size=store.pool_size,
+            statement_timeout=store.statement_timeout,
+            password=store.password or None,
+            migrate=create,
+            refuse_empty=refusal,
+        )
+        opened = ConsentStore(backend, keyring, clock=clock, audit=audit)
+    if keys_dir is not None:
+        remember_store(keys_dir, describe(store), now=clock())
+    return opened
+
+
+async def create_store(
+    store: StoreConfig, keys_dir: Path, *, clock: Clock = system_clock, must_be_new: bool
+) -> str:
+    """Create the configured store even where one existed (``consentgate store init``
+    with ``must_be_new``, which refuses an existing store; ``serve --create-store``
+    without, which keeps one). Returns what was done, for the person who asked.
+
+    A new SQLite file gets no stale ``-wal``/``-shm`` of the one it replaces: they
+    are renamed aside (SQLite would replay another database's log into it)."""
+    where = describe(store)
+    if not store.url:
+        if store.path.exists():
+            if must_be_new:
+                raise StartupError(
+                    f"the consent store {where} exists; nothing changed. To start over, "
+                    "stop the gate and move the file (and its -wal and -shm) away first"
+                )
+            return f"{where}: exists, kept"
+        moved = set_aside(leftovers(store.path), now=clock())
+        from consentgate.store.sqlite import SQLiteBackend  # noqa: PLC0415 - one backend
+
+        backend = await SQLiteBackend.open(store.path, create=True)
+        await backend.close()
+        remember_store(keys_dir, where, now=clock(), replace=True)
+        aside = "".join(f"; set aside {file}" for file in moved)
+        return f"{where}: created an empty consent store{aside}"
     with _needs_asyncpg():
-        from consentgate.store.postgres import PostgresBackend  # noqa: PLC0415 - optional extra
-    backend = await PostgresBackend.open(
-        store.url,
-        pool_size=store.pool_size,
-        statement_timeout=store.statement_timeout,
-        password=store.password or None,
-        migrate=create,
+        from consentgate.store.postgres import migrate  # noqa: PLC0415 - optional extra
+    before, after = await migrate(
+        store.url, password=store.password or None, statement_timeout=store.statement_timeout
     )
-    return ConsentStore(backend, keyring, clock=clock, audit=audit)
+    if before > 0:
+        if must_be_new:
+            raise StartupError(
+                f"the PostgreSQL database {where} already has a consent store (schema "
+                f"version {before}); nothing changed"
+            )
+        return f"{where}: exists, kept"
+    remember_store(keys_dir, where, now=clock(), replace=True)
+    return f"{where}: created an empty consent store (schema version {after})"
 
 
-async def migrate_store(store: StoreConfig) -> tuple[int, int]:
+async def migrate_store(store: StoreConfig, keys_dir: Path | None = None) -> tuple[int, int]:
     """Bring the configured store's schema up to date (``consentgate migrate``), creating
-    it when absent; returns the schema versions before and after. Needs no keys."""
+    it when absent and nothing says one existed (``keys_dir``: see :func:`open_store`);
+    returns the schema versions before and after. Needs no keys."""
+    refusal = _refusal(store, keys_dir)
     if not store.url:
+        if refusal is not None:
+            raise StartupError(refusal)
         from consentgate.store.sqlite import SQLiteBackend  # noqa: PLC0415 - one backend
 
         backend = await SQLiteBackend.open(store.path, create=True)
@@ -82,5 +164,8 @@ async def migrate_store(store: StoreConfig) -> tuple[int, int]:
     with _needs_asyncpg():
         from consentgate.store.postgres import migrate  # noqa: PLC0415 - optional extra
     return await migrate(
-        store.url, password=store.password or None, statement_timeout=store.statement_timeout
+        store.url,
+        password=store.password or None,
+        statement_timeout=store.statement_timeout,
+        refuse_empty=refusal,
     )

@@ -226,7 +226,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[COOKIE_CRYPTO] = CookieCrypto(
         lambda purpose: derive_key(secret, purpose), CookieNames(config.secure_cookies)
     )
-    store = await open_store(config.store, keyring, clock=app[CLOCK], audit=app[AUDIT])
+    store = await open_store(
+        config.store, keyring, clock=app[CLOCK], audit=app[AUDIT], keys_dir=config.keys.dir
+    )
     app[STORE] = store
     try:
         app[KEY_PROBLEMS] = (

@@ -317,6 +317,7 @@ class PostgresBackend:
         connect_timeout: float = 5.0,
         password: str | None = None,
         migrate: bool = True,
+        refuse_empty: str | None = None,
     ) -> PostgresBackend:
         """Connect to the database at ``dsn`` (a ``postgresql://`` URL), migrate it (or,
         with ``migrate=False``, check that it needs no migration), and start listening
@@ -351,7 +352,7 @@ class PostgresBackend:
             conn = await connect()
             try:
                 await _check_database(conn, where)
-                await apply_migrations(conn, where, migrate=migrate)
+                await apply_migrations(conn, where, migrate=migrate, refuse_empty=refuse_empty)
             finally:
                 await _close(conn, connect_timeout)
             pool = await asyncpg.create_pool(
@@ -751,6 +752,7 @@ async def migrate(
     password: str | None = None,
     connect_timeout: float = 5.0,
     statement_timeout: float = 5.0,
+    refuse_empty: str | None = None,
 ) -> tuple[int, int]:
     """Bring the database at ``dsn`` to this code's schema version, ahead of a deploy
     (``consentgate migrate``); returns (version before, version after). Safe to run
@@ -774,7 +776,7 @@ async def migrate(
         )
         try:
             await _check_database(conn, where)
-            return await apply_migrations(conn, where, migrate=True)
+            return await apply_migrations(conn, where, migrate=True, refuse_empty=refuse_empty)
         finally:
             await _close(conn, connect_timeout)
     except StartupError:

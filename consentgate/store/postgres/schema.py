@@ -221,12 +221,16 @@ async def schema_version(conn: asyncpg.Connection, where: str) -> int:
 
 
 async def apply_migrations(
-    conn: asyncpg.Connection, where: str, *, migrate: bool
+    conn: asyncpg.Connection, where: str, *, migrate: bool, refuse_empty: str | None = None
 ) -> tuple[int, int]:
     """Bring the database to :data:`SCHEMA_VERSION` (with ``migrate``) or check it is
     there (without); returns (version found, version now). One transaction, under the
     migration lock; DDL runs only when something is missing, so a role that may not
-    create anything opens an up-to-date database."""
+    create anything opens an up-to-date database.
+
+    ``refuse_empty``: the startup error's text when the database has no consent
+    store at all, where there is evidence one existed (a failover to an empty
+    database; :mod:`consentgate.store.birth`)."""
     async with conn.transaction():
         await conn.execute(f"SET LOCAL statement_timeout = '{MIGRATION_TIMEOUT}s'")
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
@@ -238,6 +242,8 @@ async def apply_migrations(
             )
         if found == SCHEMA_VERSION:
             return found, found
+        if found == 0 and refuse_empty is not None:
+            raise StartupError(refuse_empty)
         if not migrate:
             raise StartupError(
                 f"the consent store in PostgreSQL {where} has schema version {found}; this "
