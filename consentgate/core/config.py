@@ -448,8 +448,9 @@ class StoreConfig:
         default=5.0,
         metadata=_spec(
             parse_duration,
-            "Longest a PostgreSQL statement may run before it is cancelled and the request "
-            "fails closed.",
+            "Longest one store operation may wait: a PostgreSQL statement runs (then it is "
+            "cancelled) or a request waits for a pooled connection; SQLite's busy timeout, "
+            "and the wait for its connection. Then the request fails closed with a 503.",
         ),
     )
     keep_expired: float = field(

@@ -86,7 +86,12 @@ async def open_store(
         raise StartupError(refusal)
     if not store.url:
         opened = await ConsentStore.open(
-            store.path, keyring, clock=clock, audit=audit, create=create
+            store.path,
+            keyring,
+            clock=clock,
+            audit=audit,
+            create=create,
+            busy_timeout=store.statement_timeout,
         )
     else:
         with _needs_asyncpg():

@@ -8,6 +8,7 @@ fault while it lasts, and the gate serves again once the fault is cleared.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -180,6 +181,7 @@ async def test_a_full_disk_refuses_new_approvals_and_loses_none_it_confirmed(
             assert approved, "no approval fit before the disk was full"
             assert relays(stack) == len(approved)  # one relay per approval, nothing else
             assert await readiness(stack.url) == (503, ["store: disk full"])
+            assert await honoured(approved[0], client_id)  # reading needs no free space
 
             filler.unlink()  # the operator frees space
             assert await readiness(stack.url) == (200, [])
@@ -225,6 +227,7 @@ async def test_a_disk_fault_loses_no_confirmed_approval(
             late = await new_person(opened, stack.url)
             assert_refused(await late.authorize(auth_params(client_id)))
             assert relays(stack) == len(approved)
+            assert await honoured(approved[0], client_id)  # what is on disk can be read
 
             # The operator stops the gate, repairs the file system and starts it again.
             port = int(stack.url.rsplit(":", 1)[1])
@@ -276,3 +279,54 @@ async def test_a_locked_store_is_not_ready_and_ready_again_when_released(
         assert await readiness(stack.url) == (200, [])
         assert await honoured(alice, client_id)
         assert (await approve_new(bob, auth_params(client_id))).status == 303
+
+
+async def test_under_a_held_lock_reads_do_not_queue_and_each_write_waits_its_own_bound(
+    start_stack: StartStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16, point 4. Another process holds the write lock for longer than every
+    request needs: a remembered approval (a read) is answered while the lock is
+    still held, and each of QUEUED new consents (a write each) fails closed within
+    its own bound (about twice the 1 s timeout), not one after the other
+    (QUEUED x 1 s = 16 s). The lock is released only after every answer came, or
+    after half of that serial time, whichever is first: queueing fails the test."""
+    queued = 16
+    wait = 1.0
+    stack = await start_stack(store={"statement_timeout": wait})
+    client_id = await register(stack)
+    path = stack.gate.app[STORE].path
+    assert path is not None
+    async with browsers() as opened:
+        alice = await new_person(opened, stack.url)
+        assert (await approve_new(alice, auth_params(client_id))).status == 303
+        people = [await new_person(opened, stack.url) for _ in range(queued)]
+        relayed_before = relays(stack)
+        with (
+            caplog.at_level(logging.WARNING, logger="consentgate"),
+            contextlib.closing(sqlite3.connect(path, isolation_level=None)) as locker,
+        ):
+            locker.execute("BEGIN EXCLUSIVE")
+            try:
+                writes = asyncio.gather(
+                    *(person.authorize(auth_params(client_id)) for person in people)
+                )
+                await asyncio.sleep(0.2)  # the writes are waiting for the lock by now
+                remembered = await asyncio.wait_for(
+                    alice.authorize({**auth_params(client_id), "state": "locked"}),
+                    timeout=queued * wait / 2,
+                )
+                writes_done_first = writes.done()
+                asked = await asyncio.wait_for(writes, timeout=queued * wait / 2)
+            finally:
+                locker.execute("ROLLBACK")
+        assert not writes_done_first  # the read was answered while writes still waited
+        assert remembered.status == 302 and remembered.location.startswith(IDP)
+        for page in asked:
+            assert_refused(page)
+        assert relays(stack) == relayed_before + 1  # alice's, consented; nothing else
+        warnings = [r for r in caplog.records if r.getMessage() == "store unavailable"]
+        assert len(warnings) == 1  # one line for the whole outage, no traceback each
+        assert not [r for r in caplog.records if r.exc_info is not None]
+        # Once the lock is gone, the same people get their consent page at once.
+        page = await people[0].authorize(auth_params(client_id))
+        assert page.is_consent_page

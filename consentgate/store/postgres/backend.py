@@ -296,10 +296,17 @@ class PostgresBackend:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool[asyncpg.Record], listener: ChangeListener, where: str
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        listener: ChangeListener,
+        where: str,
+        *,
+        wait: float = 5.0,
     ) -> None:
-        """Use :meth:`open`; the constructor only assembles an opened pool and listener."""
+        """Use :meth:`open`; the constructor only assembles an opened pool and listener.
+        ``wait``: the longest a request waits for a pooled connection."""
         self._pool = pool
+        self._wait = wait
         self._listener = listener
         #: Where the store lives, as ``host:port/dbname`` (for messages; no credentials).
         self.where = where
@@ -381,7 +388,7 @@ class PostgresBackend:
             if isinstance(exc, OPEN_ERRORS):
                 raise startup_error(exc, where, timeout=connect_timeout, secrets=secrets) from None
             raise
-        return cls(pool, listener, where)
+        return cls(pool, listener, where, wait=statement_timeout)
 
     @property
     def path(self) -> Path | None:
@@ -430,7 +437,10 @@ class PostgresBackend:
         Not checked for close() here: a write tracked before close() began still runs
         (close waits for it); callers check first."""
         try:
-            async with self._pool.acquire() as conn:
+            # A bounded wait of its own for a pooled connection (issue 16, point 4): with
+            # every connection stuck, a request fails closed after the statement timeout
+            # instead of queueing behind all the others.
+            async with self._pool.acquire(timeout=self._wait) as conn:
                 yield conn
         except OUTAGE_ERRORS as exc:
             if isinstance(exc, ValueError):  # asyncpg's DataError: a bug, not an outage

@@ -21,7 +21,7 @@ import asyncpg
 
 from consentgate.core.dsn import MASK
 from consentgate.core.errors import StartupError
-from consentgate.store.errors import StoreUnavailable
+from consentgate.store.errors import OutageKind, StoreUnavailable
 
 #: Exceptions that mean "could not talk to the server" rather than a bug here.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -110,7 +110,37 @@ def startup_error(
     return StartupError(f"cannot open the consent store in PostgreSQL at {where}: {detail}")
 
 
+def outage_kind(exc: BaseException) -> OutageKind:
+    """What ``readyz`` calls the outage: ``read-only`` (a replica promoted by mistake,
+    or a primary demoted in a failover, SQLSTATE 25006), ``disk full`` (53100),
+    ``locked`` (a lock or statement past its timeout, a deadlock: 55P03, 57014,
+    40P01, or no pooled connection free in time), ``unreachable`` (the connection
+    lost or refused, the server shutting down), else ``unavailable``."""
+    if isinstance(exc, asyncpg.exceptions.ReadOnlySQLTransactionError):
+        return "read-only"
+    if isinstance(exc, asyncpg.exceptions.DiskFullError):
+        return "disk full"
+    if isinstance(
+        exc,
+        asyncpg.exceptions.LockNotAvailableError
+        | asyncpg.exceptions.QueryCanceledError
+        | asyncpg.exceptions.DeadlockDetectedError
+        | asyncio.TimeoutError,
+    ):
+        return "locked"
+    if isinstance(
+        exc,
+        OSError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.AdminShutdownError
+        | asyncpg.exceptions.CannotConnectNowError,
+    ):
+        return "unreachable"
+    return "unavailable"
+
+
 def unavailable(exc: BaseException, where: str) -> StoreUnavailable:
     """The outage ``exc`` while serving, as the error the gate fails closed on."""
     reason = " ".join((str(exc) or type(exc).__name__).split())
-    return StoreUnavailable(f"the consent store in PostgreSQL {where}: {reason}")
+    return StoreUnavailable(f"the consent store in PostgreSQL {where}: {reason}", outage_kind(exc))

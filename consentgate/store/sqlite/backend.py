@@ -1,17 +1,24 @@
-"""The SQLite backend of the consent store: one file, one aiosqlite connection, all SQL.
+"""The SQLite backend of the consent store: one file, two aiosqlite connections, all SQL.
 
 Implements :class:`~consentgate.store.backend.StoreBackend`. It moves rows and owns
 transactions; it never signs, verifies or emits audit events (the facade does).
 
 Decisions and their sources (REFERENCES.md):
 
-* aiosqlite with one long-lived connection opened and closed with the app,
-  WAL (readers never wait for the writer), ``synchronous=NORMAL`` (durable
-  across application crashes; a power cut may lose the last transactions, not
-  corrupt the file), a busy timeout so two processes (the gate and a CLI
-  command) wait for each other instead of failing with "database is locked",
-  and ``trusted_schema=OFF`` (the schema of a file someone else may have written
-  does not get to call functions with side effects).
+* aiosqlite with two long-lived connections opened and closed with the app, one
+  for writes and one for reads (``query_only``): WAL lets readers go on while a
+  writer holds or waits for the write lock, so a remembered approval is not
+  answered after a write stuck behind another process's lock (issue 16, point 4).
+  ``synchronous=NORMAL`` (durable across application crashes; a power cut may
+  lose the last transactions, not corrupt the file), ``FULL`` for the commits
+  that must be on disk before the person is told (approvals, revocations), a busy
+  timeout so two processes (the gate and a CLI command) wait for each other
+  instead of failing with "database is locked", and ``trusted_schema=OFF`` (the
+  schema of a file someone else may have written does not get to call functions
+  with side effects).
+* Each operation waits at most the busy timeout for its connection (behind other
+  requests of this process) and at most the busy timeout in SQLite (behind other
+  processes): a bound of its own, never k times the timeout when k requests queue.
 * ``BEGIN IMMEDIATE`` for read-then-write, so a transaction takes the write
   lock before it reads, never upgrading a read snapshot (which SQLite cannot do
   after another writer committed).
@@ -47,7 +54,7 @@ import errno
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -208,6 +215,14 @@ async def _configure(db: aiosqlite.Connection, path: Path, busy_timeout: float) 
     await db.execute("PRAGMA trusted_schema = OFF")
 
 
+async def _configure_reader(db: aiosqlite.Connection, busy_timeout: float) -> None:
+    """The read connection: WAL is the file's (set by the writer), so only its own
+    settings; ``query_only`` so that no write can ever run on it by mistake."""
+    await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    await db.execute("PRAGMA trusted_schema = OFF")
+    await db.execute("PRAGMA query_only = ON")
+
+
 _CLAIM_SETTING: Final = (
     "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
 )
@@ -283,14 +298,25 @@ class SQLiteBackend:
     does, and closes it with the store.
     """
 
-    def __init__(self, path: Path, db: aiosqlite.Connection, probe: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        path: Path,
+        db: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        probe: sqlite3.Connection,
+        *,
+        wait: float = 5.0,
+    ) -> None:
         """Use :meth:`open`; the constructor only assembles opened connections."""
         #: Schema versions before and after :meth:`open` migrated the file.
         self.schema_change: tuple[int, int] = (0, 0)
         self.path = path
         self._db = db
+        self._reader = reader
         self._probe = probe
+        self._wait = wait
         self._lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
         self._inflight: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._seen_data_version: int | None = None
@@ -315,25 +341,29 @@ class SQLiteBackend:
         file = Path(path)
         check_location(file, create=create)
         db: aiosqlite.Connection | None = None
+        reader: aiosqlite.Connection | None = None
         probe: sqlite3.Connection | None = None
         try:
             db = await aiosqlite.connect(file, isolation_level=None, timeout=busy_timeout)
             await _configure(db, file, busy_timeout)
             schema_change = await migrate(db, file)
+            reader = await aiosqlite.connect(file, isolation_level=None, timeout=busy_timeout)
+            await _configure_reader(reader, busy_timeout)
             probe = sqlite3.connect(file, isolation_level=None, timeout=_PROBE_TIMEOUT)
             probe.execute(COUNTER).fetchall()
         except BaseException as exc:
             if probe is not None:
                 probe.close()
-            if db is not None:
-                try:
-                    await db.close()
-                except sqlite3.Error:
-                    _log.debug("closing the consent store after a failed open", exc_info=True)
+            for connection in (reader, db):
+                if connection is not None:
+                    try:
+                        await connection.close()
+                    except sqlite3.Error:
+                        _log.debug("closing the consent store after a failed open", exc_info=True)
             if isinstance(exc, sqlite3.Error):
                 raise startup_error(file, exc) from None
             raise
-        backend = cls(file, db, probe)
+        backend = cls(file, db, reader, probe, wait=busy_timeout)
         backend.schema_change = schema_change
         return backend
 
@@ -345,8 +375,9 @@ class SQLiteBackend:
         async def finish() -> None:
             if self._inflight:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
-            async with self._lock:
+            async with self._lock, self._read_lock:
                 self._probe.close()
+                await self._reader.close()
                 await self._db.close()
 
         await asyncio.shield(asyncio.ensure_future(finish()))
@@ -392,14 +423,33 @@ class SQLiteBackend:
         if self._closed:
             raise RuntimeError("the consent store is closed")
 
+    @contextlib.asynccontextmanager
+    async def _turn(self, lock: asyncio.Lock) -> AsyncIterator[None]:
+        """``lock``, waited for at most the busy timeout: a request queued behind
+        others of this process fails closed (``locked``) after a bounded wait of its
+        own, instead of waiting for everyone ahead of it (issue 16, point 4)."""
+        try:
+            async with asyncio.timeout(self._wait):
+                await lock.acquire()
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the consent store {self.path}: no turn on its connection within "
+                f"{self._wait:g} s (the requests ahead are waiting for a lock)",
+                "locked",
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        """One query on the connection (also the diagnostics hook tests use)."""
+        """One query on the read connection, which never waits for a write."""
         self._check_open()
-        async with self._lock:
+        async with self._turn(self._read_lock):
             self._check_open()  # close() may have run while this read waited for the lock
             self.check_identity()
             with _unavailable_on_failure(self.path):
-                return list(await self._db.execute_fetchall(sql, params))
+                return list(await self._reader.execute_fetchall(sql, params))
 
     def _track(self, work: Awaitable[T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(work)
@@ -430,7 +480,7 @@ class SQLiteBackend:
         self._check_open()
 
         async def transaction() -> T:
-            async with self._lock:
+            async with self._turn(self._lock):
                 db = self._db
                 self.check_identity()
                 with _unavailable_on_failure(self.path):
@@ -464,7 +514,7 @@ class SQLiteBackend:
         self._check_open()
 
         async def statement() -> list[Sequence[Any]]:
-            async with self._lock:
+            async with self._turn(self._lock):
                 self.check_identity()
                 with _unavailable_on_failure(self.path):
                     return list(await self._db.execute_fetchall(sql, params))
