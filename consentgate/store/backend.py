@@ -147,6 +147,12 @@ class StoreTransaction(Protocol):
         record it signed)."""
         ...
 
+    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
+        """:meth:`StoreBackend.take_pending` inside this transaction: a consent answer
+        takes its pending row and records the approval in one commit, so a failure
+        in between leaves the page answerable (issue 16, point 4)."""
+        ...
+
 
 class StoreBackend(Protocol):
     """A place that keeps consent, client, pending and used-binding rows.

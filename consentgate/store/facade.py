@@ -504,6 +504,47 @@ class ConsentStore:
 
         ``resource`` is the RFC 8707 resource indicator, ``""`` when none was sent.
         """
+        record = await self._record(
+            subject, client_id, redirect_uri, scopes, resource, ttl=ttl, pending_id=None
+        )
+        assert record is not None  # noqa: S101 - only a pending take returns None
+        return record
+
+    async def approve_pending(
+        self,
+        pending_id: str,
+        subject: str,
+        *,
+        client_id: str,
+        redirect_uri: str,
+        scopes: Iterable[str],
+        resource: str = "",
+        ttl: float,
+    ) -> ConsentRecord | None:
+        """Take the pending row ``pending_id`` of ``subject`` and record the approval,
+        in one durable transaction; None (nothing recorded) when the row was already
+        taken, expired, or fails verification (see :meth:`take_pending`).
+
+        One commit for both, so a store that fails between them (a full disk, a
+        lock) leaves the consent page answerable once it is back, instead of a
+        page already used and no approval (issue 16, point 4).
+        """
+        check_text("pending_id", pending_id)
+        return await self._record(
+            subject, client_id, redirect_uri, scopes, resource, ttl=ttl, pending_id=pending_id
+        )
+
+    async def _record(
+        self,
+        subject: str,
+        client_id: str,
+        redirect_uri: str,
+        scopes: Iterable[str],
+        resource: str,
+        *,
+        ttl: float,
+        pending_id: str | None,
+    ) -> ConsentRecord | None:
         check_length("subject", check_text("subject", subject), MAX_SUBJECT_LENGTH)
         check_length("client_id", check_text("client_id", client_id), MAX_CLIENT_ID_LENGTH)
         check_length("redirect_uri", check_text("redirect_uri", redirect_uri), MAX_URI_LENGTH)
@@ -530,9 +571,15 @@ class ConsentStore:
 
         ring = self._keyring
 
-        async def upsert(tx: StoreTransaction) -> tuple[ConsentRecord, bool, int, int]:
+        async def upsert(tx: StoreTransaction) -> tuple[ConsentRecord, bool, int, int] | None:
             """Refresh an identical active approval, else insert a new record: the same
-            person approving the same thing again must not add a row each time."""
+            person approving the same thing again must not add a row each time. With
+            ``pending_id``, first take that pending row (None: it is not there)."""
+            if pending_id is not None:
+                taken = await tx.take_pending(pending_id, subject, now)
+                answered = None if taken is None else self._verified_pending(taken)
+                if answered is None or (answered.id, answered.subject) != (pending_id, subject):
+                    return None
             before = await tx.change_counter()
             await self._keep_key(tx, ring)
             for row in await tx.active_consents(key, now):
@@ -554,7 +601,10 @@ class ConsentStore:
             return record, False, before, await tx.change_counter()
 
         # Durable: the person is told 'remembered' only once it is on disk (issue 16).
-        record, refreshed, before, after = await self._backend.transaction(upsert, durable=True)
+        done = await self._backend.transaction(upsert, durable=True)
+        if done is None:
+            return None
+        record, refreshed, before, after = done
         self._kept(ring)
         self._invalidate_after_own_write(before, after, key=key)
         verb = "refreshed" if refreshed else "recorded"

@@ -117,7 +117,24 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
             reason=reason,
         )
         return error_response(request, 403, "invalid_request", stale)
-    if await store.take_pending(pending_id, browser.subject) is None:
+    remember = decision == "approve" and form.get("remember") == "yes" and shown.remember_allowed
+    if remember:
+        # The page is used up and the approval remembered in one durable commit: a
+        # store failing in between leaves the page answerable once it is back.
+        recorded = await asyncio.shield(
+            store.approve_pending(
+                pending_id,
+                browser.subject,
+                client_id=auth.client_id,
+                redirect_uri=consent_redirect_key(auth.redirect_uri),
+                scopes=auth.scopes,
+                resource=auth.resource,
+                ttl=config.consent.remember_for,
+            )
+        )
+        if recorded is None:
+            return error_response(request, 403, "invalid_request", stale)
+    elif await store.take_pending(pending_id, browser.subject) is None:
         return error_response(request, 403, "invalid_request", stale)
     clear = set_cookie_header(
         crypto.names.pending(pending_id),
@@ -142,18 +159,6 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         response.headers.add("Set-Cookie", clear)
         return response
 
-    remember = form.get("remember") == "yes" and shown.remember_allowed
-    if remember:
-        await asyncio.shield(
-            store.record(
-                browser.subject,
-                auth.client_id,
-                consent_redirect_key(auth.redirect_uri),
-                auth.scopes,
-                auth.resource,
-                ttl=config.consent.remember_for,
-            )
-        )
     return await forward_authorization(
         request,
         auth.parameters,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -606,6 +607,46 @@ async def test_two_concurrent_answers_take_a_pending_row_once(store: ConsentStor
     await store.put_pending("p1", "alice", "{}", int(T0) + 60)
     results = await asyncio.gather(*(store.take_pending("p1", "alice") for _ in range(10)))
     assert sum(result is not None for result in results) == 1
+
+
+async def test_approving_a_pending_row_takes_it_and_records_in_one_commit(
+    store: ConsentStore,
+) -> None:
+    """Issue 16, point 4: the page is used up only together with the approval."""
+    await store.put_pending("p1", "alice", "{}", int(T0) + 60)
+
+    def approve(subject: str) -> Awaitable[ConsentRecord | None]:
+        return store.approve_pending(
+            "p1", subject, client_id="c", redirect_uri="https://c.example/cb", scopes=["a"], ttl=60
+        )
+
+    assert await approve("mallory") is None
+    assert not await store.is_approved("mallory", "c", "https://c.example/cb", ["a"])
+    assert await store.get_pending("p1") is not None  # another's answer used nothing
+    record = await approve("alice")
+    assert record is not None and record.subject == "alice"
+    assert await store.is_approved("alice", "c", "https://c.example/cb", ["a"])
+    assert await store.get_pending("p1") is None
+    assert await approve("alice") is None  # once
+
+
+async def test_concurrent_approvals_of_one_pending_row_record_once(store: ConsentStore) -> None:
+    await store.put_pending("p1", "alice", "{}", int(T0) + 60)
+    results = await asyncio.gather(
+        *(
+            store.approve_pending(
+                "p1",
+                "alice",
+                client_id="c",
+                redirect_uri="https://c.example/cb",
+                scopes=["a"],
+                ttl=60,
+            )
+            for _ in range(10)
+        )
+    )
+    assert sum(result is not None for result in results) == 1
+    assert len(await store.list()) == 1
 
 
 async def test_a_duplicate_pending_id_is_refused(store: ConsentStore) -> None:

@@ -259,26 +259,36 @@ async def test_a_disk_fault_loses_no_confirmed_approval(
 async def test_a_locked_store_is_not_ready_and_ready_again_when_released(
     start_stack: StartStack,
 ) -> None:
-    stack = await start_stack()
+    """And a consent page shown before the lock, answered during it, can be answered
+    again once the lock is gone: the failed answer used nothing up."""
+    stack = await start_stack(store={"statement_timeout": 1.0})
     client_id = await register(stack)
     path = stack.gate.app[STORE].path
     assert path is not None
     async with browsers() as opened:
         alice = await new_person(opened, stack.url)
         assert (await approve_new(alice, auth_params(client_id))).status == 303
+        carol = await new_person(opened, stack.url)
+        shown = await carol.authorize(auth_params(client_id))
+        assert shown.is_consent_page
         relayed_before = relays(stack)
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as locker:
             locker.execute("BEGIN EXCLUSIVE")
             bob = await new_person(opened, stack.url)
             asked = await bob.authorize(auth_params(client_id))
+            answered = await carol.answer(shown, "approve", remember=True)
             status, reasons = await readiness(stack.url)
             locker.execute("ROLLBACK")
         assert_refused(asked)
+        assert_refused(answered)
         assert (status, reasons) == (503, ["store: locked"])
         assert relays(stack) == relayed_before
         assert await readiness(stack.url) == (200, [])
         assert await honoured(alice, client_id)
         assert (await approve_new(bob, auth_params(client_id))).status == 303
+        again = await carol.answer(shown, "approve", remember=True)  # the same page
+        assert again.status == 303, again.text[:300]
+        assert await honoured(carol, client_id)
 
 
 async def test_under_a_held_lock_reads_do_not_queue_and_each_write_waits_its_own_bound(

@@ -97,6 +97,10 @@ _SETTINGS: Final = f"{SCHEMA}.settings"
 _CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
 _CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)
 _PENDING_SELECT: Final = ", ".join(PENDING_COLUMNS)
+_TAKE_PENDING: Final = (
+    f"DELETE FROM {_PENDING} WHERE id = $1 AND subject = $2 AND expires_at > $3 "  # noqa: S608
+    f"RETURNING {_PENDING_SELECT}"
+)
 _PENDING_SUBJECT: Final = PENDING_COLUMNS.index("subject")
 _PENDING_SOURCE: Final = PENDING_COLUMNS.index("source")
 
@@ -284,6 +288,12 @@ class _Transaction:
     async def claim_setting(self, name: str, value: str) -> str:
         await self._conn.execute(_CLAIM_SETTING, name, value)
         return str(await self._conn.fetchval(_READ_SETTING, name))
+
+    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
+        if not _storable(id, subject):
+            return None
+        row = await self._conn.fetchrow(_TAKE_PENDING, id, subject, now)
+        return tuple(row) if row is not None else None
 
 
 class PostgresBackend:
@@ -670,13 +680,7 @@ class PostgresBackend:
         self._check_open()
         if not _storable(id, subject):
             return None
-        rows = await self._write_one(
-            f"DELETE FROM {_PENDING} WHERE id = $1 AND subject = $2 AND expires_at > $3 "  # noqa: S608
-            f"RETURNING {_PENDING_SELECT}",
-            id,
-            subject,
-            now,
-        )
+        rows = await self._write_one(_TAKE_PENDING, id, subject, now)
         return rows[0] if rows else None
 
     async def use_binding(self, key: str, expires_at: int) -> bool:

@@ -223,6 +223,10 @@ async def _configure_reader(db: aiosqlite.Connection, busy_timeout: float) -> No
     await db.execute("PRAGMA query_only = ON")
 
 
+_TAKE_PENDING: Final = (
+    "DELETE FROM pending WHERE id = ? AND subject = ? AND expires_at > ? "  # noqa: S608
+    f"RETURNING {_PENDING_SELECT}"
+)
 _CLAIM_SETTING: Final = (
     "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
 )
@@ -289,6 +293,10 @@ class _Transaction:
         await self._db.execute(_CLAIM_SETTING, (name, value))
         rows = list(await self._db.execute_fetchall(_READ_SETTING, (name,)))
         return str(rows[0][0])
+
+    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
+        rows = list(await self._db.execute_fetchall(_TAKE_PENDING, (id, subject, now)))
+        return rows[0] if rows else None
 
 
 class SQLiteBackend:
@@ -662,11 +670,7 @@ class SQLiteBackend:
         return rows[0] if rows else None
 
     async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
-        rows = await self._write_one(
-            "DELETE FROM pending WHERE id = ? AND subject = ? AND expires_at > ? "  # noqa: S608
-            f"RETURNING {_PENDING_SELECT}",
-            (id, subject, now),
-        )
+        rows = await self._write_one(_TAKE_PENDING, (id, subject, now))
         return rows[0] if rows else None
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
