@@ -128,6 +128,7 @@ async def request_context(
                     "fields": {
                         "request_id": request[REQUEST_ID],
                         "kind": exc.kind,
+                        "error": type(exc.__cause__ or exc).__name__,
                         "reason": str(exc),
                         "not_logged_since_last": left_out,
                     }

@@ -43,7 +43,9 @@ async def test_a_locked_store_refuses_authorization_with_503_and_relays_the_rest
     unavailable = [r for r in caplog.records if r.getMessage() == "store unavailable"]
     assert len(unavailable) == 1
     assert unavailable[0].exc_info is None  # one line, not a traceback
-    assert "database is locked" in unavailable[0].fields["reason"]  # type: ignore[attr-defined]
+    fields = unavailable[0].fields  # type: ignore[attr-defined]
+    assert "database is locked" in fields["reason"]
+    assert (fields["kind"], fields["error"]) == ("locked", "OperationalError")
     assert not [r for r in caplog.records if r.getMessage() == "unhandled error"]
 
     # Once the lock is gone the same browser gets its consent page, and approves.
