@@ -4,15 +4,22 @@ On a stop signal the listening socket closes first (no new connections), request
 in flight get what is left of ``server.shutdown_grace`` to finish, streams still
 open near its end are cut, then the cleanup contexts close the store and the
 upstream session (:mod:`consentgate.web.shutdown`).
+
+Under systemd (``Type=notify``, ``contrib/systemd/consentgate.service``) the gate says
+``READY=1`` once it listens, ``RELOADING=1`` and ``READY=1`` around a SIGHUP reload,
+``STOPPING=1`` on a stop signal, and pings the watchdog when ``WatchdogSec=`` asks
+(:mod:`consentgate.core.sdnotify`); without ``NOTIFY_SOCKET`` all of that does nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +27,7 @@ from aiohttp import web
 from consentgate.core.config import Config
 from consentgate.core.errors import StartupError
 from consentgate.core.logs import ACCESS, configure_logging
+from consentgate.core.sdnotify import Notifier
 from consentgate.web.access import AccessLogger
 from consentgate.web.app import create_app, reload
 from consentgate.web.connections import (
@@ -95,11 +103,14 @@ async def start(
     return runner
 
 
-async def serve(config: Config, *, worker: int | None = None) -> None:
+async def serve(
+    config: Config, *, worker: int | None = None, listening: Callable[[], None] | None = None
+) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully.
 
     ``worker`` is this process's number under a supervisor (:mod:`consentgate.web.workers`):
-    it binds with ``SO_REUSEPORT`` and names itself on every log line.
+    it binds with ``SO_REUSEPORT`` and names itself on every log line. ``listening`` is
+    called once the gate listens (the supervisor's cue to tell systemd it is ready).
     """
     configure_logging(
         format=config.log.format,
@@ -115,10 +126,20 @@ async def serve(config: Config, *, worker: int | None = None) -> None:
         "listening",
         extra={"fields": {"address": address, "upstream": config.upstream.url}},
     )
+    systemd = Notifier(log)  # a worker's environment has no NOTIFY_SOCKET: it stays quiet
+    status = f"listening on {address}"
+    systemd.ready(status)
+    if listening is not None:
+        listening()
+    watchdog = (
+        asyncio.create_task(_ping_watchdog(systemd, systemd.watchdog_interval))
+        if systemd.watchdog_interval is not None
+        else None
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload, app)
+    loop.add_signal_handler(signal.SIGHUP, _reload, app, systemd, status)
     try:
         await stop.wait()
         log.info(
@@ -126,10 +147,32 @@ async def serve(config: Config, *, worker: int | None = None) -> None:
             extra={"fields": {"grace_seconds": config.server.shutdown_grace}},
         )
     finally:
+        systemd.stopping()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        await shut_down(runner, app, config.server.shutdown_grace)
+        try:
+            await shut_down(runner, app, config.server.shutdown_grace)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
     log.info("stopped")
+
+
+def _reload(app: web.Application, systemd: Notifier, status: str) -> None:
+    """SIGHUP: the reload is synchronous, so ``READY=1`` follows it once it is done."""
+    systemd.reloading()
+    reload(app)
+    systemd.ready(status)
+
+
+async def _ping_watchdog(systemd: Notifier, interval: float) -> None:
+    """``WATCHDOG=1`` every ``interval`` (half of ``WatchdogSec``) while the loop runs:
+    a blocked event loop stops the pings, and systemd restarts the gate."""
+    while True:
+        systemd.watchdog()
+        await asyncio.sleep(interval)
 
 
 def _url(address: Any) -> str:

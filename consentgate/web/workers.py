@@ -20,7 +20,11 @@ The parent supervises:
 * SIGTERM or SIGINT is passed to every worker, which stops as ``serve`` does
   (listener closed, requests in flight get ``shutdown_grace``); a worker still
   running one second after the grace is killed;
-* SIGHUP is passed to every worker (each reloads its keys).
+* SIGHUP is passed to every worker (each reloads its keys);
+* under systemd only the parent notifies (:mod:`consentgate.core.sdnotify`): ``READY=1``
+  once every worker listens, ``RELOADING=1`` and ``READY=1`` around passing a SIGHUP on
+  (the parent does not wait for each worker's reload), ``STOPPING=1``, and the watchdog
+  pings; the workers start without ``NOTIFY_SOCKET``.
 
 Workers are started with the ``spawn`` method: a fresh interpreter, no state
 inherited from the parent but the configuration.
@@ -33,6 +37,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.synchronize
 import os
 import signal
 import sys
@@ -46,6 +51,7 @@ from consentgate.core.config import Config
 from consentgate.core.errors import StartupError
 from consentgate.core.keys import load_cookie_secret, load_keyring
 from consentgate.core.logs import configure_logging
+from consentgate.core.sdnotify import VARIABLES, Notifier
 from consentgate.store.opening import describe, migrate_store
 
 log = logging.getLogger("consentgate")
@@ -60,15 +66,19 @@ KILL_AFTER_GRACE: Final = 1.0
 STARTUP_FAILED: Final = 3
 
 
-def _worker_main(config: Config, number: int) -> None:
+def _worker_main(config: Config, number: int, listening: multiprocessing.synchronize.Event) -> None:
     """The body of one worker process (``spawn``: a fresh interpreter)."""
     from consentgate.web.server import serve  # noqa: PLC0415 - in the child only
+
+    # systemd listens to the parent only (NotifyAccess=main); the parent says READY=1.
+    for name in VARIABLES:
+        os.environ.pop(name, None)
 
     # A Ctrl-C reaches the whole process group; before serve installs its handlers
     # it arrives as KeyboardInterrupt, which is a stop like any other.
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            asyncio.run(serve(config, worker=number))
+            asyncio.run(serve(config, worker=number, listening=listening.set))
         except StartupError as exc:
             log.error("worker could not start: %s", exc, extra={"fields": {"worker": number}})
             sys.exit(STARTUP_FAILED)
@@ -78,6 +88,7 @@ def _worker_main(config: Config, number: int) -> None:
 class _Worker:
     number: int
     process: BaseProcess
+    listening: multiprocessing.synchronize.Event
     started: float = field(default_factory=time.monotonic)
 
 
@@ -91,6 +102,9 @@ class Supervisor:
         self._stopping = False
         self._reload = False
         self._pause = FIRST_PAUSE
+        self._systemd = Notifier(log)
+        self._announced = False  # READY=1 sent
+        self._next_ping = time.monotonic()
 
     def prepare(self) -> None:
         """What must exist exactly once, before N processes look for it."""
@@ -105,11 +119,14 @@ class Supervisor:
             )
 
     def _start(self, number: int) -> None:
+        listening = self._context.Event()
         process = self._context.Process(
-            target=_worker_main, args=(self.config, number), name=f"consentgate-worker-{number}"
+            target=_worker_main,
+            args=(self.config, number, listening),
+            name=f"consentgate-worker-{number}",
         )
         process.start()
-        self._workers[number] = _Worker(number, process)
+        self._workers[number] = _Worker(number, process, listening)
         log.info("worker started", extra={"fields": {"worker": number, "pid": process.pid}})
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
@@ -140,6 +157,7 @@ class Supervisor:
             )
             status = self._watch()
         finally:
+            self._systemd.stopping()
             self._stop_all()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -149,11 +167,16 @@ class Supervisor:
     def _watch(self) -> int:
         started = time.monotonic()
         while not self._stopping:
+            self._tell_systemd()
             if self._reload:
                 self._reload = False
+                if self._announced:
+                    self._systemd.reloading()
                 self._signal_all(signal.SIGHUP)
+                if self._announced:
+                    self._systemd.ready(self._status())
             sentinels = [w.process.sentinel for w in self._workers.values()]
-            multiprocessing.connection.wait(sentinels, timeout=0.2)
+            multiprocessing.connection.wait(sentinels, timeout=self._wait_at_most(0.2))
             for worker in list(self._workers.values()):
                 if worker.process.is_alive() or self._stopping:
                     continue
@@ -187,7 +210,30 @@ class Supervisor:
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self._stopping and time.monotonic() < deadline:
-            time.sleep(min(0.1, deadline - time.monotonic()))
+            self._tell_systemd()  # the watchdog keeps its pings through a long pause
+            time.sleep(self._wait_at_most(min(0.1, deadline - time.monotonic())))
+
+    def _status(self) -> str:
+        return f"{self.config.server.workers} workers listening on {self.config.server.listen}"
+
+    def _tell_systemd(self) -> None:
+        """``READY=1`` once every worker listens (once: a restarted worker is not news),
+        and ``WATCHDOG=1`` when one is due."""
+        workers = self._workers.values()
+        everyone = len(workers) == self.config.server.workers
+        if not self._announced and everyone and all(w.listening.is_set() for w in workers):
+            self._announced = True
+            self._systemd.ready(self._status())
+        interval = self._systemd.watchdog_interval
+        if interval is not None and time.monotonic() >= self._next_ping:
+            self._systemd.watchdog()
+            self._next_ping = time.monotonic() + interval
+
+    def _wait_at_most(self, seconds: float) -> float:
+        """``seconds``, or less when the next watchdog ping is due sooner."""
+        if self._systemd.watchdog_interval is None:
+            return max(seconds, 0)
+        return max(min(seconds, self._next_ping - time.monotonic()), 0)
 
     def _signal_all(self, sig: int) -> None:
         for worker in self._workers.values():
