@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import platform
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -511,13 +512,39 @@ def _add_store_commands(commands: Any) -> None:
     export.set_defaults(handler=_cmd_consents_export)
 
 
+def release_facts() -> str:
+    """``consentgate --version``: what an operator pastes into a bug report. The
+    versions are read from the installed distributions' metadata, so nothing heavy is
+    imported; ``asyncpg`` only when installed (the ``[postgres]`` extra)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = [f"Python {platform.python_version()}"]
+    for name in ("aiohttp", "aiosqlite", "cryptography", "asyncpg"):
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            if name != "asyncpg":
+                parts.append(f"{name} (not installed)")
+    return f"consentgate {__version__} ({', '.join(parts)})"
+
+
+class _PrintVersion(argparse.Action):
+    """``--version`` on one line (argparse's own action wraps it at the terminal width)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(release_facts())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; exposed so tests and docs can inspect it."""
     parser = argparse.ArgumentParser(
         prog="consentgate",
         description="A consent gate in front of a single-client OAuth proxy.",
     )
-    parser.add_argument("--version", action="version", version=f"consentgate {__version__}")
+    parser.add_argument(
+        "--version", action=_PrintVersion, nargs=0, help="print the versions and exit"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = commands.add_parser("serve", help="run the gate")

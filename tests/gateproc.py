@@ -104,20 +104,28 @@ async def gate_process(
     sections: dict[str, dict[str, Any]] | None = None,
     *,
     create_store: bool = False,
+    env: dict[str, str] | None = None,
+    command: list[str] | None = None,
+    cwd: Path | None = None,
 ) -> AsyncIterator[GateProcess]:
-    """Start ``python -m consentgate serve`` and stop it with SIGTERM afterwards."""
+    """Start ``python -m consentgate serve`` and stop it with SIGTERM afterwards.
+
+    ``env`` is the process's whole environment, as for ``subprocess`` (default: this one's).
+    ``command`` replaces ``python -m consentgate`` (the single file: ``python3 x.pyz``),
+    ``cwd`` the working directory.
+    """
     port = free_port()
     config_path = write_config(directory, upstream_url, port, sections)
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "consentgate",
+        *(command or [sys.executable, "-m", "consentgate"]),
         "serve",
         "--config",
         str(config_path),
         *(["--create-store"] if create_store else []),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import platform
 import signal
 import subprocess
 import sys
@@ -30,10 +31,16 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_version_is_printed() -> None:
+def test_version_names_what_a_bug_report_needs() -> None:
+    from importlib.metadata import version
+
     result = run("--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == f"consentgate {__version__}"
+    assert result.stdout == (
+        f"consentgate {__version__} (Python {platform.python_version()}, "
+        f"aiohttp {version('aiohttp')}, aiosqlite {version('aiosqlite')}, "
+        f"cryptography {version('cryptography')}, asyncpg {version('asyncpg')})\n"
+    )
 
 
 def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
