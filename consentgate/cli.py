@@ -112,6 +112,48 @@ def _cmd_store_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ask(value: str | None, flag: str, question: str) -> str:
+    """A required value: the flag's, else asked on a terminal, else a usage error."""
+    if value is not None:
+        return value
+    if sys.stdin.isatty():
+        answer = input(f"{question}: ").strip()
+        if answer:
+            return answer
+    raise ConfigError([f"{flag}: required (give {flag} URL)"])
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    """A first configuration and the keys, nothing overwritten (issue 15)."""
+    from consentgate.core.firstrun import first_config, write_new
+    from consentgate.core.keys import generate_keys
+
+    directory: Path = args.directory
+    config_path = directory / "consentgate.toml"
+    public_url = _ask(args.public_url, "--public-url", "Public URL of the gate (https://...)")
+    upstream = _ask(args.upstream, "--upstream", "URL of the OAuth proxy behind it")
+    text, config = first_config(
+        directory,
+        public_url=public_url,
+        upstream=upstream,
+        listen=args.listen,
+        state_dir=args.state_dir,
+    )
+    keys_dir = config.keys.dir
+    if config_path.exists():
+        raise StartupError(f"{config_path} exists; nothing changed")
+    if keys_dir.exists() and any(keys_dir.iterdir()):
+        raise StartupError(f"the key directory {keys_dir} is not empty; nothing changed")
+    directory.mkdir(parents=True, exist_ok=True)
+    write_new(config_path, text)
+    generate_keys(keys_dir)
+    print(f"wrote {config_path} (every key with its default, from config.example.toml)")
+    print(f"created the signing key and the cookie secret in {keys_dir} (0700, files 0600)")
+    print(f"the consent store will be {config.store.path}, created at the first start")
+    print(f"\nnext: consentgate serve --config {config_path}")
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from consentgate.demo import DemoStack, demo_main
 
@@ -556,6 +598,30 @@ def build_parser() -> argparse.ArgumentParser:
         "(otherwise that is an error: restore the backup)",
     )
     serve.set_defaults(handler=_cmd_serve)
+
+    first = commands.add_parser(
+        "init", help="write a first configuration and create the keys (nothing overwritten)"
+    )
+    first.add_argument(
+        "directory",
+        nargs="?",
+        type=Path,
+        default=Path(),
+        metavar="DIR",
+        help="where consentgate.toml goes (default: here)",
+    )
+    first.add_argument("--public-url", metavar="URL", help="server.public_url: the gate's origin")
+    first.add_argument("--upstream", metavar="URL", help="upstream.url: the OAuth proxy behind it")
+    first.add_argument(
+        "--listen", metavar="HOST:PORT", help="server.listen (default 127.0.0.1:8080)"
+    )
+    first.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="put the store and the keys here (the systemd unit: /var/lib/consentgate)",
+    )
+    first.set_defaults(handler=_cmd_init)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     _add_config_argument(check)

@@ -316,9 +316,12 @@ def _check_directory(directory: Path) -> None:
         ) from None
     if not stat.S_ISDIR(st.st_mode):
         raise StartupError(f"the key directory {directory} is not a directory")
-    if st.st_mode & 0o022:
+    if st.st_mode & 0o077:
+        # Writable: anyone could add a key of their choosing. Readable or searchable:
+        # the names (key ids, the store record) and any file left readable by mistake
+        # are open to every local user (issue 15).
         raise StartupError(
-            f"the key directory {directory} is writable by group or others "
+            f"the key directory {directory} is accessible by group or others "
             f"(mode {_mode(st)}); run: chmod 700 {directory}"
         )
 

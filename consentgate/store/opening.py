@@ -84,6 +84,10 @@ async def open_store(
     refusal = _refusal(store, keys_dir) if create else None
     if refusal is not None and not store.url:
         raise StartupError(refusal)
+    if not store.url and keys_dir is not None:
+        from consentgate.store.sqlite.files import check_private  # noqa: PLC0415 - one backend
+
+        check_private(store.path)
     if not store.url:
         opened = await ConsentStore.open(
             store.path,

@@ -177,3 +177,18 @@ def test_an_empty_postgres_database_where_a_store_existed_is_refused(
     assert record is not None and str(postgres_cluster.port) in record.store
     again = consentgate("store", "init", "--config", str(config), url=url)
     assert again.returncode == 1 and "already has a consent store" in again.stderr
+
+
+async def test_serve_refuses_a_store_file_others_can_read(tmp_path: Path) -> None:
+    """Issue 15: the store holds who approved what; 0644 is a startup error naming the fix."""
+    store = await first_start(tmp_path)
+    store.chmod(0o644)
+    refused = consentgate("serve", "--config", str(tmp_path / "gate.toml"))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"consentgate: error: the consent store {store} is accessible by group or others "
+        f"(mode 0644); run: chmod 600 {store}"
+    )
+    store.chmod(0o600)
+    async with gate_process(tmp_path, "http://127.0.0.1:9"):
+        pass

@@ -208,12 +208,16 @@ def test_a_world_readable_retired_key_is_refused(tmp_path: Path) -> None:
         load_keyring(directory)
 
 
-def test_a_group_writable_key_directory_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [0o770, 0o755, 0o701])
+def test_a_key_directory_open_to_group_or_others_is_refused(tmp_path: Path, mode: int) -> None:
+    """Writable: anyone could add a key; readable or searchable: every local user sees
+    the key ids and any file left readable by mistake (issue 15)."""
     directory = tmp_path / "keys"
     load_keyring(directory)
-    directory.chmod(0o770)
+    directory.chmod(mode)
     expected = (
-        rf"writable by group or others \(mode 0770\); run: chmod 700 {re.escape(str(directory))}"
+        rf"accessible by group or others \(mode {mode:04o}\); "
+        rf"run: chmod 700 {re.escape(str(directory))}"
     )
     with pytest.raises(StartupError, match=expected):
         load_keyring(directory)

@@ -70,3 +70,23 @@ def check_location(path: Path, *, create: bool) -> None:
         raise StartupError(
             f"cannot create the consent store {path}: {exc.strerror or exc} (is {parent} writable?)"
         ) from None
+
+
+def check_private(path: Path) -> None:
+    """Refuse a store file that group or others can read or write (issue 15): it holds
+    who approved what and the pending authorization requests, and SQLite gives its
+    ``-wal`` and ``-shm`` the same mode. Checked by the gate at start; a missing file
+    is created 0600 by :func:`check_location`."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StartupError(f"cannot read the consent store {path}: {exc.strerror or exc}") from None
+    if mode & 0o077:
+        files = [path, *(Path(f"{path}{end}") for end in ("-wal", "-shm"))]
+        existing = " ".join(str(file) for file in files if file.exists())
+        raise StartupError(
+            f"the consent store {path} is accessible by group or others (mode "
+            f"{mode & 0o7777:04o}); run: chmod 600 {existing}"
+        )
