@@ -4,9 +4,9 @@ installed), is the gate of the end-to-end stack: FastMCP's OAuthProxy, the real
 IdP, a real MCP client. Its other commands (``--version``, ``check-config``,
 ``keys``, ``consents``, ``store init``, ``demo``) run from it too.
 
-Runs when ``CONSENTGATE_PYZ`` names the file (``.ci/run`` builds it with
+Runs when ``TEST_PYZ`` names the file (``.ci/run`` builds it with
 ``python tools/build_pyz.py --python /usr/bin/python3`` and sets it, with
-``CI_REQUIRE_PYZ=1`` so that it cannot skip); ``CONSENTGATE_PYZ_PYTHON`` is the
+``CI_REQUIRE_PYZ=1`` so that it cannot skip); ``TEST_PYZ_PYTHON`` is the
 bare interpreter (default ``/usr/bin/python3``).
 """
 
@@ -65,13 +65,13 @@ class Pyz:
 
 @pytest.fixture
 def pyz(tmp_path: Path) -> Pyz:
-    built = os.environ.get("CONSENTGATE_PYZ", "")
+    built = os.environ.get("TEST_PYZ", "")
     if not built:
-        reason = "CONSENTGATE_PYZ is not set (build with: python tools/build_pyz.py)"
+        reason = "TEST_PYZ is not set (build with: python tools/build_pyz.py)"
         if os.environ.get("CI_REQUIRE_PYZ") == "1":
             pytest.fail(f"CI_REQUIRE_PYZ=1 and {reason}", pytrace=False)
         pytest.skip(reason)
-    python = os.environ.get("CONSENTGATE_PYZ_PYTHON", "/usr/bin/python3")
+    python = os.environ.get("TEST_PYZ_PYTHON", "/usr/bin/python3")
     home = tmp_path / "empty"
     home.mkdir()
     copy = home / "consentgate.pyz"
@@ -140,6 +140,16 @@ def test_the_pyz_runs_every_command_from_an_empty_directory(pyz: Pyz, tmp_path: 
         r"cryptography \S+, asyncpg \S+\)\n",
         version.stdout,
     ), version.stdout
+    first = pyz.run(
+        "init",
+        str(tmp_path / "etc"),
+        "--public-url",
+        "https://gate.example.com",
+        "--upstream",
+        "http://127.0.0.1:9",
+    )
+    assert first.returncode == 0, first.stderr  # the example ships inside the file
+    assert (tmp_path / "etc" / "keys").is_dir()
     data = tmp_path / "data"
     data.mkdir()
     config = str(write_config(data, "http://127.0.0.1:9", 8080))
