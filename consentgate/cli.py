@@ -56,8 +56,12 @@ def _add_config_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    """The file, then what ``serve`` will need on this machine (:mod:`consentgate.core.
+    preflight`): errors exit 1, a silent upstream is a warning."""
+    from consentgate.core.preflight import preflight
+
     try:
-        _load(args)
+        config = _load(args)
     except ConfigError as exc:
         print(
             f"{args.config}: the configuration has {len(exc.problems)} error(s):", file=sys.stderr
@@ -66,7 +70,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_USAGE
     print("configuration is valid")
-    return EXIT_OK
+    findings = preflight(config, upstream=not args.offline)
+    for finding in findings:
+        print(f"consentgate: {finding.level}: {finding.message}", file=sys.stderr)
+    return EXIT_FAILURE if any(f.level == "error" for f in findings) else EXIT_OK
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -625,6 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     _add_config_argument(check)
+    check.add_argument("--offline", action="store_true", help="do not try to reach the upstream")
     check.set_defaults(handler=_cmd_check_config)
 
     migrate = commands.add_parser(

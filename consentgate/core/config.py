@@ -14,13 +14,14 @@ the library API.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import ipaddress
 import math
 import os
 import re
 import tomllib
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
@@ -625,6 +626,13 @@ def _env_value(raw: str, example: Any) -> Any:
         return raw  # the field parser reports it, naming the variable
 
 
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``; did you mean `listen`?`` for a near miss (a typo, another case), else ``""``."""
+    candidates = {candidate.lower(): candidate for candidate in known}
+    close = difflib.get_close_matches(name.lower(), candidates, n=1, cutoff=0.6)
+    return f"; did you mean `{candidates[close[0]]}`?" if close else ""
+
+
 def _env_overrides(
     environ: Mapping[str, str], problems: list[str]
 ) -> dict[str, dict[str, tuple[str, str]]]:
@@ -675,7 +683,10 @@ def config_from_mapping(
     env = _env_overrides(environ if environ is not None else os.environ, problems)
     for section in data:
         if section not in SECTIONS:
-            problems.append(f"{section}: unknown section (got {data[section]!r:.60})")
+            problems.append(
+                f"{section}: unknown section{_did_you_mean(section, SECTIONS)} "
+                f"(got {data[section]!r:.60})"
+            )
     built: dict[str, Any] = {}
     for section, cls in SECTIONS.items():
         table = data.get(section, {})
@@ -686,7 +697,8 @@ def config_from_mapping(
         secret_files = {f"{name}_file" for name, f in known.items() if f.metadata["secret"]}
         for key in table:
             if key not in known and key not in secret_files:
-                problems.append(f"{section}.{key}: unknown key (got {table[key]!r:.60})")
+                hint = _did_you_mean(key, [*known, *secret_files])
+                problems.append(f"{section}.{key}: unknown key{hint} (got {table[key]!r:.60})")
         values: dict[str, Any] = {}
         for name, spec in known.items():
             where = f"{section}.{name}"

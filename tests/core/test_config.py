@@ -255,3 +255,22 @@ def test_a_bad_store_url_is_named_with_its_password_masked() -> None:
     )
     (pool,) = problems_of({**MINIMAL, "store": {"pool_size": 0}})
     assert pool.startswith("store.pool_size:")
+
+
+def test_a_near_miss_gets_a_suggestion_and_a_far_one_does_not() -> None:
+    """Issue 15: "did you mean `listen`?" for a typo, for keys and sections alike."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(
+            {
+                "server": {"public_url": "http://127.0.0.1:1", "lisen": "x", "zzz": 1},
+                "upstream": {"url": "http://127.0.0.1:2", "Blocked_Paths": []},
+                "kyes": {},
+            },
+            environ={},
+        )
+    assert sorted(caught.value.problems) == [
+        "kyes: unknown section; did you mean `keys`? (got {})",
+        "server.lisen: unknown key; did you mean `listen`? (got 'x')",
+        "server.zzz: unknown key (got 1)",
+        "upstream.Blocked_Paths: unknown key; did you mean `blocked_paths`? (got [])",
+    ]

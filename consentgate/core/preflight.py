@@ -1,0 +1,114 @@
+"""What ``check-config`` looks at beyond the file itself (issue 15): whether ``serve``
+will find what it needs on this machine, said before the first start instead of by it.
+
+Errors: the store's directory missing or not writable, a store file others can read,
+a keys directory that cannot be created or that ``serve`` would refuse. A warning:
+the upstream does not answer (it may start later; ``readyz`` says so meanwhile).
+
+Pure module: no aiohttp import; the upstream is asked with the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from consentgate.core.config import Config
+from consentgate.core.errors import StartupError
+from consentgate.core.keys import load_keyring
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Literal["error", "warning"]
+    message: str
+
+
+def _writable_directory(directory: Path) -> bool:
+    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def store_findings(config: Config) -> list[Finding]:
+    if config.store.url:
+        return []  # a PostgreSQL store is checked by `consentgate migrate`
+    path = config.store.path
+    if not path.parent.is_dir():
+        return [Finding("error", f"store.path: the directory {path.parent} does not exist")]
+    if not _writable_directory(path.parent):
+        return [
+            Finding(
+                "error",
+                f"store.path: the gate cannot write in {path.parent} (SQLite creates "
+                f"{path.name}-wal and {path.name}-shm beside the file)",
+            )
+        ]
+    if path.exists():
+        mode = path.stat().st_mode & 0o7777
+        if mode & 0o077:
+            return [
+                Finding(
+                    "error",
+                    f"store.path: {path} is accessible by group or others (mode "
+                    f"{mode:04o}); run: chmod 600 {path}",
+                )
+            ]
+        if not os.access(path, os.R_OK | os.W_OK):
+            return [Finding("error", f"store.path: the gate cannot read and write {path}")]
+    return []
+
+
+def keys_findings(config: Config) -> list[Finding]:
+    directory = config.keys.dir
+    if not directory.exists():
+        parent = _nearest_existing(directory.parent)
+        if _writable_directory(parent):
+            return []  # created, with a first key, at the first start
+        return [
+            Finding("error", f"keys.dir: {directory} cannot be created ({parent} is not writable)")
+        ]
+    try:
+        load_keyring(directory, create=False)
+    except StartupError as exc:
+        if "has no keys" in str(exc):
+            return []  # an empty directory: the first start fills it
+        return [Finding("error", f"keys.dir: {exc}")]
+    return []
+
+
+def upstream_findings(config: Config) -> list[Finding]:
+    url = config.upstream.url.rstrip("/") + "/"
+    timeout = min(config.upstream.connect_timeout, 5.0)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our config
+            response.read(1)
+    except urllib.error.HTTPError:
+        return []  # any HTTP status: it answers
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        name = type(reason).__name__
+        return [
+            Finding(
+                "warning",
+                f"upstream.url: {config.upstream.url} does not answer ({name}: {reason}); "
+                "serve starts anyway, and readyz reports it until it does",
+            )
+        ]
+    return []
+
+
+def preflight(config: Config, *, upstream: bool = True) -> list[Finding]:
+    """Everything found, errors first."""
+    findings = [*store_findings(config), *keys_findings(config)]
+    if upstream:
+        findings += upstream_findings(config)
+    return sorted(findings, key=lambda finding: finding.level != "error")

@@ -1,0 +1,86 @@
+"""``check-config`` pre-flights what ``serve`` will need (issue 15, point 5): the store's
+directory and file, the keys directory, and (a warning only) the upstream."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from consentgate.cli import main
+from tests.conftest import StartUpstream
+from tests.gateproc import free_port, write_config
+
+
+def check(config: Path, *extra: str) -> int:
+    return main(["check-config", "--config", str(config), *extra])
+
+
+def test_a_ready_machine_passes_with_no_word(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert check(write_config(tmp_path, "http://127.0.0.1:9", 8080), "--offline") == 0
+    assert capsys.readouterr() == ("configuration is valid\n", "")
+
+
+async def test_an_upstream_that_answers_anything_is_fine_and_a_silent_one_is_a_warning(
+    tmp_path: Path, start_upstream: StartUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answering = await start_upstream(web.Application())  # 404 for "/": it answers
+    # In a thread: the check blocks, and the upstream runs on this event loop.
+    assert await asyncio.to_thread(check, write_config(tmp_path, answering, 8080)) == 0
+    assert capsys.readouterr().err == ""
+    silent = f"http://127.0.0.1:{free_port()}"
+    assert check(write_config(tmp_path, silent, 8080)) == 0  # a warning, not an error
+    err = capsys.readouterr().err
+    assert err.startswith(f"consentgate: warning: upstream.url: {silent} does not answer")
+    assert "ConnectionRefusedError" in err
+
+
+def test_a_missing_store_directory_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(
+        tmp_path, "http://127.0.0.1:9", 8080, {"store": {"path": str(tmp_path / "no" / "s.db")}}
+    )
+    assert check(config, "--offline") == 1
+    assert capsys.readouterr().err == (
+        f"consentgate: error: store.path: the directory {tmp_path / 'no'} does not exist\n"
+    )
+
+
+def test_a_store_file_others_can_read_is_an_error_naming_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store.sqlite3"
+    store.write_bytes(b"")
+    store.chmod(0o644)
+    assert check(write_config(tmp_path, "http://127.0.0.1:9", 8080), "--offline") == 1
+    assert f"mode 0644); run: chmod 600 {store}" in capsys.readouterr().err
+
+
+def test_a_keys_directory_serve_would_refuse_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9", 8080)
+    assert main(["keys", "generate", "--config", str(config)]) == 0
+    capsys.readouterr()
+    (tmp_path / "keys").chmod(0o755)
+    assert check(config, "--offline") == 1
+    assert f"run: chmod 700 {tmp_path / 'keys'}" in capsys.readouterr().err
+    (tmp_path / "keys").chmod(0o700)
+    assert check(config, "--offline") == 0
+
+
+def test_a_keys_directory_that_cannot_be_created_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config = write_config(
+        tmp_path, "http://127.0.0.1:9", 8080, {"keys": {"dir": str(blocker / "keys")}}
+    )
+    assert check(config, "--offline") == 1
+    assert "keys.dir:" in capsys.readouterr().err
