@@ -55,6 +55,7 @@ from consentgate.web.appkeys import (
     STORE_LOG,
     TEMPLATES,
     UPSTREAM,
+    UPSTREAM_LOG,
 )
 from consentgate.web.authorize import authorize
 from consentgate.web.callback import callback
@@ -369,6 +370,7 @@ def create_app(
     app[RELOAD_HOOKS] = ReloadHooks()
     app[IN_FLIGHT] = InFlight()
     app[STORE_LOG] = Throttle(STORE_LOG_INTERVAL)
+    app[UPSTREAM_LOG] = Throttle(STORE_LOG_INTERVAL)
     app[TEMPLATES] = templates or Templates()
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app.cleanup_ctx.append(_upstream_ctx)

@@ -38,6 +38,8 @@ KEY_PROBLEMS: web.AppKey[tuple[str, ...]] = web.AppKey("key_problems")
 RELOAD_HOOKS = web.AppKey("reload_hooks", ReloadHooks)
 #: One "store unavailable" line per kind of outage per interval.
 STORE_LOG = web.AppKey("store_log", Throttle)
+#: At most one "upstream unavailable" WARNING per kind (unreachable, timeout) per interval.
+UPSTREAM_LOG = web.AppKey("upstream_log", Throttle)
 #: Requests in flight and the streams a shutdown may cut.
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 

@@ -42,6 +42,7 @@ from consentgate.web.appkeys import (
     SENDING,
     SETTINGS,
     UPSTREAM,
+    UPSTREAM_LOG,
     UPSTREAM_SECONDS,
 )
 from consentgate.web.inflight import Sending
@@ -173,9 +174,11 @@ class UpstreamExchange:
                 )
         except RequestTooLarge:
             raise
-        except TimeoutError:
+        except TimeoutError as exc:
+            _report_outage(request, "timeout", exc)
             raise UpstreamFailure(504, "the upstream did not answer in time") from None
-        except aiohttp.ClientConnectorError:
+        except aiohttp.ClientConnectorError as exc:
+            _report_outage(request, "unreachable", exc)
             raise UpstreamFailure(502, "the upstream is unreachable") from None
         except aiohttp.ClientError as exc:
             if pump is not None and pump.too_large:
@@ -356,6 +359,30 @@ async def relay(request: web.Request, target: str | None = None) -> web.StreamRe
         )
     except UpstreamFailure as exc:
         return error_response(request, exc.status, _error_code(exc.status), exc.reason + ".")
+
+
+def _report_outage(request: web.Request, kind: str, exc: BaseException) -> None:
+    """One WARNING naming the error class (a refused connection, a DNS failure, no
+    answer in time), at most one per kind every interval: an upstream that is down
+    must show in the log, not only as 502 and 504 access lines, without one line per
+    request (issue 15, point 5)."""
+    left_out = request.app[UPSTREAM_LOG].allow(kind)
+    if left_out is None:
+        return
+    cause = getattr(exc, "os_error", None) or exc.__cause__ or exc
+    reason = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+    log.warning(
+        "upstream unavailable",
+        extra={
+            "fields": {
+                "request_id": request[REQUEST_ID],
+                "kind": kind,
+                "error": type(exc).__name__,
+                "reason": reason,
+                "not_logged_since_last": left_out,
+            }
+        },
+    )
 
 
 def _error_code(status: int) -> str:

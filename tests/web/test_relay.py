@@ -393,7 +393,7 @@ async def test_host_header_follows_the_configured_mode(
 
 
 async def test_unreachable_upstream_gives_502_as_json_or_page(
-    start_gate: StartGate, client: aiohttp.ClientSession
+    start_gate: StartGate, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     from tests.conftest import bound_socket
 
@@ -401,6 +401,16 @@ async def test_unreachable_upstream_gives_502_as_json_or_page(
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
     gate = await start_gate(f"http://127.0.0.1:{port}")
+    with caplog.at_level(logging.WARNING, logger="consentgate"):
+        for _ in range(3):
+            async with client.get(f"{gate.url}/x") as response:
+                assert response.status == 502
+    # One WARNING with the error class for the outage, not one per request (issue 15).
+    (warning,) = [r for r in caplog.records if r.getMessage() == "upstream unavailable"]
+    fields = warning.fields  # type: ignore[attr-defined]
+    assert (fields["kind"], fields["error"]) == ("unreachable", "ClientConnectorError")
+    assert fields["reason"].startswith("ConnectionRefusedError")
+    assert warning.exc_info is None
     async with client.get(f"{gate.url}/x", headers={"Accept": "application/json"}) as response:
         assert response.status == 502
         document = await response.json()
@@ -415,7 +425,10 @@ async def test_unreachable_upstream_gives_502_as_json_or_page(
 
 
 async def test_upstream_that_does_not_answer_in_time_gives_504(
-    start_upstream: StartUpstream, start_gate: StartGate, client: aiohttp.ClientSession
+    start_upstream: StartUpstream,
+    start_gate: StartGate,
+    client: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     release = asyncio.Event()
 
@@ -427,10 +440,25 @@ async def test_upstream_that_does_not_answer_in_time_gives_504(
     app.router.add_get("/slow", slow)
     upstream = await start_upstream(app)
     gate = await start_gate(upstream, upstream={"read_timeout": 0.3})
-    async with client.get(f"{gate.url}/slow") as response:
-        assert response.status == 504
-        assert (await response.json())["error"] == "gateway_timeout"
+    with caplog.at_level(logging.WARNING, logger="consentgate"):
+        async with client.get(f"{gate.url}/slow") as response:
+            assert response.status == 504
+            assert (await response.json())["error"] == "gateway_timeout"
     release.set()
+    (warning,) = [r for r in caplog.records if r.getMessage() == "upstream unavailable"]
+    assert warning.fields["kind"] == "timeout"  # type: ignore[attr-defined]
+
+
+async def test_an_upstream_name_that_does_not_resolve_is_a_warning_naming_dns(
+    start_gate: StartGate, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate = await start_gate("http://consentgate-upstream.invalid:8000")  # RFC 6761: never resolves
+    with caplog.at_level(logging.WARNING, logger="consentgate"):
+        async with client.get(f"{gate.url}/x") as response:
+            assert response.status == 502
+    (warning,) = [r for r in caplog.records if r.getMessage() == "upstream unavailable"]
+    fields = warning.fields  # type: ignore[attr-defined]
+    assert (fields["kind"], fields["error"]) == ("unreachable", "ClientConnectorDNSError")
 
 
 async def test_failure_after_the_response_started_aborts_the_connection(
