@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -178,7 +179,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         asyncio.run(demo_main(args.port, ready))
     except OSError as exc:
-        _error(f"cannot start the demo on port {args.port}: {exc.strerror or exc}")
+        hint = (
+            "; choose another with --port N (0: any free port)"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        _error(f"cannot start the demo on port {args.port}: {exc.strerror or exc}{hint}")
         return EXIT_FAILURE
     print("demo stopped; temporary data removed", flush=True)
     return EXIT_OK

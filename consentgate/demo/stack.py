@@ -254,8 +254,19 @@ class DemoClient:
         app.router.add_get("/stolen", self.stolen)
         return app
 
+    @property
+    def attacker_url(self) -> str:
+        """Where the attacker's client receives codes: this server too, but named
+        ``localhost`` instead of ``127.0.0.1``, so the consent page shows the very
+        difference it teaches to look for (issue 15): the destination is not the one
+        of the client the person started."""
+        return self.own_url.replace("://127.0.0.1:", "://localhost:", 1)
+
+    def _base(self, redirect_path: str) -> str:
+        return self.attacker_url if redirect_path == "/stolen" else self.own_url
+
     async def _register(self, name: str, redirect_path: str) -> str:
-        body = {"client_name": name, "redirect_uris": [self.own_url + redirect_path]}
+        body = {"client_name": name, "redirect_uris": [self._base(redirect_path) + redirect_path]}
         async with (
             aiohttp.ClientSession() as session,
             session.post(f"{self.gate_url}/register", json=body) as response,
@@ -272,7 +283,7 @@ class DemoClient:
             {
                 "response_type": "code",
                 "client_id": client_id,
-                "redirect_uri": self.own_url + redirect_path,
+                "redirect_uri": self._base(redirect_path) + redirect_path,
                 "scope": SCOPES,
                 "state": state,
                 "code_challenge": _b64(hashlib.sha256(verifier.encode()).digest()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -55,6 +56,9 @@ async def test_the_demo_attack_stops_at_the_consent_page(tmp_path: Path) -> None
         assert consent.is_consent_page
         assert "Totally Legit Assistant" in consent.text
         assert "an application on this computer" in consent.text
+        # Not the demo client's 127.0.0.1: the difference the page teaches to look for.
+        client_host = stack.client_url.removeprefix("http://")  # 127.0.0.1:<port>
+        assert "(localhost)" in consent.text and client_host not in consent.text
         denied = await browser.answer(consent, "deny")
         assert denied.status == 303
         result = await follow(browser, denied)
@@ -96,3 +100,25 @@ async def test_demo_command_prints_the_url_and_stops_cleanly_on_ctrl_c() -> None
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_the_demo_on_a_port_in_use_names_the_option_that_fixes_it() -> None:
+    from tests.conftest import bound_socket
+
+    taken = bound_socket()
+    try:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "consentgate", "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        taken.close()
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"consentgate: error: cannot start the demo on port {port}: Address already in use; "
+        "choose another with --port N (0: any free port)\n"
+    )
