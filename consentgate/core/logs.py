@@ -20,6 +20,8 @@ import json
 import logging
 import re
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
@@ -66,19 +68,24 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields = {**fields_of(record), **self._static} if self._static else fields_of(record)
-        extra = " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
         stamp = self._time(record.created)
-        line = f"{stamp} {record.levelname:<7} {record.name} {record.getMessage()}"
-        if extra:
-            line = f"{line} {extra}"
+        line = text_line(stamp, record.levelname, record.name, record.getMessage(), fields)
         if record.exc_info:
             line = f"{line}\n{self.formatException(record.exc_info)}"
         return line
 
 
+def text_line(stamp: str, level: str, logger: str, message: str, fields: dict[str, Any]) -> str:
+    """One text line; what :class:`TextFormatter` and :class:`AccessLines` both write."""
+    line = f"{stamp} {level:<7} {logger} {message}"
+    if fields:
+        line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
+    return line
+
+
 def _text_value(value: Any) -> str:
-    text = str(value)
-    if not text or any(c.isspace() or c in '"=' for c in text):
+    text = value if type(value) is str else str(value)
+    if not text or _NEEDS_QUOTES.search(text):
         return json.dumps(text)
     return text
 
@@ -103,6 +110,63 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
         return json.dumps(document, default=str, ensure_ascii=False)
+
+
+class AccessLines:
+    """The access log without a ``logging`` record per request (issue 14, point 1).
+
+    The same line, byte for byte, that the ``consentgate.access`` logger would write
+    through :func:`configure_logging`'s formatter, built straight from the fields,
+    and written in batches: the first line of a batch schedules one write and flush
+    (``schedule``: the event loop's ``call_soon``, so once per loop iteration), and
+    a batch of ``max_lines`` is written at once. :meth:`flush` writes what is left;
+    ``serve`` calls it after the shutdown, so no line of a graceful stop is lost.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        schedule: Callable[[Callable[[], None]], object],
+        *,
+        format: str = "text",
+        static: dict[str, Any] | None = None,
+        max_lines: int = 256,
+    ) -> None:
+        self._stream = stream
+        self._schedule = schedule
+        self._json = format == "json"
+        self._static = dict(static or {})
+        self._max_lines = max_lines
+        self._time = _Timestamps()
+        self._lines: list[str] = []
+
+    def write(self, fields: dict[str, Any], created: float | None = None) -> None:
+        stamp = self._time(time.time() if created is None else created)
+        if self._static:
+            fields = {**fields, **self._static}
+        if self._json:
+            document = {"time": stamp, "level": "info", "logger": ACCESS, "message": "request"}
+            document.update(fields)
+            line = json.dumps(document, default=str, ensure_ascii=False)
+        else:
+            line = text_line(stamp, "INFO", ACCESS, "request", fields)
+        lines = self._lines
+        lines.append(line)
+        if len(lines) == 1:
+            self._schedule(self.flush)
+        elif len(lines) >= self._max_lines:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._lines:
+            return
+        text = "\n".join(self._lines) + "\n"
+        self._lines.clear()
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except (OSError, ValueError):  # a closed or broken stderr: as logging would
+            pass
 
 
 def configure_logging(

@@ -20,8 +20,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from consentgate.core.logs import ACCESS, AccessLines
 from consentgate.core.redact import redact_target
-from consentgate.web.appkeys import CLIENT_IP, REQUEST_ID, SENDING, UPSTREAM_SECONDS
+from consentgate.web.appkeys import ACCESS_LINES, CLIENT_IP, REQUEST_ID, SENDING, UPSTREAM_SECONDS
 
 #: The status logged for a request whose client went away before its end.
 CLIENT_CLOSED = 499
@@ -47,14 +48,44 @@ def access_fields(
 
 
 class AccessLogger(AbstractAccessLogger):
-    """aiohttp access logger writing structured records to ``consentgate.access``."""
+    """aiohttp's access logger for the gate.
+
+    Given :class:`~consentgate.core.logs.AccessLines` in place of a logger (``serve``
+    does, through :func:`~consentgate.web.server.runner_options`), it writes the
+    lines itself, in batches, with no ``logging`` record per request (issue 14).
+    Given the ``consentgate.access`` logger (the tests, an embedding application),
+    it logs structured records to it, which ``caplog`` and any handler can see.
+    """
+
+    def __init__(self, logger: logging.Logger | AccessLines, log_format: str) -> None:
+        self._lines: AccessLines | None = None
+        if isinstance(logger, AccessLines):
+            self._lines, logger = logger, _NULL
+        super().__init__(logger, log_format)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         sending = request.get(SENDING)
         ended = "shutdown" if sending is not None and sending.cut else None
         fields = access_fields(request, response.status, response.body_length, time, ended)
-        self.logger.info("request", extra={"fields": fields})
+        if self._lines is not None:
+            self._lines.write(fields)
+        else:
+            self.logger.info("request", extra={"fields": fields})
 
     @property
     def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
+        return self._lines is not None or self.logger.isEnabledFor(logging.INFO)
+
+
+#: The logger an :class:`AccessLogger` writing :class:`AccessLines` hands its base.
+_NULL = logging.getLogger("consentgate.access.batched")
+
+
+def write_access_line(request: web.Request, fields: dict[str, Any]) -> None:
+    """An access line written by the gate itself (a request abandoned by its handler,
+    :mod:`consentgate.web.endings`), through the same sink as aiohttp's lines."""
+    lines = request.app.get(ACCESS_LINES)
+    if lines is not None:
+        lines.write(fields)
+    else:
+        logging.getLogger(ACCESS).info("request", extra={"fields": fields})

@@ -14,6 +14,7 @@ from consentgate.core.cookies import CookieCrypto
 from consentgate.core.events import AuditTrail
 from consentgate.core.forwarding import IPAddress
 from consentgate.core.issuer import IssuerCache
+from consentgate.core.logs import AccessLines
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings, Settings
 from consentgate.core.throttle import Throttle
@@ -40,6 +41,8 @@ RELOAD_HOOKS = web.AppKey("reload_hooks", ReloadHooks)
 STORE_LOG = web.AppKey("store_log", Throttle)
 #: At most one "upstream unavailable" WARNING per kind (unreachable, timeout) per interval.
 UPSTREAM_LOG = web.AppKey("upstream_log", Throttle)
+#: The batched access log ``serve`` writes (absent: the ``consentgate.access`` logger).
+ACCESS_LINES = web.AppKey("access_lines", AccessLines)
 #: Requests in flight and the streams a shutdown may cut.
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 

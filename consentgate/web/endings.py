@@ -15,13 +15,11 @@ import time
 
 from aiohttp import web
 
-from consentgate.core.logs import ACCESS
 from consentgate.core.redact import redact_target
-from consentgate.web.access import CLIENT_CLOSED, access_fields
+from consentgate.web.access import CLIENT_CLOSED, access_fields, write_access_line
 from consentgate.web.appkeys import IN_FLIGHT, REQUEST_ID, SENDING, SETTINGS
 
 log = logging.getLogger("consentgate")
-access_log = logging.getLogger(ACCESS)
 
 
 def why_ended_early(request: web.Request) -> str | None:
@@ -57,4 +55,4 @@ def report_ended_early(request: web.Request, why: str, started: float) -> None:
         else:
             status = sending.status if sending is not None and sending.started else 503
         fields = access_fields(request, status, sent, time.monotonic() - started, why)
-        access_log.info("request", extra={"fields": fields})
+        write_access_line(request, fields)

@@ -19,6 +19,7 @@ import errno
 import logging
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -26,10 +27,11 @@ from aiohttp import web
 
 from consentgate.core.config import Config
 from consentgate.core.errors import StartupError
-from consentgate.core.logs import ACCESS, configure_logging
+from consentgate.core.logs import ACCESS, AccessLines, configure_logging
 from consentgate.core.sdnotify import Notifier
 from consentgate.web.access import AccessLogger
 from consentgate.web.app import create_app, reload
+from consentgate.web.appkeys import ACCESS_LINES
 from consentgate.web.connections import (
     AcceptErrorLimiter,
     ConnectionGuard,
@@ -41,15 +43,16 @@ from consentgate.web.shutdown import ABANDON_TIMEOUT, shut_down
 log = logging.getLogger("consentgate")
 
 
-def runner_options(config: Config) -> dict[str, Any]:
-    """Options for ``web.AppRunner``, shared by ``serve`` and the tests."""
+def runner_options(config: Config, access: AccessLines | None = None) -> dict[str, Any]:
+    """Options for ``web.AppRunner``, shared by ``serve`` and the tests. ``access``: the
+    batched access log ``serve`` writes; without it, the ``consentgate.access`` logger."""
     return {
         # A client that disconnects cancels its handler, and so its upstream request.
         "handler_cancellation": True,
         # Relay bodies as they are; Content-Encoding stays the upstream's business.
         "auto_decompress": False,
         "access_log_class": AccessLogger,
-        "access_log": logging.getLogger(ACCESS) if config.log.access_log else None,
+        "access_log": (access or logging.getLogger(ACCESS)) if config.log.access_log else None,
         # serve() drains within shutdown_grace itself (web/shutdown.py); aiohttp's
         # timeout only bounds what is left after that.
         "shutdown_timeout": ABANDON_TIMEOUT,
@@ -65,6 +68,7 @@ async def start(
     *,
     sock: socket.socket | None = None,
     reuse_port: bool = False,
+    access: AccessLines | None = None,
 ) -> GuardedAppRunner:
     """Start listening on ``server.listen`` (or on an already bound ``sock``).
 
@@ -76,7 +80,10 @@ async def start(
         fit_descriptor_limit(config.server.max_connections, config.upstream.max_connections),
         config.server.header_timeout,
     )
-    runner = GuardedAppRunner(app or create_app(config), guard, **runner_options(config))
+    app = app or create_app(config)
+    if access is not None:
+        app[ACCESS_LINES] = access
+    runner = GuardedAppRunner(app, guard, **runner_options(config, access))
     try:
         await runner.setup()
     except StartupError:
@@ -120,7 +127,13 @@ async def serve(
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLimiter(loop.get_exception_handler()))
     app = create_app(config)
-    runner = await start(config, app, reuse_port=worker is not None)
+    static = {"worker": worker} if worker is not None else None
+    access = (
+        AccessLines(sys.stderr, loop.call_soon, format=config.log.format, static=static)
+        if config.log.access_log and logging.getLogger(ACCESS).isEnabledFor(logging.INFO)
+        else None
+    )
+    runner = await start(config, app, reuse_port=worker is not None, access=access)
     address = ", ".join(_url(a) for a in runner.addresses)
     log.info(
         "listening",
@@ -153,6 +166,8 @@ async def serve(
         try:
             await shut_down(runner, app, config.server.shutdown_grace)
         finally:
+            if access is not None:
+                access.flush()  # the lines of the last requests, before "stopped"
             if watchdog is not None:
                 watchdog.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

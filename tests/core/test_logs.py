@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from consentgate.core.logs import configure_logging
+from consentgate.core.logs import ACCESS, AccessLines, configure_logging
 from consentgate.core.redact import redact_query, redact_target
 
 
@@ -67,3 +67,75 @@ def test_text_format_appends_fields_as_key_value() -> None:
     line = stream.getvalue().strip()
     assert "consentgate listening address=http://127.0.0.1:8080" in line
     assert 'note="a b"' in line
+
+
+# --- the batched access log (issue 14, point 1) ------------------------------------------
+
+ACCESS_FIELDS = {
+    "request_id": "0123456789abcdef",
+    "client": "192.0.2.7",
+    "method": "GET",
+    "path": "/mcp?code=[redacted]&q=a b",
+    "status": 200,
+    "bytes": 512,
+    "duration_ms": 1.25,
+    "upstream_ms": None,
+    "ended": "client",
+}
+
+
+@pytest.mark.parametrize("format", ["text", "json"])
+@pytest.mark.parametrize("static", [None, {"worker": 2}])
+def test_batched_access_lines_are_the_logging_lines_byte_for_byte(
+    format: str, static: dict[str, int] | None
+) -> None:
+    """What the batched writer writes is what the logger would have written."""
+    through_logging = io.StringIO()
+    configure_logging(format=format, stream=through_logging, static=static)
+    created = 1_800_000_123.456
+    record = logging.getLogger(ACCESS).makeRecord(
+        ACCESS, logging.INFO, __file__, 1, "request", (), None, extra={"fields": ACCESS_FIELDS}
+    )
+    record.created = created
+    logging.getLogger(ACCESS).handle(record)
+
+    batched = io.StringIO()
+    scheduled: list[Callable[[], None]] = []
+    lines = AccessLines(batched, scheduled.append, format=format, static=static)
+    lines.write(dict(ACCESS_FIELDS), created)
+    assert batched.getvalue() == ""  # not yet: at the end of the loop iteration
+    (flush,) = scheduled
+    flush()
+    assert batched.getvalue() == through_logging.getvalue()
+
+
+def test_a_batch_is_one_write_scheduled_once_and_a_full_batch_is_written_at_once() -> None:
+    class Counting(io.StringIO):
+        writes = 0
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            return super().write(text)
+
+    stream = Counting()
+    scheduled: list[Callable[[], None]] = []
+    lines = AccessLines(stream, scheduled.append, max_lines=4)
+    for n in range(3):
+        lines.write({"n": n}, 1_800_000_000.0)
+    assert len(scheduled) == 1 and stream.writes == 0
+    scheduled[0]()
+    assert stream.writes == 1 and stream.getvalue().count("\n") == 3
+    for n in range(4):  # the fourth fills the batch: written at once, before its turn
+        lines.write({"n": n}, 1_800_000_000.0)
+    assert stream.writes == 2 and stream.getvalue().count("\n") == 7
+    scheduled[-1]()  # the turn that was scheduled finds nothing left: no empty write
+    lines.flush()
+    assert stream.writes == 2
+
+
+def test_a_closed_stream_loses_the_lines_but_never_raises() -> None:
+    stream = io.StringIO()
+    lines = AccessLines(stream, lambda call: None)
+    lines.write({"n": 1})
+    stream.close()
+    lines.flush()  # as logging does with a closed stderr: no exception to the caller
