@@ -143,7 +143,7 @@ async def test_consent_page_renders_cleanly_and_is_readable(
     assert await page.get_by_role("button", name="Deny").is_visible()
     assert await page.get_by_label("Remember this decision").count() == 1
     assert "an application on this computer" in await page.inner_text("main")
-    assert await page.inner_text("p.host") == "127.0.0.1"
+    assert await page.inner_text("p.host") == "localhost"  # the attacker's, not 127.0.0.1
     await assert_readable(page)
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "consent-page.png"), full_page=True)
