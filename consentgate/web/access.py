@@ -66,9 +66,23 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         sending = request.get(SENDING)
         ended = "shutdown" if sending is not None and sending.cut else None
+        lines = self._lines
+        if lines is not None and ended is None:
+            upstream = request.get(UPSTREAM_SECONDS)
+            lines.request(
+                request_id=request.get(REQUEST_ID, "-"),
+                client=request.get(CLIENT_IP, "-"),
+                method=request.method,
+                path=redact_target(request.raw_path),
+                status=response.status,
+                sent=response.body_length,
+                duration_ms=round(time * 1000, 2),
+                upstream_ms=round(upstream * 1000, 2) if upstream is not None else None,
+            )
+            return
         fields = access_fields(request, response.status, response.body_length, time, ended)
-        if self._lines is not None:
-            self._lines.write(fields)
+        if lines is not None:
+            lines.write(fields)
         else:
             self.logger.info("request", extra={"fields": fields})
 

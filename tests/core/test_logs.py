@@ -139,3 +139,42 @@ def test_a_closed_stream_loses_the_lines_but_never_raises() -> None:
     lines.write({"n": 1})
     stream.close()
     lines.flush()  # as logging does with a closed stderr: no exception to the caller
+
+
+@pytest.mark.parametrize(
+    "path", ["/mcp", "/mcp?code=[redacted]", '/a"b', "/a b", "/é?x", "/a\\b", "/a\x01", ""]
+)
+@pytest.mark.parametrize("upstream_ms", [None, 0.8])
+def test_the_request_line_template_is_the_generic_line(
+    path: str, upstream_ms: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path's template writes what :meth:`AccessLines.write` writes."""
+    monkeypatch.setattr("consentgate.core.logs.time.time", lambda: 1_800_000_000.25)
+    fields = {
+        "request_id": "0123456789abcdef",
+        "client": "2001:db8::1",
+        "method": "POST",
+        "path": path,
+        "status": 201,
+        "bytes": 17,
+        "duration_ms": 1.5,
+        "upstream_ms": upstream_ms,
+    }
+    generic, template = io.StringIO(), io.StringIO()
+    by_fields = AccessLines(generic, lambda flush: None)
+    by_fields.write(dict(fields))
+    by_fields.flush()
+    by_template = AccessLines(template, lambda flush: None)
+    by_template.request(
+        request_id="0123456789abcdef",
+        client="2001:db8::1",
+        method="POST",
+        path=path,
+        status=201,
+        sent=17,
+        duration_ms=1.5,
+        upstream_ms=upstream_ms,
+    )
+    by_template.flush()
+    assert template.getvalue() == generic.getvalue()
+    assert template.getvalue().count("\n") == 1
