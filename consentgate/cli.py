@@ -162,6 +162,31 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_nginx_config(args: argparse.Namespace) -> int:
+    """Print the nginx front of the split deployment (issue 14, point 3)."""
+    from consentgate.core.nginxconf import nginx_config
+
+    config = _load(args)
+    if config.server.listen.port == 0:
+        raise ConfigError(
+            [f"server.listen: {str(config.server.listen)!r} has no fixed port for nginx to use"]
+        )
+    print(nginx_config(config, listen=args.listen, server_name=args.server_name), end="")
+    if not config.upstream.direct_paths:
+        print(
+            "consentgate: note: [upstream] direct_paths is empty: every request goes "
+            'through the gate (set it, e.g. ["/mcp"], for the data plane to go direct)',
+            file=sys.stderr,
+        )
+    if not config.server.trusted_proxies:
+        print(
+            "consentgate: note: [server] trusted_proxies is empty: the gate will not "
+            "believe this nginx's X-Forwarded-* headers (add its address)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from consentgate.demo import DemoStack, demo_main
 
@@ -640,6 +665,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_argument(check)
     check.add_argument("--offline", action="store_true", help="do not try to reach the upstream")
     check.set_defaults(handler=_cmd_check_config)
+
+    front = commands.add_parser(
+        "nginx-config",
+        help="print an nginx front that sends [upstream] direct_paths straight upstream",
+    )
+    _add_config_argument(front)
+    front.add_argument("--listen", default="80", help="nginx's listen parameters (default 80)")
+    front.add_argument("--server-name", default="_", help="nginx's server_name (default _)")
+    front.set_defaults(handler=_cmd_nginx_config)
 
     migrate = commands.add_parser(
         "migrate",

@@ -399,6 +399,14 @@ class UpstreamConfig:
             _path_list, "Upstream paths (and everything below them) never relayed: 404."
         ),
     )
+    direct_paths: tuple[str, ...] = field(
+        default=(),
+        metadata=_spec(
+            _path_list,
+            "Data-plane paths (and everything below them) that `consentgate nginx-config` "
+            "sends from nginx straight to the upstream; the gate never sees them.",
+        ),
+    )
     issuer: str = field(
         default="",
         metadata=_spec(
@@ -769,6 +777,24 @@ def _cross_checks(built: dict[str, Any], problems: list[str]) -> None:
                 blocked.lower().rstrip("/") + "/"
             ):
                 problems.append(f"upstream.blocked_paths: {blocked!r} would block {key} {path!r}")
+    for direct in upstream.direct_paths:
+        if direct == "/":
+            problems.append(
+                "upstream.direct_paths: '/' would send everything around the gate; "
+                'name the data-plane prefixes, such as "/mcp"'
+            )
+            continue
+        below = direct.lower().rstrip("/") + "/"
+        for key, path in {**gate_paths, "server.prefix": server.prefix}.items():
+            lowered = path.lower()
+            if (
+                lowered == direct.lower()
+                or lowered.startswith(below)
+                or direct.lower().startswith(lowered.rstrip("/") + "/")
+            ):
+                problems.append(
+                    f"upstream.direct_paths: {direct!r} would send {key} {path!r} around the gate"
+                )
     if server.workers > 1 and server.listen.port == 0:
         problems.append(
             f"server.workers: {server.workers} workers share one fixed port; "

@@ -274,3 +274,37 @@ def test_a_near_miss_gets_a_suggestion_and_a_far_one_does_not() -> None:
         "server.zzz: unknown key (got 1)",
         "upstream.Blocked_Paths: unknown key; did you mean `blocked_paths`? (got [])",
     ]
+
+
+@pytest.mark.parametrize(
+    ("direct", "problem"),
+    [
+        ("/", "upstream.direct_paths: '/' would send everything around the gate"),
+        ("/authorize", "would send upstream.authorize_path '/authorize' around the gate"),
+        ("/auth", "would send upstream.callback_path '/auth/callback' around the gate"),
+        ("/_consentgate/x", "would send server.prefix '/_consentgate' around the gate"),
+        ("/REGISTER", "would send upstream.register_path '/register' around the gate"),
+    ],
+)
+def test_direct_paths_never_cover_the_gates_own_endpoints(direct: str, problem: str) -> None:
+    """Issue 14, point 3: the split deployment may not route a consent endpoint around."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(
+            {
+                "server": {"public_url": "http://127.0.0.1:1"},
+                "upstream": {"url": "http://127.0.0.1:2", "direct_paths": [direct]},
+            },
+            environ={},
+        )
+    assert any(problem in text for text in caught.value.problems), caught.value.problems
+
+
+def test_a_data_plane_prefix_is_accepted() -> None:
+    config = config_from_mapping(
+        {
+            "server": {"public_url": "http://127.0.0.1:1"},
+            "upstream": {"url": "http://127.0.0.1:2", "direct_paths": ["/mcp", "/events/"]},
+        },
+        environ={},
+    )
+    assert config.upstream.direct_paths == ("/mcp", "/events/")
