@@ -201,6 +201,8 @@ class Arrival:
     method: str
     path: str
     query: str
+    #: Whether it carries the gate's X-Request-Id: it came through the gate.
+    via_gate: bool = False
 
 
 class RequestLog:
@@ -214,8 +216,14 @@ class RequestLog:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            headers = {name.lower() for name, _ in scope["headers"]}
             self.arrivals.append(
-                Arrival(scope["method"], scope["path"], scope["query_string"].decode("latin-1"))
+                Arrival(
+                    scope["method"],
+                    scope["path"],
+                    scope["query_string"].decode("latin-1"),
+                    b"x-request-id" in headers,
+                )
             )
         elif scope["type"] == "lifespan":
             send = self._watch_lifespan(send)
