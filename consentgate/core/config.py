@@ -187,6 +187,11 @@ def _listen(value: Any, ctx: _Context) -> HostPort:
     return HostPort(host, port)
 
 
+def _optional_listen(value: Any, ctx: _Context) -> HostPort | None:
+    """``host:port``, or ``""`` for off."""
+    return None if _as_str(value, ctx) == "" else _listen(value, ctx)
+
+
 def _origin(value: Any, ctx: _Context) -> str:
     """An http(s) origin (scheme, host, optional port) with nothing after it."""
     text = _as_str(value, ctx).rstrip("/")
@@ -584,6 +589,20 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    """The operators' listener: ``/metrics``. Never the public port."""
+
+    listen: HostPort | None = field(
+        default=None,
+        metadata=_spec(
+            _optional_listen,
+            'Address of the admin listener (/metrics), "host:port"; empty: off. Keep it on '
+            "loopback or a private network: it is never on the public port.",
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. Build it with :func:`load_config` or :func:`config_from_mapping`."""
 
@@ -593,6 +612,7 @@ class Config:
     keys: KeysConfig = field(default_factory=KeysConfig)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     @property
     def secure_cookies(self) -> bool:
@@ -607,6 +627,7 @@ SECTIONS: Final[dict[str, type[Any]]] = {
     "keys": KeysConfig,
     "consent": ConsentConfig,
     "log": LogConfig,
+    "admin": AdminConfig,
 }
 
 
@@ -795,6 +816,15 @@ def _cross_checks(built: dict[str, Any], problems: list[str]) -> None:
                 problems.append(
                     f"upstream.direct_paths: {direct!r} would send {key} {path!r} around the gate"
                 )
+    admin: AdminConfig | None = built.get("admin")
+    if admin is not None and admin.listen is not None:
+        if str(admin.listen) == str(server.listen):
+            problems.append(f"admin.listen: {str(admin.listen)!r} is the public listener")
+        if server.workers > 1:
+            problems.append(
+                "admin.listen: not available with server.workers > 1 yet (each worker "
+                "counts its own requests); use one worker, or scrape nothing"
+            )
     if server.workers > 1 and server.listen.port == 0:
         problems.append(
             f"server.workers: {server.workers} workers share one fixed port; "

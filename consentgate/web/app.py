@@ -47,6 +47,7 @@ from consentgate.web.appkeys import (
     ISSUER,
     KEY_PROBLEMS,
     LIVE_SETTINGS,
+    METRICS,
     PEER_IP,
     RELOAD_HOOKS,
     REQUEST_ID,
@@ -62,6 +63,7 @@ from consentgate.web.callback import callback
 from consentgate.web.consent import consent_answer
 from consentgate.web.endings import report_ended_early, why_ended_early
 from consentgate.web.inflight import InFlight
+from consentgate.web.metrics import Metrics, admin_listener
 from consentgate.web.pages import error_response
 from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register
@@ -119,6 +121,7 @@ async def request_context(
         # Fails closed: whatever needed the store (an authorization, a consent answer,
         # a callback) is refused, never relayed; the reason is one line, no traceback,
         # and at most one line per kind of outage every STORE_LOG_INTERVAL seconds.
+        request.app[METRICS].store_unavailable.inc()
         if STORE in request.app:
             request.app[STORE].mark_unhealthy()
         left_out = request.app[STORE_LOG].allow(exc.kind)
@@ -232,6 +235,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         config.store, keyring, clock=app[CLOCK], audit=app[AUDIT], keys_dir=config.keys.dir
     )
     app[STORE] = store
+    app[METRICS].watch_tampering(lambda: store.tamper_events)
     try:
         app[KEY_PROBLEMS] = (
             *await _check_shared_secret(store, secret),
@@ -369,12 +373,15 @@ def create_app(
     app[AUDIT] = audit or AuditTrail()
     app[RELOAD_HOOKS] = ReloadHooks()
     app[IN_FLIGHT] = InFlight()
+    app[METRICS] = Metrics()
+    app[AUDIT].add_sink(app[METRICS].audit_sink)
     app[STORE_LOG] = Throttle(STORE_LOG_INTERVAL)
     app[UPSTREAM_LOG] = Throttle(STORE_LOG_INTERVAL)
     app[TEMPLATES] = templates or Templates()
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(admin_listener)
     app.on_response_prepare.append(_add_request_id)
     prefix = config.server.prefix
     app.router.add_get(f"{prefix}/healthz", healthz, allow_head=True)

@@ -20,6 +20,7 @@ from consentgate.core.settings import LiveSettings, Settings
 from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
 from consentgate.web.inflight import InFlight, Sending
+from consentgate.web.metrics import Metrics
 from consentgate.web.templates import Templates
 from consentgate.web.upstream import Upstream
 
@@ -43,6 +44,8 @@ STORE_LOG = web.AppKey("store_log", Throttle)
 UPSTREAM_LOG = web.AppKey("upstream_log", Throttle)
 #: The batched access log ``serve`` writes (absent: the ``consentgate.access`` logger).
 ACCESS_LINES = web.AppKey("access_lines", AccessLines)
+#: The Prometheus metrics of this app (served on the admin listener).
+METRICS = web.AppKey("metrics", Metrics)
 #: Requests in flight and the streams a shutdown may cut.
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 

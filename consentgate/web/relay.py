@@ -37,6 +37,7 @@ from consentgate.core import forwarding
 from consentgate.core.redact import redact_target
 from consentgate.web.appkeys import (
     IN_FLIGHT,
+    METRICS,
     PEER_IP,
     REQUEST_ID,
     SENDING,
@@ -183,6 +184,7 @@ class UpstreamExchange:
         except aiohttp.ClientError as exc:
             if pump is not None and pump.too_large:
                 raise RequestTooLarge from None
+            request.app[METRICS].upstream_errors["failed"].inc()
             log.warning(
                 "upstream request failed",
                 extra={"fields": {"request_id": request[REQUEST_ID], "error": type(exc).__name__}},
@@ -190,6 +192,7 @@ class UpstreamExchange:
             raise UpstreamFailure(502, "the upstream failed to answer") from None
         finally:
             request[UPSTREAM_SECONDS] = time.perf_counter() - started
+        request.app[METRICS].relayed(self._response.status, request[UPSTREAM_SECONDS])
         return self._response
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -366,6 +369,7 @@ def _report_outage(request: web.Request, kind: str, exc: BaseException) -> None:
     answer in time), at most one per kind every interval: an upstream that is down
     must show in the log, not only as 502 and 504 access lines, without one line per
     request (issue 15, point 5)."""
+    request.app[METRICS].upstream_errors[kind].inc()
     left_out = request.app[UPSTREAM_LOG].allow(kind)
     if left_out is None:
         return

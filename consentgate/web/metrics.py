@@ -1,0 +1,160 @@
+"""Prometheus metrics on the admin listener (issue 13, point 1, first slice).
+
+``GET /metrics`` on ``[admin] listen`` (never the public port), in the Prometheus
+text format written by ``prometheus-client``. Every label set is bounded: outcomes,
+reasons, status classes and kinds, never a client_id, URI or path.
+
+The decisions and refusals are counted from the audit trail (one more sink), so
+every audited decision is counted once and nothing else has to remember to count.
+The relay counts its responses and upstream failures with pre-bound children: a few
+hundred nanoseconds per request (``bench/metrics_bench.py``).
+
+Each app has its own registry (no process-global state), so tests and several apps
+in one process never mix their figures.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from consentgate import __version__
+from consentgate.core.events import AuditEvent
+
+#: audit event -> consent decision outcome.
+_DECISIONS: Final = {
+    "consent_asked": "asked",
+    "consent_approved": "approved",
+    "consent_denied": "denied",
+}
+#: audit event -> refusal reason, where the event alone says it.
+_REFUSALS: Final = {
+    "callback_refused": "callback_refused",
+    "request_refused": "bad_request",
+    "consent_unavailable": "too_many_pages",
+    "registration_refused": "registration_refused",
+    "tamper": "tampered_record",
+}
+#: phrases of an ``answer_refused`` message -> refusal reason.
+_ANSWER_REFUSALS: Final = (
+    ("CSRF", "csrf"),
+    ("another site", "cross_site"),
+    ("browser cookie", "no_browser"),
+    ("unusable pending", "expired_page"),
+)
+UPSTREAM_KINDS: Final = ("unreachable", "timeout", "failed")
+
+
+class Metrics:
+    """The gate's metrics, in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.decisions = Counter(
+            "consentgate_consent_decisions",
+            "Consent decisions by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.refusals = Counter(
+            "consentgate_refusals", "Requests refused, by reason.", ["reason"], registry=r
+        )
+        self.registrations = Counter(
+            "consentgate_registrations", "Dynamic registrations seen, learned.", registry=r
+        )
+        responses = Counter(
+            "consentgate_relayed_responses",
+            "Responses relayed from the upstream, by status class.",
+            ["status_class"],
+            registry=r,
+        )
+        self._classes = [responses.labels(f"{n}xx") for n in range(1, 6)]
+        upstream_errors = Counter(
+            "consentgate_upstream_errors", "Upstream failures, by kind.", ["kind"], registry=r
+        )
+        self.upstream_errors = {kind: upstream_errors.labels(kind) for kind in UPSTREAM_KINDS}
+        self.upstream_seconds = Histogram(
+            "consentgate_upstream_response_seconds",
+            "Time from sending a request upstream to its response headers.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.store_unavailable = self.refusals.labels("store_unavailable")
+        info = Gauge(
+            "consentgate_build_info",
+            "The running version (value 1).",
+            ["version", "python"],
+            registry=r,
+        )
+        info.labels(__version__, platform.python_version()).set(1)
+        self.tamper_events = Gauge(
+            "consentgate_tamper_events",
+            "Records that failed verification since start.",
+            registry=r,
+        )
+
+    def watch_tampering(self, count: Callable[[], float]) -> None:
+        self.tamper_events.set_function(count)
+
+    def relayed(self, status: int, upstream_seconds: float | None) -> None:
+        """One relayed response: the hot path, a list index and two increments."""
+        index = status // 100 - 1
+        if 0 <= index < 5:
+            self._classes[index].inc()
+        if upstream_seconds is not None:
+            self.upstream_seconds.observe(upstream_seconds)
+
+    def audit_sink(self, event: AuditEvent) -> None:
+        """Count an audited decision (a sink of the app's :class:`AuditTrail`)."""
+        name = event.event
+        if name == "consent_silent":
+            outcome = "preapproved" if event.fields.get("reason") == "preapproved" else "remembered"
+            self.decisions.labels(outcome).inc()
+        elif name in _DECISIONS:
+            self.decisions.labels(_DECISIONS[name]).inc()
+        elif name == "answer_refused":
+            reason = next((r for phrase, r in _ANSWER_REFUSALS if phrase in event.message), "other")
+            self.refusals.labels(reason).inc()
+        elif name in _REFUSALS:
+            self.refusals.labels(_REFUSALS[name]).inc()
+        elif name == "client_registered":
+            self.registrations.inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def admin_app(metrics: Metrics) -> web.Application:
+    """The admin listener's application: ``/metrics`` and nothing else."""
+
+    async def serve_metrics(request: web.Request) -> web.Response:
+        response = web.Response(body=metrics.exposition())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    app = web.Application()
+    app.router.add_get("/metrics", serve_metrics)
+    return app
+
+
+async def admin_listener(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the admin listener on ``[admin] listen`` for the app's lifetime."""
+    from consentgate.web.appkeys import LIVE_SETTINGS, METRICS  # noqa: PLC0415 - a cycle
+
+    listen = app[LIVE_SETTINGS].current.config.admin.listen
+    if listen is None:
+        yield
+        return
+    runner = web.AppRunner(admin_app(app[METRICS]), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()
+        yield
+    finally:
+        await runner.cleanup()
