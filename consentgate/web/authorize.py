@@ -16,6 +16,8 @@ Its promises, and the advisories they come from:
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from consentgate.core.clientinfo import build_view
@@ -34,7 +36,7 @@ from consentgate.core.paths import RoutedPath
 from consentgate.core.pending import PendingConsent
 from consentgate.core.records import MAX_PENDING_PAYLOAD, ClientRecord
 from consentgate.store import PendingFull
-from consentgate.web.appkeys import CLIENT_IP, CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
+from consentgate.web.appkeys import CLIENT_IP, CLOCK, COOKIE_CRYPTO, METRICS, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.bodies import FormTooLarge, read_form
 from consentgate.web.browser import Browser
@@ -76,6 +78,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
     """Intercept an authorization request: relay it only with this browser's consent."""
     app = request.app
     config = request[SETTINGS].config
+    started = time.perf_counter()
     if request.method not in ("GET", "POST"):
         return error_response(
             request, 405, "method_not_allowed", "The authorization endpoint takes GET or POST."
@@ -110,6 +113,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
 
     browser = Browser(request)
     reason = await _silent_reason(request, auth, browser.subject)
+    app[METRICS].authorize_seconds.observe(time.perf_counter() - started)
     if reason is not None:
         fields = {
             "reason": reason,

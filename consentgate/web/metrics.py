@@ -15,8 +15,9 @@ in one process never mix their figures.
 
 from __future__ import annotations
 
+import contextlib
 import platform
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
@@ -93,6 +94,24 @@ class Metrics:
             registry=r,
         )
         info.labels(__version__, platform.python_version()).set(1)
+        self.authorize_seconds = Histogram(
+            "consentgate_authorize_decision_seconds",
+            "Time to decide an authorization request: parse, client lookup, the "
+            "remembered decision (before relaying it or showing the consent page).",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+            registry=r,
+        )
+        self.pending_pages = Gauge(
+            "consentgate_pending_pages",
+            "Consent pages shown and not yet answered or expired (read at each scrape).",
+            registry=r,
+        )
+        self.requests_in_flight = Gauge(
+            "consentgate_requests_in_flight", "Requests being handled now.", registry=r
+        )
+        self.streams_open = Gauge(
+            "consentgate_streams_open", "Streamed responses being sent now.", registry=r
+        )
         self.tamper_events = Gauge(
             "consentgate_tamper_events",
             "Records that failed verification since start.",
@@ -130,10 +149,15 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def admin_app(metrics: Metrics) -> web.Application:
-    """The admin listener's application: ``/metrics`` and nothing else."""
+def admin_app(
+    metrics: Metrics, before_scrape: Callable[[], Awaitable[None]] | None = None
+) -> web.Application:
+    """The admin listener's application: ``/metrics`` and nothing else.
+    ``before_scrape`` refreshes what is read from the store at each scrape."""
 
     async def serve_metrics(request: web.Request) -> web.Response:
+        if before_scrape is not None:
+            await before_scrape()
         response = web.Response(body=metrics.exposition())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
@@ -145,13 +169,23 @@ def admin_app(metrics: Metrics) -> web.Application:
 
 async def admin_listener(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the admin listener on ``[admin] listen`` for the app's lifetime."""
-    from consentgate.web.appkeys import LIVE_SETTINGS, METRICS  # noqa: PLC0415 - a cycle
+    from consentgate.store.errors import StoreUnavailable  # noqa: PLC0415
+    from consentgate.web.appkeys import IN_FLIGHT, LIVE_SETTINGS, METRICS, STORE  # noqa: PLC0415
 
     listen = app[LIVE_SETTINGS].current.config.admin.listen
     if listen is None:
         yield
         return
-    runner = web.AppRunner(admin_app(app[METRICS]), access_log=None)
+    metrics = app[METRICS]
+    in_flight = app[IN_FLIGHT]
+    metrics.requests_in_flight.set_function(lambda: in_flight.requests)
+    metrics.streams_open.set_function(lambda: in_flight.streams)
+
+    async def read_store() -> None:
+        with contextlib.suppress(StoreUnavailable):  # the last value stays; readyz says why
+            metrics.pending_pages.set(await app[STORE].count_pending())
+
+    runner = web.AppRunner(admin_app(metrics, read_store), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()

@@ -57,6 +57,10 @@ async def test_decisions_refusals_and_relays_are_counted_and_scraped_on_the_admi
     assert value("consentgate_relayed_responses_total", status_class="3xx") == 2
     assert value("consentgate_upstream_response_seconds_count") >= 2
     assert value("consentgate_tamper_events") == 0
+    assert value("consentgate_authorize_decision_seconds_count") == 3  # alice x2, mallory
+    assert value("consentgate_pending_pages") == 1  # mallory's page, still open
+    assert value("consentgate_requests_in_flight") == 0  # the scrape is not a gate request
+    assert value("consentgate_streams_open") == 0
     assert any(name == "consentgate_build_info" for name, _ in metrics)
     # No client_id, URI or path in any label: bounded label sets only.
     assert not [key for key in metrics if client_id in str(key) or "/mcp" in str(key)]
