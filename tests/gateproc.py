@@ -97,6 +97,29 @@ async def wait_ready(url: str, process: asyncio.subprocess.Process, seconds: flo
     raise TimeoutError("the gate did not become healthy")
 
 
+async def spawn_serve(
+    config_path: Path,
+    *extra: str,
+    command: list[str] | None = None,
+    stderr: int = asyncio.subprocess.PIPE,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> asyncio.subprocess.Process:
+    """``python -m consentgate serve --config FILE`` (or ``command serve ...``), not
+    waited for; stdout discarded."""
+    return await asyncio.create_subprocess_exec(
+        *(command or [sys.executable, "-m", "consentgate"]),
+        "serve",
+        "--config",
+        str(config_path),
+        *extra,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=stderr,
+        env=env,
+        cwd=cwd,
+    )
+
+
 @contextlib.asynccontextmanager
 async def gate_process(
     directory: Path,
@@ -116,14 +139,10 @@ async def gate_process(
     """
     port = free_port()
     config_path = write_config(directory, upstream_url, port, sections)
-    process = await asyncio.create_subprocess_exec(
-        *(command or [sys.executable, "-m", "consentgate"]),
-        "serve",
-        "--config",
-        str(config_path),
+    process = await spawn_serve(
+        config_path,
         *(["--create-store"] if create_store else []),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+        command=command,
         env=env,
         cwd=cwd,
     )

@@ -123,7 +123,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--python",
-        default=sys.executable,
         help="the interpreter the file is for, and its #! line; its pip (or, without "
         "one, this interpreter's, for its version and platform) installs the "
         "dependencies (default: this one, with #!/usr/bin/env python3)",
@@ -134,9 +133,11 @@ def main() -> int:
         help="the #! line (default: the --python given, else /usr/bin/env python3)",
     )
     args = parser.parse_args()
-    python = shutil.which(args.python) or args.python
-    explicit = "--python" in sys.argv[1:] or any(a.startswith("--python=") for a in sys.argv)
-    shebang = args.shebang or (str(Path(python).absolute()) if explicit else "/usr/bin/env python3")
+    python = sys.executable if args.python is None else shutil.which(args.python) or args.python
+    default_shebang = (
+        "/usr/bin/env python3" if args.python is None else str(Path(python).absolute())
+    )
+    shebang = args.shebang or default_shebang
     facts = target_facts(python)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="consentgate-pyz-") as scratch:

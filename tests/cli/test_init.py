@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import stat
-import sys
 from pathlib import Path
 
 import pytest
 
 from consentgate.cli import main
 from consentgate.core.config import load_config
-from tests.gateproc import free_port, wait_ready
+from tests.gateproc import free_port, spawn_serve, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,16 +99,7 @@ async def test_what_init_wrote_is_what_serve_runs(tmp_path: Path) -> None:
     flags = ["--public-url", f"http://127.0.0.1:{port}", "--upstream", "http://127.0.0.1:9"]
     flags += ["--listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path / "var")]
     assert init(etc, *flags) == 0
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "consentgate",
-        "serve",
-        "--config",
-        str(etc / "consentgate.toml"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    process = await spawn_serve(etc / "consentgate.toml", stderr=asyncio.subprocess.DEVNULL)
     try:
         await wait_ready(f"http://127.0.0.1:{port}", process)
     finally:

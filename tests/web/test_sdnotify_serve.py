@@ -36,7 +36,7 @@ from aiohttp import web
 from consentgate.core.config import ServerConfig
 from consentgate.web.workers import KILL_AFTER_GRACE
 from tests.conftest import StartUpstream
-from tests.gateproc import free_port, gate_process, write_config
+from tests.gateproc import free_port, gate_process, spawn_serve, write_config
 
 TIMEOUT = 20.0
 UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -161,17 +161,7 @@ async def started_gate(
     what the test waits for (``gate_process`` waits for the probe first)."""
     port = free_port()
     config = write_config(tmp_path, upstream, port, sections)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "consentgate",
-        "serve",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-    )
+    process = await spawn_serve(config, env={**os.environ, **env})
     try:
         yield process, port
     finally:
