@@ -425,6 +425,7 @@ def _cmd_consents_revoke(args: argparse.Namespace) -> int:
             redirect_uri=args.redirect_uri,
             subject=args.subject,
             all=args.all,
+            by="cli",
         )
         if store.tamper_events:
             print(

@@ -108,6 +108,8 @@ HEALTH_TIMEOUT: Final = 2.0
 _PAGE: Final = 500
 
 RecordKind = Literal["consent", "client", "pending"]
+#: Who revoked, as the audit trail names it.
+RevokedBy = Literal["cli", "admin", "self", "library"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -687,8 +689,16 @@ class ConsentStore:
         redirect_uri: str | None = None,
         subject: str | None = None,
         all: bool = False,
+        owner: str | None = None,
+        by: RevokedBy = "library",
     ) -> int:
         """Revoke unrevoked records matching exactly one selector; returns how many.
+
+        ``owner``, when given, narrows any selector to the records of that subject:
+        the self-service page revokes ``id=X, owner=<this browser>``, so a person can
+        never revoke (or learn of) another browser's approval by guessing an id.
+        ``by`` names who revoked (``cli``, ``admin``, ``self``, ``library``) for the
+        audit trail (issue 13, point 2).
 
         Each revoked row gets ``revoked_at`` and is re-signed with the active key.
         A row that fails verification is not touched (re-signing it would
@@ -729,7 +739,7 @@ class ConsentStore:
                 signed: builtins.list[Resigned] = []
                 for row in rows:
                     record = self._verified_consent(row)
-                    if record is None:
+                    if record is None or (owner is not None and record.subject != owner):
                         continue
                     revoked = sign_record(dataclasses.replace(record, revoked_at=now), ring)
                     signed.append((record.id, revoked.key_id, revoked.signature))
@@ -749,7 +759,13 @@ class ConsentStore:
             AuditEvent(
                 "consents_revoked",
                 f"revoked {total} consent(s) by {selector}",
-                fields={"selector": selector, "value": value, "count": total},
+                fields={
+                    "selector": selector,
+                    "value": value,
+                    "count": total,
+                    "by": by,
+                    **({"subject": owner} if owner is not None else {}),
+                },
             )
         )
         return total
