@@ -147,6 +147,33 @@ class StoreTransaction(Protocol):
         record it signed)."""
         ...
 
+    async def audit_tail(self) -> tuple[int, str] | None:
+        """``seq`` and ``hash`` of the newest audit row, or None when there is none.
+
+        Appending reads it and writes the next row in one transaction; the backend's
+        write lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the change counter's row
+        lock every transaction takes first) makes appenders of every process take
+        turns, so the chain never forks."""
+        ...
+
+    async def insert_audit(self, rows: Sequence[Row]) -> None:
+        """Insert audit rows (``AUDIT_COLUMNS`` order of :mod:`consentgate.core.audit`)."""
+        ...
+
+    async def audit_first_kept(self, before: int) -> tuple[int, str, int] | None:
+        """Where a retention purge of the rows with ``at < before`` leaves the chain:
+        ``seq`` and ``prev`` of the oldest row it keeps (the newest row is always kept)
+        and how many rows come before it; None when the table is empty."""
+        ...
+
+    async def delete_audit_before(self, seq: int) -> int:
+        """Delete the audit rows with ``seq`` below ``seq``; returns how many."""
+        ...
+
+    async def put_setting(self, name: str, value: str) -> None:
+        """:meth:`StoreBackend.set_setting` inside this transaction."""
+        ...
+
     async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
         """:meth:`StoreBackend.take_pending` inside this transaction: a consent answer
         takes its pending row and records the approval in one commit, so a failure
@@ -308,6 +335,20 @@ class StoreBackend(Protocol):
         ``expires_at <= now`` and, when ``records_before`` is given, consent rows
         revoked at or before it or expiring at or before it. Returns (pending and
         binding rows deleted, consent rows deleted)."""
+        ...
+
+    async def audit_page(
+        self,
+        *,
+        after: Cursor | None,
+        limit: int,
+        since: int | None = None,
+        event: str | None = None,
+        client_id: str | None = None,
+    ) -> Page:
+        """At most ``limit`` audit rows with ``seq`` after the cursor, oldest first,
+        matching every given filter (``at >= since``, equality for ``event`` and
+        ``client_id``); paged as :meth:`consent_page`."""
         ...
 
     async def ping(self) -> None:

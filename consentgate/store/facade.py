@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import dataclasses
 import functools
 import os
@@ -56,6 +57,16 @@ from typing import Any, Final, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from consentgate.core.audit import (
+    GENESIS,
+    HEAD_SETTING,
+    AuditEntry,
+    AuditRecord,
+    ChainCheck,
+    ChainReport,
+    MalformedAuditRow,
+    head_value,
+)
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.events import AuditEvent, AuditTrail
 from consentgate.core.keys import KeyRing, jwk_text, public_key_from_jwk_text
@@ -75,6 +86,7 @@ from consentgate.core.records import (
     sign_record,
     verification_failure,
 )
+from consentgate.store.auditlog import AuditWriter
 from consentgate.store.backend import (
     Cursor,
     DuplicatePendingId,
@@ -102,6 +114,9 @@ _R = TypeVar("_R", ConsentRecord, ClientRecord, PendingRecord)
 #: Seconds a readiness write probe's result is kept; and how long one may take.
 HEALTH_INTERVAL: Final = 3.0
 HEALTH_TIMEOUT: Final = 2.0
+
+#: Seconds :meth:`ConsentStore.close` waits for queued audit rows to be written.
+AUDIT_CLOSE_TIMEOUT: Final = 5.0
 
 #: Rows per page of a listing, and per transaction of a revocation (so a huge
 #: revocation never holds the write lock for long).
@@ -233,6 +248,9 @@ class ConsentStore:
         self._published: set[str] = set()
         self._cache = DecisionCache(cache_size)
         self._healthy_at: float | None = None
+        #: The hash-chained audit table's writer (issue 13, point 2), fed by the trail.
+        self._audit_writer = AuditWriter(self._append_audit, clock)
+        self.audit.add_sink(self._audit_sink)
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -277,7 +295,10 @@ class ConsentStore:
         Shielded: a shutdown that cancels the caller must not leave aiosqlite's
         non-daemon thread running, which would keep the process alive.
         """
-        await self._backend.close()
+        try:
+            await self._audit_writer.close(AUDIT_CLOSE_TIMEOUT)
+        finally:
+            await self._backend.close()
 
     async def __aenter__(self) -> ConsentStore:
         return self
@@ -842,6 +863,136 @@ class ConsentStore:
                 checked += 1
                 verify(row, failures)
         return VerificationReport(checked, tuple(failures))
+
+    # --- the audit table ------------------------------------------------------------
+
+    def _audit_sink(self, event: AuditEvent) -> None:
+        """Queue the table's row of ``event`` (a store that cannot sign keeps none: a
+        verifying-only CLI run, whose own events are on its output)."""
+        if self._keyring.can_sign:
+            self._audit_writer.sink(event)
+
+    async def _append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append ``entries`` to the chain in one durable transaction, and sign its head."""
+        ring = self._keyring
+
+        async def append(tx: StoreTransaction) -> None:
+            tail = await tx.audit_tail()
+            seq, prev = tail if tail is not None else (0, GENESIS)
+            await self._keep_key(tx, ring)
+            rows = []
+            for entry in entries:
+                seq += 1
+                record = AuditRecord.chain(entry, seq, prev, ring)
+                rows.append(record.to_row())
+                prev = record.hash
+            await tx.insert_audit(rows)
+            await tx.put_setting(HEAD_SETTING, head_value(seq, prev, ring))
+
+        await self._backend.transaction(append, durable=True)
+        self._kept(ring)
+
+    async def flush_audit(self) -> None:
+        """Wait until every audit row queued so far is in the table."""
+        await self._audit_writer.flush()
+
+    async def audit_page(
+        self,
+        *,
+        after: Cursor | None = None,
+        limit: int = _PAGE,
+        since: int | None = None,
+        event: str | None = None,
+        client_id: str | None = None,
+    ) -> tuple[builtins.list[AuditRecord], Cursor | None]:
+        """One page of audit rows, oldest first, matching every given filter; rows
+        that cannot be read are skipped here (:meth:`verify_audit` names them)."""
+        rows, following = await self._backend.audit_page(
+            after=after, limit=limit, since=since, event=event, client_id=client_id
+        )
+        records: builtins.list[AuditRecord] = []
+        for row in rows:
+            with contextlib.suppress(MalformedAuditRow):
+                records.append(AuditRecord.from_row(row))
+        return records, following
+
+    async def iter_audit(
+        self, *, since: int | None = None, event: str | None = None, client_id: str | None = None
+    ) -> AsyncIterator[AuditRecord]:
+        """Every audit row matching the filters, oldest first, page by page."""
+        cursor: Cursor | None = None
+        while True:
+            records, cursor = await self.audit_page(
+                after=cursor, since=since, event=event, client_id=client_id
+            )
+            for record in records:
+                yield record
+            if cursor is None:
+                return
+
+    async def verify_audit(self) -> ChainReport:
+        """Check the whole chain, oldest row first: each row's hash and signature, that
+        it follows the row before it, where it starts (the last retention checkpoint)
+        and that the signed head names its last row. Names the first broken row."""
+        await self._audit_writer.flush()
+        check = ChainCheck(self._keyring)
+        async for row in _rows(functools.partial(self._backend.audit_page, limit=_PAGE)):
+            check.add(row)
+        head = (await self._backend.settings(HEAD_SETTING)).get(HEAD_SETTING)
+        return check.finish(head)
+
+    async def purge_audit(self, keep: float) -> int:
+        """Delete audit rows older than ``keep`` seconds (``[audit] keep``), keeping at
+        least the newest, and append an ``audit_purged`` row naming the first row kept,
+        so the remaining chain verifies from there; returns how many rows went."""
+        if not keep >= 1:
+            raise ValueError(f"keep must be at least one second, got {keep!r}")
+        ring = self._keyring
+        now = int(self.clock())
+
+        async def purge(tx: StoreTransaction) -> int:
+            kept = await tx.audit_first_kept(now - int(keep))
+            if kept is None or kept[2] == 0:
+                return 0
+            first_seq, first_prev, _older = kept
+            deleted = await tx.delete_audit_before(first_seq)
+            tail = await tx.audit_tail()
+            assert tail is not None  # noqa: S101 - the newest row is always kept
+            await self._keep_key(tx, ring)
+            record = AuditRecord.chain(
+                AuditEntry(
+                    now,
+                    "audit_purged",
+                    actor="gate",
+                    detail={
+                        "deleted": deleted,
+                        "first_kept_seq": first_seq,
+                        "first_kept_prev": first_prev,
+                        "keep_seconds": int(keep),
+                    },
+                ),
+                tail[0] + 1,
+                tail[1],
+                ring,
+            )
+            await tx.insert_audit([record.to_row()])
+            await tx.put_setting(HEAD_SETTING, head_value(record.seq, record.hash, ring))
+            return deleted
+
+        deleted = await self._backend.transaction(purge, durable=True)
+        self._kept(ring)
+        return deleted
+
+    def key_rotated(self, previous: str, active: str, *, by: RevokedBy = "cli") -> None:
+        """Audit a key rotation (``consentgate keys rotate``): the log line and the
+        table's ``key_rotated`` row (written at the latest when the store closes)."""
+        self.audit.emit(
+            AuditEvent(
+                "key_rotated",
+                f"signing key rotated from {previous} to {active}",
+                fields={"previous_key": previous, "active_key": active, "by": by},
+            )
+        )
 
     # --- clients -----------------------------------------------------------------
 

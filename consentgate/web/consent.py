@@ -146,6 +146,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     fields = {
         "client_id": auth.client_id,
         "redirect_uri": auth.redirect_uri,
+        "scopes": " ".join(sorted(auth.scopes)),
         "subject": browser.subject,
         "pending": pending_id,
     }

@@ -60,6 +60,7 @@ from typing import Any, Final, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from consentgate.core.audit import AUDIT_COLUMNS
 from consentgate.core.dsn import describe, password_of
 from consentgate.core.errors import StartupError
 from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS, PENDING_COLUMNS
@@ -94,6 +95,8 @@ _CLIENTS: Final = f"{SCHEMA}.clients"
 _PENDING: Final = f"{SCHEMA}.pending"
 _BINDINGS: Final = f"{SCHEMA}.used_bindings"
 _SETTINGS: Final = f"{SCHEMA}.settings"
+_AUDIT: Final = f"{SCHEMA}.audit"
+_AUDIT_SELECT: Final = ", ".join(AUDIT_COLUMNS)
 _CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
 _CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)
 _PENDING_SELECT: Final = ", ".join(PENDING_COLUMNS)
@@ -207,6 +210,14 @@ _CLAIM_SETTING: Final = (
     f"INSERT INTO {_SETTINGS} (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"  # noqa: S608
 )
 _READ_SETTING: Final = f"SELECT value FROM {_SETTINGS} WHERE name = $1"  # noqa: S608
+_PUT_SETTING: Final = (
+    f"INSERT INTO {_SETTINGS} (name, value) VALUES ($1, $2) "  # noqa: S608
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
+_INSERT_AUDIT: Final = (
+    f"INSERT INTO {_AUDIT} ({_AUDIT_SELECT}) "  # noqa: S608 - constant column names
+    f"VALUES ({_placeholders(len(AUDIT_COLUMNS))})"
+)
 
 
 class _Transaction:
@@ -294,6 +305,40 @@ class _Transaction:
             return None
         row = await self._conn.fetchrow(_TAKE_PENDING, id, subject, now)
         return tuple(row) if row is not None else None
+
+    async def audit_tail(self) -> tuple[int, str] | None:
+        row = await self._conn.fetchrow(
+            f"SELECT seq, hash FROM {_AUDIT} ORDER BY seq DESC LIMIT 1"  # noqa: S608
+        )
+        return (int(row[0]), str(row[1])) if row is not None else None
+
+    async def insert_audit(self, rows: Sequence[Row]) -> None:
+        await self._conn.executemany(_INSERT_AUDIT, [tuple(row) for row in rows])
+
+    async def audit_first_kept(self, before: int) -> tuple[int, str, int] | None:
+        row = await self._conn.fetchrow(
+            f"SELECT seq, prev FROM {_AUDIT} "  # noqa: S608 - constant
+            f"WHERE at >= $1 OR seq = (SELECT max(seq) FROM {_AUDIT}) ORDER BY seq LIMIT 1",
+            before,
+        )
+        if row is None:
+            return None
+        seq, prev = int(row[0]), str(row[1])
+        count = await self._conn.fetchval(
+            f"SELECT count(*) FROM {_AUDIT} WHERE seq < $1",  # noqa: S608
+            seq,
+        )
+        return seq, prev, int(count or 0)
+
+    async def delete_audit_before(self, seq: int) -> int:
+        status = await self._conn.execute(
+            f"DELETE FROM {_AUDIT} WHERE seq < $1",  # noqa: S608
+            seq,
+        )
+        return _rowcount(status)
+
+    async def put_setting(self, name: str, value: str) -> None:
+        await self._conn.execute(_PUT_SETTING, name, value)
 
 
 class PostgresBackend:
@@ -700,12 +745,7 @@ class PostgresBackend:
         return str(rows[0][0])
 
     async def set_setting(self, name: str, value: str) -> None:
-        await self._write_one(
-            f"INSERT INTO {_SETTINGS} (name, value) VALUES ($1, $2) "  # noqa: S608
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            name,
-            value,
-        )
+        await self._write_one(_PUT_SETTING, name, value)
 
     async def settings(self, prefix: str) -> dict[str, str]:
         rows = await self._fetch(
@@ -730,6 +770,35 @@ class PostgresBackend:
             return _rowcount(first) + _rowcount(second), records
 
         return await self._write(purge)
+
+    async def audit_page(
+        self,
+        *,
+        after: Cursor | None,
+        limit: int,
+        since: int | None = None,
+        event: str | None = None,
+        client_id: str | None = None,
+    ) -> Page:
+        if not _storable(event, client_id):
+            return [], None
+        clauses = ["seq > $1"]
+        params: list[Any] = [_seq(after)]
+        for column, operator, value in (
+            ("at", ">=", since),
+            ("event", "=", event),
+            ("client_id", "=", client_id),
+        ):
+            if value is not None:
+                params.append(value)
+                clauses.append(f"{column} {operator} ${len(params)}")
+        params.append(limit)
+        rows = await self._fetch(
+            f"SELECT seq, {_AUDIT_SELECT} FROM {_AUDIT} "  # noqa: S608 - constant fragments
+            f"WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ${len(params)}",
+            *params,
+        )
+        return _page(rows, limit)
 
     async def ping(self) -> None:
         await self._fetch("SELECT 1")

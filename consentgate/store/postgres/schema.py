@@ -39,6 +39,8 @@ History:
 
 1. The consent, client, pending and used-binding tables, the change counter and its
    triggers (the SQLite schema 3, in one step).
+2. ``settings``.
+3. ``audit``: the hash-chained audit trail (:mod:`consentgate.core.audit`).
 """
 
 from __future__ import annotations
@@ -182,6 +184,31 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             name {_TEXT} NOT NULL PRIMARY KEY,
             value {_TEXT} NOT NULL
         )""",
+    ),
+    (
+        # The hash-chained audit trail (issue 13, point 2; consentgate.core.audit). seq
+        # is assigned by the appender (it is part of what each row's hash covers);
+        # appenders take turns on the change counter's row lock every transaction
+        # takes first, so the chain never forks across instances.
+        f"""CREATE TABLE {SCHEMA}.audit (
+            seq bigint NOT NULL PRIMARY KEY,
+            at bigint NOT NULL,
+            event {_TEXT} NOT NULL,
+            request_id {_TEXT} NOT NULL,
+            actor {_TEXT} NOT NULL,
+            client_id {_TEXT} NOT NULL,
+            redirect_uri {_TEXT} NOT NULL,
+            scopes {_TEXT} NOT NULL,
+            subject {_TEXT} NOT NULL,
+            detail {_TEXT} NOT NULL,
+            prev {_TEXT} NOT NULL,
+            hash {_TEXT} NOT NULL,
+            key_id {_TEXT} NOT NULL,
+            signature bytea NOT NULL
+        )""",
+        f"CREATE INDEX audit_by_time ON {SCHEMA}.audit (at)",
+        f"CREATE INDEX audit_by_client ON {SCHEMA}.audit USING hash (client_id)",
+        f"CREATE INDEX audit_by_event ON {SCHEMA}.audit (event, seq)",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

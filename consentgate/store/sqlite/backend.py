@@ -60,6 +60,7 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
+from consentgate.core.audit import AUDIT_COLUMNS
 from consentgate.core.errors import StartupError
 from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS, PENDING_COLUMNS
 from consentgate.store.backend import (
@@ -233,6 +234,17 @@ _CLAIM_SETTING: Final = (
 _READ_SETTING: Final = "SELECT value FROM settings WHERE name = ?"
 
 
+_AUDIT_SELECT: Final = ", ".join(AUDIT_COLUMNS)
+_INSERT_AUDIT: Final = (
+    f"INSERT INTO audit ({_AUDIT_SELECT}) "  # noqa: S608 - constant column names
+    f"VALUES ({', '.join('?' for _ in AUDIT_COLUMNS)})"
+)
+_PUT_SETTING: Final = (
+    "INSERT INTO settings (name, value) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
+
+
 class _Transaction:
     """:class:`~consentgate.store.backend.StoreTransaction` on the backend's connection,
     inside its ``BEGIN IMMEDIATE``."""
@@ -297,6 +309,38 @@ class _Transaction:
     async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
         rows = list(await self._db.execute_fetchall(_TAKE_PENDING, (id, subject, now)))
         return rows[0] if rows else None
+
+    async def audit_tail(self) -> tuple[int, str] | None:
+        rows = list(
+            await self._db.execute_fetchall("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        )
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    async def insert_audit(self, rows: Sequence[Row]) -> None:
+        await self._db.executemany(_INSERT_AUDIT, [tuple(row) for row in rows])
+
+    async def audit_first_kept(self, before: int) -> tuple[int, str, int] | None:
+        rows = list(
+            await self._db.execute_fetchall(
+                "SELECT seq, prev FROM audit WHERE at >= ? OR seq = (SELECT max(seq) FROM audit) "
+                "ORDER BY seq LIMIT 1",
+                (before,),
+            )
+        )
+        if not rows:
+            return None
+        seq, prev = int(rows[0][0]), str(rows[0][1])
+        count = list(
+            await self._db.execute_fetchall("SELECT count(*) FROM audit WHERE seq < ?", (seq,))
+        )
+        return seq, prev, int(count[0][0])
+
+    async def delete_audit_before(self, seq: int) -> int:
+        cursor = await self._db.execute("DELETE FROM audit WHERE seq < ?", (seq,))
+        return max(cursor.rowcount, 0)
+
+    async def put_setting(self, name: str, value: str) -> None:
+        await self._db.execute(_PUT_SETTING, (name, value))
 
 
 class SQLiteBackend:
@@ -691,11 +735,7 @@ class SQLiteBackend:
         return str(rows[0][0])
 
     async def set_setting(self, name: str, value: str) -> None:
-        await self._write_one(
-            "INSERT INTO settings (name, value) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (name, value),
-        )
+        await self._write_one(_PUT_SETTING, (name, value))
 
     async def settings(self, prefix: str) -> dict[str, str]:
         rows = await self._read(
@@ -718,6 +758,29 @@ class SQLiteBackend:
             return max(first.rowcount, 0) + max(second.rowcount, 0), records
 
         return await self._write(purge)
+
+    async def audit_page(
+        self,
+        *,
+        after: Cursor | None,
+        limit: int,
+        since: int | None = None,
+        event: str | None = None,
+        client_id: str | None = None,
+    ) -> Page:
+        clauses = ["seq > ?"]
+        params: list[Any] = [_rowid(after)]
+        filters = (("at >= ?", since), ("event = ?", event), ("client_id = ?", client_id))
+        for clause, value in filters:
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        rows = await self._read(
+            f"SELECT seq, {_AUDIT_SELECT} FROM audit "  # noqa: S608 - constant fragments
+            f"WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?",
+            (*params, limit),
+        )
+        return _page(rows, limit)
 
     async def ping(self) -> None:
         await self._read("SELECT 1", ())

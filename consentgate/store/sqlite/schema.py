@@ -19,6 +19,8 @@ Schema history:
 3. ``pending`` rows become signed records (id, subject, source, payload and
    expiry under one signature, so no payload can move to another row), with an
    index by source for the per-address cap; indexes for the retention purge.
+4. ``settings`` (the cookie secret's fingerprint, the public keys, the heartbeat).
+5. ``audit``: the hash-chained audit trail (:mod:`consentgate.core.audit`).
 
 The column order of each table is the order of the row codec in
 :mod:`consentgate.core.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
@@ -131,6 +133,30 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # Settings every process sharing the store must agree on (the cookie secret's
         # fingerprint), claimed by the first process that starts.
         "CREATE TABLE settings (name TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+    (
+        # The hash-chained audit trail (issue 13, point 2; consentgate.core.audit). seq
+        # is the chain's position and the rowid; it is assigned by the appender, not
+        # by AUTOINCREMENT, because it is part of what each row's hash covers.
+        """CREATE TABLE audit (
+            seq INTEGER NOT NULL PRIMARY KEY,
+            at INTEGER NOT NULL,
+            event TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            redirect_uri TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            prev TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL
+        )""",
+        "CREATE INDEX audit_by_time ON audit (at)",
+        "CREATE INDEX audit_by_client ON audit (client_id, seq)",
+        "CREATE INDEX audit_by_event ON audit (event, seq)",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
