@@ -16,6 +16,7 @@ import logging
 import os
 import platform
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from consentgate.core.config import Config, ConfigError, load_config
 from consentgate.core.errors import StartupError
 
 if TYPE_CHECKING:
+    from consentgate.core.audit import ChainReport
     from consentgate.store import ConsentStore
 
 EXIT_OK = 0
@@ -249,10 +251,40 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
     from consentgate.core.keys import rotate_keys
 
     config = _load(args)
+    previous = _active_kid(config.keys.dir)
     kid = rotate_keys(config.keys.dir)
     print(f"new active signing key {kid}; the previous keys keep verifying their records")
     print("a running gate signs with it after a SIGHUP (it re-reads the keys) or a restart")
+    _record_rotation(config, previous, kid)
     return EXIT_OK
+
+
+def _active_kid(directory: Path) -> str:
+    from consentgate.core.keys import list_keys
+
+    return next((key.kid for key in list_keys(directory) if key.active), "")
+
+
+def _record_rotation(config: Config, previous: str, active: str) -> None:
+    """Append ``key_rotated`` to the store's audit trail, when there is a store to write."""
+    from consentgate.core.keys import load_keyring
+    from consentgate.store.errors import StoreUnavailable
+    from consentgate.store.opening import open_store
+
+    async def record() -> None:
+        keyring = load_keyring(config.keys.dir, create=False)
+        async with await open_store(config.store, keyring, create=False) as store:
+            store.key_rotated(previous, active)
+
+    try:
+        asyncio.run(record())
+    except (StartupError, StoreUnavailable) as exc:
+        print(
+            f"consentgate: note: the rotation is not in the audit trail ({exc})",
+            file=sys.stderr,
+        )
+    else:
+        print("recorded in the audit trail (consentgate audit list --event key_rotated)")
 
 
 def _cmd_keys_list(args: argparse.Namespace) -> int:
@@ -457,13 +489,108 @@ def _cmd_consents_verify(args: argparse.Namespace) -> int:
                 "this keys directory lacks; records signed with them fail here",
                 file=sys.stderr,
             )
-        if report.failures or stored.unreadable:
+        chain = await store.verify_audit()
+        _print_chain(chain)
+        if report.failures or stored.unreadable or not chain.ok:
             failed = [f"{len(report.failures)} of {report.checked} record(s)"]
             if stored.unreadable:
                 failed.append(f"{len(stored.unreadable)} stored key(s)")
+            if not chain.ok:
+                failed.append("the audit trail")
             _error(f"{' and '.join(failed)} failed verification")
             return EXIT_FAILURE
         print(f"all {report.checked} record(s) verify")
+        return EXIT_OK
+
+    return _with_store(args, action, verifying=True)
+
+
+def _print_chain(chain: ChainReport) -> None:
+    """One line on the audit chain: intact (which rows), or the first broken row."""
+    if chain.ok:
+        if chain.checked:
+            print(
+                f"audit trail: {chain.checked} row(s) verify, an unbroken chain from row "
+                f"{chain.first_seq} to row {chain.last_seq}"
+            )
+        else:
+            print("audit trail: empty")
+        return
+    where = f"row {chain.broken_seq}" if chain.broken_seq is not None else "its end"
+    print(f"audit trail: broken at {where}: {chain.problem}")
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    async def action(store: ConsentStore) -> int:
+        chain = await store.verify_audit()
+        _print_chain(chain)
+        if not chain.ok:
+            _error(
+                "the audit trail failed verification: rows were edited or deleted in the "
+                "database; compare with a backup and an export"
+            )
+            return EXIT_FAILURE
+        return EXIT_OK
+
+    return _with_store(args, action, verifying=True)
+
+
+def _since(text: str | None) -> int | None:
+    """``--since``: a duration back from now (``7d``, ``12h``) or a UTC date or time."""
+    from consentgate.core.config import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return int(time.time() - parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f'--since: expected a duration like "7d" or a date like "2026-12-01", got {text!r}'
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def _cmd_audit_list(args: argparse.Namespace) -> int:
+    from consentgate.core.audit import EVENTS
+
+    try:
+        since = _since(args.since)
+    except ValueError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    if args.event is not None and args.event not in EVENTS:
+        _error(f"--event: expected one of {', '.join(EVENTS)}, got {args.event!r}")
+        return EXIT_USAGE
+
+    async def action(store: ConsentStore) -> int:
+        await store.flush_audit()
+        if not args.json:
+            print("SEQ\tTIME\tEVENT\tACTOR\tCLIENT_ID\tREDIRECT_URI\tSCOPES\tSUBJECT\tDETAIL")
+        async for record in store.iter_audit(
+            since=since, event=args.event, client_id=args.client_id
+        ):
+            if args.json:
+                print(_json_line(record.as_json()))
+                continue
+            detail = " ".join(f"{k}={v}" for k, v in sorted(record.details().items()))
+            columns = (
+                str(record.seq),
+                _utc(record.at),
+                record.event,
+                record.actor or "-",
+                record.client_id or "-",
+                record.redirect_uri or "-",
+                record.scopes or "-",
+                record.subject or "-",
+                detail or "-",
+            )
+            print("\t".join(columns))
         return EXIT_OK
 
     return _with_store(args, action, verifying=True)
@@ -591,6 +718,32 @@ def _add_store_commands(commands: Any) -> None:
         "(the default when the keys directory is not on this machine)",
     )
     export.set_defaults(handler=_cmd_consents_export)
+
+    audit = commands.add_parser("audit", help="list and verify the hash-chained audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    trail = audit_commands.add_parser("list", help="print audit rows, oldest first")
+    _add_config_argument(trail)
+    trail.add_argument(
+        "--since", metavar="WHEN", help='only rows since a duration ago ("7d") or a UTC date'
+    )
+    trail.add_argument("--client", dest="client_id", metavar="ID", help="only this client_id")
+    trail.add_argument("--event", metavar="E", help="only this event (approved, denied, ...)")
+    trail.add_argument("--json", action="store_true", help="one JSON object per line")
+    trail.add_argument(
+        "--store-keys", action="store_true", help="use the public keys kept in the store"
+    )
+    trail.set_defaults(handler=_cmd_audit_list)
+    check = audit_commands.add_parser(
+        "verify", help="check the chain; exit 1 and name the first broken row"
+    )
+    _add_config_argument(check)
+    check.add_argument(
+        "--store-keys",
+        action="store_true",
+        help="verify with the public keys kept in the store, not the keys directory "
+        "(the default when the keys directory is not on this machine)",
+    )
+    check.set_defaults(handler=_cmd_audit_verify)
 
 
 def release_facts() -> str:

@@ -574,6 +574,20 @@ class ConsentConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The hash-chained audit table in the store (issue 13, point 2)."""
+
+    keep: float = field(
+        default=400 * 86400.0,
+        metadata=_spec(
+            parse_duration,
+            "How long audit rows are kept; older rows are purged with a checkpoint row "
+            "so that the rest of the chain still verifies.",
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """Logging output."""
 
@@ -612,6 +626,7 @@ class Config:
     keys: KeysConfig = field(default_factory=KeysConfig)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
 
     @property
@@ -627,6 +642,7 @@ SECTIONS: Final[dict[str, type[Any]]] = {
     "keys": KeysConfig,
     "consent": ConsentConfig,
     "log": LogConfig,
+    "audit": AuditConfig,
     "admin": AdminConfig,
 }
 

@@ -255,7 +255,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         log.info("keys reloaded", extra={"fields": {"active_key": keyring.active_kid}})
 
     app[RELOAD_HOOKS].add(reload_keys)
-    purge = asyncio.create_task(_purge_forever(store, config.store.keep_expired))
+    purge = asyncio.create_task(_purge_forever(store, config.store.keep_expired, config.audit.keep))
     watch = asyncio.create_task(_watch_forever(store))
     try:
         yield
@@ -325,13 +325,17 @@ async def _publish_keys(store: ConsentStore) -> tuple[str, ...]:
     )
 
 
-async def _purge_forever(store: ConsentStore, keep_records: float) -> None:
+async def _purge_forever(store: ConsentStore, keep_records: float, keep_audit: float) -> None:
     """Expired consent pages and flow bindings are removed, not only ignored; consent
-    records go once they expired or were revoked more than ``keep_records`` ago."""
+    records go once they expired or were revoked more than ``keep_records`` ago, audit
+    rows once they are older than ``keep_audit`` (with a checkpoint row)."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL)
         try:
             await store.purge_expired(keep_records=keep_records)
+            await store.purge_audit(keep_audit)
+        except StoreUnavailable:
+            pass  # readiness and the requests that need the store say so
         except Exception:
             log.exception("purging expired pending requests failed")
 

@@ -323,7 +323,7 @@ def test_verify_reports_success_and_exits_0(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(setup.args("consents", "verify")) == 0
-    assert capsys.readouterr().out == "all 4 record(s) verify\n"
+    assert capsys.readouterr().out == "audit trail: empty\nall 4 record(s) verify\n"
 
 
 def test_verify_lists_each_failing_record_and_exits_1(
@@ -336,6 +336,8 @@ def test_verify_lists_each_failing_record_and_exits_1(
     assert captured.out.splitlines() == [
         f"consent {setup.records[0].id}: signature does not match the fields (edited or forged)",
         f"consent {setup.records[2].id}: signature does not match the fields (edited or forged)",
+        # the tampered records found are on the record now
+        "audit trail: 2 row(s) verify, an unbroken chain from row 1 to row 2",
     ]
     assert captured.err == "consentgate: error: 2 of 4 record(s) failed verification\n"
 
@@ -420,7 +422,7 @@ def test_verify_without_the_keys_directory_uses_the_stores_public_keys(
     without_keys(setup)
     assert main(setup.args("consents", "verify")) == 0
     captured = capsys.readouterr()
-    assert captured.out == "all 4 record(s) verify\n"
+    assert captured.out == "audit trail: empty\nall 4 record(s) verify\n"
     assert captured.err == (
         f"consentgate: verifying with the public keys kept in the store: {kid} "
         "(compare with consentgate keys list on a gate)\n"
@@ -428,7 +430,8 @@ def test_verify_without_the_keys_directory_uses_the_stores_public_keys(
     tamper(setup, setup.records[1])
     assert main(setup.args("consents", "verify")) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"consent {setup.records[1].id}: signature does not match the fields (edited or forged)"
+        f"consent {setup.records[1].id}: signature does not match the fields (edited or forged)",
+        "audit trail: empty",  # verifying with public keys only: nothing is written
     ]
 
 
@@ -495,7 +498,11 @@ def test_verify_notes_stored_keys_this_directory_lacks(
 
 def test_the_exit_codes_of_verify_in_a_real_process(setup: Setup) -> None:
     ok = run_cli(*setup.args("consents", "verify"))
-    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "all 4 record(s) verify\n", "")
+    assert (ok.returncode, ok.stdout, ok.stderr) == (
+        0,
+        "audit trail: empty\nall 4 record(s) verify\n",
+        "",
+    )
     tamper(setup, setup.records[0])
     failed = run_cli(*setup.args("consents", "verify"))
     assert failed.returncode == 1
@@ -616,3 +623,77 @@ def test_adopt_cookie_secret_makes_this_gates_secret_the_stores(
     assert capsys.readouterr().out == (
         f"the store already uses this cookie secret (fingerprint {mine})\n"
     )
+
+
+# --- the audit trail ---------------------------------------------------------------------
+
+
+def test_revocations_are_listed_by_audit_list_with_who_revoked(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(setup.args("consents", "revoke", "--client", "client-1")) == 0
+    assert main(setup.args("consents", "revoke", "--subject", "alice")) == 0
+    capsys.readouterr()
+    assert main(setup.args("audit", "list", "--json")) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(x["seq"], x["event"], x["actor"]) for x in lines] == [
+        (1, "revoked", "cli"),
+        (2, "revoked", "cli"),
+    ]
+    assert lines[0]["client_id"] == "client-1" and lines[0]["detail"]["count"] == 2
+    assert lines[1]["subject"] == "alice" and lines[1]["detail"]["count"] == 1
+    assert {"time", "event", "client_id", "redirect_uri"} <= set(lines[0])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[0]["time"])
+    assert main(setup.args("audit", "list", "--client", "client-1")) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("SEQ\tTIME\tEVENT")
+    assert len(table) == 2 and "\trevoked\tcli\tclient-1\t" in table[1]
+    assert main(setup.args("audit", "list", "--event", "denied", "--since", "1d")) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1  # the header only
+
+
+def test_audit_list_refuses_an_unknown_event_or_a_bad_since(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(setup.args("audit", "list", "--event", "approve")) == 2
+    assert "--event: expected one of approved, denied" in capsys.readouterr().err
+    assert main(setup.args("audit", "list", "--since", "last week")) == 2
+    assert '--since: expected a duration like "7d"' in capsys.readouterr().err
+
+
+def test_audit_verify_names_the_first_broken_row_and_exits_1(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for client in ("client-1", "client-2"):
+        assert main(setup.args("consents", "revoke", "--client", client)) == 0
+    assert main(setup.args("keys", "rotate")) == 0
+    capsys.readouterr()
+    assert main(setup.args("audit", "verify")) == 0
+    assert capsys.readouterr().out == (
+        "audit trail: 3 row(s) verify, an unbroken chain from row 1 to row 3\n"
+    )
+    with sqlite3.connect(setup.store) as conn:
+        conn.execute("DELETE FROM audit WHERE seq = 2")
+    conn.close()
+    result = run_cli(*setup.args("audit", "verify"))
+    assert result.returncode == 1
+    assert result.stdout == (
+        "audit trail: broken at row 3: rows 2..2 are missing (deleted after row 1)\n"
+    )
+    assert "the audit trail failed verification" in result.stderr
+    assert main(setup.args("consents", "verify")) == 1  # consents verify runs it too
+    assert "failed verification" in capsys.readouterr().err
+
+
+def test_a_key_rotation_is_recorded_in_the_audit_trail(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = load_keyring(setup.keys, create=False).active_kid
+    assert main(setup.args("keys", "rotate")) == 0
+    out = capsys.readouterr().out
+    assert "recorded in the audit trail" in out
+    assert main(setup.args("audit", "list", "--json", "--event", "key_rotated")) == 0
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    after = load_keyring(setup.keys, create=False).active_kid
+    assert line["detail"] == {"active_key": after, "previous_key": before}
+    assert line["actor"] == "cli"
