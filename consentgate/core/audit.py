@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from consentgate.core.events import AuditEvent
+from consentgate.core.records import AUDIT_COLUMNS
 
 if TYPE_CHECKING:
     from consentgate.core.keys import KeyRing
@@ -62,23 +63,6 @@ GENESIS: Final = "0" * 64
 #: The store setting that keeps the signed head of the chain.
 HEAD_SETTING: Final = "audit.head"
 
-#: Columns of the audit table, in order.
-AUDIT_COLUMNS: Final = (
-    "seq",
-    "at",
-    "event",
-    "request_id",
-    "actor",
-    "client_id",
-    "redirect_uri",
-    "scopes",
-    "subject",
-    "detail",
-    "prev",
-    "hash",
-    "key_id",
-    "signature",
-)
 
 #: The events the table keeps, as ``audit list --event`` names them.
 EVENTS: Final = (

@@ -65,6 +65,25 @@ MAX_SUBJECT_LENGTH: Final = 128
 #: resume the request, not the 64 KiB a form may carry.
 MAX_PENDING_PAYLOAD: Final = 16 * 1024
 
+#: Columns of the ``audit`` table, in order (:mod:`consentgate.core.audit`: each row
+#: is hashed into a chain and its hash signed).
+AUDIT_COLUMNS: Final = (
+    "seq",
+    "at",
+    "event",
+    "request_id",
+    "actor",
+    "client_id",
+    "redirect_uri",
+    "scopes",
+    "subject",
+    "detail",
+    "prev",
+    "hash",
+    "key_id",
+    "signature",
+)
+
 #: Columns of the ``consents`` table, in order; every one but ``signature`` is signed.
 CONSENT_COLUMNS: Final = (
     "id",

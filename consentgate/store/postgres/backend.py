@@ -60,10 +60,14 @@ from typing import Any, Final, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from consentgate.core.audit import AUDIT_COLUMNS
 from consentgate.core.dsn import describe, password_of
 from consentgate.core.errors import StartupError
-from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS, PENDING_COLUMNS
+from consentgate.core.records import (
+    AUDIT_COLUMNS,
+    CLIENT_COLUMNS,
+    CONSENT_COLUMNS,
+    PENDING_COLUMNS,
+)
 from consentgate.store.backend import (
     HEARTBEAT_SETTING,
     Cursor,

@@ -60,9 +60,13 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from consentgate.core.audit import AUDIT_COLUMNS
 from consentgate.core.errors import StartupError
-from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS, PENDING_COLUMNS
+from consentgate.core.records import (
+    AUDIT_COLUMNS,
+    CLIENT_COLUMNS,
+    CONSENT_COLUMNS,
+    PENDING_COLUMNS,
+)
 from consentgate.store.backend import (
     HEARTBEAT_SETTING,
     Cursor,
