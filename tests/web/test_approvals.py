@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from consentgate.core.events import AuditEvent, AuditTrail
-from consentgate.web.appkeys import STORE
+from consentgate.web.appkeys import METRICS, STORE
 from tests.browsersim import Browser, Page
 from tests.conftest import Stack, StartStack
 from tests.fakeproxy import IDP
@@ -158,6 +158,17 @@ async def test_a_missing_or_bad_csrf_token_is_refused_and_nothing_changes(
     refused = [e for e in events if e.event == "approvals_refused"]
     assert len(refused) == 2 and "CSRF" in refused[0].message
     assert not [e for e in events if e.event == "consents_revoked"]
+
+
+async def test_refusals_are_counted_by_reason_in_the_metrics(stack: Stack) -> None:
+    params = auth_params(await register(stack))
+    async with Browser(stack.url) as alice:
+        await approve_new(alice, params, remember=True)
+        await change(alice, {"csrf": "x", "action": "revoke_all"})
+        await change(alice, {"csrf": "x", "action": "revoke_all"}, origin="https://evil.example")
+    registry = stack.gate.app[METRICS].registry
+    for reason in ("csrf", "cross_site"):
+        assert registry.get_sample_value("consentgate_refusals_total", {"reason": reason}) == 1
 
 
 async def test_a_change_without_the_browser_cookie_is_refused(stack: Stack) -> None:
