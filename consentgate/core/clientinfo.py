@@ -9,17 +9,28 @@ and puts that host — the one fact a client cannot fake — first and in bold
 (MCP authorization, 2025-11-25: show the redirect URI hostname clearly; warn for
 loopback-only redirect URIs).
 
+The self-service approvals page (``web/approvals.py``) shows each remembered
+approval with the same words: :func:`build_approval_view`.
+
 Pure module: no aiohttp import.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from consentgate.core.oauth import AuthorizationRequest, RedirectTarget, parse_redirect_uri
+from consentgate.core.oauth import (
+    AuthorizationRequest,
+    OAuthRequestError,
+    RedirectTarget,
+    loopback_without_port,
+    parse_redirect_uri,
+)
+from consentgate.core.records import ConsentRecord
 from consentgate.core.urls import BadURL, browser_host, split_authority, split_url
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
@@ -235,4 +246,72 @@ def build_view(
         resource=request.resource,
         warnings=tuple(warnings),
         offer_remember=remember_mode and not request.opaque,
+    )
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """One remembered approval as the self-service page shows it.
+
+    ``redirect`` is None when the recorded URI no longer parses (it did when it was
+    approved); the page then shows ``redirect_uri`` as recorded. A loopback URI is
+    recorded without its port (RFC 8252 §7.3), so ``any_port`` says so.
+    """
+
+    id: str
+    client_id: str
+    client_name: str | None
+    verified: bool
+    redirect: RedirectTarget | None
+    redirect_uri: str
+    any_port: bool
+    scopes: tuple[ScopeLine, ...]
+    resource: str
+    approved_at: str
+    expires_at: str
+    expires_in: str
+
+
+def utc_text(timestamp: float) -> str:
+    """A moment as people read it, in UTC: ``2027-01-15 08:00 UTC``."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+def remaining_text(seconds: float) -> str:
+    """How long until a moment: ``in 29 days``, ``within a day``."""
+    days = int(seconds // 86400)
+    if days >= 2:
+        return f"in {days} days"
+    return "in 1 day" if days == 1 else "within a day"
+
+
+def build_approval_view(
+    record: ConsentRecord,
+    client: ClientMetadata | None,
+    *,
+    scope_descriptions: Mapping[str, str],
+    now: float,
+) -> ApprovalView:
+    """What the approvals page says about one of this browser's approvals.
+
+    The client's name is its own claim (RFC 7591 §5), cleaned as on the consent
+    page; the destination is the host the browser will contact, as there.
+    """
+    try:
+        redirect: RedirectTarget | None = parse_redirect_uri(record.redirect_uri)
+    except OAuthRequestError:
+        redirect = None
+    return ApprovalView(
+        id=record.id,
+        client_id=record.client_id,
+        client_name=clean_name(client.client_name) if client is not None else None,
+        verified=client is not None,
+        redirect=redirect,
+        redirect_uri=record.redirect_uri,
+        any_port=loopback_without_port(record.redirect_uri) is not None,
+        scopes=tuple(ScopeLine(s, scope_descriptions.get(s)) for s in sorted(record.scopes)),
+        resource=record.resource,
+        approved_at=utc_text(record.granted_at),
+        expires_at=utc_text(record.expires_at),
+        expires_in=remaining_text(record.expires_at - now),
     )

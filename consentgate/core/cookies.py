@@ -9,8 +9,8 @@ MCP security best practices (2025-11-25) and FastMCP's advisories shape them:
   must arrive on the top-level navigation back from the IdP), ``Strict`` for the
   per-render CSRF cookie (it is only ever needed by the gate's own form);
 * one purpose-separated key per use, derived with HKDF from the cookie secret
-  (``browser-id``, ``subject``, ``csrf``, ``binding``), so a value
-  minted for one purpose never verifies for another;
+  (``browser-id``, ``subject``, ``csrf``, ``binding``, ``approvals-csrf``), so a
+  value minted for one purpose never verifies for another;
 * bounded: one browser id, at most N pending-consent and N flow cookies, each a
   few dozen bytes (FastMCP issue 3747: cookies that grew per approval broke
   proxies' header limits).
@@ -101,6 +101,7 @@ class CookieCrypto:
         self._subject_key = derive("subject")
         self._csrf_key = derive("csrf")
         self._binding_key = derive("binding")
+        self._approvals_key = derive("approvals-csrf")
 
     # -- browser identity --------------------------------------------------------
 
@@ -133,6 +134,19 @@ class CookieCrypto:
     def csrf_token(self, pending_id: str, subject: str) -> str:
         """The token of one rendered form, bound to its pending request and browser."""
         return _b64(_mac(self._csrf_key, pending_id, subject)[:20])
+
+    # -- self-service approvals page CSRF ------------------------------------------
+
+    def approvals_token(self, subject: str) -> str:
+        """The CSRF token of the approvals page's forms: a MAC of the browser's subject.
+
+        The subject comes from the HttpOnly browser cookie, which another site can
+        neither read nor set (``__Host-`` on https), so another site cannot compute
+        the token (OWASP's HMAC-based synchronizer token). It depends on nothing else,
+        so every render of the page carries the same token and a reload never breaks
+        a form still on screen (FastMCP issue 4814).
+        """
+        return _b64(_mac(self._approvals_key, "approvals", subject)[:20])
 
     # -- upstream flow binding -------------------------------------------------------
 

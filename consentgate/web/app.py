@@ -58,6 +58,7 @@ from consentgate.web.appkeys import (
     UPSTREAM,
     UPSTREAM_LOG,
 )
+from consentgate.web.approvals import approvals_answer, approvals_page
 from consentgate.web.authorize import authorize
 from consentgate.web.callback import callback
 from consentgate.web.consent import consent_answer
@@ -392,5 +393,7 @@ def create_app(
     app.router.add_get(f"{prefix}/readyz", readyz, allow_head=True)
     app.router.add_get(f"{prefix}/static/{{name}}", _static_asset)
     app.router.add_post(f"{prefix}/consent", consent_answer)
+    app.router.add_get(f"{prefix}/approvals", approvals_page)
+    app.router.add_post(f"{prefix}/approvals", approvals_answer)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

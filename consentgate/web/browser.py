@@ -1,4 +1,4 @@
-"""Who is asking: the browser identity cookie.
+"""Who is asking: the browser identity cookie, and whether a POST came from the gate.
 
 A random browser id travels in a MAC-protected cookie (``cookies.CookieCrypto``);
 the store only ever sees its keyed digest, the *subject*. Approvals, pending
@@ -41,3 +41,22 @@ class Browser:
 
     def cookies_to_set(self) -> list[str]:
         return [self.new_cookie] if self.new_cookie else []
+
+
+def from_own_page(request: web.Request) -> bool:
+    """Whether a POST came from the gate's own page, by Fetch Metadata or Origin.
+
+    ``Sec-Fetch-Site: same-origin`` is proof. Without it, an ``Origin`` equal to the
+    public origin is. The gate's pages' ``Referrer-Policy: no-referrer`` makes
+    browsers send ``Origin: null`` on their forms, so ``null`` is not a mismatch when
+    Fetch Metadata vouches for the request, and not proof when it does not: when
+    the gate cannot tell, it refuses.
+    """
+    public = request[SETTINGS].config.server.public_url
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in ("null", public):
+        return False
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
+    return origin == public

@@ -28,29 +28,10 @@ from consentgate.core.pending import BadPending, PendingConsent
 from consentgate.web.appkeys import COOKIE_CRYPTO, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.bodies import FormTooLarge, read_form
-from consentgate.web.browser import Browser
+from consentgate.web.browser import Browser, from_own_page
 from consentgate.web.client_redirects import redirect_error
 from consentgate.web.flow import forward_authorization
 from consentgate.web.pages import error_response, render_page
-
-
-def _from_own_page(request: web.Request) -> bool:
-    """Whether a POST came from the gate's own page, by Fetch Metadata or Origin.
-
-    ``Sec-Fetch-Site: same-origin`` is proof. Without it, an ``Origin`` equal to the
-    public origin is. The consent page's ``Referrer-Policy: no-referrer`` makes
-    browsers send ``Origin: null`` on its form, so ``null`` is not a mismatch when
-    Fetch Metadata vouches for the request, and not proof when it does not: when
-    the gate cannot tell, it refuses.
-    """
-    public = request[SETTINGS].config.server.public_url
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    origin = request.headers.get("Origin")
-    if origin is not None and origin not in ("null", public):
-        return False
-    if fetch_site is not None:
-        return fetch_site == "same-origin"
-    return origin == public
 
 
 async def consent_answer(request: web.Request) -> web.StreamResponse:
@@ -59,7 +40,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     config = request[SETTINGS].config
     crypto = app[COOKIE_CRYPTO]
     store = app[STORE]
-    if not _from_own_page(request):
+    if not from_own_page(request):
         origin = request.headers.get("Origin")
         audit_event(
             request, "answer_refused", "consent answer from another site", origin=origin or ""

@@ -41,7 +41,7 @@ _REFUSALS: Final = {
     "registration_refused": "registration_refused",
     "tamper": "tampered_record",
 }
-#: phrases of an ``answer_refused`` message -> refusal reason.
+#: phrases of an ``answer_refused`` (or ``approvals_refused``) message -> refusal reason.
 _ANSWER_REFUSALS: Final = (
     ("CSRF", "csrf"),
     ("another site", "cross_site"),
@@ -137,7 +137,7 @@ class Metrics:
             self.decisions.labels(outcome).inc()
         elif name in _DECISIONS:
             self.decisions.labels(_DECISIONS[name]).inc()
-        elif name == "answer_refused":
+        elif name in ("answer_refused", "approvals_refused"):
             reason = next((r for phrase, r in _ANSWER_REFUSALS if phrase in event.message), "other")
             self.refusals.labels(reason).inc()
         elif name in _REFUSALS:

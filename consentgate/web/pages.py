@@ -66,6 +66,7 @@ def render_page(
         template,
         service_name=config.consent.service_name,
         asset_base=f"{config.server.prefix}/static",
+        approvals_url=f"{config.server.prefix}/approvals",
         request_id=request.get(REQUEST_ID, ""),
         **context,
     )

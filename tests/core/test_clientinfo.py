@@ -6,8 +6,17 @@ from dataclasses import dataclass
 
 import pytest
 
-from consentgate.core.clientinfo import build_view, clean_name, safe_http_url, same_site_host
+from consentgate.core.clientinfo import (
+    build_approval_view,
+    build_view,
+    clean_name,
+    remaining_text,
+    safe_http_url,
+    same_site_host,
+    utc_text,
+)
 from consentgate.core.oauth import parse_authorization_request, parse_parameters
+from tests.core.test_records import make_record
 
 
 @dataclass(frozen=True)
@@ -133,3 +142,48 @@ def test_an_unknown_client_is_unverified_and_says_so_first() -> None:
     assert view.client_name is None
     assert view.warnings[0].level == "danger"
     assert not view.offer_remember
+
+
+def test_an_approval_is_described_like_the_consent_page_describes_its_request() -> None:
+    record = make_record(redirect_uri="https://g\u043e\u043egle.com/cb", resource="https://r")
+    view = build_approval_view(
+        record,
+        Meta(client_name="  Claude\x07 "),
+        scope_descriptions={"openid": "Sign you in"},
+        now=record.granted_at,
+    )
+    assert view.client_name == "Claude"  # cleaned, as on the consent page
+    assert view.verified
+    assert view.redirect is not None and view.redirect.host == "xn--ggle-55da.com"
+    assert [(s.scope, s.description) for s in view.scopes] == [
+        ("openid", "Sign you in"),
+        ("profile", None),
+    ]
+    assert (view.approved_at, view.expires_at) == ("2023-11-14 22:13 UTC", "2023-12-14 22:13 UTC")
+    assert view.expires_in == "in 30 days"
+    assert not view.any_port
+
+
+def test_an_approval_of_an_unknown_client_or_a_loopback_uri_says_so() -> None:
+    record = make_record(redirect_uri="http://127.0.0.1/callback")
+    view = build_approval_view(record, None, scope_descriptions={}, now=record.granted_at)
+    assert view.client_name is None and not view.verified
+    assert view.any_port  # recorded without its port (RFC 8252 §7.3)
+    odd = build_approval_view(
+        make_record(redirect_uri="no scheme"), None, scope_descriptions={}, now=0
+    )
+    assert odd.redirect is None and odd.redirect_uri == "no scheme"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "within a day"),
+        (86_399, "within a day"),
+        (86_400, "in 1 day"),
+        (2 * 86_400, "in 2 days"),
+    ],
+)
+def test_remaining_time_reads_in_days(seconds: float, text: str) -> None:
+    assert remaining_text(seconds) == text
+    assert utc_text(0) == "1970-01-01 00:00 UTC"

@@ -54,6 +54,15 @@ def test_csrf_tokens_bind_page_and_browser(crypto: CookieCrypto) -> None:
     assert token != crypto.csrf_token("p1", "subject-b")
 
 
+def test_approvals_tokens_bind_the_browser_and_stay_the_same_on_every_render(
+    crypto: CookieCrypto,
+) -> None:
+    token = crypto.approvals_token("subject-a")
+    assert token == crypto.approvals_token("subject-a")  # a reload keeps the form valid
+    assert token != crypto.approvals_token("subject-b")
+    assert token != crypto.csrf_token("approvals", "subject-a")  # its own purpose key
+
+
 def test_pending_ids_sort_by_creation_time(crypto: CookieCrypto) -> None:
     ids = [crypto.new_pending_id(1000.0 + i) for i in range(20)]
     assert sorted(ids) == ids
@@ -87,7 +96,7 @@ def test_binding_cookies_prove_the_state_the_browser_and_the_time(crypto: Cookie
 
 def test_keys_are_separated_by_purpose() -> None:
     secret = secrets.token_bytes(32)
-    purposes = ["browser-id", "subject", "csrf", "binding", "pending"]
+    purposes = ["browser-id", "subject", "csrf", "binding", "pending", "approvals-csrf"]
     keys = {derive_key(secret, purpose) for purpose in purposes}
     assert len(keys) == len(purposes)
 

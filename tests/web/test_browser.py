@@ -28,6 +28,8 @@ from tests.web.test_authorize import register
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+#: ``UPDATE_DOCS_SCREENSHOTS=1`` also writes the README's screenshots into docs/.
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -86,6 +88,24 @@ async def open_consent(page: Page, demo: DemoStack, *, attack: bool = False) -> 
     await page.goto(demo.client_url + "/")
     await page.click("#attack" if attack else "#sign-in")
     await page.wait_for_selector("button.approve")
+
+
+async def sign_in_remembered(page: Page, demo: DemoStack, *, attack: bool = False) -> None:
+    """Approve the demo client (or the attacker's) with "remember", through the IdP."""
+    await open_consent(page, demo, attack=attack)
+    await page.get_by_label("Remember this decision").check()
+    await page.get_by_role("button", name="Allow").click()
+    await page.wait_for_selector("#result, #user")
+    if await page.locator("#user").count():
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_selector("#result")
+
+
+async def save_screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
+        shutil.copyfile(ARTIFACTS / name, DOCS / name)
 
 
 def relative_luminance(rgb: tuple[int, int, int]) -> float:
@@ -261,6 +281,65 @@ async def test_phone_viewport_in_dark_mode_renders_well(chromium: Browser, demo:
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "consent-page-phone-dark.png"), full_page=True)
     assert console.errors == []
+    await context.close()
+
+
+# --- the self-service approvals page (issue 13, point 4) ----------------------------------
+
+
+async def test_revoking_on_the_approvals_page_makes_the_next_sign_in_ask_again(
+    chromium: Browser, demo: DemoStack
+) -> None:
+    context = await chromium.new_context()
+    page = await context.new_page()
+    console = Console(page)
+    await sign_in_remembered(page, demo)
+    await page.goto(demo.gate_url + "/_consentgate/approvals")
+    approvals = page.locator("li.approval")
+    assert await approvals.count() == 1
+    listed = await approvals.inner_text()
+    assert "(name declared by the client)" in listed
+    assert "127.0.0.1" in listed  # the demo client's redirect host
+    await page.get_by_role("button", name="Revoke", exact=True).click()
+    await page.wait_for_selector("p.empty")
+    assert page.url == demo.gate_url + "/_consentgate/approvals"  # the 303 back to the page
+    assert await page.locator("li.approval").count() == 0
+    # Revoked: the next sign-in from that client shows the consent page again.
+    await page.goto(demo.client_url + "/")
+    await page.click("#sign-in")
+    await page.wait_for_selector("button.approve")
+    assert console.errors == []
+    await context.close()
+
+
+async def test_the_approvals_page_with_two_approvals_renders_cleanly_and_is_readable(
+    chromium: Browser, demo: DemoStack
+) -> None:
+    context = await chromium.new_context(viewport={"width": 1000, "height": 900})
+    page = await context.new_page()
+    console = Console(page)
+    await sign_in_remembered(page, demo)
+    await sign_in_remembered(page, demo, attack=True)
+    await page.goto(demo.gate_url + "/_consentgate/approvals")
+    assert await page.locator("li.approval").count() == 2
+    hosts = await page.locator("p.host").all_inner_texts()
+    assert sorted(hosts) == ["127.0.0.1", "localhost"]  # the attacker's is not hidden
+    assert await page.get_by_role("button", name="Revoke all").is_visible()
+    await assert_readable(page)
+    await save_screenshot(page, "approvals-page.png")
+    assert console.errors == []
+    await context.close()
+
+
+async def test_the_consent_page_links_to_the_approvals_page(
+    chromium: Browser, demo: DemoStack
+) -> None:
+    context = await chromium.new_context()
+    page = await context.new_page()
+    await open_consent(page, demo)
+    await page.get_by_role("link", name="Manage your approvals").click()
+    await page.wait_for_selector("p.empty")  # a browser that approved nothing yet
+    assert page.url == demo.gate_url + "/_consentgate/approvals"
     await context.close()
 
 
