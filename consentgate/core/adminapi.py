@@ -87,7 +87,7 @@ def _single(pairs: Iterable[tuple[str, str]], allowed: Iterable[str]) -> dict[st
     values: dict[str, str] = {}
     for name, value in pairs:
         if name not in known:
-            raise BadRequest(f"unknown query parameter {name!r} (known: {', '.join(known)})")
+            raise BadRequest(f"unknown query parameter {name[:60]!r} (known: {', '.join(known)})")
         if name in values:
             raise BadRequest(f"query parameter {name!r} is given more than once")
         values[name] = value

@@ -4,6 +4,8 @@ through the gate's own store, one approval through a scripted browser."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from consentgate.core.config import ConfigError, config_from_mapping
 from consentgate.core.errors import StartupError
 from consentgate.store import ConsentStore
+from consentgate.store.errors import StoreUnavailable
 from consentgate.web.appkeys import STORE
 from tests.browsersim import Browser
 from tests.conftest import (
@@ -505,3 +508,24 @@ async def test_a_missing_token_file_is_a_startup_error(
     admin = {"listen": f"127.0.0.1:{free_port()}", "token_file": str(tmp_path / "absent")}
     with pytest.raises(StartupError, match=r"admin\.token_file"):
         await start_stack(admin=admin)
+
+
+async def test_a_store_that_is_gone_is_a_503_naming_the_kind(admin: Admin, tmp_path: Path) -> None:
+    await approve(admin.store, "alice")
+    path = admin.store.path
+    assert path is not None
+    backup = tmp_path / "kept.db"
+    os.link(path, backup)
+    path.unlink()
+    with contextlib.suppress(StoreUnavailable):
+        admin.store.check_identity()  # what the gate's watch does every 2 s
+    for method, target, options in (
+        ("GET", "/admin/consents", {}),
+        ("GET", "/admin/clients", {}),
+        ("POST", "/admin/consents/revoke", {"json": {"subject": "alice"}}),
+    ):
+        status, body, headers = await admin.call(method, target, **options)
+        assert status == 503, target
+        assert (body["error"], body["kind"]) == ("store_unavailable", "gone")
+        assert headers["Retry-After"] == "5"
+    os.link(backup, path)
