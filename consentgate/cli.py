@@ -402,6 +402,7 @@ def _warn_failures(count: int) -> None:
 
 
 def _cmd_consents_list(args: argparse.Namespace) -> int:
+    from consentgate.core.records import consent_listing
     from consentgate.store import VerificationFailure
 
     async def action(store: ConsentStore) -> int:
@@ -419,7 +420,7 @@ def _cmd_consents_list(args: argparse.Namespace) -> int:
             first = True
             async for record in records:
                 out.write("\n" if first else ",\n")
-                out.write(_json_line({**record.to_json(), "status": record.status(now)}))
+                out.write(_json_line(consent_listing(record, now)))
                 first = False
             out.write("\n]\n")
         else:
@@ -597,7 +598,7 @@ def _cmd_audit_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_consents_export(args: argparse.Namespace) -> int:
-    from consentgate.core.records import CLIENT_ENCODING, CONSENT_ENCODING
+    from consentgate.core.records import CLIENT_ENCODING, CONSENT_ENCODING, client_listing
     from consentgate.store import VerificationFailure
 
     async def write(store: ConsentStore, out: IO[str]) -> int:
@@ -610,7 +611,7 @@ def _cmd_consents_export(args: argparse.Namespace) -> int:
         }
         out.write(_json_line(header) + "\n")
         async for client in store.iter_clients(failures=failures):
-            out.write(_json_line({"kind": "client", **client.to_json()}) + "\n")
+            out.write(_json_line({"kind": "client", **client_listing(client)}) + "\n")
         async for record in store.iter_records(failures=failures):
             out.write(_json_line({"kind": "consent", **record.to_json()}) + "\n")
         out.flush()

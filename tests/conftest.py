@@ -67,6 +67,23 @@ class RunningGate:
         return app
 
 
+#: The admin token the tests' token files hold (64 hex characters, as openssl makes).
+ADMIN_TOKEN = "0123456789abcdef" * 4
+
+
+def admin_token_file(directory: Path, token: str = ADMIN_TOKEN, mode: int = 0o600) -> Path:
+    """An ``[admin] token_file`` holding ``token`` (with the newline an editor adds)."""
+    path = directory / "admin.token"
+    path.write_text(token + "\n")
+    path.chmod(mode)
+    return path
+
+
+def admin_section(directory: Path, listen: str, **extra: Any) -> dict[str, Any]:
+    """An ``[admin]`` table listening on ``listen`` with a usable token file."""
+    return {"listen": listen, "token_file": str(admin_token_file(directory)), **extra}
+
+
 StartGate = Callable[..., Awaitable[RunningGate]]
 StartUpstream = Callable[..., Awaitable[str]]
 
@@ -118,7 +135,11 @@ async def start_gate(tmp_path: Path) -> AsyncIterator[StartGate]:
             if clock is not None or audit is not None
             else None
         )
-        runner = await start(config, app, sock=sock)
+        try:
+            runner = await start(config, app, sock=sock)
+        except BaseException:
+            sock.close()  # a refused start (StartupError) must not leak the socket
+            raise
         runners.append(runner)
         return RunningGate(url=url, config=config, runner=runner)
 

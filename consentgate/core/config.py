@@ -259,6 +259,11 @@ def _str_map(value: Any, ctx: _Context) -> tuple[tuple[str, str], ...]:
     return tuple(items)
 
 
+def _optional_file_path(value: Any, ctx: _Context) -> Path | None:
+    """A file path, or ``""`` for none."""
+    return None if _as_str(value, ctx) == "" else _file_path(value, ctx)
+
+
 def _optional_secret(value: Any, ctx: _Context) -> str:
     text = _as_str(value, ctx)
     if text and len(text) < 32:
@@ -604,14 +609,31 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class AdminConfig:
-    """The operators' listener: ``/metrics``. Never the public port."""
+    """The operators' listener: ``/metrics`` and the admin API (docs/admin-api.md).
+    Never the public port; the API always needs the bearer token of ``token_file``."""
 
     listen: HostPort | None = field(
         default=None,
         metadata=_spec(
             _optional_listen,
-            'Address of the admin listener (/metrics), "host:port"; empty: off. Keep it on '
-            "loopback or a private network: it is never on the public port.",
+            'Address of the admin listener (/metrics, /admin/...), "host:port"; empty: off. '
+            "Keep it on loopback or a private network: it is never on the public port.",
+        ),
+    )
+    token_file: Path | None = field(
+        default=None,
+        metadata=_spec(
+            _optional_file_path,
+            "File holding the admin API's bearer token (at least 32 characters, mode 0600); "
+            "required when listen is set. Create one with: "
+            "(umask 077; openssl rand -hex 32 > admin.token)",
+        ),
+    )
+    metrics_need_token: bool = field(
+        default=False,
+        metadata=_spec(
+            _as_bool,
+            "Whether GET /metrics also needs the bearer token (false: a scraper needs none).",
         ),
     )
 
@@ -836,6 +858,11 @@ def _cross_checks(built: dict[str, Any], problems: list[str]) -> None:
     if admin is not None and admin.listen is not None:
         if str(admin.listen) == str(server.listen):
             problems.append(f"admin.listen: {str(admin.listen)!r} is the public listener")
+        if admin.token_file is None:
+            problems.append(
+                f"admin.token_file: required when admin.listen is set (listen is "
+                f"{str(admin.listen)!r}): the admin API answers only a bearer token"
+            )
         if server.workers > 1:
             problems.append(
                 "admin.listen: not available with server.workers > 1 yet (each worker "

@@ -2,7 +2,8 @@
 will find what it needs on this machine, said before the first start instead of by it.
 
 Errors: the store's directory missing or not writable, a store file others can read,
-a keys directory that cannot be created or that ``serve`` would refuse. A warning:
+a keys directory that cannot be created or that ``serve`` would refuse, an admin
+token file ``serve`` would refuse. A warning:
 the upstream does not answer (it may start later; ``readyz`` says so meanwhile).
 
 Pure module: no aiohttp import; the upstream is asked with the standard library.
@@ -19,7 +20,7 @@ from typing import Literal
 
 from consentgate.core.config import Config
 from consentgate.core.errors import StartupError
-from consentgate.core.keys import load_keyring
+from consentgate.core.keys import load_admin_token, load_keyring
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,18 @@ def keys_findings(config: Config) -> list[Finding]:
     return []
 
 
+def admin_findings(config: Config) -> list[Finding]:
+    """The admin token file, checked as ``serve`` checks it (mode, length)."""
+    token_file = config.admin.token_file
+    if config.admin.listen is None or token_file is None:
+        return []
+    try:
+        load_admin_token(token_file)
+    except StartupError as exc:
+        return [Finding("error", str(exc))]
+    return []
+
+
 def upstream_findings(config: Config) -> list[Finding]:
     url = config.upstream.url.rstrip("/") + "/"
     timeout = min(config.upstream.connect_timeout, 5.0)
@@ -108,7 +121,7 @@ def upstream_findings(config: Config) -> list[Finding]:
 
 def preflight(config: Config, *, upstream: bool = True) -> list[Finding]:
     """Everything found, errors first."""
-    findings = [*store_findings(config), *keys_findings(config)]
+    findings = [*store_findings(config), *keys_findings(config), *admin_findings(config)]
     if upstream:
         findings += upstream_findings(config)
     return sorted(findings, key=lambda finding: finding.level != "error")

@@ -542,3 +542,16 @@ def verification_failure(record: Signable, keyring: KeyRing) -> str | None:
     if not keyring.verify(record.key_id, data, record.signature):
         return "signature does not match the fields (edited or forged)"
     return None
+
+
+def consent_listing(record: ConsentRecord, now: float) -> dict[str, Any]:
+    """A consent as the operators see it: ``consentgate consents list --json`` and the
+    admin API (``GET /admin/consents``) both print this, so a script written against
+    one reads the other. The signed fields, the signature, and its status at ``now``."""
+    return {**record.to_json(), "status": record.status(now)}
+
+
+def client_listing(record: ClientRecord) -> dict[str, Any]:
+    """A learned client as ``consentgate consents export`` and ``GET /admin/clients``
+    show it: the signed fields and the signature."""
+    return record.to_json()

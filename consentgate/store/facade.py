@@ -70,6 +70,7 @@ from consentgate.core.audit import (
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.events import AuditEvent, AuditTrail
 from consentgate.core.keys import KeyRing, jwk_text, public_key_from_jwk_text
+from consentgate.core.paging import Listing, decode_cursor, encode_cursor
 from consentgate.core.records import (
     MAX_CLIENT_ID_LENGTH,
     MAX_PENDING_PAYLOAD,
@@ -702,6 +703,17 @@ class ConsentStore:
         row = await self._backend.consent(id)
         return self._verified_consent(row) if row is not None else None
 
+    async def inspect(self, id: str) -> ConsentRecord | VerificationFailure | None:
+        """One record by id with its verification status, for operators (``GET
+        /admin/consents/{id}``): the verified record, why its row is not honoured (a
+        tamper event, as for every read), or None when no row has that id."""
+        row = await self._backend.consent(id)
+        if row is None:
+            return None
+        failures: builtins.list[VerificationFailure] = []
+        record = self._verified_consent(row, failures)
+        return record if record is not None else failures[0]
+
     async def revoke(
         self,
         *,
@@ -823,6 +835,78 @@ class ConsentStore:
             if not include_expired and record.status(now) == "expired":
                 continue
             yield record
+
+    async def page_records(
+        self,
+        *,
+        client_id: str | None = None,
+        redirect_uri: str | None = None,
+        subject: str | None = None,
+        active_only: bool = False,
+        cursor: str | None,
+        limit: int,
+        failures: builtins.list[VerificationFailure] | None = None,
+    ) -> tuple[builtins.list[ConsentRecord], str | None]:
+        """One page of :meth:`iter_records` for a caller that pages across requests
+        (the admin API): at most ``limit`` verified records after ``cursor``, and the
+        opaque cursor of the next page, None on the last.
+
+        The cursor is the backend's position, made opaque by
+        :mod:`consentgate.core.paging`; a malformed one is a ValueError. With
+        ``active_only`` (unrevoked and unexpired) and when rows fail verification, a
+        page may hold fewer than ``limit`` records while a next one exists: the cursor,
+        not the page's length, says whether there is more.
+        """
+        if not 1 <= limit <= 10 * _PAGE:
+            raise ValueError(f"limit must be between 1 and {10 * _PAGE}, got {limit!r}")
+        now = self.clock()
+        rows, following = await self._backend.consent_page(
+            after=self._position("consents", cursor),
+            limit=limit,
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            subject=subject,
+            unrevoked_only=active_only,
+            unexpired_at=int(now) if active_only else None,
+        )
+        records = [
+            record
+            for record in (self._verified_consent(row, failures) for row in rows)
+            if record is not None and (not active_only or record.is_active(now))
+        ]
+        return records, self._next_cursor("consents", following)
+
+    async def page_clients(
+        self,
+        *,
+        cursor: str | None,
+        limit: int,
+        failures: builtins.list[VerificationFailure] | None = None,
+    ) -> tuple[builtins.list[ClientRecord], str | None]:
+        """One page of :meth:`iter_clients`, paged like :meth:`page_records`."""
+        if not 1 <= limit <= 10 * _PAGE:
+            raise ValueError(f"limit must be between 1 and {10 * _PAGE}, got {limit!r}")
+        rows, following = await self._backend.client_page(
+            after=self._position("clients", cursor), limit=limit
+        )
+        records = [
+            record
+            for record in (self._verified_client(row, failures) for row in rows)
+            if record is not None
+        ]
+        return records, self._next_cursor("clients", following)
+
+    @staticmethod
+    def _position(listing: Listing, cursor: str | None) -> Cursor | None:
+        return None if cursor is None else decode_cursor(listing, cursor)
+
+    @staticmethod
+    def _next_cursor(listing: Listing, following: Cursor | None) -> str | None:
+        if following is None:
+            return None
+        if not isinstance(following, int) or isinstance(following, bool):  # pragma: no cover
+            raise TypeError(f"a backend cursor that is not an integer: {following!r}")
+        return encode_cursor(listing, following)
 
     async def list(
         self,

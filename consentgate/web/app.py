@@ -38,6 +38,7 @@ from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
 from consentgate.store.opening import open_store
+from consentgate.web.admin_app import admin_listener
 from consentgate.web.appkeys import (
     AUDIT,
     CLIENT_IP,
@@ -64,7 +65,7 @@ from consentgate.web.callback import callback
 from consentgate.web.consent import consent_answer
 from consentgate.web.endings import report_ended_early, why_ended_early
 from consentgate.web.inflight import InFlight
-from consentgate.web.metrics import Metrics, admin_listener
+from consentgate.web.metrics import Metrics
 from consentgate.web.pages import error_response
 from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register

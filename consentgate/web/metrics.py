@@ -1,4 +1,5 @@
-"""Prometheus metrics on the admin listener (issue 13, point 1, first slice).
+"""Prometheus metrics, served on the admin listener (issue 13, point 1, first slice;
+the listener is assembled by :mod:`consentgate.web.admin_app`).
 
 ``GET /metrics`` on ``[admin] listen`` (never the public port), in the Prometheus
 text format written by ``prometheus-client``. Every label set is bounded: outcomes,
@@ -15,12 +16,10 @@ in one process never mix their figures.
 
 from __future__ import annotations
 
-import contextlib
 import platform
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from typing import Final
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -49,6 +48,10 @@ _ANSWER_REFUSALS: Final = (
     ("unusable pending", "expired_page"),
 )
 UPSTREAM_KINDS: Final = ("unreachable", "timeout", "failed")
+#: Why the admin listener refused a request: no bearer token, or another one.
+ADMIN_REFUSALS: Final = ("missing", "wrong")
+#: The Content-Type of :meth:`Metrics.exposition`.
+EXPOSITION_TYPE: Final = CONTENT_TYPE_LATEST
 
 
 class Metrics:
@@ -112,6 +115,13 @@ class Metrics:
         self.streams_open = Gauge(
             "consentgate_streams_open", "Streamed responses being sent now.", registry=r
         )
+        unauthorized = Counter(
+            "consentgate_admin_unauthorized",
+            "Admin listener requests refused for a missing or wrong bearer token, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.admin_unauthorized = {reason: unauthorized.labels(reason) for reason in ADMIN_REFUSALS}
         self.tamper_events = Gauge(
             "consentgate_tamper_events",
             "Records that failed verification since start.",
@@ -147,48 +157,3 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
-
-
-def admin_app(
-    metrics: Metrics, before_scrape: Callable[[], Awaitable[None]] | None = None
-) -> web.Application:
-    """The admin listener's application: ``/metrics`` and nothing else.
-    ``before_scrape`` refreshes what is read from the store at each scrape."""
-
-    async def serve_metrics(request: web.Request) -> web.Response:
-        if before_scrape is not None:
-            await before_scrape()
-        response = web.Response(body=metrics.exposition())
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
-
-    app = web.Application()
-    app.router.add_get("/metrics", serve_metrics)
-    return app
-
-
-async def admin_listener(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the admin listener on ``[admin] listen`` for the app's lifetime."""
-    from consentgate.store.errors import StoreUnavailable  # noqa: PLC0415
-    from consentgate.web.appkeys import IN_FLIGHT, LIVE_SETTINGS, METRICS, STORE  # noqa: PLC0415
-
-    listen = app[LIVE_SETTINGS].current.config.admin.listen
-    if listen is None:
-        yield
-        return
-    metrics = app[METRICS]
-    in_flight = app[IN_FLIGHT]
-    metrics.requests_in_flight.set_function(lambda: in_flight.requests)
-    metrics.streams_open.set_function(lambda: in_flight.streams)
-
-    async def read_store() -> None:
-        with contextlib.suppress(StoreUnavailable):  # the last value stays; readyz says why
-            metrics.pending_pages.set(await app[STORE].count_pending())
-
-    runner = web.AppRunner(admin_app(metrics, read_store), access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()
-        yield
-    finally:
-        await runner.cleanup()

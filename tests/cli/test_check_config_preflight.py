@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from consentgate.cli import main
-from tests.conftest import StartUpstream
+from tests.conftest import StartUpstream, admin_token_file
 from tests.gateproc import free_port, write_config
 
 
@@ -84,3 +84,18 @@ def test_a_keys_directory_that_cannot_be_created_is_an_error(
     )
     assert check(config, "--offline") == 1
     assert "keys.dir:" in capsys.readouterr().err
+
+
+def test_an_admin_token_file_serve_would_refuse_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = admin_token_file(tmp_path, mode=0o640)
+    admin = {"listen": f"127.0.0.1:{free_port()}", "token_file": str(token)}
+    config = write_config(tmp_path, "http://127.0.0.1:9", 8080, {"admin": admin})
+    assert check(config, "--offline") == 1
+    assert capsys.readouterr().err == (
+        f"consentgate: error: the admin token file (admin.token_file) {token} is accessible "
+        f"by group or others (mode 0640); run: chmod 600 {token}\n"
+    )
+    token.chmod(0o600)
+    assert check(config, "--offline") == 0

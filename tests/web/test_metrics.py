@@ -4,13 +4,15 @@ prometheus-client's own parser."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consentgate.core.config import ConfigError, config_from_mapping
 from tests.browsersim import Browser
-from tests.conftest import StartStack
+from tests.conftest import StartStack, admin_section
 from tests.gateproc import free_port
 from tests.web.test_authorize import approve_new, auth_params, register
 
@@ -28,10 +30,10 @@ async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], floa
 
 
 async def test_decisions_refusals_and_relays_are_counted_and_scraped_on_the_admin_port(
-    start_stack: StartStack,
+    start_stack: StartStack, tmp_path: Path
 ) -> None:
     admin = f"127.0.0.1:{free_port()}"
-    stack = await start_stack(admin={"listen": admin})
+    stack = await start_stack(admin=admin_section(tmp_path, admin))
     client_id = await register(stack)
     async with Browser(stack.url) as alice, Browser(stack.url) as mallory:
         assert (await approve_new(alice, auth_params(client_id))).status == 303
@@ -73,10 +75,12 @@ async def test_decisions_refusals_and_relays_are_counted_and_scraped_on_the_admi
         assert "consentgate_" not in await public.text()
 
 
-async def test_upstream_failures_are_counted_by_kind(start_stack: StartStack) -> None:
+async def test_upstream_failures_are_counted_by_kind(
+    start_stack: StartStack, tmp_path: Path
+) -> None:
     admin = f"127.0.0.1:{free_port()}"
     dead = f"http://127.0.0.1:{free_port()}"
-    stack = await start_stack(admin={"listen": admin}, upstream={"url": dead})
+    stack = await start_stack(admin=admin_section(tmp_path, admin), upstream={"url": dead})
     async with aiohttp.ClientSession() as session:
         for _ in range(2):
             async with session.get(f"{stack.url}/x") as response:

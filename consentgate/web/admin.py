@@ -1,0 +1,126 @@
+"""The admin API's handlers: the CLI's ``consents`` operations over HTTP (issue 13, point 3).
+
+Thin on purpose: each handler parses with :mod:`consentgate.core.adminapi`, calls the
+same :class:`~consentgate.store.ConsentStore` methods the CLI calls, and renders with
+the same serialisers (:func:`~consentgate.core.records.consent_listing`), so the API
+and ``consentgate consents list --json`` cannot drift apart: one implementation.
+Conventions from Hydra's admin API (list and revoke consent by subject, by client or
+one by one; listings paged by an opaque token).
+
+Authentication, the JSON errors and ``Cache-Control: no-store`` are the listener's
+(:mod:`consentgate.web.admin_app`); a handler raises :class:`BadRequest` or lets
+:class:`StoreUnavailable` through, and the listener answers 400 or 503.
+
+``GET /admin/audit`` is not here yet: the hash-chained audit table is being built
+beside this; its route goes into :func:`add_routes`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from consentgate.core.adminapi import (
+    MAX_BODY_BYTES,
+    BadRequest,
+    parse_consent_query,
+    parse_page_query,
+    parse_record_id,
+    parse_revoke_body,
+)
+from consentgate.core.records import client_listing, consent_listing
+from consentgate.store import ConsentStore, VerificationFailure
+from consentgate.web.appkeys import STORE
+from consentgate.web.bodies import read_up_to
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """A JSON answer no cache keeps (it names people's approvals)."""
+    response = web.json_response(data, status=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _store(request: web.Request) -> ConsentStore:
+    return request.app[STORE]
+
+
+async def list_consents(request: web.Request) -> web.Response:
+    """``GET /admin/consents``: a page of verified records, filtered; ``next_cursor``."""
+    query = parse_consent_query(request.rel_url.query.items())
+    store = _store(request)
+    try:
+        records, next_cursor = await store.page_records(
+            client_id=query.client_id,
+            redirect_uri=query.redirect_uri,
+            subject=query.subject,
+            active_only=query.active,
+            cursor=query.page.cursor,
+            limit=query.page.limit,
+        )
+    except ValueError as exc:
+        raise BadRequest(f"cursor: {exc}") from None
+    now = store.clock()
+    return json_response(
+        {"consents": [consent_listing(r, now) for r in records], "next_cursor": next_cursor}
+    )
+
+
+async def get_consent(request: web.Request) -> web.Response:
+    """``GET /admin/consents/{id}``: the record and whether it verifies; 404 when absent."""
+    ident = parse_record_id(request.match_info["id"])
+    store = _store(request)
+    found = await store.inspect(ident)
+    if found is None:
+        return json_response(
+            {"error": "not_found", "message": f"no consent with id {ident!r}"}, 404
+        )
+    if isinstance(found, VerificationFailure):
+        return json_response(
+            {
+                "id": ident,
+                "consent": None,
+                "verification": {"status": "tampered", "reason": found.reason},
+            }
+        )
+    return json_response(
+        {
+            "id": ident,
+            "consent": consent_listing(found, store.clock()),
+            "verification": {"status": "valid"},
+        }
+    )
+
+
+async def revoke_consents(request: web.Request) -> web.Response:
+    """``POST /admin/consents/revoke``: one selector; answers how many were revoked."""
+    body, complete = await read_up_to(request.content, MAX_BODY_BYTES)
+    if not complete:
+        raise BadRequest(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    selected = parse_revoke_body(body)
+    count = await _store(request).revoke(**selected.arguments(), by="admin")
+    return json_response({"revoked": count})
+
+
+async def list_clients(request: web.Request) -> web.Response:
+    """``GET /admin/clients``: a page of verified learned clients; ``next_cursor``."""
+    page = parse_page_query(request.rel_url.query.items())
+    try:
+        clients, next_cursor = await _store(request).page_clients(
+            cursor=page.cursor, limit=page.limit
+        )
+    except ValueError as exc:
+        raise BadRequest(f"cursor: {exc}") from None
+    return json_response(
+        {"clients": [client_listing(c) for c in clients], "next_cursor": next_cursor}
+    )
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """The API's routes (beside ``/metrics``, which the listener adds)."""
+    router.add_get("/admin/consents", list_consents)
+    router.add_post("/admin/consents/revoke", revoke_consents)
+    router.add_get("/admin/consents/{id}", get_consent)
+    router.add_get("/admin/clients", list_clients)
+    # GET /admin/audit goes here, over the hash-chained audit table (not built yet).
