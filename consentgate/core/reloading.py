@@ -36,6 +36,9 @@ from typing import Any, Final
 from consentgate.core.config import SECTIONS, Config, check_config
 from consentgate.core.dsn import MASK, mask_password
 
+#: How an empty value (``""``, a listener that is off) is shown.
+EMPTY: Final = "(empty)"
+
 #: Where a reload reads the configuration from: ``serve`` gives the same loader it
 #: started with (``load_config`` of ``--config FILE``, the environment as it is).
 ConfigSource = Callable[[], Config]
@@ -166,14 +169,13 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
 
 def shown(value: Any, *, secret: bool = False) -> str:
     """A configuration value as a log line may show it: a PostgreSQL URL with its
-    password masked, any other secret as ``***`` (or ``""`` when unset), never as given.
+    password masked, any other secret as ``***``, never as given; ``(empty)`` for an
+    empty string or a listener that is off (quotes would be escaped in a log line).
     """
-    if secret:
-        if isinstance(value, str) and "://" in value:
-            return mask_password(value)
-        return MASK if value else '""'
     if value is None or value == "":
-        return '""'
+        return EMPTY
+    if secret:
+        return mask_password(value) if isinstance(value, str) and "://" in value else MASK
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

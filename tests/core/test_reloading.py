@@ -177,9 +177,9 @@ def test_a_mixed_change_applies_the_reloadable_keys_and_keeps_the_others(
 @pytest.mark.parametrize(
     ("key", "old_shown", "new_shown"),
     [
-        ("store.url", '""', "postgresql://gate:***@db:5432/consent"),
-        ("store.password", '""', "***"),
-        ("keys.cookie_secret", '""', "***"),
+        ("store.url", "(empty)", "postgresql://gate:***@db:5432/consent"),
+        ("store.password", "(empty)", "***"),
+        ("keys.cookie_secret", "(empty)", "***"),
     ],
 )
 def test_a_changed_secret_is_reported_masked(
@@ -217,8 +217,15 @@ def test_new_values_that_clash_with_the_restart_only_ones_kept_are_refused(
 
 def test_values_are_shown_as_the_configuration_file_spells_them() -> None:
     assert shown(HostPort("::1", 8080)) == "[::1]:8080"
-    assert shown(None) == '""'
-    assert shown("") == '""'
+    assert shown(None) == "(empty)"
+    assert shown("") == "(empty)"
+    assert shown("", secret=True) == "(empty)"
+    assert (
+        shown("postgres://u:pw@h/d?password=pw2", secret=True)
+        == "postgres://u:***@h/d?password=***"
+    )
+    assert shown("host=db password=pw", secret=True) == "***"
+
     assert shown(True) == "true"
     assert shown(600.0) == "600"
     assert shown(2.5) == "2.5"

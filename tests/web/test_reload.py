@@ -310,8 +310,7 @@ async def test_a_file_with_errors_is_refused_whole_and_the_gate_serves_on_until_
             for line in problems
         ), problems
         assert any(
-            "consent.mode: expected one of \\\"remember\\\", \\\"always\\\", got 'sometimes'"
-            in line
+            'consent.mode: expected one of \\"remember\\", \\"always\\", got \'sometimes\'' in line
             for line in problems
         ), problems
         await gate.log.wait_for("configuration not reloaded", "errors=2", start=mark)
@@ -324,7 +323,9 @@ async def test_a_file_with_errors_is_refused_whole_and_the_gate_serves_on_until_
         mark = gate.log.mark()
         ready = await gate.hup()
         assert ready.fields["STATUS"] == f"listening on http://127.0.0.1:{gate.port}"
-        await gate.log.wait_for("configuration reloaded", "changed=consent.service_name", start=mark)
+        await gate.log.wait_for(
+            "configuration reloaded", "changed=consent.service_name", start=mark
+        )
         assert "New Mail" in (await consent_page(gate, client)).text
         assert gate.process.returncode is None
 
