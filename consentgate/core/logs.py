@@ -199,6 +199,8 @@ class AccessLines:
         """The access line of one request: :meth:`write` of the same fields (in the
         order of :func:`~consentgate.web.access.access_fields`), with the text line
         built from one template. The hot path: every relayed request takes it."""
+        if not self.enabled:
+            return
         if self._json or self._static:
             self.write(
                 {
