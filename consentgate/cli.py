@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import functools
 import json
 import logging
 import os
@@ -98,7 +99,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         serve,  # imports aiohttp; keep --version and check-config light
     )
 
-    config = _load(args)
+    # SIGHUP re-reads the file with this same loader (environment and secret files
+    # included); absolute, and a picklable partial, so a spawned worker can use it too.
+    source = functools.partial(load_config, Path(args.config).absolute())
+    config = source()
     if args.create_store:
         from consentgate.store.opening import create_store
 
@@ -107,8 +111,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if config.server.workers > 1:
         from consentgate.web.workers import run_workers
 
-        return run_workers(config)
-    asyncio.run(serve(config))
+        return run_workers(config, source)
+    asyncio.run(serve(config, source=source))
     return EXIT_OK
 
 

@@ -814,6 +814,15 @@ def config_from_mapping(
     return Config(**built)
 
 
+def check_config(config: Config) -> list[str]:
+    """The checks across keys (paths that must not overlap, ...) of an already built
+    :class:`Config`: a reload runs them on the file's new values merged with the ones
+    that wait for a restart (:mod:`consentgate.core.reloading`)."""
+    problems: list[str] = []
+    _cross_checks({section: getattr(config, section) for section in SECTIONS}, problems)
+    return problems
+
+
 def _cross_checks(built: dict[str, Any], problems: list[str]) -> None:
     server: ServerConfig = built["server"]
     upstream: UpstreamConfig = built["upstream"]

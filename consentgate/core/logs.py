@@ -137,6 +137,10 @@ class AccessLines:
     (``schedule``: the event loop's ``call_soon``, so once per loop iteration), and
     a batch of ``max_lines`` is written at once. :meth:`flush` writes what is left;
     ``serve`` calls it after the shutdown, so no line of a graceful stop is lost.
+
+    ``serve`` builds one at start even when ``[log] access_log`` is off, since the
+    server takes its access logger once: a reload then switches it on or off and
+    changes its format (:meth:`configure`) without a restart.
     """
 
     def __init__(
@@ -147,7 +151,10 @@ class AccessLines:
         format: str = "text",
         static: dict[str, Any] | None = None,
         max_lines: int = 256,
+        enabled: bool = True,
     ) -> None:
+        #: Whether lines are written; read by the access logger for every request.
+        self.enabled = enabled
         self._stream = stream
         self._schedule = schedule
         self._json = format == "json"
@@ -156,7 +163,16 @@ class AccessLines:
         self._time = _Timestamps()
         self._lines: list[str] = []
 
+    def configure(self, *, format: str, enabled: bool) -> None:
+        """A reload: lines already waiting are written first, in the format they were
+        made in; the next ones follow ``format``, or none when not ``enabled``."""
+        self.flush()
+        self._json = format == "json"
+        self.enabled = enabled
+
     def write(self, fields: dict[str, Any], created: float | None = None) -> None:
+        if not self.enabled:
+            return
         stamp = self._time(time.time() if created is None else created)
         if self._static:
             fields = {**fields, **self._static}
@@ -183,6 +199,8 @@ class AccessLines:
         """The access line of one request: :meth:`write` of the same fields (in the
         order of :func:`~consentgate.web.access.access_fields`), with the text line
         built from one template. The hot path: every relayed request takes it."""
+        if not self.enabled:
+            return
         if self._json or self._static:
             self.write(
                 {

@@ -11,6 +11,8 @@ the snapshot they started with.
 Resources opened at start (the listening socket, the store, the upstream pool)
 are not part of a snapshot: they are opened from the configuration the
 application was created with, and a reload that changes them needs a restart.
+:func:`consentgate.core.reloading.plan_reload` decides which keys those are and
+hands :meth:`LiveSettings.swap` a configuration that keeps their running values.
 """
 
 from __future__ import annotations

@@ -67,6 +67,8 @@ class AccessLogger(AbstractAccessLogger):
         sending = request.get(SENDING)
         ended = "shutdown" if sending is not None and sending.cut else None
         lines = self._lines
+        if lines is not None and not lines.enabled:  # switched off by a reload
+            return
         if lines is not None and ended is None:
             upstream = request.get(UPSTREAM_SECONDS)
             lines.request(
@@ -88,6 +90,8 @@ class AccessLogger(AbstractAccessLogger):
 
     @property
     def enabled(self) -> bool:
+        # aiohttp reads this once per connection; batched lines are switched per
+        # request instead (``AccessLines.enabled``), so a reload reaches open connections.
         return self._lines is not None or self.logger.isEnabledFor(logging.INFO)
 
 

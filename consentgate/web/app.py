@@ -356,11 +356,6 @@ async def _static_asset(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def reload(app: web.Application) -> None:
-    """SIGHUP: run every reload a resource registered (today: the store's keys)."""
-    app[RELOAD_HOOKS].run()
-
-
 def create_app(
     config: Config,
     *,

@@ -15,6 +15,7 @@ from consentgate.core.events import AuditTrail
 from consentgate.core.forwarding import IPAddress
 from consentgate.core.issuer import IssuerCache
 from consentgate.core.logs import AccessLines
+from consentgate.core.reloading import ConfigSource
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings, Settings
 from consentgate.core.throttle import Throttle
@@ -36,6 +37,9 @@ COOKIE_CRYPTO = web.AppKey("cookie_crypto", CookieCrypto)
 ISSUER = web.AppKey("issuer", IssuerCache)
 #: Why this gate's keys do not fit its store (a cookie secret other gates do not share).
 KEY_PROBLEMS: web.AppKey[tuple[str, ...]] = web.AppKey("key_problems")
+#: Where SIGHUP re-reads the configuration (``serve`` sets it: the loader of
+#: ``--config FILE``); absent, a reload only runs the hooks below.
+CONFIG_SOURCE: web.AppKey[ConfigSource] = web.AppKey("config_source")
 #: Run on SIGHUP; each resource that can be reloaded registers what that means for it.
 RELOAD_HOOKS = web.AppKey("reload_hooks", ReloadHooks)
 #: One "store unavailable" line per kind of outage per interval.

@@ -9,6 +9,12 @@ Under systemd (``Type=notify``, ``contrib/systemd/consentgate.service``) the gat
 ``READY=1`` once it listens, ``RELOADING=1`` and ``READY=1`` around a SIGHUP reload,
 ``STOPPING=1`` on a stop signal, and pings the watchdog when ``WatchdogSec=`` asks
 (:mod:`consentgate.core.sdnotify`); without ``NOTIFY_SOCKET`` all of that does nothing.
+A reload that refused the configuration file still ends with ``READY=1`` (the gate
+serves, under the configuration it had), its ``STATUS=`` saying so.
+
+SIGHUP re-reads the configuration file (:mod:`consentgate.web.reloading`); the
+logging this module set up is one of the things a reload changes, so it registers
+that as a reload hook.
 """
 
 from __future__ import annotations
@@ -25,19 +31,21 @@ from typing import Any
 
 from aiohttp import web
 
-from consentgate.core.config import Config
+from consentgate.core.config import Config, LogConfig
 from consentgate.core.errors import StartupError
 from consentgate.core.logs import ACCESS, AccessLines, configure_logging
+from consentgate.core.reloading import ConfigSource
 from consentgate.core.sdnotify import Notifier
 from consentgate.web.access import AccessLogger
-from consentgate.web.app import create_app, reload
-from consentgate.web.appkeys import ACCESS_LINES
+from consentgate.web.app import create_app
+from consentgate.web.appkeys import ACCESS_LINES, CONFIG_SOURCE, LIVE_SETTINGS, RELOAD_HOOKS
 from consentgate.web.connections import (
     AcceptErrorLimiter,
     ConnectionGuard,
     GuardedAppRunner,
     fit_descriptor_limit,
 )
+from consentgate.web.reloading import reload
 from consentgate.web.shutdown import ABANDON_TIMEOUT, shut_down
 
 log = logging.getLogger("consentgate")
@@ -50,14 +58,19 @@ ACCESS_FLUSH_SECONDS = 0.005
 
 def runner_options(config: Config, access: AccessLines | None = None) -> dict[str, Any]:
     """Options for ``web.AppRunner``, shared by ``serve`` and the tests. ``access``: the
-    batched access log ``serve`` writes; without it, the ``consentgate.access`` logger."""
+    batched access log ``serve`` writes, on or off by itself (a reload switches it);
+    without it, the ``consentgate.access`` logger when ``[log] access_log`` is on."""
     return {
         # A client that disconnects cancels its handler, and so its upstream request.
         "handler_cancellation": True,
         # Relay bodies as they are; Content-Encoding stays the upstream's business.
         "auto_decompress": False,
         "access_log_class": AccessLogger,
-        "access_log": (access or logging.getLogger(ACCESS)) if config.log.access_log else None,
+        "access_log": (
+            access
+            if access is not None
+            else (logging.getLogger(ACCESS) if config.log.access_log else None)
+        ),
         # serve() drains within shutdown_grace itself (web/shutdown.py); aiohttp's
         # timeout only bounds what is left after that.
         "shutdown_timeout": ABANDON_TIMEOUT,
@@ -116,13 +129,19 @@ async def start(
 
 
 async def serve(
-    config: Config, *, worker: int | None = None, listening: Callable[[], None] | None = None
+    config: Config,
+    *,
+    worker: int | None = None,
+    listening: Callable[[], None] | None = None,
+    source: ConfigSource | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully.
 
     ``worker`` is this process's number under a supervisor (:mod:`consentgate.web.workers`):
     it binds with ``SO_REUSEPORT`` and names itself on every log line. ``listening`` is
     called once the gate listens (the supervisor's cue to tell systemd it is ready).
+    ``source`` reads the configuration again on SIGHUP (the CLI's loader of ``--config
+    FILE``); without it SIGHUP only re-reads the key directory.
     """
     configure_logging(
         format=config.log.format,
@@ -132,17 +151,25 @@ async def serve(
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLimiter(loop.get_exception_handler()))
     app = create_app(config)
+    if source is not None:
+        app[CONFIG_SOURCE] = source
     static = {"worker": worker} if worker is not None else None
-    access = (
-        AccessLines(
-            sys.stderr,
-            lambda flush: loop.call_later(ACCESS_FLUSH_SECONDS, flush),
-            format=config.log.format,
-            static=static,
-        )
-        if config.log.access_log and logging.getLogger(ACCESS).isEnabledFor(logging.INFO)
-        else None
+    # Built even when off: the server takes its access logger once, a reload switches it.
+    access = AccessLines(
+        sys.stderr,
+        lambda flush: loop.call_later(ACCESS_FLUSH_SECONDS, flush),
+        format=config.log.format,
+        static=static,
+        enabled=_access_lines_on(config.log),
     )
+
+    def reconfigure_logging() -> None:
+        """A reload's ``[log]``: the handler's format and level, the access log's."""
+        settings = app[LIVE_SETTINGS].current.config.log
+        configure_logging(format=settings.format, level=settings.level, static=static)
+        access.configure(format=settings.format, enabled=_access_lines_on(settings))
+
+    app[RELOAD_HOOKS].add(reconfigure_logging)
     runner = await start(config, app, reuse_port=worker is not None, access=access)
     address = ", ".join(_url(a) for a in runner.addresses)
     log.info(
@@ -176,8 +203,7 @@ async def serve(
         try:
             await shut_down(runner, app, config.server.shutdown_grace)
         finally:
-            if access is not None:
-                access.flush()  # the lines of the last requests, before "stopped"
+            access.flush()  # the lines of the last requests, before "stopped"
             if watchdog is not None:
                 watchdog.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -185,10 +211,21 @@ async def serve(
     log.info("stopped")
 
 
+def _access_lines_on(settings: LogConfig) -> bool:
+    """Access lines are INFO: ``access_log`` on, and a level that lets INFO through."""
+    return settings.access_log and logging.getLogger(ACCESS).isEnabledFor(logging.INFO)
+
+
 def _reload(app: web.Application, systemd: Notifier, status: str) -> None:
-    """SIGHUP: the reload is synchronous, so ``READY=1`` follows it once it is done."""
+    """SIGHUP: the reload is synchronous, so ``READY=1`` follows it once it is done; a
+    refused configuration file still serves (the old one), and the status says so."""
     systemd.reloading()
-    reload(app)
+    problems = reload(app)
+    if problems:
+        status = (
+            f"{status}; configuration not reloaded: {len(problems)} error(s), "
+            "the previous configuration stays (see the log)"
+        )
     systemd.ready(status)
 
 

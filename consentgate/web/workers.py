@@ -20,7 +20,11 @@ The parent supervises:
 * SIGTERM or SIGINT is passed to every worker, which stops as ``serve`` does
   (listener closed, requests in flight get ``shutdown_grace``); a worker still
   running one second after the grace is killed;
-* SIGHUP is passed to every worker (each reloads its keys);
+* SIGHUP is passed to every worker: each re-reads the configuration file and its
+  keys itself (:mod:`consentgate.web.reloading`) and logs its own outcome; the parent
+  re-reads only its own ``[log]`` format and level (its few lines: workers started,
+  exited), and nothing else: ``workers``, ``listen`` and ``shutdown_grace`` wait for
+  a restart, as they do in a worker;
 * under systemd only the parent notifies (:mod:`consentgate.core.sdnotify`): ``READY=1``
   once every worker listens, ``RELOADING=1`` and ``READY=1`` around passing a SIGHUP on
   (the parent does not wait for each worker's reload), ``STOPPING=1``, and the watchdog
@@ -47,10 +51,11 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Final
 
-from consentgate.core.config import Config
+from consentgate.core.config import Config, ConfigError
 from consentgate.core.errors import StartupError
 from consentgate.core.keys import load_cookie_secret, load_keyring
 from consentgate.core.logs import configure_logging
+from consentgate.core.reloading import ConfigSource
 from consentgate.core.sdnotify import VARIABLES, Notifier
 from consentgate.store.opening import describe, migrate_store
 
@@ -66,8 +71,14 @@ KILL_AFTER_GRACE: Final = 1.0
 STARTUP_FAILED: Final = 3
 
 
-def _worker_main(config: Config, number: int, listening: multiprocessing.synchronize.Event) -> None:
-    """The body of one worker process (``spawn``: a fresh interpreter)."""
+def _worker_main(
+    config: Config,
+    number: int,
+    listening: multiprocessing.synchronize.Event,
+    source: ConfigSource | None = None,
+) -> None:
+    """The body of one worker process (``spawn``: a fresh interpreter). ``source`` is
+    pickled to it: a module-level loader bound to the file's path, not a closure."""
     from consentgate.web.server import serve  # noqa: PLC0415 - in the child only
 
     # systemd listens to the parent only (NotifyAccess=main); the parent says READY=1.
@@ -78,7 +89,7 @@ def _worker_main(config: Config, number: int, listening: multiprocessing.synchro
     # it arrives as KeyboardInterrupt, which is a stop like any other.
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            asyncio.run(serve(config, worker=number, listening=listening.set))
+            asyncio.run(serve(config, worker=number, listening=listening.set, source=source))
         except StartupError as exc:
             log.error("worker could not start: %s", exc, extra={"fields": {"worker": number}})
             sys.exit(STARTUP_FAILED)
@@ -95,8 +106,9 @@ class _Worker:
 class Supervisor:
     """Starts, watches and stops the workers of one gate."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, source: ConfigSource | None = None) -> None:
         self.config = config
+        self._source = source
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
         self._stopping = False
@@ -122,7 +134,7 @@ class Supervisor:
         listening = self._context.Event()
         process = self._context.Process(
             target=_worker_main,
-            args=(self.config, number, listening),
+            args=(self.config, number, listening, self._source),
             name=f"consentgate-worker-{number}",
         )
         process.start()
@@ -172,6 +184,7 @@ class Supervisor:
                 self._reload = False
                 if self._announced:
                     self._systemd.reloading()
+                self._reload_own_logging()
                 self._signal_all(signal.SIGHUP)
                 if self._announced:
                     self._systemd.ready(self._status())
@@ -206,6 +219,17 @@ class Supervisor:
                 if not self._stopping:
                     self._start(worker.number)
         return 0
+
+    def _reload_own_logging(self) -> None:
+        """The parent's lines follow ``[log]`` too. A file with errors changes nothing
+        here and is not reported here: every worker reports it."""
+        if self._source is None:
+            return
+        try:
+            settings = self._source().log
+        except ConfigError:
+            return
+        configure_logging(format=settings.format, level=settings.level)
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -257,6 +281,6 @@ class Supervisor:
         self._workers.clear()
 
 
-def run_workers(config: Config) -> int:
-    """``consentgate serve`` with ``[server] workers`` above 1."""
-    return Supervisor(config).run()
+def run_workers(config: Config, source: ConfigSource | None = None) -> int:
+    """``consentgate serve`` with ``[server] workers`` above 1; ``source`` as for ``serve``."""
+    return Supervisor(config, source).run()

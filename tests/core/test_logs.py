@@ -178,3 +178,37 @@ def test_the_request_line_template_is_the_generic_line(
     by_template.flush()
     assert template.getvalue() == generic.getvalue()
     assert template.getvalue().count("\n") == 1
+
+
+def test_a_reload_writes_the_waiting_lines_then_switches_the_format_or_stops() -> None:
+    stream = io.StringIO()
+    lines = AccessLines(stream, lambda flush: None)
+    lines.write({"path": "/before"})
+    lines.configure(format="json", enabled=True)
+    assert stream.getvalue().count("\n") == 1  # the waiting line, written as text first
+    lines.write({"path": "/json"})
+    lines.configure(format="text", enabled=False)
+    lines.write({"path": "/off"})
+    lines.request(
+        request_id="r",
+        client="c",
+        method="GET",
+        path="/off-too",
+        status=200,
+        sent=0,
+        duration_ms=1.0,
+        upstream_ms=None,
+    )
+    lines.flush()
+    first, second = stream.getvalue().splitlines()
+    assert "path=/before" in first
+    assert json.loads(second)["path"] == "/json"
+    assert not lines.enabled
+
+
+def test_access_lines_built_off_write_nothing() -> None:
+    stream = io.StringIO()
+    lines = AccessLines(stream, lambda flush: None, enabled=False)
+    lines.write({"path": "/x"})
+    lines.flush()
+    assert stream.getvalue() == ""
