@@ -97,6 +97,10 @@ RESTART_ONLY: Final[Mapping[str, str]] = {
     "keys.dir": "keys are loaded from it at start (SIGHUP re-reads this directory)",
     "keys.cookie_secret": "the cookie keys are derived from it at start",
     "admin.listen": "the admin listener is bound at start",
+    "admin.token_file": "the admin token is read from this file at start (SIGHUP re-reads "
+    "the same file: rotate the token in place)",
+    "admin.metrics_need_token": "the admin listener's routes are set up at start",
+    "audit.keep": "the purge task takes it at start",
 }
 
 

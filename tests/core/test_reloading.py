@@ -73,13 +73,23 @@ SAMPLES: dict[str, Any] = {
     "log.level": "debug",
     "log.access_log": False,
     "admin.listen": "127.0.0.1:9100",
+    "admin.token_file": "other-admin.token",
+    "admin.metrics_need_token": True,
+    "audit.keep": "30d",
 }
 
 
 def base(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     """The running configuration of these tests, with ``sections`` changed."""
     return make_config(
-        tmp_path, UPSTREAM, PUBLIC, **_merge({"server": {"listen": "127.0.0.1:8080"}}, sections)
+        tmp_path,
+        UPSTREAM,
+        PUBLIC,
+        **_merge(
+            # a token file named, so that the sample admin.listen is a valid change
+            {"server": {"listen": "127.0.0.1:8080"}, "admin": {"token_file": "admin.token"}},
+            sections,
+        ),
     )
 
 
