@@ -541,24 +541,14 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def _since(text: str | None) -> int | None:
-    """``--since``: a duration back from now (``7d``, ``12h``) or a UTC date or time."""
-    from consentgate.core.config import parse_duration
+    from consentgate.core.audit import parse_since
 
     if text is None:
         return None
     try:
-        return int(time.time() - parse_duration(text))
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f'--since: expected a duration like "7d" or a date like "2026-12-01", got {text!r}'
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+        return parse_since(text, time.time())
+    except ValueError as exc:
+        raise ValueError(f"--{exc}") from None
 
 
 def _cmd_audit_list(args: argparse.Namespace) -> int:

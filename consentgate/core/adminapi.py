@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from consentgate.core.audit import EVENTS, parse_since
 from consentgate.core.records import check_text
 
 #: Records per page when ``limit`` is not given, and the most a page may ask for.
@@ -148,6 +149,33 @@ def parse_consent_query(pairs: Iterable[tuple[str, str]]) -> ConsentQuery:
         raise BadRequest(f"active: expected true or false, got {active[:40]!r}")
     filters = {name: _text(name, values[name]) for name in _FILTERS if name in values}
     return ConsentQuery(**filters, active=active == "true", page=_page(values))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """``GET /admin/audit``: filters and the page."""
+
+    since: int | None = None
+    event: str | None = None
+    client_id: str | None = None
+    page: PageQuery = PageQuery()
+
+
+def parse_audit_query(pairs: Iterable[tuple[str, str]], now: float) -> AuditQuery:
+    """``since`` (a duration back from now, ``7d``, or a UTC date or time), ``event``
+    (one of the table's events), ``client_id``, and the page."""
+    values = _single(pairs, ("since", "event", "client_id", "limit", "cursor"))
+    since = None
+    if "since" in values:
+        try:
+            since = parse_since(values["since"], now)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise BadRequest(str(exc)) from None
+    event = values.get("event")
+    if event is not None and event not in EVENTS:
+        raise BadRequest(f"event: expected one of {', '.join(EVENTS)}, got {event[:40]!r}")
+    client_id = _text("client_id", values["client_id"]) if "client_id" in values else None
+    return AuditQuery(since, event, client_id, _page(values))
 
 
 @dataclass(frozen=True, slots=True)

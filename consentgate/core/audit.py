@@ -242,6 +242,27 @@ def _replace(record: AuditRecord, **changes: Any) -> AuditRecord:
     return dataclasses.replace(record, **changes)
 
 
+def parse_since(text: str, now: float) -> int:
+    """``--since`` / ``since=``: a duration back from ``now`` (``"7d"``, ``"12h"``,
+    seconds) or a UTC date or time (``"2026-12-01"``, ``"2026-12-01T08:00:00Z"``);
+    unix seconds. ValueError names what was expected."""
+    from consentgate.core.config import parse_duration  # noqa: PLC0415 - config is heavier
+
+    try:
+        return int(now - parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f'since: expected a duration like "7d" or a UTC date like "2026-12-01", got {text!r}'
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return int(moment.timestamp())
+
+
 def iso_time(at: int) -> str:
     return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -22,7 +22,7 @@ import binascii
 import json
 from typing import Final, Literal
 
-Listing = Literal["consents", "clients"]
+Listing = Literal["consents", "clients", "audit"]
 
 #: A cursor longer than this is not one of ours (they are about 40 characters).
 MAX_CURSOR_LENGTH: Final = 200

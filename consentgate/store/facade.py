@@ -1000,6 +1000,29 @@ class ConsentStore:
                 records.append(AuditRecord.from_row(row))
         return records, following
 
+    async def page_audit(
+        self,
+        *,
+        since: int | None = None,
+        event: str | None = None,
+        client_id: str | None = None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[builtins.list[AuditRecord], str | None]:
+        """:meth:`audit_page` for a caller that pages across requests (the admin API):
+        the cursor is opaque (:mod:`consentgate.core.paging`); a malformed one is a
+        ValueError."""
+        if not 1 <= limit <= 10 * _PAGE:
+            raise ValueError(f"limit must be between 1 and {10 * _PAGE}, got {limit!r}")
+        records, following = await self.audit_page(
+            after=self._position("audit", cursor),
+            limit=limit,
+            since=since,
+            event=event,
+            client_id=client_id,
+        )
+        return records, self._next_cursor("audit", following)
+
     async def iter_audit(
         self, *, since: int | None = None, event: str | None = None, client_id: str | None = None
     ) -> AsyncIterator[AuditRecord]:

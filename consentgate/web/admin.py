@@ -11,8 +11,8 @@ Authentication, the JSON errors and ``Cache-Control: no-store`` are the listener
 (:mod:`consentgate.web.admin_app`); a handler raises :class:`BadRequest` or lets
 :class:`StoreUnavailable` through, and the listener answers 400 or 503.
 
-``GET /admin/audit`` is not here yet: the hash-chained audit table is being built
-beside this; its route goes into :func:`add_routes`.
+``GET /admin/audit`` pages the hash-chained audit table (:mod:`consentgate.core.audit`)
+with the rows ``consentgate audit list --json`` prints.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from aiohttp import web
 from consentgate.core.adminapi import (
     MAX_BODY_BYTES,
     BadRequest,
+    parse_audit_query,
     parse_consent_query,
     parse_page_query,
     parse_record_id,
@@ -117,10 +118,30 @@ async def list_clients(request: web.Request) -> web.Response:
     )
 
 
+async def list_audit(request: web.Request) -> web.Response:
+    """``GET /admin/audit``: a page of audit rows, oldest first, filtered; ``next_cursor``."""
+    store = _store(request)
+    query = parse_audit_query(request.rel_url.query.items(), store.clock())
+    await store.flush_audit()  # what was decided before this request is in the answer
+    try:
+        records, next_cursor = await store.page_audit(
+            since=query.since,
+            event=query.event,
+            client_id=query.client_id,
+            cursor=query.page.cursor,
+            limit=query.page.limit,
+        )
+    except ValueError as exc:
+        raise BadRequest(f"cursor: {exc}") from None
+    return json_response(
+        {"audit": [record.as_json() for record in records], "next_cursor": next_cursor}
+    )
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     """The API's routes (beside ``/metrics``, which the listener adds)."""
     router.add_get("/admin/consents", list_consents)
     router.add_post("/admin/consents/revoke", revoke_consents)
     router.add_get("/admin/consents/{id}", get_consent)
     router.add_get("/admin/clients", list_clients)
-    # GET /admin/audit goes here, over the hash-chained audit table (not built yet).
+    router.add_get("/admin/audit", list_audit)

@@ -529,3 +529,64 @@ async def test_a_store_that_is_gone_is_a_503_naming_the_kind(admin: Admin, tmp_p
         assert (body["error"], body["kind"]) == ("store_unavailable", "gone")
         assert headers["Retry-After"] == "5"
     os.link(backup, path)
+
+
+# --- GET /admin/audit -------------------------------------------------------------------
+
+
+async def test_the_audit_listing_pages_the_chain_with_filters(admin: Admin) -> None:
+    store = admin.store
+    for n, subject in enumerate(("alice", "bob", "carol")):
+        await approve(store, subject, client_id=f"client-{n}")
+    assert await admin.revoke({"client_id": "client-0"}) == (200, {"revoked": 1})
+    assert await admin.revoke({"subject": "bob"}) == (200, {"revoked": 1})
+    assert await admin.revoke({"id": await approve(store, "dave")}) == (200, {"revoked": 1})
+    status, body = await admin.get("/admin/audit", limit="2")
+    assert status == 200
+    first = body["audit"]
+    assert [(r["seq"], r["event"], r["actor"]) for r in first] == [
+        (1, "revoked", "admin"),
+        (2, "revoked", "admin"),
+    ]
+    assert first[0]["client_id"] == "client-0" and first[1]["subject"] == "bob"
+    assert {"time", "event", "client_id", "redirect_uri", "detail", "hash"} <= set(first[0])
+    status, rest = await admin.get("/admin/audit", limit="2", cursor=body["next_cursor"])
+    assert status == 200 and [r["seq"] for r in rest["audit"]] == [3]
+    assert rest["next_cursor"] is None
+    _, only = await admin.get("/admin/audit", client_id="client-0", event="revoked", since="1d")
+    assert [r["seq"] for r in only["audit"]] == [1]
+    _, none = await admin.get("/admin/audit", event="denied")
+    assert none == {"audit": [], "next_cursor": None}
+    _, future = await admin.get("/admin/audit", since="2999-01-01")
+    assert future["audit"] == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"event": "approve"}, "event: expected one of approved, denied"),
+        ({"since": "last week"}, 'since: expected a duration like "7d"'),
+        ({"limit": "100000"}, "limit: expected an integer from 1 to 1000"),
+        ({"cursor": "bm90LWEtY3Vyc29y"}, "cursor: not a cursor of this listing"),
+        ({"subject": "bob"}, "unknown query parameter 'subject'"),
+    ],
+)
+async def test_bad_audit_parameters_are_refused_with_400_naming_them(
+    admin: Admin, params: dict[str, str], message: str
+) -> None:
+    status, body = await admin.get("/admin/audit", **params)
+    assert status == 400
+    assert message in body["message"]
+
+
+async def test_a_cursor_of_another_listing_is_refused_by_the_audit_listing(admin: Admin) -> None:
+    for subject in ("alice", "bob"):
+        await approve(admin.store, subject)
+    _, consents = await admin.get("/admin/consents", limit="1")
+    status, body = await admin.get("/admin/audit", cursor=consents["next_cursor"])
+    assert status == 400 and "not a cursor of this listing" in body["message"]
+
+
+async def test_the_audit_listing_needs_the_token(admin: Admin) -> None:
+    status, _, headers = await admin.call("GET", "/admin/audit", headers={})
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
