@@ -872,10 +872,10 @@ def _cross_checks(built: dict[str, Any], problems: list[str]) -> None:
                 f"admin.token_file: required when admin.listen is set (listen is "
                 f"{str(admin.listen)!r}): the admin API answers only a bearer token"
             )
-        if server.workers > 1:
+        if server.workers > 1 and admin.listen.port == 0:
             problems.append(
-                "admin.listen: not available with server.workers > 1 yet (each worker "
-                "counts its own requests); use one worker, or scrape nothing"
+                f"admin.listen: {server.workers} workers share one fixed admin port; "
+                f"{str(admin.listen)!r} asks for any free port"
             )
     if server.workers > 1 and server.listen.port == 0:
         problems.append(

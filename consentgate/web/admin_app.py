@@ -29,8 +29,17 @@ from consentgate.core.keys import load_admin_token
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
 from consentgate.web.admin import add_routes, json_response
-from consentgate.web.appkeys import IN_FLIGHT, LIVE_SETTINGS, METRICS, RELOAD_HOOKS, STORE
+from consentgate.web.appkeys import (
+    IN_FLIGHT,
+    LIVE_SETTINGS,
+    METRICS,
+    RELOAD_HOOKS,
+    STORE,
+    WORKER_PLACE,
+    WorkerPlace,
+)
 from consentgate.web.metrics import EXPOSITION_TYPE, Metrics
+from consentgate.web.metrics_merge import LOCAL_PATH, gather, socket_path
 
 log = logging.getLogger("consentgate")
 
@@ -93,9 +102,14 @@ async def admin_guard(
 
 
 async def serve_metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: the Prometheus text format (prometheus-client's writer)."""
+    """``GET /metrics``: the Prometheus text format (prometheus-client's writer); under a
+    supervisor, every worker's figures added up (:mod:`consentgate.web.metrics_merge`)."""
     await request.app[BEFORE_SCRAPE]()
-    response = web.Response(body=request.app[METRICS].exposition())
+    body = request.app[METRICS].exposition()
+    place = request.app.get(WORKER_PLACE)
+    if place is not None:
+        body = await gather(body, place.directory, place.number, place.count)
+    response = web.Response(body=body)
     response.headers["Content-Type"] = EXPOSITION_TYPE
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -112,6 +126,7 @@ def admin_app(
     *,
     metrics_need_token: bool = False,
     before_scrape: Callable[[], Awaitable[None]] = _nothing,
+    place: WorkerPlace | None = None,
 ) -> web.Application:
     """The admin listener's application. ``before_scrape`` refreshes what is read
     from the store at each scrape."""
@@ -121,6 +136,8 @@ def admin_app(
     app[ADMIN_TOKEN] = token
     app[METRICS_OPEN] = not metrics_need_token
     app[BEFORE_SCRAPE] = before_scrape
+    if place is not None:
+        app[WORKER_PLACE] = place
     app.router.add_get("/metrics", serve_metrics)
     add_routes(app.router)
     return app
@@ -171,15 +188,46 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
             token,
             metrics_need_token=config.metrics_need_token,
             before_scrape=read_store,
+            place=app.get(WORKER_PLACE),
         ),
         access_log=None,
     )
+    place = app.get(WORKER_PLACE)
+    peers: web.AppRunner | None = None
     reload_token = _reload_token(config, token)
     await runner.setup()
     app[RELOAD_HOOKS].add(reload_token)
     try:
-        await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()
+        if place is not None:
+            peers = await _answer_peers(metrics, read_store, place)
+        # Under a supervisor every worker binds the admin port (SO_REUSEPORT), as the
+        # public one: whichever answers a scrape answers for all.
+        await web.TCPSite(
+            runner, listen.host, listen.port, reuse_address=True, reuse_port=place is not None
+        ).start()
         yield
     finally:
         app[RELOAD_HOOKS].remove(reload_token)
         await runner.cleanup()
+        if peers is not None:
+            await peers.cleanup()
+
+
+async def _answer_peers(
+    metrics: Metrics, before_scrape: Callable[[], Awaitable[None]], place: WorkerPlace
+) -> web.AppRunner:
+    """This worker's own figures, for the other workers' scrapes, on a Unix socket in
+    the supervisor's private directory (0700, so no token: only the gate's user)."""
+
+    async def local(request: web.Request) -> web.Response:
+        await before_scrape()
+        return web.Response(body=metrics.exposition(), content_type="text/plain")
+
+    peers = web.Application()
+    peers.router.add_get(LOCAL_PATH, local)
+    runner = web.AppRunner(peers, access_log=None)
+    await runner.setup()
+    path = socket_path(place.directory, place.number)
+    path.unlink(missing_ok=True)  # a restarted worker's old socket
+    await web.UnixSite(runner, str(path)).start()
+    return runner

@@ -7,6 +7,9 @@ a reload swaps ``app[LIVE_SETTINGS]`` in one step and running requests keep thei
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from aiohttp import web
 
 from consentgate.core.clock import Clock
@@ -24,6 +27,18 @@ from consentgate.web.inflight import InFlight, Sending
 from consentgate.web.metrics import Metrics
 from consentgate.web.templates import Templates
 from consentgate.web.upstream import Upstream
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPlace:
+    """Where this process stands under a supervisor (``[server] workers > 1``): its
+    number, how many workers there are, and the supervisor's private directory where
+    each worker answers the others (one ``/metrics`` for all, :mod:`metrics_merge`)."""
+
+    number: int
+    count: int
+    directory: Path
+
 
 #: The configuration now in force, swapped whole on reload.
 LIVE_SETTINGS = web.AppKey("live_settings", LiveSettings)
@@ -52,6 +67,8 @@ ACCESS_LINES = web.AppKey("access_lines", AccessLines)
 METRICS = web.AppKey("metrics", Metrics)
 #: Requests in flight and the streams a shutdown may cut.
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
+#: Set in a worker process only (see :class:`WorkerPlace`).
+WORKER_PLACE = web.AppKey("worker_place", WorkerPlace)
 
 SETTINGS = web.RequestKey("settings", Settings)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -38,7 +39,14 @@ from consentgate.core.reloading import ConfigSource
 from consentgate.core.sdnotify import Notifier
 from consentgate.web.access import AccessLogger
 from consentgate.web.app import create_app
-from consentgate.web.appkeys import ACCESS_LINES, CONFIG_SOURCE, LIVE_SETTINGS, RELOAD_HOOKS
+from consentgate.web.appkeys import (
+    ACCESS_LINES,
+    CONFIG_SOURCE,
+    LIVE_SETTINGS,
+    RELOAD_HOOKS,
+    WORKER_PLACE,
+    WorkerPlace,
+)
 from consentgate.web.connections import (
     AcceptErrorLimiter,
     ConnectionGuard,
@@ -134,6 +142,7 @@ async def serve(
     worker: int | None = None,
     listening: Callable[[], None] | None = None,
     source: ConfigSource | None = None,
+    peers: Path | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully.
 
@@ -141,7 +150,8 @@ async def serve(
     it binds with ``SO_REUSEPORT`` and names itself on every log line. ``listening`` is
     called once the gate listens (the supervisor's cue to tell systemd it is ready).
     ``source`` reads the configuration again on SIGHUP (the CLI's loader of ``--config
-    FILE``); without it SIGHUP only re-reads the key directory.
+    FILE``); without it SIGHUP only re-reads the key directory. ``peers`` is the
+    supervisor's private directory where the workers answer each other's scrapes.
     """
     configure_logging(
         format=config.log.format,
@@ -153,6 +163,8 @@ async def serve(
     app = create_app(config)
     if source is not None:
         app[CONFIG_SOURCE] = source
+    if worker is not None and peers is not None:
+        app[WORKER_PLACE] = WorkerPlace(worker, config.server.workers, peers)
     static = {"worker": worker} if worker is not None else None
     # Built even when off: the server takes its access logger once, a reload switches it.
     access = AccessLines(

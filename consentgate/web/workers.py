@@ -43,11 +43,14 @@ import multiprocessing
 import multiprocessing.connection
 import multiprocessing.synchronize
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 from typing import Final
 
@@ -76,6 +79,7 @@ def _worker_main(
     number: int,
     listening: multiprocessing.synchronize.Event,
     source: ConfigSource | None = None,
+    peers: Path | None = None,
 ) -> None:
     """The body of one worker process (``spawn``: a fresh interpreter). ``source`` is
     pickled to it: a module-level loader bound to the file's path, not a closure."""
@@ -89,7 +93,9 @@ def _worker_main(
     # it arrives as KeyboardInterrupt, which is a stop like any other.
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            asyncio.run(serve(config, worker=number, listening=listening.set, source=source))
+            asyncio.run(
+                serve(config, worker=number, listening=listening.set, source=source, peers=peers)
+            )
         except StartupError as exc:
             log.error("worker could not start: %s", exc, extra={"fields": {"worker": number}})
             sys.exit(STARTUP_FAILED)
@@ -117,6 +123,8 @@ class Supervisor:
         self._systemd = Notifier(log)
         self._announced = False  # READY=1 sent
         self._next_ping = time.monotonic()
+        #: Private (0700) directory where the workers answer each other's metrics.
+        self._peers: Path | None = None
 
     def prepare(self) -> None:
         """What must exist exactly once, before N processes look for it."""
@@ -134,7 +142,7 @@ class Supervisor:
         listening = self._context.Event()
         process = self._context.Process(
             target=_worker_main,
-            args=(self.config, number, listening, self._source),
+            args=(self.config, number, listening, self._source, self._peers),
             name=f"consentgate-worker-{number}",
         )
         process.start()
@@ -161,6 +169,8 @@ class Supervisor:
         }
         try:
             self.prepare()
+            # mkdtemp creates it 0700: only the gate's user reaches the workers' sockets.
+            self._peers = Path(tempfile.mkdtemp(prefix="consentgate-workers-"))
             for number in range(1, count + 1):
                 self._start(number)
             log.info(
@@ -171,6 +181,8 @@ class Supervisor:
         finally:
             self._systemd.stopping()
             self._stop_all()
+            if self._peers is not None:
+                shutil.rmtree(self._peers, ignore_errors=True)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         log.info("stopped")

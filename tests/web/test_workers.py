@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import platform
 import signal
 import sys
 from collections.abc import Callable
@@ -13,8 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import StartUpstream, bound_socket
+from consentgate import __version__
+from tests.conftest import StartUpstream, admin_section, bound_socket
 from tests.gateproc import free_port, gate_process, write_config
 
 
@@ -137,3 +141,90 @@ def test_several_workers_need_a_fixed_port(tmp_path: Path, upstream: str) -> Non
     path.write_text(path.read_text().replace('listen = "127.0.0.1:', 'listen = "127.0.0.1:0" #'))
     with pytest.raises(ConfigError, match=r"server.workers: 2 workers share one fixed port"):
         load_config(path)
+
+
+async def scrape(url: str) -> dict[str, float]:
+    """One scrape on a new connection (so successive scrapes may reach other workers)."""
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.get(f"{url}/metrics") as response,
+    ):
+        assert response.status == 200
+        text = await response.text()
+    return {
+        sample.name + str(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def worker_socket(pid: int) -> Path:
+    """The Unix socket a worker answers the other workers' scrapes on (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[6] in inodes and "/worker-" in fields[7]:
+            return Path(fields[7])
+    raise LookupError(f"worker {pid} has no metrics socket")
+
+
+async def own_figures(pid: int) -> dict[str, float]:
+    connector = aiohttp.UnixConnector(path=str(worker_socket(pid)))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.get("http://worker/metrics/local") as response,
+    ):
+        text = await response.text()
+    return {
+        sample.name + str(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_with_two_workers_every_scrape_counts_both_workers_requests(
+    tmp_path: Path, upstream: str
+) -> None:
+    """Issue 13, point 1: /metrics reports all workers together, whichever answers."""
+    admin = f"127.0.0.1:{free_port()}"
+    sections: dict[str, dict[str, Any]] = {
+        "server": {"workers": 2},
+        "admin": admin_section(tmp_path, admin),
+    }
+    relayed = "consentgate_relayed_responses_total[('status_class', '2xx')]"
+    answered = "consentgate_metrics_workers[('state', 'answered')]"
+    missing = "consentgate_metrics_workers[('state', 'missing')]"
+    async with gate_process(tmp_path, upstream, sections) as gate:
+        await wait_for(lambda: len(worker_pids(gate.pid)) == 2)
+        pids = sorted(worker_pids(gate.pid))
+        for pid in pids:  # both listen (the metrics socket opens just before the port)
+            await wait_for(lambda pid=pid: bool(worker_socket_or_none(pid)))
+        await asyncio.sleep(0.5)
+        assert await fetch_on_new_connections(gate.url, 40) == [200] * 40
+        each = [(await own_figures(pid)).get(relayed, 0.0) for pid in pids]
+        assert sum(each) == 40
+        assert all(0 < count < 40 for count in each), each  # so one worker alone is wrong
+        for _ in range(8):  # new connections: the scrapes land on either worker
+            figures = await scrape(f"http://{admin}")
+            assert (figures[answered], figures[missing]) == (2, 0)
+            assert figures[relayed] == 40
+            build = f"consentgate_build_info[('python', '{platform.python_version()}'), "
+            assert figures[f"{build}('version', '{__version__}')]"] == 1
+        # A worker that dies is missing from the sums until its replacement answers.
+        os.kill(pids[0], signal.SIGKILL)
+        await wait_for(lambda: dead(pids[0]))
+        states = {(await scrape(f"http://{admin}"))[missing] for _ in range(6)}
+        assert states <= {0.0, 1.0}
+
+
+def worker_socket_or_none(pid: int) -> Path | None:
+    try:
+        return worker_socket(pid)
+    except (LookupError, OSError):
+        return None
