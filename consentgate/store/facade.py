@@ -382,6 +382,13 @@ class ConsentStore:
         is slower but as correct."""
         return self._backend.current_counter() is not None
 
+    def time_operations(self, observe: Callable[[str, float], None]) -> None:
+        """Report each database round trip, its operation's name and duration, to
+        ``observe`` (the gate's store histogram, :mod:`consentgate.store.timing`)."""
+        from consentgate.store.timing import TimedBackend  # noqa: PLC0415 - the gate's only
+
+        self._backend = TimedBackend.wrap(self._backend, observe)
+
     @property
     def keyring(self) -> KeyRing:
         return self._keyring

@@ -238,6 +238,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[STORE] = store
     app[METRICS].watch_tampering(lambda: store.tamper_events)
+    store.time_operations(app[METRICS].store_operation)
     try:
         app[KEY_PROBLEMS] = (
             *await _check_shared_secret(store, secret),

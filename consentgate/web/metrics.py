@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -127,6 +127,22 @@ class Metrics:
             "Records that failed verification since start.",
             registry=r,
         )
+        self.store_seconds = Histogram(
+            "consentgate_store_operation_seconds",
+            "Time of each consent store operation (one round trip or transaction), by "
+            "operation; a cached answer makes none.",
+            ["operation"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+            registry=r,
+        )
+        self._store_children: dict[str, Any] = {}
+
+    def store_operation(self, operation: str, seconds: float) -> None:
+        """One store round trip (``ConsentStore.time_operations``'s callback)."""
+        child = self._store_children.get(operation)
+        if child is None:
+            child = self._store_children[operation] = self.store_seconds.labels(operation)
+        child.observe(seconds)
 
     def watch_tampering(self, count: Callable[[], float]) -> None:
         self.tamper_events.set_function(count)

@@ -439,7 +439,7 @@ async def test_a_wrong_method_is_405_json(admin: Admin, method: str, path: str) 
 
 
 async def test_an_unknown_path_is_404_json(admin: Admin) -> None:
-    for path in ("/admin", "/admin/audit", "/admin/consents/a/b", "/"):
+    for path in ("/admin", "/admin/audits", "/admin/consents/a/b", "/"):
         status, body, _ = await admin.call("GET", path)
         assert status == 404, path
         assert body["error"] == "not_found"

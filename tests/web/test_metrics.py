@@ -63,6 +63,10 @@ async def test_decisions_refusals_and_relays_are_counted_and_scraped_on_the_admi
     assert value("consentgate_pending_pages") == 1  # mallory's page, still open
     assert value("consentgate_requests_in_flight") == 0  # the scrape is not a gate request
     assert value("consentgate_streams_open") == 0
+    # Store round trips, by operation: the approval's durable transaction, the pages.
+    assert value("consentgate_store_operation_seconds_count", operation="transaction") >= 1
+    assert value("consentgate_store_operation_seconds_count", operation="put_pending") == 2
+    assert value("consentgate_store_operation_seconds_count", operation="count_pending") >= 1
     assert any(name == "consentgate_build_info" for name, _ in metrics)
     # No client_id, URI or path in any label: bounded label sets only.
     assert not [key for key in metrics if client_id in str(key) or "/mcp" in str(key)]
@@ -90,21 +94,25 @@ async def test_upstream_failures_are_counted_by_kind(
 
 
 @pytest.mark.parametrize(
-    ("server", "problem"),
+    ("server", "admin", "problem"),
     [
-        ({"listen": "127.0.0.1:8080"}, "is the public listener"),
-        ({"listen": "127.0.0.1:8081", "workers": 2}, "not available with server.workers > 1"),
+        ({"listen": "127.0.0.1:8080"}, "127.0.0.1:8080", "is the public listener"),
+        (
+            {"listen": "127.0.0.1:8081", "workers": 2},
+            "127.0.0.1:0",
+            "2 workers share one fixed admin port",
+        ),
     ],
 )
-def test_the_admin_listener_is_never_the_public_one_nor_per_worker(
-    server: dict[str, object], problem: str
+def test_the_admin_listener_is_never_the_public_one_nor_a_random_port_of_each_worker(
+    server: dict[str, object], admin: str, problem: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         config_from_mapping(
             {
                 "server": {"public_url": "http://127.0.0.1:8080", **server},
                 "upstream": {"url": "http://127.0.0.1:9"},
-                "admin": {"listen": "127.0.0.1:8080"},
+                "admin": {"listen": admin, "token_file": "admin.token"},
             },
             environ={},
         )

@@ -203,8 +203,8 @@ async def test_with_two_workers_every_scrape_counts_both_workers_requests(
     async with gate_process(tmp_path, upstream, sections) as gate:
         await wait_for(lambda: len(worker_pids(gate.pid)) == 2)
         pids = sorted(worker_pids(gate.pid))
-        for pid in pids:  # both listen (the metrics socket opens just before the port)
-            await wait_for(lambda pid=pid: bool(worker_socket_or_none(pid)))
+        # Both listen (each metrics socket opens just before its worker's port).
+        await wait_for(lambda: all(worker_socket_or_none(pid) for pid in pids))
         await asyncio.sleep(0.5)
         assert await fetch_on_new_connections(gate.url, 40) == [200] * 40
         each = [(await own_figures(pid)).get(relayed, 0.0) for pid in pids]
