@@ -43,6 +43,32 @@ def dead(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
+def socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    return inodes
+
+
+def listens(pid: int, url: str) -> bool:
+    """Whether the worker ``pid`` has a listening socket on the port of ``url``: until
+    it has, the kernel sends every new connection to the workers that do."""
+    port = f"{int(url.rsplit(':', 1)[1]):04X}"
+    mine = socket_inodes(pid)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and local.endswith(f":{port}") and inode in mine:
+                    return True
+    return False
+
+
 async def wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> None:
     deadline = asyncio.get_running_loop().time() + seconds
     while asyncio.get_running_loop().time() < deadline:
@@ -83,6 +109,7 @@ async def test_two_workers_share_the_port_a_dead_one_is_replaced_and_sigterm_sto
     async with gate_process(tmp_path, upstream, sections) as gate:
         await wait_for(lambda: len(worker_pids(gate.pid)) == 2)
         first = worker_pids(gate.pid)
+        await wait_for(lambda: all(listens(pid, gate.url) for pid in first))
         assert await fetch_on_new_connections(gate.url, 40) == [200] * 40
 
         victim = min(first)
@@ -91,6 +118,7 @@ async def test_two_workers_share_the_port_a_dead_one_is_replaced_and_sigterm_sto
         # The other worker keeps serving while the supervisor replaces the dead one.
         assert await fetch_on_new_connections(gate.url, 10) == [200] * 10
         await wait_for(lambda: len(worker_pids(gate.pid) - {victim}) == 2)
+        await wait_for(lambda: all(listens(pid, gate.url) for pid in worker_pids(gate.pid)))
         assert await fetch_on_new_connections(gate.url, 10) == [200] * 10
 
         started = asyncio.get_running_loop().time()
@@ -161,12 +189,7 @@ async def scrape(url: str) -> dict[str, float]:
 
 def worker_socket(pid: int) -> Path:
     """The Unix socket a worker answers the other workers' scrapes on (from /proc)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
+    inodes = socket_inodes(pid)
     for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
         fields = line.split()
         if len(fields) >= 8 and fields[6] in inodes and "/worker-" in fields[7]:
@@ -203,9 +226,8 @@ async def test_with_two_workers_every_scrape_counts_both_workers_requests(
     async with gate_process(tmp_path, upstream, sections) as gate:
         await wait_for(lambda: len(worker_pids(gate.pid)) == 2)
         pids = sorted(worker_pids(gate.pid))
-        # Both listen (each metrics socket opens just before its worker's port).
+        await wait_for(lambda: all(listens(pid, gate.url) for pid in pids))
         await wait_for(lambda: all(worker_socket_or_none(pid) for pid in pids))
-        await asyncio.sleep(0.5)
         assert await fetch_on_new_connections(gate.url, 40) == [200] * 40
         each = [(await own_figures(pid)).get(relayed, 0.0) for pid in pids]
         assert sum(each) == 40
