@@ -52,6 +52,9 @@ from consentgate.web.pages import error_response
 log = logging.getLogger("consentgate")
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+#: The ``Server`` header of every response: no Python or aiohttp version for a scanner
+#: to match, and the upstream's own (uvicorn, ...) is replaced too, as nginx does.
+SERVER_HEADER = "consentgate"
 _CHUNK_SIZE = 64 * 1024
 
 
@@ -255,7 +258,11 @@ async def stream_response(
         if first or complete
         else web.StreamResponse(status=status, reason=None)
     )
-    response.headers.extend(headers)
+    out = response.headers
+    out.extend(headers)
+    # What web/app.in_context sets on every response that is not streamed.
+    out["X-Request-Id"] = request[REQUEST_ID]
+    out["Server"] = SERVER_HEADER
     await response.prepare(request)
     sending.started = True
     if complete:
