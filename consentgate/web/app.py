@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -34,6 +33,7 @@ from consentgate.core.keys import (
 )
 from consentgate.core.paths import Route
 from consentgate.core.reloads import ReloadHooks
+from consentgate.core.requestids import new_request_id
 from consentgate.core.settings import LiveSettings
 from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
@@ -125,7 +125,7 @@ async def _handle_in_context(request: web.Request, handler: Handler) -> web.Stre
         incoming = request.headers.get("X-Request-Id", "")
         if 0 < len(incoming) <= 128 and set(incoming) <= _REQUEST_ID_OK:
             request_id = incoming
-    request[REQUEST_ID] = request_id or secrets.token_hex(8)
+    request[REQUEST_ID] = request_id or new_request_id()
     request[CLIENT_IP] = forwarding.client_address(
         peer, request.headers.get("X-Forwarded-For") if trusted else None, trusted_proxies
     )
