@@ -137,7 +137,7 @@ class UpstreamExchange:
         upstream = request.app[UPSTREAM]
         headers = self._headers if self._headers is not None else upstream_headers(request)
         url = upstream.url(self._target)
-        loop = asyncio.get_running_loop()
+        loop = upstream.loop
         read_timeout = upstream.read_timeout
         started = time.perf_counter()
         pump: _BodyPump | None = None
