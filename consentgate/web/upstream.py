@@ -29,7 +29,6 @@ from yarl import URL
 from consentgate.core.config import Config
 from consentgate.web.bodies import read_up_to
 
-
 #: Upstream URLs remembered per target (a bounded LRU), for targets up to this many
 #: characters: at most about 4 MB of keys and URL objects, whatever clients send.
 _URL_CACHE_ENTRIES: Final = 4096
