@@ -27,7 +27,8 @@ from aiohttp import web
 
 from consentgate.core.config import Config
 from consentgate.core.errors import StartupError
-from consentgate.core.logs import ACCESS, AccessLines, configure_logging
+from consentgate.core.events import AuditTrail, direct_sink
+from consentgate.core.logs import ACCESS, AccessLines, DirectLines, configure_logging
 from consentgate.core.sdnotify import Notifier
 from consentgate.web.access import AccessLogger
 from consentgate.web.app import create_app, reload
@@ -131,8 +132,12 @@ async def serve(
     )
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLimiter(loop.get_exception_handler()))
-    app = create_app(config)
     static = {"worker": worker} if worker is not None else None
+    # The audit log's lines, each written at once, without a logging record.
+    audit = AuditTrail(
+        (direct_sink(DirectLines(sys.stderr, format=config.log.format, static=static)),)
+    )
+    app = create_app(config, audit=audit)
     access = (
         AccessLines(
             sys.stderr,
