@@ -78,8 +78,17 @@ def parse_parameters(*sources: str) -> Parameters:
                 continue
             raw_name, _, raw_value = piece.partition("=")
             try:
-                name = urllib.parse.unquote_plus(raw_name, errors="strict")
-                value = urllib.parse.unquote_plus(raw_value, errors="strict")
+                # Text without '%' or '+' decodes to itself (unquote_plus returns it).
+                name = (
+                    urllib.parse.unquote_plus(raw_name, errors="strict")
+                    if "%" in raw_name or "+" in raw_name
+                    else raw_name
+                )
+                value = (
+                    urllib.parse.unquote_plus(raw_value, errors="strict")
+                    if "%" in raw_value or "+" in raw_value
+                    else raw_value
+                )
             except UnicodeDecodeError:
                 raise OAuthRequestError(
                     "invalid_request", "A parameter is not valid UTF-8."
