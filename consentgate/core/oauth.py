@@ -79,16 +79,8 @@ def parse_parameters(*sources: str) -> Parameters:
             raw_name, _, raw_value = piece.partition("=")
             try:
                 # Text without '%' or '+' decodes to itself (unquote_plus returns it).
-                name = (
-                    urllib.parse.unquote_plus(raw_name, errors="strict")
-                    if "%" in raw_name or "+" in raw_name
-                    else raw_name
-                )
-                value = (
-                    urllib.parse.unquote_plus(raw_value, errors="strict")
-                    if "%" in raw_value or "+" in raw_value
-                    else raw_value
-                )
+                name = _decoded(raw_name) if "%" in raw_name or "+" in raw_name else raw_name
+                value = _decoded(raw_value) if "%" in raw_value or "+" in raw_value else raw_value
             except UnicodeDecodeError:
                 raise OAuthRequestError(
                     "invalid_request", "A parameter is not valid UTF-8."
@@ -105,6 +97,19 @@ def parse_parameters(*sources: str) -> Parameters:
             if len(pairs) > MAX_PARAMETERS:
                 raise OAuthRequestError("invalid_request", "The request has too many parameters.")
     return tuple(pairs)
+
+
+def _decoded(text: str) -> str:
+    """``unquote_plus(text, errors="strict")``; short texts (a client's redirect_uri
+    and scope, the same on every request) through a bounded LRU."""
+    if len(text) <= 512:
+        return _decoded_cached(text)
+    return urllib.parse.unquote_plus(text, errors="strict")
+
+
+@functools.lru_cache(maxsize=1024)
+def _decoded_cached(text: str) -> str:
+    return urllib.parse.unquote_plus(text, errors="strict")
 
 
 def encode_parameters(parameters: Parameters) -> str:
