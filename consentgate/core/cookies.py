@@ -21,6 +21,7 @@ Pure module: no aiohttp import.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -48,7 +49,15 @@ def same_token(given: str, expected: str) -> bool:
 
 def _mac(key: bytes, *parts: str) -> bytes:
     message = "\x1f".join(parts).encode()
-    return hmac.new(key, message, hashlib.sha256).digest()
+    mac = _keyed(key).copy()  # the key's HMAC state, prepared once: 2.2 -> 1.4 µs a MAC
+    mac.update(message)
+    return mac.digest()
+
+
+@functools.lru_cache(maxsize=64)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 with ``key`` and no message yet; only ever copied, never updated."""
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,13 @@ class CookieCrypto:
         self._csrf_key = derive("csrf")
         self._binding_key = derive("binding")
         self._approvals_key = derive("approvals-csrf")
+        # A browser sends the same cookie on every request: its verified reading and
+        # its subject are remembered (bounded LRUs; pure functions of the value and
+        # this instance's keys, a forged value is remembered as None).
+        self.read_browser_cookie = functools.lru_cache(maxsize=4096)(  # type: ignore[method-assign]
+            self._read_browser_cookie
+        )
+        self.subject_of = functools.lru_cache(maxsize=4096)(self._subject_of)  # type: ignore[method-assign]
 
     # -- browser identity --------------------------------------------------------
 
@@ -113,6 +129,9 @@ class CookieCrypto:
 
     def read_browser_cookie(self, value: str | None) -> str | None:
         """The browser id in a cookie value, or None when absent or forged."""
+        return self._read_browser_cookie(value)  # replaced by a remembering one in __init__
+
+    def _read_browser_cookie(self, value: str | None) -> str | None:
         if not value or value.count(".") != 1 or len(value) > 128:
             return None
         browser_id, tag = value.split(".")
@@ -122,6 +141,9 @@ class CookieCrypto:
     def subject_of(self, browser_id: str) -> str:
         """The store's subject for a browser: a keyed digest, so the database never
         holds a value that works as a cookie."""
+        return self._subject_of(browser_id)  # replaced by a remembering one in __init__
+
+    def _subject_of(self, browser_id: str) -> str:
         return _b64(_mac(self._subject_key, browser_id))
 
     # -- consent page CSRF ---------------------------------------------------------

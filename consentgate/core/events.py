@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
-from consentgate.core.logs import AUDIT
+from consentgate.core.logs import AUDIT, DirectLines
 
 _log = logging.getLogger("consentgate")
 
@@ -66,6 +66,16 @@ def log_sink(event: AuditEvent) -> None:
     logging.getLogger(AUDIT).log(
         _LEVELS[event.severity], event.message, extra={"fields": event.as_fields()}
     )
+
+
+def direct_sink(lines: DirectLines) -> AuditSink:
+    """:func:`log_sink`'s line, written by ``lines`` without a ``logging`` record (what
+    ``serve`` uses; the tests and an embedding application keep :func:`log_sink`)."""
+
+    def sink(event: AuditEvent) -> None:
+        lines.write(AUDIT, _LEVELS[event.severity], event.message, event.as_fields())
+
+    return sink
 
 
 class AuditTrail:

@@ -145,8 +145,8 @@ def address_group(client: str) -> str:
 
 def is_trusted(peer: IPAddress | None, trusted: Iterable[IPNetwork]) -> bool:
     """Whether ``peer`` lies in one of the trusted proxy networks."""
-    if peer is None:
-        return False
+    if peer is None or not trusted:
+        return False  # with none configured (the common case), no generator per call
     return any(peer.version == net.version and peer in net for net in trusted)
 
 

@@ -251,6 +251,60 @@ class AccessLines:
             pass
 
 
+class DirectLines:
+    """Log lines written straight to a stream, each at once: one ``write`` and ``flush``
+    per line, never batched (the audit log must not lose its last lines), without a
+    ``logging`` record (issue 14, point 2: a record, its handler and formatter were
+    ~20 µs of a remembered ``/authorize``). The same line, byte for byte, that
+    :func:`configure_logging`'s formatter writes for a record of ``logger`` with
+    these fields; whether a level is written is still the logger's to say.
+    """
+
+    def __init__(
+        self, stream: TextIO, *, format: str = "text", static: dict[str, Any] | None = None
+    ) -> None:
+        self._stream = stream
+        self._json = format == "json"
+        self._static = dict(static or {})
+        self._time = _Timestamps()
+
+    def configure(self, *, format: str) -> None:
+        """A reload's ``[log] format`` (the level is the logger's, read at each line)."""
+        self._json = format == "json"
+
+    def write(
+        self,
+        logger: str,
+        level: int,
+        message: str,
+        fields: dict[str, Any],
+        created: float | None = None,
+    ) -> None:
+        if not logging.getLogger(logger).isEnabledFor(level):
+            return
+        stamp = self._time(time.time() if created is None else created)
+        level_name = logging.getLevelName(level)
+        if self._json:
+            document: dict[str, Any] = {
+                "time": stamp,
+                "level": level_name.lower(),
+                "logger": logger,
+                "message": message,
+            }
+            document.update(fields)
+            document.update(self._static)
+            line = json.dumps(document, default=str, ensure_ascii=False)
+        else:
+            if self._static:
+                fields = {**fields, **self._static}
+            line = text_line(stamp, level_name, logger, message, fields)
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):  # a closed or broken stderr: as logging would
+            pass
+
+
 def configure_logging(
     *,
     format: str = "text",

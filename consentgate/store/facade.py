@@ -45,6 +45,7 @@ import asyncio
 import builtins
 import contextlib
 import dataclasses
+import enum
 import functools
 import os
 import secrets
@@ -101,6 +102,13 @@ from consentgate.store.backend import (
 )
 from consentgate.store.cache import MISSING, DecisionCache, Grants, Key, covered
 from consentgate.store.errors import StoreUnavailable
+
+
+class _NotRead(enum.Enum):
+    NOT_READ = "not read"
+
+
+_NOT_READ: Final = _NotRead.NOT_READ
 
 __all__ = [
     "ConsentStore",
@@ -252,6 +260,34 @@ class ConsentStore:
         #: The hash-chained audit table's writer (issue 13, point 2), fed by the trail.
         self._audit_writer = AuditWriter(self._append_audit, clock)
         self.audit.add_sink(self._audit_sink)
+        #: The change counter read in the current step of the running task (see
+        #: :meth:`_current_counter`); ``_NOT_READ`` outside such a step.
+        self._counter_now: int | _NotRead | None = _NOT_READ
+
+    def _current_counter(self) -> int | None:
+        """The backend's change counter, read once per step of the event loop.
+
+        An authorization looks its client up and then its approval, with no ``await``
+        between them when both are cached: one check of the counter (SQLite: a
+        ``stat`` and ``PRAGMA data_version``, ~10 µs) answers both. The value is
+        forgotten by a callback scheduled when it is read, which runs before any task
+        resumes from an ``await``: a read after a suspension always checks again, so
+        a change made by another process while this one waited is always seen.
+        """
+        counter = self._counter_now
+        if counter is not _NOT_READ:
+            return counter
+        counter = self._backend.current_counter()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - the facade's methods are coroutines
+            return counter
+        self._counter_now = counter
+        loop.call_soon(self._forget_counter)
+        return counter
+
+    def _forget_counter(self) -> None:
+        self._counter_now = _NOT_READ
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -683,7 +719,7 @@ class ConsentStore:
         # Did any consent or client row change since the cache was filled, in any
         # process? The backend answers synchronously from a local check when nothing
         # did (no await on the hot path); None ("cannot tell") bypasses the cache.
-        use_cache = cache.enabled and cache.observe(self._backend.current_counter())
+        use_cache = cache.enabled and cache.observe(self._current_counter())
         if use_cache:
             cached = cache.grants(key)
             if cached is not None:
@@ -1146,7 +1182,7 @@ class ConsentStore:
         on every authorization, and an Ed25519 verification per request is not free.
         """
         cache = self._cache
-        use_cache = cache.enabled and cache.observe(self._backend.current_counter())
+        use_cache = cache.enabled and cache.observe(self._current_counter())
         if use_cache:
             cached = cache.client(client_id)
             if cached is not MISSING:

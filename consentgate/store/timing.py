@@ -43,12 +43,17 @@ class TimedBackend:
     def __init__(self, backend: StoreBackend, observe: Observe) -> None:
         self._backend = backend
         for name, declared in inspect.getmembers(StoreBackend):
-            if name.startswith("_") or not inspect.iscoroutinefunction(declared):
+            if name.startswith("_") or isinstance(declared, property):
                 continue
-            setattr(self, name, _timed(name, getattr(backend, name), observe))
+            method = getattr(backend, name)
+            if inspect.iscoroutinefunction(declared):
+                method = _timed(name, method, observe)
+            # Synchronous methods bound as they are: ``current_counter`` runs before
+            # every cached answer and must not pay for an indirection.
+            setattr(self, name, method)
 
     def __getattr__(self, name: str) -> Any:
-        # Only what __init__ did not set: properties and synchronous methods.
+        # Only what __init__ did not set: the properties (``path``).
         return getattr(self._backend, name)
 
     @staticmethod

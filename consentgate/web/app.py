@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -33,6 +33,7 @@ from consentgate.core.keys import (
 )
 from consentgate.core.paths import Route
 from consentgate.core.reloads import ReloadHooks
+from consentgate.core.requestids import new_request_id
 from consentgate.core.settings import LiveSettings
 from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
@@ -69,11 +70,13 @@ from consentgate.web.metrics import Metrics
 from consentgate.web.pages import error_response
 from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register
-from consentgate.web.relay import relay
+from consentgate.web.relay import SERVER_HEADER, relay
 from consentgate.web.templates import Templates
 from consentgate.web.upstream import Upstream
 
 log = logging.getLogger("consentgate")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _REQUEST_ID_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
 
@@ -85,12 +88,30 @@ WATCH_INTERVAL = 2.0
 STORE_LOG_INTERVAL = 10.0
 
 
-@web.middleware
-async def request_context(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """The settings snapshot, request id, peer and client address for every request;
-    no trace ever leaves."""
+def in_context(handler: Handler) -> Handler:
+    """``handler`` with the gate's request context: the settings snapshot, request id,
+    peer and client address for every request, the errors every handler shares, and
+    the request id and a neutral ``Server`` on every response; no trace ever leaves.
+
+    A wrapper around each route's handler rather than an aiohttp middleware (issue 14,
+    point 2): with no middleware aiohttp calls the handler directly, with one it adds
+    two coroutine frames and its own ``current_app`` bookkeeping to every request.
+    """
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        response = await _handle_in_context(request, handler)
+        if not response.prepared:
+            # Streamed responses (the relay) set both before they start:
+            # :func:`consentgate.web.relay.stream_response`.
+            headers = response.headers
+            headers["X-Request-Id"] = request[REQUEST_ID]
+            headers["Server"] = SERVER_HEADER
+        return response
+
+    return functools.update_wrapper(handle, handler)
+
+
+async def _handle_in_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[LIVE_SETTINGS].current
     request[SETTINGS] = settings
     trusted_proxies = settings.config.server.trusted_proxies
@@ -106,7 +127,7 @@ async def request_context(
         incoming = request.headers.get("X-Request-Id", "")
         if 0 < len(incoming) <= 128 and set(incoming) <= _REQUEST_ID_OK:
             request_id = incoming
-    request[REQUEST_ID] = request_id or secrets.token_hex(8)
+    request[REQUEST_ID] = request_id or new_request_id()
     request[CLIENT_IP] = forwarding.client_address(
         peer, request.headers.get("X-Forwarded-For") if trusted else None, trusted_proxies
     )
@@ -170,19 +191,6 @@ async def request_context(
 def _unhandled(request: web.Request) -> web.StreamResponse:
     log.exception("unhandled error", extra={"fields": {"request_id": request[REQUEST_ID]}})
     return error_response(request, 500, "internal_error", "The gate failed to handle this request.")
-
-
-#: The ``Server`` header of every response: no Python or aiohttp version for a scanner
-#: to match, and the upstream's own (uvicorn, ...) is replaced too, as nginx does.
-SERVER_HEADER = "consentgate"
-
-
-async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """Every response names its request id, streamed ones included, and a neutral server."""
-    request_id = request.get(REQUEST_ID)
-    if request_id is not None:
-        response.headers["X-Request-Id"] = request_id
-    response.headers["Server"] = SERVER_HEADER
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -369,7 +377,7 @@ def create_app(
     ``clock`` is the time source of every expiry decision (tests inject one);
     ``audit`` receives every audited decision (default: the ``consentgate.audit`` log).
     """
-    app = web.Application(middlewares=[request_context], client_max_size=1024**2)
+    app = web.Application(client_max_size=1024**2)
     app[LIVE_SETTINGS] = LiveSettings(config)
     app[CLOCK] = clock
     app[AUDIT] = audit or AuditTrail()
@@ -384,13 +392,12 @@ def create_app(
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(admin_listener)
-    app.on_response_prepare.append(_add_request_id)
     prefix = config.server.prefix
-    app.router.add_get(f"{prefix}/healthz", healthz, allow_head=True)
-    app.router.add_get(f"{prefix}/readyz", readyz, allow_head=True)
-    app.router.add_get(f"{prefix}/static/{{name}}", _static_asset)
-    app.router.add_post(f"{prefix}/consent", consent_answer)
-    app.router.add_get(f"{prefix}/approvals", approvals_page)
-    app.router.add_post(f"{prefix}/approvals", approvals_answer)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.router.add_get(f"{prefix}/healthz", in_context(healthz), allow_head=True)
+    app.router.add_get(f"{prefix}/readyz", in_context(readyz), allow_head=True)
+    app.router.add_get(f"{prefix}/static/{{name}}", in_context(_static_asset))
+    app.router.add_post(f"{prefix}/consent", in_context(consent_answer))
+    app.router.add_get(f"{prefix}/approvals", in_context(approvals_page))
+    app.router.add_post(f"{prefix}/approvals", in_context(approvals_answer))
+    app.router.add_route("*", "/{tail:.*}", in_context(dispatch))
     return app

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from typing import Any
 
@@ -38,6 +39,26 @@ from consentgate.web.relay import (
 def _origin_of(url: str) -> str:
     parts = split_url(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+#: The public URL's origin, computed once per configured URL (it is on every binding).
+_public_origin = functools.lru_cache(maxsize=8)(_origin_of)
+
+
+def _states_in(query: str) -> list[str]:
+    """The values of ``state`` in ``query``, decoded exactly as
+    ``parse_qsl(query, keep_blank_values=True)`` decodes them; only the names of the
+    other parameters are decoded (the IdP's query is long, only ``state`` matters)."""
+    states: list[str] = []
+    for piece in query.split("&"):
+        if not piece:
+            continue
+        name, _, value = piece.partition("=")
+        if "%" in name or "+" in name:
+            name = urllib.parse.unquote_plus(name)
+        if name == "state":
+            states.append(urllib.parse.unquote_plus(value))
+    return states
 
 
 async def forward_authorization(
@@ -100,16 +121,24 @@ def _bind_flow(
     """
     app = request.app
     config = request[SETTINGS].config
+    public_url = config.server.public_url
     try:
-        absolute = urllib.parse.urljoin(config.server.public_url + "/", location)
-        if _origin_of(absolute) == _origin_of(config.server.public_url):
+        # An absolute http(s) Location is its own join: urljoin would only re-split it
+        # (the origin and the query it yields are the Location's own).
+        absolute = (
+            location
+            if location[:8].lower().startswith(("https://", "http://"))
+            else urllib.parse.urljoin(public_url + "/", location)
+        )
+        parts = split_url(absolute)
+        if f"{parts.scheme.lower()}://{parts.netloc.lower()}" == _public_origin(public_url):
             return False  # not a hand-off to the IdP
-        query = split_url(absolute).query
+        query = parts.query
     except ValueError:  # BadURL included
         # An upstream Location nobody can parse: no binding, so its callback (if the
         # browser ever gets there) is refused. Fails closed, never a 500.
         return False
-    states = [v for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k == "state"]
+    states = _states_in(query)
     if len(states) != 1 or not states[0]:
         return False
     crypto = app[COOKIE_CRYPTO]

@@ -34,7 +34,8 @@ from aiohttp import web
 
 from consentgate.core.config import Config, LogConfig
 from consentgate.core.errors import StartupError
-from consentgate.core.logs import ACCESS, AccessLines, configure_logging
+from consentgate.core.events import AuditTrail, direct_sink
+from consentgate.core.logs import ACCESS, AccessLines, DirectLines, configure_logging
 from consentgate.core.reloading import ConfigSource
 from consentgate.core.sdnotify import Notifier
 from consentgate.web.access import AccessLogger
@@ -160,12 +161,14 @@ async def serve(
     )
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLimiter(loop.get_exception_handler()))
-    app = create_app(config)
+    static = {"worker": worker} if worker is not None else None
+    # The audit log's lines, each written at once, without a logging record.
+    audit_lines = DirectLines(sys.stderr, format=config.log.format, static=static)
+    app = create_app(config, audit=AuditTrail((direct_sink(audit_lines),)))
     if source is not None:
         app[CONFIG_SOURCE] = source
     if worker is not None and peers is not None:
         app[WORKER_PLACE] = WorkerPlace(worker, config.server.workers, peers)
-    static = {"worker": worker} if worker is not None else None
     # Built even when off: the server takes its access logger once, a reload switches it.
     access = AccessLines(
         sys.stderr,
@@ -180,6 +183,7 @@ async def serve(
         settings = app[LIVE_SETTINGS].current.config.log
         configure_logging(format=settings.format, level=settings.level, static=static)
         access.configure(format=settings.format, enabled=_access_lines_on(settings))
+        audit_lines.configure(format=settings.format)
 
     app[RELOAD_HOOKS].add(reconfigure_logging)
     runner = await start(config, app, reuse_port=worker is not None, access=access)

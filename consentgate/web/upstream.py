@@ -18,13 +18,21 @@ timeout is the relay's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import functools
+from dataclasses import dataclass, field
+from typing import Final
 
 import aiohttp
 from yarl import URL
 
 from consentgate.core.config import Config
 from consentgate.web.bodies import read_up_to
+
+#: Upstream URLs remembered per target (a bounded LRU), for targets up to this many
+#: characters: at most about 4 MB of keys and URL objects, whatever clients send.
+_URL_CACHE_ENTRIES: Final = 4096
+_CACHED_TARGET_LENGTH: Final = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +46,21 @@ class Upstream:
     #: Seconds the response headers may take after the request body was sent, and the
     #: longest pause between two chunks of a body that is not an event stream.
     read_timeout: float
+    #: The event loop the pool belongs to (``asyncio.get_running_loop()`` costs a
+    #: ``getpid`` system call on Python 3.11, and the relay needs it on every request).
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    _urls: functools._lru_cache_wrapper[URL] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The same few paths (/mcp, /.well-known/...) come back on every request, and
+        # parsing one into a yarl URL is ~0.5 us, more for aiohttp's later reads of
+        # its parts (cached on the URL object). URLs are immutable: a remembered one
+        # is the same URL.
+        base = self.base_url
+        cached = functools.lru_cache(maxsize=_URL_CACHE_ENTRIES)(
+            lambda target: URL(base + target, encoded=True)
+        )
+        object.__setattr__(self, "_urls", cached)
 
     @classmethod
     def open(cls, config: Config) -> Upstream:
@@ -68,6 +91,8 @@ class Upstream:
 
     def url(self, target: str) -> URL:
         """The upstream URL of ``target`` (a raw path and query, as the client sent it)."""
+        if len(target) <= _CACHED_TARGET_LENGTH:
+            return self._urls(target)
         return URL(self.base_url + target, encoded=True)
 
     async def fetch(

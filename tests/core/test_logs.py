@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from consentgate.core.logs import ACCESS, AccessLines, configure_logging
+from consentgate.core.events import AuditEvent, direct_sink, log_sink
+from consentgate.core.logs import ACCESS, AccessLines, DirectLines, configure_logging
 from consentgate.core.redact import redact_query, redact_target
 
 
@@ -212,3 +213,41 @@ def test_access_lines_built_off_write_nothing() -> None:
     lines.write({"path": "/x"})
     lines.flush()
     assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize("format", ["text", "json"])
+@pytest.mark.parametrize("static", [None, {"worker": 2}])
+@pytest.mark.parametrize("severity", ["info", "warning"])
+def test_direct_audit_lines_are_the_logging_lines_byte_for_byte(
+    format: str, static: dict[str, int] | None, severity: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve``'s audit sink writes what :func:`log_sink` makes the logger write."""
+    monkeypatch.setattr("time.time", lambda: 1_800_000_123.456)
+    event = AuditEvent(
+        "consent_silent",
+        "authorization relayed without asking",
+        "0123456789abcdef",
+        severity=severity,  # type: ignore[arg-type]
+        fields={
+            "reason": "remembered",
+            "redirect_uri": "https://a.example/cb?x=1 2",
+            "bound": True,
+        },
+    )
+    through_logging = io.StringIO()
+    configure_logging(format=format, stream=through_logging, static=static)
+    log_sink(event)
+    direct = io.StringIO()
+    direct_sink(DirectLines(direct, format=format, static=static))(event)
+    assert direct.getvalue() == through_logging.getvalue() != ""
+
+
+def test_direct_audit_lines_follow_the_logger_level() -> None:
+    configure_logging(level="warning", stream=io.StringIO())
+    direct = io.StringIO()
+    sink = direct_sink(DirectLines(direct))
+    sink(AuditEvent("consent_silent", "relayed", "id"))
+    assert direct.getvalue() == ""
+    sink(AuditEvent("tamper", "a record failed verification", "id", severity="warning"))
+    assert "tamper" in direct.getvalue()
+    configure_logging(level="info", stream=io.StringIO())

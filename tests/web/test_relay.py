@@ -577,6 +577,37 @@ async def test_an_idle_event_stream_is_not_cut_by_the_read_timeout(
         assert await response.read() == b": open\n\ndata: still here\n\n"
 
 
+async def test_a_body_that_stalls_longer_than_the_read_timeout_is_aborted(
+    start_upstream: StartUpstream, start_gate: StartGate, client: aiohttp.ClientSession
+) -> None:
+    """Between two chunks of a body that is not an event stream, the upstream may pause
+    at most read_timeout; then the client's connection is aborted (the status is gone),
+    while pauses shorter than that, however many, are fine."""
+    release = asyncio.Event()
+
+    async def stalls(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = 12
+        await response.prepare(request)
+        await response.write(b"[1,")
+        for _ in range(4):  # four pauses, each shorter than the read timeout
+            await asyncio.sleep(0.1)
+            await response.write(b"2,")
+        await release.wait()  # then silence
+        await response.write(b"3]\n")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/stalls", stalls)
+    upstream = await start_upstream(app)
+    gate = await start_gate(upstream, upstream={"read_timeout": 0.3})
+    async with client.get(f"{gate.url}/stalls") as response:
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(response.read(), 5)
+    release.set()
+
+
 async def test_a_post_after_the_upstream_idle_timeout_does_not_fail(
     echo: tuple[str, Recorder], start_upstream: StartUpstream, start_gate: StartGate
 ) -> None:
