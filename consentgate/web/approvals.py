@@ -36,12 +36,11 @@ from aiohttp import web
 
 from consentgate.core.clientinfo import ApprovalView, build_approval_view
 from consentgate.core.cookies import same_token
-from consentgate.core.oauth import OAuthRequestError, parse_parameters
 from consentgate.core.records import ClientRecord
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
 from consentgate.web.audit import audit_event
-from consentgate.web.bodies import FormTooLarge, read_form
-from consentgate.web.browser import Browser, from_own_page
+from consentgate.web.browser import Browser
+from consentgate.web.forms import own_page_form
 from consentgate.web.pages import error_response, render_page, secure
 
 #: Characters of a record id (``store.facade.new_record_id``: base64url).
@@ -91,20 +90,14 @@ async def approvals_page(request: web.Request) -> web.StreamResponse:
 async def approvals_answer(request: web.Request) -> web.StreamResponse:
     """POST {prefix}/approvals: revoke one of this browser's approvals, or all of them."""
     config = request[SETTINGS].config
-    if not from_own_page(request):
-        origin = request.headers.get("Origin")
-        audit_event(
-            request, "approvals_refused", "approvals change from another site", origin=origin or ""
-        )
-        return error_response(
-            request, 403, "cross_site", "This change did not come from the approvals page."
-        )
-    try:
-        form = dict(parse_parameters(await read_form(request)))
-    except OAuthRequestError as exc:
-        return error_response(request, 400, exc.code, exc.description)
-    except FormTooLarge:
-        return error_response(request, 413, "request_too_large", "The form is too large.")
+    form = await own_page_form(
+        request,
+        refused_event="approvals_refused",
+        audit_message="approvals change from another site",
+        refusal="This change did not come from the approvals page.",
+    )
+    if isinstance(form, web.Response):
+        return form
     action = form.get("action", "")
     record_id = form.get("id", "")
     if action not in ("revoke", "revoke_all") or (

@@ -27,10 +27,10 @@ from consentgate.core.oauth import (
 from consentgate.core.pending import BadPending, PendingConsent
 from consentgate.web.appkeys import COOKIE_CRYPTO, SETTINGS, STORE
 from consentgate.web.audit import audit_event
-from consentgate.web.bodies import FormTooLarge, read_form
-from consentgate.web.browser import Browser, from_own_page
+from consentgate.web.browser import Browser
 from consentgate.web.client_redirects import redirect_error
 from consentgate.web.flow import forward_authorization
+from consentgate.web.forms import own_page_form
 from consentgate.web.pages import error_response, render_page
 
 
@@ -40,20 +40,14 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     config = request[SETTINGS].config
     crypto = app[COOKIE_CRYPTO]
     store = app[STORE]
-    if not from_own_page(request):
-        origin = request.headers.get("Origin")
-        audit_event(
-            request, "answer_refused", "consent answer from another site", origin=origin or ""
-        )
-        return error_response(
-            request, 403, "cross_site", "This answer did not come from the consent page."
-        )
-    try:
-        form = dict(parse_parameters(await read_form(request)))
-    except OAuthRequestError as exc:
-        return error_response(request, 400, exc.code, exc.description)
-    except FormTooLarge:
-        return error_response(request, 413, "request_too_large", "The form is too large.")
+    form = await own_page_form(
+        request,
+        refused_event="answer_refused",
+        audit_message="consent answer from another site",
+        refusal="This answer did not come from the consent page.",
+    )
+    if isinstance(form, web.Response):
+        return form
     pending_id = form.get("pending", "")
     token = form.get("csrf", "")
     decision = form.get("decision", "")
