@@ -59,6 +59,16 @@ def _add_config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_store_keys_argument(parser: argparse.ArgumentParser) -> None:
+    """``--store-keys`` of the commands that only verify (list, verify, export)."""
+    parser.add_argument(
+        "--store-keys",
+        action="store_true",
+        help="verify with the public keys kept in the store, not the keys directory "
+        "(the default when the keys directory is not on this machine)",
+    )
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     """The file, then what ``serve`` will need on this machine (:mod:`consentgate.core.
     preflight`): errors exit 1, a silent upstream is a warning."""
@@ -668,12 +678,7 @@ def _add_store_commands(commands: Any) -> None:
     show.add_argument("--redirect-uri", metavar="URI", help="only this exact redirect_uri")
     show.add_argument("--subject", metavar="S", help="only this subject")
     show.add_argument("--json", action="store_true", help="print a JSON array")
-    show.add_argument(
-        "--store-keys",
-        action="store_true",
-        help="verify with the public keys kept in the store, not the keys directory "
-        "(the default when the keys directory is not on this machine)",
-    )
+    _add_store_keys_argument(show)
     show.set_defaults(handler=_cmd_consents_list)
 
     revoke = consent_commands.add_parser("revoke", help="revoke consents")
@@ -691,12 +696,7 @@ def _add_store_commands(commands: Any) -> None:
         "verify", help="check every signature; exit 1 and list each record that fails"
     )
     _add_config_argument(verify)
-    verify.add_argument(
-        "--store-keys",
-        action="store_true",
-        help="verify with the public keys kept in the store, not the keys directory "
-        "(the default when the keys directory is not on this machine)",
-    )
+    _add_store_keys_argument(verify)
     verify.set_defaults(handler=_cmd_consents_verify)
 
     export = consent_commands.add_parser(
@@ -706,12 +706,7 @@ def _add_store_commands(commands: Any) -> None:
     export.add_argument(
         "--output", "-o", type=Path, metavar="FILE", help="write to FILE instead of stdout"
     )
-    export.add_argument(
-        "--store-keys",
-        action="store_true",
-        help="verify with the public keys kept in the store, not the keys directory "
-        "(the default when the keys directory is not on this machine)",
-    )
+    _add_store_keys_argument(export)
     export.set_defaults(handler=_cmd_consents_export)
 
     audit = commands.add_parser("audit", help="list and verify the hash-chained audit trail")
@@ -724,20 +719,13 @@ def _add_store_commands(commands: Any) -> None:
     trail.add_argument("--client", dest="client_id", metavar="ID", help="only this client_id")
     trail.add_argument("--event", metavar="E", help="only this event (approved, denied, ...)")
     trail.add_argument("--json", action="store_true", help="one JSON object per line")
-    trail.add_argument(
-        "--store-keys", action="store_true", help="use the public keys kept in the store"
-    )
+    _add_store_keys_argument(trail)
     trail.set_defaults(handler=_cmd_audit_list)
     check = audit_commands.add_parser(
         "verify", help="check the chain; exit 1 and name the first broken row"
     )
     _add_config_argument(check)
-    check.add_argument(
-        "--store-keys",
-        action="store_true",
-        help="verify with the public keys kept in the store, not the keys directory "
-        "(the default when the keys directory is not on this machine)",
-    )
+    _add_store_keys_argument(check)
     check.set_defaults(handler=_cmd_audit_verify)
 
 
