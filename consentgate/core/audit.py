@@ -413,6 +413,19 @@ def verify_chain(rows: Iterable[Sequence[Any]], head: str | None, keyring: KeyRi
 # --- which decisions are kept --------------------------------------------------------
 
 _SELECTOR_COLUMNS: Final = {"client_id", "redirect_uri", "subject"}
+#: The audit events :func:`entry_for` keeps a row of; every other event (a remembered
+#: approval relayed, a page shown: one per request) is passed over by its name alone.
+KEPT: Final = frozenset(
+    {
+        "consent_approved",
+        "consent_denied",
+        "consents_revoked",
+        "consents_purged",
+        "tamper",
+        "callback_refused",
+        "key_rotated",
+    }
+)
 
 
 def entry_for(event: AuditEvent, at: int) -> AuditEntry | None:

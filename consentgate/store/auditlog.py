@@ -26,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
-from consentgate.core.audit import AuditEntry, entry_for
+from consentgate.core.audit import KEPT, AuditEntry, entry_for
 from consentgate.core.clock import Clock
 from consentgate.core.events import AuditEvent
 from consentgate.store.errors import StoreUnavailable
@@ -66,8 +66,10 @@ class AuditWriter:
 
     def sink(self, event: AuditEvent) -> None:
         """An :class:`~consentgate.core.events.AuditTrail` sink: queue the event's row."""
+        if event.event not in KEPT or self._closed:
+            return  # the hot path (a remembered approval) stops here
         entry = entry_for(event, int(self._clock()))
-        if entry is None or self._closed:
+        if entry is None:
             return
         if entry.event == "tampered":
             key = tuple(str(entry.detail.get(name)) for name in ("kind", "id", "reason"))

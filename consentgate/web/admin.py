@@ -17,7 +17,9 @@ with the rows ``consentgate audit list --json`` prints.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -34,6 +36,9 @@ from consentgate.core.records import client_listing, consent_listing
 from consentgate.store import ConsentStore, VerificationFailure
 from consentgate.web.appkeys import STORE
 from consentgate.web.bodies import read_up_to
+
+#: Seconds ``GET /admin/audit`` waits for audit rows still queued to be written.
+FLUSH_WAIT: Final = 2.0
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -122,7 +127,11 @@ async def list_audit(request: web.Request) -> web.Response:
     """``GET /admin/audit``: a page of audit rows, oldest first, filtered; ``next_cursor``."""
     store = _store(request)
     query = parse_audit_query(request.rel_url.query.items(), store.clock())
-    await store.flush_audit()  # what was decided before this request is in the answer
+    # What was decided before this request is in the answer; a store that cannot be
+    # written does not hold the listing up (its read then answers, or says 503).
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(FLUSH_WAIT):
+            await store.flush_audit()
     try:
         records, next_cursor = await store.page_audit(
             since=query.since,
