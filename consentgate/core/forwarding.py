@@ -23,6 +23,8 @@ from typing import Final
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
+from consentgate.core.memo import remembered
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -106,11 +108,10 @@ def parse_ip(text: str | None) -> IPAddress | None:
     """
     if not text:
         return None
-    if len(text) <= _CACHED_IP_TEXT:
-        return _parse_ip_cached(text)
     return _parse_ip(text)
 
 
+@remembered(_CACHED_IP_TEXT)
 def _parse_ip(text: str) -> IPAddress | None:
     try:
         address = ipaddress.ip_address(text.strip().strip("[]"))
@@ -119,9 +120,6 @@ def _parse_ip(text: str) -> IPAddress | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
-
-
-_parse_ip_cached = functools.lru_cache(maxsize=1024)(_parse_ip)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -20,13 +20,13 @@ Pure module: no aiohttp import.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import Final
 
+from consentgate.core.memo import remembered
 from consentgate.core.records import (
     MAX_CLIENT_ID_LENGTH,
     MAX_SCOPE_LENGTH,
@@ -99,16 +99,9 @@ def parse_parameters(*sources: str) -> Parameters:
     return tuple(pairs)
 
 
+@remembered(512)
 def _decoded(text: str) -> str:
-    """``unquote_plus(text, errors="strict")``; short texts (a client's redirect_uri
-    and scope, the same on every request) through a bounded LRU."""
-    if len(text) <= 512:
-        return _decoded_cached(text)
-    return urllib.parse.unquote_plus(text, errors="strict")
-
-
-@functools.lru_cache(maxsize=1024)
-def _decoded_cached(text: str) -> str:
+    """``unquote_plus(text, errors="strict")``."""
     return urllib.parse.unquote_plus(text, errors="strict")
 
 
@@ -129,19 +122,12 @@ _RESERVED_OR_OTHER: Final = re.compile(r"[^A-Za-z0-9_.~-]")
 def _encoded(text: str) -> str:
     if _RESERVED_OR_OTHER.search(text) is None:
         return text
-    if len(text) <= 512:
-        return _quote_cached(text)
+    return _quoted(text)
+
+
+@remembered(512)
+def _quoted(text: str) -> str:
     return urllib.parse.quote(text, safe="")
-
-
-@functools.lru_cache(maxsize=1024)
-def _quote_cached(text: str) -> str:
-    return urllib.parse.quote(text, safe="")
-
-
-#: Redirect URIs (and their consent keys) remembered, a bounded LRU: a client sends
-#: the same one on every authorization, and parsing it (IDNA, ipaddress) is ~15 µs.
-_URI_CACHE_ENTRIES: Final = 1024
 
 
 @dataclass(frozen=True)
@@ -174,17 +160,13 @@ class RedirectTarget:
         return self.host
 
 
+@remembered(MAX_URI_LENGTH)
 def parse_redirect_uri(uri: str) -> RedirectTarget:
     """Validate an absolute redirect URI and describe it; raises OAuthRequestError.
 
     A pure function of ``uri`` (``RedirectTarget`` is frozen): answers are remembered
-    for URIs within :data:`MAX_URI_LENGTH` (a refusal is not remembered, it raises)."""
-    if len(uri) <= MAX_URI_LENGTH:
-        return _parse_redirect_uri_cached(uri)
-    return _parse_redirect_uri(uri)
-
-
-def _parse_redirect_uri(uri: str) -> RedirectTarget:
+    for URIs within :data:`MAX_URI_LENGTH` (parsing one, IDNA and ipaddress, is ~15
+    µs; a refusal is not remembered, it raises)."""
     if not uri:
         raise OAuthRequestError("invalid_request", "The redirect_uri parameter is missing.")
     if len(uri) > MAX_URI_LENGTH:
@@ -239,9 +221,6 @@ def _parse_redirect_uri(uri: str) -> RedirectTarget:
     return RedirectTarget(uri, scheme, "", "custom", "", "")
 
 
-_parse_redirect_uri_cached = functools.lru_cache(maxsize=_URI_CACHE_ENTRIES)(_parse_redirect_uri)
-
-
 def is_loopback(host: str) -> bool:
     host = host.strip("[]").lower()
     if host in LOOPBACK_HOSTS:
@@ -262,16 +241,11 @@ def redirect_uri_matches(requested: str, registered: str) -> bool:
     ) == loopback_without_port(registered)
 
 
+@remembered(MAX_URI_LENGTH)
 def loopback_without_port(uri: str) -> str | None:
     """For ``http://127.0.0.1:PORT/path``, the URI without its port; else None.
 
     Pure; remembered for URIs within :data:`MAX_URI_LENGTH` (a bounded LRU)."""
-    if len(uri) <= MAX_URI_LENGTH:
-        return _loopback_without_port_cached(uri)
-    return _loopback_without_port(uri)
-
-
-def _loopback_without_port(uri: str) -> str | None:
     try:
         parts = split_url(uri)
         host = parts.hostname or ""
@@ -283,11 +257,6 @@ def _loopback_without_port(uri: str) -> str | None:
         return None
     shown_host = f"[{host}]" if ":" in host else host
     return urllib.parse.urlunsplit(("http", shown_host, parts.path, parts.query, ""))
-
-
-_loopback_without_port_cached = functools.lru_cache(maxsize=_URI_CACHE_ENTRIES)(
-    _loopback_without_port
-)
 
 
 def consent_redirect_key(uri: str) -> str:
