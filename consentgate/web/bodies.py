@@ -9,9 +9,9 @@ until the end of the body, and stops at a limit instead of buffering without end
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
-from aiohttp import StreamReader, web
+from aiohttp import web
 
 from consentgate.core.oauth import OAuthRequestError
 
@@ -19,11 +19,17 @@ from consentgate.core.oauth import OAuthRequestError
 MAX_FORM_BYTES: Final = 64 * 1024
 
 
+class ReadableBody(Protocol):
+    """What :func:`read_up_to` reads: a request's ``content`` or an upstream body."""
+
+    async def readany(self) -> bytes: ...
+
+
 class FormTooLarge(Exception):
     """The form was longer than :data:`MAX_FORM_BYTES` (answered with a 413)."""
 
 
-async def read_up_to(stream: StreamReader, limit: int) -> tuple[bytes, bool]:
+async def read_up_to(stream: ReadableBody, limit: int) -> tuple[bytes, bool]:
     """The body, and whether it ended within ``limit`` bytes.
 
     When it did not, what was read so far is returned (at most ``limit`` plus one

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 
-import aiohttp
 from aiohttp import web
 
 from consentgate.web.appkeys import KEY_PROBLEMS, STORE, UPSTREAM
 from consentgate.web.pages import secure
+from consentgate.web.upstream_http import UpstreamError
 
 
 def _json(status: int, document: dict[str, object]) -> web.Response:
@@ -40,7 +40,7 @@ async def upstream_reachable(app: web.Application) -> str | None:
         )
     except TimeoutError:
         return "upstream: no answer in time"
-    except aiohttp.ClientError as exc:
+    except UpstreamError as exc:
         return f"upstream: unreachable ({type(exc).__name__})"
     return None
 

@@ -4,11 +4,12 @@ The rules, each from a bug some proxy shipped (see REFERENCES.md, "Proxy
 correctness"):
 
 * one shared pool to the upstream (:class:`~consentgate.web.upstream.Upstream`,
-  with a ``DummyCookieJar``: a real jar would carry one user's upstream cookies
-  into another user's request);
-* ``auto_decompress=False`` on both sides, so bodies and ``Content-Encoding`` agree;
-* the raw path and query forwarded byte-exact (``yarl.URL(..., encoded=True)``),
-  or a percent-encoded ``redirect_uri`` gets re-quoted;
+  with no cookie jar: a jar would carry one user's upstream cookies into another
+  user's request);
+* ``auto_decompress=False`` on the server, and nothing decompressed on the way
+  back (:mod:`~consentgate.web.upstream_http`), so bodies and ``Content-Encoding`` agree;
+* the raw path and query forwarded byte-exact (written as received), or a
+  percent-encoded ``redirect_uri`` gets re-quoted;
 * bodies streamed both ways, a body sent only when the request has one;
 * no total timeout: the response headers must arrive within ``read_timeout``
   after the request body was sent, but a body or an event stream may take as long
@@ -29,7 +30,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -48,6 +48,11 @@ from consentgate.web.appkeys import (
 )
 from consentgate.web.inflight import Sending
 from consentgate.web.pages import error_response
+from consentgate.web.upstream_http import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamResponse,
+)
 
 log = logging.getLogger("consentgate")
 
@@ -241,14 +246,13 @@ class UpstreamExchange:
         self._method = method or request.method
         self._forward_body = forward_body
         self._headers = headers
-        self._response: aiohttp.ClientResponse | None = None
+        self._response: UpstreamResponse | None = None
 
-    async def __aenter__(self) -> aiohttp.ClientResponse:
+    async def __aenter__(self) -> UpstreamResponse:
         request = self._request
         config = request[SETTINGS].config
         upstream = request.app[UPSTREAM]
         headers = self._headers if self._headers is not None else upstream_headers(request)
-        url = upstream.url(self._target)
         loop = upstream.loop
         read_timeout = upstream.read_timeout
         started = time.perf_counter()
@@ -281,22 +285,21 @@ class UpstreamExchange:
                         data = pump.chunks()
                 else:
                     headers.popall("Content-Length", None)
-                self._response = await upstream.session.request(
-                    self._method,
-                    url,
-                    headers=headers,
-                    data=data,
-                    allow_redirects=False,
+                self._response = await upstream.pool.request(
+                    self._method, self._target, headers.items(), data
                 )
         except RequestTooLarge:
             raise
         except TimeoutError as exc:
             _report_outage(request, "timeout", exc)
             raise UpstreamFailure(504, "the upstream did not answer in time") from None
-        except aiohttp.ClientConnectorError as exc:
+        except UpstreamConnectError as exc:
+            if isinstance(exc.os_error, TimeoutError):  # the connect timeout
+                _report_outage(request, "timeout", exc)
+                raise UpstreamFailure(504, "the upstream did not answer in time") from None
             _report_outage(request, "unreachable", exc)
             raise UpstreamFailure(502, "the upstream is unreachable") from None
-        except aiohttp.ClientError as exc:
+        except UpstreamError as exc:
             if pump is not None and pump.too_large:
                 raise RequestTooLarge from None
             request.app[METRICS].upstream_errors["failed"].inc()
@@ -316,7 +319,7 @@ class UpstreamExchange:
             self._response = None
 
 
-def response_headers(request: web.Request, upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+def response_headers(request: web.Request, upstream: UpstreamResponse) -> CIMultiDict[str]:
     """The upstream response's headers as the client should see them."""
     return forwarding.downstream_response_headers(
         upstream.headers,
@@ -340,7 +343,7 @@ class _CoalescedResponse(web.StreamResponse):
 
 async def stream_response(
     request: web.Request,
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamResponse,
     headers: CIMultiDict[str] | CIMultiDictProxy[str],
     *,
     status: int | None = None,
@@ -361,7 +364,7 @@ async def stream_response(
     if not no_body:
         try:
             first = content.read_nowait()
-        except aiohttp.ClientError:
+        except UpstreamError:
             pass  # raised again by the read below, once the response started
         else:
             complete = content.at_eof()
@@ -419,7 +422,7 @@ async def stream_response(
             return response
         except ConnectionResetError:
             raise  # writing to a client that went away: web/app.in_context says so
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (UpstreamError, TimeoutError) as exc:
             # The status line is gone; the only honest signal left is an aborted connection.
             log.warning(
                 "upstream response broke off",

@@ -11,17 +11,10 @@ from aiohttp import web
 
 from consentgate.core.events import AuditEvent, AuditTrail
 from consentgate.web.appkeys import LIVE_SETTINGS, UPSTREAM
-from consentgate.web.upstream import Upstream
+from consentgate.web.upstream_http import UpstreamPool
 from tests.browsersim import Browser
 from tests.conftest import StartGate, StartStack, StartUpstream
 from tests.web.test_authorize import approve_new, auth_params, register
-
-
-async def test_the_upstream_url_is_joined_in_one_place_byte_exact_under_a_base_path() -> None:
-    async with aiohttp.ClientSession() as session:
-        upstream = Upstream("http://127.0.0.1:9/base", session, 1.0, 2.0)
-        url = upstream.url("/a%2Fb/../c?redirect_uri=https%3A%2F%2Fx&y=%41")
-    assert str(url) == "http://127.0.0.1:9/base/a%2Fb/../c?redirect_uri=https%3A%2F%2Fx&y=%41"
 
 
 async def test_the_app_owns_one_upstream_from_its_config(
@@ -35,7 +28,11 @@ async def test_the_app_owns_one_upstream_from_its_config(
         7.0,
         3.0,
     )
-    assert not upstream.session.closed
+    assert isinstance(upstream.pool, UpstreamPool)
+    async with aiohttp.ClientSession() as client:
+        async with client.get(f"{gate.url}/nothing") as response:
+            assert response.status == 404
+    assert upstream.pool.open_connections == 1  # the relay went through this pool
 
 
 async def test_a_request_keeps_the_settings_it_entered_with_while_a_swap_happens(

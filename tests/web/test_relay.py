@@ -408,7 +408,7 @@ async def test_unreachable_upstream_gives_502_as_json_or_page(
     # One WARNING with the error class for the outage, not one per request (issue 15).
     (warning,) = [r for r in caplog.records if r.getMessage() == "upstream unavailable"]
     fields = warning.fields  # type: ignore[attr-defined]
-    assert (fields["kind"], fields["error"]) == ("unreachable", "ClientConnectorError")
+    assert (fields["kind"], fields["error"]) == ("unreachable", "UpstreamConnectError")
     assert fields["reason"].startswith("ConnectionRefusedError")
     assert warning.exc_info is None
     async with client.get(f"{gate.url}/x", headers={"Accept": "application/json"}) as response:
@@ -458,7 +458,8 @@ async def test_an_upstream_name_that_does_not_resolve_is_a_warning_naming_dns(
             assert response.status == 502
     (warning,) = [r for r in caplog.records if r.getMessage() == "upstream unavailable"]
     fields = warning.fields  # type: ignore[attr-defined]
-    assert (fields["kind"], fields["error"]) == ("unreachable", "ClientConnectorDNSError")
+    assert (fields["kind"], fields["error"]) == ("unreachable", "UpstreamConnectError")
+    assert fields["reason"].startswith("gaierror: ")  # the resolver's error, named
 
 
 async def test_failure_after_the_response_started_aborts_the_connection(
