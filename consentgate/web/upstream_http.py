@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import re
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Iterable
-from typing import Final
+from typing import Final, cast
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -237,13 +238,11 @@ class _Connection(asyncio.Protocol):
         self._begin_exchange(method)
         self._active = True
         future = self._head_future = self.loop.create_future()
-        assert self.transport is not None
-        self.transport.write(head)
+        self._transport().write(head)
         return future
 
     async def send_stream(self, chunks: AsyncIterator[bytes], chunked: bool) -> None:
-        transport = self.transport
-        assert transport is not None
+        transport = self._transport()
         async for chunk in chunks:
             if not chunk:
                 continue
@@ -282,8 +281,12 @@ class _Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
+
+    def _transport(self) -> asyncio.Transport:
+        if self.transport is None:  # pragma: no cover - the pool hands out connected ones
+            raise UpstreamDisconnected("not connected")
+        return self.transport
 
     def data_received(self, data: bytes) -> None:
         if not self._active:
@@ -371,9 +374,9 @@ class _Connection(asyncio.Protocol):
             text = name.decode("latin-1")
             headers.add(text, value.decode("utf-8", "surrogateescape"))
             lowered = text.lower()
-            if lowered == "content-length":
-                framed = True
-            elif lowered == "transfer-encoding" and b"chunked" in value.lower():
+            if lowered == "content-length" or (
+                lowered == "transfer-encoding" and b"chunked" in value.lower()
+            ):
                 framed = True
         self._keep_alive = self.parser.should_keep_alive()
         body = self._body = ResponseBody(self)
@@ -488,6 +491,8 @@ class UpstreamPool:
         self._connect_timeout = connect_timeout
         self._keepalive = keepalive_timeout
         self._idle: list[_Connection] = []
+        #: Every open connection, idle or busy (closed at :meth:`close`).
+        self._connections: set[_Connection] = set()
         self._open = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._sweep: asyncio.TimerHandle | None = None
@@ -524,8 +529,8 @@ class UpstreamPool:
             reused = conn.reused
             try:
                 if streamed:
-                    assert not isinstance(body, bytes | None)
-                    return await self._exchange_streamed(conn, method, head, body, chunked)
+                    stream = cast(AsyncIterator[bytes], body)
+                    return await self._exchange_streamed(conn, method, head, stream, chunked)
                 return await conn.start(method, head)
             except UpstreamDisconnected:
                 received = conn._received
@@ -645,15 +650,14 @@ class UpstreamPool:
             self._waiters.append(waiter)
             try:
                 await waiter
-            finally:
-                if not waiter.done() or waiter.cancelled():
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, but leaving: the turn goes to the next
+                else:
                     waiter.cancel()
-                    # Cancelled while a connection was handed over: pass the turn on.
-                    self._wake_one()
-                try:
-                    self._waiters.remove(waiter)
-                except ValueError:
-                    pass
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
+                raise
 
     async def _connect(self) -> _Connection:
         try:
@@ -671,7 +675,6 @@ class UpstreamPool:
             ) from exc
         except OSError as exc:  # refused, unresolvable, unreachable, TLS (ssl.SSLError)
             raise UpstreamConnectError(f"cannot connect to {self.host_header}: {exc}", exc) from exc
-        assert isinstance(protocol, _Connection)
         if protocol.closed:  # lost between the handshake and now
             raise UpstreamConnectError(
                 f"the connection to {self.host_header} closed at once",
@@ -679,6 +682,7 @@ class UpstreamPool:
             )
         protocol.counted = True
         protocol._active = True
+        self._connections.add(protocol)
         return protocol
 
     def _put_idle(self, conn: _Connection) -> None:
@@ -710,10 +714,9 @@ class UpstreamPool:
     def _lost(self, conn: _Connection) -> None:
         """A connection closed: its slot is free (called once per connection)."""
         self._open -= 1
-        try:
+        self._connections.discard(conn)
+        with contextlib.suppress(ValueError):
             self._idle.remove(conn)
-        except ValueError:
-            pass
         self._wake_one()
 
     def _wake_one(self) -> None:
@@ -724,12 +727,12 @@ class UpstreamPool:
                 return
 
     async def close(self) -> None:
-        """Close every connection; requests in progress end with an error."""
+        """Close every connection; a response still arriving ends with an error."""
         self._closing = True
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
-        for conn in list(self._idle):
+        for conn in list(self._connections):
             conn.close()
         self._idle.clear()
         while self._waiters:

@@ -29,9 +29,8 @@ async def test_the_app_owns_one_upstream_from_its_config(
         3.0,
     )
     assert isinstance(upstream.pool, UpstreamPool)
-    async with aiohttp.ClientSession() as client:
-        async with client.get(f"{gate.url}/nothing") as response:
-            assert response.status == 404
+    async with aiohttp.ClientSession() as client, client.get(f"{gate.url}/nothing") as response:
+        assert response.status == 404
     assert upstream.pool.open_connections == 1  # the relay went through this pool
 
 

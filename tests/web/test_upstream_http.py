@@ -1,0 +1,570 @@
+"""The upstream pool against a raw TCP server on 127.0.0.1 that writes exactly the bytes
+each test says: request framing, keep-alive, response framing and the malformed
+answers llhttp must refuse (the response-splitting cases), back-pressure, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from consentgate.web.upstream_http import (
+    BUFFER_HIGH,
+    MAX_HEADER_BYTES,
+    UpstreamConnectError,
+    UpstreamDisconnected,
+    UpstreamPool,
+    UpstreamProtocolError,
+    UpstreamResponse,
+)
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class RawServer:
+    """A TCP server whose every connection runs ``handler``; it records what it read."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.closed_by_peer = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self.handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def read_request(self, reader: asyncio.StreamReader) -> bytes:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.requests.append(head)
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                await reader.readexactly(int(line.split(b":")[1]))
+        return head
+
+    async def close(self) -> None:
+        """Stop listening; handlers get a moment to see their connection end."""
+        if self._server is not None:
+            self._server.close()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=1.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    handler: Handler, *, limit: int = 8, keepalive: float = 5.0
+) -> AsyncIterator[tuple[RawServer, UpstreamPool]]:
+    server = RawServer(handler)
+    await server.start()
+    pool = UpstreamPool(
+        f"http://127.0.0.1:{server.port}",
+        limit=limit,
+        connect_timeout=2.0,
+        keepalive_timeout=keepalive,
+        loop=asyncio.get_running_loop(),
+    )
+    try:
+        yield server, pool
+    finally:
+        await pool.close()
+        await server.close()
+
+
+@contextlib.asynccontextmanager
+async def scripted(
+    *responses: bytes, limit: int = 8, keepalive: float = 5.0
+) -> AsyncIterator[tuple[RawServer, UpstreamPool]]:
+    """A server answering the requests it reads, on whichever connection, with
+    ``responses`` in order; it keeps a connection open until the pool closes it."""
+    holder: list[RawServer] = []
+    left = list(responses)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while left:
+            await holder[0].read_request(reader)
+            writer.write(left.pop(0))
+            await writer.drain()
+        await reader.read()
+
+    async with serving(handler, limit=limit, keepalive=keepalive) as (server, pool):
+        holder.append(server)
+        yield server, pool
+
+
+async def body_of(response: UpstreamResponse) -> bytes:
+    chunks = []
+    while chunk := await response.content.readany():
+        chunks.append(chunk)
+    response.release()
+    return b"".join(chunks)
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+async def test_the_request_is_the_target_and_headers_as_given_plus_host_and_framing() -> None:
+    async with scripted(OK, OK, OK) as (server, pool):
+        target = "/a%2Fb/../c?redirect_uri=https%3A%2F%2Fx&y=%41"
+        response = await pool.request("GET", target, [("X-One", "1"), ("Content-Length", "9")])
+        assert (response.status, await body_of(response)) == (200, b"ok")
+        response = await pool.request("POST", "/p", [("Host", "public.example")], b"abc")
+        await body_of(response)
+        response = await pool.request("POST", "/empty", [("Transfer-Encoding", "chunked")])
+        await body_of(response)
+    host = f"127.0.0.1:{server.port}"
+    assert server.requests == [
+        # byte-exact target; a Content-Length without a body is not sent
+        f"GET {target} HTTP/1.1\r\nX-One: 1\r\nHost: {host}\r\n\r\n".encode(),
+        b"POST /p HTTP/1.1\r\nHost: public.example\r\nContent-Length: 3\r\n\r\n",
+        f"POST /empty HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n".encode(),
+    ]
+    assert server.connections == 1  # one kept-alive connection for all three
+
+
+async def test_a_streamed_body_without_length_is_chunked_and_with_one_is_sent_as_is() -> None:
+    received: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        received.append(head)
+        received.append(await reader.readuntil(b"0\r\n\r\n"))
+        writer.write(OK)
+        head = await reader.readuntil(b"\r\n\r\n")
+        received.append(head)
+        received.append(await reader.readexactly(6))
+        writer.write(OK)
+        await reader.read()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for part in (b"abc", b"", b"defgh"):
+            yield part
+
+    async with serving(handler) as (_, pool):
+        await body_of(await pool.request("POST", "/c", [], chunks()))
+        await body_of(
+            await pool.request("PUT", "/l", [("Content-Length", "6")], _gen(b"abc", b"def"))
+        )
+    assert received[0].endswith(b"Transfer-Encoding: chunked\r\n\r\n")
+    assert received[1] == b"3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n"
+    assert b"Content-Length: 6\r\n" in received[2] and b"chunked" not in received[2]
+    assert received[3] == b"abcdef"
+
+
+async def _gen(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+@pytest.mark.parametrize(
+    "header",
+    [("X-Evil", "a\r\nX-Injected: 1"), ("X-Evil", "a\nb"), ("X-E\rvil", "a")],
+)
+async def test_a_line_break_in_a_header_sends_nothing(header: tuple[str, str]) -> None:
+    async with scripted(OK) as (server, pool):
+        with pytest.raises(UpstreamProtocolError, match="line break"):
+            await pool.request("GET", "/", [header])
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("target", ["/a b", "/a\r\nX: y", "http://elsewhere/", "", "/\x00"])
+async def test_a_target_not_in_origin_form_sends_nothing(target: str) -> None:
+    async with scripted(OK) as (server, pool):
+        with pytest.raises(UpstreamProtocolError, match="origin form"):
+            await pool.request("GET", target, [])
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\n\r\n",
+            "Content-Length",
+        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "Duplicate"),
+        (b"HTTP/1.1 200 OK\nContent-Length: 1\n\na", "CR"),
+        (b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 1\r\n\r\na", "whitespace"),
+        (b"HTTP/1.1 2x0 OK\r\n\r\n", "status"),
+        (b"HTTP/1.1 200 OK\r\nX Y: z\r\n\r\n", "malformed"),
+        (b"SSH-2.0-OpenSSH\r\n\r\n", "malformed"),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", "switched protocols"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"a" * MAX_HEADER_BYTES + b"\r\n\r\n", "longer than"),
+    ],
+)
+async def test_a_malformed_response_is_refused_not_guessed_at(raw: bytes, problem: str) -> None:
+    async with scripted(raw) as (_, pool):
+        with pytest.raises(UpstreamProtocolError, match=problem):
+            await pool.request("GET", "/", [])
+        assert pool.open_connections == 0  # that connection is closed, never reused
+
+
+async def test_interim_responses_are_skipped() -> None:
+    raw = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+        b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-Final: yes\r\n\r\nok"
+    )
+    async with scripted(raw) as (_, pool):
+        response = await pool.request("GET", "/", [])
+        assert (response.status, response.reason) == (201, "Created")
+        assert dict(response.headers) == {"Content-Length": "2", "X-Final": "yes"}
+        assert await body_of(response) == b"ok"
+
+
+async def test_headers_keep_repeats_and_order() -> None:
+    raw = (
+        b"HTTP/1.1 302 Found\r\nSet-Cookie: a=1\r\nLocation: /x\r\nSet-Cookie: b=2\r\n"
+        b"Content-Type: application/json; charset=utf-8\r\nContent-Length: 0\r\n\r\n"
+    )
+    async with scripted(raw) as (_, pool):
+        response = await pool.request("GET", "/", [])
+        assert response.headers.getall("Set-Cookie") == ["a=1", "b=2"]
+        assert response.content_type == "application/json"
+        assert await body_of(response) == b""
+
+
+async def test_a_body_delimited_by_the_close_ends_with_it() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\nall of ")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"it")
+
+    async with serving(handler) as (_, pool):
+        response = await pool.request("GET", "/", [])
+        assert await body_of(response) == b"all of it"
+        assert pool.open_connections == 0
+
+
+async def test_a_body_cut_short_is_an_error_not_an_end() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+
+    async with serving(handler) as (_, pool):
+        response = await pool.request("GET", "/", [])
+        assert await response.content.readany() == b"only this"
+        with pytest.raises(UpstreamDisconnected):
+            await response.content.readany()
+        response.release()
+
+
+async def test_a_chunked_body_cut_short_is_an_error_too() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+
+    async with serving(handler) as (_, pool):
+        response = await pool.request("GET", "/", [])
+        with pytest.raises(UpstreamDisconnected):
+            await body_of(response)
+
+
+async def test_a_head_answer_ends_at_its_headers_and_its_connection_is_not_reused() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
+    holder: list[RawServer] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await holder[0].read_request(reader)
+            writer.write(head if request.startswith(b"HEAD ") else OK)
+            await writer.drain()
+
+    async with serving(handler) as (server, pool):
+        holder.append(server)
+        response = await pool.request("HEAD", "/", [])
+        assert response.headers["Content-Length"] == "5000"
+        assert await body_of(response) == b""
+        assert pool.open_connections == 0
+        assert await body_of(await pool.request("GET", "/", [])) == b"ok"
+    assert server.connections == 2
+
+
+async def test_no_body_for_204_and_304_and_the_connection_is_kept() -> None:
+    async with scripted(
+        b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n", OK
+    ) as (server, pool):
+        for status in (204, 304):
+            response = await pool.request("GET", "/", [])
+            assert (response.status, await body_of(response)) == (status, b"")
+        assert await body_of(await pool.request("GET", "/", [])) == b"ok"
+    assert server.connections == 1
+
+
+async def test_connection_close_and_http_1_0_answers_are_not_reused() -> None:
+    async with scripted(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok") as (
+        _,
+        pool,
+    ):
+        assert await body_of(await pool.request("GET", "/", [])) == b"ok"
+        assert pool.open_connections == 0
+    async with scripted(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok") as (_, pool):
+        assert await body_of(await pool.request("GET", "/", [])) == b"ok"
+        assert pool.open_connections == 0
+
+
+async def test_a_response_not_read_to_its_end_closes_its_connection() -> None:
+    async with scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345", OK) as (
+        server,
+        pool,
+    ):
+        response = await pool.request("GET", "/", [])
+        response.release()
+        assert pool.open_connections == 0
+        assert await body_of(await pool.request("GET", "/", [])) == b"ok"
+    assert server.connections == 2
+
+
+async def test_a_second_response_to_one_request_closes_the_connection() -> None:
+    async with scripted(OK + b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil") as (_, pool):
+        response = await pool.request("GET", "/", [])
+        assert await response.content.readany() == b"ok"
+        await asyncio.sleep(0.05)
+        response.release()
+        assert pool.open_connections == 0
+
+
+async def test_bytes_sent_to_an_idle_connection_close_it() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(OK)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+        await reader.read()
+
+    async with serving(handler) as (_, pool):
+        await body_of(await pool.request("GET", "/", []))
+        assert pool.idle_connections == 1
+        await asyncio.sleep(0.2)
+        assert (pool.open_connections, pool.idle_connections) == (0, 0)
+
+
+async def test_a_reused_connection_found_closed_is_retried_for_get_but_not_for_post() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(OK)
+        await writer.drain()
+        # The next request on this connection is read, then dropped without an answer
+        # (an upstream closing an idle connection just as it is reused).
+        await reader.readuntil(b"\r\n\r\n")
+
+    async with serving(handler) as (server, pool):
+        await body_of(await pool.request("GET", "/", []))
+        assert await body_of(await pool.request("GET", "/again", [])) == b"ok"
+        assert server.connections == 2  # the retry went on a new connection
+        with pytest.raises(UpstreamDisconnected):
+            await pool.request("POST", "/p", [], b"x")
+        assert server.connections == 2  # not retried: a POST may have had effects
+
+
+async def test_a_new_connection_that_closes_is_never_retried() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+
+    async with serving(handler) as (server, pool):
+        with pytest.raises(UpstreamDisconnected):
+            await pool.request("GET", "/", [])
+    assert server.connections == 1
+
+
+async def test_the_pool_limit_makes_requests_wait_for_a_connection() -> None:
+    gate = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            await gate.wait()
+            writer.write(OK)
+            await writer.drain()
+
+    async with serving(handler, limit=1) as (server, pool):
+
+        async def one() -> bytes:
+            return await body_of(await pool.request("GET", "/", []))
+
+        tasks = [asyncio.create_task(one()) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        assert pool.open_connections == 1
+        gate.set()
+        assert await asyncio.gather(*tasks) == [b"ok"] * 3
+    assert server.connections == 1
+
+
+async def test_a_waiter_cancelled_gives_its_turn_on() -> None:
+    release = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            await release.wait()
+            writer.write(OK)
+            await writer.drain()
+
+    async with serving(handler, limit=1) as (_, pool):
+        first = asyncio.create_task(pool.request("GET", "/", []))
+        await asyncio.sleep(0.02)
+        waiting = asyncio.create_task(pool.request("GET", "/", []))
+        third = asyncio.create_task(pool.request("GET", "/", []))
+        await asyncio.sleep(0.02)
+        waiting.cancel()
+        release.set()
+        assert await body_of(await first) == b"ok"
+        assert await body_of(await asyncio.wait_for(third, 2)) == b"ok"
+
+
+async def test_a_request_cancelled_while_waiting_frees_its_connection() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read()  # never answers
+
+    async with serving(handler, limit=1) as (server, pool):
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await pool.request("GET", "/", [])
+        assert pool.open_connections == 0
+        await asyncio.sleep(0.05)
+    assert server.connections == 1
+
+
+async def test_idle_connections_are_closed_after_the_keepalive_timeout() -> None:
+    async with scripted(OK, keepalive=0.1) as (_, pool):
+        await body_of(await pool.request("GET", "/", []))
+        assert pool.idle_connections == 1
+        await asyncio.sleep(0.35)
+        assert (pool.open_connections, pool.idle_connections) == (0, 0)
+
+
+async def test_a_body_the_reader_does_not_take_pauses_the_upstream() -> None:
+    size = 128 * BUFFER_HIGH  # 32 MiB: more than loopback's socket buffers hold
+    sent = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        writer.write(b"x" * size)
+        await writer.drain()
+        sent.set()
+        await reader.read()
+
+    async with serving(handler) as (_, pool):
+        response = await pool.request("GET", "/", [])
+        await asyncio.sleep(0.3)
+        buffered = len(response.content.read_nowait())
+        assert buffered < 2 * BUFFER_HIGH  # reading paused, the rest waits in the kernel
+        assert not sent.is_set()
+        rest = await body_of(response)
+        assert buffered + len(rest) == size
+        assert sent.is_set()
+
+
+async def test_an_answer_before_the_body_ends_is_returned_and_ends_the_connection() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    never = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"first"
+        await never.wait()
+        yield b"never"
+
+    async with serving(handler) as (_, pool):
+        response = await asyncio.wait_for(pool.request("POST", "/", [], slow_body()), 2)
+        assert response.status == 413
+        assert await body_of(response) == b""
+        assert pool.open_connections == 0
+
+
+async def test_an_error_of_the_body_ends_the_request() -> None:
+    class TooLarge(Exception):
+        pass
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    async def bad_body() -> AsyncIterator[bytes]:
+        yield b"x"
+        raise TooLarge
+
+    async with serving(handler) as (_, pool):
+        with pytest.raises(TooLarge):
+            await pool.request("POST", "/", [], bad_body())
+        assert pool.open_connections == 0
+
+
+async def test_nothing_listening_is_a_connect_error_naming_the_cause() -> None:
+    from tests.conftest import bound_socket
+
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    pool = UpstreamPool(
+        f"http://127.0.0.1:{port}",
+        limit=2,
+        connect_timeout=1.0,
+        keepalive_timeout=1.0,
+        loop=asyncio.get_running_loop(),
+    )
+    with pytest.raises(UpstreamConnectError) as caught:
+        await pool.request("GET", "/", [])
+    assert isinstance(caught.value.os_error, ConnectionRefusedError)
+    assert pool.open_connections == 0
+    await pool.close()
+
+
+def test_the_host_header_names_the_origin_without_a_default_port() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        hosts = [
+            UpstreamPool(
+                origin, limit=1, connect_timeout=1, keepalive_timeout=1, loop=loop
+            ).host_header
+            for origin in (
+                "http://upstream",
+                "http://upstream:80",
+                "http://upstream:8080",
+                "https://upstream:443",
+                "https://upstream:80",
+                "http://[::1]:8000",
+            )
+        ]
+    finally:
+        loop.close()
+    assert hosts == [
+        "upstream",
+        "upstream",
+        "upstream:8080",
+        "upstream",
+        "upstream:80",
+        "[::1]:8000",
+    ]
