@@ -736,7 +736,7 @@ def release_facts() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     parts = [f"Python {platform.python_version()}"]
-    for name in ("aiohttp", "aiosqlite", "cryptography", "asyncpg"):
+    for name in ("aiohttp", "httptools", "aiosqlite", "cryptography", "asyncpg"):
         try:
             parts.append(f"{name} {version(name)}")
         except PackageNotFoundError:

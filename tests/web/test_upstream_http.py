@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from consentgate.web.upstream_http import (
     BUFFER_HIGH,
@@ -568,3 +576,82 @@ def test_the_host_header_names_the_origin_without_a_default_port() -> None:
         "upstream:80",
         "[::1]:8000",
     ]
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_an_https_upstream_is_verified_and_kept_alive(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(OK)
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    trusting = ssl.create_default_context(cafile=str(cert))
+    pool = UpstreamPool(
+        f"https://127.0.0.1:{port}",
+        limit=2,
+        connect_timeout=2,
+        keepalive_timeout=5,
+        loop=loop,
+        ssl_context=trusting,
+    )
+    # The default context (the system's CAs, as Upstream.open uses) refuses this
+    # self-signed certificate: verification is on.
+    default = UpstreamPool(
+        f"https://127.0.0.1:{port}", limit=2, connect_timeout=2, keepalive_timeout=5, loop=loop
+    )
+    try:
+        for _ in range(2):
+            assert await body_of(await pool.request("GET", "/", [])) == b"ok"
+        assert connections == 1
+        with pytest.raises(UpstreamConnectError) as caught:
+            await default.request("GET", "/", [])
+        assert isinstance(caught.value.os_error, ssl.SSLCertVerificationError)
+    finally:
+        await pool.close()
+        await default.close()
+        server.close()
+        await server.wait_closed()
