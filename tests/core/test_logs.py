@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import urllib.parse
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consentgate.core.events import AuditEvent, direct_sink, log_sink
 from consentgate.core.logs import ACCESS, AccessLines, DirectLines, configure_logging
-from consentgate.core.redact import redact_query, redact_target
+from consentgate.core.redact import REDACTED, SECRET_PARAMETERS, redact_query, redact_target
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +41,40 @@ def restore_logging() -> Iterator[None]:
 )
 def test_secret_parameters_are_redacted_from_queries(query: str, expected: str) -> None:
     assert redact_query(query) == expected
+
+
+def reference_redact_query(query: str) -> str:
+    """The rule as first written (every name decoded): the faster one must agree."""
+    if not query:
+        return query
+    parts = []
+    for item in query.split("&"):
+        name, sep, _value = item.partition("=")
+        decoded = urllib.parse.unquote_plus(name).lower()
+        parts.append(f"{name}={REDACTED}" if sep and decoded in SECRET_PARAMETERS else item)
+    return "&".join(parts)
+
+
+# Secret names as they are, in another case, percent-encoded, with a "+", with a Kelvin
+# sign (which lower-cases to an ASCII "k"), and names that are not secret.
+_QUERY_NAMES = st.sampled_from(
+    [
+        *sorted(SECRET_PARAMETERS),
+        *("Code", "STATE", "access%5Ftoken", "ID%5fTOKEN", "to\u212aen"),
+        *("client+secret", "x", "", "%"),
+    ]
+)
+_QUERY_ITEMS = st.one_of(
+    st.builds(
+        lambda n, sep, v: n + sep + v, _QUERY_NAMES, st.sampled_from(["=", "", "=="]), st.text()
+    ),
+    st.text(),
+)
+
+
+@given(st.lists(_QUERY_ITEMS, max_size=6).map("&".join))
+def test_the_fast_redaction_is_the_reference_rule(query: str) -> None:
+    assert redact_query(query) == reference_redact_query(query)
 
 
 def test_long_targets_are_truncated() -> None:
