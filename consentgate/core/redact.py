@@ -65,8 +65,9 @@ def redact_query(query: str) -> str:
 
 def redact_target(target: str, max_length: int = 2048) -> str:
     """A request target (path and query) safe to log, bounded in length."""
-    path, sep, query = target.partition("?")
-    text = path + sep + redact_query(query) if sep else path
+    path, _, query = target.partition("?")
+    redacted = redact_query(query)  # the same string when there was nothing to redact
+    text = target if redacted is query else f"{path}?{redacted}"
     if len(text) > max_length:
         text = text[:max_length] + "...(truncated)"
     return text

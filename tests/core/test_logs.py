@@ -5,15 +5,27 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from unittest import mock
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from consentgate.core.events import AuditEvent, direct_sink, log_sink
-from consentgate.core.logs import ACCESS, AccessLines, DirectLines, configure_logging
+from consentgate.core.logs import (
+    ACCESS,
+    AccessLines,
+    DirectLines,
+    _milliseconds,
+    _quoted_path,
+    _text_value,
+    _Timestamps,
+    configure_logging,
+)
 from consentgate.core.redact import REDACTED, SECRET_PARAMETERS, redact_query, redact_target
 
 
@@ -288,3 +300,151 @@ def test_direct_audit_lines_follow_the_logger_level() -> None:
     sink(AuditEvent("tamper", "a record failed verification", "id", severity="warning"))
     assert "tamper" in direct.getvalue()
     configure_logging(level="info", stream=io.StringIO())
+
+
+# --- the access line's hot path (issue 14: at most 5 µs a request) ------------------------
+
+
+@given(st.text())
+def test_the_quick_path_quoting_is_the_generic_quoting(path: str) -> None:
+    assert _quoted_path(path) == _text_value(path)
+
+
+@given(st.floats() | st.floats(min_value=0, max_value=600) | st.sampled_from([0.0, 0.0005, 1e9]))
+def test_milliseconds_are_written_as_the_rounded_number(seconds: float) -> None:
+    assert _milliseconds(seconds) == str(round(seconds * 1000, 2))
+
+
+def _near_millisecond_edges() -> st.SearchStrategy[list[float]]:
+    """Runs of neighbouring floats around the end of a millisecond, in time order."""
+
+    def run(second: int, millisecond: int, before: int, length: int) -> list[float]:
+        time = second + (millisecond + 1) / 1000
+        for _ in range(before):
+            time = math.nextafter(time, -math.inf)
+        times = [time]
+        for _ in range(length):
+            times.append(math.nextafter(times[-1], math.inf))
+        return times
+
+    return st.builds(
+        run,
+        st.integers(0, 2**34),
+        st.integers(0, 999),
+        st.integers(0, 6),
+        st.integers(0, 12),
+    )
+
+
+@given(
+    st.lists(st.floats(min_value=0, max_value=253_402_300_799), max_size=20)  # to year 9999
+    | _near_millisecond_edges()
+    | st.lists(st.sampled_from([1_800_000_000.0, 1_800_000_000.0009, 1_800_000_000.001]))
+)
+def test_a_remembered_stamp_is_the_stamp_made_afresh(times: list[float]) -> None:
+    remembering = _Timestamps()
+    assert [remembering(t) for t in times] == [_Timestamps()(t) for t in times]
+
+
+_TARGETS = (
+    st.sampled_from(
+        [
+            "/mcp",
+            "/mcp/tools/call?session=7&code=abc",
+            "/auth/callback?CODE=x&state=y&scope=openid",
+            "/x?access%5Ftoken=t&y",
+            '/a"b',
+            "/a b",
+            "/a\\b?c=1",
+            "/é?x=1",
+            "/",
+            "",
+            "/long/" + "x" * 3000 + "?code=abc",
+            "/remembered/" + "y" * 250,
+        ]
+    )
+    | st.text()
+)
+
+
+@pytest.mark.parametrize("format", ["text", "json"])
+@pytest.mark.parametrize("static", [None, {"worker": 2}])
+@given(
+    request_id=st.sampled_from(["0123456789abcdef", "req-1:a.b_c", "-"]) | st.text(),
+    client=st.sampled_from(["127.0.0.1", "2001:db8::1", "-", 'a="b"']) | st.text(),
+    target=_TARGETS,
+    seconds=st.floats(min_value=0, max_value=3600),
+    upstream=st.none() | st.floats(min_value=0, max_value=3600),
+)
+def test_the_hot_path_writes_the_generic_line(
+    *,
+    format: str,
+    static: dict[str, int] | None,
+    request_id: str,
+    client: str,
+    target: str,
+    seconds: float,
+    upstream: float | None,
+) -> None:
+    """:meth:`AccessLines.ended` (raw target, seconds) writes what :meth:`AccessLines.write`
+    writes for the fields the logger would be given."""
+    fields = {
+        "request_id": request_id,
+        "client": client,
+        "method": "GET",
+        "path": redact_target(target),
+        "status": 200,
+        "bytes": 17,
+        "duration_ms": round(seconds * 1000, 2),
+        "upstream_ms": None if upstream is None else round(upstream * 1000, 2),
+    }
+    generic, hot = io.StringIO(), io.StringIO()
+    with mock.patch.object(time, "time", return_value=1_800_000_000.25):
+        by_fields = AccessLines(generic, lambda flush: None, format=format, static=static)
+        by_fields.write(fields)
+        by_fields.flush()
+        by_hot_path = AccessLines(hot, lambda flush: None, format=format, static=static)
+        for _ in range(2):  # the second time, from what was remembered
+            by_hot_path.ended(request_id, client, "GET", target, 200, 17, seconds, upstream)
+        by_hot_path.flush()
+    assert hot.getvalue() == generic.getvalue() * 2
+
+
+def test_a_target_with_a_secret_is_redacted_each_time_and_never_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    redacted: list[str] = []
+
+    def counting(target: str) -> str:
+        redacted.append(target)
+        return redact_target(target)
+
+    monkeypatch.setattr("consentgate.core.logs.redact_target", counting)
+    secret, plain = "/kept-test/cb?code=SECRET&x=1", "/kept-test/mcp?session=1"
+    lines = AccessLines(io.StringIO(), lambda flush: None)
+    for _ in range(3):
+        lines.ended("id", "127.0.0.1", "GET", secret, 200, 0, 0.001, None)
+        lines.ended("id", "127.0.0.1", "GET", plain, 200, 0, 0.001, None)
+    assert redacted.count(secret) == 3
+    assert redacted.count(plain) == 1
+
+
+def test_request_lines_and_other_lines_keep_their_order() -> None:
+    """A request line waits as its values; a line made by ``write`` (a request that
+    ended otherwise) formats those before it, and a full batch is written at once."""
+    stream = io.StringIO()
+    scheduled: list[Callable[[], None]] = []
+    lines = AccessLines(stream, scheduled.append, max_lines=3)
+    lines.ended("a", "c", "GET", "/1", 200, 0, 0.001, None)
+    lines.write({"path": "/2", "ended": "client"})
+    lines.ended("b", "c", "GET", "/3", 200, 0, 0.001, None)
+    assert len(scheduled) == 1 and stream.getvalue() == ""
+    scheduled[0]()
+    assert [line.split(" path=")[1].split()[0] for line in stream.getvalue().splitlines()] == [
+        "/1",
+        "/2",
+        "/3",
+    ]
+    for n in range(3):
+        lines.ended("c", "c", "GET", f"/{n}", 200, 0, 0.001, None)
+    assert stream.getvalue().count("\n") == 6  # the third filled the batch
