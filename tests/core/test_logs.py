@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from consentgate.core.events import AuditEvent, direct_sink, log_sink
 from consentgate.core.logs import (
     ACCESS,
+    AUDIT,
     AccessLines,
     DirectLines,
     _milliseconds,
@@ -286,20 +287,87 @@ def test_direct_audit_lines_are_the_logging_lines_byte_for_byte(
     through_logging = io.StringIO()
     configure_logging(format=format, stream=through_logging, static=static)
     log_sink(event)
+    log_sink(event)
     direct = io.StringIO()
-    direct_sink(DirectLines(direct, format=format, static=static))(event)
+    scheduled: list[Callable[[], None]] = []
+    sink = direct_sink(DirectLines(direct, scheduled.append, format=format, static=static))
+    sink(event)
+    sink(event)
+    assert direct.getvalue() == ""  # not yet: at the end of the loop iteration
+    (flush,) = scheduled
+    flush()
     assert direct.getvalue() == through_logging.getvalue() != ""
 
 
-def test_direct_audit_lines_follow_the_logger_level() -> None:
+def test_direct_audit_lines_follow_the_logger_level_line_by_line() -> None:
+    """The level is the logger's, read at each line: a reload's level holds from the
+    next line (the logger object is kept, its answers are not)."""
     configure_logging(level="warning", stream=io.StringIO())
     direct = io.StringIO()
-    sink = direct_sink(DirectLines(direct))
+    lines = DirectLines(direct, lambda flush: None)
+    sink = direct_sink(lines)
     sink(AuditEvent("consent_silent", "relayed", "id"))
-    assert direct.getvalue() == ""
     sink(AuditEvent("tamper", "a record failed verification", "id", severity="warning"))
-    assert "tamper" in direct.getvalue()
     configure_logging(level="info", stream=io.StringIO())
+    sink(AuditEvent("consent_approved", "approved", "id"))
+    configure_logging(level="error", stream=io.StringIO())
+    sink(AuditEvent("consent_denied", "denied", "id", severity="warning"))
+    lines.flush()
+    events = [line.split(" event=")[1].split()[0] for line in direct.getvalue().splitlines()]
+    assert events == ["tamper", "consent_approved"]
+    configure_logging(level="info", stream=io.StringIO())
+
+
+def test_audit_lines_of_one_iteration_are_one_write_in_their_order() -> None:
+    class Counting(io.StringIO):
+        writes = 0
+        flushes = 0
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            return super().write(text)
+
+        def flush(self) -> None:
+            self.flushes += 1
+
+    configure_logging(level="info", stream=io.StringIO())
+    stream = Counting()
+    scheduled: list[Callable[[], None]] = []
+    lines = DirectLines(stream, scheduled.append, max_lines=4)
+    for n in range(3):
+        lines.write(AUDIT, logging.INFO, "event", {"n": n}, 1_800_000_000.0)
+    assert len(scheduled) == 1 and stream.writes == 0
+    scheduled[0]()
+    assert (stream.writes, stream.flushes) == (1, 1)
+    assert [line.rsplit("=", 1)[1] for line in stream.getvalue().splitlines()] == ["0", "1", "2"]
+    for n in range(4):  # the fourth fills the batch: written at once, before its turn
+        lines.write(AUDIT, logging.INFO, "event", {"n": n}, 1_800_000_000.0)
+    assert stream.writes == 2 and stream.getvalue().count("\n") == 7
+    scheduled[-1]()  # the turn that was scheduled finds nothing left: no empty write
+    lines.flush()
+    assert stream.writes == 2
+
+
+def test_a_reload_of_the_audit_format_writes_the_waiting_lines_first() -> None:
+    configure_logging(level="info", stream=io.StringIO())
+    stream = io.StringIO()
+    lines = DirectLines(stream, lambda flush: None)
+    lines.write(AUDIT, logging.INFO, "before", {}, 1_800_000_000.0)
+    lines.configure(format="json")
+    lines.write(AUDIT, logging.INFO, "after", {}, 1_800_000_000.0)
+    lines.flush()
+    text, document = stream.getvalue().splitlines()
+    assert text.endswith(" consentgate.audit before")
+    assert json.loads(document)["message"] == "after"
+
+
+def test_audit_lines_to_a_closed_stream_are_lost_without_an_error() -> None:
+    configure_logging(level="info", stream=io.StringIO())
+    stream = io.StringIO()
+    lines = DirectLines(stream, lambda flush: None)
+    lines.write(AUDIT, logging.INFO, "event", {})
+    stream.close()
+    lines.flush()
 
 
 # --- the access line's hot path (issue 14: at most 5 µs a request) ------------------------
