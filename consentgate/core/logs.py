@@ -215,8 +215,9 @@ class AccessLines:
     The same line, byte for byte, that the ``consentgate.access`` logger would write
     through :func:`configure_logging`'s formatter, built straight from the fields,
     and written in batches: the first line of a batch schedules one write and flush
-    (``schedule``: the event loop's ``call_soon``, so once per loop iteration), and
-    a batch of ``max_lines`` is written at once. :meth:`flush` writes what is left;
+    (``schedule``: the event loop's ``call_soon`` for once per loop iteration, or,
+    as ``serve`` does, a ``call_later`` of ``ACCESS_FLUSH_SECONDS``), and a batch of
+    ``max_lines`` is written at once. :meth:`flush` writes what is left;
     ``serve`` calls it after the shutdown, so no line of a graceful stop is lost.
 
     A request's text line waits as a tuple of its values and is formatted with the
