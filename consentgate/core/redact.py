@@ -38,21 +38,36 @@ REDACTED: Final = "[redacted]"
 
 
 def redact_query(query: str) -> str:
-    """The query string with the values of secret parameters replaced."""
+    """The query string with the values of secret parameters replaced.
+
+    A parameter's name is decoded (``%5F``, ``+``) and lower-cased before it is
+    compared; a name without ``%`` or ``+`` decodes to itself, so the decoding is
+    skipped for it (this runs for every logged request, issue 14). A query with
+    nothing to replace comes back as the very same string.
+    """
     if not query:
         return query
-    parts = []
-    for item in query.split("&"):
+    items = query.split("&")
+    redacted = False
+    for index, item in enumerate(items):
         name, sep, _value = item.partition("=")
-        decoded = urllib.parse.unquote_plus(name).lower()
-        parts.append(f"{name}={REDACTED}" if sep and decoded in SECRET_PARAMETERS else item)
-    return "&".join(parts)
+        if not sep:
+            continue
+        if "%" in name or "+" in name:
+            decoded = urllib.parse.unquote_plus(name).lower()
+        else:
+            decoded = name.lower()
+        if decoded in SECRET_PARAMETERS:
+            items[index] = f"{name}={REDACTED}"
+            redacted = True
+    return "&".join(items) if redacted else query
 
 
 def redact_target(target: str, max_length: int = 2048) -> str:
     """A request target (path and query) safe to log, bounded in length."""
-    path, sep, query = target.partition("?")
-    text = path + sep + redact_query(query) if sep else path
+    path, _, query = target.partition("?")
+    redacted = redact_query(query)  # the same string when there was nothing to redact
+    text = target if redacted is query else f"{path}?{redacted}"
     if len(text) > max_length:
         text = text[:max_length] + "...(truncated)"
     return text

@@ -15,6 +15,7 @@ line of one whose handler was abandoned (:mod:`consentgate.web.endings`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -64,29 +65,38 @@ class AccessLogger(AbstractAccessLogger):
         super().__init__(logger, log_format)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        sending = request.get(SENDING)
-        ended = "shutdown" if sending is not None and sending.cut else None
         lines = self._lines
-        if lines is not None and not lines.enabled:  # switched off by a reload
+        if lines is None:
+            sending = request.get(SENDING)
+            ended = "shutdown" if sending is not None and sending.cut else None
+            fields = access_fields(request, response.status, response.body_length, time, ended)
+            self.logger.info("request", extra={"fields": fields})
             return
-        if lines is not None and ended is None:
-            upstream = request.get(UPSTREAM_SECONDS)
-            lines.request(
-                request_id=request.get(REQUEST_ID, "-"),
-                client=request.get(CLIENT_IP, "-"),
-                method=request.method,
-                path=redact_target(request.raw_path),
-                status=response.status,
-                sent=response.body_length,
-                duration_ms=round(time * 1000, 2),
-                upstream_ms=round(upstream * 1000, 2) if upstream is not None else None,
+        if not lines.enabled:  # switched off by a reload
+            return
+        # What ``request[key]`` reads: aiohttp's dict behind the request's mapping
+        # (``_state``, aiohttp 3.x; a test pins it) when it has one, else the request.
+        # ``request.get`` is ``Mapping.get`` in Python, a ``KeyError`` raised and caught
+        # for each key a request lacks (~0.4 µs each, four keys; issue 14).
+        state: Mapping[Any, Any] = getattr(request, "_state", request)
+        if type(state) is not dict:
+            state = request
+        sending = state.get(SENDING)
+        if sending is not None and sending.cut:
+            lines.write(
+                access_fields(request, response.status, response.body_length, time, "shutdown")
             )
             return
-        fields = access_fields(request, response.status, response.body_length, time, ended)
-        if lines is not None:
-            lines.write(fields)
-        else:
-            self.logger.info("request", extra={"fields": fields})
+        lines.ended(
+            state.get(REQUEST_ID, "-"),
+            state.get(CLIENT_IP, "-"),
+            request.method,
+            request.raw_path,
+            response.status,
+            response.body_length,
+            time,
+            state.get(UPSTREAM_SECONDS),
+        )
 
     @property
     def enabled(self) -> bool:

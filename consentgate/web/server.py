@@ -154,16 +154,40 @@ async def serve(
     FILE``); without it SIGHUP only re-reads the key directory. ``peers`` is the
     supervisor's private directory where the workers answer each other's scrapes.
     """
-    configure_logging(
-        format=config.log.format,
-        level=config.log.level,
-        static={"worker": worker} if worker is not None else None,
-    )
+    static = {"worker": worker} if worker is not None else None
+    configure_logging(format=config.log.format, level=config.log.level, static=static)
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLimiter(loop.get_exception_handler()))
-    static = {"worker": worker} if worker is not None else None
-    # The audit log's lines, each written at once, without a logging record.
-    audit_lines = DirectLines(sys.stderr, format=config.log.format, static=static)
+    # The audit log's lines, without a logging record, written once per loop iteration.
+    audit_lines = DirectLines(sys.stderr, loop.call_soon, format=config.log.format, static=static)
+    try:
+        await _serve(
+            config,
+            audit_lines,
+            static,
+            worker=worker,
+            listening=listening,
+            source=source,
+            peers=peers,
+        )
+    finally:
+        # However serve ends (a start that failed included): once it returns, a
+        # flush the loop was to run may never run.
+        audit_lines.flush()
+
+
+async def _serve(
+    config: Config,
+    audit_lines: DirectLines,
+    static: dict[str, Any] | None,
+    *,
+    worker: int | None,
+    listening: Callable[[], None] | None,
+    source: ConfigSource | None,
+    peers: Path | None,
+) -> None:
+    """:func:`serve`, once the logging and the audit lines are set up."""
+    loop = asyncio.get_running_loop()
     app = create_app(config, audit=AuditTrail((direct_sink(audit_lines),)))
     if source is not None:
         app[CONFIG_SOURCE] = source
@@ -219,7 +243,9 @@ async def serve(
         try:
             await shut_down(runner, app, config.server.shutdown_grace)
         finally:
-            access.flush()  # the lines of the last requests, before "stopped"
+            # The lines of the shutdown and of the last requests, before "stopped".
+            audit_lines.flush()
+            access.flush()
             if watchdog is not None:
                 watchdog.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

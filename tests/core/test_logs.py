@@ -5,13 +5,29 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
+import time
+import urllib.parse
 from collections.abc import Callable, Iterator
+from unittest import mock
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consentgate.core.events import AuditEvent, direct_sink, log_sink
-from consentgate.core.logs import ACCESS, AccessLines, DirectLines, configure_logging
-from consentgate.core.redact import redact_query, redact_target
+from consentgate.core.logs import (
+    ACCESS,
+    AUDIT,
+    AccessLines,
+    DirectLines,
+    _milliseconds,
+    _quoted_path,
+    _text_value,
+    _Timestamps,
+    configure_logging,
+)
+from consentgate.core.redact import REDACTED, SECRET_PARAMETERS, redact_query, redact_target
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +54,40 @@ def restore_logging() -> Iterator[None]:
 )
 def test_secret_parameters_are_redacted_from_queries(query: str, expected: str) -> None:
     assert redact_query(query) == expected
+
+
+def reference_redact_query(query: str) -> str:
+    """The rule as first written (every name decoded): the faster one must agree."""
+    if not query:
+        return query
+    parts = []
+    for item in query.split("&"):
+        name, sep, _value = item.partition("=")
+        decoded = urllib.parse.unquote_plus(name).lower()
+        parts.append(f"{name}={REDACTED}" if sep and decoded in SECRET_PARAMETERS else item)
+    return "&".join(parts)
+
+
+# Secret names as they are, in another case, percent-encoded, with a "+", with a Kelvin
+# sign (which lower-cases to an ASCII "k"), and names that are not secret.
+_QUERY_NAMES = st.sampled_from(
+    [
+        *sorted(SECRET_PARAMETERS),
+        *("Code", "STATE", "access%5Ftoken", "ID%5fTOKEN", "to\u212aen"),
+        *("client+secret", "x", "", "%"),
+    ]
+)
+_QUERY_ITEMS = st.one_of(
+    st.builds(
+        lambda n, sep, v: n + sep + v, _QUERY_NAMES, st.sampled_from(["=", "", "=="]), st.text()
+    ),
+    st.text(),
+)
+
+
+@given(st.lists(_QUERY_ITEMS, max_size=6).map("&".join))
+def test_the_fast_redaction_is_the_reference_rule(query: str) -> None:
+    assert redact_query(query) == reference_redact_query(query)
 
 
 def test_long_targets_are_truncated() -> None:
@@ -237,17 +287,232 @@ def test_direct_audit_lines_are_the_logging_lines_byte_for_byte(
     through_logging = io.StringIO()
     configure_logging(format=format, stream=through_logging, static=static)
     log_sink(event)
+    log_sink(event)
     direct = io.StringIO()
-    direct_sink(DirectLines(direct, format=format, static=static))(event)
+    scheduled: list[Callable[[], None]] = []
+    sink = direct_sink(DirectLines(direct, scheduled.append, format=format, static=static))
+    sink(event)
+    sink(event)
+    assert direct.getvalue() == ""  # not yet: at the end of the loop iteration
+    (flush,) = scheduled
+    flush()
     assert direct.getvalue() == through_logging.getvalue() != ""
 
 
-def test_direct_audit_lines_follow_the_logger_level() -> None:
+def test_direct_audit_lines_follow_the_logger_level_line_by_line() -> None:
+    """The level is the logger's, read at each line: a reload's level holds from the
+    next line (the logger object is kept, its answers are not)."""
     configure_logging(level="warning", stream=io.StringIO())
     direct = io.StringIO()
-    sink = direct_sink(DirectLines(direct))
+    lines = DirectLines(direct, lambda flush: None)
+    sink = direct_sink(lines)
     sink(AuditEvent("consent_silent", "relayed", "id"))
-    assert direct.getvalue() == ""
     sink(AuditEvent("tamper", "a record failed verification", "id", severity="warning"))
-    assert "tamper" in direct.getvalue()
     configure_logging(level="info", stream=io.StringIO())
+    sink(AuditEvent("consent_approved", "approved", "id"))
+    configure_logging(level="error", stream=io.StringIO())
+    sink(AuditEvent("consent_denied", "denied", "id", severity="warning"))
+    lines.flush()
+    events = [line.split(" event=")[1].split()[0] for line in direct.getvalue().splitlines()]
+    assert events == ["tamper", "consent_approved"]
+    configure_logging(level="info", stream=io.StringIO())
+
+
+def test_audit_lines_of_one_iteration_are_one_write_in_their_order() -> None:
+    class Counting(io.StringIO):
+        writes = 0
+        flushes = 0
+
+        def write(self, text: str) -> int:
+            self.writes += 1
+            return super().write(text)
+
+        def flush(self) -> None:
+            self.flushes += 1
+
+    configure_logging(level="info", stream=io.StringIO())
+    stream = Counting()
+    scheduled: list[Callable[[], None]] = []
+    lines = DirectLines(stream, scheduled.append, max_lines=4)
+    for n in range(3):
+        lines.write(AUDIT, logging.INFO, "event", {"n": n}, 1_800_000_000.0)
+    assert len(scheduled) == 1 and stream.writes == 0
+    scheduled[0]()
+    assert (stream.writes, stream.flushes) == (1, 1)
+    assert [line.rsplit("=", 1)[1] for line in stream.getvalue().splitlines()] == ["0", "1", "2"]
+    for n in range(4):  # the fourth fills the batch: written at once, before its turn
+        lines.write(AUDIT, logging.INFO, "event", {"n": n}, 1_800_000_000.0)
+    assert stream.writes == 2 and stream.getvalue().count("\n") == 7
+    scheduled[-1]()  # the turn that was scheduled finds nothing left: no empty write
+    lines.flush()
+    assert stream.writes == 2
+
+
+def test_a_reload_of_the_audit_format_writes_the_waiting_lines_first() -> None:
+    configure_logging(level="info", stream=io.StringIO())
+    stream = io.StringIO()
+    lines = DirectLines(stream, lambda flush: None)
+    lines.write(AUDIT, logging.INFO, "before", {}, 1_800_000_000.0)
+    lines.configure(format="json")
+    lines.write(AUDIT, logging.INFO, "after", {}, 1_800_000_000.0)
+    lines.flush()
+    text, document = stream.getvalue().splitlines()
+    assert text.endswith(" consentgate.audit before")
+    assert json.loads(document)["message"] == "after"
+
+
+def test_audit_lines_to_a_closed_stream_are_lost_without_an_error() -> None:
+    configure_logging(level="info", stream=io.StringIO())
+    stream = io.StringIO()
+    lines = DirectLines(stream, lambda flush: None)
+    lines.write(AUDIT, logging.INFO, "event", {})
+    stream.close()
+    lines.flush()
+
+
+# --- the access line's hot path (issue 14: at most 5 µs a request) ------------------------
+
+
+@given(st.text())
+def test_the_quick_path_quoting_is_the_generic_quoting(path: str) -> None:
+    assert _quoted_path(path) == _text_value(path)
+
+
+@given(st.floats() | st.floats(min_value=0, max_value=600) | st.sampled_from([0.0, 0.0005, 1e9]))
+def test_milliseconds_are_written_as_the_rounded_number(seconds: float) -> None:
+    assert _milliseconds(seconds) == str(round(seconds * 1000, 2))
+
+
+def _near_millisecond_edges() -> st.SearchStrategy[list[float]]:
+    """Runs of neighbouring floats around the end of a millisecond, in time order."""
+
+    def run(second: int, millisecond: int, before: int, length: int) -> list[float]:
+        time = second + (millisecond + 1) / 1000
+        for _ in range(before):
+            time = math.nextafter(time, -math.inf)
+        times = [time]
+        for _ in range(length):
+            times.append(math.nextafter(times[-1], math.inf))
+        return times
+
+    return st.builds(
+        run,
+        st.integers(0, 2**34),
+        st.integers(0, 999),
+        st.integers(0, 6),
+        st.integers(0, 12),
+    )
+
+
+@given(
+    st.lists(st.floats(min_value=0, max_value=253_402_300_799), max_size=20)  # to year 9999
+    | _near_millisecond_edges()
+    | st.lists(st.sampled_from([1_800_000_000.0, 1_800_000_000.0009, 1_800_000_000.001]))
+)
+def test_a_remembered_stamp_is_the_stamp_made_afresh(times: list[float]) -> None:
+    remembering = _Timestamps()
+    assert [remembering(t) for t in times] == [_Timestamps()(t) for t in times]
+
+
+_TARGETS = (
+    st.sampled_from(
+        [
+            "/mcp",
+            "/mcp/tools/call?session=7&code=abc",
+            "/auth/callback?CODE=x&state=y&scope=openid",
+            "/x?access%5Ftoken=t&y",
+            '/a"b',
+            "/a b",
+            "/a\\b?c=1",
+            "/é?x=1",
+            "/",
+            "",
+            "/long/" + "x" * 3000 + "?code=abc",
+            "/remembered/" + "y" * 250,
+        ]
+    )
+    | st.text()
+)
+
+
+@pytest.mark.parametrize("format", ["text", "json"])
+@pytest.mark.parametrize("static", [None, {"worker": 2}])
+@given(
+    request_id=st.sampled_from(["0123456789abcdef", "req-1:a.b_c", "-"]) | st.text(),
+    client=st.sampled_from(["127.0.0.1", "2001:db8::1", "-", 'a="b"']) | st.text(),
+    target=_TARGETS,
+    seconds=st.floats(min_value=0, max_value=3600),
+    upstream=st.none() | st.floats(min_value=0, max_value=3600),
+)
+def test_the_hot_path_writes_the_generic_line(
+    *,
+    format: str,
+    static: dict[str, int] | None,
+    request_id: str,
+    client: str,
+    target: str,
+    seconds: float,
+    upstream: float | None,
+) -> None:
+    """:meth:`AccessLines.ended` (raw target, seconds) writes what :meth:`AccessLines.write`
+    writes for the fields the logger would be given."""
+    fields = {
+        "request_id": request_id,
+        "client": client,
+        "method": "GET",
+        "path": redact_target(target),
+        "status": 200,
+        "bytes": 17,
+        "duration_ms": round(seconds * 1000, 2),
+        "upstream_ms": None if upstream is None else round(upstream * 1000, 2),
+    }
+    generic, hot = io.StringIO(), io.StringIO()
+    with mock.patch.object(time, "time", return_value=1_800_000_000.25):
+        by_fields = AccessLines(generic, lambda flush: None, format=format, static=static)
+        by_fields.write(fields)
+        by_fields.flush()
+        by_hot_path = AccessLines(hot, lambda flush: None, format=format, static=static)
+        for _ in range(2):  # the second time, from what was remembered
+            by_hot_path.ended(request_id, client, "GET", target, 200, 17, seconds, upstream)
+        by_hot_path.flush()
+    assert hot.getvalue() == generic.getvalue() * 2
+
+
+def test_a_target_with_a_secret_is_redacted_each_time_and_never_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    redacted: list[str] = []
+
+    def counting(target: str) -> str:
+        redacted.append(target)
+        return redact_target(target)
+
+    monkeypatch.setattr("consentgate.core.logs.redact_target", counting)
+    secret, plain = "/kept-test/cb?code=SECRET&x=1", "/kept-test/mcp?session=1"
+    lines = AccessLines(io.StringIO(), lambda flush: None)
+    for _ in range(3):
+        lines.ended("id", "127.0.0.1", "GET", secret, 200, 0, 0.001, None)
+        lines.ended("id", "127.0.0.1", "GET", plain, 200, 0, 0.001, None)
+    assert redacted.count(secret) == 3
+    assert redacted.count(plain) == 1
+
+
+def test_request_lines_and_other_lines_keep_their_order() -> None:
+    """A request line waits as its values; a line made by ``write`` (a request that
+    ended otherwise) formats those before it, and a full batch is written at once."""
+    stream = io.StringIO()
+    scheduled: list[Callable[[], None]] = []
+    lines = AccessLines(stream, scheduled.append, max_lines=3)
+    lines.ended("a", "c", "GET", "/1", 200, 0, 0.001, None)
+    lines.write({"path": "/2", "ended": "client"})
+    lines.ended("b", "c", "GET", "/3", 200, 0, 0.001, None)
+    assert len(scheduled) == 1 and stream.getvalue() == ""
+    scheduled[0]()
+    assert [line.split(" path=")[1].split()[0] for line in stream.getvalue().splitlines()] == [
+        "/1",
+        "/2",
+        "/3",
+    ]
+    for n in range(3):
+        lines.ended("c", "c", "GET", f"/{n}", 200, 0, 0.001, None)
+    assert stream.getvalue().count("\n") == 6  # the third filled the batch

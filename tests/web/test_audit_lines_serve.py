@@ -1,0 +1,45 @@
+"""``serve`` writes the audit log in one batch per loop iteration (issue 14, point 2),
+and writes what is waiting whenever it returns: a flush scheduled on the loop may
+never run once ``serve`` is done (a start that failed, a stop)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from consentgate.core.errors import StartupError
+from consentgate.core.events import AuditEvent
+from consentgate.web import server
+from consentgate.web.appkeys import AUDIT
+from tests.conftest import make_config
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """serve configures the consentgate logger; put it back for other tests."""
+    logger = logging.getLogger("consentgate")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+
+
+async def test_the_audit_lines_of_a_start_that_failed_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def failing_start(config: Any, app: web.Application, **options: Any) -> Any:
+        app[AUDIT].emit(AuditEvent("tamper", "a record failed verification", severity="warning"))
+        raise StartupError("cannot listen")
+
+    monkeypatch.setattr(server, "start", failing_start)
+    with pytest.raises(StartupError):
+        await server.serve(make_config(tmp_path, "http://127.0.0.1:9"))
+    # Before this test awaits anything: the loop has not run the scheduled flush.
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "tamper" in line]
+    assert " WARNING consentgate.audit a record failed verification event=tamper" in line
