@@ -38,7 +38,8 @@ def test_version_names_what_a_bug_report_needs() -> None:
     assert result.returncode == 0
     assert result.stdout == (
         f"consentgate {__version__} (Python {platform.python_version()}, "
-        f"aiohttp {version('aiohttp')}, aiosqlite {version('aiosqlite')}, "
+        f"aiohttp {version('aiohttp')}, httptools {version('httptools')}, "
+        f"aiosqlite {version('aiosqlite')}, "
         f"cryptography {version('cryptography')}, asyncpg {version('asyncpg')})\n"
     )
 
