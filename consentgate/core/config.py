@@ -375,7 +375,11 @@ class UpstreamConfig:
     )
     connect_timeout: float = field(
         default=5.0,
-        metadata=_spec(parse_duration, "Seconds to open a connection upstream (502 after)."),
+        metadata=_spec(
+            parse_duration,
+            "Seconds to open a connection upstream (504 after, as nginx answers its "
+            "connect timeout).",
+        ),
     )
     read_timeout: float = field(
         default=60.0,
@@ -394,7 +398,12 @@ class UpstreamConfig:
         ),
     )
     max_connections: int = field(
-        default=256, metadata=_spec(_positive_int, "Most connections open to the upstream at once.")
+        default=256,
+        metadata=_spec(
+            _positive_int,
+            "Most connections open to the upstream at once; further requests wait for one "
+            "(their read_timeout bounds the wait).",
+        ),
     )
     host_header: str = field(
         default="upstream",

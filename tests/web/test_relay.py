@@ -666,3 +666,21 @@ async def test_access_log_has_one_line_with_secrets_redacted(
             line = formatter.format(record)
             for secret in ("SECRETCODE", "SECRETSTATE", "SECRETTOKEN", "SECRETCOOKIE"):
                 assert secret not in line
+
+
+async def test_an_upstream_that_does_not_accept_in_time_gives_504_and_a_timeout_warning(
+    start_gate: StartGate, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.web.test_upstream_http import unanswered_listener
+
+    with unanswered_listener() as port:
+        gate = await start_gate(f"http://127.0.0.1:{port}", upstream={"connect_timeout": 0.3})
+        with caplog.at_level(logging.WARNING, logger="consentgate"):
+            async with client.get(
+                f"{gate.url}/x", headers={"Accept": "application/json"}
+            ) as response:
+                assert response.status == 504
+                assert (await response.json())["error"] == "gateway_timeout"
+    (warning,) = [r for r in caplog.records if r.getMessage() == "upstream unavailable"]
+    fields = warning.fields  # type: ignore[attr-defined]
+    assert (fields["kind"], fields["error"]) == ("timeout", "UpstreamConnectError")

@@ -8,8 +8,9 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -655,3 +656,44 @@ async def test_an_https_upstream_is_verified_and_kept_alive(tmp_path: Path) -> N
         await default.close()
         server.close()
         await server.wait_closed()
+
+
+@contextlib.contextmanager
+def unanswered_listener() -> Iterator[int]:
+    """A port whose accept queue is full: a connect to it waits, on loopback, until
+    given up (the kernel drops the SYN of a full queue)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(2):  # backlog 0 still queues one; two fill it
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+async def test_a_connect_that_takes_too_long_is_a_connect_error_naming_the_timeout() -> None:
+    with unanswered_listener() as port:
+        pool = UpstreamPool(
+            f"http://127.0.0.1:{port}",
+            limit=2,
+            connect_timeout=0.3,
+            keepalive_timeout=1.0,
+            loop=asyncio.get_running_loop(),
+        )
+        try:
+            with pytest.raises(UpstreamConnectError, match=r"within 0\.3 s") as caught:
+                await pool.request("GET", "/", [])
+            assert isinstance(caught.value.os_error, TimeoutError)
+            assert pool.open_connections == 0
+        finally:
+            await pool.close()
