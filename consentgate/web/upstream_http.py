@@ -235,6 +235,8 @@ class _Connection(asyncio.Protocol):
     # -- the exchange ---------------------------------------------------------------
     def start(self, method: str, head: bytes) -> asyncio.Future[UpstreamResponse]:
         """Send the request head (and a body in hand); the future has the response."""
+        if self.closed:  # closed by the upstream while it was handed over
+            raise UpstreamDisconnected("the upstream closed the connection before the request")
         self._begin_exchange(method)
         self._active = True
         future = self._head_future = self.loop.create_future()
@@ -458,8 +460,10 @@ class UpstreamPool:
     """Keep-alive connections to one origin, at most ``limit`` open at once.
 
     A request waits for a free connection when all ``limit`` are busy (the caller's
-    deadline bounds the wait). Idle connections are reused newest first and closed
-    after ``keepalive_timeout`` seconds without use.
+    deadline bounds the wait), first come first served: a released connection goes
+    straight to the longest waiter, never to a request that arrives in between.
+    Idle connections are reused newest first and closed after ``keepalive_timeout``
+    seconds without use.
     """
 
     def __init__(
@@ -494,7 +498,10 @@ class UpstreamPool:
         #: Every open connection, idle or busy (closed at :meth:`close`).
         self._connections: set[_Connection] = set()
         self._open = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: Requests waiting for a connection, first come first served: a released
+        #: connection is handed to the first (a Future's result), a freed slot wakes
+        #: it with None (it may connect).
+        self._waiters: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
         self._sweep: asyncio.TimerHandle | None = None
         self._closing = False
 
@@ -646,18 +653,26 @@ class UpstreamPool:
                     self._open -= 1
                     self._wake_one()
                     raise
-            waiter: asyncio.Future[None] = self.loop.create_future()
+            waiter: asyncio.Future[_Connection | None] = self.loop.create_future()
             self._waiters.append(waiter)
             try:
-                await waiter
+                handed = await waiter
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
-                    self._wake_one()  # woken, but leaving: the turn goes to the next
+                    # Woken, but leaving: the turn (or the connection) goes to the next.
+                    left = waiter.result()
+                    if left is not None:
+                        self._put_idle(left)
+                    else:
+                        self._wake_one()
                 else:
                     waiter.cancel()
                     with contextlib.suppress(ValueError):
                         self._waiters.remove(waiter)
                 raise
+            if handed is not None and not handed.closed:
+                handed._active = True
+                return handed
 
     async def _connect(self) -> _Connection:
         try:
@@ -686,14 +701,19 @@ class UpstreamPool:
         return protocol
 
     def _put_idle(self, conn: _Connection) -> None:
+        """A connection free for the next request: the first waiter's, else idle."""
         if self._closing:
             conn.close()
             return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
         conn.idle_since = self.loop.time()
         self._idle.append(conn)
         if self._sweep is None:
             self._sweep = self.loop.call_later(self._keepalive, self._sweep_idle)
-        self._wake_one()
 
     def _sweep_idle(self) -> None:
         self._sweep = None
@@ -720,6 +740,7 @@ class UpstreamPool:
         self._wake_one()
 
     def _wake_one(self) -> None:
+        """A slot is free (a connection closed): the first waiter may open one."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():

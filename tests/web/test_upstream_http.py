@@ -697,3 +697,37 @@ async def test_a_connect_that_takes_too_long_is_a_connect_error_naming_the_timeo
             assert pool.open_connections == 0
         finally:
             await pool.close()
+
+
+async def test_a_released_connection_goes_to_the_longest_waiter_not_a_newcomer() -> None:
+    release = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            await release.wait()
+            writer.write(OK)
+            await writer.drain()
+
+    async with serving(handler, limit=1) as (server, pool):
+        order: list[str] = []
+
+        async def one(name: str) -> None:
+            response = await pool.request("GET", f"/{name}", [])
+            order.append(name)
+            await body_of(response)
+
+        first = asyncio.create_task(pool.request("GET", "/first", []))
+        await asyncio.sleep(0.02)
+        waiting = asyncio.create_task(one("waiter"))
+        await asyncio.sleep(0.02)
+        release.set()
+        response = await first
+        assert await response.content.readany() == b"ok"
+        # The newcomer's first step is scheduled before the waiter's wake-up: it runs
+        # first, and must still not take the connection released to the waiter.
+        newcomer = asyncio.create_task(one("newcomer"))
+        response.release()
+        await asyncio.wait_for(asyncio.gather(waiting, newcomer), 2)
+        assert order == ["waiter", "newcomer"]
+    assert server.connections == 1
