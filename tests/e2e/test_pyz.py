@@ -136,7 +136,7 @@ def test_the_pyz_runs_every_command_from_an_empty_directory(pyz: Pyz, tmp_path: 
     version = pyz.run("--version")
     assert version.returncode == 0, version.stderr
     assert re.fullmatch(
-        r"consentgate \S+ \(Python 3\.\d+\.\d+, aiohttp \S+, aiosqlite \S+, "
+        r"consentgate \S+ \(Python 3\.\d+\.\d+, aiohttp \S+, httptools \S+, aiosqlite \S+, "
         r"cryptography \S+, asyncpg \S+\)\n",
         version.stdout,
     ), version.stdout
