@@ -767,6 +767,7 @@ class ConsentStore:
         all: bool = False,
         owner: str | None = None,
         by: RevokedBy = "library",
+        request_id: str = "",
     ) -> int:
         """Revoke unrevoked records matching exactly one selector; returns how many.
 
@@ -774,7 +775,9 @@ class ConsentStore:
         the self-service page revokes ``id=X, owner=<this browser>``, so a person can
         never revoke (or learn of) another browser's approval by guessing an id.
         ``by`` names who revoked (``cli``, ``admin``, ``self``, ``library``) for the
-        audit trail (issue 13, point 2).
+        audit trail (issue 13, point 2), and ``request_id`` the HTTP request that asked
+        (the admin API's and the approvals page's answers carry it in ``X-Request-Id``),
+        so an operator can tie the audit row to the access line and the caller's logs.
 
         Each revoked row gets ``revoked_at`` and is re-signed with the active key.
         A row that fails verification is not touched (re-signing it would
@@ -835,6 +838,7 @@ class ConsentStore:
             AuditEvent(
                 "consents_revoked",
                 f"revoked {total} consent(s) by {selector}",
+                request_id,
                 fields={
                     "selector": selector,
                     "value": value,

@@ -33,6 +33,7 @@ from consentgate.core.adminapi import (
     parse_revoke_body,
 )
 from consentgate.core.records import client_listing, consent_listing
+from consentgate.core.requestids import new_request_id
 from consentgate.store import ConsentStore, VerificationFailure
 from consentgate.web.appkeys import STORE
 from consentgate.web.bodies import read_up_to
@@ -105,8 +106,13 @@ async def revoke_consents(request: web.Request) -> web.Response:
     if not complete:
         raise BadRequest(f"the body is larger than {MAX_BODY_BYTES} bytes")
     selected = parse_revoke_body(body)
-    count = await _store(request).revoke(**selected.arguments(), by="admin")
-    return json_response({"revoked": count})
+    # The admin listener has no request context: this id ties the audit row to the
+    # answer (X-Request-Id), which the operator's tooling can log.
+    request_id = new_request_id()
+    count = await _store(request).revoke(**selected.arguments(), by="admin", request_id=request_id)
+    response = json_response({"revoked": count})
+    response.headers["X-Request-Id"] = request_id
+    return response
 
 
 async def list_clients(request: web.Request) -> web.Response:

@@ -37,7 +37,7 @@ from aiohttp import web
 from consentgate.core.clientinfo import ApprovalView, build_approval_view
 from consentgate.core.cookies import same_token
 from consentgate.core.records import ClientRecord
-from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
+from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, REQUEST_ID, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.browser import Browser
 from consentgate.web.forms import own_page_form
@@ -120,10 +120,15 @@ async def approvals_answer(request: web.Request) -> web.StreamResponse:
         return error_response(request, 403, "invalid_csrf", _STALE)
     store = request.app[STORE]
     # Shielded: a browser that goes away must not cancel a revocation half way.
+    request_id = request[REQUEST_ID]
     if action == "revoke":
-        await asyncio.shield(store.revoke(id=record_id, owner=browser.subject, by="self"))
+        await asyncio.shield(
+            store.revoke(id=record_id, owner=browser.subject, by="self", request_id=request_id)
+        )
     else:
-        await asyncio.shield(store.revoke(subject=browser.subject, by="self"))
+        await asyncio.shield(
+            store.revoke(subject=browser.subject, by="self", request_id=request_id)
+        )
     response = web.Response(status=303, headers={"Location": f"{config.server.prefix}/approvals"})
     secure(response)
     return response

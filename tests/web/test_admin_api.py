@@ -590,3 +590,19 @@ async def test_a_cursor_of_another_listing_is_refused_by_the_audit_listing(admin
 async def test_the_audit_listing_needs_the_token(admin: Admin) -> None:
     status, _, headers = await admin.call("GET", "/admin/audit", headers={})
     assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_revocation_answers_its_request_id_and_its_audit_row_carries_it(
+    admin: Admin,
+) -> None:
+    ids = []
+    for client_id in ("client-0", "client-1"):
+        await approve(admin.store, "alice", client_id=client_id)
+        status, body, headers = await admin.call(
+            "POST", "/admin/consents/revoke", json={"client_id": client_id}
+        )
+        assert (status, body) == (200, {"revoked": 1})
+        ids.append(headers["X-Request-Id"])
+    assert len(set(ids)) == 2 and all(len(i) == 16 for i in ids)
+    _, listed = await admin.get("/admin/audit", event="revoked")
+    assert [row["request_id"] for row in listed["audit"]] == ids

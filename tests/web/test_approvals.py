@@ -246,6 +246,8 @@ async def test_revoking_one_approval_makes_the_next_sign_in_with_that_client_ask
     assert again.is_consent_page  # asked, not silent
     revoked = [e for e in events if e.event == "consents_revoked"]
     assert [(e.fields["by"], e.fields["count"]) for e in revoked] == [("self", 1)]
+    # The audit row names the POST that revoked, as its answer and access line do.
+    assert revoked[0].request_id == done.headers["X-Request-Id"] != ""
 
 
 async def test_revoke_all_revokes_every_approval_of_this_browser_and_no_one_elses(
