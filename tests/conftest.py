@@ -7,8 +7,9 @@ the store is a real SQLite file under the test's tmp_path.
 
 from __future__ import annotations
 
+import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,15 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
     """A plain HTTP client: no redirects followed by default, bodies left encoded."""
     async with aiohttp.ClientSession(auto_decompress=False) as session:
         yield session
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """``configure_logging`` (and ``serve``) change the ``consentgate`` logger's
+    handlers, level and propagation: put them back for the tests that follow."""
+    logger = logging.getLogger("consentgate")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]

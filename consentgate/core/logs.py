@@ -209,6 +209,20 @@ def _milliseconds(seconds: float) -> str:
 _PendingRequest = tuple[float, str, str, str, str, int, int, str, str]
 
 
+def _write_out(stream: TextIO, lines: list[str]) -> None:
+    """Write ``lines`` (and empty the list) in one write and one flush; the batches of
+    :class:`AccessLines` and :class:`DirectLines` both end here."""
+    if not lines:
+        return
+    text = "\n".join(lines) + "\n"
+    lines.clear()
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):  # a closed or broken stderr: as logging would
+        pass
+
+
 class AccessLines:
     """The access log without a ``logging`` record per request (issue 14, point 1).
 
@@ -413,15 +427,7 @@ class AccessLines:
         self._scheduled = False
         if self._requests:
             self._format_requests()
-        if not self._lines:
-            return
-        text = "\n".join(self._lines) + "\n"
-        self._lines.clear()
-        try:
-            self._stream.write(text)
-            self._stream.flush()
-        except (OSError, ValueError):  # a closed or broken stderr: as logging would
-            pass
+        _write_out(self._stream, self._lines)
 
 
 class DirectLines:
@@ -513,15 +519,7 @@ class DirectLines:
 
     def flush(self) -> None:
         """Write the waiting lines, in one write and one flush."""
-        if not self._lines:
-            return
-        text = "\n".join(self._lines) + "\n"
-        self._lines.clear()
-        try:
-            self._stream.write(text)
-            self._stream.flush()
-        except (OSError, ValueError):  # a closed or broken stderr: as logging would
-            pass
+        _write_out(self._stream, self._lines)
 
 
 def configure_logging(

@@ -95,7 +95,7 @@ class ResponseBody:
 
     __slots__ = ("_chunks", "_conn", "_eof", "_exc", "_size", "_waiter")
 
-    def __init__(self, conn: _Connection | None) -> None:
+    def __init__(self, conn: _Connection) -> None:
         self._chunks: collections.deque[bytes] = collections.deque()
         self._size = 0
         self._eof = False
@@ -107,7 +107,7 @@ class ResponseBody:
     def _feed(self, data: bytes) -> None:
         self._chunks.append(data)
         self._size += len(data)
-        if self._size > BUFFER_HIGH and self._conn is not None:
+        if self._size > BUFFER_HIGH:
             self._conn.pause_reading()
         self._wake()
 
@@ -128,14 +128,8 @@ class ResponseBody:
                 waiter.set_result(None)
 
     # -- read by the relay ----------------------------------------------------------
-    def exception(self) -> BaseException | None:
-        return self._exc
-
     def at_eof(self) -> bool:
         return self._eof and not self._chunks
-
-    def is_eof(self) -> bool:
-        return self._eof
 
     def read_nowait(self) -> bytes:
         chunks = self._chunks
@@ -146,8 +140,7 @@ class ResponseBody:
         data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._size = 0
-        if self._conn is not None:
-            self._conn.resume_reading()
+        self._conn.resume_reading()
         return data
 
     async def readany(self) -> bytes:
@@ -156,10 +149,7 @@ class ResponseBody:
                 raise self._exc
             if self._eof:
                 return b""
-            conn = self._conn
-            if conn is None:  # pragma: no cover - a detached body always has its end
-                return b""
-            waiter = self._waiter = conn.loop.create_future()
+            waiter = self._waiter = self._conn.loop.create_future()
             await waiter
         return self.read_nowait()
 

@@ -8,7 +8,7 @@ import logging
 import math
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from unittest import mock
 
 import pytest
@@ -29,16 +29,8 @@ from consentgate.core.logs import (
 )
 from consentgate.core.redact import REDACTED, SECRET_PARAMETERS, redact_query, redact_target
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """configure_logging changes the consentgate logger; put it back for other tests."""
-    logger = logging.getLogger("consentgate")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    logger.handlers[:] = saved[0]
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
+#: configure_logging and serve change the consentgate logger: put back after each test.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from aiohttp import web
@@ -21,15 +21,8 @@ from consentgate.web.access import AccessLogger
 from consentgate.web.appkeys import CLIENT_IP, REQUEST_ID, SENDING, UPSTREAM_SECONDS
 from consentgate.web.inflight import Sending
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    logger = logging.getLogger("consentgate")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    logger.handlers[:] = saved[0]
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
+#: configure_logging and serve change the consentgate logger: put back after each test.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def request_with(

@@ -4,8 +4,6 @@ never run once ``serve`` is done (a start that failed, a stop)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +16,8 @@ from consentgate.web import server
 from consentgate.web.appkeys import AUDIT
 from tests.conftest import make_config
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """serve configures the consentgate logger; put it back for other tests."""
-    logger = logging.getLogger("consentgate")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    yield
-    logger.handlers[:] = saved[0]
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
+#: configure_logging and serve change the consentgate logger: put back after each test.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 async def test_the_audit_lines_of_a_start_that_failed_are_written(

@@ -124,6 +124,19 @@ async def scripted(
         yield server, pool
 
 
+def answering_once_set(event: asyncio.Event) -> Handler:
+    """A handler that reads each request and answers it ``OK`` once ``event`` is set."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            await event.wait()
+            writer.write(OK)
+            await writer.drain()
+
+    return handler
+
+
 async def body_of(response: UpstreamResponse) -> bytes:
     chunks = []
     while chunk := await response.content.readany():
@@ -406,12 +419,7 @@ async def test_a_new_connection_that_closes_is_never_retried() -> None:
 async def test_the_pool_limit_makes_requests_wait_for_a_connection() -> None:
     gate = asyncio.Event()
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await reader.readuntil(b"\r\n\r\n")
-            await gate.wait()
-            writer.write(OK)
-            await writer.drain()
+    handler = answering_once_set(gate)
 
     async with serving(handler, limit=1) as (server, pool):
 
@@ -429,12 +437,7 @@ async def test_the_pool_limit_makes_requests_wait_for_a_connection() -> None:
 async def test_a_waiter_cancelled_gives_its_turn_on() -> None:
     release = asyncio.Event()
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await reader.readuntil(b"\r\n\r\n")
-            await release.wait()
-            writer.write(OK)
-            await writer.drain()
+    handler = answering_once_set(release)
 
     async with serving(handler, limit=1) as (_, pool):
         first = asyncio.create_task(pool.request("GET", "/", []))
@@ -702,12 +705,7 @@ async def test_a_connect_that_takes_too_long_is_a_connect_error_naming_the_timeo
 async def test_a_released_connection_goes_to_the_longest_waiter_not_a_newcomer() -> None:
     release = asyncio.Event()
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await reader.readuntil(b"\r\n\r\n")
-            await release.wait()
-            writer.write(OK)
-            await writer.drain()
+    handler = answering_once_set(release)
 
     async with serving(handler, limit=1) as (server, pool):
         order: list[str] = []
