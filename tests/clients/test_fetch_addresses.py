@@ -128,7 +128,7 @@ _NON_PUBLIC_V4 = st.sampled_from([network for network, _ in NON_PUBLIC_IPV4]).fl
 @given(_NON_PUBLIC_V4)
 def test_every_non_public_ipv4_address_is_refused_in_every_ipv6_form(v4: IPv4Address) -> None:
     n = int(v4)
-    forms = [
+    forms: list[Address] = [
         v4,
         IPv6Address((0xFFFF << 32) | n),  # IPv4-mapped
         IPv6Address(n),  # IPv4-compatible
