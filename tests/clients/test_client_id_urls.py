@@ -134,7 +134,7 @@ def test_an_opaque_dcr_client_id_is_not_a_url_client_id(client_id: str) -> None:
     assert not is_url_client_id(client_id)
 
 
-@given(st.text(max_size=80))
+@given(st.text(max_size=80) | st.text(max_size=80).map("https://".__add__))
 def test_parsing_raises_only_its_own_error_on_any_text(text: str) -> None:
     try:
         parsed = parse_client_id_url(text)
