@@ -306,3 +306,9 @@ def localhost_only(document: ClientMetadataDocument) -> bool:
     to warn then: anyone can publish a document listing only loopback URIs, so the
     document alone cannot tell the real client from a local impersonator."""
     return all(parse_redirect_uri(uri).kind == "loopback" for uri in document.redirect_uris)
+
+
+def read_document(body: bytes, client: ClientIdURL) -> ClientMetadataDocument:
+    """A response body fetched from ``client.url``, parsed and validated: the one call
+    the fetcher makes. Raises :class:`BadMetadataDocument`."""
+    return validate_document(parse_document_bytes(body), client)

@@ -19,6 +19,7 @@ from consentgate.clients.metadata_documents import (
     ClientMetadataDocument,
     localhost_only,
     parse_document_bytes,
+    read_document,
     redirect_uri_listed,
     validate_document,
 )
@@ -379,6 +380,14 @@ def test_a_body_that_is_not_strict_json_is_refused(body: bytes, problem: str) ->
     with pytest.raises(BadMetadataDocument, match=problem) as caught:
         parse_document_bytes(body)
     assert caught.value.field == "document"
+
+
+def test_a_body_is_read_and_validated_in_one_step() -> None:
+    assert read_document(json.dumps(document()).encode(), CLIENT).client_id == URL
+    with pytest.raises(BadMetadataDocument, match="client_id"):
+        read_document(json.dumps(document(client_id=URL + "x")).encode(), CLIENT)
+    with pytest.raises(BadMetadataDocument, match="JSON"):
+        read_document(b"<html>", CLIENT)
 
 
 @given(st.binary(max_size=200) | _JSON.map(lambda v: json.dumps(v).encode()))
