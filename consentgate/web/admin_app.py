@@ -74,7 +74,7 @@ async def admin_guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """The token first (so an unauthenticated caller learns nothing, not even which
-    paths exist), then every failure as a JSON answer."""
+    paths exist), then every failure as a JSON answer, an unforeseen one included."""
     app = request.app
     if not (request.path == "/metrics" and app[METRICS_OPEN]):
         presented = bearer_token(request.headers.get("Authorization"))
@@ -99,6 +99,13 @@ async def admin_guard(
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except Exception:
+        # A failure nobody foresaw: logged here, answered as JSON like every other,
+        # never as aiohttp's plain-text 500 (and its traceback in aiohttp's log).
+        log.exception("admin request failed", extra={"fields": {"path": request.path}})
+        return json_response(
+            {"error": "internal_error", "message": "the admin API failed to answer"}, 500
+        )
 
 
 async def serve_metrics(request: web.Request) -> web.Response:
