@@ -38,6 +38,7 @@ from consentgate.web.appkeys import (
     WORKER_PLACE,
     WorkerPlace,
 )
+from consentgate.web.malformed import CleanErrorsAppRunner
 from consentgate.web.metrics import EXPOSITION_TYPE, Metrics
 from consentgate.web.metrics_merge import LOCAL_PATH, gather, socket_path
 
@@ -188,7 +189,7 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(StoreUnavailable):  # the last value stays; readyz says why
             metrics.pending_pages.set(await store.count_pending())
 
-    runner = web.AppRunner(
+    runner = CleanErrorsAppRunner(
         admin_app(
             metrics,
             store,
@@ -232,7 +233,7 @@ async def _answer_peers(
 
     peers = web.Application()
     peers.router.add_get(LOCAL_PATH, local)
-    runner = web.AppRunner(peers, access_log=None)
+    runner = CleanErrorsAppRunner(peers, access_log=None)
     await runner.setup()
     path = socket_path(place.directory, place.number)
     path.unlink(missing_ok=True)  # a restarted worker's old socket
