@@ -557,7 +557,7 @@ def test_the_libraries_log_records_are_routed_through_the_gates_handler_and_reda
             (name, "error"),
             (name, "warning"),
         ]
-        assert "Error handling request from 127.0.0.1" == lines[0]["message"]
+        assert lines[0]["message"] == "Error handling request from 127.0.0.1"
         assert "RuntimeError" in lines[0]["exception"] and "ValueError" in lines[0]["exception"]
     else:
         assert f" ERROR   {name} Error handling request from 127.0.0.1\n" in written
