@@ -174,8 +174,12 @@ _URL_IGNORED: Final = re.compile(r"[\t\n\r]")
 def names_an_authority(path: str) -> bool:
     """Whether some URL parser reads ``path`` as ``//host/...`` (RFC 3986 §4.2): two
     slashes at its start, in any spelling, before or after dot segments are removed."""
-    decoded = _URL_IGNORED.sub("", _decoded(path))
-    return decoded.startswith("//") or remove_dot_segments(decoded).startswith("//")
+    # Nothing to decode in plain ASCII (NFKC keeps ASCII as it is): the usual path.
+    plain = path.isascii() and "%" not in path and "\\" not in path
+    decoded = _URL_IGNORED.sub("", path if plain else _decoded(path))
+    if decoded.startswith("//"):
+        return True
+    return "/." in decoded and remove_dot_segments(decoded).startswith("//")
 
 
 def loose_form(path: str) -> str:
