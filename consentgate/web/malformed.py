@@ -28,7 +28,7 @@ import re
 from typing import Final
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
@@ -62,7 +62,10 @@ class CleanErrorsRequestHandler(RequestHandler):
     ) -> web.StreamResponse:
         if not isinstance(exc, HttpProcessingError) or not 400 <= status < 500:
             return super().handle_error(request, status, exc, message)
-        log.info(
+        # A bad method is what TLS or another protocol sent to this port looks like:
+        # scanners do it all day, so (as aiohttp does) it is a debug line only.
+        log.log(
+            logging.DEBUG if isinstance(exc, BadHttpMethod) else logging.INFO,
             "malformed request refused",
             extra={
                 "fields": {

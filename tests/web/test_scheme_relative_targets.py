@@ -70,6 +70,18 @@ async def test_a_target_beginning_with_two_slashes_is_refused_and_reaches_nothin
     assert upstream.arrivals == []
 
 
+@pytest.mark.parametrize("target", ["%2F%2Fx/authorize?client_id=c", "\\\\x/authorize"])
+async def test_a_target_that_does_not_begin_with_a_slash_is_refused_by_the_parser_already(
+    start_upstream: StartUpstream, start_gate: StartGate, target: str
+) -> None:
+    upstream = UrlRoutingUpstream()
+    gate = await start_gate(await start_upstream(upstream.app()))
+    response = await rawhttp.request(gate.url, target)
+    assert response.status == 400
+    assert b"authorize" not in response.body  # the short 400 of web/malformed.py
+    assert upstream.arrivals == []
+
+
 async def test_an_ordinary_path_still_reaches_the_url_routing_upstream(
     start_upstream: StartUpstream, start_gate: StartGate
 ) -> None:
