@@ -201,10 +201,14 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """``configure_logging`` (and ``serve``) change the ``consentgate`` logger's
-    handlers, level and propagation: put them back for the tests that follow."""
+    handlers, level and propagation, and the root logger's handlers: put them back
+    for the tests that follow."""
     logger = logging.getLogger("consentgate")
     saved = (list(logger.handlers), logger.level, logger.propagate)
+    root = logging.getLogger()  # the libraries' handler is the root logger's
+    saved_root = list(root.handlers)
     yield
     logger.handlers[:] = saved[0]
     logger.setLevel(saved[1])
     logger.propagate = saved[2]
+    root.handlers[:] = saved_root

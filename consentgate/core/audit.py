@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from consentgate.core.events import AuditEvent
-from consentgate.core.records import AUDIT_COLUMNS
+from consentgate.core.records import AUDIT_COLUMNS, STORE_INTEGERS
 
 if TYPE_CHECKING:
     from consentgate.core.keys import KeyRing
@@ -249,18 +249,21 @@ def parse_since(text: str, now: float) -> int:
     from consentgate.core.config import parse_duration  # noqa: PLC0415 - config is heavier
 
     try:
-        return int(now - parse_duration(text))
+        since = int(now - parse_duration(text))
     except ValueError:
-        pass
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f'since: expected a duration like "7d" or a UTC date like "2026-12-01", got {text!r}'
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return int(moment.timestamp())
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f'since: expected a duration like "7d" or a UTC date like "2026-12-01", '
+                f"got {text!r}"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        since = int(moment.timestamp())
+    if since not in STORE_INTEGERS:  # a store compares it with a 64-bit column
+        raise ValueError(f"since: a duration too long to go back by, got {text[:40]!r}")
+    return since
 
 
 def iso_time(at: int) -> str:

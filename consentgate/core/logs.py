@@ -11,6 +11,14 @@ Three loggers carry meaning (oauth2-proxy and Hydra keep the same split):
 Structured fields travel in ``record.fields`` (a dict), so the JSON formatter
 emits them as keys and the text formatter as ``key=value`` pairs.
 
+Every other logger (aiohttp's ``aiohttp.server``, ``aiohttp.web``..., ``asyncio``,
+``asyncpg``, ``aiosqlite``) reaches the root logger, where :func:`configure_logging`
+installs a handler writing the same lines, at ``warning`` or above: the message
+redacted (:func:`~consentgate.core.redact.redact_text`), and of an exception only
+its frames and type, never its message, which may quote a request (aiohttp's parse
+errors quote the header line). Without it Python's last-resort handler wrote those
+records to stderr as they were.
+
 Pure module: no aiohttp import.
 """
 
@@ -22,18 +30,20 @@ import math
 import re
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 from consentgate.core.memo import remembered
-from consentgate.core.redact import REDACTED, redact_target
+from consentgate.core.redact import REDACTED, redact_target, redact_text
 
 ACCESS: Final = "consentgate.access"
 AUDIT: Final = "consentgate.audit"
 MAIN: Final = "consentgate"
 
 _HANDLER_NAME: Final = "consentgate-handler"
+_LIBRARIES_HANDLER_NAME: Final = "consentgate-libraries"
 
 
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:
@@ -522,6 +532,52 @@ class DirectLines:
         _write_out(self._stream, self._lines)
 
 
+def withheld_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback, its causes and contexts included, with each exception's
+    type in place of its message: where a library failed, not what it was handling."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    parts: list[str] = []
+    for index, item in enumerate(reversed(chain)):
+        if index:
+            parts.append("\nwhich led to:\n")
+        parts.append("Traceback (most recent call last):\n")
+        parts.extend(traceback.format_tb(item.__traceback__))
+        kind = type(item)
+        parts.append(f"{kind.__module__}.{kind.__qualname__} (message not logged)\n")
+    return "".join(parts).rstrip("\n")
+
+
+class LibraryFormatter(logging.Formatter):
+    """A library's record as the gate's line (``inner``), redacted: the message through
+    :func:`redact_text`, an exception as :func:`withheld_traceback` (after the line,
+    or in the JSON object's ``exception``)."""
+
+    def __init__(self, inner: logging.Formatter, *, json: bool) -> None:
+        super().__init__()
+        self._inner = inner
+        self._json = json
+
+    def format(self, record: logging.LogRecord) -> str:
+        clean = logging.makeLogRecord(record.__dict__)
+        clean.msg = redact_text(record.getMessage())
+        clean.args = None
+        clean.exc_info = clean.exc_text = clean.stack_info = None
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return self._inner.format(clean)
+        trace = withheld_traceback(exc)
+        if self._json:
+            clean.fields = {**fields_of(record), "exception": trace}
+            return self._inner.format(clean)
+        return f"{self._inner.format(clean)}\n{trace}"
+
+
 def configure_logging(
     *,
     format: str = "text",
@@ -529,8 +585,9 @@ def configure_logging(
     stream: TextIO | None = None,
     static: dict[str, Any] | None = None,
 ) -> None:
-    """Install one handler on the ``consentgate`` logger (idempotent). ``static``
-    fields go on every line (``worker=2`` with ``[server] workers``)."""
+    """Install one handler on the ``consentgate`` logger, and one on the root logger for
+    the libraries' loggers (idempotent). ``static`` fields go on every line
+    (``worker=2`` with ``[server] workers``)."""
     logger = logging.getLogger(MAIN)
     for handler in list(logger.handlers):
         if handler.get_name() == _HANDLER_NAME:
@@ -541,3 +598,21 @@ def configure_logging(
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False
+    _route_libraries(format, level, stream or sys.stderr, static)
+
+
+def _route_libraries(
+    format: str, level: str, stream: TextIO, static: dict[str, Any] | None
+) -> None:
+    """The root logger's handler for every other logger (the module docstring says why);
+    replaced, not added to, by each call."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == _LIBRARIES_HANDLER_NAME:
+            root.removeHandler(handler)
+    inner = JsonFormatter(static) if format == "json" else TextFormatter(static)
+    handler = logging.StreamHandler(stream)
+    handler.set_name(_LIBRARIES_HANDLER_NAME)
+    handler.setFormatter(LibraryFormatter(inner, json=format == "json"))
+    handler.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
+    root.addHandler(handler)

@@ -6,7 +6,8 @@ would make it part of the interface, so a caller sees ``next_cursor`` as an opaq
 string instead: base64url (RFC 4648 §5, no padding) of a small JSON object naming the
 listing and the position, in the style of Hydra's admin API ``page_token``. A cursor
 of another listing, or anything that does not decode to exactly that shape, is a
-ValueError the API answers with 400.
+ValueError the API answers with 400; so is a position no store column can hold
+(``STORE_INTEGERS``, 64-bit signed), checked here rather than left to the driver.
 
 Not a MAC: the cursor carries no authority (every caller of the admin API already
 holds its token, and a forged position only starts the listing elsewhere). It is
@@ -21,6 +22,8 @@ import base64
 import binascii
 import json
 from typing import Final, Literal
+
+from consentgate.core.records import STORE_INTEGERS
 
 Listing = Literal["consents", "clients", "audit"]
 
@@ -54,6 +57,7 @@ def decode_cursor(listing: Listing, cursor: str) -> int:
         or not isinstance(position, int)
         or isinstance(position, bool)
         or position < 0
+        or position not in STORE_INTEGERS
         or encode_cursor(listing, position) != cursor  # exactly our spelling, nothing else
     ):
         raise ValueError(problem)

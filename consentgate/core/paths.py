@@ -20,6 +20,15 @@ callback, register, a blocked path, the gate's own prefix), then:
 * otherwise (an encoded ``/``, ``\\``, ``;``, a double encoding, a NUL...) the path
   is ambiguous and refused with 400, so it is neither checked nor relayed.
 
+A path that begins with two slashes, in any spelling (``//x``, ``/\\x``, ``/%2Fx``,
+``/./%2Fx``...), is refused before any of that: RFC 3986 §4.2 makes ``//x/authorize``
+a network-path reference whose authority is ``x``, so an upstream that parses its
+request target as a URL reference (Node's ``new URL(req.url, base)``, ``urlsplit``,
+yarl) routes ``/authorize`` while a collapsing router routes ``/x/authorize``. The
+WHATWG URL parser also reads ``\\`` as ``/`` and any run of slashes after an
+``http:`` base as the start of a host. No spelling of such a path means one thing
+to every parser, so it is refused (fail closed) rather than guessed.
+
 Every other path cannot reach a sensitive route under any reading, and is relayed
 byte-exact, percent-encoding preserved.
 
@@ -149,6 +158,30 @@ def _loose_segment(segment: str) -> str:
     return segment[:dot] if dot > 0 else segment
 
 
+def _decoded(path: str) -> str:
+    """Every escape decoded (as UTF-8, repeatedly), overlong slashes and dots as ASCII,
+    compatibility characters folded (NFKC) and ``\\`` read as ``/``."""
+    path = _decode_all_utf8(path)
+    for overlong, plain in _OVERLONG:
+        path = path.replace(overlong, plain)
+    return unicodedata.normalize("NFKC", path).replace("\\", "/")
+
+
+#: What the WHATWG URL parser removes from anywhere in its input before parsing.
+_URL_IGNORED: Final = re.compile(r"[\t\n\r]")
+
+
+def names_an_authority(path: str) -> bool:
+    """Whether some URL parser reads ``path`` as ``//host/...`` (RFC 3986 §4.2): two
+    slashes at its start, in any spelling, before or after dot segments are removed."""
+    # Nothing to decode in plain ASCII (NFKC keeps ASCII as it is): the usual path.
+    plain = path.isascii() and "%" not in path and "\\" not in path
+    decoded = _URL_IGNORED.sub("", path if plain else _decoded(path))
+    if decoded.startswith("//"):
+        return True
+    return "/." in decoded and remove_dot_segments(decoded).startswith("//")
+
+
 def loose_form(path: str) -> str:
     """The loosest reading of ``path`` any upstream router might apply.
 
@@ -157,11 +190,7 @@ def loose_form(path: str) -> str:
     compatibility characters are folded (NFKC: U+FF0F is ``/``), and overlong
     UTF-8 slashes count as slashes (hardening issue #10, point 9).
     """
-    path = _decode_all_utf8(path)
-    for overlong, plain in _OVERLONG:
-        path = path.replace(overlong, plain)
-    path = unicodedata.normalize("NFKC", path).replace("\\", "/")
-    path = re.split(r"[?#]", path, maxsplit=1)[0] or "/"
+    path = re.split(r"[?#]", _decoded(path), maxsplit=1)[0] or "/"
     segments = path.split("/")
     path = "/".join(_loose_segment(segment) for segment in segments)
     return _squash(path)
@@ -203,7 +232,7 @@ class PathRules:
         return self._classify(raw_path)
 
     def _classify(self, raw_path: str) -> RoutedPath:
-        if not raw_path.startswith("/") or "#" in raw_path:
+        if not raw_path.startswith("/") or "#" in raw_path or names_an_authority(raw_path):
             return RoutedPath(Route.AMBIGUOUS, raw_path)
         loose_hit = self._match(loose_form(raw_path))
         if loose_hit is None:

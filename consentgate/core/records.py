@@ -65,6 +65,12 @@ MAX_SUBJECT_LENGTH: Final = 128
 #: resume the request, not the 64 KiB a form may carry.
 MAX_PENDING_PAYLOAD: Final = 16 * 1024
 
+#: The integers a store column holds: SQLite's INTEGER (and its rowid) and PostgreSQL's
+#: ``bigint`` are 64-bit signed. A number from outside (an admin cursor, ``since``) is
+#: checked against this where it is parsed: beyond it, the drivers raise
+#: ``OverflowError`` (sqlite3) or a ``DataError`` (asyncpg) instead of answering.
+STORE_INTEGERS: Final = range(-(2**63), 2**63)
+
 #: Columns of the ``audit`` table, in order (:mod:`consentgate.core.audit`: each row
 #: is hashed into a chain and its hash signed).
 AUDIT_COLUMNS: Final = (

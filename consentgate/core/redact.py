@@ -5,11 +5,18 @@ an access log that records them hands an account to whoever reads the log. Value
 of these parameters are replaced before a query string is logged. Headers are
 never logged at all (Authorization, Cookie, Set-Cookie).
 
+The gate's libraries (aiohttp, asyncio, asyncpg, aiosqlite) write their own
+messages, which may quote a request: :func:`redact_text` is the best effort for
+those (credentials after an auth scheme, header values, the gate's cookies, secret
+parameters); the structural protections are elsewhere (a malformed request is
+never logged, a library's exception message is never written).
+
 Pure module: no aiohttp import.
 """
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from typing import Final
 
@@ -70,4 +77,42 @@ def redact_target(target: str, max_length: int = 2048) -> str:
     text = target if redacted is query else f"{path}?{redacted}"
     if len(text) > max_length:
         text = text[:max_length] + "...(truncated)"
+    return text
+
+
+_SECRET_HEADERS: Final = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+    "x-auth-token",
+    "mcp-session-id",
+)
+_TEXT_RULES: Final = (
+    # ``Authorization: Bearer x`` and the like: a header's whole value, to the end of
+    # the line or the quote of a repr (b'...').
+    (
+        re.compile(rf"(?i)\b({'|'.join(map(re.escape, _SECRET_HEADERS))})(\s*[:=]\s*)[^\r\n'\"]*"),
+        rf"\1\2{REDACTED}",
+    ),
+    # A credential after its scheme wherever it appears (RFC 9110 §11.4, RFC 6750 §2.1).
+    (re.compile(r"(?i)\b(bearer|basic|digest)(\s+)[^\s'\",;]+"), rf"\1\2{REDACTED}"),
+    # The gate's own cookies, ``__Host-cg_*`` or ``cg_*``, anywhere.
+    (re.compile(r"\b((?:__Host-)?cg_[A-Za-z0-9_-]*)=[^;\s'\"]*"), rf"\1={REDACTED}"),
+    # Secret parameters of a query or a form (the names of SECRET_PARAMETERS).
+    (
+        re.compile(rf"(?i)(?<![A-Za-z0-9_])({'|'.join(sorted(SECRET_PARAMETERS))})=[^&\s'\"#;]*"),
+        rf"\1={REDACTED}",
+    ),
+    # asyncio's repr of a finished task quotes its exception's message.
+    (re.compile(r"(exception=[A-Za-z0-9_.]+)\((?:[^()]|\([^()]*\))*\)"), r"\1(...)"),
+)
+
+
+def redact_text(text: str) -> str:
+    """A library's log message with every credential-shaped value replaced."""
+    for pattern, replacement in _TEXT_RULES:
+        text = pattern.sub(replacement, text)
     return text

@@ -38,6 +38,7 @@ from consentgate.web.appkeys import (
     WORKER_PLACE,
     WorkerPlace,
 )
+from consentgate.web.malformed import CleanErrorsAppRunner
 from consentgate.web.metrics import EXPOSITION_TYPE, Metrics
 from consentgate.web.metrics_merge import LOCAL_PATH, gather, socket_path
 
@@ -74,7 +75,7 @@ async def admin_guard(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """The token first (so an unauthenticated caller learns nothing, not even which
-    paths exist), then every failure as a JSON answer."""
+    paths exist), then every failure as a JSON answer, an unforeseen one included."""
     app = request.app
     if not (request.path == "/metrics" and app[METRICS_OPEN]):
         presented = bearer_token(request.headers.get("Authorization"))
@@ -99,6 +100,13 @@ async def admin_guard(
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except Exception:
+        # A failure nobody foresaw: logged here, answered as JSON like every other,
+        # never as aiohttp's plain-text 500 (and its traceback in aiohttp's log).
+        log.exception("admin request failed", extra={"fields": {"path": request.path}})
+        return json_response(
+            {"error": "internal_error", "message": "the admin API failed to answer"}, 500
+        )
 
 
 async def serve_metrics(request: web.Request) -> web.Response:
@@ -181,7 +189,7 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(StoreUnavailable):  # the last value stays; readyz says why
             metrics.pending_pages.set(await store.count_pending())
 
-    runner = web.AppRunner(
+    runner = CleanErrorsAppRunner(
         admin_app(
             metrics,
             store,
@@ -225,7 +233,7 @@ async def _answer_peers(
 
     peers = web.Application()
     peers.router.add_get(LOCAL_PATH, local)
-    runner = web.AppRunner(peers, access_log=None)
+    runner = CleanErrorsAppRunner(peers, access_log=None)
     await runner.setup()
     path = socket_path(place.directory, place.number)
     path.unlink(missing_ok=True)  # a restarted worker's old socket

@@ -38,6 +38,8 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from consentgate.web.malformed import CleanErrorsRequestHandler
+
 log = logging.getLogger("consentgate")
 
 #: Descriptors kept free for the upstream pool's connections, the store, logs.
@@ -77,8 +79,9 @@ class ConnectionGuard:
         self._open.pop(handler, None)
 
 
-class GuardedRequestHandler(RequestHandler):
-    """aiohttp's handler plus the header timeout and the connection cap."""
+class GuardedRequestHandler(CleanErrorsRequestHandler):
+    """aiohttp's handler plus the header timeout and the connection cap (and a quiet
+    400 for a request it cannot parse, :mod:`consentgate.web.malformed`)."""
 
     guard: ConnectionGuard
     _header_timer: asyncio.TimerHandle | None = None

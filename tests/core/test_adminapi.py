@@ -10,10 +10,12 @@ from consentgate.core.adminapi import (
     PageQuery,
     RevokeRequest,
     bearer_token,
+    parse_audit_query,
     parse_consent_query,
     parse_revoke_body,
     token_matches,
 )
+from consentgate.core.audit import parse_since
 from consentgate.core.paging import decode_cursor, encode_cursor
 
 TOKEN = b"0123456789abcdef" * 4
@@ -69,3 +71,18 @@ def test_a_cursor_decodes_only_for_its_own_listing_and_spelling() -> None:
     for bad in ("", "x", cursor + "=", cursor + "A", " " + cursor, encode_cursor("clients", 42)):
         with pytest.raises(ValueError, match="not a cursor"):
             decode_cursor("consents", bad)
+
+
+def test_a_cursor_holds_only_positions_a_64_bit_store_column_holds() -> None:
+    assert decode_cursor("audit", encode_cursor("audit", 2**63 - 1)) == 2**63 - 1
+    for position in (2**63, 2**64, 10**30):
+        with pytest.raises(ValueError, match="not a cursor of this listing"):
+            decode_cursor("audit", encode_cursor("audit", position))
+
+
+def test_a_since_that_no_64_bit_store_column_holds_is_refused_naming_it() -> None:
+    now = 1_800_000_000.0
+    assert parse_since("0001-01-01", now) == -62135596800
+    for text in ("9999999999999999999s", "106752000000000d"):
+        with pytest.raises(BadRequest, match=f"since: .*{text}"):
+            parse_audit_query([("since", text)], now)

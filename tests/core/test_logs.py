@@ -508,3 +508,71 @@ def test_request_lines_and_other_lines_keep_their_order() -> None:
     for n in range(3):
         lines.ended("c", "c", "GET", f"/{n}", 200, 0, 0.001, None)
     assert stream.getvalue().count("\n") == 6  # the third filled the batch
+
+
+# --- the libraries' loggers -----------------------------------------------------------
+
+BEARER = "mcp-bearer-" + "7f3a9c" * 6
+COOKIE_VALUE = "Zq8vR2" * 8
+CODE = "auth-code-" + "41" * 10
+
+
+def _bad_header() -> BaseException:
+    """What aiohttp's parser raises, quoting the header line (web_protocol logs it)."""
+    try:
+        raise ValueError(f"Invalid header value char:\n\n  b'Authorization: Bearer {BEARER}\\x01'")
+    except ValueError as inner:
+        try:
+            raise RuntimeError(f"while reading Cookie: cg_bid={COOKIE_VALUE}") from inner
+        except RuntimeError as outer:
+            return outer
+
+
+@pytest.mark.parametrize("format", ["text", "json"])
+@pytest.mark.parametrize(
+    "name", ["aiohttp.server", "aiohttp.web", "asyncio", "asyncpg", "aiosqlite"]
+)
+def test_the_libraries_log_records_are_routed_through_the_gates_handler_and_redacted(
+    format: str, name: str
+) -> None:
+    stream = io.StringIO()
+    configure_logging(format=format, level="info", stream=stream)
+    logger = logging.getLogger(name)
+    logger.error("Error handling request from %s", "127.0.0.1", exc_info=_bad_header())
+    logger.warning(
+        "Executing <Task pending coro=<handler(url='/auth/callback?code=%s&state=s1')>> "
+        "took 0.2 seconds; Authorization: Bearer %s; Set-Cookie: cg_b_x=%s",
+        CODE,
+        BEARER,
+        COOKIE_VALUE,
+    )
+    logger.info("below the libraries' level: not written")
+    written = stream.getvalue()
+    for secret in (BEARER, COOKIE_VALUE, CODE, "s1'"):
+        assert secret not in written
+    assert "not written" not in written
+    if format == "json":
+        lines = [json.loads(line) for line in written.splitlines()]
+        assert [(line["logger"], line["level"]) for line in lines] == [
+            (name, "error"),
+            (name, "warning"),
+        ]
+        assert lines[0]["message"] == "Error handling request from 127.0.0.1"
+        assert "RuntimeError" in lines[0]["exception"] and "ValueError" in lines[0]["exception"]
+    else:
+        assert f" ERROR   {name} Error handling request from 127.0.0.1\n" in written
+        assert f" WARNING {name} Executing <Task pending" in written
+        # The frames stay (where it failed); the messages, which may quote a request, not.
+        assert "in _bad_header" in written
+        assert "builtins.RuntimeError" in written and "builtins.ValueError" in written
+
+
+def test_the_libraries_handler_is_installed_once_and_follows_the_configured_level() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging(level="info", stream=first)
+    configure_logging(level="error", stream=second)
+    logging.getLogger("aiohttp.server").warning("a warning")
+    logging.getLogger("aiohttp.server").error("an error")
+    assert first.getvalue() == ""
+    assert "a warning" not in second.getvalue()
+    assert " ERROR   aiohttp.server an error" in second.getvalue()

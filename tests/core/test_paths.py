@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 import pytest
+import yarl
 
 from consentgate.core.paths import PathRules, Route, benign_form, loose_form, remove_dot_segments
 
@@ -39,7 +42,6 @@ def test_dot_segments_are_removed_as_rfc_3986_says(path: str, expected: str) -> 
     [
         "/authorize",
         "/authorize/",
-        "//authorize",
         "/authorize//",
         "/AUTHORIZE",
         "/Authorize",
@@ -148,3 +150,56 @@ def test_targets_that_are_not_plain_paths_are_refused(rules: PathRules, path: st
 def test_loose_form_is_at_least_as_forgiving_as_the_benign_form() -> None:
     for path in ["/A/./b//c/", "/%61/b", "/x/../y"]:
         assert loose_form(path) == benign_form(path)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//x/authorize",
+        "//x/auth/callback",
+        "//authorize",
+        "//auth/callback",
+        "///x/authorize",
+        "/\\x/authorize",
+        "/\\\\x/authorize",
+        "/%2Fx/authorize",
+        "/%2fx/auth/callback",
+        "/%5Cx/authorize",
+        "/%5c%5cx/authorize",
+        "/%252Fx/authorize",
+        "/%09/x/authorize",
+        "/%C0%AFx/authorize",
+        "/%EF%BC%8Fx/authorize",
+        "/./%2Fx/authorize",
+        "//",
+        "//x",
+        "//mcp",
+    ],
+)
+def test_a_target_beginning_with_two_slashes_is_refused(rules: PathRules, target: str) -> None:
+    assert rules.classify(target).route is Route.AMBIGUOUS
+
+
+@pytest.mark.parametrize("target", ["%2F%2Fx/authorize", "\\\\x/authorize", "%5C%5Cx/authorize"])
+def test_a_target_beginning_with_encoded_or_back_slashes_is_refused(
+    rules: PathRules, target: str
+) -> None:
+    assert rules.classify(target).route is Route.AMBIGUOUS
+
+
+def test_two_leading_slashes_name_a_host_to_a_url_parser_which_is_why_they_are_refused() -> None:
+    """RFC 3986 §4.2: ``//x/authorize`` is a network-path reference, its authority ``x``.
+    A collapsing router (and the loose reading) sees ``/x/authorize``; an upstream that
+    parses its target as a URL reference (Node's ``new URL(req.url, base)``, urlsplit,
+    yarl) routes ``/authorize``."""
+    assert urllib.parse.urlsplit("//x/authorize").netloc == "x"
+    assert urllib.parse.urlsplit("//x/authorize").path == "/authorize"
+    assert yarl.URL("//x/auth/callback").path == "/auth/callback"
+    assert loose_form("//x/authorize") == "/x/authorize"
+
+
+@pytest.mark.parametrize("path", ["/a//b", "/mcp//x", "/x/authorize//"])
+def test_repeated_slashes_after_the_first_segment_are_still_relayed(
+    rules: PathRules, path: str
+) -> None:
+    assert rules.classify(path).route is Route.RELAY

@@ -244,7 +244,8 @@ async def test_the_attack_through_fastmcps_own_consent_page_is_refused(
 
     for spelling in CONSENT_SPELLINGS:
         response = await rawhttp.request(gated.url, f"{spelling}?txn_id={txn_id}")
-        assert response.status == 404, spelling
+        # Two leading slashes name a host to a URL parser: refused before any rule.
+        assert response.status == (400 if spelling.startswith("//") else 404), spelling
     answered = await rawhttp.request(
         gated.url,
         "/consent",

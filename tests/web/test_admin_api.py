@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consentgate.core.config import ConfigError, config_from_mapping
 from consentgate.core.errors import StartupError
+from consentgate.core.paging import Listing, encode_cursor
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
 from consentgate.web.appkeys import STORE
@@ -32,7 +33,10 @@ from tests.conftest import (
     admin_token_file,
 )
 from tests.gateproc import free_port
+from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 from tests.web.test_authorize import CLIENT_REDIRECT, approve_new, auth_params, register
+
+__all__ = ["postgres_cluster"]  # the session fixture, used here by name
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 OTHER_REDIRECT = "https://other.example/cb"
@@ -606,3 +610,85 @@ async def test_a_revocation_answers_its_request_id_and_its_audit_row_carries_it(
     assert len(set(ids)) == 2 and all(len(i) == 16 for i in ids)
     _, listed = await admin.get("/admin/audit", event="revoked")
     assert [row["request_id"] for row in listed["audit"]] == ids
+
+
+# --- integers out of the store's range --------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def admin_on_each_backend(
+    request: pytest.FixtureRequest, start_stack: StartStack, tmp_path: Path
+) -> AsyncIterator[Admin]:
+    """The admin listener over SQLite, then over PostgreSQL (the session's cluster)."""
+    store: dict[str, Any] = {}
+    if request.param == "postgres":
+        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+        store = {"url": cluster.dsn(cluster.create_database(owner=GATE_ROLE), user=GATE_ROLE)}
+    listen = f"127.0.0.1:{free_port()}"
+    clock = FakeClock()
+    stack = await start_stack(
+        admin=admin_section(tmp_path, listen), clock=clock, **({"store": store} if store else {})
+    )
+    async with aiohttp.ClientSession() as session:
+        yield Admin(stack, f"http://{listen}", session, clock)
+
+
+#: Positions a store cannot hold: both backends keep 64-bit signed integers.
+OUT_OF_RANGE = [2**63, 2**63 + 1, 2**64, 10**30]
+
+
+@pytest.mark.parametrize("position", OUT_OF_RANGE)
+@pytest.mark.parametrize(
+    ("path", "listing"),
+    [("/admin/consents", "consents"), ("/admin/clients", "clients"), ("/admin/audit", "audit")],
+)
+async def test_a_cursor_beyond_the_stores_integers_is_a_400_json_error(
+    admin_on_each_backend: Admin, path: str, listing: Listing, position: int
+) -> None:
+    admin = admin_on_each_backend
+    await approve(admin.store, "alice")
+    status, body, headers = await admin.call(
+        "GET", path, params={"cursor": encode_cursor(listing, position)}
+    )
+    assert status == 400, body
+    assert headers["Content-Type"].startswith("application/json")
+    assert body["error"] == "bad_request"
+    assert "cursor: not a cursor of this listing" in body["message"]
+
+
+async def test_the_largest_cursor_a_store_holds_is_an_empty_page(
+    admin_on_each_backend: Admin,
+) -> None:
+    admin = admin_on_each_backend
+    await approve(admin.store, "alice")
+    cursor = encode_cursor("consents", 2**63 - 1)
+    status, body = await admin.get("/admin/consents", cursor=cursor)
+    assert (status, body) == (200, {"consents": [], "next_cursor": None})
+
+
+@pytest.mark.parametrize(
+    "since", ["99999999999999999999d", "9999999999999999999s", "106752000000000d"]
+)
+async def test_a_since_beyond_the_stores_integers_is_a_400_json_error(
+    admin_on_each_backend: Admin, since: str
+) -> None:
+    status, body, headers = await admin_on_each_backend.call(
+        "GET", "/admin/audit", params={"since": since}
+    )
+    assert status == 400, body
+    assert headers["Content-Type"].startswith("application/json")
+    assert "since:" in body["message"]
+
+
+async def test_an_unforeseen_failure_is_a_json_500_without_a_trace(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def failing(**_: Any) -> Any:
+        raise RuntimeError("an unforeseen failure")
+
+    monkeypatch.setattr(admin.store, "page_records", failing)
+    status, body, headers = await admin.call("GET", "/admin/consents")
+    assert (status, body["error"]) == (500, "internal_error")
+    assert headers["Content-Type"].startswith("application/json")
+    assert "unforeseen" not in str(body) and "Traceback" not in str(body)
+    assert [r.name for r in caplog.records if r.exc_info] == ["consentgate"]

@@ -92,7 +92,14 @@ async def test_authorization_by_post_form_is_intercepted_too(stack: Stack) -> No
 
 @pytest.mark.parametrize(
     "path",
-    ["/authorize/", "//authorize", "/AUTHORIZE", "/%61uthorize", "/x/../authorize", "/./authorize"],
+    [
+        "/authorize/",
+        "/authorize//",
+        "/AUTHORIZE",
+        "/%61uthorize",
+        "/x/../authorize",
+        "/./authorize",
+    ],
 )
 async def test_every_spelling_of_the_authorize_path_is_intercepted(stack: Stack, path: str) -> None:
     client_id = await register(stack)
@@ -113,6 +120,7 @@ async def test_every_spelling_of_the_authorize_path_is_intercepted(stack: Stack,
         "/authorize;x=1",
         "/%2561uthorize",
         "/\\authorize",
+        "//authorize",
         # hardening #10.9
         "/authorize%3F",
         "/authorize%3Fresponse_type=code",
@@ -835,7 +843,7 @@ async def test_encoded_spellings_of_the_callback_are_refused_not_relayed(
     assert all("callback" not in a.raw_path.lower() for a in stack.proxy.arrivals)
 
 
-@pytest.mark.parametrize("path", ["/auth/./callback", "/AUTH/callback", "//auth/callback/"])
+@pytest.mark.parametrize("path", ["/auth/./callback", "/AUTH/callback", "/auth//callback/"])
 async def test_callback_path_variants_are_checked_too(stack: Stack, path: str) -> None:
     async with Browser(stack.url) as attacker, Browser(stack.url) as victim:
         state = await approved_idp_state(stack, attacker)
