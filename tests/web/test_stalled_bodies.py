@@ -203,9 +203,7 @@ async def test_one_address_gets_at_most_its_share_of_the_upstream_pool(
     """With 2 of 8 connections per address, a third slow request from 127.0.0.1 gets
     503 with Retry-After at once; 127.0.0.2 is still answered; the share comes back."""
     url, release = upstream
-    gate = await start_gate(
-        url, upstream={"max_connections": 8, "max_connections_per_address": 2}
-    )
+    gate = await start_gate(url, upstream={"max_connections": 8, "max_connections_per_address": 2})
     slow = b"GET /slow HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n"
     pending = []
     for _ in range(2):
