@@ -37,7 +37,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from consentgate.core import forwarding
@@ -113,16 +113,7 @@ class _BodyPump:
         total = len(self.first)
         try:
             with _IdleDeadline(self.request.app[UPSTREAM].loop, self.pause) as deadline:
-                while True:
-                    chunk = content.read_nowait()
-                    if not chunk:
-                        if content.at_eof():
-                            break
-                        deadline.waiting()
-                        chunk = await content.readany()
-                        deadline.done_waiting()
-                        if not chunk:
-                            break
+                while chunk := await _client_bytes(content, deadline):
                     total += len(chunk)
                     if total > self.limit:
                         self.too_large = True
@@ -132,6 +123,18 @@ class _BodyPump:
             self.stalled = True
             raise RequestBodyStalled from None
         self.on_sent()
+
+
+async def _client_bytes(content: StreamReader, deadline: _IdleDeadline) -> bytes:
+    """The next bytes of the client's body, ``b""`` at its end: what is buffered at
+    once, else a wait for the client, the only time that counts against ``deadline``."""
+    chunk = content.read_nowait()
+    if chunk or content.at_eof():
+        return chunk
+    deadline.waiting()
+    chunk = await content.readany()
+    deadline.done_waiting()
+    return chunk
 
 
 async def _body_start(
@@ -147,16 +150,7 @@ async def _body_start(
     total = 0
     try:
         with _IdleDeadline(request.app[UPSTREAM].loop, pause) as deadline:
-            while True:
-                chunk = content.read_nowait()
-                if not chunk:
-                    if content.at_eof():
-                        break
-                    deadline.waiting()
-                    chunk = await content.readany()
-                    deadline.done_waiting()
-                    if not chunk:
-                        break
+            while chunk := await _client_bytes(content, deadline):
                 total += len(chunk)
                 if total > limit:
                     raise RequestTooLarge

@@ -224,3 +224,20 @@ async def test_one_address_gets_at_most_its_share_of_the_upstream_pool(
             assert status_of(await waiting.read()) == 200
     reader, writer = await clients.open(gate)
     assert status_of(await answer_to(reader, writer, GET_CLOSE, 5)) == 200
+
+
+async def test_a_form_posted_to_the_gate_that_stops_arriving_gets_408(
+    upstream: tuple[str, asyncio.Event], start_gate: StartGate, clients: Clients
+) -> None:
+    """The gate's own forms (an authorization request by POST) are read whole within
+    ``body_timeout``: a form that stops half way does not hold its connection."""
+    url, _ = upstream
+    gate = await start_gate(url, server={"body_timeout": 1})
+    reader, writer = await clients.open(gate)
+    head = (
+        b"POST /authorize HTTP/1.1\r\nHost: g\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 40\r\n\r\n"
+    )
+    answer = await answer_to(reader, writer, head + b"client_id=", 8)
+    assert status_of(answer) == 408
+    assert reader.at_eof()
