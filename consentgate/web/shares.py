@@ -6,6 +6,13 @@ stall, responses read slowly, many event streams) takes the whole pool and every
 else waits ``read_timeout`` for a 504. nginx's ``limit_conn`` keeps one key from
 taking every connection the same way, and refuses the excess with 503.
 
+The excess is refused at once (503, ``Retry-After``), not queued: a queue per
+address would keep each excess request's client connection and handler alive and
+let one address pile up waiters without bound, while a real client rarely has more
+than a handful of requests in flight to one origin (a browser opens 6 connections
+per host over HTTP/1.1; an MCP client one event stream per session). Many clients
+behind one address that is not a trusted proxy (a NAT) may need a larger share.
+
 Addresses are grouped as every per-address limit of the gate groups them
 (:func:`consentgate.core.forwarding.address_group`: IPv4 alone, IPv6 by its /64);
 the address is the client's as the gate sees it (forwarded headers count only from
