@@ -403,6 +403,8 @@ def _raise_failure(request: web.Request, exc: BaseException, pump: _BodyPump | N
     """What the exchange's caller is told of ``exc``: an :class:`UpstreamFailure` for the
     upstream's errors, the body's own errors as they are; returns for the rest (a
     cancellation), which the caller raises again."""
+    if isinstance(exc, asyncio.CancelledError):
+        return
     if pump is not None and (pump.stalled or pump.too_large):
         # The body failed first; whatever the upstream did after is its consequence.
         raise RequestBodyStalled if pump.stalled else RequestTooLarge from None
