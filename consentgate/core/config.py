@@ -101,6 +101,14 @@ def _positive_int(value: Any, _: _Context) -> int:
     return value
 
 
+def _non_negative_int(value: Any, _: _Context) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a whole number, got {_fmt(value)}")
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {_fmt(value)}")
+    return value
+
+
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _DURATION_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
@@ -340,6 +348,14 @@ class ServerConfig:
             "Seconds a client has to send a request's headers once it started sending them.",
         ),
     )
+    body_timeout: float = field(
+        default=30.0,
+        metadata=_spec(
+            parse_duration,
+            "Seconds a request body may pause (no byte arriving) while the gate waits for "
+            "it; then 408 and the connection is closed (nginx: client_body_timeout).",
+        ),
+    )
     idle_timeout: float = field(
         default=30.0,
         metadata=_spec(
@@ -405,6 +421,15 @@ class UpstreamConfig:
             "(their read_timeout bounds the wait).",
         ),
     )
+    max_connections_per_address: int = field(
+        default=0,
+        metadata=_spec(
+            _non_negative_int,
+            "Most upstream connections the requests of one client address (IPv6: its "
+            "/64) use at once; beyond, 503 with Retry-After. 0: a quarter of "
+            "max_connections.",
+        ),
+    )
     host_header: str = field(
         default="upstream",
         metadata=_spec(
@@ -434,6 +459,13 @@ class UpstreamConfig:
             "empty reads it from the upstream's metadata.",
         ),
     )
+
+    @property
+    def address_share(self) -> int:
+        """The upstream connections one client address may use at once:
+        ``max_connections_per_address``, or a quarter of ``max_connections`` (at least
+        one) when it is 0, so that one address never holds the whole pool."""
+        return self.max_connections_per_address or max(self.max_connections // 4, 1)
 
 
 @dataclass(frozen=True)
@@ -890,6 +922,11 @@ def _cross_checks(built: dict[str, Any], problems: list[str]) -> None:
         problems.append(
             f"server.workers: {server.workers} workers share one fixed port; "
             f"server.listen {str(server.listen)!r} asks for any free port"
+        )
+    if upstream.max_connections_per_address > upstream.max_connections:
+        problems.append(
+            f"upstream.max_connections_per_address: {upstream.max_connections_per_address} "
+            f"is more than upstream.max_connections ({upstream.max_connections})"
         )
     if server.public_url == upstream.url:
         problems.append(

@@ -47,7 +47,9 @@ ConfigSource = Callable[[], Config]
 RELOADABLE: Final[Mapping[str, str]] = {
     "server.trusted_proxies": "per request (forwarded headers)",
     "server.max_body_size": "per request (relay)",
+    "server.body_timeout": "per request (relay)",
     "upstream.host_header": "per request (relay)",
+    "upstream.max_connections_per_address": "per request (relay)",
     "upstream.blocked_paths": "per request (the path rules of the snapshot)",
     "upstream.direct_paths": "only by nginx-config; checked against the gate's paths",
     "consent.mode": "per request (decision)",

@@ -62,6 +62,7 @@ from consentgate.web.appkeys import (
 )
 from consentgate.web.approvals import approvals_answer, approvals_page
 from consentgate.web.authorize import authorize
+from consentgate.web.bodies import RequestBodyStalled
 from consentgate.web.callback import callback
 from consentgate.web.consent import consent_answer
 from consentgate.web.endings import report_ended_early, why_ended_early
@@ -170,6 +171,14 @@ async def _handle_in_context(request: web.Request, handler: Handler) -> web.Stre
             title="Try again shortly",
         )
         response.headers["Retry-After"] = "30"
+        return response
+    except RequestBodyStalled:
+        # RFC 9110 section 15.5.9: the client did not send the body it announced in
+        # time; the connection closes, since the rest of that body may still come.
+        response = error_response(
+            request, 408, "request_timeout", "The request body stopped arriving."
+        )
+        response.force_close()
         return response
     except (asyncio.CancelledError, ConnectionResetError) as exc:
         why = why_ended_early(request)

@@ -84,7 +84,9 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
             request, 405, "method_not_allowed", "The authorization endpoint takes GET or POST."
         )
     try:
-        body = await read_form(request) if request.method == "POST" else ""
+        body = (
+            await read_form(request, config.server.body_timeout) if request.method == "POST" else ""
+        )
         parameters = parse_parameters(_query_of(request), body)
         auth = parse_authorization_request(
             parameters,

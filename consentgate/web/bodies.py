@@ -9,6 +9,7 @@ until the end of the body, and stops at a limit instead of buffering without end
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final, Protocol
 
 from aiohttp import web
@@ -29,6 +30,12 @@ class FormTooLarge(Exception):
     """The form was longer than :data:`MAX_FORM_BYTES` (answered with a 413)."""
 
 
+class RequestBodyStalled(Exception):
+    """The client stopped sending a request body it announced: no byte arrived for
+    ``server.body_timeout`` seconds (``web/app.in_context`` answers 408 and closes the
+    connection, RFC 9110 section 15.5.9; nginx's ``client_body_timeout``)."""
+
+
 async def read_up_to(stream: ReadableBody, limit: int) -> tuple[bytes, bool]:
     """The body, and whether it ended within ``limit`` bytes.
 
@@ -47,15 +54,21 @@ async def read_up_to(stream: ReadableBody, limit: int) -> tuple[bytes, bool]:
             return b"".join(chunks), False
 
 
-async def read_form(request: web.Request) -> str:
-    """A urlencoded POST body, bounded; other content types are refused."""
+async def read_form(request: web.Request, within: float) -> str:
+    """A urlencoded POST body, bounded in size and in time (the whole form, at most
+    :data:`MAX_FORM_BYTES`, within ``within`` seconds: else
+    :class:`RequestBodyStalled`); other content types are refused."""
     if not request.body_exists:
         return ""
     if request.content_type != "application/x-www-form-urlencoded":
         raise OAuthRequestError(
             "invalid_request", "A POST here must be an application/x-www-form-urlencoded form."
         )
-    body, complete = await read_up_to(request.content, MAX_FORM_BYTES)
+    try:
+        async with asyncio.timeout(within):
+            body, complete = await read_up_to(request.content, MAX_FORM_BYTES)
+    except TimeoutError:
+        raise RequestBodyStalled from None
     if not complete:
         raise FormTooLarge
     try:

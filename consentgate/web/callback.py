@@ -28,6 +28,7 @@ from consentgate.web.relay import (
     UpstreamFailure,
     response_headers,
     stream_response,
+    upstream_failure_response,
 )
 
 #: Seconds a binding may appear issued in the future (several gates, clocks apart).
@@ -96,6 +97,6 @@ async def callback(request: web.Request, routed: RoutedPath) -> web.StreamRespon
             )
             return await stream_response(request, upstream, out)
     except UpstreamFailure as exc:
-        return error_response(request, exc.status, "upstream_error", exc.reason + ".")
+        return upstream_failure_response(request, exc, "upstream_error")
     except RequestTooLarge:  # pragma: no cover - no body is forwarded
         return error_response(request, 413, "request_too_large", "The request is too large.")

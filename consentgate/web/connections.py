@@ -22,8 +22,9 @@ of accept errors in 20 s. Three rules, as nginx has them
 once every ten seconds, with how many were not logged.
 
 This module reads two private attributes of aiohttp's ``RequestHandler``
-(``_messages``, ``_request_in_progress``; checked on aiohttp 3.14); the real-socket
-tests in ``tests/test_connections.py`` fail if an aiohttp upgrade changes them.
+(``_messages``, ``_request_in_progress``; checked on aiohttp 3.14) and extends its
+``finish_response``; the real-socket tests in ``tests/web/test_connections.py`` and
+``tests/web/test_stalled_bodies.py`` fail if an aiohttp upgrade changes them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from consentgate.web.malformed import CleanErrorsRequestHandler
 
@@ -107,6 +109,18 @@ class GuardedRequestHandler(CleanErrorsRequestHandler):
                 self._header_timer = loop.call_later(self.guard.header_timeout, self._expire)
         else:
             self._stop_header_timer()
+
+    async def finish_response(
+        self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        """Send the response; after the gate's own 408 (a request body that stopped
+        arriving, ``server.body_timeout``), close the connection at once instead of
+        aiohttp's lingering close, which would wait up to 10 s more for the rest of
+        that body (the client that stalled keeps its connection no longer)."""
+        result = await super().finish_response(request, resp, start_time)
+        if resp.status == 408 and not resp.keep_alive:
+            self.force_close()
+        return result
 
     def _stop_header_timer(self) -> None:
         if self._header_timer is not None:

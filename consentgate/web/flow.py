@@ -32,6 +32,7 @@ from consentgate.web.relay import (
     UpstreamFailure,
     response_headers,
     stream_response,
+    upstream_failure_response,
     upstream_headers,
 )
 
@@ -104,7 +105,7 @@ async def forward_authorization(
             return await stream_response(request, upstream, out, status=status)
     except UpstreamFailure as exc:
         audit_event(request, event, message, **fields, upstream_status=exc.status, bound=False)
-        return error_response(request, exc.status, "upstream_error", exc.reason + ".")
+        return upstream_failure_response(request, exc, "upstream_error")
     except RequestTooLarge:  # pragma: no cover - no body is forwarded here
         return error_response(request, 413, "request_too_large", "The request is too large.")
 

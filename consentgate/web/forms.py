@@ -15,6 +15,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from consentgate.core.oauth import OAuthRequestError, parse_parameters
+from consentgate.web.appkeys import SETTINGS
 from consentgate.web.audit import audit_event
 from consentgate.web.bodies import FormTooLarge, read_form
 from consentgate.web.browser import from_own_page
@@ -31,7 +32,8 @@ async def own_page_form(
         audit_event(request, refused_event, audit_message, origin=origin or "")
         return error_response(request, 403, "cross_site", refusal)
     try:
-        return dict(parse_parameters(await read_form(request)))
+        timeout = request[SETTINGS].config.server.body_timeout
+        return dict(parse_parameters(await read_form(request, timeout)))
     except OAuthRequestError as exc:
         return error_response(request, 400, exc.code, exc.description)
     except FormTooLarge:

@@ -55,7 +55,7 @@ _ANSWER_REFUSALS: Final = (
     ("browser cookie", "no_browser"),
     ("unusable pending", "expired_page"),
 )
-UPSTREAM_KINDS: Final = ("unreachable", "timeout", "failed")
+UPSTREAM_KINDS: Final = ("unreachable", "timeout", "failed", "address_share")
 #: Why the admin listener refused a request: no bearer token, or another one.
 ADMIN_REFUSALS: Final = ("missing", "wrong")
 #: The Content-Type of :meth:`Metrics.exposition`.

@@ -27,6 +27,7 @@ from consentgate.web.relay import (
     UpstreamFailure,
     response_headers,
     stream_response,
+    upstream_failure_response,
     upstream_headers,
 )
 
@@ -65,7 +66,7 @@ async def register(request: web.Request, routed: RoutedPath) -> web.StreamRespon
     except RequestTooLarge:
         return error_response(request, 413, "request_too_large", "The request is too large.")
     except UpstreamFailure as exc:
-        return error_response(request, exc.status, "upstream_error", exc.reason + ".")
+        return upstream_failure_response(request, exc, "upstream_error")
 
 
 def _unlearnable(request: web.Request, problem: str) -> web.Response:

@@ -14,6 +14,13 @@ correctness"):
 * no total timeout: the response headers must arrive within ``read_timeout``
   after the request body was sent, but a body or an event stream may take as long
   as it takes, written chunk by chunk as it arrives (SSE, MCP streamable HTTP);
+* a request body is waited for before an upstream connection is taken (a small one
+  whole, a larger one until its first bytes), and may pause at most
+  ``server.body_timeout`` (408 after, nginx's ``client_body_timeout``): a head that
+  announces a body and sends none never holds a pooled connection;
+* one client address uses at most its share of the pool
+  (``upstream.max_connections_per_address``, :mod:`~consentgate.web.shares`); the
+  excess gets 503 with ``Retry-After`` at once rather than a queue;
 * redirects are never followed, they are the client's business;
 * 502 (unreachable) and 504 (timeout) only before the response started; after
   that the client connection is aborted so the truncation is visible;
@@ -30,12 +37,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from consentgate.core import forwarding
 from consentgate.core.redact import redact_target
 from consentgate.web.appkeys import (
+    CLIENT_IP,
     IN_FLIGHT,
     METRICS,
     PEER_IP,
@@ -46,6 +54,7 @@ from consentgate.web.appkeys import (
     UPSTREAM_LOG,
     UPSTREAM_SECONDS,
 )
+from consentgate.web.bodies import RequestBodyStalled
 from consentgate.web.inflight import Sending
 from consentgate.web.pages import error_response
 from consentgate.web.upstream_http import (
@@ -60,16 +69,23 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 #: The ``Server`` header of every response: no Python or aiohttp version for a scanner
 #: to match, and the upstream's own (uvicorn, ...) is replaced too, as nginx does.
 SERVER_HEADER = "consentgate"
-_CHUNK_SIZE = 64 * 1024
+#: A request body with a ``Content-Length`` up to this is read whole before an upstream
+#: connection is taken (and sent framed by its length, retried like a body in hand);
+#: a larger one, or one without a length, until its first bytes.
+SMALL_BODY = 64 * 1024
+#: What a request over its address's share of the upstream pool is told (seconds).
+SHARE_RETRY_AFTER = 1
 
 
 class UpstreamFailure(Exception):
-    """The upstream could not be reached (502) or did not answer in time (504)."""
+    """The upstream could not be reached (502), did not answer in time (504), or this
+    client address already uses its share of the pool (503, ``retry_after``)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.retry_after = retry_after
 
 
 class RequestTooLarge(Exception):
@@ -78,22 +94,73 @@ class RequestTooLarge(Exception):
 
 @dataclass
 class _BodyPump:
-    """Streams the client's body upstream, counting it against the size limit."""
+    """Streams the client's body upstream after its ``first`` bytes, counting it
+    against the size limit; a pause of ``pause`` seconds in one wait for the client
+    ends it (:class:`RequestBodyStalled`). It runs in the pool's sender task, so its
+    deadline is that task's (one timer for the whole body, :class:`_IdleDeadline`)."""
 
     request: web.Request
+    first: bytes
     limit: int
+    pause: float
     on_sent: Callable[[], None]
     too_large: bool = False
+    stalled: bool = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        total = 0
-        async for chunk in self.request.content.iter_chunked(_CHUNK_SIZE):
-            total += len(chunk)
-            if total > self.limit:
-                self.too_large = True
-                raise RequestTooLarge
-            yield chunk
+        yield self.first
+        content = self.request.content
+        total = len(self.first)
+        try:
+            with _IdleDeadline(self.request.app[UPSTREAM].loop, self.pause) as deadline:
+                while chunk := await _client_bytes(content, deadline):
+                    total += len(chunk)
+                    if total > self.limit:
+                        self.too_large = True
+                        raise RequestTooLarge
+                    yield chunk
+        except TimeoutError:
+            self.stalled = True
+            raise RequestBodyStalled from None
         self.on_sent()
+
+
+async def _client_bytes(content: StreamReader, deadline: _IdleDeadline) -> bytes:
+    """The next bytes of the client's body, ``b""`` at its end: what is buffered at
+    once, else a wait for the client, the only time that counts against ``deadline``."""
+    chunk = content.read_nowait()
+    if chunk or content.at_eof():
+        return chunk
+    deadline.waiting()
+    chunk = await content.readany()
+    deadline.done_waiting()
+    return chunk
+
+
+async def _body_start(
+    request: web.Request, length: int | None, limit: int, pause: float
+) -> tuple[bytes, bool]:
+    """The request body's first bytes and whether they are all of it, read before any
+    upstream connection is taken: a body with a ``Content-Length`` up to
+    :data:`SMALL_BODY` whole, any other until its first bytes. Each wait for the
+    client may last ``pause`` seconds (then :class:`RequestBodyStalled`)."""
+    content = request.content
+    whole = length is not None and length <= SMALL_BODY
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        with _IdleDeadline(request.app[UPSTREAM].loop, pause) as deadline:
+            while chunk := await _client_bytes(content, deadline):
+                total += len(chunk)
+                if total > limit:
+                    raise RequestTooLarge
+                chunks.append(chunk)
+                if not whole:
+                    break
+    except TimeoutError:
+        raise RequestBodyStalled from None
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return data, content.at_eof()
 
 
 class _TaskDeadline:
@@ -228,8 +295,11 @@ def upstream_headers(request: web.Request) -> CIMultiDict[str]:
 class UpstreamExchange:
     """One request sent upstream; use as ``async with`` to release the connection.
 
-    Raises :class:`UpstreamFailure` or :class:`RequestTooLarge` before any byte
-    was sent to the client, so callers can still answer with an error page.
+    Raises :class:`UpstreamFailure`, :class:`RequestTooLarge` or
+    :class:`~consentgate.web.bodies.RequestBodyStalled` before any byte was sent to
+    the client, so callers can still answer with an error page. From the moment it
+    asks the pool until it is released, the exchange counts against its client
+    address's share (:mod:`~consentgate.web.shares`).
     """
 
     def __init__(
@@ -247,6 +317,8 @@ class UpstreamExchange:
         self._forward_body = forward_body
         self._headers = headers
         self._response: UpstreamResponse | None = None
+        #: The client's address group while it counts against its share.
+        self._group: str | None = None
 
     async def __aenter__(self) -> UpstreamResponse:
         request = self._request
@@ -255,68 +327,117 @@ class UpstreamExchange:
         headers = self._headers if self._headers is not None else upstream_headers(request)
         loop = upstream.loop
         read_timeout = upstream.read_timeout
-        started = time.perf_counter()
         pump: _BodyPump | None = None
-        with_body = self._forward_body and request.body_exists
+        data: AsyncIterator[bytes] | bytes | None = None
+        if self._forward_body and request.body_exists:
+            server = config.server
+            length = request.content_length
+            if length is not None and length > server.max_body_size:
+                raise RequestTooLarge
+            content = request.content
+            if length is not None and content.is_eof() and content.exception() is None:
+                # The whole (Content-Length framed, within the limit) body came with
+                # the headers, as small bodies do: send it in one piece.
+                data = content.read_nowait()
+            else:
+                # No upstream connection is taken for a body that has not started.
+                data, whole = await _body_start(
+                    request, length, server.max_body_size, server.body_timeout
+                )
+                if not whole:
+                    pump = _BodyPump(
+                        request, data, server.max_body_size, server.body_timeout, _nothing
+                    )
+                    data = pump.chunks()
+        else:
+            headers.popall("Content-Length", None)
+        group = forwarding.address_group(request[CLIENT_IP])
+        if not upstream.shares.take(group, config.upstream.address_share):
+            _report_share_reached(request, group)
+            raise UpstreamFailure(
+                503,
+                "too many requests from this address are in progress; try again shortly",
+                retry_after=SHARE_RETRY_AFTER,
+            )
+        self._group = group
+        started = time.perf_counter()
         try:
             # The response headers are due read_timeout after the request body was
-            # sent: from now without a body, else from when the pump sent its last byte.
+            # sent: from now with the body in hand, else from when the pump sent its
+            # last byte.
             with _HeaderDeadline(
-                loop, None if with_body else loop.time() + read_timeout
+                loop, None if pump is not None else loop.time() + read_timeout
             ) as deadline:
-
-                def body_sent() -> None:
-                    deadline.reschedule(loop.time() + read_timeout)
-
-                data: AsyncIterator[bytes] | bytes | None = None
-                if with_body:
-                    length = request.content_length
-                    if length is not None and length > config.server.max_body_size:
-                        raise RequestTooLarge
-                    content = request.content
-                    if length is not None and content.is_eof() and content.exception() is None:
-                        # The whole (Content-Length framed, within the limit) body came
-                        # with the headers, as small bodies do: send it in one piece.
-                        # Nothing waits for it, so this is still streaming.
-                        data = content.read_nowait()
-                        body_sent()
-                    else:
-                        pump = _BodyPump(request, config.server.max_body_size, body_sent)
-                        data = pump.chunks()
-                else:
-                    headers.popall("Content-Length", None)
+                if pump is not None:
+                    pump.on_sent = lambda: deadline.reschedule(loop.time() + read_timeout)
                 self._response = await upstream.pool.request(
                     self._method, self._target, headers.items(), data
                 )
-        except RequestTooLarge:
+        except BaseException as exc:
+            self._give_back()
+            _raise_failure(request, exc, pump)
             raise
-        except TimeoutError as exc:
-            _report_outage(request, "timeout", exc)
-            raise UpstreamFailure(504, "the upstream did not answer in time") from None
-        except UpstreamConnectError as exc:
-            if isinstance(exc.os_error, TimeoutError):  # the connect timeout
-                _report_outage(request, "timeout", exc)
-                raise UpstreamFailure(504, "the upstream did not answer in time") from None
-            _report_outage(request, "unreachable", exc)
-            raise UpstreamFailure(502, "the upstream is unreachable") from None
-        except UpstreamError as exc:
-            if pump is not None and pump.too_large:
-                raise RequestTooLarge from None
-            request.app[METRICS].upstream_errors["failed"].inc()
-            log.warning(
-                "upstream request failed",
-                extra={"fields": {"request_id": request[REQUEST_ID], "error": type(exc).__name__}},
-            )
-            raise UpstreamFailure(502, "the upstream failed to answer") from None
         finally:
             request[UPSTREAM_SECONDS] = time.perf_counter() - started
         request.app[METRICS].relayed(self._response.status, request[UPSTREAM_SECONDS])
         return self._response
 
+    def _give_back(self) -> None:
+        group = self._group
+        if group is not None:
+            self._group = None
+            self._request.app[UPSTREAM].shares.give_back(group)
+
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
             self._response.release()
             self._response = None
+        self._give_back()
+
+
+def _nothing() -> None:
+    """The pump's ``on_sent`` until the header deadline exists."""
+
+
+def _raise_failure(request: web.Request, exc: BaseException, pump: _BodyPump | None) -> None:
+    """What the exchange's caller is told of ``exc``: an :class:`UpstreamFailure` for the
+    upstream's errors, the body's own errors as they are; returns for the rest (a
+    cancellation), which the caller raises again."""
+    if isinstance(exc, asyncio.CancelledError):
+        return
+    if pump is not None and (pump.stalled or pump.too_large):
+        # The body failed first; whatever the upstream did after is its consequence.
+        raise RequestBodyStalled if pump.stalled else RequestTooLarge from None
+    if isinstance(exc, RequestTooLarge | RequestBodyStalled):
+        return
+    if isinstance(exc, TimeoutError):
+        _report_outage(request, "timeout", exc)
+        raise UpstreamFailure(504, "the upstream did not answer in time") from None
+    if isinstance(exc, UpstreamConnectError):
+        if isinstance(exc.os_error, TimeoutError):  # the connect timeout
+            _report_outage(request, "timeout", exc)
+            raise UpstreamFailure(504, "the upstream did not answer in time") from None
+        _report_outage(request, "unreachable", exc)
+        raise UpstreamFailure(502, "the upstream is unreachable") from None
+    if isinstance(exc, UpstreamError):
+        request.app[METRICS].upstream_errors["failed"].inc()
+        log.warning(
+            "upstream request failed",
+            extra={"fields": {"request_id": request[REQUEST_ID], "error": type(exc).__name__}},
+        )
+        raise UpstreamFailure(502, "the upstream failed to answer") from None
+
+
+def upstream_failure_response(
+    request: web.Request, exc: UpstreamFailure, code: str | None = None
+) -> web.Response:
+    """The error page or JSON for ``exc``, with ``Retry-After`` when it has one."""
+    response = error_response(
+        request, exc.status, code or _error_code(exc.status), exc.reason + "."
+    )
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def response_headers(request: web.Request, upstream: UpstreamResponse) -> CIMultiDict[str]:
@@ -491,7 +612,7 @@ async def relay(request: web.Request, target: str | None = None) -> web.StreamRe
             "The request body is larger than this service accepts.",
         )
     except UpstreamFailure as exc:
-        return error_response(request, exc.status, _error_code(exc.status), exc.reason + ".")
+        return upstream_failure_response(request, exc)
 
 
 def _report_outage(request: web.Request, kind: str, exc: BaseException) -> None:
@@ -519,5 +640,28 @@ def _report_outage(request: web.Request, kind: str, exc: BaseException) -> None:
     )
 
 
+def _report_share_reached(request: web.Request, group: str) -> None:
+    """One WARNING at most every interval while client addresses meet their share of
+    the upstream pool: a flood from one address, or many clients behind one proxy
+    that is not in ``server.trusted_proxies``."""
+    request.app[METRICS].upstream_errors["address_share"].inc()
+    left_out = request.app[UPSTREAM_LOG].allow("address_share")
+    if left_out is None:
+        return
+    log.warning(
+        "a client address uses its whole share of the upstream pool; refused with 503",
+        extra={
+            "fields": {
+                "request_id": request[REQUEST_ID],
+                "address": group,
+                "share": request[SETTINGS].config.upstream.address_share,
+                "not_logged_since_last": left_out,
+            }
+        },
+    )
+
+
 def _error_code(status: int) -> str:
-    return {502: "bad_gateway", 504: "gateway_timeout"}.get(status, "upstream_error")
+    return {502: "bad_gateway", 503: "temporarily_unavailable", 504: "gateway_timeout"}.get(
+        status, "upstream_error"
+    )

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from consentgate.core.config import Config
 from consentgate.web.bodies import read_up_to
+from consentgate.web.shares import AddressShares
 from consentgate.web.upstream_http import UpstreamPool
 
 
@@ -40,6 +41,8 @@ class Upstream:
     #: The event loop the pool belongs to (``asyncio.get_running_loop()`` costs a
     #: ``getpid`` system call on Python 3.11, and the relay needs it on every request).
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    #: The connections each client address uses (``upstream.max_connections_per_address``).
+    shares: AddressShares = field(default_factory=AddressShares)
 
     @classmethod
     def open(cls, config: Config) -> Upstream:

@@ -27,7 +27,10 @@ And what llhttp gives: strict framing (a response with both ``Content-Length`` a
 ``Transfer-Encoding``, duplicate lengths, bare LF line ends or obsolete line folding
 is refused, not guessed at: the response-splitting cases), 1xx interim responses
 skipped, ``204``/``304`` without a body. A response to ``HEAD`` is complete at its
-headers, and its connection is not reused (llhttp cannot be told to expect no body).
+headers (llhttp cannot be told to expect no body). A connection is not reused after
+``HEAD``, ``204`` or ``304`` answers, after bytes beyond the end of an answer, or
+when the answer came before the whole request was written: an upstream that breaks
+framing must not have its late bytes read as the next client's answer.
 Response headers are limited to :data:`MAX_HEADER_BYTES`, and a body that the client
 reads slower than the upstream sends pauses the upstream socket above
 :data:`BUFFER_HIGH` bytes (back-pressure, as aiohttp's ``StreamReader`` does).
@@ -256,9 +259,21 @@ class _Connection(asyncio.Protocol):
         await waiter
 
     def release(self) -> None:
-        """The caller is done with the response: reuse the connection or close it."""
+        """The caller is done with the response: reuse the connection or close it.
+
+        Reused only after a whole response whose framing leaves nothing in doubt, and
+        once the whole request was written: an answer that came while part of the
+        body still waited in the write buffer means the upstream did not read that
+        body, and would read what is left of it as the next request (a request
+        smuggled in a body, its answer given to the next client)."""
         self._active = False
-        if self._complete and self._keep_alive and not self.closed:
+        if (
+            self._complete
+            and self._keep_alive
+            and not self.closed
+            and self.transport is not None
+            and not self.transport.get_write_buffer_size()
+        ):
             self._begin_exchange("GET")
             self.reused = True
             self.pool._put_idle(self)
@@ -281,10 +296,14 @@ class _Connection(asyncio.Protocol):
         return self.transport
 
     def data_received(self, data: bytes) -> None:
-        if not self._active:
-            # Bytes nobody asked for (a 408 sent to an idle connection, say): this
-            # connection's framing can no longer be trusted.
-            self.close()
+        if not self._active or self._complete:
+            # Bytes nobody asked for (a 408 sent to an idle connection, say, or more
+            # than a Content-Length announced): this connection's framing can no longer
+            # be trusted, and they must never be read as the next request's answer.
+            if self._active:
+                self._keep_alive = False  # the response is whole; release closes it
+            else:
+                self.close()
             return
         self._received = True
         try:
@@ -385,8 +404,13 @@ class _Connection(asyncio.Protocol):
             self._complete = True
             self._keep_alive = False
             body._feed_eof()
+        elif status in (204, 304):
+            # No body by definition (RFC 9110 sections 15.3.5, 15.4.5), yet servers that
+            # write one anyway exist; bytes arriving after the next request was sent
+            # would be read as its answer. Not reused, as after HEAD.
+            self._keep_alive = False
         else:
-            self._delimited_by_close = not framed and status not in (204, 304)
+            self._delimited_by_close = not framed
         future = self._head_future
         if future is not None and not future.done():
             future.set_result(response)

@@ -95,6 +95,26 @@ def test_trusted_proxies_must_be_cidrs() -> None:
     assert problem == "server.trusted_proxies: not an IP network (CIDR), got 'lan'"
 
 
+def test_the_address_share_is_a_quarter_of_the_pool_unless_set_and_never_above_it() -> None:
+    base = Path("/srv")
+    config = config_from_mapping(MINIMAL, base_dir=base, environ={})
+    assert config.upstream.max_connections_per_address == 0
+    assert config.upstream.address_share == 64
+    small = {**MINIMAL, "upstream": {**MINIMAL["upstream"], "max_connections": 3}}
+    assert config_from_mapping(small, base_dir=base, environ={}).upstream.address_share == 1
+    upstream = {**MINIMAL["upstream"], "max_connections": 8, "max_connections_per_address": 2}
+    set_share = config_from_mapping({**MINIMAL, "upstream": upstream}, base_dir=base, environ={})
+    assert set_share.upstream.address_share == 2
+    upstream = {**MINIMAL["upstream"], "max_connections": 8, "max_connections_per_address": 9}
+    (problem,) = problems_of({**MINIMAL, "upstream": upstream})
+    assert problem == (
+        "upstream.max_connections_per_address: 9 is more than upstream.max_connections (8)"
+    )
+    upstream = {**MINIMAL["upstream"], "max_connections_per_address": -1}
+    (problem,) = problems_of({**MINIMAL, "upstream": upstream})
+    assert problem == "upstream.max_connections_per_address: must be 0 or more, got -1"
+
+
 def test_gate_paths_must_not_collide_with_the_prefix_or_blocked_paths() -> None:
     problems = problems_of(
         {

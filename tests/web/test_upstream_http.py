@@ -328,15 +328,124 @@ async def test_a_head_answer_ends_at_its_headers_and_its_connection_is_not_reuse
     assert server.connections == 2
 
 
-async def test_no_body_for_204_and_304_and_the_connection_is_kept() -> None:
+async def test_no_body_for_204_and_304_and_their_connection_is_not_reused() -> None:
     async with scripted(
         b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n", OK
     ) as (server, pool):
         for status in (204, 304):
             response = await pool.request("GET", "/", [])
             assert (response.status, await body_of(response)) == (status, b"")
+            assert pool.open_connections == 0
         assert await body_of(await pool.request("GET", "/", [])) == b"ok"
-    assert server.connections == 1
+    assert server.connections == 3
+
+
+#: A whole response an upstream that breaks framing sends late, after its answer.
+SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
+MINE = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nmine"
+
+
+def late_bytes(first: bytes, late: bytes, *, after: float) -> Handler:
+    """The first connection answers its first request with ``first`` and sends
+    ``late`` ``after`` seconds later, unasked; every request after gets ``mine``."""
+    used: list[bool] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not used:
+            used.append(True)
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(first)
+            await writer.drain()
+            await asyncio.sleep(after)
+            writer.write(late)
+            await writer.drain()
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(MINE)
+            await writer.drain()
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("method", "first"),
+    [
+        ("GET", b"HTTP/1.1 204 No Content\r\n\r\n"),
+        ("GET", b"HTTP/1.1 304 Not Modified\r\n\r\n"),
+        ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n"),
+    ],
+    ids=["204", "304", "HEAD"],
+)
+async def test_late_bytes_after_an_answer_without_body_never_answer_the_next_request(
+    method: str, first: bytes
+) -> None:
+    """An upstream that writes a body after a 204, a 304 or a HEAD answer: those bytes
+    must not become the answer to the next request sent on that connection."""
+    async with serving(late_bytes(first, SMUGGLED, after=0.05)) as (server, pool):
+        response = await pool.request(method, "/", [])
+        assert await body_of(response) == b""
+        second = await pool.request("GET", "/second", [])
+        assert (second.status, await body_of(second)) == (200, b"mine")
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("after", [0.0, 0.05], ids=["same-write", "late"])
+async def test_bytes_beyond_the_content_length_never_answer_the_next_request(
+    after: float,
+) -> None:
+    """Bytes after a too-short Content-Length, in the same write or while the answer
+    is still being read: the connection is not reused."""
+    first = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with serving(late_bytes(first, SMUGGLED, after=after)) as (server, pool):
+        response = await pool.request("GET", "/", [])
+        assert await response.content.readany() == b"ok"
+        await asyncio.sleep(after + 0.05)  # the relay still writing "ok" to its client
+        response.release()
+        second = await pool.request("GET", "/second", [])
+        assert (second.status, await body_of(second)) == (200, b"mine")
+    assert server.connections == 2
+
+
+async def test_bytes_while_idle_close_the_connection_before_it_is_handed_out() -> None:
+    first = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with serving(late_bytes(first, SMUGGLED, after=0.0)) as (server, pool):
+        assert await body_of(await pool.request("GET", "/", [])) == b"ok"
+        await asyncio.sleep(0.05)
+        second = await pool.request("GET", "/second", [])
+        assert (second.status, await body_of(second)) == (200, b"mine")
+    assert server.connections == 2
+
+
+async def test_an_answer_before_the_request_body_was_written_ends_the_connection() -> None:
+    """The upstream answers before reading the body (a 413, say): what is left of the
+    body, still being written, would be read by the upstream as the next request (a
+    request smuggled in a body), and its answer would go to the next client."""
+    smuggled_request = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = b"x" * (32 * 1024 * 1024) + smuggled_request
+    answered = asyncio.Event()
+
+    used: list[bool] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not used:
+            used.append(True)
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await answered.wait()
+            await reader.readexactly(len(body) - len(smuggled_request))  # the body's filler
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            writer.write(SMUGGLED if head.startswith(b"GET /smuggled") else MINE)
+            await writer.drain()
+
+    async with serving(handler) as (server, pool):
+        response = await pool.request("POST", "/", [], body)
+        assert await body_of(response) == b"ok"
+        answered.set()
+        second = await asyncio.wait_for(pool.request("GET", "/second", []), 5)
+        assert (second.status, await body_of(second)) == (200, b"mine")
+    assert server.connections == 2
 
 
 async def test_connection_close_and_http_1_0_answers_are_not_reused() -> None:
