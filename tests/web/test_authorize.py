@@ -939,6 +939,32 @@ async def test_a_cookieless_flood_of_consent_pages_stays_bounded_and_real_users_
     assert stack.proxy.reached("/authorize")  # alice's approval went through
 
 
+async def test_strangers_flooding_from_many_addresses_cannot_refuse_consent_pages_to_others(
+    start_stack: StartStack,
+) -> None:
+    """Cookie-less consent pages spread over five addresses, each within its per-address
+    share, together more than ``max_pending``: the gate keeps nothing for them, so a
+    person from another address still gets a page, approves it, and reaches the upstream."""
+    stack = await start_stack(consent={"max_pending_per_address": 5, "max_pending": 20})
+    client_id = await register(stack)
+    store = stack.gate.app[STORE]
+    statuses: list[int] = []
+    for host in range(2, 7):
+        for _ in range(5):
+            async with Browser(stack.url, source=f"127.0.0.{host}") as stranger:
+                statuses.append((await stranger.authorize(auth_params(client_id))).status)
+    stored = await store.count_pending()
+    async with Browser(stack.url, source="127.0.0.9") as alice:
+        page = await alice.authorize(auth_params(client_id))
+        assert page.status == 200, page.text[:300]
+        assert page.is_consent_page
+        done = await alice.answer(page, "approve")
+    assert statuses == [200] * 25
+    assert stored == 0
+    assert done.status == 303
+    assert len(stack.proxy.reached("/authorize")) == 1
+
+
 async def test_a_full_pending_table_answers_503_and_keeps_shown_pages_answerable(
     start_stack: StartStack,
 ) -> None:
