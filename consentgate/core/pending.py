@@ -9,7 +9,7 @@ budget to exhaust; the answer writes one single-use mark (see
 
 Why the seal can be trusted where a hidden field could not: Cloudflare's early MCP
 approval dialogs trusted hidden form fields that nobody had authenticated
-(REFERENCES.md, "Lessons from Cloudflare's MCP approval dialog"). This value is
+(workers-oauth-provider's demos, since fixed to keep the request server-side). This value is
 MACed (HMAC-SHA256, RFC 2104) with a key derived for this one purpose from the
 cookie secret (:func:`consentgate.core.keys.derive_key`, ``"pending-seal"``), over a
 version byte, the expiry, the page's id, the payload and the browser's subject, and
@@ -21,9 +21,9 @@ its own (FastMCP issue 4814: a reload must not break the form on screen). Any ga
 sharing the cookie secret opens it, so instances need no shared pending state;
 rotating the Ed25519 signing keys does not touch it.
 
-What is sealed is only what the gate needs to resume (hardening issue #10, point 1):
-the request's canonical parameters, from which everything else is parsed again, and
-the two decisions made when the page was rendered.
+What is sealed is only what the gate needs to resume: the request's canonical
+parameters, from which everything else is parsed again, and the two decisions made
+when the page was rendered.
 
 Pure module: no aiohttp import.
 """

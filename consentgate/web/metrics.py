@@ -177,7 +177,9 @@ class Metrics:
         info.labels(__version__, platform.python_version()).set(1)
         self.pending_pages = Gauge(
             "consentgate_pending_pages",
-            "Consent pages shown and not yet answered or expired (read at each scrape).",
+            "Unexpired pending consent rows in the store (read at each scrape): only rows an "
+            "earlier version left, since consent pages carry their request sealed in the "
+            "page; pages shown are consentgate_consent_decisions_total{outcome=\"asked\"}.",
             registry=r,
         )
         self.requests_in_flight = Gauge(
