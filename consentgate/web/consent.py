@@ -21,13 +21,12 @@ from aiohttp import web
 
 from consentgate.core.cookies import same_token, set_cookie_header
 from consentgate.core.oauth import (
-    AuthorizationRequest,
     OAuthRequestError,
     consent_redirect_key,
     parse_authorization_request,
     parse_parameters,
 )
-from consentgate.core.pending import BadPending, PendingConsent
+from consentgate.core.pending import BadPending
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.browser import Browser

@@ -44,7 +44,6 @@ _DECISIONS: Final = {
 _REFUSALS: Final = {
     "callback_refused": "callback_refused",
     "request_refused": "bad_request",
-    "consent_unavailable": "too_many_pages",
     "registration_refused": "registration_refused",
     "tamper": "tampered_record",
 }
@@ -179,7 +178,7 @@ class Metrics:
             "consentgate_pending_pages",
             "Unexpired pending consent rows in the store (read at each scrape): only rows an "
             "earlier version left, since consent pages carry their request sealed in the "
-            "page; pages shown are consentgate_consent_decisions_total{outcome=\"asked\"}.",
+            'page; pages shown are consentgate_consent_decisions_total{outcome="asked"}.',
             registry=r,
         )
         self.requests_in_flight = Gauge(

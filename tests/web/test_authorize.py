@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from consentgate.core.keys import load_keyring, rotate_keys
 from consentgate.core.pending import MAX_SEALED_LENGTH
 from consentgate.web.appkeys import STORE
 from tests import rawhttp
@@ -673,7 +674,15 @@ async def test_hidden_fields_cannot_change_what_is_approved(stack: Stack) -> Non
 
 
 @pytest.mark.parametrize(
-    "override", [{"csrf": "forged"}, {"csrf": ""}, {"pending": "0" * 32}, {"decision": "maybe"}]
+    "override",
+    [
+        {"csrf": "forged"},
+        {"csrf": ""},
+        {"pending": "0" * 32},
+        {"decision": "maybe"},
+        {"sealed": ""},
+        {"sealed": "A" * 200},
+    ],
 )
 async def test_altered_form_fields_are_refused(stack: Stack, override: dict[str, str]) -> None:
     client_id = await register(stack)
@@ -723,6 +732,40 @@ async def test_pending_cookies_per_browser_are_capped(stack: Stack) -> None:
         assert f"cg_p_{pages[0].form()['pending']}" not in pending
         assert (await browser.answer(pages[0])).status == 403
         assert (await browser.answer(pages[-1])).status == 303
+
+
+async def test_a_seal_from_another_page_of_the_same_browser_is_refused(stack: Stack) -> None:
+    """Each seal names its page: the answer to one page cannot carry another page's
+    request, even in the browser that was shown both."""
+    client_id = await register(stack)
+    async with Browser(stack.url) as browser:
+        mild = await browser.authorize(auth_params(client_id, scope="openid"))
+        broad = await browser.authorize(auth_params(client_id, scope="openid admin"))
+        swapped = await browser.answer(mild, override={"sealed": broad.form()["sealed"]})
+        honest = await browser.answer(mild)
+    assert swapped.status == 403
+    assert honest.status == 303
+    (arrival,) = stack.proxy.reached("/authorize")
+    assert "admin" not in arrival.raw_path
+
+
+async def test_a_page_shown_before_a_signing_key_rotation_is_answered_after_it(
+    stack: Stack,
+) -> None:
+    """The seal is keyed from the cookie secret, not the Ed25519 ring: rotating the
+    signing keys leaves every page on screen answerable, and the approval is signed
+    with the new key."""
+    client_id = await register(stack)
+    store = stack.gate.app[STORE]
+    before = store.keyring.active_kid
+    async with Browser(stack.url) as browser:
+        page = await browser.authorize(auth_params(client_id))
+        rotate_keys(stack.gate.config.keys.dir)
+        store.reload_keys(load_keyring(stack.gate.config.keys.dir, create=False))
+        done = await browser.answer(page, remember=True)
+    assert done.status == 303
+    (record,) = await store.list()
+    assert record.key_id == store.keyring.active_kid != before
 
 
 async def test_an_expired_consent_page_cannot_be_answered(start_stack: StartStack) -> None:
