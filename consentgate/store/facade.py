@@ -203,6 +203,9 @@ COOKIE_FINGERPRINT: Final = "cookie_secret_fingerprint"
 #: Used-marks of answered consent pages share the table of used flow bindings; a
 #: binding key is base64url (no ``:``), so the prefix keeps the two apart.
 _PAGE_MARK_PREFIX: Final = "page:"
+#: A page's mark is kept this long past the page's own expiry, so a gate whose clock
+#: runs a little behind the purging one never sees an unexpired page without its mark.
+PAGE_MARK_MARGIN: Final = 300
 
 
 def _page_mark(pending_id: str) -> str:
@@ -642,7 +645,7 @@ class ConsentStore:
         key = _page_mark(pending_id)
 
         async def mark(tx: StoreTransaction, now: int) -> bool:
-            return await tx.use_binding(key, int(page_expires_at))
+            return await tx.use_binding(key, int(page_expires_at) + PAGE_MARK_MARGIN)
 
         return await self._record(
             subject, client_id, redirect_uri, scopes, resource, ttl=ttl, claim=mark
@@ -1338,12 +1341,13 @@ class ConsentStore:
 
         The page itself travels sealed in its form (:mod:`consentgate.core.pending`),
         so nothing is stored while it is shown and a flood of pages spends no store
-        budget; only its answer leaves a mark, kept until the page would have expired,
+        budget; only its answer leaves a mark, kept until the page has expired,
         so one page is answered once by any gate sharing the store (a replayed or
         doubled answer is refused). One insert-if-absent, atomic, in the table of used
         flow bindings under a key no binding can have.
         """
-        return await self._backend.use_binding(_page_mark(pending_id), int(expires_at))
+        mark_expires_at = int(expires_at) + PAGE_MARK_MARGIN
+        return await self._backend.use_binding(_page_mark(pending_id), mark_expires_at)
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
         """Mark the flow binding ``key`` used; False when it already was.

@@ -23,6 +23,7 @@ from consentgate import ConsentRecord, ConsentStore, KeyRing
 from consentgate.core.keys import jwk_text, load_keyring, rotate_keys
 from consentgate.core.records import MAX_PENDING_PAYLOAD, sign_record
 from consentgate.store import PendingFull
+from consentgate.store.facade import PAGE_MARK_MARGIN
 from tests.store.conftest import CB, T0, FakeClock, StoreDatabase, approve, approved
 
 # --- round trip and the matching rules --------------------------------------------------
@@ -660,6 +661,9 @@ async def test_a_sealed_page_is_answered_once_and_its_mark_goes_when_the_page_ex
     assert await store.use_page("0" * 32, int(T0) + 60)  # another page is its own
     assert await store.count_pending() == 0  # a mark is no pending row
     clock.advance(60)
+    assert await store.purge_expired() == 0  # kept a margin past the page's expiry
+    assert not await store.use_page(PAGE, int(T0) + 60)
+    clock.advance(PAGE_MARK_MARGIN)
     assert await store.purge_expired() == 2
 
 
