@@ -8,8 +8,8 @@ budget to exhaust; the answer writes one single-use mark (see
 :meth:`~consentgate.store.facade.ConsentStore.use_page`).
 
 Why the seal can be trusted where a hidden field could not: Cloudflare's early MCP
-approval dialogs trusted hidden form fields that nobody had authenticated
-(workers-oauth-provider's demos, since fixed to keep the request server-side). This value is
+approval dialogs trusted hidden form fields that nobody had authenticated (fixed in
+workers-oauth-provider's demos by keeping the request server-side). This value is
 MACed (HMAC-SHA256, RFC 2104) with a key derived for this one purpose from the
 cookie secret (:func:`consentgate.core.keys.derive_key`, ``"pending-seal"``), over a
 version byte, the expiry, the page's id, the payload and the browser's subject, and

@@ -208,15 +208,16 @@ _PAGE_MARK_PREFIX: Final = "page:"
 PAGE_MARK_MARGIN: Final = 300
 
 
-def _page_mark(pending_id: str) -> str:
-    check_length("pending_id", check_text("pending_id", pending_id), 64)
-    return _PAGE_MARK_PREFIX + pending_id
-
-
 #: Settings named ``signing_key:<kid>`` hold the public JWK of each key that signed
 #: records in the store, so that any machine with access to the store can check
 #: them (``consents verify`` and ``export`` without the keys directory).
 SIGNING_KEY_PREFIX: Final = "signing_key:"
+
+
+def _page_mark(pending_id: str) -> str:
+    """The used-binding key that marks the sealed consent page ``pending_id`` answered."""
+    check_length("pending_id", check_text("pending_id", pending_id), 64)
+    return _PAGE_MARK_PREFIX + pending_id
 
 
 def new_record_id() -> str:
