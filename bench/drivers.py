@@ -9,13 +9,13 @@ Why not wrk for these:
   event stream is not meant to complete. This driver opens a connection, sends
   the request, stops the clock at the end of the first event (``\\n\\n``) and
   closes the connection, as an MCP client that got what it waited for would;
-* **approve POST** — every answer needs a fresh pending id and CSRF token from a
+* **approve POST** — every answer needs a fresh sealed page and CSRF token from a
   render, each usable once, bound to the browser cookie. A wrk Lua script would
   have to parse the page and keep per-connection cookie state in ``response()``,
   which wrk calls with the whole body for every response; that is possible but
   hard to prove correct, and a mistake would silently measure 403 pages. Here
-  each worker is one browser: it GETs the consent page, reads the pending id and
-  the token, POSTs the approval with the CSRF cookie and checks the 303 to the IdP.
+  each worker is one browser: it GETs the consent page, reads the pending id, the
+  seal and the token, POSTs the approval with the CSRF cookie and checks the 303 to the IdP.
 
 Both use a small raw HTTP/1.1 client on asyncio streams (keep-alive,
 Content-Length and chunked bodies) rather than aiohttp's client: it costs a
@@ -199,7 +199,8 @@ class ApproveWorker(Worker):
                     if pair.startswith("cg_bid="):
                         browser_cookie = pair
                 pending, csrf = fields["pending"], fields["csrf"]
-                form = f"pending={pending}&csrf={csrf}&decision=approve".encode()
+                sealed = fields["sealed"]
+                form = f"pending={pending}&sealed={sealed}&csrf={csrf}&decision=approve".encode()
                 posted = time.perf_counter()
                 answer = await conn.request(
                     "POST",

@@ -316,10 +316,6 @@ dir = "{workdir / "gate-keys"}"
 
 [consent]
 service_name = "the benchmark"
-# Every load connection comes from 127.0.0.1: with the default cap of 50 pages per
-# address, 64 connections rendering and answering at once drop each other's oldest
-# pages (403 on the answer), which measures the cap, not the gate.
-max_pending_per_address = 1000
 
 [log]
 access_log = {"true" if access_log else "false"}

@@ -84,10 +84,22 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_USAGE
     print("configuration is valid")
+    for warning in _ignored_settings(args.config):
+        print(f"consentgate: warning: {warning}", file=sys.stderr)
     findings = preflight(config, upstream=not args.offline)
     for finding in findings:
         print(f"consentgate: {finding.level}: {finding.message}", file=sys.stderr)
     return EXIT_FAILURE if any(f.level == "error" for f in findings) else EXIT_OK
+
+
+def _ignored_settings(path: Path) -> list[str]:
+    """The keys the file (already loaded once, so readable TOML) or the environment
+    sets that no longer change anything (:data:`consentgate.core.config.IGNORED_KEYS`)."""
+    import tomllib
+
+    from consentgate.core.config import ignored_settings
+
+    return ignored_settings(tomllib.loads(path.read_text(encoding="utf-8")), os.environ)
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 from consentgate.core.dsn import check_database_url
@@ -569,7 +570,12 @@ class ConsentConfig:
         ),
     )
     max_pending_per_browser: int = field(
-        default=5, metadata=_spec(_positive_int, "Consent pages one browser may have open at once.")
+        default=5,
+        metadata=_spec(
+            _positive_int,
+            "Consent pages one browser may have open at once (the oldest page's cookie is "
+            "dropped beyond, so it can no longer be answered).",
+        ),
     )
     max_flows_per_browser: int = field(
         default=5, metadata=_spec(_positive_int, "Sign-ins one browser may have in flight at once.")
@@ -578,13 +584,16 @@ class ConsentConfig:
         default=50,
         metadata=_spec(
             _positive_int,
-            "Consent pages open at once from one client address (IPv6: its /64), any browser.",
+            "Ignored: consent pages carry their request sealed in the page, so the store "
+            "keeps nothing per address to bound. Accepted so existing files still load.",
         ),
     )
     max_pending: int = field(
         default=10_000,
         metadata=_spec(
-            _positive_int, "Consent pages open at once in all; beyond, new ones answer 503."
+            _positive_int,
+            "Ignored: consent pages carry their request sealed in the page, so there is no "
+            "store budget for them to fill. Accepted so existing files still load.",
         ),
     )
     preapproved_redirect_uris: tuple[str, ...] = field(
@@ -708,6 +717,38 @@ SECTIONS: Final[dict[str, type[Any]]] = {
     "audit": AuditConfig,
     "admin": AdminConfig,
 }
+
+
+#: Keys still accepted, so that files written for an earlier version keep loading
+#: (an unknown key is an error), that no longer change anything: key -> why.
+#: ``check-config`` warns once for each one a file or the environment sets.
+IGNORED_KEYS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "consent.max_pending_per_address": (
+            "consent pages carry their request sealed in the page and the store keeps "
+            "nothing for them, so there is no per-address share to bound"
+        ),
+        "consent.max_pending": (
+            "consent pages carry their request sealed in the page and the store keeps "
+            "nothing for them, so there is no total to bound and no page is refused"
+        ),
+    }
+)
+
+
+def ignored_settings(data: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """A warning for each key of :data:`IGNORED_KEYS` that the parsed file ``data`` or
+    an environment variable sets, naming the key, the value and why it is ignored."""
+    warnings: list[str] = []
+    for path, why in IGNORED_KEYS.items():
+        section, key = path.split(".")
+        table = data.get(section)
+        variable = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+        if isinstance(table, Mapping) and key in table:
+            warnings.append(f"{path}: ignored (set to {table[key]!r}): {why}")
+        if variable in environ:
+            warnings.append(f"{variable}: ignored (set to {environ[variable]!r}): {why}")
+    return warnings
 
 
 def documented_keys() -> list[tuple[str, str, str]]:

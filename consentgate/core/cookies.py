@@ -9,8 +9,9 @@ MCP security best practices (2025-11-25) and FastMCP's advisories shape them:
   must arrive on the top-level navigation back from the IdP), ``Strict`` for the
   per-render CSRF cookie (it is only ever needed by the gate's own form);
 * one purpose-separated key per use, derived with HKDF from the cookie secret
-  (``browser-id``, ``subject``, ``csrf``, ``binding``, ``approvals-csrf``), so a
-  value minted for one purpose never verifies for another;
+  (``browser-id``, ``subject``, ``csrf``, ``binding``, ``approvals-csrf``, and
+  ``pending-seal`` for the consent page's sealed request), so a value minted for
+  one purpose never verifies for another;
 * bounded: one browser id, at most N pending-consent and N flow cookies, each a
   few dozen bytes (FastMCP issue 3747: cookies that grew per approval broke
   proxies' header limits).
@@ -28,6 +29,8 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
+
+from consentgate.core.pending import OpenedPage, PendingConsent, open_seal, seal
 
 BROWSER_ID_BYTES: Final = 18
 BROWSER_COOKIE_MAX_AGE: Final = 400 * 86400  # the longest lifetime browsers keep
@@ -111,6 +114,7 @@ class CookieCrypto:
         self._csrf_key = derive("csrf")
         self._binding_key = derive("binding")
         self._approvals_key = derive("approvals-csrf")
+        self._seal_key = derive("pending-seal")
         # A browser sends the same cookie on every request: its verified reading and
         # its subject are remembered (bounded LRUs; pure functions of the value and
         # this instance's keys, a forged value is remembered as None).
@@ -156,6 +160,17 @@ class CookieCrypto:
     def csrf_token(self, pending_id: str, subject: str) -> str:
         """The token of one rendered form, bound to its pending request and browser."""
         return _b64(_mac(self._csrf_key, pending_id, subject)[:20])
+
+    def seal_pending(
+        self, pending_id: str, subject: str, expires_at: int, page: PendingConsent
+    ) -> str:
+        """The consent form's sealed request (:func:`consentgate.core.pending.seal`)."""
+        return seal(self._seal_key, pending_id, subject, expires_at, page)
+
+    def open_pending(self, sealed: str, subject: str, now: float) -> OpenedPage:
+        """The page sealed for ``subject``, unexpired; else
+        :class:`~consentgate.core.pending.BadPending`."""
+        return open_seal(self._seal_key, sealed, subject, now)
 
     # -- self-service approvals page CSRF ------------------------------------------
 

@@ -261,7 +261,8 @@ def derive_key(secret: bytes, purpose: str) -> bytes:
 
     RFC 5869; no salt (the secret is already uniformly random or a long operator
     secret). The gate derives ``"browser-id"``, ``"subject"``, ``"csrf"``,
-    ``"binding"`` and ``"pending"`` keys, so no MAC key serves two uses.
+    ``"binding"``, ``"approvals-csrf"`` and ``"pending-seal"`` keys, so no MAC key
+    serves two uses.
     """
     if len(secret) < COOKIE_SECRET_BYTES:
         raise ValueError(f"the secret must be at least {COOKIE_SECRET_BYTES} bytes")

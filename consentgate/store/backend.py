@@ -180,6 +180,11 @@ class StoreTransaction(Protocol):
         in between leaves the page answerable (issue 16, point 4)."""
         ...
 
+    async def use_binding(self, key: str, expires_at: int) -> bool:
+        """:meth:`StoreBackend.use_binding` inside this transaction: a consent answer
+        marks its page used and records the approval in one commit."""
+        ...
+
 
 class StoreBackend(Protocol):
     """A place that keeps consent, client, pending and used-binding rows.

@@ -200,10 +200,24 @@ def _storable(*values: object) -> bool:
 #: The setting holding the cookie secret's fingerprint (:func:`~consentgate.core.keys.
 #: secret_fingerprint`), claimed by the first gate that starts on the store.
 COOKIE_FINGERPRINT: Final = "cookie_secret_fingerprint"
+#: Used-marks of answered consent pages share the table of used flow bindings; a
+#: binding key is base64url (no ``:``), so the prefix keeps the two apart.
+_PAGE_MARK_PREFIX: Final = "page:"
+#: A page's mark is kept this long past the page's own expiry, so a gate whose clock
+#: runs a little behind the purging one never sees an unexpired page without its mark.
+PAGE_MARK_MARGIN: Final = 300
+
+
 #: Settings named ``signing_key:<kid>`` hold the public JWK of each key that signed
 #: records in the store, so that any machine with access to the store can check
 #: them (``consents verify`` and ``export`` without the keys directory).
 SIGNING_KEY_PREFIX: Final = "signing_key:"
+
+
+def _page_mark(pending_id: str) -> str:
+    """The used-binding key that marks the sealed consent page ``pending_id`` answered."""
+    check_length("pending_id", check_text("pending_id", pending_id), 64)
+    return _PAGE_MARK_PREFIX + pending_id
 
 
 def new_record_id() -> str:
@@ -572,7 +586,7 @@ class ConsentStore:
         ``resource`` is the RFC 8707 resource indicator, ``""`` when none was sent.
         """
         record = await self._record(
-            subject, client_id, redirect_uri, scopes, resource, ttl=ttl, pending_id=None
+            subject, client_id, redirect_uri, scopes, resource, ttl=ttl, claim=None
         )
         assert record is not None  # noqa: S101 - only a pending take returns None
         return record
@@ -597,8 +611,45 @@ class ConsentStore:
         page already used and no approval (issue 16, point 4).
         """
         check_text("pending_id", pending_id)
+
+        async def take(tx: StoreTransaction, now: int) -> bool:
+            taken = await tx.take_pending(pending_id, subject, now)
+            answered = None if taken is None else self._verified_pending(taken)
+            return answered is not None and (answered.id, answered.subject) == (
+                pending_id,
+                subject,
+            )
+
         return await self._record(
-            subject, client_id, redirect_uri, scopes, resource, ttl=ttl, pending_id=pending_id
+            subject, client_id, redirect_uri, scopes, resource, ttl=ttl, claim=take
+        )
+
+    async def approve_page(
+        self,
+        pending_id: str,
+        page_expires_at: int,
+        subject: str,
+        *,
+        client_id: str,
+        redirect_uri: str,
+        scopes: Iterable[str],
+        resource: str = "",
+        ttl: float,
+    ) -> ConsentRecord | None:
+        """Mark the sealed consent page ``pending_id`` answered (see :meth:`use_page`)
+        and record the approval, in one durable transaction; None (nothing recorded)
+        when the page was already answered.
+
+        One commit for both, so a store that fails between them leaves the page
+        answerable once it is back, instead of a page used up and no approval.
+        """
+        key = _page_mark(pending_id)
+
+        async def mark(tx: StoreTransaction, now: int) -> bool:
+            return await tx.use_binding(key, int(page_expires_at) + PAGE_MARK_MARGIN)
+
+        return await self._record(
+            subject, client_id, redirect_uri, scopes, resource, ttl=ttl, claim=mark
         )
 
     async def _record(
@@ -610,8 +661,10 @@ class ConsentStore:
         resource: str,
         *,
         ttl: float,
-        pending_id: str | None,
+        claim: Callable[[StoreTransaction, int], Awaitable[bool]] | None,
     ) -> ConsentRecord | None:
+        """Sign and upsert the approval; with ``claim``, only if it returns True inside
+        the same transaction (it used up the page being answered)."""
         check_length("subject", check_text("subject", subject), MAX_SUBJECT_LENGTH)
         check_length("client_id", check_text("client_id", client_id), MAX_CLIENT_ID_LENGTH)
         check_length("redirect_uri", check_text("redirect_uri", redirect_uri), MAX_URI_LENGTH)
@@ -641,12 +694,9 @@ class ConsentStore:
         async def upsert(tx: StoreTransaction) -> tuple[ConsentRecord, bool, int, int] | None:
             """Refresh an identical active approval, else insert a new record: the same
             person approving the same thing again must not add a row each time. With
-            ``pending_id``, first take that pending row (None: it is not there)."""
-            if pending_id is not None:
-                taken = await tx.take_pending(pending_id, subject, now)
-                answered = None if taken is None else self._verified_pending(taken)
-                if answered is None or (answered.id, answered.subject) != (pending_id, subject):
-                    return None
+            ``claim``, first use up the page answered (None: it was used already)."""
+            if claim is not None and not await claim(tx, now):
+                return None
             before = await tx.change_counter()
             await self._keep_key(tx, ring)
             for row in await tx.active_consents(key, now):
@@ -1286,6 +1336,19 @@ class ConsentStore:
         if row is None or row.id != id or row.subject != subject:
             return None
         return row
+
+    async def use_page(self, pending_id: str, expires_at: int) -> bool:
+        """Mark the sealed consent page ``pending_id`` answered; False when it already was.
+
+        The page itself travels sealed in its form (:mod:`consentgate.core.pending`),
+        so nothing is stored while it is shown and a flood of pages spends no store
+        budget; only its answer leaves a mark, kept until the page has expired,
+        so one page is answered once by any gate sharing the store (a replayed or
+        doubled answer is refused). One insert-if-absent, atomic, in the table of used
+        flow bindings under a key no binding can have.
+        """
+        mark_expires_at = int(expires_at) + PAGE_MARK_MARGIN
+        return await self._backend.use_binding(_page_mark(pending_id), mark_expires_at)
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
         """Mark the flow binding ``key`` used; False when it already was.

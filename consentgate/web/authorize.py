@@ -6,9 +6,11 @@ Its promises, and the advisories they come from:
   the upstream (MCP 2025-11-25, "Confused Deputy Problem": proxies with a static
   client id MUST obtain consent for each dynamically registered client). Whether
   to ask is decided in :mod:`consentgate.core.decision`.
-* The request is parsed strictly and stored server-side (a signed pending row)
-  before the page is shown; the answer (:mod:`consentgate.web.consent`) trusts
-  only the pending id, never hidden fields.
+* The request is parsed strictly and sealed into the page (a MACed, expiring
+  value bound to this browser, :mod:`consentgate.core.pending`); nothing is stored
+  until it is answered, so strangers rendering pages spend no budget that others
+  need. The answer (:mod:`consentgate.web.consent`) trusts only that seal, the CSRF
+  token and the choice, never an unauthenticated hidden field.
 * Errors are redirected only to a redirect URI the client registered and the gate
   saw registering (:mod:`consentgate.web.client_redirects`); otherwise the person
   gets a page (RFC 6749 §4.1.2.1, RFC 9700 §4.11.2).
@@ -23,7 +25,6 @@ from aiohttp import web
 from consentgate.core.clientinfo import build_view
 from consentgate.core.cookies import set_cookie_header
 from consentgate.core.decision import FirstLook, first_look
-from consentgate.core.forwarding import address_group
 from consentgate.core.oauth import (
     AuthorizationRequest,
     OAuthRequestError,
@@ -35,8 +36,7 @@ from consentgate.core.oauth import (
 from consentgate.core.paths import RoutedPath
 from consentgate.core.pending import PendingConsent
 from consentgate.core.records import MAX_PENDING_PAYLOAD, ClientRecord
-from consentgate.store import PendingFull
-from consentgate.web.appkeys import CLIENT_IP, CLOCK, COOKIE_CRYPTO, METRICS, SETTINGS, STORE
+from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, METRICS, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.bodies import FormTooLarge, read_form
 from consentgate.web.browser import Browser
@@ -199,7 +199,7 @@ async def _render_consent(
     client: ClientRecord | None,
     browser: Browser,
 ) -> web.StreamResponse:
-    """Store the validated request server-side and show the consent page for it."""
+    """Show the consent page for the validated request, sealed into its form."""
     app = request.app
     config = request[SETTINGS].config
     crypto = app[COOKIE_CRYPTO]
@@ -216,8 +216,8 @@ async def _render_consent(
         auth.parameters,
         redirectable=client is not None and not auth.opaque,
         remember_allowed=view.offer_remember,
-    ).to_json()
-    if len(pending) > MAX_PENDING_PAYLOAD:
+    )
+    if len(pending.to_json().encode("utf-8")) > MAX_PENDING_PAYLOAD:
         return error_response(
             request,
             413,
@@ -227,28 +227,7 @@ async def _render_consent(
         )
     pending_id = crypto.new_pending_id(now)
     ttl = int(config.consent.pending_ttl)
-    try:
-        await app[STORE].put_pending(
-            pending_id,
-            subject,
-            pending,
-            int(now) + ttl,
-            max_per_subject=config.consent.max_pending_per_browser,
-            source=address_group(request[CLIENT_IP]),
-            max_per_source=config.consent.max_pending_per_address,
-            max_total=config.consent.max_pending,
-        )
-    except PendingFull:
-        audit_event(request, "consent_unavailable", "too many consent pages open")
-        response = error_response(
-            request,
-            503,
-            "temporarily_unavailable",
-            "Too many sign-ins are waiting for an answer right now. Try again in a minute.",
-            title="Try again shortly",
-        )
-        response.headers["Retry-After"] = "60"
-        return response
+    sealed = crypto.seal_pending(pending_id, subject, int(now) + ttl, pending)
     csrf = crypto.csrf_token(pending_id, subject)
     response = render_page(
         request,
@@ -256,6 +235,7 @@ async def _render_consent(
         csp=CSP_WITH_REMOTE_IMAGES if view.logo_url else CSP,
         view=view,
         pending_id=pending_id,
+        sealed=sealed,
         csrf_token=csrf,
         action=f"{config.server.prefix}/consent",
         remember_days=_duration_text(config.consent.remember_for),

@@ -1,13 +1,16 @@
 """The consent answer: approve or deny exactly the request that was shown.
 
-* The form is protected by a per-render, double-submitted CSRF token bound to a
-  server-side pending request; the POST trusts nothing from the form but the
-  pending id, the token and the choice (Cloudflare's early demos trusted hidden
-  fields). A second render does not invalidate the first (FastMCP #4814).
+* The form is protected by a per-render, double-submitted CSRF token bound to the
+  page's id and the browser; the POST trusts nothing from the form but the page's
+  seal (MACed by the gate, bound to this browser, expiring:
+  :mod:`consentgate.core.pending`), the token and the choice (Cloudflare's early
+  demos trusted unauthenticated hidden fields). A second render does not
+  invalidate the first (FastMCP #4814).
 * It must come from the gate's own page (Fetch Metadata, else Origin); when the
   gate cannot tell, it refuses.
-* The pending row is taken atomically, so one page is answered once; the approval
-  is recorded before the request is relayed.
+* The answer marks the page used atomically in the store, so one page is answered
+  once whichever gate receives it; the approval is recorded before the request is
+  relayed.
 """
 
 from __future__ import annotations
@@ -18,14 +21,13 @@ from aiohttp import web
 
 from consentgate.core.cookies import same_token, set_cookie_header
 from consentgate.core.oauth import (
-    AuthorizationRequest,
     OAuthRequestError,
     consent_redirect_key,
     parse_authorization_request,
     parse_parameters,
 )
-from consentgate.core.pending import BadPending, PendingConsent
-from consentgate.web.appkeys import COOKIE_CRYPTO, SETTINGS, STORE
+from consentgate.core.pending import BadPending
+from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.browser import Browser
 from consentgate.web.client_redirects import redirect_error
@@ -69,27 +71,23 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
             request, "answer_refused", "consent answer with a bad CSRF token", pending=pending_id
         )
         return error_response(request, 403, "invalid_csrf", stale)
-    row = await store.get_pending(pending_id)
-    shown: PendingConsent | None = None
-    auth: AuthorizationRequest | None = None
-    if row is not None and row.subject == browser.subject:
-        try:
-            shown = PendingConsent.from_json(row.payload)
-            auth = parse_authorization_request(
-                parse_parameters(shown.query),
-                allow_request_uri=config.consent.allow_request_uri,
-                allow_request_object=config.consent.allow_request_object,
-            )
-        except (BadPending, OAuthRequestError):
-            shown = auth = None
-    if row is None or shown is None or auth is None:
-        reason = "absent" if row is None else "foreign or unreadable"
+    try:
+        page = crypto.open_pending(form.get("sealed", ""), browser.subject, app[CLOCK]())
+        if page.id != pending_id:
+            raise BadPending("sealed for another page")
+        shown = page.consent
+        auth = parse_authorization_request(
+            parse_parameters(shown.query),
+            allow_request_uri=config.consent.allow_request_uri,
+            allow_request_object=config.consent.allow_request_object,
+        )
+    except (BadPending, OAuthRequestError) as exc:
         audit_event(
             request,
             "answer_refused",
             "consent answer for an unusable pending request",
             pending=pending_id,
-            reason=reason,
+            reason=str(exc) if isinstance(exc, BadPending) else "unreadable",
         )
         return error_response(request, 403, "invalid_request", stale)
     remember = decision == "approve" and form.get("remember") == "yes" and shown.remember_allowed
@@ -97,8 +95,9 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         # The page is used up and the approval remembered in one durable commit: a
         # store failing in between leaves the page answerable once it is back.
         recorded = await asyncio.shield(
-            store.approve_pending(
-                pending_id,
+            store.approve_page(
+                page.id,
+                page.expires_at,
                 browser.subject,
                 client_id=auth.client_id,
                 redirect_uri=consent_redirect_key(auth.redirect_uri),
@@ -107,9 +106,17 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
                 ttl=config.consent.remember_for,
             )
         )
-        if recorded is None:
-            return error_response(request, 403, "invalid_request", stale)
-    elif await store.take_pending(pending_id, browser.subject) is None:
+        used = recorded is not None
+    else:
+        used = await store.use_page(page.id, page.expires_at)
+    if not used:
+        audit_event(
+            request,
+            "answer_refused",
+            "consent answer for an unusable pending request",
+            pending=pending_id,
+            reason="already answered",
+        )
         return error_response(request, 403, "invalid_request", stale)
     clear = set_cookie_header(
         crypto.names.pending(pending_id),

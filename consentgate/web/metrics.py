@@ -44,7 +44,6 @@ _DECISIONS: Final = {
 _REFUSALS: Final = {
     "callback_refused": "callback_refused",
     "request_refused": "bad_request",
-    "consent_unavailable": "too_many_pages",
     "registration_refused": "registration_refused",
     "tamper": "tampered_record",
 }
@@ -177,7 +176,9 @@ class Metrics:
         info.labels(__version__, platform.python_version()).set(1)
         self.pending_pages = Gauge(
             "consentgate_pending_pages",
-            "Consent pages shown and not yet answered or expired (read at each scrape).",
+            "Unexpired pending consent rows in the store (read at each scrape): only rows an "
+            "earlier version left, since consent pages carry their request sealed in the "
+            'page; pages shown are consentgate_consent_decisions_total{outcome="asked"}.',
             registry=r,
         )
         self.requests_in_flight = Gauge(

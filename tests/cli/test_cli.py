@@ -49,6 +49,21 @@ def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str]) ->
     assert capsys.readouterr().out == "configuration is valid\n"
 
 
+def test_check_config_warns_once_about_each_key_that_is_now_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    older = tmp_path / "older.toml"
+    example = (ROOT / "config.example.toml").read_text()
+    older.write_text(
+        example.replace("# max_pending_per_address = 50", "max_pending_per_address = 50")
+    )
+    assert main(["check-config", "--offline", "--config", str(older)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "configuration is valid\n"
+    assert err.count("consentgate: warning: consent.max_pending_per_address: ignored") == 1
+    assert "consent.max_pending:" not in err
+
+
 def test_check_config_lists_every_error_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from consentgate.core.config import (
+    IGNORED_KEYS,
     ConfigError,
     HostPort,
     config_from_mapping,
     documented_keys,
+    ignored_settings,
     load_config,
     parse_duration,
 )
@@ -209,7 +211,27 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         if key == "scope_descriptions":
             assert f"[{section}.{key}]" in text
             continue
+        if f"{section}.{key}" in IGNORED_KEYS:  # shown, commented out, with its default
+            assert key not in data.get(section, {})
+            default = getattr(getattr(config_from_mapping(MINIMAL, environ={}), section), key)
+            assert f"# {key} = {default}\n" in text
+            continue
         assert key in data.get(section, {}), f"config.example.toml lacks {section}.{key}"
+
+
+def test_keys_that_lost_their_meaning_still_load_and_are_named_once_each() -> None:
+    data = {**MINIMAL, "consent": {"max_pending": 20, "max_pending_per_address": 5}}
+    config = config_from_mapping(data, environ={})  # an older file still loads
+    assert config.consent.max_pending == 20
+    warnings = ignored_settings(data, {"CONSENTGATE_CONSENT_MAX_PENDING": "30"})
+    assert [w.split(":")[0] for w in warnings] == [
+        "consent.max_pending_per_address",
+        "consent.max_pending",
+        "CONSENTGATE_CONSENT_MAX_PENDING",
+    ]
+    assert "ignored (set to 20)" in warnings[1]
+    assert ignored_settings(MINIMAL, {}) == []
+    assert all("Ignored" in doc for s, k, doc in documented_keys() if f"{s}.{k}" in IGNORED_KEYS)
 
 
 def test_readme_documents_every_key() -> None:

@@ -23,6 +23,7 @@ from consentgate import ConsentRecord, ConsentStore, KeyRing
 from consentgate.core.keys import jwk_text, load_keyring, rotate_keys
 from consentgate.core.records import MAX_PENDING_PAYLOAD, sign_record
 from consentgate.store import PendingFull
+from consentgate.store.facade import PAGE_MARK_MARGIN
 from tests.store.conftest import CB, T0, FakeClock, StoreDatabase, approve, approved
 
 # --- round trip and the matching rules --------------------------------------------------
@@ -647,6 +648,47 @@ async def test_concurrent_approvals_of_one_pending_row_record_once(store: Consen
     )
     assert sum(result is not None for result in results) == 1
     assert len(await store.list()) == 1
+
+
+PAGE = "0190a1b2c3d4" + "ab" * 10
+
+
+async def test_a_sealed_page_is_answered_once_and_its_mark_goes_when_the_page_expires(
+    store: ConsentStore, clock: FakeClock
+) -> None:
+    results = await asyncio.gather(*(store.use_page(PAGE, int(T0) + 60) for _ in range(10)))
+    assert sorted(results) == [False] * 9 + [True]
+    assert await store.use_page("0" * 32, int(T0) + 60)  # another page is its own
+    assert await store.count_pending() == 0  # a mark is no pending row
+    clock.advance(60)
+    assert await store.purge_expired() == 0  # kept a margin past the page's expiry
+    assert not await store.use_page(PAGE, int(T0) + 60)
+    clock.advance(PAGE_MARK_MARGIN)
+    assert await store.purge_expired() == 2
+
+
+async def test_approving_a_sealed_page_marks_it_and_records_in_one_commit(
+    store: ConsentStore,
+) -> None:
+    """The page is used up only together with the approval, once, whoever asks."""
+
+    def approve_page() -> Awaitable[ConsentRecord | None]:
+        return store.approve_page(
+            PAGE,
+            int(T0) + 60,
+            "alice",
+            client_id="c",
+            redirect_uri="https://c.example/cb",
+            scopes=["a"],
+            ttl=60,
+        )
+
+    results = await asyncio.gather(*(approve_page() for _ in range(10)))
+    assert sum(result is not None for result in results) == 1
+    assert len(await store.list()) == 1
+    assert await store.is_approved("alice", "c", "https://c.example/cb", ["a"])
+    assert not await store.use_page(PAGE, int(T0) + 60)  # a deny after it is refused too
+    assert await approve_page() is None
 
 
 async def test_a_duplicate_pending_id_is_refused(store: ConsentStore) -> None:

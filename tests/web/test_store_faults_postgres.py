@@ -49,7 +49,9 @@ async def test_a_read_only_postgres_is_named_refuses_new_approvals_and_recovers(
         try:
             await wait_for_readiness(stack.url, (503, ["store: read-only"]))
             asked = await bob.authorize(auth_params(client_id))
-            assert_refused(asked)
+            assert asked.is_consent_page  # showing a page writes nothing
+            assert_refused(await bob.answer(asked, "approve", remember=True))
+            assert_refused(await bob.answer(asked, "deny"))
             assert relays(stack) == relayed_before  # nothing unconsented reached upstream
             # What was approved can still be read, so it is still honoured.
             assert await honoured(alice, client_id)
@@ -58,4 +60,4 @@ async def test_a_read_only_postgres_is_named_refuses_new_approvals_and_recovers(
             drop_gate_connections(postgres_cluster, database)
         await wait_for_readiness(stack.url, (200, []))
         assert await honoured(alice, client_id)  # the approval made before is kept
-        assert (await approve_new(bob, auth_params(client_id))).status == 303
+        assert (await bob.answer(asked, "approve", remember=True)).status == 303  # that page

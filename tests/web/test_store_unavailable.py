@@ -15,30 +15,36 @@ from tests.conftest import StartStack
 from tests.web.test_authorize import approve_new, auth_params, register
 
 
-async def test_a_locked_store_refuses_authorization_with_503_and_relays_the_rest(
+async def test_a_locked_store_refuses_consent_answers_with_503_and_relays_the_rest(
     start_stack: StartStack, caplog: pytest.LogCaptureFixture
 ) -> None:
     stack = await start_stack()
     client_id = await register(stack)
     store = stack.gate.app[STORE]
     assert store.path is not None
-    # Another process holds the write lock longer than the store's busy timeout (5 s).
-    with contextlib.closing(sqlite3.connect(store.path, isolation_level=None)) as locker:
-        locker.execute("BEGIN EXCLUSIVE")
-        with caplog.at_level(logging.WARNING, logger="consentgate"):
-            async with Browser(stack.url) as browser:
-                page = await browser.authorize(auth_params(client_id))
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(f"{stack.url}/mcp/tools") as relayed,
-            ):
-                relayed_status = relayed.status
-        locker.execute("ROLLBACK")
+    async with Browser(stack.url) as browser:
+        # Another process holds the write lock longer than the store's busy timeout (5 s).
+        with contextlib.closing(sqlite3.connect(store.path, isolation_level=None)) as locker:
+            locker.execute("BEGIN EXCLUSIVE")
+            with caplog.at_level(logging.WARNING, logger="consentgate"):
+                shown = await browser.authorize(auth_params(client_id))
+                page = await browser.answer(shown, "approve")
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(f"{stack.url}/mcp/tools") as relayed,
+                ):
+                    relayed_status = relayed.status
+            locker.execute("ROLLBACK")
+        unconsented = stack.proxy.reached("/authorize")
+        # Once the lock is gone the same page is answered: the failed answer used nothing.
+        done = await browser.answer(shown, "approve")
+        again = await approve_new(browser, auth_params(client_id, state="s2"))
+    assert shown.is_consent_page  # showing a page writes nothing
     assert page.status == 503
     assert page.headers["Retry-After"] == "30"
     assert "Try again shortly" in page.text
     assert "Traceback" not in page.text and "sqlite" not in page.text.lower()
-    assert not stack.proxy.reached("/authorize")  # nothing unconsented was relayed
+    assert not unconsented  # nothing unconsented was relayed
     assert relayed_status == 200  # the relay does not need the store
     unavailable = [r for r in caplog.records if r.getMessage() == "store unavailable"]
     assert len(unavailable) == 1
@@ -47,9 +53,5 @@ async def test_a_locked_store_refuses_authorization_with_503_and_relays_the_rest
     assert "database is locked" in fields["reason"]
     assert (fields["kind"], fields["error"]) == ("locked", "OperationalError")
     assert not [r for r in caplog.records if r.getMessage() == "unhandled error"]
-
-    # Once the lock is gone the same browser gets its consent page, and approves.
-    async with Browser(stack.url) as browser:
-        done = await approve_new(browser, auth_params(client_id))
-    assert done.status == 303
-    assert stack.proxy.reached("/authorize")
+    assert (done.status, again.status) == (303, 303)
+    assert len(stack.proxy.reached("/authorize")) == 2

@@ -120,6 +120,10 @@ _INSERT_CONSENT: Final = (
     f"INSERT INTO {_CONSENTS} ({_CONSENT_SELECT}) "  # noqa: S608 - constant column names
     f"VALUES ({_placeholders(len(CONSENT_COLUMNS))})"
 )
+_USE_BINDING: Final = (
+    f"INSERT INTO {_BINDINGS} (key, expires_at) VALUES ($1, $2) "  # noqa: S608
+    "ON CONFLICT (key) DO NOTHING RETURNING key"
+)
 _INSERT_PENDING: Final = (
     f"INSERT INTO {_PENDING} ({_PENDING_SELECT}) "  # noqa: S608 - constant column names
     f"VALUES ({_placeholders(len(PENDING_COLUMNS))})"
@@ -309,6 +313,11 @@ class _Transaction:
             return None
         row = await self._conn.fetchrow(_TAKE_PENDING, id, subject, now)
         return tuple(row) if row is not None else None
+
+    async def use_binding(self, key: str, expires_at: int) -> bool:
+        if not _storable(key):
+            return False
+        return await self._conn.fetchrow(_USE_BINDING, key, expires_at) is not None
 
     async def audit_tail(self) -> tuple[int, str] | None:
         row = await self._conn.fetchrow(
@@ -733,12 +742,7 @@ class PostgresBackend:
         return rows[0] if rows else None
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
-        rows = await self._write_one(
-            f"INSERT INTO {_BINDINGS} (key, expires_at) VALUES ($1, $2) "  # noqa: S608
-            "ON CONFLICT (key) DO NOTHING RETURNING key",
-            key,
-            expires_at,
-        )
+        rows = await self._write_one(_USE_BINDING, key, expires_at)
         return bool(rows)
 
     async def claim_setting(self, name: str, value: str) -> str:

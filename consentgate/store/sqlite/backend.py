@@ -228,6 +228,10 @@ async def _configure_reader(db: aiosqlite.Connection, busy_timeout: float) -> No
     await db.execute("PRAGMA query_only = ON")
 
 
+_USE_BINDING: Final = (
+    "INSERT INTO used_bindings (key, expires_at) VALUES (?, ?) "
+    "ON CONFLICT (key) DO NOTHING RETURNING key"
+)
 _TAKE_PENDING: Final = (
     "DELETE FROM pending WHERE id = ? AND subject = ? AND expires_at > ? "  # noqa: S608
     f"RETURNING {_PENDING_SELECT}"
@@ -313,6 +317,10 @@ class _Transaction:
     async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
         rows = list(await self._db.execute_fetchall(_TAKE_PENDING, (id, subject, now)))
         return rows[0] if rows else None
+
+    async def use_binding(self, key: str, expires_at: int) -> bool:
+        rows = list(await self._db.execute_fetchall(_USE_BINDING, (key, expires_at)))
+        return bool(rows)
 
     async def audit_tail(self) -> tuple[int, str] | None:
         rows = list(
@@ -726,11 +734,7 @@ class SQLiteBackend:
         return rows[0] if rows else None
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
-        rows = await self._write_one(
-            "INSERT INTO used_bindings (key, expires_at) VALUES (?, ?) "
-            "ON CONFLICT (key) DO NOTHING RETURNING key",
-            (key, expires_at),
-        )
+        rows = await self._write_one(_USE_BINDING, (key, expires_at))
         return bool(rows)
 
     async def claim_setting(self, name: str, value: str) -> str:
