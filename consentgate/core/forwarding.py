@@ -128,6 +128,19 @@ def _ip_text(address: IPAddress) -> str:
     return str(address)
 
 
+@functools.lru_cache(maxsize=1024)
+def address_group(client: str) -> str:
+    """The network a per-address limit counts ``client`` in: an IPv4 address on its
+    own, an IPv6 address by its /64 (one subscriber's prefix: a host can pick any of
+    its 2**64 addresses at will). Text that is not an address counts as itself."""
+    address = parse_ip(client)
+    if address is None:
+        return client[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return _ip_text(address)
+
+
 def is_trusted(peer: IPAddress | None, trusted: Iterable[IPNetwork]) -> bool:
     """Whether ``peer`` lies in one of the trusted proxy networks."""
     if peer is None or not trusted:

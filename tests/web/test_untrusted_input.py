@@ -121,6 +121,7 @@ def test_path_rules_forwarding_and_cookie_readers_never_raise(text: str) -> None
     rules.classify(text)
     rules.classify("/" + text)
     forwarding.parse_ip(text)
+    forwarding.address_group(text)
     forwarding.client_address(forwarding.parse_ip("10.0.0.1"), text, ())
     forwarding.strip_cookies(text, ("cg_",))
     forwarding.rewrite_location(text, "http://up", "https://pub")
