@@ -8,13 +8,14 @@ the binding check (FastMCP GHSA-rww4-4w9c-7733). The upstream says where they ar
 
 * its authorization server metadata (RFC 8414 §2: ``authorization_endpoint``,
   ``registration_endpoint``, the latter only when it offers RFC 7591 registration),
-  as absolute URLs built from the origin it believes it is reached at: the gate's
-  ``server.public_url``, or its own (an upstream building them from its Host);
+  as absolute URLs built from the origin it believes it is reached at, which must be
+  the gate's ``server.public_url`` (it is asked as a client's request through the
+  gate would ask: :func:`metadata_request_headers`);
 * its hand-off to the IdP (RFC 6749 §4.1.1), whose ``redirect_uri`` names the
   callback the IdP returns the browser to.
 
 Each advertised URL is read as a request through the gate would be: at the public
-origin (or the upstream's), its path classified by the gate's own path rules. It
+origin (or relative to it), its path classified by the gate's own path rules. It
 agrees when that gives the key's route; anything else, another origin included (a
 client sent there goes around the gate), is an :class:`EndpointMismatch` naming the
 key, the configured path and the advertised URL.
@@ -85,20 +86,29 @@ def _origin(parts: urllib.parse.SplitResult) -> str | None:
     return f"{scheme}://{host}:{port or _DEFAULT_PORTS[scheme]}"
 
 
+def metadata_request_headers(config: Config) -> tuple[tuple[str, str], ...]:
+    """The headers a client's request relayed by the gate carries about where it was
+    sent (``core/forwarding``): an upstream that builds its URLs from them, rather
+    than from its own setting, then advertises what clients are told."""
+    public = urllib.parse.urlsplit(config.server.public_url)
+    headers = [("X-Forwarded-Proto", public.scheme), ("X-Forwarded-Host", public.netloc)]
+    if config.upstream.host_header == "preserve":
+        headers.append(("Host", public.netloc))
+    return tuple(headers)
+
+
 def path_through_gate(url: str, config: Config) -> str | None:
     """The raw path a request to ``url`` reaches the gate with, or None when ``url``
-    is not at the gate's public origin (nor the upstream's, nor relative)."""
-    if url.startswith("/") and not url.startswith("//"):
-        return urllib.parse.urlsplit(url).path
+    is neither at the gate's public origin nor relative to it. The upstream's own
+    origin does not count: a client or an IdP sent there goes around the gate."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return None
-    origins = {
-        _origin(urllib.parse.urlsplit(config.server.public_url)),
-        _origin(urllib.parse.urlsplit(config.upstream.url)),
-    }
-    if _origin(parts) not in origins or parts.username is not None:
+    if url.startswith("/") and not url.startswith("//"):
+        return parts.path
+    public = _origin(urllib.parse.urlsplit(config.server.public_url))
+    if _origin(parts) != public or parts.username is not None or parts.password is not None:
         return None
     return parts.path or "/"
 

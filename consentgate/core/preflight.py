@@ -21,9 +21,13 @@ from pathlib import Path
 from typing import Literal
 
 from consentgate.core.config import Config
-from consentgate.core.endpoints import endpoint_mismatches, parse_metadata
-from consentgate.core.issuer import METADATA_PATH
+from consentgate.core.endpoints import (
+    endpoint_mismatches,
+    metadata_request_headers,
+    parse_metadata,
+)
 from consentgate.core.errors import StartupError
+from consentgate.core.issuer import METADATA_PATH
 from consentgate.core.keys import load_admin_token, load_keyring
 from consentgate.core.settings import path_rules
 
@@ -134,7 +138,8 @@ def endpoint_findings(config: Config) -> list[Finding]:
     url = config.upstream.url.rstrip("/") + METADATA_PATH
     timeout = min(config.upstream.connect_timeout, 5.0)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our config
+        ask = urllib.request.Request(url, headers=dict(metadata_request_headers(config)))  # noqa: S310 - our config
+        with urllib.request.urlopen(ask, timeout=timeout) as response:  # noqa: S310 - our config
             status, body = response.status, response.read(MAX_METADATA_BYTES + 1)
     except urllib.error.HTTPError as exc:
         status, body = exc.code, b""

@@ -10,6 +10,7 @@ import pytest
 from consentgate.core.endpoints import (
     callback_mismatch,
     endpoint_mismatches,
+    metadata_request_headers,
     parse_metadata,
 )
 from consentgate.core.settings import path_rules
@@ -37,10 +38,9 @@ def test_endpoints_advertised_at_the_public_url_with_the_configured_paths_match(
     }
     assert mismatches(tmp_path, document) == []
     # Spelled with the default port, an upper-case host, or relative: the same place.
-    assert mismatches(tmp_path, {"authorization_endpoint": "https://GATE.example:443/authorize"}) == []
+    spelled = "https://GATE.example:443/authorize"
+    assert mismatches(tmp_path, {"authorization_endpoint": spelled}) == []
     assert mismatches(tmp_path, {"authorization_endpoint": "/authorize"}) == []
-    # The upstream's own origin (it built the URL from its Host): the path still counts.
-    assert mismatches(tmp_path, {"authorization_endpoint": f"{UPSTREAM}/authorize"}) == []
 
 
 def test_another_authorization_path_names_the_key_and_both_values(tmp_path: Path) -> None:
@@ -65,6 +65,7 @@ def test_a_document_without_registration_endpoint_compares_the_authorization_end
     "advertised",
     [
         "https://elsewhere.example/authorize",  # clients would go around the gate
+        f"{UPSTREAM}/authorize",  # the upstream's own origin: around the gate too
         "http://gate.example/authorize",  # another scheme is another origin
         "https://gate.example:8443/authorize",
         "not a url",
@@ -105,3 +106,13 @@ def test_the_callback_named_in_the_idp_hand_off_must_be_the_configured_one(
     assert around is not None  # the IdP would return around the gate
     twice = ours + "&redirect_uri=https%3A%2F%2Fgate.example%2Fx"
     assert callback_mismatch(twice, cfg, rules) is not None
+
+
+def test_the_metadata_is_asked_as_a_request_through_the_gate_would_ask(tmp_path: Path) -> None:
+    assert metadata_request_headers(config(tmp_path)) == (
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "gate.example"),
+    )
+    assert ("Host", "gate.example") in metadata_request_headers(
+        config(tmp_path, host_header="preserve")
+    )
