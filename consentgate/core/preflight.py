@@ -138,7 +138,8 @@ def endpoint_findings(config: Config) -> list[Finding]:
     url = config.upstream.url.rstrip("/") + METADATA_PATH
     timeout = min(config.upstream.connect_timeout, 5.0)
     try:
-        ask = urllib.request.Request(url, headers=dict(metadata_request_headers(config)))  # noqa: S310 - our config
+        headers = dict(metadata_request_headers(config))
+        ask = urllib.request.Request(url, headers=headers)  # noqa: S310 - our config
         with urllib.request.urlopen(ask, timeout=timeout) as response:  # noqa: S310 - our config
             status, body = response.status, response.read(MAX_METADATA_BYTES + 1)
     except urllib.error.HTTPError as exc:

@@ -393,8 +393,8 @@ def create_app(
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app[ENDPOINT_MISMATCHES_LOGGED] = set()
     app.cleanup_ctx.append(_upstream_ctx)
-    app.cleanup_ctx.append(endpoints_at_start)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(endpoints_at_start)
     app.cleanup_ctx.append(admin_listener)
     prefix = config.server.prefix
     app.router.add_get(f"{prefix}/healthz", in_context(healthz), allow_head=True)

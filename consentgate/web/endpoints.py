@@ -1,7 +1,8 @@
 """The guarded paths against the upstream's metadata while serving (the rule is
 :mod:`consentgate.core.endpoints`).
 
-* At start (a ``cleanup_ctx``, before the store opens): a difference refuses the
+* At start (a ``cleanup_ctx``, once the store is open, so that what is wrong on
+  this machine is said first): a difference refuses the
   start, with an error log line per key naming the configured path and the
   advertised URL. A gate whose authorization endpoint is not the upstream's
   protects nothing, so it fails closed.
