@@ -76,8 +76,13 @@ def log_mismatch(app: web.Application, mismatch: EndpointMismatch, *, consequenc
 
 
 async def endpoint_problems(app: web.Application) -> list[str]:
-    """``readyz``'s reasons: one per guarded path the upstream does not use."""
-    mismatches = await read_mismatches(app) or ()
+    """``readyz``'s reasons: one per guarded path the upstream does not use. Once
+    they agree again, a later difference is logged again."""
+    mismatches = await read_mismatches(app)
+    if mismatches is None:
+        return []
+    if not mismatches:
+        app[ENDPOINT_MISMATCHES_LOGGED].clear()
     for mismatch in mismatches:
         log_mismatch(app, mismatch, consequence="not ready")
     return [str(mismatch) for mismatch in mismatches]

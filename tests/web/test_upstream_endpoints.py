@@ -90,7 +90,7 @@ async def test_a_gate_refuses_to_start_when_the_upstream_advertises_another_auth
 
 
 async def test_a_gate_starts_when_the_metadata_cannot_be_read_and_is_not_ready_until_it_matches(
-    start_upstream: StartUpstream, start_gate: StartGate
+    start_upstream: StartUpstream, start_gate: StartGate, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The upstream may start after the gate: start anyway, and let readyz tell."""
     upstream = MetadataUpstream(None)
@@ -101,9 +101,13 @@ async def test_a_gate_starts_when_the_metadata_cannot_be_read_and_is_not_ready_u
     status, _ = await readyz(gate.url)
     assert status == 200  # no metadata: nothing to compare with
     upstream.document = advertising("http://gate.test", "/authorize", "/register")
-    status, document = await readyz(gate.url)
+    with caplog.at_level(logging.ERROR, logger="consentgate"):
+        status, document = await readyz(gate.url)
+        assert await readyz(gate.url) == (status, document)
     assert status == 503
     assert document["status"] == "unavailable"
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert logged == ["upstream.authorize_path is not the upstream's endpoint; not ready"]
     [reason] = document["reasons"]
     assert reason.startswith("upstream.authorize_path: '/oauth/authorize'")
     assert "'http://gate.test/authorize'" in reason
