@@ -72,7 +72,7 @@ def _add_store_keys_argument(parser: argparse.ArgumentParser) -> None:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     """The file, then what ``serve`` will need on this machine (:mod:`consentgate.core.
     preflight`): errors exit 1, a silent upstream is a warning."""
-    from consentgate.core.preflight import preflight
+    from consentgate.core.preflight import COMPARED_KEYS, preflight
 
     try:
         config = _load(args)
@@ -87,6 +87,11 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     for warning in _ignored_settings(args.config):
         print(f"consentgate: warning: {warning}", file=sys.stderr)
     findings = preflight(config, upstream=not args.offline)
+    if args.offline:
+        print(
+            f"not checked (--offline): whether upstream.url answers, and whether "
+            f"{COMPARED_KEYS} are the endpoints the upstream's metadata advertises"
+        )
     for finding in findings:
         print(f"consentgate: {finding.level}: {finding.message}", file=sys.stderr)
     return EXIT_FAILURE if any(f.level == "error" for f in findings) else EXIT_OK

@@ -9,6 +9,11 @@ and puts that host — the one fact a client cannot fake — first and in bold
 (MCP authorization, 2025-11-25: show the redirect URI hostname clearly; warn for
 loopback-only redirect URIs).
 
+Every client text the pages show (its name, client_id, redirect URI, scopes,
+resource) loses the bidirectional controls that could reorder the gate's own words
+around it (:mod:`consentgate.core.bidi`); a link holding one is not shown at all,
+as a link with a control character is not.
+
 The self-service approvals page (``web/approvals.py``) shows each remembered
 approval with the same words: :func:`build_approval_view`.
 
@@ -17,12 +22,14 @@ Pure module: no aiohttp import.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from consentgate.core.bidi import has_bidi_controls, without_bidi_controls
 from consentgate.core.oauth import (
     AuthorizationRequest,
     OAuthRequestError,
@@ -96,7 +103,13 @@ def safe_http_url(value: str | None) -> tuple[str, str] | None:
     ``host`` is the host the browser will contact, in ASCII (:func:`urls.browser_host`),
     so a link to ``g\\u043e\\u043egle.com`` is shown, and compared, as ``xn--ggle-55da.com``.
     """
-    if not value or len(value) > MAX_LINK_LENGTH or _CONTROL.search(value) or " " in value:
+    if (
+        not value
+        or len(value) > MAX_LINK_LENGTH
+        or _CONTROL.search(value)
+        or has_bidi_controls(value)
+        or " " in value
+    ):
         return None
     try:
         parts = split_url(value)
@@ -115,10 +128,31 @@ def same_site_host(a: str, b: str) -> bool:
 
 
 def clean_name(name: str | None) -> str | None:
-    name = _CONTROL.sub("", name or "").strip()
+    """A client's declared name fit to show: no control or bidirectional control
+    characters, not blank, at most :data:`MAX_NAME_LENGTH` characters."""
+    name = without_bidi_controls(_CONTROL.sub("", name or "")).strip()
     if not name:
         return None
     return name if len(name) <= MAX_NAME_LENGTH else name[: MAX_NAME_LENGTH - 1] + "…"
+
+
+def shown_redirect(redirect: RedirectTarget | None) -> RedirectTarget | None:
+    """The redirect target as a page shows it: its parts without bidirectional
+    controls. Display only: the gate matches and relays the URI as it was sent."""
+    if redirect is None:
+        return None
+    return dataclasses.replace(
+        redirect,
+        uri=without_bidi_controls(redirect.uri),
+        before_host=without_bidi_controls(redirect.before_host),
+        after_host=without_bidi_controls(redirect.after_host),
+    )
+
+
+def scope_lines(scopes: Iterable[str], descriptions: Mapping[str, str]) -> tuple[ScopeLine, ...]:
+    """Each scope as shown (without bidirectional controls) and the operator's words
+    for it, looked up by the scope as requested."""
+    return tuple(ScopeLine(without_bidi_controls(s), descriptions.get(s)) for s in scopes)
 
 
 def build_view(
@@ -233,17 +267,16 @@ def build_view(
         if show_logos and logo_safe is not None and logo_safe[0].lower().startswith("https://"):
             logo = logo_safe[0]
 
-    scopes = tuple(ScopeLine(s, scope_descriptions.get(s)) for s in request.scopes)
     return ConsentView(
-        client_id=request.client_id,
+        client_id=without_bidi_controls(request.client_id),
         client_name=name,
         verified=client is not None,
         metadata_document_host=metadata_host,
-        redirect=redirect,
+        redirect=shown_redirect(redirect),
         links=tuple(links),
         logo_url=logo,
-        scopes=scopes,
-        resource=request.resource,
+        scopes=scope_lines(request.scopes, scope_descriptions),
+        resource=without_bidi_controls(request.resource),
         warnings=tuple(warnings),
         offer_remember=remember_mode and not request.opaque,
     )
@@ -303,14 +336,14 @@ def build_approval_view(
         redirect = None
     return ApprovalView(
         id=record.id,
-        client_id=record.client_id,
+        client_id=without_bidi_controls(record.client_id),
         client_name=clean_name(client.client_name) if client is not None else None,
         verified=client is not None,
-        redirect=redirect,
-        redirect_uri=record.redirect_uri,
+        redirect=shown_redirect(redirect),
+        redirect_uri=without_bidi_controls(record.redirect_uri),
         any_port=loopback_without_port(record.redirect_uri) is not None,
-        scopes=tuple(ScopeLine(s, scope_descriptions.get(s)) for s in sorted(record.scopes)),
-        resource=record.resource,
+        scopes=scope_lines(sorted(record.scopes), scope_descriptions),
+        resource=without_bidi_controls(record.resource),
         approved_at=utc_text(record.granted_at),
         expires_at=utc_text(record.expires_at),
         expires_in=remaining_text(record.expires_at - now),

@@ -3,8 +3,10 @@ will find what it needs on this machine, said before the first start instead of 
 
 Errors: the store's directory missing or not writable, a store file others can read,
 a keys directory that cannot be created or that ``serve`` would refuse, an admin
-token file ``serve`` would refuse. A warning:
-the upstream does not answer (it may start later; ``readyz`` says so meanwhile).
+token file ``serve`` would refuse, a guarded path that is not where the upstream's
+metadata says its endpoint is (:mod:`consentgate.core.endpoints`: ``serve`` would
+refuse to start). Warnings: the upstream does not answer (it may start later;
+``readyz`` says so meanwhile), or it publishes no metadata to compare the paths with.
 
 Pure module: no aiohttp import; the upstream is asked with the standard library.
 """
@@ -19,8 +21,19 @@ from pathlib import Path
 from typing import Literal
 
 from consentgate.core.config import Config
+from consentgate.core.endpoints import (
+    endpoint_mismatches,
+    metadata_request_headers,
+    parse_metadata,
+)
 from consentgate.core.errors import StartupError
+from consentgate.core.issuer import METADATA_PATH
 from consentgate.core.keys import load_admin_token, load_keyring
+from consentgate.core.settings import path_rules
+
+#: The paths compared with the upstream's metadata; ``--offline`` names them as unchecked.
+COMPARED_KEYS = "upstream.authorize_path and upstream.register_path"
+MAX_METADATA_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -119,9 +132,39 @@ def upstream_findings(config: Config) -> list[Finding]:
     return []
 
 
+def endpoint_findings(config: Config) -> list[Finding]:
+    """The guarded paths against the upstream's metadata, as ``serve`` compares them
+    at start: a difference is an error naming the key and both values."""
+    url = config.upstream.url.rstrip("/") + METADATA_PATH
+    timeout = min(config.upstream.connect_timeout, 5.0)
+    try:
+        headers = dict(metadata_request_headers(config))
+        ask = urllib.request.Request(url, headers=headers)  # noqa: S310 - our config
+        with urllib.request.urlopen(ask, timeout=timeout) as response:  # noqa: S310 - our config
+            status, body = response.status, response.read(MAX_METADATA_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, b""
+    except (urllib.error.URLError, OSError):
+        return []  # said by upstream_findings
+    document = parse_metadata(status, body) if len(body) <= MAX_METADATA_BYTES else None
+    if document is None:
+        return [
+            Finding(
+                "warning",
+                f"{COMPARED_KEYS.replace(' and ', ', ')}: not compared with the upstream's "
+                f"endpoints: {url} answers no RFC 8414 metadata (HTTP {status})",
+            )
+        ]
+    return [
+        Finding("error", str(mismatch))
+        for mismatch in endpoint_mismatches(document, config, path_rules(config))
+    ]
+
+
 def preflight(config: Config, *, upstream: bool = True) -> list[Finding]:
     """Everything found, errors first."""
     findings = [*store_findings(config), *keys_findings(config), *admin_findings(config)]
     if upstream:
         findings += upstream_findings(config)
+        findings += endpoint_findings(config)
     return sorted(findings, key=lambda finding: finding.level != "error")

@@ -45,6 +45,7 @@ from consentgate.web.appkeys import (
     CLIENT_IP,
     CLOCK,
     COOKIE_CRYPTO,
+    ENDPOINT_MISMATCHES_LOGGED,
     IN_FLIGHT,
     ISSUER,
     KEY_PROBLEMS,
@@ -66,6 +67,7 @@ from consentgate.web.bodies import RequestBodyStalled
 from consentgate.web.callback import callback
 from consentgate.web.consent import consent_answer
 from consentgate.web.endings import report_ended_early, why_ended_early
+from consentgate.web.endpoints import endpoints_at_start
 from consentgate.web.inflight import InFlight
 from consentgate.web.metrics import Metrics
 from consentgate.web.pages import error_response
@@ -398,8 +400,10 @@ def create_app(
     app[UPSTREAM_LOG] = Throttle(STORE_LOG_INTERVAL)
     app[TEMPLATES] = templates or Templates()
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
+    app[ENDPOINT_MISMATCHES_LOGGED] = set()
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(endpoints_at_start)
     app.cleanup_ctx.append(admin_listener)
     prefix = config.server.prefix
     app.router.add_get(f"{prefix}/healthz", in_context(healthz), allow_head=True)

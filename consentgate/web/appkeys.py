@@ -52,6 +52,8 @@ COOKIE_CRYPTO = web.AppKey("cookie_crypto", CookieCrypto)
 ISSUER = web.AppKey("issuer", IssuerCache)
 #: Why this gate's keys do not fit its store (a cookie secret other gates do not share).
 KEY_PROBLEMS: web.AppKey[tuple[str, ...]] = web.AppKey("key_problems")
+#: The endpoint mismatches already logged (``web/endpoints.py``): each is logged once.
+ENDPOINT_MISMATCHES_LOGGED: web.AppKey[set[str]] = web.AppKey("endpoint_mismatches_logged")
 #: Where SIGHUP re-reads the configuration (``serve`` sets it: the loader of
 #: ``--config FILE``); absent, a reload only runs the hooks below.
 CONFIG_SOURCE: web.AppKey[ConfigSource] = web.AppKey("config_source")

@@ -8,11 +8,16 @@
   upstream answers with gets a per-transaction cookie holding a MAC of its
   ``state``; the callback (:mod:`consentgate.web.callback`) needs that cookie, once
   (FastMCP GHSA-rww4-4w9c-7733).
+* That check happens only at ``upstream.callback_path``: a hand-off whose
+  ``redirect_uri`` names another callback (:func:`consentgate.core.endpoints.
+  callback_mismatch`) would bring the browser back where nothing checks it, so the
+  browser is not sent on: a 502 page and an error log line naming the key.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import urllib.parse
 from typing import Any
 
@@ -20,6 +25,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from consentgate.core.cookies import set_cookie_header
+from consentgate.core.endpoints import EndpointMismatch, callback_mismatch
 from consentgate.core.oauth import Parameters, encode_parameters
 from consentgate.core.urls import split_url
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS
@@ -35,6 +41,8 @@ from consentgate.web.relay import (
     upstream_failure_response,
     upstream_headers,
 )
+
+log = logging.getLogger("consentgate")
 
 
 def _origin_of(url: str) -> str:
@@ -92,6 +100,12 @@ async def forward_authorization(
             location = out.get("Location")
             bound = False
             if 300 <= status < 400 and location:
+                mismatch = _foreign_callback(request, location)
+                if mismatch is not None:
+                    audit_event(
+                        request, event, message, **fields, upstream_status=status, bound=False
+                    )
+                    return _refuse_foreign_callback(request, mismatch)
                 if after_post:
                     status = 303  # RFC 9700 §4.12: never let the browser re-POST the form
                 bound = _bind_flow(request, out, location, browser)
@@ -110,6 +124,55 @@ async def forward_authorization(
         return error_response(request, 413, "request_too_large", "The request is too large.")
 
 
+def _hand_off(location: str, public_url: str) -> str | None:
+    """``location`` as an absolute URL when it sends the browser to another origin
+    than the gate's (a hand-off to the IdP), else None; None too when it cannot be
+    parsed (no binding then, so its callback is refused: fails closed)."""
+    try:
+        # An absolute http(s) Location is its own join: urljoin would only re-split it
+        # (the origin and the query it yields are the Location's own).
+        absolute = (
+            location
+            if location[:8].lower().startswith(("https://", "http://"))
+            else urllib.parse.urljoin(public_url + "/", location)
+        )
+        parts = split_url(absolute)
+    except ValueError:  # BadURL included
+        return None
+    if f"{parts.scheme.lower()}://{parts.netloc.lower()}" == _public_origin(public_url):
+        return None
+    return absolute
+
+
+def _foreign_callback(request: web.Request, location: str) -> EndpointMismatch | None:
+    settings = request[SETTINGS]
+    absolute = _hand_off(location, settings.config.server.public_url)
+    if absolute is None:
+        return None
+    return callback_mismatch(absolute, settings.config, settings.path_rules)
+
+
+def _refuse_foreign_callback(request: web.Request, mismatch: EndpointMismatch) -> web.Response:
+    log.error(
+        f"{mismatch.key} is not where the upstream's IdP returns; the sign-in was not sent on",
+        extra={
+            "fields": {
+                "key": mismatch.key,
+                "configured": mismatch.configured,
+                mismatch.where: mismatch.advertised,
+            }
+        },
+    )
+    return error_response(
+        request,
+        502,
+        "upstream_misconfigured",
+        "The service behind this gate would return this sign-in to an address the gate "
+        f"does not check ({mismatch.key} differs), so it was stopped here. Nothing was "
+        "shared; the operator has to correct the configuration.",
+    )
+
+
 def _bind_flow(
     request: web.Request, out: CIMultiDict[str], location: str, browser: Browser
 ) -> bool:
@@ -122,24 +185,10 @@ def _bind_flow(
     """
     app = request.app
     config = request[SETTINGS].config
-    public_url = config.server.public_url
-    try:
-        # An absolute http(s) Location is its own join: urljoin would only re-split it
-        # (the origin and the query it yields are the Location's own).
-        absolute = (
-            location
-            if location[:8].lower().startswith(("https://", "http://"))
-            else urllib.parse.urljoin(public_url + "/", location)
-        )
-        parts = split_url(absolute)
-        if f"{parts.scheme.lower()}://{parts.netloc.lower()}" == _public_origin(public_url):
-            return False  # not a hand-off to the IdP
-        query = parts.query
-    except ValueError:  # BadURL included
-        # An upstream Location nobody can parse: no binding, so its callback (if the
-        # browser ever gets there) is refused. Fails closed, never a 500.
-        return False
-    states = _states_in(query)
+    absolute = _hand_off(location, config.server.public_url)
+    if absolute is None:
+        return False  # not a hand-off to the IdP, or nobody can parse it
+    states = _states_in(split_url(absolute).query)
     if len(states) != 1 or not states[0]:
         return False
     crypto = app[COOKIE_CRYPTO]

@@ -3,7 +3,9 @@
 ``healthz`` answers as long as the event loop runs and checks nothing else, so an
 orchestrator does not restart a healthy gate because its upstream is down.
 ``readyz`` says whether the gate can do its job: the upstream answers (any HTTP
-status counts: it is reachable) and, once the store exists, the store is usable.
+status counts: it is reachable), the paths the gate guards are the endpoints the
+upstream's metadata advertises (``web/endpoints.py``) and, once the store exists,
+the store is usable.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from aiohttp import web
 
 from consentgate.web.appkeys import KEY_PROBLEMS, STORE, UPSTREAM
+from consentgate.web.endpoints import endpoint_problems
 from consentgate.web.pages import secure
 from consentgate.web.upstream_http import UpstreamError
 
@@ -58,7 +61,11 @@ async def store_usable(app: web.Application) -> str | None:
 
 async def readyz(request: web.Request) -> web.StreamResponse:
     checks = [upstream_reachable(request.app), store_usable(request.app)]
-    problems = [reason for reason in await asyncio.gather(*checks) if reason is not None]
+    found, mismatches = await asyncio.gather(
+        asyncio.gather(*checks), endpoint_problems(request.app)
+    )
+    problems = [reason for reason in found if reason is not None]
+    problems.extend(mismatches)
     if KEY_PROBLEMS in request.app:
         key_problems: tuple[str, ...] = request.app[KEY_PROBLEMS]
         problems.extend(key_problems)

@@ -19,6 +19,7 @@ timeout is the relay's.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from consentgate.core.config import Config
@@ -61,12 +62,17 @@ class Upstream:
         await self.pool.close()
 
     async def fetch(
-        self, target: str, *, total_seconds: float, max_bytes: int
+        self,
+        target: str,
+        *,
+        total_seconds: float,
+        max_bytes: int,
+        headers: Iterable[tuple[str, str]] = (),
     ) -> tuple[int, bytes]:
         """A small GET (metadata, a probe): ``(status, body)``, status 0 if the body was
         longer than ``max_bytes``. Raises ``UpstreamError`` or ``TimeoutError``."""
         async with asyncio.timeout(total_seconds):
-            response = await self.pool.request("GET", target, ())
+            response = await self.pool.request("GET", target, headers)
             try:
                 body, complete = await read_up_to(response.content, max_bytes)
             finally:

@@ -18,11 +18,14 @@ def check(config: Path, *extra: str) -> int:
     return main(["check-config", "--config", str(config), *extra])
 
 
-def test_a_ready_machine_passes_with_no_word(
+def test_a_ready_machine_passes_and_offline_says_what_it_did_not_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert check(write_config(tmp_path, "http://127.0.0.1:9", 8080), "--offline") == 0
-    assert capsys.readouterr() == ("configuration is valid\n", "")
+    out, err = capsys.readouterr()
+    assert (out.splitlines()[0], err) == ("configuration is valid", "")
+    # What it could not look at, it says it did not.
+    assert "not checked (--offline)" in out and "upstream.authorize_path" in out
 
 
 async def test_an_upstream_that_answers_anything_is_fine_and_a_silent_one_is_a_warning(
@@ -31,7 +34,12 @@ async def test_an_upstream_that_answers_anything_is_fine_and_a_silent_one_is_a_w
     answering = await start_upstream(web.Application())  # 404 for "/": it answers
     # In a thread: the check blocks, and the upstream runs on this event loop.
     assert await asyncio.to_thread(check, write_config(tmp_path, answering, 8080)) == 0
-    assert capsys.readouterr().err == ""
+    # No metadata (404) to compare the paths with: said, as a warning.
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith(
+        "consentgate: warning: upstream.authorize_path, upstream.register_path: not compared"
+    )
+    assert "no RFC 8414 metadata (HTTP 404)" in warning
     silent = f"http://127.0.0.1:{free_port()}"
     assert check(write_config(tmp_path, silent, 8080)) == 0  # a warning, not an error
     err = capsys.readouterr().err
@@ -99,3 +107,38 @@ def test_an_admin_token_file_serve_would_refuse_is_an_error(
     )
     token.chmod(0o600)
     assert check(config, "--offline") == 0
+
+
+def metadata_upstream(document: dict[str, object]) -> web.Application:
+    async def metadata(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app = web.Application()
+    app.router.add_get("/.well-known/oauth-authorization-server", metadata)
+    return app
+
+
+async def test_an_upstream_advertising_another_authorization_path_is_an_error_naming_both(
+    tmp_path: Path, start_upstream: StartUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in authorize_path makes the gate a pass-through; the upstream says where
+    its authorization endpoint is (RFC 8414), as the public URL plus the path."""
+    public = "http://127.0.0.1:8080"  # write_config's public_url for port 8080
+    upstream = await start_upstream(
+        metadata_upstream(
+            {
+                "issuer": public,
+                "authorization_endpoint": f"{public}/authorize",
+                "registration_endpoint": f"{public}/register",
+            }
+        )
+    )
+    config = write_config(tmp_path, upstream, 8080, {"upstream": {"authorize_path": "/authorise"}})
+    assert await asyncio.to_thread(check, config) == 1
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.startswith("consentgate: error: upstream.authorize_path: '/authorise'")
+    assert f"authorization_endpoint '{public}/authorize'" in error
+    # The same upstream and the right path: nothing to say.
+    right = write_config(tmp_path, upstream, 8080)
+    assert await asyncio.to_thread(check, right) == 0
+    assert capsys.readouterr().err == ""

@@ -187,3 +187,62 @@ def test_an_approval_of_an_unknown_client_or_a_loopback_uri_says_so() -> None:
 def test_remaining_time_reads_in_days(seconds: float, text: str) -> None:
     assert remaining_text(seconds) == text
     assert utc_text(0) == "1970-01-01 00:00 UTC"
+
+
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def _shown_text(view: object) -> str:
+    """Every text field of a view, nested dataclasses included, as one string."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(view) and not isinstance(view, type):
+        return " ".join(_shown_text(getattr(view, f.name)) for f in dataclasses.fields(view))
+    if isinstance(view, tuple):
+        return " ".join(_shown_text(item) for item in view)
+    return view if isinstance(view, str) else ""
+
+
+def test_bidi_controls_are_removed_from_every_client_provided_text() -> None:
+    """A right-to-left override in a client's words would reverse the gate's own words
+    after it on the page (Unicode UAX #9; the "Trojan Source" class, CVE-2021-42574)."""
+    from urllib.parse import urlencode
+
+    every = BIDI_CONTROLS
+    auth = parse_authorization_request(
+        parse_parameters(
+            urlencode(
+                {
+                    "client_id": f"c{every}1",
+                    "redirect_uri": f"https://app.example.com/cb{every}/x",
+                    "scope": f"read{every} write",
+                    "resource": f"https://r.example/{every}",
+                }
+            )
+        ),
+        allow_request_uri=False,
+        allow_request_object=False,
+    )
+    view = build_view(
+        auth,
+        Meta(client_name=f"\u202eEvil{every} App", client_uri=f"https://app.example.com/{every}"),
+        scope_descriptions={},
+        show_logos=False,
+        remember_mode=True,
+    )
+    shown = _shown_text(view)
+    assert not set(shown) & set(every), [c for c in shown if c in every]
+    assert view.client_name == "Evil App"
+    assert view.redirect is not None and view.redirect.after_host == "/cb/x"
+    assert [s.scope for s in view.scopes] == ["read", "write"]
+    record = make_record(redirect_uri=f"https://app.example.com/cb{every}")
+    approval = build_approval_view(
+        record, Meta(client_name=f"Evil{every}"), scope_descriptions={}, now=record.granted_at
+    )
+    assert not set(_shown_text(approval)) & set(every)
+    assert approval.client_name == "Evil"
+
+
+def test_a_right_to_left_name_keeps_its_letters() -> None:
+    assert clean_name("\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd") == "שלום עולם"
+    assert clean_name("\u202b\u0645\u0631\u062d\u0628\u0627\u202c") == "مرحبا"

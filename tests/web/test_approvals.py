@@ -93,10 +93,11 @@ async def test_the_page_lists_only_this_browsers_approvals_with_what_they_allow(
         page = await alice.get(APPROVALS)
     assert page.status == 200
     assert len(listed_ids(page)) == 1
-    assert "&ldquo;Alpha Notes&rdquo;" in page.text
+    assert "&ldquo;<bdi>Alpha Notes</bdi>&rdquo;" in page.text
     assert "(name declared by the client)" in page.text
-    assert '<p class="host">client.example</p>' in page.text
-    assert "<code>openid</code>" in page.text and "<code>profile</code>" in page.text
+    assert '<p class="host"><bdi>client.example</bdi></p>' in page.text
+    assert "<code><bdi>openid</bdi></code>" in page.text
+    assert "<code><bdi>profile</bdi></code>" in page.text
     assert "https://mcp.example.com/mcp" in page.text
     assert "Approved" in page.text and "Expires" in page.text and "UTC" in page.text
     assert "Beta Mail" not in page.text and "other.example" not in page.text

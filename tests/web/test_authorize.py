@@ -503,7 +503,7 @@ async def test_client_id_metadata_document_url_shows_its_host(stack: Stack) -> N
     async with Browser(stack.url) as browser:
         page = await browser.authorize(params)
     assert page.is_consent_page
-    assert "metadata published by <strong>app.cimd.example</strong>" in page.text
+    assert "metadata published by <strong><bdi>app.cimd.example</bdi></strong>" in page.text
     assert "identifies itself by app.cimd.example, but the result goes" in page.text
 
 
@@ -546,7 +546,7 @@ async def test_consent_page_shows_what_a_person_needs_to_decide(start_stack: Sta
         page = await browser.authorize(auth_params(client_id))
     text = page.text
     assert "Acme MCP" in text
-    assert "&#34;Claude" in text or "&ldquo;Claude" in text
+    assert "&ldquo;<bdi>&#34;Claude" in text or "&ldquo;<bdi>Claude" in text
     assert "<script>" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "(name declared by the client)" in text

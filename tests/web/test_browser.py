@@ -8,6 +8,7 @@ missing browser a failure. Screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import shutil
@@ -440,3 +441,122 @@ def auth_params(client_id: str, redirect_uri: str) -> dict[str, str]:
         "scope": "openid",
         "state": "s1",
     }
+
+
+# --- bidirectional controls in a client's words ---------------------------------------------
+
+#: For each phrase found in the element, where each of its visible characters is drawn.
+CHARACTER_LEFTS_SCRIPT = """
+([selector, phrases]) => {
+  const root = document.querySelector(selector);
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const nodes = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) nodes.push(node);
+  return phrases.map((phrase) => {
+    for (const node of nodes) {
+      const at = node.data.indexOf(phrase);
+      if (at < 0) continue;
+      const lefts = [];
+      for (let i = 0; i < phrase.length; i++) {
+        if (phrase[i] === " ") continue;
+        const range = document.createRange();
+        range.setStart(node, at + i);
+        range.setEnd(node, at + i + 1);
+        const rect = range.getBoundingClientRect();
+        lefts.push([Math.round(rect.top), rect.left]);
+      }
+      return lefts;
+    }
+    return null;
+  });
+}
+"""
+
+GATE_WORDS = ("(name declared by the client)", "wants to use Acme MCP as you")
+OVERRIDE_NAME = "\u202eTrusted App"  # RIGHT-TO-LEFT OVERRIDE, never closed
+HEBREW_NAME = "\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd"  # "shalom olam"
+
+
+async def drawn_left_to_right(page: Page, selector: str, phrases: tuple[str, ...]) -> list[bool]:
+    """Whether each phrase's characters are drawn from left to right on the screen
+    (compared within each line: a heading may wrap).
+
+    ``inner_text`` is in the DOM's (logical) order whatever the display does, so the
+    order on the screen is read from where chromium draws each character."""
+    found = await page.evaluate(CHARACTER_LEFTS_SCRIPT, [selector, list(phrases)])
+    assert None not in found, (selector, phrases, await page.inner_text(selector))
+    return [
+        all(a[1] < b[1] for a, b in itertools.pairwise(drawn) if a[0] == b[0]) for drawn in found
+    ]
+
+
+async def approve_remembered_in(page: Page, gate_url: str) -> None:
+    """Submit the consent form shown in ``page`` with "remember", as the form would,
+    but without following the 303 to the (unreachable, not loopback) IdP."""
+    form: dict[str, str | float | bool] = {
+        "pending": await page.input_value("input[name=pending]"),
+        "csrf": await page.input_value("input[name=csrf]"),
+        "decision": "approve",
+        "remember": "yes",
+    }
+    response = await page.context.request.post(
+        f"{gate_url}/_consentgate/consent",
+        form=form,
+        headers={"Origin": gate_url, "Sec-Fetch-Site": "same-origin", "Accept": "text/html"},
+        max_redirects=0,
+    )
+    assert response.status == 303, await response.text()
+
+
+async def test_an_override_in_a_client_name_cannot_reverse_the_gates_own_words(
+    chromium: Browser, start_stack: StartStack
+) -> None:
+    """A name holding U+202E rendered "(name declared by the client)" and the rest of
+    the headline backwards; the pages drop the control and isolate the name."""
+    stack = await start_stack(consent={"service_name": "Acme MCP"})
+    uri = "https://client.example/cb"
+    client_id = await register(stack, redirect_uris=[uri], client_name=OVERRIDE_NAME)
+    context = await chromium.new_context(viewport={"width": 1200, "height": 900})
+    page = await context.new_page()
+    console = Console(page)
+    try:
+        await page.goto(f"{stack.url}/authorize?" + urlencode(auth_params(client_id, uri)))
+        headline = " ".join((await page.inner_text("h1")).split())
+        consent_order = await drawn_left_to_right(page, "h1", GATE_WORDS)
+        await approve_remembered_in(page, stack.url)
+        await page.goto(f"{stack.url}/_consentgate/approvals")
+        listed = " ".join((await page.inner_text("#approval-1-name")).split())
+        approvals_order = await drawn_left_to_right(page, "#approval-1-name", GATE_WORDS[:1])
+    finally:
+        await context.close()
+    assert consent_order == [True, True]
+    assert approvals_order == [True]
+    assert headline == (
+        "\u201cTrusted App\u201d (name declared by the client) wants to use Acme MCP as you"
+    )
+    assert listed == "\u201cTrusted App\u201d (name declared by the client)"
+    assert console.errors == []
+
+
+async def test_a_right_to_left_name_still_shows_and_keeps_the_gates_words_in_order(
+    chromium: Browser, start_stack: StartStack
+) -> None:
+    stack = await start_stack(consent={"service_name": "Acme MCP"})
+    uri = "https://client.example/cb"
+    client_id = await register(stack, redirect_uris=[uri], client_name=HEBREW_NAME)
+    context = await chromium.new_context(viewport={"width": 1200, "height": 900})
+    page = await context.new_page()
+    try:
+        await page.goto(f"{stack.url}/authorize?" + urlencode(auth_params(client_id, uri)))
+        headline = " ".join((await page.inner_text("h1")).split())
+        gate_order = await drawn_left_to_right(page, "h1", GATE_WORDS)
+        name_order = await drawn_left_to_right(page, "h1 bdi", (HEBREW_NAME.split(maxsplit=1)[0],))
+        await approve_remembered_in(page, stack.url)
+        await page.goto(f"{stack.url}/_consentgate/approvals")
+        listed = " ".join((await page.inner_text("#approval-1-name")).split())
+    finally:
+        await context.close()
+    assert headline == f"\u201c{HEBREW_NAME}\u201d {GATE_WORDS[0]} {GATE_WORDS[1]}"
+    assert gate_order == [True, True]
+    assert name_order == [False]  # Hebrew letters are still drawn right to left
+    assert listed == f"\u201c{HEBREW_NAME}\u201d {GATE_WORDS[0]}"

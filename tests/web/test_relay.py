@@ -78,7 +78,11 @@ def echo_app(recorder: Recorder) -> web.Application:
     async def no_content(request: web.Request) -> web.StreamResponse:
         return web.Response(status=204)
 
+    async def no_metadata(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=404)  # the gate's own read at start: not a relay
+
     app = web.Application(client_max_size=1024**3)
+    app.router.add_get("/.well-known/oauth-authorization-server", no_metadata)
     app.router.add_route("*", "/cookies", cookies)
     app.router.add_route("*", "/hop", hop)
     app.router.add_route("*", "/redirect", redirect)

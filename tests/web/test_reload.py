@@ -257,7 +257,7 @@ async def test_sighup_applies_texts_and_preapproved_uris_to_new_requests_while_a
         after = await consent_page(gate, client)
         assert "New Mail" in after.text
         assert "Old Mail" not in after.text
-        assert "<code>openid</code> &mdash; Know who you are" in after.text
+        assert "<code><bdi>openid</bdi></code> &mdash; Know who you are" in after.text
         async with Browser(gate.url) as browser:
             relayed = await browser.authorize(auth_params(first_party, FIRST_PARTY))
         assert relayed.status == 302
