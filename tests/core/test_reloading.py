@@ -76,6 +76,19 @@ SAMPLES: dict[str, Any] = {
     "admin.token_file": "other-admin.token",
     "admin.metrics_need_token": True,
     "audit.keep": "30d",
+    "clients.fetch_documents": False,
+    "clients.fetch_allow_networks": ["10.20.0.0/16"],
+    "clients.fetch_ca_file": "internal-ca.pem",
+    "clients.fetch_timeout": "2s",
+    "clients.fetch_min_ttl": "5m",
+    "clients.fetch_max_ttl": "12h",
+    "clients.fetch_default_ttl": "2h",
+    "clients.fetch_failure_ttl": "1m",
+    "clients.fetch_cache_size": 10,
+    "clients.fetch_per_host_per_minute": 5,
+    "clients.fetch_max_concurrent": 4,
+    "clients.blocked_domains": ["evil.example"],
+    "clients.allowed_domains": ["example.com"],
 }
 
 
