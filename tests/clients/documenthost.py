@@ -188,7 +188,13 @@ class DocumentHost:
     #: TCP connections accepted (before any TLS handshake).
     accepted: int = 0
     requests: list[Request] = field(default_factory=list)
+    #: Set when the first request head is in.
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
     server: asyncio.Server | None = None
+
+    async def first_request(self) -> Request:
+        await asyncio.wait_for(self.arrived.wait(), 5)
+        return self.requests[0]
 
     def url(self, path: str, host: str | None = None) -> str:
         shown = host or (f"[{self.address}]" if ":" in self.address else self.address)
@@ -206,6 +212,7 @@ class DocumentHost:
                         headers[name.strip().lower()] = value.strip()
                 request = Request(lines[0].split(" ")[1], headers)
                 self.requests.append(request)
+                self.arrived.set()
                 route = self.routes.get(request.target) or answer(404, b"", ())
                 await route(request, reader, writer)
         finally:

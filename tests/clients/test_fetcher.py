@@ -488,8 +488,7 @@ async def test_concurrent_gets_for_one_client_id_share_one_fetch(world: World) -
         host.routes["/shared"] = held
         fetcher = world.fetcher()
         gets = [asyncio.ensure_future(fetcher.get(client)) for _ in range(10)]
-        while not host.requests:
-            await asyncio.sleep(0.01)
+        await host.first_request()
         assert fetcher.running == 1
         release.set()
         results = await asyncio.gather(*gets)
@@ -513,8 +512,7 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_shared_fetch(world: W
         fetcher = world.fetcher()
         leaving = asyncio.ensure_future(fetcher.get(client))
         staying = asyncio.ensure_future(fetcher.get(client))
-        while not host.requests:
-            await asyncio.sleep(0.01)
+        await host.first_request()
         leaving.cancel()
         release.set()
         assert fetched(await staying).document.client_id == client.url
@@ -537,8 +535,7 @@ async def test_beyond_the_concurrent_cap_a_new_fetch_is_refused_as_busy(world: W
         second = serve_document(host, "/second")
         fetcher = world.fetcher(max_concurrent=1)
         running_get = asyncio.ensure_future(fetcher.get(first))
-        while not host.requests:
-            await asyncio.sleep(0.01)
+        await host.first_request()
         busy = failed(await fetcher.get(second))
         assert busy.reason == "busy"
         release.set()
@@ -555,8 +552,7 @@ async def test_close_cancels_the_fetches_still_running(world: World) -> None:
     async with host_on(world, routes={"/stall": stall}) as host:
         fetcher = world.fetcher()
         pending = asyncio.ensure_future(fetcher.get(client_at(host, "/stall")))
-        while not host.requests:
-            await asyncio.sleep(0.01)
+        await host.first_request()
         await fetcher.close()
         with pytest.raises(asyncio.CancelledError):
             await pending
