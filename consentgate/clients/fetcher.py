@@ -137,6 +137,8 @@ class DocumentFetcher:
         self._documents = DocumentCache(settings.cache_size)
         self._failures: FailureCache[FetchFailed] = FailureCache(settings.cache_size)
         self._hosts = HostBudget(settings.per_host_per_minute, HOST_WINDOW)
+        #: An empty policy allows every host parse_client_id_url accepted: skip it.
+        self._policy = bool(settings.domains.blocked or settings.domains.allowed)
         self._flights: dict[str, asyncio.Task[FetchResult]] = {}
         #: Network fetches made (requests sent or attempted): for metrics and tests.
         self.fetches = 0
@@ -158,9 +160,11 @@ class DocumentFetcher:
         settings = self.settings
         if not settings.enabled:
             return failure(url, "disabled", "[clients] fetch_documents is false")
-        decision = settings.domains.decide(client.host)
-        if decision != "allowed":
-            return failure(url, "blocked_domain", f"{client.host}: {decision.replace('_', ' ')}")
+        if self._policy:
+            decision = settings.domains.decide(client.host)
+            if decision != "allowed":
+                detail = f"{client.host}: {decision.replace('_', ' ')}"
+                return failure(url, "blocked_domain", detail)
         now = self._clock()
         entry = self._documents.fresh(url, now)
         if entry is not None:

@@ -190,6 +190,8 @@ class DocumentHost:
     requests: list[Request] = field(default_factory=list)
     #: Set when the first request head is in.
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Connections still being served (awaited when the host stops).
+    serving: set[asyncio.Task[None]] = field(default_factory=set)
     server: asyncio.Server | None = None
 
     async def first_request(self) -> Request:
@@ -201,6 +203,10 @@ class DocumentHost:
         return f"https://{shown}:{self.port}{path}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.serving.add(task)
+        task.add_done_callback(self.serving.discard)
         try:
             with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -240,4 +246,6 @@ async def running(
         yield host
     finally:
         server.close()
+        if host.serving:  # each ends by itself within its own bounds (5 s at most)
+            await asyncio.wait(set(host.serving), timeout=10)
         await server.wait_closed()

@@ -314,6 +314,14 @@ async def test_a_blocked_domain_is_never_contacted(world: World) -> None:
     fetcher = world.fetcher(resolve=resolve, domains=policy)
     result = failed(await fetcher.get(parse_client_id_url("https://app.evil.test/c")))
     assert result.reason == "blocked_domain"
+    assert result.detail == "app.evil.test: blocked"
+    only = DomainPolicy(allowed=parse_domain_entries(["=docs.test"]))
+    outside = failed(
+        await world.fetcher(resolve=resolve, domains=only).get(
+            parse_client_id_url("https://other.docs.test/c")
+        )
+    )
+    assert (outside.reason, outside.detail) == ("blocked_domain", "other.docs.test: not allowed")
     off = world.fetcher(resolve=resolve, enabled=False)
     assert failed(await off.get(parse_client_id_url("https://app.test/c"))).reason == "disabled"
 
