@@ -253,10 +253,9 @@ class DocumentFetcher:
     def _revalidated(self, client: ClientIdURL, response: DocumentResponse) -> FetchResult:
         url = client.url
         stale = self._documents.entry(url)
-        if stale is None:  # pushed out of the cache while the request ran
-            return self._failed(
-                failure(url, "bad_response", "a 304 for a document no longer cached")
-            )
+        if stale is None:  # pushed out of the cache while the request ran: the gate's
+            # doing, not the host's, so not remembered; the next get fetches it whole
+            return failure(url, "bad_response", "a 304 for a document no longer cached")
         cache_control = response.header("Cache-Control")
         ttl = self._ttl(
             cache_control if cache_control is not None else stale.cache_control,

@@ -282,8 +282,10 @@ class _Exchange:
 
     def check_head(self, response: _Response) -> None:
         status = response.status
-        if status == 304 and self.revalidating:
-            return
+        if status == 304:
+            if self.revalidating:
+                return
+            raise FetchError("http_status", "status 304 to a request that was not conditional")
         if 300 <= status < 400:
             location = (response.header(b"location") or "")[:200]
             raise FetchError("redirect", f"status {status} to {location!r} (not followed)")

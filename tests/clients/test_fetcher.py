@@ -37,7 +37,7 @@ from tests.clients.documenthost import (
     response_bytes,
     running,
 )
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, bound_socket
 
 JSON = (("Content-Type", "application/json"),)
 
@@ -259,6 +259,14 @@ async def test_a_literal_ipv6_loopback_is_refused_without_connecting(world: Worl
         assert host.accepted == 0
 
 
+async def test_an_allowed_ipv6_host_is_fetched(world: World) -> None:
+    async with host_on(world, "::1") as host:
+        client = serve_document(host)
+        result = fetched(await world.fetcher(allow=["::1/128"]).get(client))
+        assert result.document.client_id == f"https://[::1]:{host.port}/client.json"
+        assert host.requests[0].headers["host"] == f"[::1]:{host.port}"
+
+
 async def test_a_name_is_resolved_once_and_only_the_checked_address_is_connected_to(
     world: World,
 ) -> None:
@@ -418,6 +426,50 @@ async def test_an_error_status_is_a_failure_naming_it(world: World) -> None:
     async with host_on(world) as host:
         result = failed(await world.fetcher().get(client_at(host, "/missing")))
         assert (result.reason, result.detail) == ("http_status", "status 404")
+
+
+async def test_nothing_listening_is_a_connect_failure(world: World) -> None:
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    client = parse_client_id_url(f"https://127.0.0.1:{port}/client.json")
+    result = failed(await world.fetcher().get(client))
+    assert result.reason == "connect_failed"
+    assert result.detail.startswith("127.0.0.1: ")
+
+
+@pytest.mark.parametrize(
+    ("head", "reason", "detail"),
+    [
+        (  # two framings: the response-splitting case llhttp refuses
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n{}",
+            "bad_response",
+            "malformed response",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{}",
+            "bad_response",
+            "closed before the response ended",
+        ),
+        (
+            b"HTTP/1.1 304 Not Modified\r\n\r\n",
+            "http_status",
+            "status 304 to a request that was not conditional",
+        ),
+    ],
+)
+async def test_an_answer_that_is_not_well_formed_is_refused(
+    world: World, head: bytes, reason: str, detail: str
+) -> None:
+    async def raw(_: Request, __: Any, writer: asyncio.StreamWriter) -> None:
+        writer.write(head)
+        await writer.drain()
+
+    async with host_on(world, routes={"/raw": raw}) as host:
+        result = failed(await world.fetcher().get(client_at(host, "/raw")))
+        assert result.reason == reason
+        assert detail in result.detail
 
 
 async def test_a_certificate_from_another_ca_is_a_tls_failure(world: World) -> None:
