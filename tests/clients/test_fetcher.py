@@ -25,6 +25,7 @@ from consentgate.clients.fetch_addresses import parse_networks
 from consentgate.clients.fetch_results import FAILURE_REASONS, PERSON_MESSAGES, Fetched, FetchFailed
 from consentgate.clients.fetcher import DocumentFetcher, FetchSettings
 from consentgate.clients.https_get import USER_AGENT
+from consentgate.core.config import config_from_mapping
 from tests.clients.documenthost import (
     Authority,
     DocumentHost,
@@ -623,3 +624,39 @@ def test_every_failure_reason_has_words_for_the_person() -> None:
     assert set(PERSON_MESSAGES) == set(FAILURE_REASONS)
     assert all(message[0].isupper() for message in PERSON_MESSAGES.values())
     assert json.dumps(PERSON_MESSAGES).isascii()
+
+
+async def test_the_fetcher_is_built_from_the_clients_section(world: World) -> None:
+    config = config_from_mapping(
+        {
+            "server": {"public_url": "https://mcp.example.com"},
+            "upstream": {"url": "http://127.0.0.1:8000"},
+            "clients": {
+                "fetch_allow_networks": ["127.0.0.1/32"],
+                "fetch_ca_file": str(world.authority.cert_file),
+                "fetch_min_ttl": "1s",
+                "fetch_failure_ttl": "5s",
+                "fetch_per_host_per_minute": 7,
+                "blocked_domains": ["evil.test"],
+            },
+        },
+        environ={},
+    )
+    fetcher = DocumentFetcher.from_config(config.clients, clock=world.clock)
+    settings = fetcher.settings
+    assert [str(n) for n in settings.allow_networks] == ["127.0.0.1/32"]
+    assert (settings.min_ttl, settings.failure_ttl, settings.per_host_per_minute) == (1.0, 5.0, 7)
+    assert settings.domains.decide("app.evil.test") == "blocked"
+    async with host_on(world) as host:
+        client = serve_document(host, headers=(*JSON, ("Cache-Control", "no-store")))
+        assert fetched(await fetcher.get(client)).expires_at == world.clock.now + 1
+
+
+def test_a_ca_file_that_cannot_be_loaded_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.pem"
+    with pytest.raises(ValueError, match=r"clients\.fetch_ca_file: cannot load CA certificates"):
+        DocumentFetcher(FetchSettings(ca_file=missing))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(ValueError, match=r"garbage\.pem"):
+        DocumentFetcher(FetchSettings(ca_file=garbage))
