@@ -151,7 +151,7 @@ async def _addresses(client: ClientIdURL, resolve: Resolver) -> list[Address]:
         return [literal]
     try:
         texts = await resolve(client.host, client.port)
-    except OSError as exc:  # socket.gaierror among them
+    except (OSError, UnicodeError) as exc:  # socket.gaierror; a label idna cannot encode
         raise FetchError("dns_failed", f"{client.host} does not resolve ({exc})") from None
     addresses: list[Address] = []
     for text in dict.fromkeys(texts):
@@ -182,7 +182,11 @@ async def _connect(addresses: Sequence[Address], port: int) -> tuple[socket.sock
     failures: list[str] = []
     for address in addresses:
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)  # EMFILE, no IPv6: OSError
+        except OSError as exc:
+            failures.append(f"{address}: {exc.strerror or exc}")
+            continue
         sock.setblocking(False)
         try:
             await loop.sock_connect(sock, (str(address), port))

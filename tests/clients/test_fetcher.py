@@ -315,6 +315,16 @@ async def test_a_name_that_does_not_resolve_is_a_dns_failure(world: World) -> No
     assert result.message == PERSON_MESSAGES["dns_failed"]
 
 
+async def test_a_name_the_resolver_cannot_encode_is_a_dns_failure_not_an_error(
+    world: World,
+) -> None:
+    """A 70-letter label passes the URL rules but not the idna codec getaddrinfo uses
+    (it fails in Python, before any lookup leaves the machine)."""
+    client = parse_client_id_url("https://" + "a" * 70 + ".test/c")
+    result = failed(await world.fetcher().get(client))
+    assert result.reason == "dns_failed"
+
+
 async def test_a_blocked_domain_is_never_contacted(world: World) -> None:
     async def resolve(_: str, __: int) -> list[str]:
         raise AssertionError("a blocked domain must not even be looked up")
