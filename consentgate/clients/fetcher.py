@@ -32,6 +32,7 @@ host no longer serves (fail closed).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import ssl
 from dataclasses import dataclass, field, replace
@@ -61,6 +62,8 @@ from consentgate.clients.https_get import (
 from consentgate.clients.metadata_documents import BadMetadataDocument, read_document
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import ClientsConfig
+
+log = logging.getLogger("consentgate")
 
 #: A validator sent back to the host must be a plain header value.
 MAX_VALIDATOR_LENGTH: Final = 256
@@ -195,7 +198,9 @@ class DocumentFetcher:
         if self._flights.get(url) is done:
             del self._flights[url]
         if not done.cancelled():
-            done.exception()  # retrieved: a bug surfaces in the callers, not as a warning
+            error = done.exception()  # retrieved here: the callers raise it too
+            if error is not None:
+                log.error("client document fetch of %s failed unexpectedly", url, exc_info=error)
 
     async def close(self) -> None:
         """Cancel the fetches still running (shutdown)."""

@@ -124,7 +124,7 @@ async def test_a_good_document_is_fetched_validated_and_cached(world: World) -> 
         assert not first.cached
         again = fetched(await fetcher.get(client))
         assert again.cached and again.document == first.document
-        assert len(host.requests) == 1 and host.accepted == 1
+        assert len(host.requests) == 1 and host.accepted == 1 and fetcher.fetches == 1
         (request,) = host.requests
         assert request.target == "/client.json"
         assert request.headers["host"] == f"127.0.0.1:{host.port}"
