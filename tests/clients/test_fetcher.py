@@ -670,3 +670,16 @@ def test_a_ca_file_that_cannot_be_loaded_is_named(tmp_path: Path) -> None:
     garbage.write_text("not a certificate\n")
     with pytest.raises(ValueError, match=r"garbage\.pem"):
         DocumentFetcher(FetchSettings(ca_file=garbage))
+
+
+async def test_an_unexpected_error_reaches_the_caller_and_the_log(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(_: str, __: int) -> list[str]:
+        raise RuntimeError("a bug in a resolver")
+
+    client = parse_client_id_url("https://app.test/c")
+    with pytest.raises(RuntimeError, match="a bug in a resolver"):
+        await world.fetcher(resolve=broken).get(client)
+    await asyncio.sleep(0)  # the task's done callback runs on the next iteration
+    assert "client document fetch of https://app.test/c failed unexpectedly" in caplog.text
