@@ -68,6 +68,10 @@ class DomainEntry:
     domain: str
     exact: bool
 
+    def __str__(self) -> str:
+        """As a configuration file writes it (a reload's log line shows it so)."""
+        return f"={self.domain}" if self.exact and not _is_address(self.domain) else self.domain
+
     def matches_normal(self, host: str) -> bool:
         """For a host already in :func:`normal_host` form."""
         if host == self.domain:

@@ -27,6 +27,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from consentgate.clients.domain_policy import DomainEntry, parse_domain_entries
+from consentgate.clients.fetch_addresses import Network, parse_networks
 from consentgate.core.dsn import check_database_url
 
 ENV_PREFIX: Final = "CONSENTGATE_"
@@ -296,6 +298,16 @@ def _bounded_int(low: int, high: int) -> Parser:
         return number
 
     return parse
+
+
+def _networks(value: Any, _: _Context) -> tuple[Network, ...]:
+    """The fetch allow list, read by the SSRF rules' own parser (``clients.fetch_addresses``)."""
+    return parse_networks(value)
+
+
+def _domains(value: Any, _: _Context) -> tuple[DomainEntry, ...]:
+    """Blocked or allowed client hosts, read by ``clients.domain_policy``'s own parser."""
+    return parse_domain_entries(value)
 
 
 # --- the configuration ---------------------------------------------------------------
@@ -689,6 +701,111 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class ClientsConfig:
+    """Clients named by a URL (Client ID Metadata Documents, MCP 2025-11-25): whether and
+    how the gate fetches their documents (docs/clients.md; the SSRF rules in
+    docs/references.md)."""
+
+    fetch_documents: bool = field(
+        default=True,
+        metadata=_spec(
+            _as_bool,
+            "Fetch the metadata document of a client whose client_id is an https URL; "
+            "false refuses such clients.",
+        ),
+    )
+    fetch_allow_networks: tuple[Network, ...] = field(
+        default=(),
+        metadata=_spec(
+            _networks,
+            'Networks a document fetch may reach besides public addresses, e.g. ["10.20.0.0/16"]; '
+            "empty: public addresses only (no loopback, private or link-local address).",
+        ),
+    )
+    fetch_ca_file: Path | None = field(
+        default=None,
+        metadata=_spec(
+            _optional_file_path,
+            "PEM file of CA certificates trusted for document hosts besides the system's; "
+            "empty: the system's only.",
+        ),
+    )
+    fetch_timeout: float = field(
+        default=5.0,
+        metadata=_spec(
+            parse_duration,
+            "Longest one document fetch may take, from name lookup to the last byte.",
+        ),
+    )
+    fetch_min_ttl: float = field(
+        default=60.0,
+        metadata=_spec(
+            parse_duration,
+            "Shortest time a fetched document is kept, whatever its Cache-Control says "
+            "(no-store, no-cache, max-age=0 included).",
+        ),
+    )
+    fetch_max_ttl: float = field(
+        default=86400.0,
+        metadata=_spec(
+            parse_duration,
+            "Longest time a document is used before it is fetched (revalidated) again.",
+        ),
+    )
+    fetch_default_ttl: float = field(
+        default=3600.0,
+        metadata=_spec(parse_duration, "How long a document without max-age or s-maxage is kept."),
+    )
+    fetch_failure_ttl: float = field(
+        default=30.0,
+        metadata=_spec(
+            parse_duration,
+            "How long a failed fetch is remembered: the same client_id is not fetched "
+            "again before.",
+        ),
+    )
+    fetch_cache_size: int = field(
+        default=1000,
+        metadata=_spec(
+            _bounded_int(1, 1_000_000),
+            "Most documents kept in memory (least recently used ones go first).",
+        ),
+    )
+    fetch_per_host_per_minute: int = field(
+        default=30,
+        metadata=_spec(
+            _bounded_int(1, 100_000),
+            "Most fetches to one document host in any minute; beyond, a client_id on that "
+            "host not already cached is refused for now.",
+        ),
+    )
+    fetch_max_concurrent: int = field(
+        default=16,
+        metadata=_spec(
+            _bounded_int(1, 10_000),
+            "Most document fetches running at once; beyond, a new one is refused at once "
+            "(the gate is busy).",
+        ),
+    )
+    blocked_domains: tuple[DomainEntry, ...] = field(
+        default=(),
+        metadata=_spec(
+            _domains,
+            'Client hosts never fetched or accepted: "example.com" and its subdomains, '
+            '"=example.com" that host only.',
+        ),
+    )
+    allowed_domains: tuple[DomainEntry, ...] = field(
+        default=(),
+        metadata=_spec(
+            _domains,
+            "When not empty, the only client hosts fetched and accepted (same forms as "
+            "blocked_domains, which wins).",
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. Build it with :func:`load_config` or :func:`config_from_mapping`."""
 
@@ -700,6 +817,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    clients: ClientsConfig = field(default_factory=ClientsConfig)
 
     @property
     def secure_cookies(self) -> bool:
@@ -716,6 +834,7 @@ SECTIONS: Final[dict[str, type[Any]]] = {
     "log": LogConfig,
     "audit": AuditConfig,
     "admin": AdminConfig,
+    "clients": ClientsConfig,
 }
 
 
@@ -959,6 +1078,9 @@ def _cross_checks(built: dict[str, Any], problems: list[str]) -> None:
                 f"admin.listen: {server.workers} workers share one fixed admin port; "
                 f"{str(admin.listen)!r} asks for any free port"
             )
+    clients: ClientsConfig | None = built.get("clients")
+    if clients is not None:
+        _check_lifetimes(clients, problems)
     if server.workers > 1 and server.listen.port == 0:
         problems.append(
             f"server.workers: {server.workers} workers share one fixed port; "
@@ -973,6 +1095,21 @@ def _cross_checks(built: dict[str, Any], problems: list[str]) -> None:
         problems.append(
             f"upstream.url: {upstream.url!r} is the gate's own public_url; "
             "it must be the proxy behind it"
+        )
+
+
+def _check_lifetimes(clients: ClientsConfig, problems: list[str]) -> None:
+    """A document's lifetime is clamped to [fetch_min_ttl, fetch_max_ttl]; a default
+    outside it could never apply."""
+    if clients.fetch_min_ttl > clients.fetch_default_ttl:
+        problems.append(
+            f"clients.fetch_min_ttl: {clients.fetch_min_ttl:g} s is longer than "
+            f"clients.fetch_default_ttl {clients.fetch_default_ttl:g} s"
+        )
+    if clients.fetch_max_ttl < clients.fetch_default_ttl:
+        problems.append(
+            f"clients.fetch_max_ttl: {clients.fetch_max_ttl:g} s is shorter than "
+            f"clients.fetch_default_ttl {clients.fetch_default_ttl:g} s"
         )
 
 

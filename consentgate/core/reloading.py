@@ -103,6 +103,19 @@ RESTART_ONLY: Final[Mapping[str, str]] = {
     "the same file: rotate the token in place)",
     "admin.metrics_need_token": "the admin listener's routes are set up at start",
     "audit.keep": "the purge task takes it at start",
+    "clients.fetch_documents": "the document fetcher is built at start",
+    "clients.fetch_allow_networks": "the document fetcher is built at start",
+    "clients.fetch_ca_file": "the fetcher's TLS context is built at start",
+    "clients.fetch_timeout": "the document fetcher is built at start",
+    "clients.fetch_min_ttl": "the document cache is built at start",
+    "clients.fetch_max_ttl": "the document cache is built at start",
+    "clients.fetch_default_ttl": "the document cache is built at start",
+    "clients.fetch_failure_ttl": "the document cache is built at start",
+    "clients.fetch_cache_size": "the document cache is built at start",
+    "clients.fetch_per_host_per_minute": "the document fetcher is built at start",
+    "clients.fetch_max_concurrent": "the document fetcher is built at start",
+    "clients.blocked_domains": "the document fetcher is built at start",
+    "clients.allowed_domains": "the document fetcher is built at start",
 }
 
 

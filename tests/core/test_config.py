@@ -350,3 +350,97 @@ def test_a_data_plane_prefix_is_accepted() -> None:
         environ={},
     )
     assert config.upstream.direct_paths == ("/mcp", "/events/")
+
+
+# --- [clients]: fetching Client ID Metadata Documents ---------------------------------
+
+
+def test_the_clients_section_has_safe_defaults() -> None:
+    clients = config_from_mapping(MINIMAL, base_dir=Path("/srv"), environ={}).clients
+    assert clients.fetch_documents is True
+    assert clients.fetch_allow_networks == ()  # public addresses only
+    assert clients.fetch_ca_file is None
+    assert (clients.fetch_timeout, clients.fetch_min_ttl, clients.fetch_max_ttl) == (
+        5.0,
+        60.0,
+        86400.0,
+    )
+    assert clients.fetch_default_ttl == 3600.0
+    assert clients.fetch_failure_ttl == 30.0
+    assert clients.fetch_cache_size == 1000
+    assert clients.blocked_domains == clients.allowed_domains == ()
+
+
+def test_the_clients_keys_read_networks_domains_and_durations() -> None:
+    clients = config_from_mapping(
+        {
+            **MINIMAL,
+            "clients": {
+                "fetch_allow_networks": ["10.20.0.0/16", "2001:db8::/32"],
+                "fetch_ca_file": "ca/internal.pem",
+                "fetch_min_ttl": "1s",
+                "fetch_max_ttl": "1h",
+                "fetch_default_ttl": "10m",
+                "blocked_domains": ["evil.example"],
+                "allowed_domains": ["=app.example.com", "example.org"],
+            },
+        },
+        base_dir=Path("/srv"),
+        environ={},
+    ).clients
+    assert [str(n) for n in clients.fetch_allow_networks] == ["10.20.0.0/16", "2001:db8::/32"]
+    assert clients.fetch_ca_file == Path("/srv/ca/internal.pem")
+    assert (clients.fetch_min_ttl, clients.fetch_max_ttl, clients.fetch_default_ttl) == (
+        1.0,
+        3600.0,
+        600.0,
+    )
+    assert [(e.domain, e.exact) for e in clients.blocked_domains] == [("evil.example", False)]
+    assert [(e.domain, e.exact) for e in clients.allowed_domains] == [
+        ("app.example.com", True),
+        ("example.org", False),
+    ]
+
+
+def test_the_allow_list_can_come_from_the_environment() -> None:
+    clients = config_from_mapping(
+        MINIMAL,
+        environ={"CONSENTGATE_CLIENTS_FETCH_ALLOW_NETWORKS": "10.0.0.0/8, 192.168.1.0/24"},
+    ).clients
+    assert [str(n) for n in clients.fetch_allow_networks] == ["10.0.0.0/8", "192.168.1.0/24"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("fetch_allow_networks", ["0.0.0.0/0"], "'0.0.0.0/0' would allow every address"),
+        ("fetch_allow_networks", ["intranet"], "'intranet' is not a network in CIDR notation"),
+        ("fetch_allow_networks", ["10.0.0.1/8"], "'10.0.0.1/8' is not a network"),
+        ("fetch_allow_networks", "10.0.0.0/8", "expected a list of networks"),
+        ("blocked_domains", ["*.example.com"], "'*.example.com': write example.com"),
+        ("allowed_domains", ["https://app.example.com"], "is not a host"),
+        ("allowed_domains", [3], "3 is not a string"),
+        ("fetch_timeout", "-1s", "got '-1s'"),
+        ("fetch_min_ttl", 0, "got 0"),
+        ("fetch_cache_size", 0, "got 0"),
+        ("fetch_per_host_per_minute", "many", "got 'many'"),
+        ("fetch_max_concurrent", 100_000, "got 100000"),
+        ("fetch_documents", "yes", "got 'yes'"),
+    ],
+)
+def test_a_bad_clients_value_is_named_with_its_key(key: str, value: Any, fragment: str) -> None:
+    (problem,) = problems_of({**MINIMAL, "clients": {key: value}})
+    assert problem.startswith(f"clients.{key}: "), problem
+    assert fragment in problem, problem
+
+
+def test_the_document_lifetimes_must_be_in_order() -> None:
+    (problem,) = problems_of(
+        {**MINIMAL, "clients": {"fetch_min_ttl": "2h", "fetch_default_ttl": "1h"}}
+    )
+    assert problem.startswith("clients.fetch_min_ttl: ")
+    assert "fetch_default_ttl" in problem and "7200" in problem
+    (ceiling,) = problems_of(
+        {**MINIMAL, "clients": {"fetch_max_ttl": "30m", "fetch_default_ttl": "1h"}}
+    )
+    assert ceiling.startswith("clients.fetch_max_ttl: ")

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from consentgate.clients.domain_policy import parse_domain_entries
+from consentgate.clients.fetch_addresses import parse_networks
 from consentgate.core.config import Config, HostPort, documented_keys
 from consentgate.core.reloading import (
     RELOADABLE,
@@ -78,6 +80,19 @@ SAMPLES: dict[str, Any] = {
     "admin.token_file": "other-admin.token",
     "admin.metrics_need_token": True,
     "audit.keep": "30d",
+    "clients.fetch_documents": False,
+    "clients.fetch_allow_networks": ["10.20.0.0/16"],
+    "clients.fetch_ca_file": "internal-ca.pem",
+    "clients.fetch_timeout": "2s",
+    "clients.fetch_min_ttl": "5m",
+    "clients.fetch_max_ttl": "12h",
+    "clients.fetch_default_ttl": "2h",
+    "clients.fetch_failure_ttl": "1m",
+    "clients.fetch_cache_size": 10,
+    "clients.fetch_per_host_per_minute": 5,
+    "clients.fetch_max_concurrent": 4,
+    "clients.blocked_domains": ["evil.example"],
+    "clients.allowed_domains": ["example.com"],
 }
 
 
@@ -244,3 +259,11 @@ def test_values_are_shown_as_the_configuration_file_spells_them() -> None:
     assert shown(("/a", "/b")) == "[/a, /b]"
     assert shown(Path("/var/lib/x")) == "/var/lib/x"
     assert str(Change("server.listen", "a:1", "a:2")) == "a:1 -> a:2"
+
+
+def test_client_hosts_and_networks_are_shown_as_the_file_spells_them() -> None:
+    entries = parse_domain_entries(["example.com", "=app.example.org"])
+    assert shown(entries) == "[example.com, =app.example.org]"
+    assert (
+        shown(parse_networks(["10.20.0.0/16", "2001:db8::/32"])) == "[10.20.0.0/16, 2001:db8::/32]"
+    )
