@@ -2,7 +2,7 @@
 
 The admin API (``[admin] listen``, docs/admin-api.md) offers the operations of the
 CLI's ``consents`` commands over HTTP, following Hydra's admin API conventions
-(REFERENCES.md: list and revoke consent by subject, by client or one by one; paged
+(docs/references.md: list and revoke consent by subject, by client or one by one; paged
 listings with a page token). Everything a caller sends is parsed here strictly, so
 the handlers in :mod:`consentgate.web.admin` stay thin:
 

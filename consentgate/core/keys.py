@@ -2,7 +2,7 @@
 
 Why a key ring and not one key: FastMCP's cookie-only consent signed with a key
 that could never change (the upstream client secret), so a leaked key could not
-be retired without forgetting every approval (REFERENCES.md, "Weaknesses none of
+be retired without forgetting every approval (docs/references.md, "Weaknesses none of
 the cookie-only designs solve: ... no key rotation"). Here one *active* Ed25519
 key signs new records, and any number of *retired* keys keep verifying the
 records they signed until an operator deletes them; a deleted key makes its

@@ -24,7 +24,7 @@ future ``-v2`` can coexist with v1 records.
 
 Why a signed record and not a cookie: FastMCP's consent lived only in signed
 cookies, so the server could neither revoke, expire, audit nor rotate keys
-(REFERENCES.md, "Lessons from FastMCP's OAuthProxy consent screen"). The store
+(docs/references.md, "Lessons from FastMCP's OAuthProxy consent screen"). The store
 keeps the record; the signature makes an edit of the database file visible.
 
 What a signature cannot see: the deletion of a row, or the replacement of a row
@@ -229,7 +229,7 @@ class ConsentRecord:
     ``subject`` is a digest the gate derives from the browser identity; the store
     treats it as opaque. ``redirect_uri`` is the exact string approved: a client
     sharing the proxy's fixed upstream client_id is only distinguishable by it
-    (REFERENCES.md, "The attack the gate exists for").
+    (docs/references.md, "The attack the gate exists for").
     """
 
     id: str

@@ -1,6 +1,6 @@
 """The streaming reverse proxy: every request the gate does not answer itself.
 
-The rules, each from a bug some proxy shipped (see REFERENCES.md, "Proxy
+The rules, each from a bug some proxy shipped (see docs/references.md, "Proxy
 correctness"):
 
 * one shared pool to the upstream (:class:`~consentgate.web.upstream.Upstream`,

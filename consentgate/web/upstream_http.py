@@ -9,7 +9,7 @@ redirect handling, per-request timeout objects, ``ClientRequest`` and
 one preformatted block of bytes on a pooled connection, and the response is parsed
 by llhttp (``httptools``, the parser of uvicorn and, in C, of aiohttp itself).
 
-What this module keeps from REFERENCES.md, "Proxy correctness":
+What this module keeps from docs/references.md, "Proxy correctness":
 
 * no cookie jar and no decompression: bytes go through as they came;
 * the target written as given (the caller's raw path and query, never re-quoted);
