@@ -107,7 +107,9 @@ async def start_cimd(
 ) -> AsyncIterator[Any]:
     async with contextlib.AsyncExitStack() as stack:
 
-        async def _start(publish: bool = True, **clients: Any) -> Cimd:
+        async def _start(
+            publish: bool = True, consent: dict[str, Any] | None = None, **clients: Any
+        ) -> Cimd:
             host = await stack.enter_async_context(running("127.0.0.1", issue(authority, tmp_path)))
             clock = FakeClock()
             events: list[AuditEvent] = []
@@ -115,6 +117,7 @@ async def start_cimd(
                 clock=clock,
                 audit=AuditTrail([events.append]),
                 clients=clients_section(authority, **clients),
+                consent=consent or {},
             )
             cimd = Cimd(host, gate, clock, events)
             if publish:
@@ -144,6 +147,8 @@ async def test_a_first_sign_in_shows_the_verified_domain_and_declared_name_nothi
     assert "(name declared by the client)" in page.text
     assert "Unverified client" not in page.text
     assert "http://<strong>127.0.0.1</strong>:40001/callback" in page.text
+    # The document lists only loopback URIs: the spec's warning, in plain words.
+    assert "cannot prevent localhost impersonation" in page.text
     assert cimd.relayed == 0
     assert len(cimd.host.requests) == 1 and cimd.host.requests[0].target == PATH
     (asked,) = cimd.named("consent_asked")
@@ -188,6 +193,39 @@ async def test_a_remembered_client_navigated_to_from_another_site_is_asked_not_p
     assert cimd.relayed == 1
 
 
+async def test_the_page_flags_links_outside_the_verified_domain_and_shows_no_logo(
+    start_cimd: Any,
+) -> None:
+    cimd = await start_cimd(publish=False, consent={"show_logos": True})
+    cimd.publish(
+        client_uri=cimd.host.url("/about"),
+        policy_uri="https://elsewhere.example/privacy",
+        logo_uri=cimd.host.url("/logo.png"),
+        redirect_uris=[LISTED, "https://app.example/cb"],
+    )
+    async with Browser(cimd.stack.url) as browser:
+        page = await browser.authorize(sign_in(cimd.client_id))
+    assert page.is_consent_page
+    assert "<img" not in page.text
+    assert "outside the verified domain" in page.text
+    assert page.text.count("outside the verified domain") == 1  # the policy link only
+    assert "cannot prevent localhost impersonation" not in page.text
+    assert [r.target for r in cimd.host.requests] == [PATH]  # no logo fetched
+
+
+async def test_a_denial_goes_back_to_the_listed_redirect_uri_as_access_denied(
+    start_cimd: Any,
+) -> None:
+    cimd = await start_cimd()
+    async with Browser(cimd.stack.url) as browser:
+        page = await browser.authorize(sign_in(cimd.client_id))
+        denied = await browser.answer(page, "deny")
+    assert denied.status == 303
+    assert denied.location.startswith("http://127.0.0.1:40001/callback?")
+    assert denied.location_query()["error"] == "access_denied"
+    assert cimd.relayed == 0
+
+
 # --- what the document does not allow ---------------------------------------------------
 
 
@@ -205,6 +243,9 @@ async def test_an_attackers_redirect_uri_on_a_real_clients_client_id_is_refused_
     assert cimd.relayed == 0
     (refused,) = cimd.named("client_refused")
     assert refused.fields["reason"] == "redirect_uri_not_listed"
+    assert refused.fields["at"] == "authorize"
+    exposition = cimd.stack.gate.app[METRICS].exposition().decode()
+    assert 'consentgate_refusals_total{reason="redirect_uri_not_listed"} 1.0' in exposition
 
 
 async def test_a_document_that_drops_the_redirect_uri_ends_the_silent_pass(
@@ -240,6 +281,7 @@ async def test_the_answer_is_refused_when_the_document_no_longer_lists_the_redir
     assert again.status == 400
     assert cimd.relayed == 0
     assert cimd.named("consent_approved") == []
+    assert [e.fields["at"] for e in cimd.named("client_refused")] == ["answer", "authorize"]
 
 
 async def test_a_remembered_sign_in_whose_document_cannot_be_fetched_again_is_refused(
