@@ -9,6 +9,7 @@ nothing reached the upstream; each "no fetch" that the host saw no connection.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -16,11 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from consentgate.clients.client_id_urls import parse_client_id_url
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditEvent, AuditTrail
+from consentgate.web.app import create_app
 from consentgate.web.appkeys import DOCUMENT_FETCHER, METRICS
+from consentgate.web.documents import documents_ctx
 from tests.browsersim import Browser, Page
 from tests.clients.documenthost import (
     Authority,
@@ -30,7 +35,15 @@ from tests.clients.documenthost import (
     make_authority,
     running,
 )
-from tests.conftest import FakeClock, Stack, StartGate, StartStack, StartUpstream, bound_socket
+from tests.conftest import (
+    FakeClock,
+    Stack,
+    StartGate,
+    StartStack,
+    StartUpstream,
+    bound_socket,
+    make_config,
+)
 from tests.fakeproxy import IDP, FakeProxy
 
 #: What the document lists: a loopback URI without a port (RFC 8252 §7.3), as real
@@ -406,8 +419,6 @@ async def test_a_registered_client_still_works_beside_url_clients(start_cimd: An
 
 
 async def register_client(stack: Stack) -> str:
-    import aiohttp
-
     body = {"redirect_uris": ["https://client.example/callback"], "client_name": "Registered"}
     async with (
         aiohttp.ClientSession() as session,
@@ -420,8 +431,13 @@ async def register_client(stack: Stack) -> str:
 
 async def test_the_fetcher_is_opened_with_the_app_and_follows_its_clock(start_cimd: Any) -> None:
     cimd = await start_cimd()
+    async with Browser(cimd.stack.url) as browser:
+        assert (await browser.authorize(sign_in(cimd.client_id))).is_consent_page
     fetcher = cimd.stack.gate.app[DOCUMENT_FETCHER]
-    assert fetcher.settings.allow_networks and fetcher.fetches == 0
+    cached = await fetcher.get(parse_client_id_url(cimd.client_id))
+    assert cached.ok and cached.cached
+    assert cached.expires_at == cimd.clock.now + 3600  # the app's clock, the default TTL
+    assert fetcher.fetches == 1
 
 
 async def test_a_ca_file_that_cannot_be_loaded_stops_the_start_naming_its_key(
@@ -432,3 +448,34 @@ async def test_a_ca_file_that_cannot_be_loaded_stops_the_start_naming_its_key(
     upstream = await start_upstream(FakeProxy().app())
     with pytest.raises(StartupError, match=r"clients\.fetch_ca_file: cannot load"):
         await start_gate(upstream, clients={"fetch_ca_file": str(garbage)})
+
+
+async def test_stopping_the_app_cancels_the_document_fetches_still_running(
+    tmp_path: Path, authority: Authority
+) -> None:
+    """The fetcher is closed with the app: a fetch to a host that stalls does not
+    outlive the gate (its own deadline is further away than the test)."""
+    stalled = asyncio.Event()
+
+    async def stall(_: Any, reader: asyncio.StreamReader, __: Any) -> None:
+        stalled.set()
+        await reader.read(1)  # until the gate's side closes (bounded by the host's 5 s)
+
+    async with running("127.0.0.1", issue(authority, tmp_path), {PATH: stall}) as host:
+        config = make_config(
+            tmp_path,
+            "http://127.0.0.1:9",
+            clients=clients_section(authority, fetch_timeout="30s"),
+        )
+        app = create_app(config)
+        context = documents_ctx(app)
+        await anext(context)
+        fetcher = app[DOCUMENT_FETCHER]
+        fetching = asyncio.create_task(fetcher.get(parse_client_id_url(host.url(PATH))))
+        await asyncio.wait_for(stalled.wait(), 5)
+        assert fetcher.running == 1
+        with pytest.raises(StopAsyncIteration):
+            await anext(context)  # the app's shutdown
+        assert fetcher.running == 0
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(fetching, 5)
