@@ -499,6 +499,7 @@ async def approve_remembered_in(page: Page, gate_url: str) -> None:
     but without following the 303 to the (unreachable, not loopback) IdP."""
     form: dict[str, str | float | bool] = {
         "pending": await page.input_value("input[name=pending]"),
+        "sealed": await page.input_value("input[name=sealed]"),
         "csrf": await page.input_value("input[name=csrf]"),
         "decision": "approve",
         "remember": "yes",
