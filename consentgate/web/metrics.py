@@ -142,7 +142,8 @@ class _HotCollector:
             ),
             m.authorize_seconds.family(
                 "consentgate_authorize_decision_seconds",
-                "Time to decide an authorization request: parse, client lookup, the "
+                "Time to decide an authorization request: parse, client lookup (for a "
+                "client named by a URL, its metadata document: cached, or fetched), the "
                 "remembered decision (before relaying it or showing the consent page).",
             ),
         ]

@@ -239,6 +239,22 @@ async def test_a_denial_goes_back_to_the_listed_redirect_uri_as_access_denied(
     assert cimd.relayed == 0
 
 
+async def test_prompt_none_redirects_consent_required_only_to_an_approved_listed_uri(
+    start_cimd: Any,
+) -> None:
+    cimd = await start_cimd()
+    quiet = {"prompt": "none"}
+    async with Browser(cimd.stack.url) as browser:
+        first = await browser.authorize(sign_in(cimd.client_id, **quiet))
+        await approve(browser, await browser.authorize(sign_in(cimd.client_id)))
+        later = await browser.authorize(sign_in(cimd.client_id, **quiet), site="cross-site")
+    assert first.status == 400 and first.location == ""  # nothing approved yet: a page
+    assert later.status == 303
+    assert later.location.startswith("http://127.0.0.1:40001/callback?")
+    assert later.location_query()["error"] == "consent_required"
+    assert cimd.relayed == 1
+
+
 # --- what the document does not allow ---------------------------------------------------
 
 
