@@ -186,10 +186,11 @@ def build_view(
             return False
         return redirect.kind == "custom" or not same_site_host(host, redirect_host)
 
+    domain = (verified_domain or "").lower().rstrip(".")
+
     def outside_domain(host: str) -> bool:
         """Whether a declared link leaves the verified domain (not it, nor under it)."""
-        assert verified_domain is not None  # noqa: S101 - only called when it is set
-        host, domain = host.lower().rstrip("."), verified_domain.lower().rstrip(".")
+        host = host.lower().rstrip(".")
         return host != domain and not host.endswith("." + domain)
 
     if client is None:

@@ -289,6 +289,7 @@ async def _render_consent(
         response.headers.add(
             "Set-Cookie", set_cookie_header(name, "", max_age=0, secure=config.secure_cookies)
         )
+    kind = "registered" if client is not None else "unknown"
     audit_event(
         request,
         "consent_asked",
@@ -296,13 +297,7 @@ async def _render_consent(
         client_id=auth.client_id,
         redirect_uri=auth.redirect_uri,
         verified=client is not None,
-        client_kind=(
-            "metadata_document"
-            if listed is not None
-            else "registered"
-            if client is not None
-            else "unknown"
-        ),
+        client_kind="metadata_document" if listed is not None else kind,
         subject=subject,
         pending=pending_id,
     )

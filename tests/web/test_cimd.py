@@ -243,11 +243,10 @@ async def test_prompt_none_redirects_consent_required_only_to_an_approved_listed
     start_cimd: Any,
 ) -> None:
     cimd = await start_cimd()
-    quiet = {"prompt": "none"}
     async with Browser(cimd.stack.url) as browser:
-        first = await browser.authorize(sign_in(cimd.client_id, **quiet))
+        first = await browser.authorize(sign_in(cimd.client_id, prompt="none"))
         await approve(browser, await browser.authorize(sign_in(cimd.client_id)))
-        later = await browser.authorize(sign_in(cimd.client_id, **quiet), site="cross-site")
+        later = await browser.authorize(sign_in(cimd.client_id, prompt="none"), site="cross-site")
     assert first.status == 400 and first.location == ""  # nothing approved yet: a page
     assert later.status == 303
     assert later.location.startswith("http://127.0.0.1:40001/callback?")
