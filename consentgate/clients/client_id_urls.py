@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from consentgate.clients.errors import ClientRuleError
+from consentgate.core.memo import remembered
 from consentgate.core.records import MAX_CLIENT_ID_LENGTH
 from consentgate.core.urls import (
     BadURL,
@@ -141,8 +142,13 @@ def _check_path(path: str) -> None:
             raise _refuse("must not contain a dot segment (. or ..) in its path")
 
 
+@remembered(MAX_URL_CLIENT_ID_LENGTH)
 def parse_client_id_url(text: str) -> ClientIdURL:
-    """Validate a URL client_id; raises :class:`BadClientIdURL` naming the broken rule."""
+    """Validate a URL client_id; raises :class:`BadClientIdURL` naming the broken rule.
+
+    Remembered (``core.memo``: a bounded LRU, refusals not kept): every authorization
+    request of a URL client parses its client_id, and the host's IDNA reading is most
+    of the cost of a remembered sign-in."""
     if len(text) > MAX_URL_CLIENT_ID_LENGTH:
         raise _refuse(f"is longer than {MAX_URL_CLIENT_ID_LENGTH} characters")
     _check_characters(text)

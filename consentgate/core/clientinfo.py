@@ -87,6 +87,9 @@ class ConsentView:
     client_id: str
     client_name: str | None
     verified: bool
+    #: For a client named by a URL whose document the gate fetched over HTTPS: the
+    #: URL's host as the browser reads it, the one thing about it that is proven.
+    verified_domain: str | None
     metadata_document_host: str | None
     redirect: RedirectTarget | None
     links: tuple[Link, ...]
@@ -162,8 +165,16 @@ def build_view(
     scope_descriptions: Mapping[str, str],
     show_logos: bool,
     remember_mode: bool,
+    verified_domain: str | None = None,
+    localhost_only: bool = False,
 ) -> ConsentView:
-    """The consent page's content for a validated request and what the gate knows."""
+    """The consent page's content for a validated request and what the gate knows.
+
+    ``verified_domain``: the client is named by a URL and ``client`` is its current
+    metadata document, fetched over HTTPS from that host (``clients.client_id_urls``
+    gives the host as the browser reads it). ``localhost_only``: that document lists
+    only loopback redirect URIs (``metadata_documents.localhost_only``).
+    """
     warnings: list[Warning] = []
     redirect = parse_redirect_uri(request.redirect_uri) if request.redirect_uri else None
     redirect_host = redirect.host if redirect else ""
@@ -175,12 +186,30 @@ def build_view(
             return False
         return redirect.kind == "custom" or not same_site_host(host, redirect_host)
 
+    domain = (verified_domain or "").lower().rstrip(".")
+
+    def outside_domain(host: str) -> bool:
+        """Whether a declared link leaves the verified domain (not it, nor under it)."""
+        host = host.lower().rstrip(".")
+        return host != domain and not host.endswith("." + domain)
+
     if client is None:
         warnings.append(
             Warning(
                 "danger",
                 "Unverified client: this gate did not see it register, so nothing it says "
                 "about itself could be checked. Only continue if you started this sign-in.",
+            )
+        )
+    if verified_domain is not None and localhost_only:
+        warnings.append(
+            Warning(
+                "danger",
+                "This application lists only addresses on this computer as destinations. "
+                "Any program on this computer can claim to be it, and the verified domain "
+                "cannot tell them apart (Client ID Metadata Documents cannot prevent "
+                "localhost impersonation by themselves). Continue only if you started this "
+                "sign-in yourself, just now, in the application you expect.",
             )
         )
     if request.opaque:
@@ -232,7 +261,9 @@ def build_view(
     cimd = safe_http_url(request.client_id)
     if cimd is not None and request.client_id.lower().startswith("https://"):
         metadata_host = cimd[1]
-        if elsewhere(metadata_host):
+        # A verified client's loopback destination has its own warnings above.
+        said = verified_domain is not None and redirect is not None and redirect.kind == "loopback"
+        if elsewhere(metadata_host) and not said:
             warnings.append(
                 Warning(
                     "warning",
@@ -254,23 +285,36 @@ def build_view(
             safe = safe_http_url(value)
             if safe is None:
                 continue
-            links.append(Link(label, safe[0], safe[1], elsewhere(safe[1])))
+            differs = outside_domain(safe[1]) if verified_domain else elsewhere(safe[1])
+            links.append(Link(label, safe[0], safe[1], differs))
         if any(link.host_differs for link in links):
             warnings.append(
                 Warning(
                     "warning",
-                    "Links declared by the client point to a different site than the one "
-                    "receiving the result.",
+                    "Links declared by the client point outside its verified domain."
+                    if verified_domain
+                    else "Links declared by the client point to a different site than the "
+                    "one receiving the result.",
                 )
             )
         logo_safe = safe_http_url(client.logo_uri)
-        if show_logos and logo_safe is not None and logo_safe[0].lower().startswith("https://"):
+        # No logo for a client named by a URL: its logo_uri is on a host the client
+        # chose, so showing it would make each person's browser fetch from there, and
+        # fetching it for them would need the same SSRF rules as the document itself
+        # (clients/https_get.py). The verified domain is what identifies it.
+        if (
+            show_logos
+            and verified_domain is None
+            and logo_safe is not None
+            and logo_safe[0].lower().startswith("https://")
+        ):
             logo = logo_safe[0]
 
     return ConsentView(
         client_id=without_bidi_controls(request.client_id),
         client_name=name,
         verified=client is not None,
+        verified_domain=verified_domain if client is not None else None,
         metadata_document_host=metadata_host,
         redirect=shown_redirect(redirect),
         links=tuple(links),

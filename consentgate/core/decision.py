@@ -1,5 +1,10 @@
 """Where consent is decided: may this authorization request pass without asking?
 
+Before any of it, a client named by a URL (Client ID Metadata Documents) must have
+a current metadata document listing the redirect URI, or the request is refused on a
+page (``web/documents.py``): so rule 6 holds for such a client only while its document,
+fetched or cached for this very request, still lists the URI it approved.
+
 The rule, in the order it is applied (each line is a test in tests/core/test_decision.py):
 
 1. A request whose content is hidden from the gate (PAR ``request_uri``, JAR

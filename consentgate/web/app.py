@@ -1,6 +1,6 @@
 """The application factory: ``create_app(config)``, used by the CLI and the tests.
 
-Resources (the upstream session, the store) are opened and closed in
+Resources (the document fetcher, the upstream session, the store) are opened and closed in
 ``cleanup_ctx``, so a failed start closes what was opened and a stop closes
 everything. Every request the gate does not answer itself goes through
 :func:`dispatch`, which classifies the path once (:mod:`consentgate.core.paths`) and
@@ -66,6 +66,7 @@ from consentgate.web.authorize import authorize
 from consentgate.web.bodies import RequestBodyStalled
 from consentgate.web.callback import callback
 from consentgate.web.consent import consent_answer
+from consentgate.web.documents import documents_ctx
 from consentgate.web.endings import report_ended_early, why_ended_early
 from consentgate.web.endpoints import endpoints_at_start
 from consentgate.web.inflight import InFlight
@@ -401,6 +402,7 @@ def create_app(
     app[TEMPLATES] = templates or Templates()
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app[ENDPOINT_MISMATCHES_LOGGED] = set()
+    app.cleanup_ctx.append(documents_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(endpoints_at_start)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from consentgate.clients.fetcher import DocumentFetcher
 from consentgate.core.clock import Clock
 from consentgate.core.cookies import CookieCrypto
 from consentgate.core.events import AuditTrail
@@ -69,6 +70,10 @@ ACCESS_LINES = web.AppKey("access_lines", AccessLines)
 METRICS = web.AppKey("metrics", Metrics)
 #: Requests in flight and the streams a shutdown may cut.
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
+#: The metadata documents of clients named by a URL (``web/documents.py``), one per
+#: process: its cache is what lets /authorize and the consent answer re-check a
+#: document in about a microsecond.
+DOCUMENT_FETCHER = web.AppKey("document_fetcher", DocumentFetcher)
 #: Set in a worker process only (see :class:`WorkerPlace`).
 WORKER_PLACE = web.AppKey("worker_place", WorkerPlace)
 

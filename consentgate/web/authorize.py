@@ -12,8 +12,15 @@ Its promises, and the advisories they come from:
   need. The answer (:mod:`consentgate.web.consent`) trusts only that seal, the CSRF
   token and the choice, never an unauthenticated hidden field.
 * Errors are redirected only to a redirect URI the client registered and the gate
-  saw registering (:mod:`consentgate.web.client_redirects`); otherwise the person
-  gets a page (RFC 6749 §4.1.2.1, RFC 9700 §4.11.2).
+  saw registering (:mod:`consentgate.web.client_redirects`), or that the current
+  metadata document of a client named by a URL lists; otherwise the person gets a
+  page (RFC 6749 §4.1.2.1, RFC 9700 §4.11.2).
+* A client named by a URL (Client ID Metadata Documents, MCP 2025-11-25) is checked
+  first (:mod:`consentgate.web.documents`): its document fetched or taken from the
+  cache, its redirect URI listed there, or a page and nothing upstream. Only then is
+  consent decided, as for a registered client, the document standing in for the
+  registration: so a remembered approval passes silently only while the current
+  document still lists the redirect URI.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ import time
 
 from aiohttp import web
 
-from consentgate.core.clientinfo import build_view
+from consentgate.clients.client_id_urls import is_url_client_id
+from consentgate.clients.metadata_documents import localhost_only
+from consentgate.core.clientinfo import ClientMetadata, build_view
 from consentgate.core.cookies import set_cookie_header
 from consentgate.core.decision import FirstLook, first_look
 from consentgate.core.oauth import (
@@ -35,12 +44,13 @@ from consentgate.core.oauth import (
 )
 from consentgate.core.paths import RoutedPath
 from consentgate.core.pending import PendingConsent
-from consentgate.core.records import MAX_PENDING_PAYLOAD, ClientRecord
+from consentgate.core.records import MAX_PENDING_PAYLOAD
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, METRICS, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.bodies import FormTooLarge, read_form
 from consentgate.web.browser import Browser
 from consentgate.web.client_redirects import redirect_error
+from consentgate.web.documents import ListedClient, listed_client
 from consentgate.web.flow import forward_authorization
 from consentgate.web.pages import CSP, CSP_WITH_REMOTE_IMAGES, error_response, render_page
 
@@ -99,10 +109,20 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
         return error_response(request, 413, "request_too_large", "The form is too large.")
 
     store = app[STORE]
-    client = await store.get_client(auth.client_id)
-    registered = client is not None and any(
-        redirect_uri_matches(auth.redirect_uri, uri) for uri in client.redirect_uris
-    )
+    listed: ListedClient | None = None
+    client: ClientMetadata | None
+    if is_url_client_id(auth.client_id):
+        # Its document stands in for a registration, and is checked before anything
+        # is decided: a refusal here is a page, never a redirect (web/documents.py).
+        checked = await listed_client(request, auth, "authorize")
+        if isinstance(checked, web.Response):
+            return checked
+        listed, client, registered = checked, checked.document, True
+    else:
+        client = await store.get_client(auth.client_id)
+        registered = client is not None and any(
+            redirect_uri_matches(auth.redirect_uri, uri) for uri in client.redirect_uris
+        )
     if client is not None and auth.redirect_uri and not registered:
         return _bad_request(
             request,
@@ -149,7 +169,9 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
             )
         )
         return await _refuse_to_client(request, auth, approved, "consent_required")
-    return await _render_consent(request, auth, client if registered else None, browser)
+    return await _render_consent(
+        request, auth, client if registered else None, browser, listed=listed
+    )
 
 
 async def _silent_reason(
@@ -196,10 +218,16 @@ async def _refuse_to_client(
 async def _render_consent(
     request: web.Request,
     auth: AuthorizationRequest,
-    client: ClientRecord | None,
+    client: ClientMetadata | None,
     browser: Browser,
+    *,
+    listed: ListedClient | None = None,
 ) -> web.StreamResponse:
-    """Show the consent page for the validated request, sealed into its form."""
+    """Show the consent page for the validated request, sealed into its form.
+
+    ``client`` is what the gate knows of the client: a registration it saw, or the
+    current document of a client named by a URL (``listed``), whose host is then
+    shown as the verified domain."""
     app = request.app
     config = request[SETTINGS].config
     crypto = app[COOKIE_CRYPTO]
@@ -211,6 +239,8 @@ async def _render_consent(
         scope_descriptions=dict(config.consent.scope_descriptions),
         show_logos=config.consent.show_logos,
         remember_mode=config.consent.mode == "remember",
+        verified_domain=listed.client.host if listed is not None else None,
+        localhost_only=listed is not None and localhost_only(listed.document),
     )
     pending = PendingConsent.of(
         auth.parameters,
@@ -259,6 +289,7 @@ async def _render_consent(
         response.headers.add(
             "Set-Cookie", set_cookie_header(name, "", max_age=0, secure=config.secure_cookies)
         )
+    kind = "registered" if client is not None else "unknown"
     audit_event(
         request,
         "consent_asked",
@@ -266,6 +297,7 @@ async def _render_consent(
         client_id=auth.client_id,
         redirect_uri=auth.redirect_uri,
         verified=client is not None,
+        client_kind="metadata_document" if listed is not None else kind,
         subject=subject,
         pending=pending_id,
     )

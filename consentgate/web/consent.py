@@ -8,6 +8,10 @@
   invalidate the first (FastMCP #4814).
 * It must come from the gate's own page (Fetch Metadata, else Origin); when the
   gate cannot tell, it refuses.
+* For a client named by a URL, its current metadata document must still list the
+  redirect URI (:mod:`consentgate.web.documents`): a document can change while the
+  page is open, and an approval must not outlive its listing; when the gate cannot
+  tell, it refuses.
 * The answer marks the page used atomically in the store, so one page is answered
   once whichever gate receives it; the approval is recorded before the request is
   relayed.
@@ -19,6 +23,7 @@ import asyncio
 
 from aiohttp import web
 
+from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.core.cookies import same_token, set_cookie_header
 from consentgate.core.oauth import (
     OAuthRequestError,
@@ -31,6 +36,7 @@ from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.browser import Browser
 from consentgate.web.client_redirects import redirect_error
+from consentgate.web.documents import listed_client
 from consentgate.web.flow import forward_authorization
 from consentgate.web.forms import own_page_form
 from consentgate.web.pages import error_response, render_page
@@ -90,6 +96,13 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
             reason=str(exc) if isinstance(exc, BadPending) else "unreadable",
         )
         return error_response(request, 403, "invalid_request", stale)
+    if is_url_client_id(auth.client_id):
+        # The document may have changed since the page was shown: nothing is approved,
+        # remembered or relayed (nor an error redirected) unless it still lists the
+        # redirect URI (a cache hit, about a microsecond). The page stays unused.
+        checked = await listed_client(request, auth, "answer")
+        if isinstance(checked, web.Response):
+            return checked
     remember = decision == "approve" and form.get("remember") == "yes" and shown.remember_allowed
     if remember:
         # The page is used up and the approval remembered in one durable commit: a

@@ -32,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from consentgate import __version__
+from consentgate.clients.fetch_results import FAILURE_REASONS
 from consentgate.core.events import AuditEvent
 
 #: audit event -> consent decision outcome.
@@ -54,6 +55,13 @@ _ANSWER_REFUSALS: Final = (
     ("browser cookie", "no_browser"),
     ("unusable pending", "expired_page"),
 )
+#: ``client_refused`` reason (a client named by a URL; web/documents.py) -> refusal reason.
+_CLIENT_REFUSALS: Final = {
+    "bad_client_id": "client_id_url",
+    "disabled": "client_not_accepted",
+    "blocked_domain": "client_not_accepted",
+    "redirect_uri_not_listed": "redirect_uri_not_listed",
+}
 UPSTREAM_KINDS: Final = ("unreachable", "timeout", "failed", "address_share")
 #: Why the admin listener refused a request: no bearer token, or another one.
 ADMIN_REFUSALS: Final = ("missing", "wrong")
@@ -134,7 +142,8 @@ class _HotCollector:
             ),
             m.authorize_seconds.family(
                 "consentgate_authorize_decision_seconds",
-                "Time to decide an authorization request: parse, client lookup, the "
+                "Time to decide an authorization request: parse, client lookup (for a "
+                "client named by a URL, its metadata document: cached, or fetched), the "
                 "remembered decision (before relaying it or showing the consent page).",
             ),
         ]
@@ -167,6 +176,18 @@ class Metrics:
         )
         self.upstream_errors = {kind: upstream_errors.labels(kind) for kind in UPSTREAM_KINDS}
         self.store_unavailable = self.refusals.labels("store_unavailable")
+        document_failures = Counter(
+            "consentgate_client_document_failures",
+            "Metadata documents of clients named by a URL that could not be used, by the "
+            "fetch's reason (docs/clients.md); refused domains are refusals.",
+            ["reason"],
+            registry=r,
+        )
+        self.document_failures: dict[str, Counter] = {
+            reason: document_failures.labels(reason)
+            for reason in FAILURE_REASONS
+            if reason not in ("disabled", "blocked_domain")
+        }
         info = Gauge(
             "consentgate_build_info",
             "The running version (value 1).",
@@ -238,6 +259,13 @@ class Metrics:
         elif name in ("answer_refused", "approvals_refused"):
             reason = next((r for phrase, r in _ANSWER_REFUSALS if phrase in event.message), "other")
             self.refusals.labels(reason).inc()
+        elif name == "client_refused":
+            label = _CLIENT_REFUSALS.get(str(event.fields.get("reason")), "client_refused")
+            self.refusals.labels(label).inc()
+        elif name == "client_document_failed":
+            child = self.document_failures.get(str(event.fields.get("reason")))
+            if child is not None:
+                child.inc()
         elif name in _REFUSALS:
             self.refusals.labels(_REFUSALS[name]).inc()
         elif name == "client_registered":

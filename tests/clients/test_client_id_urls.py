@@ -160,3 +160,13 @@ def test_every_plain_https_url_with_a_path_is_accepted_exactly_as_written(
     url = f"https://{host}{'' if port is None else f':{port}'}/{'/'.join(segments)}"
     parsed = parse_client_id_url(url)
     assert (parsed.url, parsed.host, parsed.port) == (url, host, port or 443)
+
+
+def test_a_url_read_once_is_remembered_and_a_refusal_is_not() -> None:
+    """Every authorization request of a URL client parses its client_id: the answer for
+    the same text is kept (core.memo, bounded), a refusal is raised again each time."""
+    text = "https://memo.example.com/oauth/client.json"
+    assert parse_client_id_url(text) is parse_client_id_url(text)
+    for _ in range(2):
+        with pytest.raises(BadClientIdURL, match="must have a path"):
+            parse_client_id_url("https://memo.example.com/")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from consentgate.core.clientinfo import (
+    ConsentView,
     build_approval_view,
     build_view,
     clean_name,
@@ -246,3 +247,55 @@ def test_bidi_controls_are_removed_from_every_client_provided_text() -> None:
 def test_a_right_to_left_name_keeps_its_letters() -> None:
     assert clean_name("\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd") == "שלום עולם"
     assert clean_name("\u202b\u0645\u0631\u062d\u0628\u0627\u202c") == "مرحبا"
+
+
+# --- a client named by a URL (its metadata document stands in for the registration) ---
+
+
+def cimd_view(
+    redirect: str, meta: Meta, *, localhost_only: bool = False, **options: bool
+) -> ConsentView:
+    return build_view(
+        request(redirect, client_id="https://app.example.com/oauth/client.json"),  # type: ignore[arg-type]
+        meta,
+        scope_descriptions={},
+        show_logos=options.get("show_logos", True),
+        remember_mode=True,
+        verified_domain="app.example.com",
+        localhost_only=localhost_only,
+    )
+
+
+def test_a_client_with_a_document_is_verified_by_its_domain_not_marked_unverified() -> None:
+    view = cimd_view("https://app.example.com/cb", Meta(client_name="Example Notes"))
+    assert view.verified and view.verified_domain == "app.example.com"
+    assert view.client_name == "Example Notes"
+    assert not any("Unverified" in w.text for w in view.warnings)
+
+
+def test_a_document_listing_only_loopback_uris_gets_the_impersonation_warning() -> None:
+    warned = cimd_view("http://127.0.0.1:5000/cb", Meta(), localhost_only=True)
+    texts = [w.text for w in warned.warnings]
+    assert any("cannot prevent localhost impersonation" in t for t in texts)
+    assert not any("identifies itself by" in t for t in texts)  # the loopback lines say it
+    quiet = cimd_view("http://127.0.0.1:5000/cb", Meta(), localhost_only=False)
+    assert not any("impersonation" in w.text for w in quiet.warnings)
+
+
+def test_links_of_a_url_client_are_flagged_when_they_leave_its_verified_domain() -> None:
+    view = cimd_view(
+        "https://elsewhere.example/cb",
+        Meta(
+            client_uri="https://docs.app.example.com/",
+            policy_uri="https://app.example.com.evil.example/privacy",
+            tos_uri="https://notapp.example.com/tos",
+        ),
+    )
+    flags = {link.label: link.host_differs for link in view.links}
+    assert flags == {"Website": False, "Privacy policy": True, "Terms of service": True}
+    assert any("outside its verified domain" in w.text for w in view.warnings)
+
+
+def test_a_url_client_never_gets_a_logo_even_with_logos_on() -> None:
+    view = cimd_view("https://app.example.com/cb", Meta(logo_uri="https://app.example.com/l.png"))
+    assert view.logo_url is None

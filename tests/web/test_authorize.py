@@ -498,13 +498,19 @@ async def test_the_upstreams_own_client_id_goes_through_consent(stack: Stack) ->
     assert stack.proxy.reached("/authorize") == []
 
 
-async def test_client_id_metadata_document_url_shows_its_host(stack: Stack) -> None:
+async def test_a_url_client_id_is_not_shown_as_an_unverified_client_but_checked(
+    start_stack: StartStack,
+) -> None:
+    """A client named by a URL goes through its metadata document (tests/web/test_cimd.py);
+    here its domain is blocked, so the refusal comes before any lookup or connection."""
+    stack = await start_stack(clients={"blocked_domains": ["cimd.example"]})
     params = {**auth_params("https://app.cimd.example/client.json")}
     async with Browser(stack.url) as browser:
         page = await browser.authorize(params)
-    assert page.is_consent_page
-    assert "metadata published by <strong><bdi>app.cimd.example</bdi></strong>" in page.text
-    assert "identifies itself by app.cimd.example, but the result goes" in page.text
+    assert page.status == 403 and page.location == ""
+    assert not page.is_consent_page
+    assert "does not accept applications from this web site" in page.text
+    assert stack.proxy.reached("/authorize") == []
 
 
 async def test_deny_for_a_known_client_redirects_access_denied_with_state_and_iss(

@@ -23,14 +23,18 @@ from playwright.async_api import Error as PlaywrightError
 
 from consentgate.core.urls import BadURL, browser_host
 from consentgate.demo import DemoStack, run_demo
+from tests.clients.documenthost import answer, issue, make_authority, running
 from tests.conftest import StartStack, StartUpstream
 from tests.web.test_authorize import register
+from tests.web.test_cimd import PATH as CIMD_PATH
+from tests.web.test_cimd import clients_section, document_bytes, sign_in
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 #: ``UPDATE_DOCS_SCREENSHOTS=1`` also writes the README's screenshots into docs/.
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+JSON_TYPE = (("Content-Type", "application/json"),)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -495,6 +499,7 @@ async def approve_remembered_in(page: Page, gate_url: str) -> None:
     but without following the 303 to the (unreachable, not loopback) IdP."""
     form: dict[str, str | float | bool] = {
         "pending": await page.input_value("input[name=pending]"),
+        "sealed": await page.input_value("input[name=sealed]"),
         "csrf": await page.input_value("input[name=csrf]"),
         "decision": "approve",
         "remember": "yes",
@@ -560,3 +565,40 @@ async def test_a_right_to_left_name_still_shows_and_keeps_the_gates_words_in_ord
     assert gate_order == [True, True]
     assert name_order == [False]  # Hebrew letters are still drawn right to left
     assert listed == f"\u201c{HEBREW_NAME}\u201d {GATE_WORDS[0]}"
+
+
+# --- a client named by a URL (Client ID Metadata Documents) ----------------------------------
+
+
+async def test_the_consent_page_of_a_url_client_shows_its_verified_domain(
+    chromium: Browser, start_stack: StartStack, tmp_path: Path
+) -> None:
+    """What a person sees for a client that never registered: the domain its document
+    came from over HTTPS, its declared name, the destination, and (its document lists
+    only loopback URIs) the spec's impersonation warning. docs/consent-page-cimd.png."""
+    authority = make_authority(tmp_path, "test-ca")
+    async with running("127.0.0.1", issue(authority, tmp_path)) as host:
+        client_id = host.url(CIMD_PATH)
+        host.routes[CIMD_PATH] = answer(
+            200, document_bytes(client_id, client_uri=host.url("/")), JSON_TYPE
+        )
+        stack = await start_stack(
+            clients=clients_section(authority), consent={"service_name": "Acme MCP"}
+        )
+        context = await chromium.new_context(viewport={"width": 1000, "height": 900})
+        page = await context.new_page()
+        console = Console(page)
+        await page.goto(f"{stack.url}/authorize?" + urlencode(sign_in(client_id, 53682)))
+        await page.wait_for_selector("button.approve")
+        verified = await page.inner_text("p.verified")
+        main = await page.inner_text("main")
+        await assert_readable(page)
+        await save_screenshot(page, "consent-page-cimd.png")
+        await context.close()
+    assert verified == "Verified domain: 127.0.0.1"
+    assert "“Example Notes” (name declared by the client)" in main
+    assert "http://127.0.0.1:53682/callback" in main
+    assert "cannot prevent localhost impersonation" in main
+    assert "Unverified client" not in main
+    assert console.errors == []
+    assert stack.proxy.reached("/authorize") == []
