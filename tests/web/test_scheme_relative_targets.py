@@ -25,6 +25,9 @@ class UrlRoutingUpstream:
         self.arrivals: list[str] = []
 
     async def handle(self, request: web.Request) -> web.Response:
+        if request.raw_path == "/.well-known/oauth-authorization-server":
+            # The gate's own start-up read of the metadata, not a client's request.
+            raise web.HTTPNotFound
         self.arrivals.append(request.raw_path)
         routed = urllib.parse.urlsplit(request.raw_path).path
         if routed == "/authorize":
