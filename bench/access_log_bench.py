@@ -6,7 +6,7 @@ record it replaced (``consentgate.access`` logger, the same formatter), each wri
 to an in-memory stream, plus parts of the batched text line. The request's target
 carries a code, so it is redacted every time (a target with a secret is never
 remembered); a second text row logs ``/mcp``, a target remembered after its first
-line, as most of the gate's requests are. Issue 14 gives the text line 5 µs.
+line, as most of the gate's requests are. The text line's budget is 5 µs.
 
 The load benchmark (``python -m bench.run --nolog``) measures the same thing as CPU per
 request with the log on and off, but its run-to-run noise on a shared machine is
@@ -31,7 +31,7 @@ from consentgate.web.appkeys import REQUEST_ID, UPSTREAM_SECONDS
 
 NUMBER = 100_000
 
-#: Issue 14, point 1: what the text access line may cost, in µs per request.
+#: What the text access line may cost, in µs per request.
 BUDGET = 5.0
 
 

@@ -1,7 +1,7 @@
 """What one audit-log line costs, in this process: ``python bench/audit_line_bench.py``.
 
 ``serve`` writes the ``consentgate.audit`` line of every decision without a
-``logging`` record (``DirectLines``, issue 14, point 2). It used to write each line
+``logging`` record (``DirectLines``). It used to write each line
 at once, one ``write`` and one ``flush`` per line (~6.5 % of a remembered
 ``/authorize``); it now writes the lines of one event-loop iteration together. This
 runs both in the same process, the per-line writer reproduced below as the baseline,

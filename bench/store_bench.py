@@ -187,7 +187,7 @@ async def time_probe(path: Path, repeat: int) -> tuple[float, float, float]:
 
 
 class _NotDurable(SQLiteBackend):
-    """The store as it was before issue 16: every commit at ``synchronous=NORMAL``."""
+    """The store as it was before durable commits: every commit at ``synchronous=NORMAL``."""
 
     def transaction(self, body: Any, *, durable: bool = False) -> Any:
         return super().transaction(body, durable=False)

@@ -1,4 +1,4 @@
-"""Build ``dist/consentgate.pyz``: the gate as one executable file (issue 15).
+"""Build ``dist/consentgate.pyz``: the gate as one executable file.
 
     python tools/build_pyz.py [--python /usr/bin/python3.11] [--output dist/consentgate.pyz]
 

@@ -642,7 +642,7 @@ class ConsentConfig:
 
 @dataclass(frozen=True)
 class AuditConfig:
-    """The hash-chained audit table in the store (issue 13, point 2)."""
+    """The hash-chained audit table in the store."""
 
     keep: float = field(
         default=400 * 86400.0,

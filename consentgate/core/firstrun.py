@@ -1,4 +1,4 @@
-"""``consentgate init``: a first configuration written for the operator (issue 15).
+"""``consentgate init``: a first configuration written for the operator.
 
 The file is ``config.example.toml`` itself, every comment kept, with the values the
 operator gave put in place of the example's: the two required keys

@@ -56,7 +56,7 @@ FORWARDING_HEADERS: Final = frozenset(
 #: Headers some frameworks honour to route a request to another path or method than
 #: its request line says: a harmless-looking path could then reach the upstream's
 #: authorization endpoint unchecked. Never forwarded, whoever sent them (a front
-#: proxy passes a client's copy through unchanged). Hardening issue #10, point 6.
+#: proxy passes a client's copy through unchanged).
 ROUTING_OVERRIDE_HEADERS: Final = frozenset(
     {
         "x-original-url",

@@ -130,7 +130,7 @@ def public_keys_from_jwks(jwks: Mapping[str, Any]) -> dict[str, Ed25519PublicKey
 
 
 def jwk_text(public_key: Ed25519PublicKey) -> str:
-    """The public JWK as compact JSON, the form a store keeps (issue 12, point 5)."""
+    """The public JWK as compact JSON, the form a store keeps."""
     return json.dumps(public_jwk(public_key), sort_keys=True, separators=(",", ":"))
 
 
@@ -176,7 +176,7 @@ class KeyRing:
 
     @classmethod
     def verifying(cls, public_keys: Iterable[Ed25519PublicKey]) -> KeyRing:
-        """A ring that only verifies: the public keys a store keeps (issue 12, point 5),
+        """A ring that only verifies: the public keys a store keeps,
         so that ``consents verify`` and ``export`` run on a machine without the keys
         directory. :meth:`sign` and :attr:`active_kid` raise :class:`SigningUnavailable`.
         """
@@ -320,7 +320,7 @@ def _check_directory(directory: Path) -> None:
     if st.st_mode & 0o077:
         # Writable: anyone could add a key of their choosing. Readable or searchable:
         # the names (key ids, the store record) and any file left readable by mistake
-        # are open to every local user (issue 15).
+        # are open to every local user.
         raise StartupError(
             f"the key directory {directory} is accessible by group or others "
             f"(mode {_mode(st)}); run: chmod 700 {directory}"

@@ -234,7 +234,7 @@ def _write_out(stream: TextIO, lines: list[str]) -> None:
 
 
 class AccessLines:
-    """The access log without a ``logging`` record per request (issue 14, point 1).
+    """The access log without a ``logging`` record per request.
 
     The same line, byte for byte, that the ``consentgate.access`` logger would write
     through :func:`configure_logging`'s formatter, built straight from the fields,
@@ -361,7 +361,7 @@ class AccessLines:
         """:meth:`request` from what the server has at the end of a request: the raw
         ``target`` (redacted here) and the times in seconds.
 
-        The hot path, every request takes it (issue 14: at most 5 µs of CPU for a
+        The hot path, every request takes it (at most 5 µs of CPU for a
         text line, the ``AccessLogger.log`` around it included), hence the positional
         arguments, the remembered targets (:func:`_logged_target`), the milliseconds
         written without a ``round`` (:func:`_milliseconds`), the line formatted at
@@ -441,7 +441,7 @@ class AccessLines:
 
 
 class DirectLines:
-    """Log lines written without a ``logging`` record (issue 14, point 2: a record, its
+    """Log lines written without a ``logging`` record (a record, its
     handler and formatter were ~20 µs of a remembered ``/authorize``), in one write and
     flush per event-loop iteration. The same line, byte for byte, that
     :func:`configure_logging`'s formatter writes for a record of ``logger`` with these
@@ -458,7 +458,7 @@ class DirectLines:
     Durability: a process killed outright (``kill -9``, the OOM killer) loses the lines
     of the iteration it was in, which a line-by-line writer would mostly have written.
     The audit log on stderr is for operators to read; the record of truth is the
-    store's tamper-evident audit table (issue 13), which this does not touch. Lines of
+    store's tamper-evident audit table, which this does not touch. Lines of
     other loggers (through ``logging``) are written at once, so within one iteration
     an audit line may follow a line logged after it.
     """

@@ -8,7 +8,7 @@ not remembered. Only for pure functions: same text, same answer. Pure module.
 
 ``keep`` says which answers may be kept at all: the access log remembers the logged
 form of a request target only when nothing in it was redacted, so a target holding
-a code or a token is never kept in memory after its line is written (issue 14).
+a code or a token is never kept in memory after its line is written.
 """
 
 from __future__ import annotations

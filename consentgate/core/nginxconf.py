@@ -1,4 +1,4 @@
-"""``consentgate nginx-config``: an nginx front for the split deployment (issue 14).
+"""``consentgate nginx-config``: an nginx front for the split deployment.
 
 Most requests after sign-in (MCP tool calls, event streams) need no consent
 decision. With ``[upstream] direct_paths`` (for example ``["/mcp"]``) nginx sends

@@ -137,7 +137,7 @@ class RedirectTarget:
     ``host`` is the host a browser will contact, in ASCII (see :mod:`urls`), empty
     for a custom scheme: there the authority (``evilapp://accounts.google.com/``)
     names no host anyone verifies, and any app may claim the scheme, so the page
-    headlines the scheme instead (hardening issue #10, point 4). ``respelled`` is
+    headlines the scheme instead. ``respelled`` is
     True when the URI spells its host differently from how the browser reads it
     (non-ASCII letters, percent escapes, number forms of an IPv4 address).
     """

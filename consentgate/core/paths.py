@@ -188,7 +188,7 @@ def loose_form(path: str) -> str:
     Besides decoding, a decoded ``?`` or ``#`` ends the path (a hop that decodes
     and re-splits reads ``/authorize%3Fx`` as ``/authorize``), full-width and other
     compatibility characters are folded (NFKC: U+FF0F is ``/``), and overlong
-    UTF-8 slashes count as slashes (hardening issue #10, point 9).
+    UTF-8 slashes count as slashes.
     """
     path = re.split(r"[?#]", _decoded(path), maxsplit=1)[0] or "/"
     segments = path.split("/")

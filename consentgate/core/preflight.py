@@ -1,4 +1,4 @@
-"""What ``check-config`` looks at beyond the file itself (issue 15): whether ``serve``
+"""What ``check-config`` looks at beyond the file itself: whether ``serve``
 will find what it needs on this machine, said before the first start instead of by it.
 
 Errors: the store's directory missing or not writable, a store file others can read,

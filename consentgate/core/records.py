@@ -55,7 +55,7 @@ _CLIENT_PREFIX: Final = CLIENT_ENCODING.encode("ascii") + b"\n"
 _PENDING_PREFIX: Final = PENDING_ENCODING.encode("ascii") + b"\n"
 
 #: Longest values a consent record stores (characters). A redirect URI, resource or
-#: scope string of 8 KB has no business in a record (hardening issue #10): the gate
+#: scope string of 8 KB has no business in a record: the gate
 #: refuses such requests before they reach the store, and the store refuses them too.
 MAX_CLIENT_ID_LENGTH: Final = 512
 MAX_URI_LENGTH: Final = 2048
@@ -477,8 +477,8 @@ class PendingRecord:
 
     ``payload`` is opaque to the store (the gate's serialised ``PendingConsent``);
     ``source`` is the network the request came from, for the per-address cap.
-    The signature covers the id, the subject, the expiry and the payload together
-    (hardening issue #10, point 2): a payload copied from an attacker's row over a
+    The signature covers the id, the subject, the expiry and the payload together:
+    a payload copied from an attacker's row over a
     victim's row no longer verifies, because the id and subject it was signed with
     are not the row's.
     """

@@ -49,7 +49,7 @@ def redact_query(query: str) -> str:
 
     A parameter's name is decoded (``%5F``, ``+``) and lower-cased before it is
     compared; a name without ``%`` or ``+`` decodes to itself, so the decoding is
-    skipped for it (this runs for every logged request, issue 14). A query with
+    skipped for it (this runs for every logged request). A query with
     nothing to replace comes back as the very same string.
     """
     if not query:

@@ -2,8 +2,8 @@
 
 ``secrets.token_hex(8)`` makes one ``getrandom`` system call per request; this
 reads 4 KiB at a time (512 ids per call) from the same source, ``os.urandom``, so
-the ids are exactly as unpredictable, for a slice and a ``hex()`` per request
-(issue 14, point 2). A request id is a correlation id, never a secret, but it is
+the ids are exactly as unpredictable, for a slice and a ``hex()`` per request.
+A request id is a correlation id, never a secret, but it is
 still not guessable nor does it count requests.
 
 Called from the event loop's thread only (the gate has one). A forked child must

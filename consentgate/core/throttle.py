@@ -1,7 +1,7 @@
 """At most one log line per kind of trouble per interval.
 
 An outage hits every request: a store that is locked for a minute under load would
-otherwise write thousands of identical lines (issue 16). The first occurrence is
+otherwise write thousands of identical lines. The first occurrence is
 logged at once, later ones at most once per interval, each saying how many were
 left out since the last line.
 """

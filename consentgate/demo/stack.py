@@ -258,7 +258,7 @@ class DemoClient:
     def attacker_url(self) -> str:
         """Where the attacker's client receives codes: this server too, but named
         ``localhost`` instead of ``127.0.0.1``, so the consent page shows the very
-        difference it teaches to look for (issue 15): the destination is not the one
+        difference it teaches to look for: the destination is not the one
         of the client the person started."""
         return self.own_url.replace("://127.0.0.1:", "://localhost:", 1)
 

@@ -177,7 +177,7 @@ class StoreTransaction(Protocol):
     async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
         """:meth:`StoreBackend.take_pending` inside this transaction: a consent answer
         takes its pending row and records the approval in one commit, so a failure
-        in between leaves the page answerable (issue 16, point 4)."""
+        in between leaves the page answerable."""
         ...
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
@@ -225,7 +225,7 @@ class StoreBackend(Protocol):
 
         ``durable``: the commit returns only once it is on disk, so that what a person
         was told (an approval remembered, a revocation done) survives a power cut or
-        a failing disk (issue 16); other writes may be cheaper.
+        a failing disk; other writes may be cheaper.
 
         The write lock is taken before ``body``'s first read; the transaction
         commits when ``body`` returns and rolls back when it raises (the exception

@@ -1,5 +1,4 @@
-"""A consent store that existed is never silently replaced by an empty one (issue 16,
-point 2).
+"""A consent store that existed is never silently replaced by an empty one.
 
 SQLite creates a missing database file without a word, and a new PostgreSQL
 database gets its schema at the first start: a store deleted by mistake, a volume

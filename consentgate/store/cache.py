@@ -22,7 +22,7 @@ Rules:
 * A generation number moves with every invalidation, so a read that started
   before a change cannot put its (now stale) answer back afterwards.
 * An own write drops only its own key when no other process wrote in between
-  (:meth:`DecisionCache.after_own_write`, hardening issue #10, point 3): an
+  (:meth:`DecisionCache.after_own_write`): an
   approval no longer empties the cache of everyone's answers.
 * The cache assumes the clock does not jump backwards: a grant that had expired is
   not brought back by a clock set back (the safe direction).
@@ -54,8 +54,8 @@ def covered(wanted: frozenset[str], grants: Grants, now: float) -> bool:
     """Whether an unexpired grant covers ``wanted`` (subset rule; empty only by empty).
 
     A request without any scope is covered only by an approval that had none
-    either: what "no scope" means is the upstream's choice (hardening issue #10,
-    point 7), so an approval of ``read`` must not silently cover it.
+    either: what "no scope" means is the upstream's choice,
+    so an approval of ``read`` must not silently cover it.
     """
     if not wanted:
         return any(now < expires and not granted for granted, expires in grants)

@@ -1,4 +1,4 @@
-"""Time every store operation, for the operators' histogram (issue 13, point 1).
+"""Time every store operation, for the operators' histogram.
 
 :meth:`ConsentStore.time_operations` wraps the backend in :class:`TimedBackend`: each
 coroutine of the backend protocol reports its name and duration to a callback (the

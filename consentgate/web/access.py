@@ -53,7 +53,7 @@ class AccessLogger(AbstractAccessLogger):
 
     Given :class:`~consentgate.core.logs.AccessLines` in place of a logger (``serve``
     does, through :func:`~consentgate.web.server.runner_options`), it writes the
-    lines itself, in batches, with no ``logging`` record per request (issue 14).
+    lines itself, in batches, with no ``logging`` record per request.
     Given the ``consentgate.access`` logger (the tests, an embedding application),
     it logs structured records to it, which ``caplog`` and any handler can see.
     """
@@ -77,7 +77,7 @@ class AccessLogger(AbstractAccessLogger):
         # What ``request[key]`` reads: aiohttp's dict behind the request's mapping
         # (``_state``, aiohttp 3.x; a test pins it) when it has one, else the request.
         # ``request.get`` is ``Mapping.get`` in Python, a ``KeyError`` raised and caught
-        # for each key a request lacks (~0.4 µs each, four keys; issue 14).
+        # for each key a request lacks (~0.4 µs each, four keys).
         state: Mapping[Any, Any] = getattr(request, "_state", request)
         if type(state) is not dict:
             state = request

@@ -1,6 +1,6 @@
 """The admin listener on ``[admin] listen``: ``/metrics`` and the admin API.
 
-Its own port, never the public one (issue 13): operators and scrapers reach it on
+Its own port, never the public one: operators and scrapers reach it on
 loopback or a private network, the internet never does. Every request but
 ``GET /metrics`` (unless ``metrics_need_token``) must carry
 ``Authorization: Bearer <the token of [admin] token_file>`` (RFC 6750 §2.1),

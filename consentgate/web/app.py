@@ -97,8 +97,8 @@ def in_context(handler: Handler) -> Handler:
     peer and client address for every request, the errors every handler shares, and
     the request id and a neutral ``Server`` on every response; no trace ever leaves.
 
-    A wrapper around each route's handler rather than an aiohttp middleware (issue 14,
-    point 2): with no middleware aiohttp calls the handler directly, with one it adds
+    A wrapper around each route's handler rather than an aiohttp middleware:
+    with no middleware aiohttp calls the handler directly, with one it adds
     two coroutine frames and its own ``current_app`` bookkeeping to every request.
     """
 
@@ -293,7 +293,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _watch_forever(store: ConsentStore) -> None:
     """Notice a store file deleted or replaced under the gate even when nobody uses
-    it; the backend logs it once, and from then on refuses (issue 16)."""
+    it; the backend logs it once, and from then on refuses."""
     while True:
         await asyncio.sleep(WATCH_INTERVAL)
         with contextlib.suppress(StoreUnavailable):
@@ -302,7 +302,7 @@ async def _watch_forever(store: ConsentStore) -> None:
 
 async def _check_shared_secret(store: ConsentStore, secret: bytes) -> tuple[str, ...]:
     """Every gate on one store must use one cookie secret: a consent page, a CSRF token
-    or a flow binding made by one gate is checked by another (issue 12, point 5)."""
+    or a flow binding made by one gate is checked by another."""
     mine = secret_fingerprint(secret)
     theirs = await store.claim_cookie_fingerprint(mine)
     if theirs == mine:
@@ -321,7 +321,7 @@ async def _check_shared_secret(store: ConsentStore, secret: bytes) -> tuple[str,
 
 async def _publish_keys(store: ConsentStore) -> tuple[str, ...]:
     """Keep this gate's public keys in the store, so records can be verified from any
-    machine that reaches it (issue 12, point 5). A stored key that differs from ours
+    machine that reaches it. A stored key that differs from ours
     under the same kid was edited in the database: not ready. A stored key this gate
     lacks is only logged: its records are refused here (tampered), which fails closed.
     """

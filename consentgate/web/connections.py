@@ -1,6 +1,6 @@
 """Client connections: a header timeout, a cap on how many are open, quiet accept errors.
 
-Hardening issue #10, point 8: a connection that sent nothing, or stopped in the
+Why: a connection that sent nothing, or stopped in the
 middle of its headers, was kept forever; 500 of them survived 90 s, and with a
 lowered descriptor limit the gate stopped answering health checks and wrote 35 MB
 of accept errors in 20 s. Three rules, as nginx has them

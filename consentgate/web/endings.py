@@ -1,5 +1,5 @@
 """Requests that end before their response: the client went away, or the shutdown
-grace ran out (issue 17).
+grace ran out.
 
 Neither is a bug, so neither is an ERROR with a traceback: a client that drops its
 connection (aiohttp cancels the handler, ``handler_cancellation``, or a write

@@ -1,7 +1,7 @@
 """What the gate has in flight: how many requests, and the streamed responses a
 shutdown may have to cut.
 
-``server.shutdown_grace`` is the whole time from the stop signal to exit (issue 17):
+``server.shutdown_grace`` is the whole time from the stop signal to exit:
 aiohttp's own shutdown waits its timeout for handlers, then cancels them and
 waits the timeout again, about twice the number it is given. So the gate drains
 by itself (:mod:`consentgate.web.shutdown`): it waits for the requests counted

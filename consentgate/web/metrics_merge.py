@@ -1,4 +1,4 @@
-"""One ``/metrics`` for all the workers of a gate (issue 13, point 1).
+"""One ``/metrics`` for all the workers of a gate.
 
 With ``[server] workers = N`` every worker is a full gate with its own registry, and
 every worker binds the admin listener with ``SO_REUSEPORT``, as it binds the public

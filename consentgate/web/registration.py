@@ -49,7 +49,7 @@ async def register(request: web.Request, routed: RoutedPath) -> web.StreamRespon
                 return await stream_response(request, upstream, out)
             # A successful registration the gate cannot read would leave the client
             # unknown, which silently turns its redirect-URI check off: refuse it
-            # instead (fail closed; hardening issue #10). The client may retry.
+            # instead (fail closed). The client may retry.
             if upstream.content_type != "application/json" or (
                 upstream.headers.get("Content-Encoding", "identity").lower() != "identity"
             ):

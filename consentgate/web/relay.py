@@ -619,7 +619,7 @@ def _report_outage(request: web.Request, kind: str, exc: BaseException) -> None:
     """One WARNING naming the error class (a refused connection, a DNS failure, no
     answer in time), at most one per kind every interval: an upstream that is down
     must show in the log, not only as 502 and 504 access lines, without one line per
-    request (issue 15, point 5)."""
+    request."""
     request.app[METRICS].upstream_errors[kind].inc()
     left_out = request.app[UPSTREAM_LOG].allow(kind)
     if left_out is None:

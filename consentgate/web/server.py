@@ -60,7 +60,7 @@ from consentgate.web.shutdown import ABANDON_TIMEOUT, shut_down
 log = logging.getLogger("consentgate")
 
 #: The access log is written at most this long after a request ended, in one write for
-#: every line of that time (issue 14): one system call per batch, not per request.
+#: every line of that time: one system call per batch, not per request.
 #: A graceful stop writes what is left; a kill -9 may lose this much.
 ACCESS_FLUSH_SECONDS = 0.005
 

@@ -1,7 +1,7 @@
 """Stopping within ``server.shutdown_grace``, counted from the signal to the exit.
 
 aiohttp's ``AppRunner.cleanup`` waits its ``shutdown_timeout`` for handlers, then
-cancels them and waits the timeout again: given 8 s it took up to 17 s (issue 17).
+cancels them and waits the timeout again: given 8 s it took up to 17 s.
 So the gate drains itself first:
 
 1. the listening sockets close (no new connections) and idle keep-alive

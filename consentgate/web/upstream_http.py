@@ -5,7 +5,7 @@ headers it has already filtered and a target it must forward byte-exact. The
 session's general machinery (URL objects, cookie jar, tracing, default headers,
 redirect handling, per-request timeout objects, ``ClientRequest`` and
 ``ClientResponse``) was about a third of the gate's CPU per relayed request
-(issue 14: py-spy, ``ClientSession._request`` 30 % of the samples). Here a request is
+(py-spy, ``ClientSession._request`` 30 % of the samples). Here a request is
 one preformatted block of bytes on a pooled connection, and the response is parsed
 by llhttp (``httptools``, the parser of uvicorn and, in C, of aiohttp itself).
 

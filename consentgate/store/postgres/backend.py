@@ -1,7 +1,7 @@
 """The PostgreSQL backend of the consent store: a bounded asyncpg pool, all SQL.
 
 Implements :class:`~consentgate.store.backend.StoreBackend` so that several gate
-instances can share one store (issue 12). It moves rows and owns transactions; it
+instances can share one store. It moves rows and owns transactions; it
 never signs, verifies or emits audit events (the facade does).
 
 Decisions and their sources (REFERENCES.md, docs/store.md "PostgreSQL"):
@@ -505,7 +505,7 @@ class PostgresBackend:
         Not checked for close() here: a write tracked before close() began still runs
         (close waits for it); callers check first."""
         try:
-            # A bounded wait of its own for a pooled connection (issue 16, point 4): with
+            # A bounded wait of its own for a pooled connection: with
             # every connection stuck, a request fails closed after the statement timeout
             # instead of queueing behind all the others.
             async with self._pool.acquire(timeout=self._wait) as conn:

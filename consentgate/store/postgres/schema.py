@@ -186,7 +186,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
     ),
     (
-        # The hash-chained audit trail (issue 13, point 2; consentgate.core.audit). seq
+        # The hash-chained audit trail (consentgate.core.audit). seq
         # is assigned by the appender (it is part of what each row's hash covers);
         # appenders take turns on the change counter's row lock every transaction
         # takes first, so the chain never forks across instances.

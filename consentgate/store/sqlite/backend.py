@@ -8,7 +8,7 @@ Decisions and their sources (REFERENCES.md):
 * aiosqlite with two long-lived connections opened and closed with the app, one
   for writes and one for reads (``query_only``): WAL lets readers go on while a
   writer holds or waits for the write lock, so a remembered approval is not
-  answered after a write stuck behind another process's lock (issue 16, point 4).
+  answered after a write stuck behind another process's lock.
   ``synchronous=NORMAL`` (durable across application crashes; a power cut may
   lose the last transactions, not corrupt the file), ``FULL`` for the commits
   that must be on disk before the person is told (approvals, revocations), a busy
@@ -491,7 +491,7 @@ class SQLiteBackend:
     async def _turn(self, lock: asyncio.Lock) -> AsyncIterator[None]:
         """``lock``, waited for at most the busy timeout: a request queued behind
         others of this process fails closed (``locked``) after a bounded wait of its
-        own, instead of waiting for everyone ahead of it (issue 16, point 4). A free
+        own, instead of waiting for everyone ahead of it. A free
         lock is taken at once, without a timer: the usual case, on every store call."""
         try:
             if lock.locked():
@@ -536,7 +536,7 @@ class SQLiteBackend:
         """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction, shielded from cancellation.
 
         ``durable``: the commit waits until the WAL is on disk (``synchronous=FULL``
-        for this transaction; issue 16). The connection otherwise runs with
+        for this transaction). The connection otherwise runs with
         ``synchronous=NORMAL``, which survives a crash of the process but may lose
         the last commits when the machine or its disk fails.
 

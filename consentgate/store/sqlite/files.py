@@ -73,7 +73,7 @@ def check_location(path: Path, *, create: bool) -> None:
 
 
 def check_private(path: Path) -> None:
-    """Refuse a store file that group or others can read or write (issue 15): it holds
+    """Refuse a store file that group or others can read or write: it holds
     who approved what and the pending authorization requests, and SQLite gives its
     ``-wal`` and ``-shm`` the same mode. Checked by the gate at start; a missing file
     is created 0600 by :func:`check_location`."""

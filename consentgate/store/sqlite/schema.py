@@ -135,7 +135,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE settings (name TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
     ),
     (
-        # The hash-chained audit trail (issue 13, point 2; consentgate.core.audit). seq
+        # The hash-chained audit trail (consentgate.core.audit). seq
         # is the chain's position and the rowid; it is assigned by the appender, not
         # by AUTOINCREMENT, because it is part of what each row's hash covers.
         """CREATE TABLE audit (
