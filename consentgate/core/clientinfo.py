@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 from consentgate.core.bidi import has_bidi_controls, without_bidi_controls
 from consentgate.core.oauth import (
@@ -39,6 +39,12 @@ from consentgate.core.oauth import (
 )
 from consentgate.core.records import ConsentRecord
 from consentgate.core.urls import BadURL, browser_host, split_authority, split_url
+
+#: The kinds of client the gate tells apart (``clients.kinds.client_kind`` decides):
+#: one whose registration the gate saw (RFC 7591), one named by a URL whose metadata
+#: document it checked (MCP 2025-11-25), or neither. A closed set: a metrics label.
+ClientKind = Literal["registered", "metadata_document", "unknown"]
+CLIENT_KINDS: Final[tuple[ClientKind, ...]] = ("registered", "metadata_document", "unknown")
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LINK_LENGTH: Final = 2048
