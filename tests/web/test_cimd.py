@@ -567,3 +567,31 @@ async def test_decisions_are_counted_by_client_kind_never_by_client_id(start_cim
     ):
         assert line in exposition, exposition
     assert cimd.client_id not in exposition and registered not in exposition
+
+
+async def test_the_approvals_page_shows_a_url_clients_verified_domain_not_an_unverified_badge(
+    start_cimd: Any,
+) -> None:
+    cimd = await start_cimd()
+    registered = await register_client(cimd.stack)
+    async with Browser(cimd.stack.url) as browser:
+        await approve(browser, await browser.authorize(sign_in(cimd.client_id)))
+        cimd.clock.advance(5)
+        await approve(
+            browser,
+            await browser.authorize(
+                {**sign_in(registered), "redirect_uri": "https://client.example/callback"}
+            ),
+        )
+        page = await browser.get("/_consentgate/approvals")
+    assert page.status == 200
+    first, second = page.text.split('<li class="approval"')[1:]
+    # Newest first: the registered client, by its declared name, verified by registration.
+    assert "&ldquo;<bdi>Registered</bdi>&rdquo;" in first
+    assert "Verified domain" not in first and "Unverified client" not in first
+    # The URL client: its domain, verified by the document fetched from it over HTTPS.
+    assert "An application from <bdi>127.0.0.1</bdi>" in second
+    assert "Verified domain: <strong><bdi>127.0.0.1</bdi></strong>" in second
+    assert "Unverified client" not in second
+    assert f"<code><bdi>{cimd.client_id}</bdi></code>" in second
+    assert cimd.host.accepted == 1  # the page fetched nothing
