@@ -433,10 +433,17 @@ def _warn_failures(count: int) -> None:
 
 
 def _cmd_consents_list(args: argparse.Namespace) -> int:
+    from consentgate.clients.kinds import Describer
     from consentgate.core.records import consent_listing
     from consentgate.store import VerificationFailure
 
     async def action(store: ConsentStore) -> int:
+        async def is_registered(client_id: str) -> bool:
+            return await store.get_client(client_id) is not None
+
+        # A URL client by its URL, any other by whether the store keeps its
+        # registration: the admin API's GET /admin/consents says the same.
+        described = Describer(is_registered)
         failures: list[VerificationFailure] = []
         now = store.clock()
         records = store.iter_records(
@@ -451,13 +458,18 @@ def _cmd_consents_list(args: argparse.Namespace) -> int:
             first = True
             async for record in records:
                 out.write("\n" if first else ",\n")
-                out.write(_json_line(consent_listing(record, now)))
+                description = await described(record.client_id)
+                out.write(_json_line({**consent_listing(record, now), **description.fields()}))
                 first = False
             out.write("\n]\n")
         else:
-            columns = "ID STATUS SUBJECT CLIENT_ID REDIRECT_URI SCOPES RESOURCE GRANTED EXPIRES"
+            columns = (
+                "ID STATUS SUBJECT CLIENT_ID REDIRECT_URI SCOPES RESOURCE GRANTED EXPIRES "
+                "CLIENT_KIND CLIENT_DOMAIN"
+            )
             out.write(columns.replace(" ", "\t") + "\n")
             async for record in records:
+                description = await described(record.client_id)
                 fields = (
                     record.id,
                     record.status(now),
@@ -468,6 +480,8 @@ def _cmd_consents_list(args: argparse.Namespace) -> int:
                     record.resource or "-",
                     _utc(record.granted_at),
                     _utc(record.expires_at),
+                    description.kind,
+                    description.domain or "-",
                 )
                 out.write("\t".join(fields) + "\n")
         out.flush()

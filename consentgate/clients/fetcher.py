@@ -106,6 +106,27 @@ class FetchSettings:
         )
 
 
+@dataclass(frozen=True)
+class Admission:
+    """Whether a URL client_id may be fetched at all: the switch and the domain policy.
+
+    A reload (SIGHUP) may change these (``[clients] fetch_documents``,
+    ``blocked_domains``, ``allowed_domains``), so the web layer passes the request's
+    own snapshot to :meth:`DocumentFetcher.get` rather than rely on the copy the
+    fetcher was built with; the check runs before the cache, so a document cached
+    while its domain was allowed is not served once the domain is blocked."""
+
+    enabled: bool = True
+    domains: DomainPolicy = field(default_factory=DomainPolicy)
+
+    @classmethod
+    def from_config(cls, clients: ClientsConfig) -> Admission:
+        return cls(
+            clients.fetch_documents,
+            DomainPolicy(clients.blocked_domains, clients.allowed_domains),
+        )
+
+
 def _validator(value: str | None) -> str | None:
     """An ETag or Last-Modified worth sending back: printable ASCII, short."""
     if value is None or len(value) > MAX_VALIDATOR_LENGTH:
@@ -140,8 +161,7 @@ class DocumentFetcher:
         self._documents = DocumentCache(settings.cache_size)
         self._failures: FailureCache[FetchFailed] = FailureCache(settings.cache_size)
         self._hosts = HostBudget(settings.per_host_per_minute, HOST_WINDOW)
-        #: An empty policy allows every host parse_client_id_url accepted: skip it.
-        self._policy = bool(settings.domains.blocked or settings.domains.allowed)
+        self._admission = Admission(settings.enabled, settings.domains)
         self._flights: dict[str, asyncio.Task[FetchResult]] = {}
         #: Network fetches made (requests sent or attempted): for metrics and tests.
         self.fetches = 0
@@ -156,15 +176,22 @@ class DocumentFetcher:
         """Fetches in flight now."""
         return len(self._flights)
 
-    async def get(self, client: ClientIdURL) -> FetchResult:
+    async def get(self, client: ClientIdURL, admission: Admission | None = None) -> FetchResult:
         """The document at ``client.url``, from the cache or fetched; never raises for
-        anything the network or the document host does."""
+        anything the network or the document host does.
+
+        ``admission`` is the switch and domain policy in force for this request (the
+        request's settings snapshot); by default the ones the fetcher was built with.
+        It is checked before the cache: a refused host is neither served nor contacted.
+        """
         url = client.url
         settings = self.settings
-        if not settings.enabled:
+        admit = admission or self._admission
+        if not admit.enabled:
             return failure(url, "disabled", "[clients] fetch_documents is false")
-        if self._policy:
-            decision = settings.domains.decide(client.host)
+        # An empty policy allows every host parse_client_id_url accepted: skip it.
+        if admit.domains.blocked or admit.domains.allowed:
+            decision = admit.domains.decide(client.host)
             if decision != "allowed":
                 detail = f"{client.host}: {decision.replace('_', ' ')}"
                 return failure(url, "blocked_domain", detail)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from consentgate.core.audit import EVENTS, parse_since
+from consentgate.core.clientinfo import CLIENT_KINDS, ClientKind
 from consentgate.core.records import check_text
 
 #: Records per page when ``limit`` is not given, and the most a page may ask for.
@@ -136,8 +137,28 @@ def _page(values: dict[str, str]) -> PageQuery:
 
 
 def parse_page_query(pairs: Iterable[tuple[str, str]]) -> PageQuery:
-    """``limit`` and ``cursor``, nothing else (``GET /admin/clients``)."""
+    """``limit`` and ``cursor``, nothing else."""
     return _page(_single(pairs, ("limit", "cursor")))
+
+
+@dataclass(frozen=True, slots=True)
+class ClientsQuery:
+    """``GET /admin/clients``: which kind of client, and the page."""
+
+    kind: ClientKind = "registered"
+    page: PageQuery = PageQuery()
+
+
+def parse_clients_query(pairs: Iterable[tuple[str, str]]) -> ClientsQuery:
+    """``kind`` (``registered``, the default: the registrations the store keeps;
+    ``metadata_document`` or ``unknown``: the clients of those kinds that have
+    approvals), ``limit`` and ``cursor``."""
+    values = _single(pairs, ("kind", "limit", "cursor"))
+    kind = values.get("kind", "registered")
+    for name in CLIENT_KINDS:
+        if kind == name:
+            return ClientsQuery(name, _page(values))
+    raise BadRequest(f"kind: expected one of {', '.join(CLIENT_KINDS)}, got {kind[:40]!r}")
 
 
 def parse_consent_query(pairs: Iterable[tuple[str, str]]) -> ConsentQuery:

@@ -450,7 +450,7 @@ def entry_for(event: AuditEvent, at: int) -> AuditEntry | None:
 
     if name in ("consent_approved", "consent_denied"):
         detail: dict[str, object] = {}
-        for key in ("remembered", "upstream_status", "bound"):
+        for key in ("remembered", "upstream_status", "bound", "client_kind", "client_domain"):
             if key in f:
                 detail[key] = f[key]
         return AuditEntry(

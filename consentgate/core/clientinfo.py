@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 from consentgate.core.bidi import has_bidi_controls, without_bidi_controls
 from consentgate.core.oauth import (
@@ -39,6 +39,12 @@ from consentgate.core.oauth import (
 )
 from consentgate.core.records import ConsentRecord
 from consentgate.core.urls import BadURL, browser_host, split_authority, split_url
+
+#: The kinds of client the gate tells apart (``clients.kinds.client_kind`` decides):
+#: one whose registration the gate saw (RFC 7591), one named by a URL whose metadata
+#: document it checked (MCP 2025-11-25), or neither. A closed set: a metrics label.
+ClientKind = Literal["registered", "metadata_document", "unknown"]
+CLIENT_KINDS: Final[tuple[ClientKind, ...]] = ("registered", "metadata_document", "unknown")
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LINK_LENGTH: Final = 2048
@@ -339,6 +345,9 @@ class ApprovalView:
     client_id: str
     client_name: str | None
     verified: bool
+    #: The host of a client named by a URL: its document was fetched from there over
+    #: HTTPS before the approval was recorded (shown instead of an unverified name).
+    verified_domain: str | None
     redirect: RedirectTarget | None
     redirect_uri: str
     any_port: bool
@@ -368,11 +377,16 @@ def build_approval_view(
     *,
     scope_descriptions: Mapping[str, str],
     now: float,
+    verified_domain: str | None = None,
 ) -> ApprovalView:
     """What the approvals page says about one of this browser's approvals.
 
     The client's name is its own claim (RFC 7591 §5), cleaned as on the consent
-    page; the destination is the host the browser will contact, as there.
+    page; the destination is the host the browser will contact, as there. A client
+    named by a URL (``verified_domain``, its host) has no registration and its
+    document is not stored: the page shows the domain the gate fetched the document
+    from, as the consent page did, rather than "Unverified client" (MCP 2025-11-25,
+    "Client ID Metadata Documents"; docs/clients.md).
     """
     try:
         redirect: RedirectTarget | None = parse_redirect_uri(record.redirect_uri)
@@ -382,7 +396,8 @@ def build_approval_view(
         id=record.id,
         client_id=without_bidi_controls(record.client_id),
         client_name=clean_name(client.client_name) if client is not None else None,
-        verified=client is not None,
+        verified=client is not None or verified_domain is not None,
+        verified_domain=verified_domain,
         redirect=shown_redirect(redirect),
         redirect_uri=without_bidi_controls(record.redirect_uri),
         any_port=loopback_without_port(record.redirect_uri) is not None,

@@ -25,7 +25,9 @@ from typing import Final, Literal
 
 from consentgate.core.records import STORE_INTEGERS
 
-Listing = Literal["consents", "clients", "audit"]
+#: ``metadata_document_clients`` and ``unknown_clients`` page ``GET /admin/clients``
+#: of those kinds, which are tallied from the approvals: their position is an index.
+Listing = Literal["consents", "clients", "audit", "metadata_document_clients", "unknown_clients"]
 
 #: A cursor longer than this is not one of ours (they are about 40 characters).
 MAX_CURSOR_LENGTH: Final = 200

@@ -66,6 +66,9 @@ RELOADABLE: Final[Mapping[str, str]] = {
     "consent.allow_request_object": "per request (parsing)",
     "consent.show_logos": "per request (consent page)",
     "consent.scope_descriptions": "per request (consent page)",
+    "clients.fetch_documents": "per request (a client named by a URL, before the cache)",
+    "clients.blocked_domains": "per request (a client named by a URL, before the cache)",
+    "clients.allowed_domains": "per request (a client named by a URL, before the cache)",
     "log.format": "the log handler and the access log writer are rebuilt",
     "log.level": "the log level is set again",
     "log.access_log": "the access log writer is switched on or off",
@@ -103,7 +106,6 @@ RESTART_ONLY: Final[Mapping[str, str]] = {
     "the same file: rotate the token in place)",
     "admin.metrics_need_token": "the admin listener's routes are set up at start",
     "audit.keep": "the purge task takes it at start",
-    "clients.fetch_documents": "the document fetcher is built at start",
     "clients.fetch_allow_networks": "the document fetcher is built at start",
     "clients.fetch_ca_file": "the fetcher's TLS context is built at start",
     "clients.fetch_timeout": "the document fetcher is built at start",
@@ -114,8 +116,6 @@ RESTART_ONLY: Final[Mapping[str, str]] = {
     "clients.fetch_cache_size": "the document cache is built at start",
     "clients.fetch_per_host_per_minute": "the document fetcher is built at start",
     "clients.fetch_max_concurrent": "the document fetcher is built at start",
-    "clients.blocked_domains": "the document fetcher is built at start",
-    "clients.allowed_domains": "the document fetcher is built at start",
 }
 
 

@@ -23,15 +23,18 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from consentgate.clients.kinds import ApprovalTally, Describer, describe
 from consentgate.core.adminapi import (
     MAX_BODY_BYTES,
     BadRequest,
+    ClientsQuery,
     parse_audit_query,
+    parse_clients_query,
     parse_consent_query,
-    parse_page_query,
     parse_record_id,
     parse_revoke_body,
 )
+from consentgate.core.paging import Listing, decode_cursor, encode_cursor
 from consentgate.core.records import client_listing, consent_listing
 from consentgate.core.requestids import new_request_id
 from consentgate.store import ConsentStore, VerificationFailure
@@ -53,6 +56,16 @@ def _store(request: web.Request) -> ConsentStore:
     return request.app[STORE]
 
 
+def describer(store: ConsentStore) -> Describer:
+    """The kind and domain of each client a listing names: a URL client by its URL, any
+    other by whether the store keeps its registration (verified, cached)."""
+
+    async def is_registered(client_id: str) -> bool:
+        return await store.get_client(client_id) is not None
+
+    return Describer(is_registered)
+
+
 async def list_consents(request: web.Request) -> web.Response:
     """``GET /admin/consents``: a page of verified records, filtered; ``next_cursor``."""
     query = parse_consent_query(request.rel_url.query.items())
@@ -69,8 +82,15 @@ async def list_consents(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise BadRequest(f"cursor: {exc}") from None
     now = store.clock()
+    described = describer(store)
     return json_response(
-        {"consents": [consent_listing(r, now) for r in records], "next_cursor": next_cursor}
+        {
+            "consents": [
+                {**consent_listing(r, now), **(await described(r.client_id)).fields()}
+                for r in records
+            ],
+            "next_cursor": next_cursor,
+        }
     )
 
 
@@ -91,10 +111,11 @@ async def get_consent(request: web.Request) -> web.Response:
                 "verification": {"status": "tampered", "reason": found.reason},
             }
         )
+    described = await describer(store)(found.client_id)
     return json_response(
         {
             "id": ident,
-            "consent": consent_listing(found, store.clock()),
+            "consent": {**consent_listing(found, store.clock()), **described.fields()},
             "verification": {"status": "valid"},
         }
     )
@@ -116,17 +137,59 @@ async def revoke_consents(request: web.Request) -> web.Response:
 
 
 async def list_clients(request: web.Request) -> web.Response:
-    """``GET /admin/clients``: a page of verified learned clients; ``next_cursor``."""
-    page = parse_page_query(request.rel_url.query.items())
+    """``GET /admin/clients``: a page of clients of one kind; ``next_cursor``.
+
+    ``kind=registered`` (the default) pages the verified registrations the store keeps.
+    A client named by a URL has no registration, and its metadata document is not
+    stored (each process fetches and caches it in memory, so no listing of documents
+    would be the same from one worker to the next): ``kind=metadata_document`` lists
+    the URL clients that people approved, from the verified records, with their
+    domain and counts, which is what an operator acts on (``revoke`` by client_id);
+    ``kind=unknown`` likewise the other client_ids without a registration."""
+    query = parse_clients_query(request.rel_url.query.items())
+    store = _store(request)
+    if query.kind != "registered":
+        return json_response(await _approved_clients(store, query))
     try:
-        clients, next_cursor = await _store(request).page_clients(
-            cursor=page.cursor, limit=page.limit
+        clients, next_cursor = await store.page_clients(
+            cursor=query.page.cursor, limit=query.page.limit
         )
     except ValueError as exc:
         raise BadRequest(f"cursor: {exc}") from None
     return json_response(
-        {"clients": [client_listing(c) for c in clients], "next_cursor": next_cursor}
+        {
+            "clients": [
+                {**client_listing(c), **describe(c.client_id, registered=True).fields()}
+                for c in clients
+            ],
+            "next_cursor": next_cursor,
+        }
     )
+
+
+async def _approved_clients(store: ConsentStore, query: ClientsQuery) -> dict[str, Any]:
+    """The clients of ``query.kind`` that verified records name, oldest first: one pass
+    over the records per page (the position is an index into that list)."""
+    listing: Listing = (
+        "metadata_document_clients" if query.kind == "metadata_document" else "unknown_clients"
+    )
+    try:
+        start = 0 if query.page.cursor is None else decode_cursor(listing, query.page.cursor)
+    except ValueError as exc:
+        raise BadRequest(f"cursor: {exc}") from None
+    described = describer(store)
+    tally = ApprovalTally()
+    now = store.clock()
+    async for record in store.iter_records():
+        description = await described(record.client_id)
+        if description.kind == query.kind:
+            tally.add(record, description, now)
+    clients = tally.clients()
+    end = start + query.page.limit
+    return {
+        "clients": [entry.listing() for entry in clients[start:end]],
+        "next_cursor": encode_cursor(listing, end) if end < len(clients) else None,
+    }
 
 
 async def list_audit(request: web.Request) -> web.Response:

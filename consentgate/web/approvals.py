@@ -34,6 +34,8 @@ from typing import Final
 
 from aiohttp import web
 
+from consentgate.clients.client_id_urls import is_url_client_id
+from consentgate.clients.kinds import client_domain
 from consentgate.core.clientinfo import ApprovalView, build_approval_view
 from consentgate.core.cookies import same_token
 from consentgate.core.records import ClientRecord
@@ -67,13 +69,19 @@ async def approvals_page(request: web.Request) -> web.StreamResponse:
         records.sort(key=lambda record: record.granted_at, reverse=True)
         clients: dict[str, ClientRecord | None] = {}
         for record in records:
-            if record.client_id not in clients:
+            # A client named by a URL has no registration to look up (never fetched
+            # here either: the page shows the domain its approval was checked against).
+            if record.client_id not in clients and not is_url_client_id(record.client_id):
                 clients[record.client_id] = await store.get_client(record.client_id)
         now = request.app[CLOCK]()
         descriptions = dict(config.consent.scope_descriptions)
         views = [
             build_approval_view(
-                record, clients[record.client_id], scope_descriptions=descriptions, now=now
+                record,
+                clients.get(record.client_id),
+                scope_descriptions=descriptions,
+                now=now,
+                verified_domain=client_domain(record.client_id),
             )
             for record in records
         ]

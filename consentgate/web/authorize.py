@@ -30,6 +30,7 @@ import time
 from aiohttp import web
 
 from consentgate.clients.client_id_urls import is_url_client_id
+from consentgate.clients.kinds import ClientDescription, describe
 from consentgate.clients.metadata_documents import localhost_only
 from consentgate.core.clientinfo import ClientMetadata, build_view
 from consentgate.core.cookies import set_cookie_header
@@ -142,6 +143,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
             "client_id": auth.client_id,
             "redirect_uri": auth.redirect_uri,
             "subject": browser.subject or "",
+            **_description(auth, client, listed).audit_fields(),
         }
         return await forward_authorization(
             request,
@@ -172,6 +174,16 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
     return await _render_consent(
         request, auth, client if registered else None, browser, listed=listed
     )
+
+
+def _description(
+    auth: AuthorizationRequest, client: ClientMetadata | None, listed: ListedClient | None
+) -> ClientDescription:
+    """The client's kind and, for a URL client, the domain its document was fetched
+    from (audit lines and the decision metrics: ``client_kind``, ``client_domain``)."""
+    if listed is not None:
+        return ClientDescription("metadata_document", listed.client.host)
+    return describe(auth.client_id, registered=client is not None)
 
 
 async def _silent_reason(
@@ -289,7 +301,6 @@ async def _render_consent(
         response.headers.add(
             "Set-Cookie", set_cookie_header(name, "", max_age=0, secure=config.secure_cookies)
         )
-    kind = "registered" if client is not None else "unknown"
     audit_event(
         request,
         "consent_asked",
@@ -297,7 +308,7 @@ async def _render_consent(
         client_id=auth.client_id,
         redirect_uri=auth.redirect_uri,
         verified=client is not None,
-        client_kind="metadata_document" if listed is not None else kind,
+        **_description(auth, client, listed).audit_fields(),
         subject=subject,
         pending=pending_id,
     )

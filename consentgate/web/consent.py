@@ -24,6 +24,7 @@ import asyncio
 from aiohttp import web
 
 from consentgate.clients.client_id_urls import is_url_client_id
+from consentgate.clients.kinds import ClientDescription, describe
 from consentgate.core.cookies import same_token, set_cookie_header
 from consentgate.core.oauth import (
     OAuthRequestError,
@@ -103,6 +104,10 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         checked = await listed_client(request, auth, "answer")
         if isinstance(checked, web.Response):
             return checked
+        description = ClientDescription("metadata_document", checked.client.host)
+    else:
+        registered = await store.get_client(auth.client_id) is not None
+        description = describe(auth.client_id, registered=registered)
     remember = decision == "approve" and form.get("remember") == "yes" and shown.remember_allowed
     if remember:
         # The page is used up and the approval remembered in one durable commit: a
@@ -144,6 +149,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         "scopes": " ".join(sorted(auth.scopes)),
         "subject": browser.subject,
         "pending": pending_id,
+        **description.audit_fields(),
     }
     if decision == "deny":
         audit_event(request, "consent_denied", "consent denied", **fields)

@@ -44,11 +44,11 @@ from aiohttp import web
 
 from consentgate.clients.client_id_urls import BadClientIdURL, ClientIdURL, parse_client_id_url
 from consentgate.clients.fetch_results import TRANSIENT, FetchFailed
-from consentgate.clients.fetcher import DocumentFetcher
+from consentgate.clients.fetcher import Admission, DocumentFetcher
 from consentgate.clients.metadata_documents import ClientMetadataDocument, redirect_uri_listed
 from consentgate.core.errors import StartupError
 from consentgate.core.oauth import AuthorizationRequest
-from consentgate.web.appkeys import CLOCK, DOCUMENT_FETCHER, LIVE_SETTINGS
+from consentgate.web.appkeys import CLOCK, DOCUMENT_FETCHER, LIVE_SETTINGS, SETTINGS
 from consentgate.web.audit import audit_event
 from consentgate.web.pages import error_response
 
@@ -184,7 +184,10 @@ async def listed_client(
             message=f"{exc} The sign-in was stopped here; nothing was sent on.",
             title="This application's address cannot be used",
         )
-    result = await request.app[DOCUMENT_FETCHER].get(client)
+    # The switch and the domain policy of this request's snapshot: a reload applies
+    # them to the next request, cached documents included (docs/clients.md).
+    admission = Admission.from_config(request[SETTINGS].config.clients)
+    result = await request.app[DOCUMENT_FETCHER].get(client, admission)
     if not result.ok:
         return _fetch_failed(request, auth, where, result)
     if not redirect_uri_listed(result.document, auth.redirect_uri):

@@ -33,6 +33,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from consentgate import __version__
 from consentgate.clients.fetch_results import FAILURE_REASONS
+from consentgate.core.clientinfo import CLIENT_KINDS, ClientKind
 from consentgate.core.events import AuditEvent
 
 #: audit event -> consent decision outcome.
@@ -69,6 +70,16 @@ ADMIN_REFUSALS: Final = ("missing", "wrong")
 EXPOSITION_TYPE: Final = CONTENT_TYPE_LATEST
 DECISION_OUTCOMES: Final = ("asked", "approved", "denied", "preapproved", "remembered")
 _STATUS_CLASSES: Final = tuple(f"{n}xx" for n in range(1, 6))
+
+
+def _kind(event: AuditEvent) -> ClientKind:
+    """The event's ``client_kind``, one of the closed set (a label, so never anything
+    else: an event without one counts as ``unknown``)."""
+    kind = event.fields.get("client_kind")
+    for known in CLIENT_KINDS:
+        if kind == known:
+            return known
+    return "unknown"
 
 
 class PlainHistogram:
@@ -128,11 +139,14 @@ class _HotCollector:
         for label, count in zip(_STATUS_CLASSES, m.relayed_by_class, strict=True):
             responses.add_metric([label], count, created=self._created)
         decisions = CounterMetricFamily(
-            "consentgate_consent_decisions", "Consent decisions by outcome.", labels=["outcome"]
+            "consentgate_consent_decisions",
+            "Consent decisions by outcome and client kind (registered, metadata_document: "
+            "named by a URL, unknown).",
+            labels=["outcome", "client_kind"],
         )
-        for outcome, count in m.decision_counts.items():
+        for (outcome, kind), count in m.decision_counts.items():
             if count:
-                decisions.add_metric([outcome], count, created=self._created)
+                decisions.add_metric([outcome, kind], count, created=self._created)
         return [
             decisions,
             responses,
@@ -156,7 +170,9 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         #: Plain numbers, exposed by :class:`_HotCollector` (see the module docstring).
-        self.decision_counts = dict.fromkeys(DECISION_OUTCOMES, 0)
+        self.decision_counts: dict[tuple[str, ClientKind], int] = {
+            (outcome, kind): 0 for outcome in DECISION_OUTCOMES for kind in CLIENT_KINDS
+        }
         self.relayed_by_class = [0] * 5
         self.upstream_seconds = PlainHistogram(
             (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -253,9 +269,9 @@ class Metrics:
         name = event.event
         if name == "consent_silent":
             outcome = "preapproved" if event.fields.get("reason") == "preapproved" else "remembered"
-            self.decision_counts[outcome] += 1
+            self.decision_counts[outcome, _kind(event)] += 1
         elif name in _DECISIONS:
-            self.decision_counts[_DECISIONS[name]] += 1
+            self.decision_counts[_DECISIONS[name], _kind(event)] += 1
         elif name in ("answer_refused", "approvals_refused"):
             reason = next((r for phrase, r in _ANSWER_REFUSALS if phrase in event.message), "other")
             self.refusals.labels(reason).inc()

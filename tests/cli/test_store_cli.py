@@ -200,6 +200,8 @@ def test_consents_list_prints_a_table_of_the_records(
         "RESOURCE",
         "GRANTED",
         "EXPIRES",
+        "CLIENT_KIND",
+        "CLIENT_DOMAIN",
     ]
     first = lines[1].split("\t")
     record = setup.records[0]
@@ -213,7 +215,29 @@ def test_consents_list_prints_a_table_of_the_records(
         "-",
     ]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first[7])
+    assert first[9:] == ["registered", "-"]
+    assert lines[3].split("\t")[9:] == ["unknown", "-"]  # client-2 has no registration
     assert len(lines) == 4
+
+
+def test_consents_list_tells_a_url_client_by_its_kind_and_domain(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "https://Notes.example/oauth/client.json"
+    (record,) = populate(setup.store.parent, [("carol", url, "http://127.0.0.1/callback")])
+    assert main(setup.args("consents", "list", "--client", url)) == 0
+    (row,) = capsys.readouterr().out.splitlines()[1:]
+    assert row.split("\t")[3] == url
+    assert row.split("\t")[9:] == ["metadata_document", "notes.example"]
+    assert main(setup.args("consents", "list", "--json")) == 0
+    listed = {item["id"]: item for item in json.loads(capsys.readouterr().out)}
+    assert (listed[record.id]["client_kind"], listed[record.id]["client_domain"]) == (
+        "metadata_document",
+        "notes.example",
+    )
+    first = listed[setup.records[0].id]
+    assert (first["client_kind"], first["client_domain"]) == ("registered", None)
+    assert listed[setup.records[2].id]["client_kind"] == "unknown"
 
 
 @pytest.mark.parametrize(

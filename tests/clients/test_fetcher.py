@@ -23,7 +23,7 @@ from consentgate.clients.client_id_urls import ClientIdURL, parse_client_id_url
 from consentgate.clients.domain_policy import DomainPolicy, parse_domain_entries
 from consentgate.clients.fetch_addresses import parse_networks
 from consentgate.clients.fetch_results import FAILURE_REASONS, PERSON_MESSAGES, Fetched, FetchFailed
-from consentgate.clients.fetcher import DocumentFetcher, FetchSettings
+from consentgate.clients.fetcher import Admission, DocumentFetcher, FetchSettings
 from consentgate.clients.https_get import USER_AGENT
 from consentgate.core.config import config_from_mapping
 from tests.clients.documenthost import (
@@ -343,6 +343,31 @@ async def test_a_blocked_domain_is_never_contacted(world: World) -> None:
     assert (outside.reason, outside.detail) == ("blocked_domain", "other.docs.test: not allowed")
     off = world.fetcher(resolve=resolve, enabled=False)
     assert failed(await off.get(parse_client_id_url("https://app.test/c"))).reason == "disabled"
+
+
+async def test_the_admission_given_to_get_wins_over_the_built_one_and_comes_before_the_cache(
+    world: World,
+) -> None:
+    """A reload hands each request its own switch and domain policy: a document cached
+    while its host was allowed is refused once the host is blocked, without a fetch,
+    and served again from the cache once it is allowed again."""
+    async with host_on(world) as host:
+        client = serve_document(host)
+        fetcher = world.fetcher()
+        assert not fetched(await fetcher.get(client)).cached
+        blocked = Admission(domains=DomainPolicy(blocked=parse_domain_entries(["127.0.0.1"])))
+        result = failed(await fetcher.get(client, blocked))
+        assert (result.reason, result.detail) == ("blocked_domain", "127.0.0.1: blocked")
+        off = failed(await fetcher.get(client, Admission(enabled=False)))
+        assert off.reason == "disabled"
+        assert fetched(await fetcher.get(client, Admission())).cached
+        assert host.accepted == 1 and fetcher.fetches == 1
+    built_off = world.fetcher(enabled=False)
+    other = parse_client_id_url("https://app.test/c")
+    assert failed(await built_off.get(other)).reason == "disabled"
+    allowed_only = Admission(domains=DomainPolicy(allowed=parse_domain_entries(["=docs.test"])))
+    refused = failed(await built_off.get(other, allowed_only))
+    assert (refused.reason, refused.detail) == ("blocked_domain", "app.test: not allowed")
 
 
 # --- answers that are not a document --------------------------------------------------------

@@ -6,11 +6,13 @@ import pytest
 
 from consentgate.core.adminapi import (
     BadRequest,
+    ClientsQuery,
     ConsentQuery,
     PageQuery,
     RevokeRequest,
     bearer_token,
     parse_audit_query,
+    parse_clients_query,
     parse_consent_query,
     parse_revoke_body,
     token_matches,
@@ -86,3 +88,14 @@ def test_a_since_that_no_64_bit_store_column_holds_is_refused_naming_it() -> Non
     for text in ("9999999999999999999s", "106752000000000d"):
         with pytest.raises(BadRequest, match=f"since: .*{text}"):
             parse_audit_query([("since", text)], now)
+
+
+def test_a_clients_query_names_one_kind_registered_by_default() -> None:
+    assert parse_clients_query([]) == ClientsQuery("registered", PageQuery())
+    assert parse_clients_query([("kind", "metadata_document"), ("limit", "5")]) == ClientsQuery(
+        "metadata_document", PageQuery(5)
+    )
+    with pytest.raises(BadRequest, match="kind: expected one of registered, metadata_document, "):
+        parse_clients_query([("kind", "Registered")])
+    with pytest.raises(BadRequest, match="unknown query parameter 'subject'"):
+        parse_clients_query([("subject", "x")])

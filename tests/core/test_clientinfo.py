@@ -299,3 +299,17 @@ def test_links_of_a_url_client_are_flagged_when_they_leave_its_verified_domain()
 def test_a_url_client_never_gets_a_logo_even_with_logos_on() -> None:
     view = cimd_view("https://app.example.com/cb", Meta(logo_uri="https://app.example.com/l.png"))
     assert view.logo_url is None
+
+
+def test_an_approval_of_a_url_client_shows_its_verified_domain_instead_of_a_name() -> None:
+    record = make_record(
+        client_id="https://notes.example/client.json", redirect_uri="http://127.0.0.1/callback"
+    )
+    view = build_approval_view(
+        record, None, scope_descriptions={}, now=record.granted_at, verified_domain="notes.example"
+    )
+    assert view.verified and view.verified_domain == "notes.example"
+    assert view.client_name is None
+    assert view.client_id == "https://notes.example/client.json"
+    unknown = build_approval_view(make_record(), None, scope_descriptions={}, now=0)
+    assert unknown.verified_domain is None and not unknown.verified

@@ -206,6 +206,8 @@ async def test_consents_are_listed_with_the_cli_field_names_and_filtered(admin: 
         "key_id",
         "signature",
         "status",
+        "client_kind",
+        "client_domain",
     }
     assert [c["status"] for c in body["consents"]] == [
         "active",
@@ -692,3 +694,113 @@ async def test_an_unforeseen_failure_is_a_json_500_without_a_trace(
     assert headers["Content-Type"].startswith("application/json")
     assert "unforeseen" not in str(body) and "Traceback" not in str(body)
     assert [r.name for r in caplog.records if r.exc_info] == ["consentgate"]
+
+
+# --- the two kinds of client ----------------------------------------------------------------
+
+NOTES = "https://notes.example/oauth/client.json"
+PORTED = "https://App.Tools.example:8443/c.json"
+
+
+async def test_each_consent_names_its_client_kind_and_the_domain_of_a_url_client(
+    admin_on_each_backend: Admin,
+) -> None:
+    admin = admin_on_each_backend
+    registered = await register(admin.stack)
+    made = {
+        "registered": await approve(admin.store, "alice", registered),
+        "url": await approve(admin.store, "alice", NOTES, "http://127.0.0.1/callback"),
+        "ported": await approve(admin.store, "bob", PORTED, "http://127.0.0.1/callback"),
+        "unknown": await approve(admin.store, "bob", "client-from-elsewhere"),
+    }
+    status, body = await admin.get("/admin/consents")
+    assert status == 200, body
+    shown = {c["id"]: (c["client_kind"], c["client_domain"]) for c in body["consents"]}
+    assert shown == {
+        made["registered"]: ("registered", None),
+        made["url"]: ("metadata_document", "notes.example"),
+        made["ported"]: ("metadata_document", "app.tools.example"),
+        made["unknown"]: ("unknown", None),
+    }
+    status, one = await admin.get(f"/admin/consents/{made['url']}")
+    assert status == 200
+    assert one["consent"]["client_id"] == NOTES
+    assert (one["consent"]["client_kind"], one["consent"]["client_domain"]) == (
+        "metadata_document",
+        "notes.example",
+    )
+
+
+async def test_clients_are_listed_by_kind_url_clients_from_their_approvals(
+    admin_on_each_backend: Admin,
+) -> None:
+    """The store keeps no document of a client named by a URL (each process fetches
+    and caches it in memory), so ``kind=metadata_document`` lists the URL clients
+    people approved, from the verified records, with their domain and counts."""
+    admin = admin_on_each_backend
+    registered = await register(admin.stack, client_name="Registered One")
+    loopback = "http://127.0.0.1/callback"
+    await approve(admin.store, "alice", NOTES, loopback)
+    admin.clock.advance(10)
+    await approve(admin.store, "alice", registered)
+    await approve(admin.store, "alice", PORTED, loopback)
+    admin.clock.advance(10)
+    later = await approve(admin.store, "bob", NOTES, loopback)
+    await approve(admin.store, "carol", "client-from-elsewhere")
+    await admin.store.revoke(id=later)
+
+    status, body = await admin.get("/admin/clients")
+    assert status == 200, body
+    assert [(c["client_id"], c["client_kind"]) for c in body["clients"]] == [
+        (registered, "registered")
+    ]
+    assert body["clients"][0]["client_name"] == "Registered One"
+    assert body["clients"][0]["client_domain"] is None
+    assert (await admin.get("/admin/clients", kind="registered"))[1] == body
+
+    status, body = await admin.get("/admin/clients", kind="metadata_document")
+    assert status == 200, body
+    now = int(admin.clock())
+    assert body == {
+        "clients": [
+            {
+                "client_id": NOTES,
+                "client_kind": "metadata_document",
+                "client_domain": "notes.example",
+                "approvals": 2,
+                "active_approvals": 1,
+                "last_approved_at": now,
+            },
+            {
+                "client_id": PORTED,
+                "client_kind": "metadata_document",
+                "client_domain": "app.tools.example",
+                "approvals": 1,
+                "active_approvals": 1,
+                "last_approved_at": now - 10,
+            },
+        ],
+        "next_cursor": None,
+    }
+    status, first = await admin.get("/admin/clients", kind="metadata_document", limit="1")
+    assert [c["client_id"] for c in first["clients"]] == [NOTES]
+    status, second = await admin.get(
+        "/admin/clients", kind="metadata_document", limit="1", cursor=first["next_cursor"]
+    )
+    assert [c["client_id"] for c in second["clients"]] == [PORTED]
+    assert second["next_cursor"] is None
+
+    status, unknown = await admin.get("/admin/clients", kind="unknown")
+    assert [(c["client_id"], c["client_kind"]) for c in unknown["clients"]] == [
+        ("client-from-elsewhere", "unknown")
+    ]
+    status, bad = await admin.get("/admin/clients", kind="cimd")
+    assert status == 400
+    assert bad["message"] == (
+        "kind: expected one of registered, metadata_document, unknown, got 'cimd'"
+    )
+    # A cursor of one kind's listing is not one of the other's.
+    status, mixed = await admin.get(
+        "/admin/clients", kind="registered", cursor=first["next_cursor"]
+    )
+    assert status == 400 and "not a cursor of this listing" in mixed["message"]

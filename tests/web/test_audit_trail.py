@@ -54,7 +54,13 @@ async def test_a_sign_in_a_denial_a_refused_callback_and_a_self_revocation_are_o
     rows = [r async for r in store.iter_audit()]
     approved = rows[0]
     assert approved.scopes == "openid profile"
-    assert approved.details() == {"remembered": True, "upstream_status": 302, "bound": True}
+    assert approved.details() == {
+        "remembered": True,
+        "upstream_status": 302,
+        "bound": True,
+        "client_kind": "registered",
+    }
+    assert rows[1].details() == {"client_kind": "registered"}  # the denial
     assert approved.request_id and len(approved.subject) >= 16
     assert rows[3].subject == approved.subject  # the person's own browser revoked it
     report = await store.verify_audit()

@@ -25,6 +25,7 @@ from consentgate.core.urls import BadURL, browser_host
 from consentgate.demo import DemoStack, run_demo
 from tests.clients.documenthost import answer, issue, make_authority, running
 from tests.conftest import StartStack, StartUpstream
+from tests.fakeproxy import IDP
 from tests.web.test_authorize import register
 from tests.web.test_cimd import PATH as CIMD_PATH
 from tests.web.test_cimd import clients_section, document_bytes, sign_in
@@ -602,3 +603,41 @@ async def test_the_consent_page_of_a_url_client_shows_its_verified_domain(
     assert "Unverified client" not in main
     assert console.errors == []
     assert stack.proxy.reached("/authorize") == []
+
+
+async def test_the_approvals_page_shows_a_url_clients_verified_domain(
+    chromium: Browser, start_stack: StartStack, tmp_path: Path
+) -> None:
+    """An approval of a client that never registered is shown by the domain its
+    document came from, as the consent page showed it, not as an unverified client."""
+    authority = make_authority(tmp_path, "test-ca")
+    async with running("127.0.0.1", issue(authority, tmp_path)) as host:
+        client_id = host.url(CIMD_PATH)
+        host.routes[CIMD_PATH] = answer(200, document_bytes(client_id), JSON_TYPE)
+        stack = await start_stack(clients=clients_section(authority))
+        context = await chromium.new_context(viewport={"width": 1000, "height": 900})
+        page = await context.new_page()
+        # The approval relays to the fake IdP's address: answered inside the browser,
+        # never looked up (nothing leaves loopback).
+        await context.route(
+            lambda url: url.startswith(IDP),
+            lambda route: route.fulfill(status=200, body="signed in"),
+        )
+        console = Console(page)
+        await page.goto(f"{stack.url}/authorize?" + urlencode(sign_in(client_id, 53682)))
+        await page.get_by_label("Remember this decision").check()
+        await page.get_by_role("button", name="Allow").click()
+        await page.wait_for_url(lambda url: url.startswith(IDP))
+        await page.goto(f"{stack.url}/_consentgate/approvals")
+        heading = " ".join((await page.inner_text("#approval-1-name")).split())
+        verified = await page.inner_text("li.approval p.verified")
+        listed = await page.inner_text("li.approval")
+        await assert_readable(page)
+        await save_screenshot(page, "approvals-page-cimd.png")
+        await context.close()
+    assert heading == "An application from 127.0.0.1"
+    assert verified == "Verified domain: 127.0.0.1"
+    assert "Unverified client" not in listed
+    assert client_id in listed
+    assert console.errors == []
+    assert host.accepted == 1

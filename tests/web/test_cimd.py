@@ -24,7 +24,7 @@ from consentgate.clients.client_id_urls import parse_client_id_url
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditEvent, AuditTrail
 from consentgate.web.app import create_app
-from consentgate.web.appkeys import DOCUMENT_FETCHER, METRICS
+from consentgate.web.appkeys import DOCUMENT_FETCHER, METRICS, STORE
 from consentgate.web.documents import documents_ctx
 from tests.browsersim import Browser, Page
 from tests.clients.documenthost import (
@@ -45,6 +45,9 @@ from tests.conftest import (
     make_config,
 )
 from tests.fakeproxy import IDP, FakeProxy
+from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
+
+__all__ = ["postgres_cluster"]  # the session fixture, used here by name
 
 #: What the document lists: a loopback URI without a port (RFC 8252 §7.3), as real
 #: CIMD clients do; each sign-in comes back on another port.
@@ -121,7 +124,10 @@ async def start_cimd(
     async with contextlib.AsyncExitStack() as stack:
 
         async def _start(
-            publish: bool = True, consent: dict[str, Any] | None = None, **clients: Any
+            publish: bool = True,
+            consent: dict[str, Any] | None = None,
+            store: dict[str, Any] | None = None,
+            **clients: Any,
         ) -> Cimd:
             host = await stack.enter_async_context(running("127.0.0.1", issue(authority, tmp_path)))
             clock = FakeClock()
@@ -131,6 +137,7 @@ async def start_cimd(
                 audit=AuditTrail([events.append]),
                 clients=clients_section(authority, **clients),
                 consent=consent or {},
+                **({"store": store} if store else {}),
             )
             cimd = Cimd(host, gate, clock, events)
             if publish:
@@ -494,3 +501,97 @@ async def test_stopping_the_app_cancels_the_document_fetches_still_running(
         assert fetcher.running == 0
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(fetching, 5)
+
+
+# --- the kind of client, on the record ------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_section(request: pytest.FixtureRequest) -> dict[str, Any]:
+    if request.param == "sqlite":
+        return {}
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return {"url": cluster.dsn(cluster.create_database(owner=GATE_ROLE), user=GATE_ROLE)}
+
+
+async def test_approvals_and_denials_of_a_url_client_name_its_kind_and_domain_on_the_record(
+    start_cimd: Any, store_section: dict[str, Any]
+) -> None:
+    cimd = await start_cimd(store=store_section)
+    async with Browser(cimd.stack.url) as browser:
+        await approve(browser, await browser.authorize(sign_in(cimd.client_id, 40001)))
+        again = await browser.authorize(sign_in(cimd.client_id, 40002), site="same-origin")
+        assert again.status == 302
+    async with Browser(cimd.stack.url) as other:
+        page = await other.authorize(sign_in(cimd.client_id))
+        await other.answer(page, "deny")
+    kinds = {
+        e.event: (e.fields.get("client_kind"), e.fields.get("client_domain"))
+        for e in cimd.events
+        if e.event in ("consent_asked", "consent_approved", "consent_silent", "consent_denied")
+    }
+    assert kinds == {
+        "consent_asked": ("metadata_document", "127.0.0.1"),
+        "consent_approved": ("metadata_document", "127.0.0.1"),
+        "consent_silent": ("metadata_document", "127.0.0.1"),
+        "consent_denied": ("metadata_document", "127.0.0.1"),
+    }
+    store = cimd.stack.gate.app[STORE]
+    await store.flush_audit()
+    rows = [row async for row in store.iter_audit()]
+    assert [(row.event, row.client_id) for row in rows] == [
+        ("approved", cimd.client_id),
+        ("denied", cimd.client_id),
+    ]
+    for row in rows:
+        assert row.details()["client_kind"] == "metadata_document"
+        assert row.details()["client_domain"] == "127.0.0.1"
+    assert (await store.verify_audit()).ok
+
+
+async def test_decisions_are_counted_by_client_kind_never_by_client_id(start_cimd: Any) -> None:
+    cimd = await start_cimd()
+    registered = await register_client(cimd.stack)
+    async with Browser(cimd.stack.url) as browser:
+        await approve(browser, await browser.authorize(sign_in(cimd.client_id)))
+        page = await browser.authorize(
+            {**sign_in(registered), "redirect_uri": "https://client.example/callback"}
+        )
+        assert page.is_consent_page, page.text[:300]
+    exposition = cimd.stack.gate.app[METRICS].exposition().decode()
+    for line in (
+        'consentgate_consent_decisions_total{client_kind="metadata_document",outcome="asked"} 1.0',
+        'consentgate_consent_decisions_total{client_kind="metadata_document",outcome="approved"} '
+        "1.0",
+        'consentgate_consent_decisions_total{client_kind="registered",outcome="asked"} 1.0',
+    ):
+        assert line in exposition, exposition
+    assert cimd.client_id not in exposition and registered not in exposition
+
+
+async def test_the_approvals_page_shows_a_url_clients_verified_domain_not_an_unverified_badge(
+    start_cimd: Any,
+) -> None:
+    cimd = await start_cimd()
+    registered = await register_client(cimd.stack)
+    async with Browser(cimd.stack.url) as browser:
+        await approve(browser, await browser.authorize(sign_in(cimd.client_id)))
+        cimd.clock.advance(5)
+        await approve(
+            browser,
+            await browser.authorize(
+                {**sign_in(registered), "redirect_uri": "https://client.example/callback"}
+            ),
+        )
+        page = await browser.get("/_consentgate/approvals")
+    assert page.status == 200
+    first, second = page.text.split('<li class="approval"')[1:]
+    # Newest first: the registered client, by its declared name, verified by registration.
+    assert "&ldquo;<bdi>Registered</bdi>&rdquo;" in first
+    assert "Verified domain" not in first and "Unverified client" not in first
+    # The URL client: its domain, verified by the document fetched from it over HTTPS.
+    assert "An application from <bdi>127.0.0.1</bdi>" in second
+    assert "Verified domain: <strong><bdi>127.0.0.1</bdi></strong>" in second
+    assert "Unverified client" not in second
+    assert f"<code><bdi>{cimd.client_id}</bdi></code>" in second
+    assert cimd.host.accepted == 1  # the page fetched nothing

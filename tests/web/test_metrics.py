@@ -49,9 +49,17 @@ async def test_decisions_refusals_and_relays_are_counted_and_scraped_on_the_admi
     def value(name: str, **labels: str) -> float:
         return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
 
-    assert value("consentgate_consent_decisions_total", outcome="asked") == 2
-    assert value("consentgate_consent_decisions_total", outcome="approved") == 1
-    assert value("consentgate_consent_decisions_total", outcome="remembered") == 1
+    assert (
+        value("consentgate_consent_decisions_total", outcome="asked", client_kind="registered") == 2
+    )
+    assert (
+        value("consentgate_consent_decisions_total", outcome="approved", client_kind="registered")
+        == 1
+    )
+    assert (
+        value("consentgate_consent_decisions_total", outcome="remembered", client_kind="registered")
+        == 1
+    )
     assert value("consentgate_refusals_total", reason="csrf") == 1
     assert value("consentgate_registrations_total") == 1
     assert value("consentgate_relayed_responses_total", status_class="2xx") >= 2  # +register

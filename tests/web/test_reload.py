@@ -32,6 +32,7 @@ import pytest
 from aiohttp import web
 
 from tests.browsersim import Browser, Page
+from tests.clients.documenthost import answer, issue, make_authority, running
 from tests.conftest import StartUpstream
 from tests.fakeproxy import IDP, FakeProxy
 from tests.gateproc import free_port, spawn_serve, write_config
@@ -393,3 +394,51 @@ async def test_with_workers_each_worker_reloads_on_the_sighup_the_parent_passes_
                 page = await browser.authorize(auth_params(client))
                 assert page.is_consent_page
                 assert "New Mail" in page.text
+
+
+async def test_a_reload_that_blocks_a_domain_refuses_its_next_sign_in_without_contacting_it(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """[clients] blocked_domains is read per request: a SIGHUP blocks a domain that was
+    allowed, for the next request, even for a document already in the cache (the
+    domain check comes before the cache), and the host is not contacted again."""
+    authority = make_authority(tmp_path, "reload-ca")
+    async with running("127.0.0.1", issue(authority, tmp_path)) as host:
+        client_id = host.url("/client.json")
+        other_id = host.url("/other.json")
+        for path, url in (("/client.json", client_id), ("/other.json", other_id)):
+            host.routes[path] = answer(
+                200,
+                json.dumps(
+                    {
+                        "client_id": url,
+                        "client_name": "Example Notes",
+                        "redirect_uris": [CLIENT_REDIRECT],
+                    }
+                ).encode(),
+                [("Content-Type", "application/json"), ("Cache-Control", "max-age=3600")],
+            )
+        clients: dict[str, Any] = {
+            "fetch_ca_file": str(authority.cert_file),
+            "fetch_allow_networks": ["127.0.0.1/32"],
+            "fetch_timeout": "2s",
+        }
+        async with running_gate(tmp_path, upstream.url, {"clients": clients}) as gate:
+            page = await consent_page(gate, client_id)
+            assert "Verified domain: <strong><bdi>127.0.0.1</bdi></strong>" in page.text
+            assert host.accepted == 1
+
+            gate.write({"clients": {**clients, "blocked_domains": ["127.0.0.1"]}})
+            mark = gate.log.mark()
+            await gate.hup()
+            (reloaded,) = await gate.log.wait_for("configuration reloaded", start=mark)
+            assert "clients.blocked_domains" in reloaded
+            assert not [line for line in gate.log.since(mark) if "ignored until restart" in line]
+
+            for blocked in (client_id, other_id):  # cached, and never fetched
+                async with Browser(gate.url) as browser:
+                    refused = await browser.authorize(auth_params(blocked))
+                assert refused.status == 403, refused.text[:300]
+                assert "does not accept applications from this web site" in refused.text
+            assert host.accepted == 1
+            assert upstream.proxy.reached("/authorize") == []
