@@ -441,6 +441,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
     rate_ratio = url_client.median_rate() / registered.median_rate()
     cpu_ratio = url_client.median_cpu_us() / registered.median_cpu_us()
     print(f"    ratio url client / registered: rate {rate_ratio:.3f}, CPU/req {cpu_ratio:.3f}")
+    # Each round's pair ran back to back: their ratios drift least with the machine.
+    pairs = list(zip(url_client.rounds, registered.rounds, strict=True))
+    cpu_pairs = sorted(u.cpu_us / r.cpu_us for u, r in pairs)
+    rate_pairs = sorted(u.rate / r.rate for u, r in pairs)
+    print(
+        f"    per round: CPU/req ratio median {statistics.median(cpu_pairs):.3f} "
+        f"(min {cpu_pairs[0]:.3f}, max {cpu_pairs[-1]:.3f}), rate ratio median "
+        f"{statistics.median(rate_pairs):.3f} (min {rate_pairs[0]:.3f}, max {rate_pairs[-1]:.3f})"
+    )
     first, cached = statistics.median(first_ms), statistics.median(cached_ms)
     print(f"(2) first /authorize of {len(first_ms)} fresh URL clients, one at a time (medians)")
     print(f"    first (fetch over TLS)  {first:7.2f} ms   (max {max(first_ms):.2f})")
