@@ -28,7 +28,14 @@ import aiohttp
 from aiohttp import web
 from fastmcp import Client
 from fastmcp.client.auth import BearerAuth, OAuth
-from mcp.shared.auth import AuthorizationCodeResult
+from mcp.client.auth import OAuthClientProvider
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
+from pydantic import AnyUrl
 
 from tests.browsersim import Browser, Page
 from tests.conftest import bound_socket
@@ -199,6 +206,82 @@ class BrowserOAuth(OAuth):
         )
 
     async def callback_handler(self) -> AuthorizationCodeResult:
+        result, self._result = self._result, None
+        assert result is not None, "callback_handler called before redirect_handler"
+        return result
+
+
+class MemoryTokens:
+    """The MCP SDK's ``TokenStorage``, in memory: what the application keeps between
+    its requests (nothing survives the object, as after a restart)."""
+
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client_info: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client_info
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client_info = client_info
+
+
+class SdkOAuth:
+    """The MCP Python SDK's own ``OAuthClientProvider``, without FastMCP's wrapper, with
+    the "open a browser" step done by a :class:`Person` (as :class:`BrowserOAuth`).
+
+    With ``client_metadata_url`` the SDK names itself by that URL (Client ID Metadata
+    Documents) when the server's metadata says ``client_id_metadata_document_supported``,
+    and registers nothing.
+    """
+
+    def __init__(
+        self,
+        person: Person,
+        mcp_url: str,
+        *,
+        redirect_port: int,
+        client_metadata_url: str,
+        remember: bool = False,
+    ) -> None:
+        self.person = person
+        self.remember = remember
+        self.redirect_uri = f"http://{HOST}:{redirect_port}/callback"
+        self.storage = MemoryTokens()
+        self._result: AuthorizationCodeResult | None = None
+        metadata = OAuthClientMetadata(
+            client_name="E2E SDK Client",
+            redirect_uris=[AnyUrl(self.redirect_uri)],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        )
+        self.provider = OAuthClientProvider(
+            server_url=mcp_url,
+            client_metadata=metadata,
+            storage=self.storage,
+            redirect_handler=self._redirect_handler,
+            callback_handler=self._callback_handler,
+            client_metadata_url=client_metadata_url,
+        )
+
+    async def _redirect_handler(self, authorization_url: str) -> None:
+        sign_in = await self.person.sign_in(
+            authorization_url, self.redirect_uri, remember=self.remember
+        )
+        result = sign_in.result
+        assert "code" in result, f"the sign-in did not end with a code: {sign_in.trip}"
+        self._result = AuthorizationCodeResult(
+            code=result["code"], state=result.get("state"), iss=result.get("iss")
+        )
+
+    async def _callback_handler(self) -> AuthorizationCodeResult:
         result, self._result = self._result, None
         assert result is not None, "callback_handler called before redirect_handler"
         return result
