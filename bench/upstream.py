@@ -64,11 +64,20 @@ async def sse(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _public_origin(request: web.Request) -> str:
+    """Where the browser reaches this proxy: the gate's forwarded host when it relays
+    (one upstream serves gates on several ports), else ``--public-url``."""
+    host = request.headers.get("X-Forwarded-Host")
+    if host is None:
+        return request.app[PUBLIC_URL]
+    return f"{request.headers.get('X-Forwarded-Proto', 'http')}://{host}"
+
+
 async def authorize(request: web.Request) -> web.Response:
     query = urllib.parse.urlencode(
         {
             "client_id": "fixed-upstream-client",
-            "redirect_uri": request.app[PUBLIC_URL] + "/auth/callback",
+            "redirect_uri": _public_origin(request) + "/auth/callback",
             "state": secrets.token_urlsafe(12),
             "response_type": "code",
         }
