@@ -46,7 +46,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from consentgate.core.events import AuditEvent
 from consentgate.core.records import AUDIT_COLUMNS
@@ -428,6 +428,29 @@ KEPT: Final = frozenset(
 )
 
 
+#: Events that any client can cause without signing in or holding a pending page:
+#: a refused callback (no state, no binding cookie, malformed, expired, replayed) is
+#: the one of them the table keeps. The other anonymous refusals (a bad authorization
+#: request, an ambiguous path, a refused consent answer or approvals change, too many
+#: consent pages, a refused registration) are not in :data:`KEPT`: the log and the
+#: metrics count them. A flood of these must not grow the table by one signed row per
+#: request, so :class:`~consentgate.store.auditlog.AuditWriter` aggregates them per
+#: (event, reason, source network) and interval; real decisions (approved, denied,
+#: revoked) are never aggregated.
+AGGREGATED: Final = frozenset({"callback_refused"})
+#: Why a callback was refused, as its row names it: short, fixed, never the request's
+#: text (the log line keeps the parser's own description).
+CallbackRefusal = Literal["malformed", "no_state", "no_binding", "expired", "replayed"]
+CALLBACK_REFUSALS: Final = frozenset(get_args(CallbackRefusal))
+
+
+def aggregation_key(entry: AuditEntry) -> tuple[str, str, str] | None:
+    """The bucket an entry of an :data:`AGGREGATED` event is counted in, else None."""
+    if entry.event not in AGGREGATED:
+        return None
+    return entry.event, str(entry.detail.get("reason", "")), str(entry.detail.get("source", ""))
+
+
 def entry_for(event: AuditEvent, at: int) -> AuditEntry | None:
     """The table's row for an audit event, or None for events the table does not keep.
 
@@ -489,9 +512,14 @@ def entry_for(event: AuditEvent, at: int) -> AuditEntry | None:
             detail={"kind": text("kind"), "id": text("id"), "reason": text("reason")},
         )
     if name == "callback_refused":
-        detail = {"reason": event.message}
-        if "reason" in f:
-            detail["detail"] = text("reason")
+        # A fixed reason and the source network only: the row is counted, not a copy
+        # of what an anonymous client sent (its parameter names, say).
+        refusal = text("refusal") or text("reason")
+        detail = {
+            "reason": refusal if refusal in CALLBACK_REFUSALS else "refused",
+            "source": text("source")[:64],
+            "count": 1,
+        }
         return AuditEntry(
             at,
             "callback_refused",
