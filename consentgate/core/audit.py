@@ -305,6 +305,71 @@ def read_head(text: str, keyring: KeyRing) -> tuple[int, str] | str:
     return seq, digest
 
 
+# --- the high-water mark ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditMark:
+    """How far the chain was seen to reach: its row ``seq`` had hash ``hash`` at ``at``.
+
+    The chain and its signed head both live in the database, so someone who can write
+    it can delete every row and the head: what is left verifies as an empty trail.
+    The mark is kept outside the database, in the keys directory (beside the store's
+    birth record, :mod:`consentgate.store.birth`), and only ever moves forward: a
+    trail that is empty, or ends before the mark, or whose row ``seq`` has another
+    hash, went back. Several gates sharing one database each keep their own mark,
+    a lower bound of the shared trail.
+    """
+
+    seq: int
+    hash: str
+    at: int
+
+    def to_text(self) -> str:
+        return json.dumps({"seq": self.seq, "hash": self.hash, "at": self.at}, sort_keys=True)
+
+    @classmethod
+    def from_text(cls, text: str) -> AuditMark:
+        """The mark in ``text``; ValueError when it is not one."""
+        try:
+            value = json.loads(text)
+            mark = cls(int(value["seq"]), str(value["hash"]), int(value["at"]))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("not an audit mark") from None
+        if mark.seq < 1 or len(mark.hash) != len(GENESIS):
+            raise ValueError("not an audit mark")
+        return mark
+
+
+def mark_problem(mark: AuditMark, found: AuditRecord | None, first_seq: int | None) -> str | None:
+    """Why the trail is behind ``mark``, or None when it is at or beyond it.
+
+    ``found`` is the trail's first row at or after ``mark.seq`` (None: there is none),
+    ``first_seq`` its oldest row's (None: the trail is empty; only read when ``found``
+    is None). Retention cuts the head end, so positions are compared, not counts: a
+    marked row that retention removed is not a problem while the trail goes on.
+    """
+    recorded = (
+        f"the keys directory records that the audit trail reached row {mark.seq} "
+        f"(hash {mark.hash[:16]}..., seen {iso_time(mark.at)})"
+    )
+    if found is None:
+        if first_seq is None:
+            return f"{recorded}, but the trail is empty: every row and its head were deleted"
+        return (
+            f"{recorded}, but the trail has no row from {mark.seq} on: "
+            "rows were deleted from its end"
+        )
+    if found.seq == mark.seq and found.hash != mark.hash:
+        return (
+            f"{recorded}, but row {mark.seq} has hash {found.hash[:16]}...: the trail was "
+            "replaced (deleted and begun again, or put back from an older copy)"
+        )
+    # At or beyond the mark. A marked row that is gone while the trail goes on was
+    # removed by retention, or deleted in the middle, which the chain names.
+    return None
+
+
 # --- verification -----------------------------------------------------------------
 
 
