@@ -509,11 +509,18 @@ def _cmd_consents_verify(args: argparse.Namespace) -> int:
                 "this keys directory lacks; records signed with them fail here",
                 file=sys.stderr,
             )
+        restored = await store.restored_revocations()
+        for record, revoked in restored:
+            print(
+                f"consent {record.id}: unrevoked, but a signed audit row says it was revoked "
+                f"at {_utc(revoked)} (granted {_utc(record.granted_at)}): a copy from before "
+                "the revocation was put back in the database"
+            )
         chain = await store.verify_audit()
         _print_chain(chain)
         behind = await _audit_behind_mark(args, store)
-        if report.failures or stored.unreadable or not chain.ok or behind is not None:
-            failed = [f"{len(report.failures)} of {report.checked} record(s)"]
+        if report.failures or restored or stored.unreadable or not chain.ok or behind is not None:
+            failed = [f"{len(report.failures) + len(restored)} of {report.checked} record(s)"]
             if stored.unreadable:
                 failed.append(f"{len(stored.unreadable)} stored key(s)")
             if not chain.ok or behind is not None:

@@ -475,6 +475,69 @@ def verify_chain(rows: Iterable[Sequence[Any]], head: str | None, keyring: KeyRi
     return check.finish(head)
 
 
+# --- revocations, for the cross-check of records --------------------------------------
+
+
+class Revocations:
+    """The signed ``revoked`` rows of the trail, to find a record that one of them
+    covers although the record is unrevoked: put back from a copy made before its
+    revocation (a rollback the record's own signature cannot show, docs/store.md).
+
+    A revocation covers the records its selector matched that were granted *before*
+    it started (``started_at``, or the row's time for rows written without it):
+    strictly before, so a record approved again in the second a revocation began is
+    never reported.
+    """
+
+    def __init__(self) -> None:
+        #: (selector, value, owner) -> the latest start of such a revocation.
+        self._latest: dict[tuple[str, str, str], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def add(self, row: AuditRecord) -> None:
+        """Count ``row`` when it is a ``revoked`` row (the caller checked its signature)."""
+        if row.event != "revoked":
+            return
+        detail = row.details()
+        selector = str(detail.get("selector", ""))
+        values = {
+            "id": str(detail.get("id", "")),
+            "client_id": row.client_id,
+            "redirect_uri": row.redirect_uri,
+            "subject": row.subject,
+            "all": "",
+        }
+        if selector not in values:
+            return
+        # With an owner (the approvals page), the subject column narrows the selector.
+        owner = "" if selector == "subject" else row.subject
+        started = detail.get("started_at")
+        at = started if isinstance(started, int) and not isinstance(started, bool) else row.at
+        key = (selector, values[selector], owner)
+        self._latest[key] = max(at, self._latest.get(key, at))
+
+    def covering(
+        self, *, id: str, client_id: str, redirect_uri: str, subject: str, granted_at: int
+    ) -> int | None:
+        """When a revocation that covers this record started, or None."""
+        candidates = (
+            ("id", id),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("subject", subject),
+            ("all", ""),
+        )
+        latest: int | None = None
+        for selector, value in candidates:
+            for owner in ("", subject):
+                at = self._latest.get((selector, value, owner))
+                if at is not None and at > granted_at and (latest is None or at > latest):
+                    latest = at
+        return latest
+
+
 # --- which decisions are kept --------------------------------------------------------
 
 _SELECTOR_COLUMNS: Final = {"client_id", "redirect_uri", "subject"}
@@ -560,6 +623,9 @@ def entry_for(event: AuditEvent, at: int) -> AuditEntry | None:
         detail = {"count": count, "selector": selector}
         if selector == "id":
             detail["id"] = text("value")
+        started = f.get("started_at")
+        if isinstance(started, int) and not isinstance(started, bool):
+            detail["started_at"] = started
         return AuditEntry(at, "revoked", request_id=rid, actor=text("by"), detail=detail, **columns)
     if name == "consents_purged":
         return AuditEntry(

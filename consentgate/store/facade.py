@@ -67,6 +67,7 @@ from consentgate.core.audit import (
     ChainCheck,
     ChainReport,
     MalformedAuditRow,
+    Revocations,
     head_value,
     mark_problem,
 )
@@ -816,6 +817,9 @@ class ConsentStore:
         ring = self._keyring
         total = 0
         cursor: Cursor | None = None
+        # In the audit row: every record the selector matched that was granted before
+        # this moment is revoked by now (the cross-check of restored_revocations).
+        started = int(self.clock())
         while True:
 
             async def batch(
@@ -854,6 +858,7 @@ class ConsentStore:
                     "value": value,
                     "count": total,
                     "by": by,
+                    "started_at": started,
                     **({"subject": owner} if owner is not None else {}),
                 },
             )
@@ -1004,6 +1009,35 @@ class ConsentStore:
                 checked += 1
                 verify(row, failures)
         return VerificationReport(checked, tuple(failures))
+
+    async def restored_revocations(self) -> builtins.list[tuple[ConsentRecord, int]]:
+        """Unrevoked records that a signed ``revoked`` audit row covers, each with when
+        that revocation started: the row was put back from a copy made before it was
+        revoked (its signature verifies: it is an older signed version of itself).
+
+        The lookup cannot tell (a separate revocation mark in the same database could
+        be deleted with the same access); ``consents verify`` reports them. Audit rows
+        that fail their signature are not trusted here (``audit verify`` names them);
+        revocations older than the audit retention (``[audit] keep``) are not seen.
+        """
+        revocations = Revocations()
+        async for row in self.iter_audit(event="revoked"):
+            if row.signature_failure(self._keyring) is None:
+                revocations.add(row)
+        if not len(revocations):
+            return []
+        found: builtins.list[tuple[ConsentRecord, int]] = []
+        async for record in self.iter_records(include_revoked=False):
+            when = revocations.covering(
+                id=record.id,
+                client_id=record.client_id,
+                redirect_uri=record.redirect_uri,
+                subject=record.subject,
+                granted_at=record.granted_at,
+            )
+            if when is not None:
+                found.append((record, when))
+        return found
 
     # --- the audit table ------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -723,3 +724,34 @@ def test_both_verify_commands_exit_1_when_the_trail_was_emptied_behind_its_mark(
     assert f"behind the mark in {setup.keys / 'audit-mark.json'}" in captured.err
     assert main(setup.args("consents", "verify")) == 1
     assert "the audit trail failed verification" in capsys.readouterr().err
+
+
+def test_consents_verify_names_a_record_put_back_from_before_its_revocation(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def approve_a_minute_ago() -> ConsentRecord:
+        keyring = load_keyring(setup.keys, create=False)
+        store = await ConsentStore.open(setup.store, keyring, clock=lambda: time.time() - 60)
+        async with store:
+            return await store.record(
+                "dave", "client-9", "https://nine.example/cb", {"a"}, ttl=3600
+            )
+
+    record = asyncio.run(approve_a_minute_ago())
+    assert main(setup.args("consents", "revoke", "--id", record.id)) == 0
+    assert main(setup.args("consents", "verify")) == 0
+    with sqlite3.connect(setup.store) as conn:  # the row as signed before its revocation
+        conn.execute(
+            "UPDATE consents SET revoked_at = NULL, key_id = ?, signature = ? WHERE id = ?",
+            (record.key_id, record.signature, record.id),
+        )
+    conn.close()
+    capsys.readouterr()
+    assert main(setup.args("consents", "verify")) == 1
+    captured = capsys.readouterr()
+    first = captured.out.splitlines()[0]
+    assert first.startswith(
+        f"consent {record.id}: unrevoked, but a signed audit row says it was revoked at "
+    )
+    assert first.endswith("a copy from before the revocation was put back in the database")
+    assert "1 of 5 record(s) failed verification" in captured.err
