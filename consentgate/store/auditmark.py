@@ -101,13 +101,20 @@ class MarkKeeper:
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._hurry.wait(), delay)
-            await self.write_pending()
+            try:
+                written = await self.write_pending()
+            except Exception:  # a bug, not an outage: said once, the gate goes on
+                _log.exception("the audit trail's mark could not be written")
+                return
+            if not written and self._hurry.is_set():
+                return  # a flush makes one attempt, not a loop while the store is out
 
-    async def write_pending(self) -> None:
-        """Write the newest noted row as the mark now, unless the trail went back."""
+    async def write_pending(self) -> bool:
+        """Write the newest noted row as the mark now, unless the trail went back;
+        False when the store was unavailable (the row stays noted, to try again)."""
         pending, self._pending = self._pending, None
         if pending is None:
-            return
+            return True
         self._written = time.monotonic()
         # Another process with the same keys directory (a worker) may have moved the
         # file's mark further: never write one lower than what is there.
@@ -115,13 +122,13 @@ class MarkKeeper:
         if isinstance(current, AuditMark) and (self.mark is None or current.seq > self.mark.seq):
             self.mark = current
         if self.mark is not None and pending.seq <= self.mark.seq:
-            return
+            return True
         try:
             problem = None if self.mark is None else await self._check(self.mark)
         except StoreUnavailable:
             if self._pending is None:  # tried again at the next interval
                 self._pending = pending
-            return
+            return False
         if problem is not None:
             if problem != self._said:
                 _log.error(
@@ -129,7 +136,7 @@ class MarkKeeper:
                     extra={"fields": {"problem": problem}},
                 )
                 self._said = problem
-            return
+            return True
         try:
             await asyncio.to_thread(write_mark, self.keys_dir, pending)
         except StartupError as exc:
@@ -140,8 +147,9 @@ class MarkKeeper:
                     extra={"fields": {"reason": str(exc)}},
                 )
                 self._cannot_write = True
-            return
+            return True
         self.mark = pending
+        return True
 
     async def flush(self) -> None:
         """Write what is noted now, without waiting for the interval."""
@@ -156,4 +164,9 @@ class MarkKeeper:
 
     async def close(self) -> None:
         """Write what is noted (the store's close, before its backend closes)."""
-        await self.flush()
+        try:
+            await self.flush()
+        except StoreUnavailable:
+            _log.warning("the audit trail's mark was not written: the store is unavailable")
+        except Exception:
+            _log.exception("the audit trail's mark could not be written")

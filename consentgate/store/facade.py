@@ -343,8 +343,7 @@ class ConsentStore:
         try:
             await self._audit_writer.close(AUDIT_CLOSE_TIMEOUT)
             if self._mark is not None:
-                with contextlib.suppress(StoreUnavailable):
-                    await self._mark.close()
+                await self._mark.close()
         finally:
             await self._backend.close()
 
