@@ -382,6 +382,11 @@ def _with_store(
         async with await open_store(config.store, keyring, create=False) as store:
             if store_keys and not await _use_store_keys(store, config.keys.dir):
                 return EXIT_FAILURE
+            if not verifying:
+                # A command that may append audit rows moves the trail's mark too.
+                problem = await store.keep_audit_mark(config.keys.dir)
+                if problem is not None:
+                    print(f"consentgate: warning: {problem}", file=sys.stderr)
             return await action(store)
 
     # Tamper events are reported by the commands themselves; without a configured
@@ -535,13 +540,21 @@ def _cmd_consents_verify(args: argparse.Namespace) -> int:
                 "this keys directory lacks; records signed with them fail here",
                 file=sys.stderr,
             )
+        restored = await store.restored_revocations()
+        for record, revoked in restored:
+            print(
+                f"consent {record.id}: unrevoked, but a signed audit row says it was revoked "
+                f"at {_utc(revoked)} (granted {_utc(record.granted_at)}): a copy from before "
+                "the revocation was put back in the database"
+            )
         chain = await store.verify_audit()
         _print_chain(chain)
-        if report.failures or stored.unreadable or not chain.ok:
-            failed = [f"{len(report.failures)} of {report.checked} record(s)"]
+        behind = await _audit_behind_mark(args, store)
+        if report.failures or restored or stored.unreadable or not chain.ok or behind is not None:
+            failed = [f"{len(report.failures) + len(restored)} of {report.checked} record(s)"]
             if stored.unreadable:
                 failed.append(f"{len(stored.unreadable)} stored key(s)")
-            if not chain.ok:
+            if not chain.ok or behind is not None:
                 failed.append("the audit trail")
             _error(f"{' and '.join(failed)} failed verification")
             return EXIT_FAILURE
@@ -566,10 +579,36 @@ def _print_chain(chain: ChainReport) -> None:
     print(f"audit trail: broken at {where}: {chain.problem}")
 
 
+async def _audit_behind_mark(args: argparse.Namespace, store: ConsentStore) -> Path | None:
+    """Compare the trail with the high-water mark of the configured keys directory
+    (when it is on this machine); print the problem and return the mark's file when
+    the trail is behind it: emptied or cut back in the database, which the chain
+    alone cannot show."""
+    from consentgate.store.auditmark import MARK_NAME, read_mark
+
+    keys_dir = _load(args).keys.dir
+    mark = read_mark(keys_dir)
+    if mark is None:
+        return None
+    problem = mark if isinstance(mark, str) else await store.audit_mark_problem(mark)
+    if problem is None:
+        return None
+    print(f"audit trail: behind its mark: {problem}")
+    return keys_dir / MARK_NAME
+
+
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     async def action(store: ConsentStore) -> int:
         chain = await store.verify_audit()
         _print_chain(chain)
+        mark = await _audit_behind_mark(args, store)
+        if mark is not None:
+            _error(
+                f"the audit trail is behind the mark in {mark}: rows were deleted in the "
+                "database; restore the store from a backup (or, to accept the loss, "
+                "remove that file and start the gate again)"
+            )
+            return EXIT_FAILURE
         if not chain.ok:
             _error(
                 "the audit trail failed verification: rows were edited or deleted in the "

@@ -46,7 +46,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from consentgate.core.events import AuditEvent
 from consentgate.core.records import AUDIT_COLUMNS, STORE_INTEGERS
@@ -308,6 +308,71 @@ def read_head(text: str, keyring: KeyRing) -> tuple[int, str] | str:
     return seq, digest
 
 
+# --- the high-water mark ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditMark:
+    """How far the chain was seen to reach: its row ``seq`` had hash ``hash`` at ``at``.
+
+    The chain and its signed head both live in the database, so someone who can write
+    it can delete every row and the head: what is left verifies as an empty trail.
+    The mark is kept outside the database, in the keys directory (beside the store's
+    birth record, :mod:`consentgate.store.birth`), and only ever moves forward: a
+    trail that is empty, or ends before the mark, or whose row ``seq`` has another
+    hash, went back. Several gates sharing one database each keep their own mark,
+    a lower bound of the shared trail.
+    """
+
+    seq: int
+    hash: str
+    at: int
+
+    def to_text(self) -> str:
+        return json.dumps({"seq": self.seq, "hash": self.hash, "at": self.at}, sort_keys=True)
+
+    @classmethod
+    def from_text(cls, text: str) -> AuditMark:
+        """The mark in ``text``; ValueError when it is not one."""
+        try:
+            value = json.loads(text)
+            mark = cls(int(value["seq"]), str(value["hash"]), int(value["at"]))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("not an audit mark") from None
+        if mark.seq < 1 or len(mark.hash) != len(GENESIS):
+            raise ValueError("not an audit mark")
+        return mark
+
+
+def mark_problem(mark: AuditMark, found: AuditRecord | None, first_seq: int | None) -> str | None:
+    """Why the trail is behind ``mark``, or None when it is at or beyond it.
+
+    ``found`` is the trail's first row at or after ``mark.seq`` (None: there is none),
+    ``first_seq`` its oldest row's (None: the trail is empty; only read when ``found``
+    is None). Retention cuts the head end, so positions are compared, not counts: a
+    marked row that retention removed is not a problem while the trail goes on.
+    """
+    recorded = (
+        f"the keys directory records that the audit trail reached row {mark.seq} "
+        f"(hash {mark.hash[:16]}..., seen {iso_time(mark.at)})"
+    )
+    if found is None:
+        if first_seq is None:
+            return f"{recorded}, but the trail is empty: every row and its head were deleted"
+        return (
+            f"{recorded}, but the trail has no row from {mark.seq} on: "
+            "rows were deleted from its end"
+        )
+    if found.seq == mark.seq and found.hash != mark.hash:
+        return (
+            f"{recorded}, but row {mark.seq} has hash {found.hash[:16]}...: the trail was "
+            "replaced (deleted and begun again, or put back from an older copy)"
+        )
+    # At or beyond the mark. A marked row that is gone while the trail goes on was
+    # removed by retention, or deleted in the middle, which the chain names.
+    return None
+
+
 # --- verification -----------------------------------------------------------------
 
 
@@ -413,6 +478,69 @@ def verify_chain(rows: Iterable[Sequence[Any]], head: str | None, keyring: KeyRi
     return check.finish(head)
 
 
+# --- revocations, for the cross-check of records --------------------------------------
+
+
+class Revocations:
+    """The signed ``revoked`` rows of the trail, to find a record that one of them
+    covers although the record is unrevoked: put back from a copy made before its
+    revocation (a rollback the record's own signature cannot show, docs/store.md).
+
+    A revocation covers the records its selector matched that were granted *before*
+    it started (``started_at``, or the row's time for rows written without it):
+    strictly before, so a record approved again in the second a revocation began is
+    never reported.
+    """
+
+    def __init__(self) -> None:
+        #: (selector, value, owner) -> the latest start of such a revocation.
+        self._latest: dict[tuple[str, str, str], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def add(self, row: AuditRecord) -> None:
+        """Count ``row`` when it is a ``revoked`` row (the caller checked its signature)."""
+        if row.event != "revoked":
+            return
+        detail = row.details()
+        selector = str(detail.get("selector", ""))
+        values = {
+            "id": str(detail.get("id", "")),
+            "client_id": row.client_id,
+            "redirect_uri": row.redirect_uri,
+            "subject": row.subject,
+            "all": "",
+        }
+        if selector not in values:
+            return
+        # With an owner (the approvals page), the subject column narrows the selector.
+        owner = "" if selector == "subject" else row.subject
+        started = detail.get("started_at")
+        at = started if isinstance(started, int) and not isinstance(started, bool) else row.at
+        key = (selector, values[selector], owner)
+        self._latest[key] = max(at, self._latest.get(key, at))
+
+    def covering(
+        self, *, id: str, client_id: str, redirect_uri: str, subject: str, granted_at: int
+    ) -> int | None:
+        """When a revocation that covers this record started, or None."""
+        candidates = (
+            ("id", id),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("subject", subject),
+            ("all", ""),
+        )
+        latest: int | None = None
+        for selector, value in candidates:
+            for owner in ("", subject):
+                at = self._latest.get((selector, value, owner))
+                if at is not None and at > granted_at and (latest is None or at > latest):
+                    latest = at
+        return latest
+
+
 # --- which decisions are kept --------------------------------------------------------
 
 _SELECTOR_COLUMNS: Final = {"client_id", "redirect_uri", "subject"}
@@ -429,6 +557,29 @@ KEPT: Final = frozenset(
         "key_rotated",
     }
 )
+
+
+#: Events that any client can cause without signing in or holding a pending page:
+#: a refused callback (no state, no binding cookie, malformed, expired, replayed) is
+#: the one of them the table keeps. The other anonymous refusals (a bad authorization
+#: request, an ambiguous path, a refused consent answer or approvals change, too many
+#: consent pages, a refused registration) are not in :data:`KEPT`: the log and the
+#: metrics count them. A flood of these must not grow the table by one signed row per
+#: request, so :class:`~consentgate.store.auditlog.AuditWriter` aggregates them per
+#: (event, reason, source network) and interval; real decisions (approved, denied,
+#: revoked) are never aggregated.
+AGGREGATED: Final = frozenset({"callback_refused"})
+#: Why a callback was refused, as its row names it: short, fixed, never the request's
+#: text (the log line keeps the parser's own description).
+CallbackRefusal = Literal["malformed", "no_state", "no_binding", "expired", "replayed"]
+CALLBACK_REFUSALS: Final = frozenset(get_args(CallbackRefusal))
+
+
+def aggregation_key(entry: AuditEntry) -> tuple[str, str, str] | None:
+    """The bucket an entry of an :data:`AGGREGATED` event is counted in, else None."""
+    if entry.event not in AGGREGATED:
+        return None
+    return entry.event, str(entry.detail.get("reason", "")), str(entry.detail.get("source", ""))
 
 
 def entry_for(event: AuditEvent, at: int) -> AuditEntry | None:
@@ -475,6 +626,9 @@ def entry_for(event: AuditEvent, at: int) -> AuditEntry | None:
         detail = {"count": count, "selector": selector}
         if selector == "id":
             detail["id"] = text("value")
+        started = f.get("started_at")
+        if isinstance(started, int) and not isinstance(started, bool):
+            detail["started_at"] = started
         return AuditEntry(at, "revoked", request_id=rid, actor=text("by"), detail=detail, **columns)
     if name == "consents_purged":
         return AuditEntry(
@@ -492,9 +646,14 @@ def entry_for(event: AuditEvent, at: int) -> AuditEntry | None:
             detail={"kind": text("kind"), "id": text("id"), "reason": text("reason")},
         )
     if name == "callback_refused":
-        detail = {"reason": event.message}
-        if "reason" in f:
-            detail["detail"] = text("reason")
+        # A fixed reason and the source network only: the row is counted, not a copy
+        # of what an anonymous client sent (its parameter names, say).
+        refusal = text("refusal") or text("reason")
+        detail = {
+            "reason": refusal if refusal in CALLBACK_REFUSALS else "refused",
+            "source": text("source")[:64],
+            "count": 1,
+        }
         return AuditEntry(
             at,
             "callback_refused",

@@ -16,17 +16,29 @@ writes what is queued; what a ``kill -9`` catches in the queue is lost, and the
 
 A tampered record is found again at every read until someone repairs it: each
 (kind, id, reason) is appended once per process.
+
+Anyone can cause a refused callback (:data:`~consentgate.core.audit.AGGREGATED`), and
+one unauthenticated client sent over 3,000 a second, each a signed row: the table
+grew by about 3 KB a request. So those rows are **aggregated**: the first of a
+(event, reason, source network) bucket is appended at once, as its own row with
+``count`` 1 (a lone refusal is on the record as promptly as a decision); the others
+of the next :data:`WINDOW` seconds are counted and appended as one row with their
+``count`` when the window closes (or at :meth:`AuditWriter.flush` and close). At
+most :data:`MAX_BUCKETS` networks are told apart per window, the rest share one
+bucket, so a flood costs a bounded number of rows a minute whatever it sends. The
+``consentgate.audit`` log line and the metrics still count each one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
-from consentgate.core.audit import KEPT, AuditEntry, entry_for
+from consentgate.core.audit import KEPT, AuditEntry, aggregation_key, entry_for
 from consentgate.core.clock import Clock
 from consentgate.core.events import AuditEvent
 from consentgate.store.errors import StoreUnavailable
@@ -41,8 +53,48 @@ BATCH: Final = 500
 RETRY: Final = (0.5, 1.0, 2.0, 5.0, 10.0)
 #: Tampered (kind, id, reason) remembered, to append each once per process.
 _SEEN_TAMPER_MAX: Final = 10_000
+#: Seconds an aggregated bucket counts before its row is appended.
+WINDOW: Final = 60.0
+#: Buckets (source networks times reasons) told apart per window; beyond, one more.
+MAX_BUCKETS: Final = 64
+#: The source of the bucket that counts what arrives beyond :data:`MAX_BUCKETS`.
+OTHER_SOURCES: Final = "other"
 
 Append = Callable[[Sequence[AuditEntry]], Awaitable[None]]
+Bucket = tuple[str, str, str]
+
+
+class _Counted:
+    """What a bucket counted since its first row: how many, from when to when, and
+    the subject when every one of them had the same (else empty)."""
+
+    __slots__ = ("count", "first_at", "last_at", "request_id", "subject")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first_at = 0
+        self.last_at = 0
+        self.request_id = ""
+        self.subject: str | None = None
+
+    def add(self, entry: AuditEntry) -> None:
+        if not self.count:
+            self.first_at, self.request_id, self.subject = entry.at, entry.request_id, entry.subject
+        elif self.subject != entry.subject:
+            self.subject = ""
+        self.count += 1
+        self.last_at = entry.at
+
+    def entry(self, bucket: Bucket) -> AuditEntry:
+        event, reason, source = bucket
+        return AuditEntry(
+            self.first_at,
+            event,
+            request_id=self.request_id,
+            actor="gate",
+            subject=self.subject or "",
+            detail={"reason": reason, "source": source, "count": self.count, "until": self.last_at},
+        )
 
 
 class AuditWriter:
@@ -59,6 +111,10 @@ class AuditWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        #: Aggregated buckets of the open window: None once its first row was queued
+        #: and nothing more came, else what was counted since.
+        self._buckets: dict[Bucket, _Counted | None] = {}
+        self._window: asyncio.TimerHandle | None = None
 
     @property
     def queued(self) -> int:
@@ -77,6 +133,43 @@ class AuditWriter:
                 return
             if len(self._seen_tamper) < _SEEN_TAMPER_MAX:
                 self._seen_tamper.add(key)
+        bucket = aggregation_key(entry)
+        if bucket is not None:
+            first = self._aggregate(bucket, entry)
+            if first is None:
+                return
+            entry = first
+        self._enqueue(entry)
+
+    def _aggregate(self, bucket: Bucket, entry: AuditEntry) -> AuditEntry | None:
+        """Count ``entry`` in its bucket of the open window (None), or, when it is the
+        bucket's first, open the bucket and return the row to queue at once."""
+        buckets = self._buckets
+        if bucket not in buckets and len(buckets) >= MAX_BUCKETS:
+            bucket = (bucket[0], bucket[1], OTHER_SOURCES)
+            entry = dataclasses.replace(entry, detail={**entry.detail, "source": OTHER_SOURCES})
+        if bucket not in buckets:
+            buckets[bucket] = None
+            if self._window is None:
+                self._window = asyncio.get_running_loop().call_later(WINDOW, self._close_window)
+            return entry
+        counted = buckets[bucket]
+        if counted is None:
+            counted = buckets[bucket] = _Counted()
+        counted.add(entry)
+        return None
+
+    def _close_window(self) -> None:
+        """Queue one row per bucket that counted anything since its first row."""
+        if self._window is not None:
+            self._window.cancel()
+            self._window = None
+        buckets, self._buckets = self._buckets, {}
+        for bucket, counted in buckets.items():
+            if counted is not None:
+                self._enqueue(counted.entry(bucket))
+
+    def _enqueue(self, entry: AuditEntry) -> None:
         if len(self._queue) >= MAX_QUEUED:
             if not self._dropped:
                 _log.warning(
@@ -135,12 +228,15 @@ class AuditWriter:
             self._idle.set()
 
     async def flush(self) -> None:
-        """Wait until every queued row is in the table."""
+        """Wait until every queued row is in the table (closing the aggregation window:
+        what it counted is queued first)."""
+        self._close_window()
         if self._queue or self._dropped:
             await self._idle.wait()
 
     async def close(self, grace: float) -> None:
         """Write what is queued (at most ``grace`` seconds), then stop."""
+        self._close_window()
         self._closed = True
         task = self._task
         if task is None:

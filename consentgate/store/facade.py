@@ -62,11 +62,14 @@ from consentgate.core.audit import (
     GENESIS,
     HEAD_SETTING,
     AuditEntry,
+    AuditMark,
     AuditRecord,
     ChainCheck,
     ChainReport,
     MalformedAuditRow,
+    Revocations,
     head_value,
+    mark_problem,
 )
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.events import AuditEvent, AuditTrail
@@ -89,6 +92,7 @@ from consentgate.core.records import (
     verification_failure,
 )
 from consentgate.store.auditlog import AuditWriter
+from consentgate.store.auditmark import MarkKeeper, read_mark
 from consentgate.store.backend import (
     Cursor,
     DuplicatePendingId,
@@ -274,6 +278,10 @@ class ConsentStore:
         #: The hash-chained audit table's writer (issue 13, point 2), fed by the trail.
         self._audit_writer = AuditWriter(self._append_audit, clock)
         self.audit.add_sink(self._audit_sink)
+        #: The trail's high-water mark in the keys directory (:meth:`keep_audit_mark`).
+        self._mark: MarkKeeper | None = None
+        self._mark_unreadable: str | None = None
+        self._mark_checked: tuple[float, str | None] | None = None
         #: The change counter read in the current step of the running task (see
         #: :meth:`_current_counter`); ``_NOT_READ`` outside such a step.
         self._counter_now: int | _NotRead | None = _NOT_READ
@@ -348,6 +356,8 @@ class ConsentStore:
         """
         try:
             await self._audit_writer.close(AUDIT_CLOSE_TIMEOUT)
+            if self._mark is not None:
+                await self._mark.close()
         finally:
             await self._backend.close()
 
@@ -856,6 +866,9 @@ class ConsentStore:
         ring = self._keyring
         total = 0
         cursor: Cursor | None = None
+        # In the audit row: every record the selector matched that was granted before
+        # this moment is revoked by now (the cross-check of restored_revocations).
+        started = int(self.clock())
         while True:
 
             async def batch(
@@ -894,6 +907,7 @@ class ConsentStore:
                     "value": value,
                     "count": total,
                     "by": by,
+                    "started_at": started,
                     **({"subject": owner} if owner is not None else {}),
                 },
             )
@@ -1045,6 +1059,35 @@ class ConsentStore:
                 verify(row, failures)
         return VerificationReport(checked, tuple(failures))
 
+    async def restored_revocations(self) -> builtins.list[tuple[ConsentRecord, int]]:
+        """Unrevoked records that a signed ``revoked`` audit row covers, each with when
+        that revocation started: the row was put back from a copy made before it was
+        revoked (its signature verifies: it is an older signed version of itself).
+
+        The lookup cannot tell (a separate revocation mark in the same database could
+        be deleted with the same access); ``consents verify`` reports them. Audit rows
+        that fail their signature are not trusted here (``audit verify`` names them);
+        revocations older than the audit retention (``[audit] keep``) are not seen.
+        """
+        revocations = Revocations()
+        async for row in self.iter_audit(event="revoked"):
+            if row.signature_failure(self._keyring) is None:
+                revocations.add(row)
+        if not len(revocations):
+            return []
+        found: builtins.list[tuple[ConsentRecord, int]] = []
+        async for record in self.iter_records(include_revoked=False):
+            when = revocations.covering(
+                id=record.id,
+                client_id=record.client_id,
+                redirect_uri=record.redirect_uri,
+                subject=record.subject,
+                granted_at=record.granted_at,
+            )
+            if when is not None:
+                found.append((record, when))
+        return found
+
     # --- the audit table ------------------------------------------------------------
 
     def _audit_sink(self, event: AuditEvent) -> None:
@@ -1057,7 +1100,7 @@ class ConsentStore:
         """Append ``entries`` to the chain in one durable transaction, and sign its head."""
         ring = self._keyring
 
-        async def append(tx: StoreTransaction) -> None:
+        async def append(tx: StoreTransaction) -> tuple[int, str]:
             tail = await tx.audit_tail()
             seq, prev = tail if tail is not None else (0, GENESIS)
             await self._keep_key(tx, ring)
@@ -1069,9 +1112,12 @@ class ConsentStore:
                 prev = record.hash
             await tx.insert_audit(rows)
             await tx.put_setting(HEAD_SETTING, head_value(seq, prev, ring))
+            return seq, prev
 
-        await self._backend.transaction(append, durable=True)
+        seq, digest = await self._backend.transaction(append, durable=True)
         self._kept(ring)
+        if self._mark is not None:
+            self._mark.noted(seq, digest)
 
     async def flush_audit(self) -> None:
         """Wait until every audit row queued so far is in the table."""
@@ -1154,10 +1200,10 @@ class ConsentStore:
         ring = self._keyring
         now = int(self.clock())
 
-        async def purge(tx: StoreTransaction) -> int:
+        async def purge(tx: StoreTransaction) -> tuple[int, AuditRecord | None]:
             kept = await tx.audit_first_kept(now - int(keep))
             if kept is None or kept[2] == 0:
-                return 0
+                return 0, None
             first_seq, first_prev, _older = kept
             deleted = await tx.delete_audit_before(first_seq)
             tail = await tx.audit_tail()
@@ -1181,11 +1227,78 @@ class ConsentStore:
             )
             await tx.insert_audit([record.to_row()])
             await tx.put_setting(HEAD_SETTING, head_value(record.seq, record.hash, ring))
-            return deleted
+            return deleted, record
 
-        deleted = await self._backend.transaction(purge, durable=True)
+        deleted, appended = await self._backend.transaction(purge, durable=True)
         self._kept(ring)
+        if appended is not None and self._mark is not None:
+            self._mark.noted(appended.seq, appended.hash)
         return deleted
+
+    async def keep_audit_mark(self, keys_dir: Path) -> str | None:
+        """Keep the trail's high-water mark in ``keys_dir`` from now on (the gate, and
+        the CLI's commands that write; :mod:`consentgate.store.auditmark`), and return
+        why the trail is behind the mark found there (None: it is not).
+
+        Without a mark yet (a new keys directory, or a store older than the mark), the
+        trail's newest row is recorded now."""
+        found = read_mark(keys_dir)
+        if isinstance(found, str):
+            self._mark_unreadable = found
+            return found
+        self._mark = MarkKeeper(keys_dir, found, self._mark_problem, self.clock)
+        if found is not None:
+            return await self._mark_problem(found)
+
+        async def tail(tx: StoreTransaction) -> tuple[int, str] | None:
+            return await tx.audit_tail()
+
+        newest = await self._backend.transaction(tail)
+        if newest is not None:
+            self._mark.noted(*newest)
+        return None
+
+    async def flush_audit_mark(self) -> None:
+        """Write the mark for every row appended so far now (tests; the gate waits for
+        the interval or the close)."""
+        await self._audit_writer.flush()
+        if self._mark is not None:
+            await self._mark.flush()
+
+    async def audit_mark_problem(self, mark: AuditMark | None = None) -> str | None:
+        """Why the trail is behind ``mark`` (by default the one this store keeps), or
+        None: two small reads (the row at the mark, and the oldest row when that one
+        is not there). The verify commands pass the mark they read themselves."""
+        if mark is None:
+            if self._mark_unreadable is not None:
+                return self._mark_unreadable
+            mark = None if self._mark is None else self._mark.mark
+            if mark is None:
+                return None
+        return await self._mark_problem(mark)
+
+    async def audit_trail_problem(self) -> str | None:
+        """:meth:`audit_mark_problem` for readiness, kept :data:`HEALTH_INTERVAL` seconds."""
+        checked = self._mark_checked
+        if checked is not None and time.monotonic() - checked[0] < HEALTH_INTERVAL:
+            return checked[1]
+        problem = await self.audit_mark_problem()
+        self._mark_checked = (time.monotonic(), problem)
+        return problem
+
+    async def _mark_problem(self, mark: AuditMark) -> str | None:
+        rows, _ = await self._backend.audit_page(after=mark.seq - 1, limit=1)
+        found: AuditRecord | None = None
+        if rows:
+            try:
+                found = AuditRecord.from_row(rows[0])
+            except MalformedAuditRow:
+                return f"the audit row at or after row {mark.seq} is malformed"
+        first_seq: int | None = None
+        if found is None:
+            oldest, _ = await self._backend.audit_page(after=None, limit=1)
+            first_seq = oldest[0][0] if oldest and isinstance(oldest[0][0], int) else None
+        return mark_problem(mark, found, first_seq)
 
     def key_rotated(self, previous: str, active: str, *, by: RevokedBy = "cli") -> None:
         """Audit a key rotation (``consentgate keys rotate``): the log line and the

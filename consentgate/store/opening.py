@@ -9,6 +9,7 @@ only when a URL asks for PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from consentgate.core.dsn import mask_password
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
 from consentgate.core.keys import KeyRing
+from consentgate.store.auditmark import forget_mark
 from consentgate.store.birth import (
     evidence,
     leftovers,
@@ -26,6 +28,8 @@ from consentgate.store.birth import (
     set_aside,
 )
 from consentgate.store.facade import ConsentStore
+
+_log = logging.getLogger("consentgate.store")
 
 
 @contextlib.contextmanager
@@ -112,6 +116,17 @@ async def open_store(
         opened = ConsentStore(backend, keyring, clock=clock, audit=audit)
     if keys_dir is not None:
         remember_store(keys_dir, describe(store), now=clock())
+        try:
+            problem = await opened.keep_audit_mark(keys_dir)
+        except BaseException:
+            await opened.close()
+            raise
+        if problem is not None:
+            _log.error(
+                "the audit trail is behind its mark in the keys directory; rows were "
+                "deleted in the database (readyz says so until it is resolved)",
+                extra={"fields": {"problem": problem}},
+            )
     return opened
 
 
@@ -139,6 +154,7 @@ async def create_store(
         backend = await SQLiteBackend.open(store.path, create=True)
         await backend.close()
         remember_store(keys_dir, where, now=clock(), replace=True)
+        forget_mark(keys_dir)
         aside = "".join(f"; set aside {file}" for file in moved)
         return f"{where}: created an empty consent store{aside}"
     with _needs_asyncpg():
@@ -154,6 +170,7 @@ async def create_store(
             )
         return f"{where}: exists, kept"
     remember_store(keys_dir, where, now=clock(), replace=True)
+    forget_mark(keys_dir)
     return f"{where}: created an empty consent store (schema version {after})"
 
 

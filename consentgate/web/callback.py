@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from consentgate.core.audit import CallbackRefusal
 from consentgate.core.cookies import set_cookie_header
+from consentgate.core.forwarding import address_group
 from consentgate.core.oauth import OAuthRequestError, encode_parameters, parse_parameters
 from consentgate.core.paths import RoutedPath
-from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
+from consentgate.web.appkeys import CLIENT_IP, CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.browser import Browser
 from consentgate.web.pages import error_response
@@ -41,6 +43,22 @@ DIFFERENT_BROWSER = (
 )
 
 
+def _refused(
+    request: web.Request, refusal: CallbackRefusal, message: str, **fields: object
+) -> None:
+    """Audit a refused callback with its fixed reason and the client's network: anyone
+    can send one, so the audit table counts them per network rather than keeping a row
+    each (:data:`consentgate.core.audit.AGGREGATED`); the log line keeps each."""
+    audit_event(
+        request,
+        "callback_refused",
+        message,
+        refusal=refusal,
+        source=address_group(request[CLIENT_IP]),
+        **fields,
+    )
+
+
 async def callback(request: web.Request, routed: RoutedPath) -> web.StreamResponse:
     """Check the flow binding, then relay the callback upstream, exactly as checked."""
     app = request.app
@@ -53,18 +71,18 @@ async def callback(request: web.Request, routed: RoutedPath) -> web.StreamRespon
     try:
         parameters = parse_parameters(request.raw_path.partition("?")[2])
     except OAuthRequestError as exc:
-        audit_event(request, "callback_refused", "malformed callback", reason=exc.description)
+        _refused(request, "malformed", "malformed callback", reason=exc.description)
         return error_response(request, 400, exc.code, exc.description)
     state = dict(parameters).get("state")
     browser = Browser(request)
     if not state:
-        audit_event(request, "callback_refused", "callback without state")
+        _refused(request, "no_state", "callback without state")
         return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
     found = crypto.check_binding(state, browser.subject or "", request.cookies)
     if found is None:
-        audit_event(
+        _refused(
             request,
-            "callback_refused",
+            "no_binding",
             "callback without this browser's binding cookie",
             subject=browser.subject or "",
         )
@@ -74,12 +92,13 @@ async def callback(request: web.Request, routed: RoutedPath) -> web.StreamRespon
     now = app[CLOCK]()
     fresh = issued_at <= now + CLOCK_SKEW and now - issued_at <= ttl
     if not fresh or not await app[STORE].use_binding(key, issued_at + ttl):
-        audit_event(
+        refusal: CallbackRefusal = "replayed" if fresh else "expired"
+        _refused(
             request,
-            "callback_refused",
+            refusal,
             "callback expired or replayed",
             subject=browser.subject or "",
-            reason="replayed" if fresh else "expired",
+            reason=refusal,
         )
         return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
     audit_event(

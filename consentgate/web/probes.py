@@ -5,7 +5,8 @@ orchestrator does not restart a healthy gate because its upstream is down.
 ``readyz`` says whether the gate can do its job: the upstream answers (any HTTP
 status counts: it is reachable), the paths the gate guards are the endpoints the
 upstream's metadata advertises (``web/endpoints.py``) and, once the store exists,
-the store is usable.
+the store is usable and its audit trail has not gone back behind the mark in the
+keys directory.
 """
 
 from __future__ import annotations
@@ -59,8 +60,23 @@ async def store_usable(app: web.Application) -> str | None:
     return None if problem is None else f"store: {problem.kind}"
 
 
+async def audit_trail_intact(app: web.Application) -> str | None:
+    """None unless the audit trail went back behind the high-water mark in the keys
+    directory (emptied or cut back in the database: :mod:`consentgate.store.auditmark`).
+    A store that cannot be read is :func:`store_usable`'s to report."""
+    try:
+        problem = await app[STORE].audit_trail_problem()
+    except Exception:
+        return None
+    return None if problem is None else f"audit trail: {problem}"
+
+
 async def readyz(request: web.Request) -> web.StreamResponse:
-    checks = [upstream_reachable(request.app), store_usable(request.app)]
+    checks = [
+        upstream_reachable(request.app),
+        store_usable(request.app),
+        audit_trail_intact(request.app),
+    ]
     found, mismatches = await asyncio.gather(
         asyncio.gather(*checks), endpoint_problems(request.app)
     )

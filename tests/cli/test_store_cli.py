@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -721,3 +722,60 @@ def test_a_key_rotation_is_recorded_in_the_audit_trail(
     after = load_keyring(setup.keys, create=False).active_kid
     assert line["detail"] == {"active_key": after, "previous_key": before}
     assert line["actor"] == "cli"
+
+
+def test_both_verify_commands_exit_1_when_the_trail_was_emptied_behind_its_mark(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for client in ("client-1", "client-2"):
+        assert main(setup.args("consents", "revoke", "--client", client)) == 0
+    capsys.readouterr()
+    assert main(setup.args("audit", "verify")) == 0
+    assert capsys.readouterr().out.startswith("audit trail: 2 row(s) verify")
+    with sqlite3.connect(setup.store) as conn:  # the rows and the chain's head, deleted
+        conn.execute("DELETE FROM audit")
+        conn.execute("DELETE FROM settings WHERE name = 'audit.head'")
+    conn.close()
+    assert main(setup.args("audit", "verify")) == 1
+    captured = capsys.readouterr()
+    first, second = captured.out.splitlines()
+    assert first == "audit trail: empty"
+    assert second.startswith(
+        "audit trail: behind its mark: the keys directory records that the audit trail "
+        "reached row 2"
+    )
+    assert second.endswith("but the trail is empty: every row and its head were deleted")
+    assert f"behind the mark in {setup.keys / 'audit-mark.json'}" in captured.err
+    assert main(setup.args("consents", "verify")) == 1
+    assert "the audit trail failed verification" in capsys.readouterr().err
+
+
+def test_consents_verify_names_a_record_put_back_from_before_its_revocation(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def approve_a_minute_ago() -> ConsentRecord:
+        keyring = load_keyring(setup.keys, create=False)
+        store = await ConsentStore.open(setup.store, keyring, clock=lambda: time.time() - 60)
+        async with store:
+            return await store.record(
+                "dave", "client-9", "https://nine.example/cb", {"a"}, ttl=3600
+            )
+
+    record = asyncio.run(approve_a_minute_ago())
+    assert main(setup.args("consents", "revoke", "--id", record.id)) == 0
+    assert main(setup.args("consents", "verify")) == 0
+    with sqlite3.connect(setup.store) as conn:  # the row as signed before its revocation
+        conn.execute(
+            "UPDATE consents SET revoked_at = NULL, key_id = ?, signature = ? WHERE id = ?",
+            (record.key_id, record.signature, record.id),
+        )
+    conn.close()
+    capsys.readouterr()
+    assert main(setup.args("consents", "verify")) == 1
+    captured = capsys.readouterr()
+    first = captured.out.splitlines()[0]
+    assert first.startswith(
+        f"consent {record.id}: unrevoked, but a signed audit row says it was revoked at "
+    )
+    assert first.endswith("a copy from before the revocation was put back in the database")
+    assert "1 of 5 record(s) failed verification" in captured.err

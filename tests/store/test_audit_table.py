@@ -308,3 +308,54 @@ async def test_the_table_holds_no_secret_of_the_request(
     (record,) = await rows_of(store)
     assert (record.event, record.subject) == ("callback_refused", "digest")
     assert b"SECRET-CODE" not in database.contents()
+
+
+def refused_event(n: int, source: str = "192.0.2.7") -> AuditEvent:
+    return AuditEvent(
+        "callback_refused",
+        "malformed callback",
+        f"req-r{n}",
+        fields={
+            "refusal": "malformed",
+            "reason": f"The parameter {'x' * 2000!r} is given more than once.",
+            "source": source,
+        },
+    )
+
+
+async def test_a_flood_of_refused_callbacks_is_counted_in_a_few_rows_and_decisions_keep_theirs(
+    store: ConsentStore, database: StoreDatabase
+) -> None:
+    for n in range(2000):
+        store.audit.emit(refused_event(n))
+        if n == 1000:
+            store.audit.emit(approved_event(1))
+        if n % 250 == 0:
+            await asyncio.sleep(0)  # let the writer append what is queued
+    await store.flush_audit()
+    records = await rows_of(store)
+    refused = [r for r in records if r.event == "callback_refused"]
+    assert [r.details()["count"] for r in refused] == [1, 1999]
+    assert all(len(r.hashed_input()) < 400 for r in refused)
+    assert refused[0].details() == {"reason": "malformed", "source": "192.0.2.7", "count": 1}
+    assert [r.client_id for r in records if r.event == "approved"] == ["client-1"]
+    assert b"x" * 100 not in database.contents()
+    assert (await store.verify_audit()).ok
+
+
+async def test_refused_callbacks_from_more_networks_than_the_buckets_share_one_more(
+    store: ConsentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auditlog, "MAX_BUCKETS", 3)
+    for n in range(40):
+        store.audit.emit(refused_event(n, source=f"198.51.100.{n % 10}"))
+    await store.flush_audit()
+    refused = [r.details() for r in await rows_of(store)]
+    assert sum(d["count"] for d in refused) == 40
+    assert {d["source"] for d in refused} == {
+        "198.51.100.0",
+        "198.51.100.1",
+        "198.51.100.2",
+        auditlog.OTHER_SOURCES,
+    }
+    assert len(refused) == 8  # each bucket: its first row, then one counting the rest

@@ -6,8 +6,12 @@ Against the fake single-client proxy and a real SQLite store, as test_authorize.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
 
+from consentgate.core.audit import AuditRecord
 from consentgate.web.appkeys import STORE
 from tests.browsersim import Browser
 from tests.conftest import Stack, StartStack
@@ -81,3 +85,49 @@ async def test_a_remembered_sign_in_adds_nothing_to_the_table(stack: Stack) -> N
             again = await person.authorize({**auth_params(client_id), "state": f"again-{n}"})
             assert again.status == 302
     assert [event for event, *_ in await trail(stack)] == ["approved"]
+
+
+def row_bytes(record: AuditRecord) -> int:
+    """What one row keeps: its hashed fields, its hash, key id and signature."""
+    return (
+        len(record.hashed_input()) + len(record.hash) + len(record.key_id) + len(record.signature)
+    )
+
+
+async def test_a_flood_of_refused_callbacks_is_a_handful_of_small_rows_beside_a_real_decision(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone can send a refused callback: a flood from one client must not become one
+    signed row per request (nor copy what it sent), while a person's decision made
+    during it keeps its own row."""
+    client_id = await register(stack)
+    long_name = "n" * 2000  # a repeated parameter: its name is in the refusal's text
+    flood = 2000
+    targets = [
+        "/auth/callback?code=c&state=s{n}",  # no binding cookie
+        f"/auth/callback?{long_name}=1&{long_name}=2",  # malformed
+    ]
+    with caplog.at_level(logging.INFO, logger="consentgate.audit"):
+        async with Browser(stack.url) as stranger, Browser(stack.url) as person:
+
+            async def one(n: int) -> None:
+                page = await stranger.get(targets[n % 2].replace("{n}", str(n)))
+                assert page.status in (400, 403)
+
+            for start in range(0, flood, 100):
+                await asyncio.gather(*(one(n) for n in range(start, start + 100)))
+                if start == flood // 2:
+                    await approve_new(person, auth_params(client_id))
+    store = stack.gate.app[STORE]
+    await store.flush_audit()
+    rows = [r async for r in store.iter_audit()]
+    refused = [r for r in rows if r.event == "callback_refused"]
+    assert len(refused) <= 8, len(refused)
+    assert all(row_bytes(r) < 1024 for r in refused), max(map(row_bytes, refused))
+    assert sum(int(r.details().get("count", 1)) for r in refused) == flood
+    assert [r.client_id for r in rows if r.event == "approved"] == [client_id]
+    assert all(long_name[:100] not in repr(r.as_json()) for r in rows)
+    assert (await store.verify_audit()).ok
+    # The log still has a line for each refusal.
+    events = [getattr(r, "fields", {}).get("event") for r in caplog.records]
+    assert events.count("callback_refused") == flood

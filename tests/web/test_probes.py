@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import aiohttp
 from aiohttp import web
 
+from consentgate.core.audit import HEAD_SETTING
+from consentgate.core.events import AuditEvent
+from consentgate.web.appkeys import STORE
 from tests.conftest import StartGate, StartUpstream, bound_socket
 
 
@@ -54,3 +59,23 @@ async def test_probe_paths_are_never_relayed_in_any_spelling(
         assert response.status in (200, 404), target
     # The gate's own metadata reads (at start, in readyz) are not relays of these paths.
     assert [path for path in reached if path != "/.well-known/oauth-authorization-server"] == []
+
+
+async def test_readyz_is_not_ready_when_the_audit_trail_was_emptied_behind_its_mark(
+    start_upstream: StartUpstream, start_gate: StartGate, client: aiohttp.ClientSession
+) -> None:
+    gate = await start_gate(await start_upstream(web.Application()))
+    store = gate.app[STORE]
+    for n in range(3):
+        store.audit.emit(AuditEvent("key_rotated", "rotated", fields={"active_key": f"k{n}"}))
+    await store.flush_audit_mark()
+    assert store.path is not None
+    with sqlite3.connect(store.path) as conn:  # someone with write access to the database
+        conn.execute("DELETE FROM audit")
+        conn.execute("DELETE FROM settings WHERE name = ?", (HEAD_SETTING,))
+    conn.close()
+    async with client.get(f"{gate.url}/_consentgate/readyz") as response:
+        assert response.status == 503
+        (reason,) = (await response.json())["reasons"]
+    assert reason.startswith("audit trail: the keys directory records")
+    assert "reached row 3" in reason and "the trail is empty" in reason
