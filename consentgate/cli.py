@@ -144,7 +144,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_init(args: argparse.Namespace) -> int:
-    """Create an empty store where one is missing, even where one existed (issue 16):
+    """Create an empty store where one is missing, even where one existed:
     the explicit way to start over, since ``serve`` refuses to."""
     from consentgate.store.opening import create_store
 
@@ -165,7 +165,7 @@ def _ask(value: str | None, flag: str, question: str) -> str:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    """A first configuration and the keys, nothing overwritten (issue 15)."""
+    """A first configuration and the keys, nothing overwritten."""
     from consentgate.core.firstrun import first_config, write_new
     from consentgate.core.keys import generate_keys
 
@@ -196,7 +196,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_nginx_config(args: argparse.Namespace) -> int:
-    """Print the nginx front of the split deployment (issue 14, point 3)."""
+    """Print the nginx front of the split deployment."""
     from consentgate.core.nginxconf import nginx_config
 
     config = _load(args)
@@ -369,7 +369,7 @@ def _with_store(
 
     A ``verifying`` command (list, verify, export) runs with the public keys the store
     keeps when asked (``--store-keys``) or when the keys directory is not on this
-    machine (issue 12, point 5); every other command needs the keys directory.
+    machine; every other command needs the keys directory.
     """
     from consentgate.core.keys import KeyRing, load_keyring
     from consentgate.store.opening import open_store

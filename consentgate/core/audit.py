@@ -2,7 +2,7 @@
 
 Log lines can be lost, rotated away or edited without a trace; an operator reviewing
 an incident needs a history of every consent decision that shows when it was cut
-short or rewritten (issue 13, point 2; REFERENCES.md: "no audit trail" was a weakness
+short or rewritten (docs/references.md: "no audit trail" was a weakness
 of every cookie-only consent design; Hydra and Keycloak keep one). So the decisions
 that matter are appended to a table of the store, as a **hash chain**:
 

@@ -2,7 +2,7 @@
 
 Why a cache: a round trip through aiosqlite costs about 100 µs and an Ed25519
 verification about as much, a dictionary lookup a fraction of a microsecond
-(measured, REFERENCES.md and docs/store.md), and the gate asks the same question
+(measured, docs/references.md and docs/store.md), and the gate asks the same question
 on every authorization. What is cached is the *verified* grants of one lookup key
 (subject, client_id, redirect_uri, resource): each grant's scopes and expiry, so
 expiry is still checked against the clock at every answer. Client registrations

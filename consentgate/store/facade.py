@@ -13,7 +13,7 @@ the protocol; :mod:`consentgate.store.sqlite`, the one that ships), which moves
 rows and owns transactions and never sees a key. Answers are cached in
 :mod:`consentgate.store.cache`, invalidated by the backend's change counter.
 
-Decisions and their sources (REFERENCES.md):
+Decisions and their sources (docs/references.md):
 
 * Server-side records with expiry, revocation (by id, client, redirect_uri,
   subject, or all), an audit log and key rotation, the weaknesses FastMCP's
@@ -275,7 +275,7 @@ class ConsentStore:
         self._published: set[str] = set()
         self._cache = DecisionCache(cache_size)
         self._healthy_at: float | None = None
-        #: The hash-chained audit table's writer (issue 13, point 2), fed by the trail.
+        #: The hash-chained audit table's writer, fed by the trail.
         self._audit_writer = AuditWriter(self._append_audit, clock)
         self.audit.add_sink(self._audit_sink)
         #: The trail's high-water mark in the keys directory (:meth:`keep_audit_mark`).
@@ -375,8 +375,8 @@ class ConsentStore:
     async def claim_cookie_fingerprint(self, fingerprint: str) -> str:
         """The fingerprint of the cookie secret that the gates sharing this store use:
         ``fingerprint`` when this is the first gate to start, else the one claimed
-        first. A gate whose secret differs would break every flow that crosses gates
-        (issue 12, point 5); it refuses to become ready (``readyz``)."""
+        first. A gate whose secret differs would break every flow that crosses gates;
+        it refuses to become ready (``readyz``)."""
         check_length("fingerprint", check_text("fingerprint", fingerprint), 64)
         return await self._backend.claim_setting(COOKIE_FINGERPRINT, fingerprint)
 
@@ -572,7 +572,7 @@ class ConsentStore:
         self, before: int, after: int, *, key: Key | None = None, client_id: str | None = None
     ) -> None:
         """Forget only what this process's own write changed, when that is all that
-        changed (hardening issue #10, point 3; :meth:`DecisionCache.after_own_write`).
+        changed (:meth:`DecisionCache.after_own_write`).
 
         ``before`` and ``after`` are the backend's change counter read inside the
         write's transaction.
@@ -618,7 +618,7 @@ class ConsentStore:
 
         One commit for both, so a store that fails between them (a full disk, a
         lock) leaves the consent page answerable once it is back, instead of a
-        page already used and no approval (issue 16, point 4).
+        page already used and no approval.
         """
         check_text("pending_id", pending_id)
 
@@ -727,7 +727,7 @@ class ConsentStore:
             await tx.insert_consent(record.to_row())
             return record, False, before, await tx.change_counter()
 
-        # Durable: the person is told 'remembered' only once it is on disk (issue 16).
+        # Durable: the person is told 'remembered' only once it is on disk.
         done = await self._backend.transaction(upsert, durable=True)
         if done is None:
             return None
@@ -768,7 +768,7 @@ class ConsentStore:
         A request without any scope is covered only by an approval that had none
         either: what "no scope" means is the upstream's choice (often its default
         or every registered scope), so an approval of ``read`` must not silently
-        cover it (hardening issue #10, point 7).
+        cover it.
         """
         if isinstance(scopes, str | bytes):
             raise TypeError("scopes must be a collection of strings, not a single string")
@@ -835,7 +835,7 @@ class ConsentStore:
         the self-service page revokes ``id=X, owner=<this browser>``, so a person can
         never revoke (or learn of) another browser's approval by guessing an id.
         ``by`` names who revoked (``cli``, ``admin``, ``self``, ``library``) for the
-        audit trail (issue 13, point 2), and ``request_id`` the HTTP request that asked
+        audit trail, and ``request_id`` the HTTP request that asked
         (the admin API's and the approvals page's answers carry it in ``X-Request-Id``),
         so an operator can tie the audit row to the access line and the caller's logs.
 
@@ -1386,7 +1386,7 @@ class ConsentStore:
     ) -> None:
         """Store a signed pending consent page.
 
-        The bounds keep a flood from filling the disk (hardening issue #10, point 1):
+        The bounds keep a flood from filling the disk:
 
         * ``payload`` is at most :data:`~consentgate.core.records.MAX_PENDING_PAYLOAD`
           bytes (ValueError beyond), so rows times that bounds the bytes;
@@ -1479,8 +1479,8 @@ class ConsentStore:
 
         With ``keep_records`` (seconds), consent records that expired or were revoked
         longer ago than that are deleted too (``[store] keep_expired``): until then they
-        are the trail of who approved what; after it they only grow the file
-        (hardening issue #10, point 3). Each deletion of records is one audit line.
+        are the trail of who approved what; after it they only grow the file.
+        Each deletion of records is one audit line.
         """
         now = int(self.clock())
         cutoff = None if keep_records is None else now - int(keep_records)

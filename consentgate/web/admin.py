@@ -1,4 +1,4 @@
-"""The admin API's handlers: the CLI's ``consents`` operations over HTTP (issue 13, point 3).
+"""The admin API's handlers: the CLI's ``consents`` operations over HTTP.
 
 Thin on purpose: each handler parses with :mod:`consentgate.core.adminapi`, calls the
 same :class:`~consentgate.store.ConsentStore` methods the CLI calls, and renders with

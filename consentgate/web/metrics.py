@@ -1,5 +1,5 @@
-"""Prometheus metrics, served on the admin listener (issue 13, point 1, first slice;
-the listener is assembled by :mod:`consentgate.web.admin_app`).
+"""Prometheus metrics, served on the admin listener (the listener is assembled by
+:mod:`consentgate.web.admin_app`).
 
 ``GET /metrics`` on ``[admin] listen`` (never the public port), in the Prometheus
 text format written by ``prometheus-client``. Every label set is bounded: outcomes,
@@ -11,7 +11,7 @@ What every request records (relayed responses by status class, the upstream and
 authorize-decision histograms, the decisions) is kept in plain integers and folded
 into the exposition at scrape time by a collector (:class:`_HotCollector`): a
 ``prometheus-client`` child takes a lock per increment, 2.1 µs per relayed response
-against 0.3 µs now (``bench/metrics_bench.py``; issue 14, point 2). The families,
+against 0.3 µs now (``bench/metrics_bench.py``). The families,
 names, labels and buckets are the same. Upstream failures and refusals, which are
 rare, stay ``prometheus-client`` counters.
 

@@ -4,7 +4,7 @@ Implements :class:`~consentgate.store.backend.StoreBackend` so that several gate
 instances can share one store. It moves rows and owns transactions; it
 never signs, verifies or emits audit events (the facade does).
 
-Decisions and their sources (REFERENCES.md, docs/store.md "PostgreSQL"):
+Decisions and their sources (docs/references.md, docs/store.md "PostgreSQL"):
 
 * asyncpg (the fastest asyncio driver, and LISTEN/NOTIFY built in), imported by this
   package only. A bounded pool (``min_size=1``, ``max_size=pool_size``);

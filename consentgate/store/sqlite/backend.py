@@ -3,7 +3,7 @@
 Implements :class:`~consentgate.store.backend.StoreBackend`. It moves rows and owns
 transactions; it never signs, verifies or emits audit events (the facade does).
 
-Decisions and their sources (REFERENCES.md):
+Decisions and their sources (docs/references.md):
 
 * aiosqlite with two long-lived connections opened and closed with the app, one
   for writes and one for reads (``query_only``): WAL lets readers go on while a
@@ -32,7 +32,7 @@ Decisions and their sources (REFERENCES.md):
   pending row, ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` for a binding) run
   in autocommit mode: one round trip to the database thread instead of three.
 * Cross-process cache invalidation. A round trip through aiosqlite costs about
-  100 µs, a plain ``sqlite3`` call about 5 µs (measured, REFERENCES.md). The
+  100 µs, a plain ``sqlite3`` call about 5 µs (measured, docs/references.md). The
   facade's cache must not outlive a revocation made by another process (the
   CLI's ``consents revoke`` while the gate runs): a second, plain ``sqlite3``
   "probe" connection reads ``PRAGMA data_version`` (it changes whenever another
@@ -541,7 +541,7 @@ class SQLiteBackend:
         the last commits when the machine or its disk fails.
 
         A request handler cancelled by a client disconnect must not leave the
-        shared connection inside an open transaction (REFERENCES.md: "shield the
+        shared connection inside an open transaction (docs/references.md: "shield the
         store write so it is not cancelled half way"); the lock keeps two
         coroutines from interleaving statements on the one connection.
         """
