@@ -1,8 +1,15 @@
 """The upstream's issuer identifier, for ``iss`` on error redirects (RFC 9207 §2).
 
-Taken from ``[upstream] issuer`` when set, else read once from the upstream's
-RFC 8414 metadata (``/.well-known/oauth-authorization-server``). A failed read is
-retried after a minute; until then error redirects go without ``iss``.
+A client compares ``iss`` byte for byte with the ``issuer`` of the metadata it read
+through the gate, and must not act on an error whose ``iss`` differs or is missing
+(RFC 9207 §2.4; MCP 2026-07-28, docs/references.md). So the value is the upstream's
+``issuer`` exactly as served (a trailing slash or a path kept): taken from
+``[upstream] issuer`` when set (``serve`` and ``readyz`` refuse one the metadata
+contradicts, core/endpoints.py), else read once from the upstream's RFC 8414
+metadata (``/.well-known/oauth-authorization-server``), asked the way a client's
+request through the gate asks (the caller's fetch sends those headers). A failed
+read is retried after a few seconds; until then the issuer is unknown, and the
+caller shows a local page instead of redirecting an error without ``iss``.
 
 Pure module: the fetch is passed in, so no aiohttp import.
 """
@@ -19,7 +26,8 @@ from consentgate.core.clock import Clock
 log = logging.getLogger("consentgate")
 
 METADATA_PATH: Final = "/.well-known/oauth-authorization-server"
-RETRY_AFTER: Final = 60.0
+#: Seconds between reads while the issuer is unknown (error redirects wait for it).
+RETRY_AFTER: Final = 5.0
 
 #: Fetches a path from the upstream: returns (status, body) or raises OSError-like errors.
 Fetch = Callable[[str], Awaitable[tuple[int, bytes]]]

@@ -204,9 +204,12 @@ async def _silent_reason(
 async def _refuse_to_client(
     request: web.Request, auth: AuthorizationRequest, redirectable: bool, error: str
 ) -> web.StreamResponse:
-    """An error for the client: redirected only to a registered, verified redirect URI."""
+    """An error for the client: redirected only to a registered, verified redirect URI,
+    and only with the upstream's issuer; otherwise a local page."""
     if redirectable and not auth.opaque:
-        return await redirect_error(request, auth, error)
+        redirected = await redirect_error(request, auth, error)
+        if redirected is not None:
+            return redirected
     return error_response(
         request,
         400,

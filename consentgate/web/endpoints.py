@@ -64,7 +64,7 @@ def log_mismatch(app: web.Application, mismatch: EndpointMismatch, *, consequenc
         return
     logged.add(text)
     log.error(
-        f"{mismatch.key} is not the upstream's endpoint; {consequence}",
+        f"{mismatch.key} disagrees with the upstream's metadata; {consequence}",
         extra={
             "fields": {
                 "key": mismatch.key,
