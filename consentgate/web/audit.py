@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from consentgate.core.events import AuditEvent, Severity
+from consentgate.core.events import AuditEvent
 from consentgate.web.appkeys import AUDIT, REQUEST_ID
 
 
@@ -16,11 +16,7 @@ def audit_event(
     request: web.Request,
     event: str,
     message: str,
-    *,
-    severity: Severity = "info",
     **fields: object,
 ) -> None:
     """Emit one audit event for ``request`` (the request id is added)."""
-    request.app[AUDIT].emit(
-        AuditEvent(event, message, request[REQUEST_ID], severity=severity, fields=fields)
-    )
+    request.app[AUDIT].emit(AuditEvent(event, message, request[REQUEST_ID], fields=fields))

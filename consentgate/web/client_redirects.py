@@ -18,9 +18,9 @@ from typing import Final
 from aiohttp import web
 
 from consentgate.core.endpoints import metadata_request_headers
+from consentgate.core.events import AuditEvent
 from consentgate.core.oauth import AuthorizationRequest, error_redirect
-from consentgate.web.appkeys import ISSUER, LIVE_SETTINGS, UPSTREAM
-from consentgate.web.audit import audit_event
+from consentgate.web.appkeys import AUDIT, ISSUER, LIVE_SETTINGS, REQUEST_ID, UPSTREAM
 
 MAX_METADATA_BYTES: Final = 256 * 1024
 
@@ -48,15 +48,20 @@ async def redirect_error(
     unknown: the caller shows its local page instead."""
     named = await issuer(request.app)
     if named is None:
-        audit_event(
-            request,
-            "error_redirect_withheld",
-            "error not redirected: the upstream's issuer is unknown",
-            severity="warning",
-            error=error,
-            reason="issuer_unknown",
-            client_id=auth.client_id,
-            redirect_uri=auth.redirect_uri,
+        fields = {
+            "error": error,
+            "reason": "issuer_unknown",
+            "client_id": auth.client_id,
+            "redirect_uri": auth.redirect_uri,
+        }
+        request.app[AUDIT].emit(
+            AuditEvent(
+                "error_redirect_withheld",
+                "error not redirected: the upstream's issuer is unknown",
+                request[REQUEST_ID],
+                severity="warning",
+                fields=fields,
+            )
         )
         return None
     location = error_redirect(auth.redirect_uri, error, state=auth.state, issuer=named)
