@@ -15,6 +15,7 @@ import urllib.parse
 
 import aiohttp
 import pytest
+from multidict import CIMultiDictProxy
 
 from consentgate.core.events import AuditEvent, AuditTrail
 from tests.browsersim import Browser
@@ -49,7 +50,7 @@ def stale_for_mcp_remote(status: int, body: bytes) -> bool:
 
 async def ask(
     stack: Stack, params: dict[str, str], headers: dict[str, str]
-) -> tuple[int, aiohttp.typedefs.LooseHeaders, bytes]:
+) -> tuple[int, CIMultiDictProxy[str], bytes]:
     url = f"{stack.url}/authorize?{urllib.parse.urlencode(params)}"
     async with (
         aiohttp.ClientSession() as session,
