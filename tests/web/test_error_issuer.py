@@ -133,16 +133,13 @@ async def test_without_a_known_issuer_a_deny_is_a_local_page_not_a_redirect_with
 async def test_prompt_none_without_a_known_issuer_is_a_local_page(
     start_upstream: StartUpstream, start_gate: StartGate
 ) -> None:
-    proxy = IssuerProxy()
+    proxy = IssuerProxy(available=False)  # not yet readable when the gate starts
     clock = FakeClock()
     stack = await start(start_upstream, start_gate, proxy, clock=clock)
     client_id = await register(stack)
     async with Browser(stack.url) as browser:
         page = await browser.authorize(auth_params(client_id))
         await browser.answer(page, "approve", remember=True)
-        # The approval is remembered; the upstream's metadata goes away before the
-        # gate first needs the issuer.
-        proxy.available = False
         refused = await browser.authorize(
             {**auth_params(client_id), "prompt": "none"}, site="cross-site"
         )
@@ -158,3 +155,35 @@ async def test_prompt_none_without_a_known_issuer_is_a_local_page(
     assert "consent_required" in refused.text
     assert redirected.status == 303
     assert redirected.location_query()["iss"] == proxy.issuer
+
+
+async def test_the_issuer_read_at_start_names_errors_while_the_metadata_is_away(
+    start_upstream: StartUpstream, start_gate: StartGate
+) -> None:
+    """``serve`` reads the metadata at start (its endpoints are compared): that read
+    gives the issuer too, so a later outage of the metadata alone costs no redirect."""
+    proxy = IssuerProxy(issuer="https://as.example/")
+    stack = await start(start_upstream, start_gate, proxy, clock=FakeClock())
+    proxy.available = False
+
+    status, _, query, _ = await deny(stack)
+
+    assert status == 303 and query["iss"] == "https://as.example/"
+
+
+async def test_an_issuer_the_upstream_changed_is_followed_at_the_next_readiness_probe(
+    start_upstream: StartUpstream, start_gate: StartGate
+) -> None:
+    proxy = IssuerProxy(issuer="https://as.example")
+    stack = await start(start_upstream, start_gate, proxy)
+    assert (await deny(stack))[2]["iss"] == "https://as.example"
+
+    proxy.issuer = "https://as.example/"  # the upstream restarted with a new version
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{stack.url}/_consentgate/readyz") as ready,
+    ):
+        assert ready.status == 200
+
+    assert (await deny(stack))[2]["iss"] == await issuer_seen_by_clients(stack)
+    assert (await deny(stack))[2]["iss"] == "https://as.example/"
