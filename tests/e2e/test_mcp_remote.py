@@ -9,7 +9,8 @@ does not know, ``interaction_required`` for one it does.
 
 mcp-remote is a Node program, not a Python extra: install it anywhere outside the
 repository (``npm install mcp-remote@0.15.1`` in a scratch directory) and point
-``CONSENTGATE_MCP_REMOTE`` at its ``node_modules/mcp-remote/dist/client.js``;
+``MCP_REMOTE_CLIENT_JS`` at its ``node_modules/mcp-remote/dist/client.js`` (not a
+``CONSENTGATE_`` name: the gates these tests start would read it as configuration);
 without it this module is skipped. It runs with an empty PATH, so it finds no
 browser to open; the run stops once it tried, and the test reads the URL it printed.
 """
@@ -35,11 +36,11 @@ from tests.e2e.conftest import GatedStack  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-CLIENT_JS = os.environ.get("CONSENTGATE_MCP_REMOTE", "")
+CLIENT_JS = os.environ.get("MCP_REMOTE_CLIENT_JS", "")
 NODE = shutil.which("node")
 if not (CLIENT_JS and Path(CLIENT_JS).is_file() and NODE):
     pytest.skip(
-        "set CONSENTGATE_MCP_REMOTE to mcp-remote's dist/client.js "
+        "set MCP_REMOTE_CLIENT_JS to mcp-remote's dist/client.js "
         "(npm install mcp-remote@0.15.1 outside the repository) and have node",
         allow_module_level=True,
     )
