@@ -9,9 +9,9 @@ contradicts, core/endpoints.py), else read once from the upstream's RFC 8414
 metadata (``/.well-known/oauth-authorization-server``), asked the way a client's
 request through the gate asks (the caller's fetch sends those headers): at start
 and at each readiness probe, when the gate compares its endpoints (:meth:`note`),
-else when an error first needs it. A failed
-read is retried after a few seconds; until then the issuer is unknown, and the
-caller shows a local page instead of redirecting an error without ``iss``.
+else when an error first needs it. A failed read is retried after a few seconds;
+until then the issuer is unknown, and the caller shows a local page instead of
+redirecting an error without ``iss``.
 
 Pure module: the fetch is passed in, so no aiohttp import.
 """

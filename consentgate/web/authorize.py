@@ -202,10 +202,12 @@ def _answer_program(
     """The answer to a request that is not a person's browser opening the URL
     (:mod:`consentgate.core.navigation`): JSON, never a redirect, nothing upstream.
 
-    * A client the gate does not know gets what the upstream would answer, 400
-      ``invalid_client`` (RFC 6749 §5.2's error JSON; §4.1.2.1: no redirect for an
-      invalid client): a program checking whether its cached registration is stale
-      (mcp-remote) learns that it is and registers again, through the gate.
+    * A client the gate does not know: 400 ``invalid_client`` (RFC 6749 §5.2's error
+      JSON; §4.1.2.1: no redirect for an invalid client), so a program checking
+      whether its cached registration is stale (mcp-remote reads ``invalid_client``
+      and ``unauthorized_client`` so) learns that it is and registers again, through
+      the gate. (FastMCP's OAuthProxy itself says ``invalid_request`` here, which
+      mcp-remote does not read as stale.)
     * A redirect URI the client did not register: 400 ``invalid_request``, as the
       page would say.
     * A known client: 400 ``interaction_required`` (OIDC Core §3.1.2.6: the server
@@ -271,7 +273,6 @@ def _audit_program(
         client_id=auth.client_id,
         redirect_uri=auth.redirect_uri,
         client_kind=kind,
-        fetch_mode=request.headers.get("Sec-Fetch-Mode", ""),
     )
 
 

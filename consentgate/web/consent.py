@@ -152,7 +152,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
             if shown.redirectable and auth.redirect_uri
             else None
         )
-        response = redirected or render_page(request, "denied.html")
+        response = render_page(request, "denied.html") if redirected is None else redirected
         response.headers.add("Set-Cookie", clear)
         return response
 
