@@ -468,7 +468,8 @@ class UpstreamConfig:
         default="",
         metadata=_spec(
             _as_str,
-            "Issuer for RFC 9207 iss on error redirects; "
+            "Issuer for RFC 9207 iss on error redirects, exactly as the upstream's "
+            "metadata advertises it (a start and readyz refuse another value); "
             "empty reads it from the upstream's metadata.",
         ),
     )

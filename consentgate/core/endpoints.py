@@ -41,6 +41,8 @@ ADVERTISED: Final = (
     ("registration_endpoint", "upstream.register_path", Route.REGISTER),
 )
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+#: The key whose value must equal the advertised ``issuer`` exactly (RFC 9207 §2.4).
+ISSUER_KEY: Final = "upstream.issuer"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,11 @@ class EndpointMismatch:
     advertised: str
 
     def __str__(self) -> str:
+        if self.key == ISSUER_KEY:
+            return (
+                f"{self.key}: {self.configured!r} is not the issuer the upstream advertises "
+                f"({self.advertised!r}); clients would ignore the gate's error redirects"
+            )
         return (
             f"{self.key}: {self.configured!r} is not the upstream's endpoint: it advertises "
             f"{self.where} {self.advertised!r}, which this gate does not guard"
@@ -128,7 +135,10 @@ def endpoint_mismatches(
     document: Mapping[str, object], config: Config, rules: PathRules
 ) -> tuple[EndpointMismatch, ...]:
     """Each advertised endpoint the gate does not guard at its key's path; an absent
-    ``registration_endpoint`` (an upstream without registration) is not compared."""
+    ``registration_endpoint`` (an upstream without registration) is not compared.
+    A configured ``[upstream] issuer`` that is not the advertised ``issuer`` byte for
+    byte is one too: clients would not act on the errors the gate redirects with it
+    (RFC 9207 §2.4)."""
     found: list[EndpointMismatch] = []
     for name, key, route in ADVERTISED:
         if name not in document:
@@ -136,6 +146,9 @@ def endpoint_mismatches(
         url = document[name]
         if not _agrees(url, config, rules, route):
             found.append(EndpointMismatch(key, _configured(config, key), name, str(url)))
+    configured, advertised = config.upstream.issuer, document.get("issuer")
+    if configured and isinstance(advertised, str) and advertised != configured:
+        found.append(EndpointMismatch(ISSUER_KEY, configured, "issuer", advertised))
     return tuple(found)
 
 

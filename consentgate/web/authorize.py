@@ -35,6 +35,7 @@ from consentgate.clients.metadata_documents import localhost_only
 from consentgate.core.clientinfo import ClientMetadata, build_view
 from consentgate.core.cookies import set_cookie_header
 from consentgate.core.decision import FirstLook, first_look
+from consentgate.core.navigation import is_navigation
 from consentgate.core.oauth import (
     AuthorizationRequest,
     OAuthRequestError,
@@ -53,14 +54,22 @@ from consentgate.web.browser import Browser
 from consentgate.web.client_redirects import redirect_error
 from consentgate.web.documents import ListedClient, listed_client
 from consentgate.web.flow import forward_authorization
-from consentgate.web.pages import CSP, CSP_WITH_REMOTE_IMAGES, error_response, render_page
+from consentgate.web.pages import (
+    CSP,
+    CSP_WITH_REMOTE_IMAGES,
+    error_response,
+    json_error,
+    render_page,
+)
 
 
 def _query_of(request: web.Request) -> str:
     return request.raw_path.partition("?")[2]
 
 
-def _bad_request(request: web.Request, error: OAuthRequestError) -> web.Response:
+def _bad_request(
+    request: web.Request, error: OAuthRequestError, *, program: bool = False
+) -> web.Response:
     audit_event(
         request,
         "request_refused",
@@ -68,6 +77,8 @@ def _bad_request(request: web.Request, error: OAuthRequestError) -> web.Response
         error=error.code,
         reason=error.description,
     )
+    if program:
+        return json_error(request, 400, error.code, error.description)
     return error_response(
         request,
         400,
@@ -94,6 +105,11 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
         return error_response(
             request, 405, "method_not_allowed", "The authorization endpoint takes GET or POST."
         )
+    program = not is_navigation(
+        fetch_mode=request.headers.get("Sec-Fetch-Mode"),
+        fetch_dest=request.headers.get("Sec-Fetch-Dest"),
+        accept=request.headers.get("Accept"),
+    )
     try:
         body = (
             await read_form(request, config.server.body_timeout) if request.method == "POST" else ""
@@ -105,7 +121,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
             allow_request_object=config.consent.allow_request_object,
         )
     except OAuthRequestError as exc:
-        return _bad_request(request, exc)
+        return _bad_request(request, exc, program=program)
     except FormTooLarge:
         return error_response(request, 413, "request_too_large", "The form is too large.")
 
@@ -117,13 +133,15 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
         # is decided: a refusal here is a page, never a redirect (web/documents.py).
         checked = await listed_client(request, auth, "authorize")
         if isinstance(checked, web.Response):
-            return checked
+            return _program_refusal(request, auth, checked) if program else checked
         listed, client, registered = checked, checked.document, True
     else:
         client = await store.get_client(auth.client_id)
         registered = client is not None and any(
             redirect_uri_matches(auth.redirect_uri, uri) for uri in client.redirect_uris
         )
+    if program:
+        return _answer_program(request, auth, client, registered, listed)
     if client is not None and auth.redirect_uri and not registered:
         return _bad_request(
             request,
@@ -186,6 +204,90 @@ def _description(
     return describe(auth.client_id, registered=client is not None)
 
 
+def _answer_program(
+    request: web.Request,
+    auth: AuthorizationRequest,
+    client: ClientMetadata | None,
+    registered: bool,
+    listed: ListedClient | None,
+) -> web.Response:
+    """The answer to a request that is not a person's browser opening the URL
+    (:mod:`consentgate.core.navigation`): JSON, never a redirect, nothing upstream.
+
+    * A client the gate does not know: 400 ``invalid_client`` (RFC 6749 §5.2's error
+      JSON; §4.1.2.1: no redirect for an invalid client), so a program checking
+      whether its cached registration is stale (mcp-remote reads ``invalid_client``
+      and ``unauthorized_client`` so) learns that it is and registers again, through
+      the gate. (FastMCP's OAuthProxy itself says ``invalid_request`` here, which
+      mcp-remote does not read as stale.)
+    * A redirect URI the client did not register: 400 ``invalid_request``, as the
+      page would say.
+    * A known client: 400 ``interaction_required`` (OIDC Core §3.1.2.6: the server
+      needs the person): a person must open the URL in a browser. mcp-remote treats
+      every answer but 400/401 with ``invalid_client`` or ``unauthorized_client`` as
+      "registration fine" and opens the browser; unlike the consent page this sets no
+      cookie and shows no page nobody sees.
+    """
+    kind = _description(auth, client, listed).kind
+    if client is None:
+        answer = "invalid_client"
+        message = (
+            "The client is not known to this server; register it again (RFC 7591) "
+            "and start the sign-in in a browser."
+        )
+    elif auth.redirect_uri and not registered:
+        answer = "invalid_request"
+        message = "The redirect_uri is not one this client registered."
+    else:
+        answer = "interaction_required"
+        message = (
+            "A person must open this URL in a web browser to approve this sign-in; "
+            "it is not answered to programs."
+        )
+    _audit_program(request, auth, answer, kind)
+    return json_error(request, 400, answer, message)
+
+
+def _program_refusal(
+    request: web.Request, auth: AuthorizationRequest, refused: web.Response
+) -> web.Response:
+    """A client named by a URL that its document does not vouch for, asked by a program:
+    ``invalid_client`` as for any unknown client; a fetch that failed on the gate's or
+    the document host's side stays a 5xx (with its ``Retry-After``), in JSON."""
+    if refused.status < 500:
+        _audit_program(request, auth, "invalid_client", "metadata_document")
+        return json_error(
+            request,
+            400,
+            "invalid_client",
+            "The client's metadata document does not allow this request.",
+        )
+    _audit_program(request, auth, "temporarily_unavailable", "metadata_document")
+    response = json_error(
+        request,
+        refused.status,
+        "temporarily_unavailable",
+        "The client's metadata document cannot be read now.",
+    )
+    if "Retry-After" in refused.headers:
+        response.headers["Retry-After"] = refused.headers["Retry-After"]
+    return response
+
+
+def _audit_program(
+    request: web.Request, auth: AuthorizationRequest, answer: str, kind: str
+) -> None:
+    audit_event(
+        request,
+        "authorize_not_navigation",
+        "authorization request from a program answered without relaying",
+        answer=answer,
+        client_id=auth.client_id,
+        redirect_uri=auth.redirect_uri,
+        client_kind=kind,
+    )
+
+
 async def _silent_reason(
     request: web.Request, auth: AuthorizationRequest, subject: str | None
 ) -> str | None:
@@ -216,9 +318,12 @@ async def _silent_reason(
 async def _refuse_to_client(
     request: web.Request, auth: AuthorizationRequest, redirectable: bool, error: str
 ) -> web.StreamResponse:
-    """An error for the client: redirected only to a registered, verified redirect URI."""
+    """An error for the client: redirected only to a registered, verified redirect URI,
+    and only with the upstream's issuer; otherwise a local page."""
     if redirectable and not auth.opaque:
-        return await redirect_error(request, auth, error)
+        redirected = await redirect_error(request, auth, error)
+        if redirected is not None:
+            return redirected
     return error_response(
         request,
         400,

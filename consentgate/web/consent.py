@@ -153,11 +153,12 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     }
     if decision == "deny":
         audit_event(request, "consent_denied", "consent denied", **fields)
-        response: web.Response
-        if shown.redirectable and auth.redirect_uri:
-            response = await redirect_error(request, auth, "access_denied")
-        else:
-            response = render_page(request, "denied.html")
+        redirected = (
+            await redirect_error(request, auth, "access_denied")
+            if shown.redirectable and auth.redirect_uri
+            else None
+        )
+        response = render_page(request, "denied.html") if redirected is None else redirected
         response.headers.add("Set-Cookie", clear)
         return response
 

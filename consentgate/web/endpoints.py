@@ -28,7 +28,7 @@ from consentgate.core.endpoints import (
 )
 from consentgate.core.errors import StartupError
 from consentgate.core.issuer import METADATA_PATH
-from consentgate.web.appkeys import ENDPOINT_MISMATCHES_LOGGED, LIVE_SETTINGS, UPSTREAM
+from consentgate.web.appkeys import ENDPOINT_MISMATCHES_LOGGED, ISSUER, LIVE_SETTINGS, UPSTREAM
 from consentgate.web.upstream_http import UpstreamError
 
 log = logging.getLogger("consentgate")
@@ -53,6 +53,7 @@ async def read_mismatches(app: web.Application) -> tuple[EndpointMismatch, ...] 
     document = parse_metadata(status, body)
     if document is None:
         return None
+    app[ISSUER].note(document)  # what clients read: the issuer of the gate's redirects
     return endpoint_mismatches(document, settings.config, settings.path_rules)
 
 
@@ -64,7 +65,7 @@ def log_mismatch(app: web.Application, mismatch: EndpointMismatch, *, consequenc
         return
     logged.add(text)
     log.error(
-        f"{mismatch.key} is not the upstream's endpoint; {consequence}",
+        f"{mismatch.key} disagrees with the upstream's metadata; {consequence}",
         extra={
             "fields": {
                 "key": mismatch.key,

@@ -93,6 +93,11 @@ def error_response(
             message=message,
             code=code,
         )
+    return json_error(request, status, code, message)
+
+
+def json_error(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    """An error as OAuth error JSON (RFC 6749 §5.2's shape), whatever ``Accept`` says."""
     document = {
         "error": code,
         "error_description": message,

@@ -61,6 +61,20 @@ def test_a_document_without_registration_endpoint_compares_the_authorization_end
     assert problem.startswith("upstream.register_path: '/oauth/register'")
 
 
+def test_a_configured_issuer_other_than_the_advertised_one_byte_for_byte_is_a_mismatch(
+    tmp_path: Path,
+) -> None:
+    """RFC 9207 §2.4: clients compare ``iss`` exactly; a trailing slash is a difference."""
+    document = {"issuer": f"{PUBLIC}/", "authorization_endpoint": f"{PUBLIC}/authorize"}
+    assert mismatches(tmp_path, document, issuer=f"{PUBLIC}/") == []
+    assert mismatches(tmp_path, document) == []  # not configured: read from the document
+    [problem] = mismatches(tmp_path, document, issuer=PUBLIC)
+    assert problem == (
+        f"upstream.issuer: {PUBLIC!r} is not the issuer the upstream advertises "
+        f"({PUBLIC + '/'!r}); clients would ignore the gate's error redirects"
+    )
+
+
 @pytest.mark.parametrize(
     "advertised",
     [

@@ -10,6 +10,7 @@ refused and that nothing of it reached the proxy (its request log) or the attack
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 
 import aiohttp
@@ -300,3 +301,34 @@ async def test_an_idp_link_approved_in_another_browser_cannot_complete(
     assert REFUSED_CALLBACK in victim_trip.last.text
     assert gated.fastmcp.log.reached("/auth/callback") == []
     assert attacker.received == []
+
+
+# --- errors the gate redirects itself --------------------------------------------------------
+
+
+async def test_a_deny_in_the_gate_names_fastmcps_issuer_byte_for_byte(
+    gated: GatedStack, attacker: Attacker
+) -> None:
+    """RFC 9207 §2.4, MCP 2026-07-28: the client compares ``iss`` exactly with the
+    ``issuer`` of the metadata it read through the gate (FastMCP's, with its trailing
+    slash), and ignores an error that does not match."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{gated.url}/.well-known/oauth-authorization-server") as response,
+    ):
+        assert response.status == 200
+        advertised = json.loads(await response.read())["issuer"]
+
+    await attacker.register(gated.url)
+    async with Browser(gated.url) as browser:
+        trip = await Person(browser, gated.idp, "alice").browse(attacker.link(gated.url))
+        denied = await browser.answer(trip.last, "deny")
+
+    assert denied.status == 303
+    assert denied.location.startswith(attacker.listener_url + "?")
+    raw = dict(
+        urllib.parse.parse_qsl(urllib.parse.urlsplit(denied.location).query, strict_parsing=True)
+    )
+    assert raw["error"] == "access_denied"
+    assert raw["iss"].encode() == advertised.encode()
+    assert gated.fastmcp.log.reached("/authorize") == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -595,3 +596,40 @@ async def test_the_approvals_page_shows_a_url_clients_verified_domain_not_an_unv
     assert "Unverified client" not in second
     assert f"<code><bdi>{cimd.client_id}</bdi></code>" in second
     assert cimd.host.accepted == 1  # the page fetched nothing
+
+
+# --- a program asking (mcp-remote's registration check) ---------------------------------
+
+
+async def program_asks(cimd: Cimd, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """The authorization URL fetched as mcp-remote's check fetches it (Node's fetch)."""
+    url = f"{cimd.stack.url}/authorize?{urllib.parse.urlencode(params)}"
+    headers = {"Accept": "application/json", "Sec-Fetch-Mode": "cors", "User-Agent": "node"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers=headers, allow_redirects=False) as response,
+    ):
+        assert "Location" not in response.headers and "Set-Cookie" not in response.headers
+        return response.status, json.loads(await response.read())
+
+
+async def test_a_program_asking_for_a_url_client_gets_json_and_nothing_upstream(
+    start_cimd: Any,
+) -> None:
+    cimd = await start_cimd()
+    vouched = await program_asks(cimd, sign_in(cimd.client_id))
+    unlisted = await program_asks(
+        cimd, {**sign_in(cimd.client_id), "redirect_uri": "https://attacker.example/cb"}
+    )
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    unreachable = await program_asks(cimd, sign_in(f"https://127.0.0.1:{port}/client.json"))
+
+    assert (vouched[0], vouched[1]["error"]) == (400, "interaction_required")
+    assert (unlisted[0], unlisted[1]["error"]) == (400, "invalid_client")
+    assert (unreachable[0], unreachable[1]["error"]) == (502, "temporarily_unavailable")
+    assert cimd.relayed == 0
+    answers = [e.fields["answer"] for e in cimd.named("authorize_not_navigation")]
+    assert answers == ["interaction_required", "invalid_client", "temporarily_unavailable"]
+    assert cimd.named("consent_asked") == []

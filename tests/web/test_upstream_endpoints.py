@@ -89,6 +89,19 @@ async def test_a_gate_refuses_to_start_when_the_upstream_advertises_another_auth
     assert any("upstream.authorize_path" in r.getMessage() + repr(r.__dict__) for r in errors)
 
 
+async def test_a_gate_refuses_to_start_with_an_issuer_the_upstream_does_not_advertise(
+    start_upstream: StartUpstream, start_gate: StartGate
+) -> None:
+    """Its error redirects would carry an ``iss`` clients reject (RFC 9207 §2.4)."""
+    upstream = MetadataUpstream(advertising("http://gate.test", "/authorize"))
+    url = await start_upstream(upstream.app())
+    with pytest.raises(StartupError) as exc:
+        await start_gate(
+            url, public_url="http://gate.test", upstream={"issuer": "http://gate.test/"}
+        )
+    assert "upstream.issuer: 'http://gate.test/' is not the issuer" in str(exc.value)
+
+
 async def test_a_gate_starts_when_the_metadata_cannot_be_read_and_is_not_ready_until_it_matches(
     start_upstream: StartUpstream, start_gate: StartGate, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -107,7 +120,7 @@ async def test_a_gate_starts_when_the_metadata_cannot_be_read_and_is_not_ready_u
     assert status == 503
     assert document["status"] == "unavailable"
     logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert logged == ["upstream.authorize_path is not the upstream's endpoint; not ready"]
+    assert logged == ["upstream.authorize_path disagrees with the upstream's metadata; not ready"]
     [reason] = document["reasons"]
     assert reason.startswith("upstream.authorize_path: '/oauth/authorize'")
     assert "'http://gate.test/authorize'" in reason
