@@ -11,7 +11,8 @@ mcp-remote is a Node program, not a Python extra: install it anywhere outside th
 repository (``npm install mcp-remote@0.15.1`` in a scratch directory) and point
 ``MCP_REMOTE_CLIENT_JS`` at its ``node_modules/mcp-remote/dist/client.js`` (not a
 ``CONSENTGATE_`` name: the gates these tests start would read it as configuration);
-without it this module is skipped. It runs with an empty PATH, so it finds no
+without it this module is skipped, except under ``.ci/run``, which installs it
+and sets ``CI_REQUIRE_MCP_REMOTE=1``. It runs with an empty PATH, so it finds no
 browser to open; the run stops once it tried, and the test reads the URL it printed.
 """
 
@@ -39,6 +40,11 @@ pytestmark = pytest.mark.e2e
 CLIENT_JS = os.environ.get("MCP_REMOTE_CLIENT_JS", "")
 NODE = shutil.which("node")
 if not (CLIENT_JS and Path(CLIENT_JS).is_file() and NODE):
+    if os.environ.get("CI_REQUIRE_MCP_REMOTE") == "1":  # .ci/run installs it: never skip there
+        pytest.fail(
+            f"CI_REQUIRE_MCP_REMOTE=1 but MCP_REMOTE_CLIENT_JS={CLIENT_JS!r} or node is missing",
+            pytrace=False,
+        )
     pytest.skip(
         "set MCP_REMOTE_CLIENT_JS to mcp-remote's dist/client.js "
         "(npm install mcp-remote@0.15.1 outside the repository) and have node",
