@@ -161,6 +161,32 @@ class Person:
         return sign_in
 
 
+class BrowserStep:
+    """The two browser callbacks an MCP client's OAuth hands to the application, done by
+    a :class:`Person`: "open this URL" (the person signs in; the code is read from the
+    redirect URI the browser stops before) and "wait for the callback" (that code)."""
+
+    def __init__(self, person: Person, *, remember: bool) -> None:
+        self.person = person
+        self.remember = remember
+        self._result: AuthorizationCodeResult | None = None
+
+    async def redirect(self, authorization_url: str, redirect_uri: str) -> None:
+        sign_in = await self.person.sign_in(authorization_url, redirect_uri, remember=self.remember)
+        result = sign_in.result
+        assert "code" in result, f"the sign-in did not end with a code: {sign_in.trip}"
+        # RFC 9207: FastMCP advertises iss in authorization responses, and the SDK
+        # refuses a response without it.
+        self._result = AuthorizationCodeResult(
+            code=result["code"], state=result.get("state"), iss=result.get("iss")
+        )
+
+    async def callback(self) -> AuthorizationCodeResult:
+        result, self._result = self._result, None
+        assert result is not None, "callback_handler called before redirect_handler"
+        return result
+
+
 class BrowserOAuth(OAuth):
     """FastMCP's client OAuth whose browser step is done by a :class:`Person`.
 
@@ -174,8 +200,7 @@ class BrowserOAuth(OAuth):
         options.setdefault("callback_host", HOST)
         super().__init__(**options)
         self.person = person
-        self.remember = remember
-        self._result: AuthorizationCodeResult | None = None
+        self.step = BrowserStep(person, remember=remember)
 
     def _bind(self, mcp_url: str) -> None:
         with warnings.catch_warnings():
@@ -194,21 +219,10 @@ class BrowserOAuth(OAuth):
         return str(uris[0])
 
     async def redirect_handler(self, authorization_url: str) -> None:
-        sign_in = await self.person.sign_in(
-            authorization_url, self.redirect_uri, remember=self.remember
-        )
-        result = sign_in.result
-        assert "code" in result, f"the sign-in did not end with a code: {sign_in.trip}"
-        # RFC 9207: FastMCP advertises iss in authorization responses, and the SDK
-        # refuses a response without it.
-        self._result = AuthorizationCodeResult(
-            code=result["code"], state=result.get("state"), iss=result.get("iss")
-        )
+        await self.step.redirect(authorization_url, self.redirect_uri)
 
     async def callback_handler(self) -> AuthorizationCodeResult:
-        result, self._result = self._result, None
-        assert result is not None, "callback_handler called before redirect_handler"
-        return result
+        return await self.step.callback()
 
 
 class MemoryTokens:
@@ -251,10 +265,9 @@ class SdkOAuth:
         remember: bool = False,
     ) -> None:
         self.person = person
-        self.remember = remember
+        self.step = BrowserStep(person, remember=remember)
         self.redirect_uri = f"http://{HOST}:{redirect_port}/callback"
         self.storage = MemoryTokens()
-        self._result: AuthorizationCodeResult | None = None
         metadata = OAuthClientMetadata(
             client_name="E2E SDK Client",
             redirect_uris=[AnyUrl(self.redirect_uri)],
@@ -272,19 +285,10 @@ class SdkOAuth:
         )
 
     async def _redirect_handler(self, authorization_url: str) -> None:
-        sign_in = await self.person.sign_in(
-            authorization_url, self.redirect_uri, remember=self.remember
-        )
-        result = sign_in.result
-        assert "code" in result, f"the sign-in did not end with a code: {sign_in.trip}"
-        self._result = AuthorizationCodeResult(
-            code=result["code"], state=result.get("state"), iss=result.get("iss")
-        )
+        await self.step.redirect(authorization_url, self.redirect_uri)
 
     async def _callback_handler(self) -> AuthorizationCodeResult:
-        result, self._result = self._result, None
-        assert result is not None, "callback_handler called before redirect_handler"
-        return result
+        return await self.step.callback()
 
 
 # --- the attacker ----------------------------------------------------------------------
