@@ -55,6 +55,7 @@ from bench.run import (
     SCOPES,
     Process,
     Processes,
+    bench_browser,
     choose_placement,
     free_port,
     gate_config,
@@ -63,8 +64,6 @@ from bench.run import (
 from consentgate.clients.client_id_urls import parse_client_id_url
 from consentgate.clients.fetch_addresses import parse_networks
 from consentgate.clients.fetcher import DocumentFetcher, FetchSettings
-from consentgate.core.cookies import CookieCrypto, CookieNames
-from consentgate.core.keys import derive_key, load_cookie_secret, load_keyring
 from consentgate.core.oauth import consent_redirect_key
 from consentgate.store import ConsentStore
 from tests.clients.documenthost import (
@@ -122,14 +121,7 @@ def document_bytes(client_id: str) -> bytes:
 async def prepare_store(workdir: Path, url_clients: Sequence[str]) -> str:
     """Keys, the cookie secret, the registered client, and approvals of it and of every
     URL client for one browser; returns that browser's cookie (as bench/run.py)."""
-    keys_dir = workdir / "gate-keys"
-    (workdir / "gate-store").mkdir(mode=0o700, exist_ok=True)
-    keyring = load_keyring(keys_dir, create=True)
-    secret = load_cookie_secret(keys_dir, "", create=True)
-    names = CookieNames(secure=False)
-    crypto = CookieCrypto(lambda purpose: derive_key(secret, purpose), names)
-    browser_id, cookie_value = crypto.new_browser_cookie()
-    subject = crypto.subject_of(browser_id)
+    keyring, cookie, subject = bench_browser(workdir)
     store = await ConsentStore.open(workdir / "gate-store" / "consentgate.sqlite3", keyring)
     try:
         await store.upsert_client(
@@ -147,7 +139,7 @@ async def prepare_store(workdir: Path, url_clients: Sequence[str]) -> str:
             await store.record(subject, client_id, key, SCOPES, "", ttl=86400)
     finally:
         await store.close()
-    return f"{names.browser}={cookie_value}"
+    return cookie
 
 
 # --- (1) remembered /authorize ------------------------------------------------------------

@@ -55,7 +55,7 @@ from typing import Any
 import aiohttp
 
 from consentgate.core.cookies import CookieCrypto, CookieNames
-from consentgate.core.keys import derive_key, load_cookie_secret, load_keyring
+from consentgate.core.keys import KeyRing, derive_key, load_cookie_secret, load_keyring
 from consentgate.core.oauth import consent_redirect_key
 from consentgate.store import ConsentStore
 
@@ -331,14 +331,7 @@ async def prepare_store(workdir: Path, postgres_url: str = "") -> str:
     Returns the browser cookie (``cg_bid=<id>.<tag>``) whose subject approved the
     client, as the gate will read it (same key directory, same derivation).
     """
-    keys_dir = workdir / "gate-keys"
-    (workdir / "gate-store").mkdir(mode=0o700, exist_ok=True)
-    keyring = load_keyring(keys_dir, create=True)
-    secret = load_cookie_secret(keys_dir, "", create=True)
-    names = CookieNames(secure=False)
-    crypto = CookieCrypto(lambda purpose: derive_key(secret, purpose), names)
-    browser_id, cookie_value = crypto.new_browser_cookie()
-    subject = crypto.subject_of(browser_id)
+    keyring, cookie, subject = bench_browser(workdir)
     stores = [await ConsentStore.open(workdir / "gate-store" / "consentgate.sqlite3", keyring)]
     if postgres_url:
         from consentgate.store.postgres import PostgresBackend  # noqa: PLC0415 - optional
@@ -346,7 +339,21 @@ async def prepare_store(workdir: Path, postgres_url: str = "") -> str:
         stores.append(ConsentStore(await PostgresBackend.open(postgres_url), keyring))
     for store in stores:
         await _approve_benchmark_client(store, subject)
-    return f"{names.browser}={cookie_value}"
+    return cookie
+
+
+def bench_browser(workdir: Path) -> tuple[KeyRing, str, str]:
+    """The gate's keys and cookie secret in ``workdir/gate-keys`` (created), its store
+    directory, and one browser: its ``Cookie`` header and its subject, as the gate
+    will read them (same key directory, same derivation)."""
+    keys_dir = workdir / "gate-keys"
+    (workdir / "gate-store").mkdir(mode=0o700, exist_ok=True)
+    keyring = load_keyring(keys_dir, create=True)
+    secret = load_cookie_secret(keys_dir, "", create=True)
+    names = CookieNames(secure=False)
+    crypto = CookieCrypto(lambda purpose: derive_key(secret, purpose), names)
+    browser_id, cookie_value = crypto.new_browser_cookie()
+    return keyring, f"{names.browser}={cookie_value}", crypto.subject_of(browser_id)
 
 
 async def _approve_benchmark_client(store: ConsentStore, subject: str) -> None:
