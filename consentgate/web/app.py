@@ -40,7 +40,7 @@ from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
 from consentgate.store.opening import open_store
-from consentgate.web.admin_app import admin_listener
+from consentgate.web.admin_listener import admin_listener
 from consentgate.web.appkeys import (
     AUDIT,
     CLIENT_IP,

@@ -30,7 +30,7 @@ from consentgate.core.errors import StartupError
 from consentgate.core.keys import load_admin_token
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
-from consentgate.web.admin import add_routes, json_response
+from consentgate.web.admin_handlers import add_routes, json_response
 from consentgate.web.appkeys import (
     IN_FLIGHT,
     LIVE_SETTINGS,
