@@ -122,7 +122,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from consentgate.web.server import (
+    from consentgate.serving.server import (
         serve,  # imports aiohttp; keep --version and check-config light
     )
 
@@ -136,7 +136,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         done = asyncio.run(create_store(config.store, config.keys.dir, must_be_new=False))
         print(done, file=sys.stderr)
     if config.server.workers > 1:
-        from consentgate.web.workers import run_workers
+        from consentgate.serving.workers import run_workers
 
         return run_workers(config, source)
     asyncio.run(serve(config, source=source))

@@ -31,7 +31,7 @@ connector, its pool would keep connections to hosts a stranger chose, and its
 redirect, cookie and decompression machinery would each have to be switched off and
 kept off. Here the socket is connected by this module to the address it checked,
 the TLS layer is asyncio's, and the response is parsed by ``httptools`` (llhttp,
-the strict parser the upstream pool already uses, ``web/upstream_http.py``): framing
+the strict parser the upstream pool already uses, ``upstream/pool.py``): framing
 by ``Content-Length`` or chunked encoding, refusal of ambiguous framing. The
 response is small and read whole, so there is no pool and no streaming.
 """

@@ -33,7 +33,7 @@ from aiohttp import web
 
 from consentgate.core.config import Config, config_from_mapping
 from consentgate.core.logs import configure_logging
-from consentgate.web.server import start
+from consentgate.serving.server import start
 from consentgate.web.templates import Templates
 
 log = logging.getLogger("consentgate")

@@ -52,7 +52,7 @@ class AccessLogger(AbstractAccessLogger):
     """aiohttp's access logger for the gate.
 
     Given :class:`~consentgate.core.logs.AccessLines` in place of a logger (``serve``
-    does, through :func:`~consentgate.web.server.runner_options`), it writes the
+    does, through :func:`~consentgate.serving.server.runner_options`), it writes the
     lines itself, in batches, with no ``logging`` record per request.
     Given the ``consentgate.access`` logger (the tests, an embedding application),
     it logs structured records to it, which ``caplog`` and any handler can see.

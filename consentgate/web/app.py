@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from consentgate.admin.metrics import Metrics
 from consentgate.core import forwarding
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import Config
@@ -39,7 +40,7 @@ from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
 from consentgate.store.opening import open_store
-from consentgate.web.admin_app import admin_listener
+from consentgate.web.admin_listener import admin_listener
 from consentgate.web.appkeys import (
     AUDIT,
     CLIENT_IP,
@@ -70,13 +71,12 @@ from consentgate.web.documents import documents_ctx
 from consentgate.web.endings import report_ended_early, why_ended_early
 from consentgate.web.endpoints import endpoints_at_start
 from consentgate.web.inflight import InFlight
-from consentgate.web.metrics import Metrics
 from consentgate.web.pages import error_response
 from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register
 from consentgate.web.relay import SERVER_HEADER, relay
 from consentgate.web.templates import Templates
-from consentgate.web.upstream import Upstream
+from consentgate.web.upstream_client import Upstream
 
 log = logging.getLogger("consentgate")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from consentgate.admin.metrics import Metrics
 from consentgate.clients.fetcher import DocumentFetcher
 from consentgate.core.clock import Clock
 from consentgate.core.cookies import CookieCrypto
@@ -25,9 +26,8 @@ from consentgate.core.settings import LiveSettings, Settings
 from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
 from consentgate.web.inflight import InFlight, Sending
-from consentgate.web.metrics import Metrics
 from consentgate.web.templates import Templates
-from consentgate.web.upstream import Upstream
+from consentgate.web.upstream_client import Upstream
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,8 @@ from consentgate.core.endpoints import (
 )
 from consentgate.core.errors import StartupError
 from consentgate.core.issuer import METADATA_PATH
+from consentgate.upstream.pool import UpstreamError
 from consentgate.web.appkeys import ENDPOINT_MISMATCHES_LOGGED, ISSUER, LIVE_SETTINGS, UPSTREAM
-from consentgate.web.upstream_http import UpstreamError
 
 log = logging.getLogger("consentgate")
 

@@ -4,7 +4,7 @@ shutdown may have to cut.
 ``server.shutdown_grace`` is the whole time from the stop signal to exit:
 aiohttp's own shutdown waits its timeout for handlers, then cancels them and
 waits the timeout again, about twice the number it is given. So the gate drains
-by itself (:mod:`consentgate.web.shutdown`): it waits for the requests counted
+by itself (:mod:`consentgate.serving.shutdown`): it waits for the requests counted
 here, and when the grace is nearly spent it cuts each open stream, which then ends
 as cleanly as its framing allows, rather than being torn off by a cancellation
 somewhere in aiohttp.

@@ -17,7 +17,7 @@ handling, whose log lines pass through the redacting handler of
 :func:`consentgate.core.logs.configure_logging`.
 
 :class:`CleanErrorsRequestHandler` is the connection handler of every listener the
-gate opens (the public one through :mod:`consentgate.web.connections`, the admin
+gate opens (the public one through :mod:`consentgate.serving.connections`, the admin
 listener and the workers' Unix sockets through :class:`CleanErrorsAppRunner`).
 """
 

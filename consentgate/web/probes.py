@@ -16,10 +16,10 @@ import json
 
 from aiohttp import web
 
+from consentgate.upstream.pool import UpstreamError
 from consentgate.web.appkeys import KEY_PROBLEMS, STORE, UPSTREAM
 from consentgate.web.endpoints import endpoint_problems
 from consentgate.web.pages import secure
-from consentgate.web.upstream_http import UpstreamError
 
 
 def _json(status: int, document: dict[str, object]) -> web.Response:

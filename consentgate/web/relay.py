@@ -3,11 +3,11 @@
 The rules, each from a bug some proxy shipped (see docs/references.md, "Proxy
 correctness"):
 
-* one shared pool to the upstream (:class:`~consentgate.web.upstream.Upstream`,
+* one shared pool to the upstream (:class:`~consentgate.web.upstream_client.Upstream`,
   with no cookie jar: a jar would carry one user's upstream cookies into another
   user's request);
 * ``auto_decompress=False`` on the server, and nothing decompressed on the way
-  back (:mod:`~consentgate.web.upstream_http`), so bodies and ``Content-Encoding`` agree;
+  back (:mod:`~consentgate.upstream.pool`), so bodies and ``Content-Encoding`` agree;
 * the raw path and query forwarded byte-exact (written as received), or a
   percent-encoded ``redirect_uri`` gets re-quoted;
 * bodies streamed both ways, a body sent only when the request has one;
@@ -19,7 +19,7 @@ correctness"):
   ``server.body_timeout`` (408 after, nginx's ``client_body_timeout``): a head that
   announces a body and sends none never holds a pooled connection;
 * one client address uses at most its share of the pool
-  (``upstream.max_connections_per_address``, :mod:`~consentgate.web.shares`); the
+  (``upstream.max_connections_per_address``, :mod:`~consentgate.upstream.shares`); the
   excess gets 503 with ``Retry-After`` at once rather than a queue;
 * redirects are never followed, they are the client's business;
 * 502 (unreachable) and 504 (timeout) only before the response started; after
@@ -42,6 +42,11 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from consentgate.core import forwarding
 from consentgate.core.redact import redact_target
+from consentgate.upstream.pool import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamResponse,
+)
 from consentgate.web.appkeys import (
     CLIENT_IP,
     IN_FLIGHT,
@@ -57,11 +62,6 @@ from consentgate.web.appkeys import (
 from consentgate.web.bodies import RequestBodyStalled
 from consentgate.web.inflight import Sending
 from consentgate.web.pages import error_response
-from consentgate.web.upstream_http import (
-    UpstreamConnectError,
-    UpstreamError,
-    UpstreamResponse,
-)
 
 log = logging.getLogger("consentgate")
 
@@ -299,7 +299,7 @@ class UpstreamExchange:
     :class:`~consentgate.web.bodies.RequestBodyStalled` before any byte was sent to
     the client, so callers can still answer with an error page. From the moment it
     asks the pool until it is released, the exchange counts against its client
-    address's share (:mod:`~consentgate.web.shares`).
+    address's share (:mod:`~consentgate.upstream.shares`).
     """
 
     def __init__(

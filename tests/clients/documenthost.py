@@ -3,7 +3,7 @@
 It counts TCP connections at accept time (before the TLS handshake), so a test can
 say "the gate never connected", records every request head, and answers each path
 with a route the test gives. Its certificates come from a throwaway CA made here with
-``cryptography`` (as tests/web/test_upstream_http.py does for the upstream pool).
+``cryptography`` (as tests/upstream/test_pool.py does for the upstream pool).
 """
 
 from __future__ import annotations

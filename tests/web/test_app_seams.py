@@ -10,8 +10,8 @@ import aiohttp
 from aiohttp import web
 
 from consentgate.core.events import AuditEvent, AuditTrail
+from consentgate.upstream.pool import UpstreamPool
 from consentgate.web.appkeys import LIVE_SETTINGS, UPSTREAM
-from consentgate.web.upstream_http import UpstreamPool
 from tests.browsersim import Browser
 from tests.conftest import StartGate, StartStack, StartUpstream
 from tests.web.test_authorize import approve_new, auth_params, register

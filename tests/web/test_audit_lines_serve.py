@@ -12,7 +12,7 @@ from aiohttp import web
 
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditEvent
-from consentgate.web import server
+from consentgate.serving import server
 from consentgate.web.appkeys import AUDIT
 from tests.conftest import make_config
 

@@ -675,7 +675,7 @@ async def test_access_log_has_one_line_with_secrets_redacted(
 async def test_an_upstream_that_does_not_accept_in_time_gives_504_and_a_timeout_warning(
     start_gate: StartGate, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.web.test_upstream_http import unanswered_listener
+    from tests.upstream.test_pool import unanswered_listener
 
     with unanswered_listener() as port:
         gate = await start_gate(f"http://127.0.0.1:{port}", upstream={"connect_timeout": 0.3})

@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from consentgate.serving.connections import GuardedAppRunner
+from consentgate.serving.server import start
 from consentgate.web.appkeys import STORE
-from consentgate.web.connections import GuardedAppRunner
-from consentgate.web.server import start
 from tests import faultfs
 from tests.browsersim import Browser, Page
 from tests.conftest import Stack, StartStack, make_config

@@ -21,11 +21,11 @@ The parent supervises:
   (listener closed, requests in flight get ``shutdown_grace``); a worker still
   running one second after the grace is killed;
 * SIGHUP is passed to every worker: each re-reads the configuration file and its
-  keys itself (:mod:`consentgate.web.reloading`) and logs its own outcome; the parent
+  keys itself (:mod:`consentgate.serving.sighup`) and logs its own outcome; the parent
   re-reads only its own ``[log]`` format and level (its few lines: workers started,
   exited), and nothing else: ``workers``, ``listen`` and ``shutdown_grace`` wait for
   a restart, as they do in a worker;
-* under systemd only the parent notifies (:mod:`consentgate.core.sdnotify`): ``READY=1``
+* under systemd only the parent notifies (:mod:`consentgate.serving.sdnotify`): ``READY=1``
   once every worker listens, ``RELOADING=1`` and ``READY=1`` around passing a SIGHUP on
   (the parent does not wait for each worker's reload), ``STOPPING=1``, and the watchdog
   pings; the workers start without ``NOTIFY_SOCKET``.
@@ -59,7 +59,7 @@ from consentgate.core.errors import StartupError
 from consentgate.core.keys import load_cookie_secret, load_keyring
 from consentgate.core.logs import configure_logging
 from consentgate.core.reloading import ConfigSource
-from consentgate.core.sdnotify import VARIABLES, Notifier
+from consentgate.serving.sdnotify import VARIABLES, Notifier
 from consentgate.store.opening import describe, migrate_store
 
 log = logging.getLogger("consentgate")
@@ -83,7 +83,7 @@ def _worker_main(
 ) -> None:
     """The body of one worker process (``spawn``: a fresh interpreter). ``source`` is
     pickled to it: a module-level loader bound to the file's path, not a closure."""
-    from consentgate.web.server import serve  # noqa: PLC0415 - in the child only
+    from consentgate.serving.server import serve  # noqa: PLC0415 - in the child only
 
     # systemd listens to the parent only (NotifyAccess=main); the parent says READY=1.
     for name in VARIABLES:

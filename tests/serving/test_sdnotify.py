@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from consentgate.core import sdnotify
-from consentgate.core.sdnotify import (
+from consentgate.serving import sdnotify
+from consentgate.serving.sdnotify import (
     Notifier,
     notify,
     notify_address,

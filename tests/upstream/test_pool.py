@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from consentgate.web.upstream_http import (
+from consentgate.upstream.pool import (
     BUFFER_HIGH,
     MAX_HEADER_BYTES,
     UpstreamConnectError,

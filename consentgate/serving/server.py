@@ -3,16 +3,16 @@
 On a stop signal the listening socket closes first (no new connections), requests
 in flight get what is left of ``server.shutdown_grace`` to finish, streams still
 open near its end are cut, then the cleanup contexts close the store and the
-upstream session (:mod:`consentgate.web.shutdown`).
+upstream session (:mod:`consentgate.serving.shutdown`).
 
 Under systemd (``Type=notify``, ``contrib/systemd/consentgate.service``) the gate says
 ``READY=1`` once it listens, ``RELOADING=1`` and ``READY=1`` around a SIGHUP reload,
 ``STOPPING=1`` on a stop signal, and pings the watchdog when ``WatchdogSec=`` asks
-(:mod:`consentgate.core.sdnotify`); without ``NOTIFY_SOCKET`` all of that does nothing.
+(:mod:`consentgate.serving.sdnotify`); without ``NOTIFY_SOCKET`` all of that does nothing.
 A reload that refused the configuration file still ends with ``READY=1`` (the gate
 serves, under the configuration it had), its ``STATUS=`` saying so.
 
-SIGHUP re-reads the configuration file (:mod:`consentgate.web.reloading`); the
+SIGHUP re-reads the configuration file (:mod:`consentgate.serving.sighup`); the
 logging this module set up is one of the things a reload changes, so it registers
 that as a reload hook.
 """
@@ -37,7 +37,15 @@ from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail, direct_sink
 from consentgate.core.logs import ACCESS, AccessLines, DirectLines, configure_logging
 from consentgate.core.reloading import ConfigSource
-from consentgate.core.sdnotify import Notifier
+from consentgate.serving.connections import (
+    AcceptErrorLimiter,
+    ConnectionGuard,
+    GuardedAppRunner,
+    fit_descriptor_limit,
+)
+from consentgate.serving.sdnotify import Notifier
+from consentgate.serving.shutdown import ABANDON_TIMEOUT, shut_down
+from consentgate.serving.sighup import reload
 from consentgate.web.access import AccessLogger
 from consentgate.web.app import create_app
 from consentgate.web.appkeys import (
@@ -48,14 +56,6 @@ from consentgate.web.appkeys import (
     WORKER_PLACE,
     WorkerPlace,
 )
-from consentgate.web.connections import (
-    AcceptErrorLimiter,
-    ConnectionGuard,
-    GuardedAppRunner,
-    fit_descriptor_limit,
-)
-from consentgate.web.reloading import reload
-from consentgate.web.shutdown import ABANDON_TIMEOUT, shut_down
 
 log = logging.getLogger("consentgate")
 
@@ -80,7 +80,7 @@ def runner_options(config: Config, access: AccessLines | None = None) -> dict[st
             if access is not None
             else (logging.getLogger(ACCESS) if config.log.access_log else None)
         ),
-        # serve() drains within shutdown_grace itself (web/shutdown.py); aiohttp's
+        # serve() drains within shutdown_grace itself (serving/shutdown.py); aiohttp's
         # timeout only bounds what is left after that.
         "shutdown_timeout": ABANDON_TIMEOUT,
         "handle_signals": False,
@@ -147,7 +147,7 @@ async def serve(
 ) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully.
 
-    ``worker`` is this process's number under a supervisor (:mod:`consentgate.web.workers`):
+    ``worker`` is this process's number under a supervisor (:mod:`consentgate.serving.workers`):
     it binds with ``SO_REUSEPORT`` and names itself on every log line. ``listening`` is
     called once the gate listens (the supervisor's cue to tell systemd it is ready).
     ``source`` reads the configuration again on SIGHUP (the CLI's loader of ``--config

@@ -31,7 +31,7 @@ import pytest
 from aiohttp import web
 
 from consentgate.core.config import ServerConfig
-from consentgate.web.workers import KILL_AFTER_GRACE
+from consentgate.serving.workers import KILL_AFTER_GRACE
 from tests.conftest import StartUpstream
 from tests.gateproc import free_port, gate_process, spawn_serve, write_config
 from tests.notifysock import TIMEOUT, NotifySocket

@@ -22,13 +22,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from consentgate.admin.metrics import EXPOSITION_TYPE, Metrics
+from consentgate.admin.metrics_merge import LOCAL_PATH, gather, socket_path
 from consentgate.core.adminapi import AdminToken, BadRequest, bearer_token
 from consentgate.core.config import AdminConfig
 from consentgate.core.errors import StartupError
 from consentgate.core.keys import load_admin_token
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
-from consentgate.web.admin import add_routes, json_response
+from consentgate.web.admin_handlers import add_routes, json_response
 from consentgate.web.appkeys import (
     IN_FLIGHT,
     LIVE_SETTINGS,
@@ -39,8 +41,6 @@ from consentgate.web.appkeys import (
     WorkerPlace,
 )
 from consentgate.web.malformed import CleanErrorsAppRunner
-from consentgate.web.metrics import EXPOSITION_TYPE, Metrics
-from consentgate.web.metrics_merge import LOCAL_PATH, gather, socket_path
 
 log = logging.getLogger("consentgate")
 
@@ -111,7 +111,7 @@ async def admin_guard(
 
 async def serve_metrics(request: web.Request) -> web.Response:
     """``GET /metrics``: the Prometheus text format (prometheus-client's writer); under a
-    supervisor, every worker's figures added up (:mod:`consentgate.web.metrics_merge`)."""
+    supervisor, every worker's figures added up (:mod:`consentgate.admin.metrics_merge`)."""
     await request.app[BEFORE_SCRAPE]()
     body = request.app[METRICS].exposition()
     place = request.app.get(WORKER_PLACE)

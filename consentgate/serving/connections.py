@@ -23,7 +23,7 @@ once every ten seconds, with how many were not logged.
 
 This module reads two private attributes of aiohttp's ``RequestHandler``
 (``_messages``, ``_request_in_progress``; checked on aiohttp 3.14) and extends its
-``finish_response``; the real-socket tests in ``tests/web/test_connections.py`` and
+``finish_response``; the real-socket tests in ``tests/serving/test_connections.py`` and
 ``tests/web/test_stalled_bodies.py`` fail if an aiohttp upgrade changes them.
 """
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from consentgate.web.connections import AcceptErrorLimiter
+from consentgate.serving.connections import AcceptErrorLimiter
 from tests.conftest import RunningGate, StartGate, StartUpstream
 
 

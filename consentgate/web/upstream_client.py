@@ -7,7 +7,7 @@ through one :class:`Upstream`, opened and closed by one ``cleanup_ctx``
 re-quoting a percent-encoded ``redirect_uri`` would change the request the gate
 checked).
 
-The pool is :class:`~consentgate.web.upstream_http.UpstreamPool` (docs/references.md,
+The pool is :class:`~consentgate.upstream.pool.UpstreamPool` (docs/references.md,
 "Proxy correctness", and why not ``aiohttp.ClientSession``: see that module): no
 cookie jar (one user's upstream cookies never reach another user's request), bodies
 and ``Content-Encoding`` untouched, no default headers added, no redirects followed,
@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from consentgate.core.config import Config
+from consentgate.upstream.pool import UpstreamPool
+from consentgate.upstream.shares import AddressShares
 from consentgate.web.bodies import read_up_to
-from consentgate.web.shares import AddressShares
-from consentgate.web.upstream_http import UpstreamPool
 
 
 @dataclass(frozen=True, slots=True)
