@@ -117,6 +117,7 @@ def test_missing_config_argument_is_a_usage_error() -> None:
     assert "--config" in result.stderr
 
 
+@pytest.mark.slow  # a consentgate serve process
 async def test_sigterm_lets_in_flight_requests_finish_then_exits_0(
     tmp_path: Path, start_upstream: StartUpstream
 ) -> None:
@@ -146,6 +147,7 @@ async def test_sigterm_lets_in_flight_requests_finish_then_exits_0(
         assert "Traceback" not in log
 
 
+@pytest.mark.slow  # a consentgate serve process
 async def test_sighup_makes_a_running_gate_sign_with_the_rotated_key(
     tmp_path: Path, start_upstream: StartUpstream
 ) -> None:

@@ -60,6 +60,7 @@ async def test_the_first_start_records_its_store_in_the_keys_directory(tmp_path:
     assert (tmp_path / "keys" / RECORD_NAME).stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow  # consentgate serve processes
 async def test_a_deleted_store_stops_the_next_start_and_store_init_starts_over(
     tmp_path: Path,
 ) -> None:
@@ -91,6 +92,7 @@ async def test_a_deleted_store_stops_the_next_start_and_store_init_starts_over(
     assert "exists; nothing changed" in again.stderr
 
 
+@pytest.mark.slow  # consentgate serve processes
 async def test_serve_create_store_starts_over_when_asked(tmp_path: Path) -> None:
     store = await first_start(tmp_path)
     store.unlink()
@@ -153,6 +155,7 @@ def test_a_keys_directory_that_cannot_be_written_is_one_warning(
     ]
 
 
+@pytest.mark.slow  # starts the PostgreSQL cluster
 def test_an_empty_postgres_database_where_a_store_existed_is_refused(
     tmp_path: Path, postgres_cluster: PostgresCluster
 ) -> None:
@@ -179,6 +182,7 @@ def test_an_empty_postgres_database_where_a_store_existed_is_refused(
     assert again.returncode == 1 and "already has a consent store" in again.stderr
 
 
+@pytest.mark.slow  # consentgate serve processes
 async def test_serve_refuses_a_store_file_others_can_read(tmp_path: Path) -> None:
     """Issue 15: the store holds who approved what; 0644 is a startup error naming the fix."""
     store = await first_start(tmp_path)

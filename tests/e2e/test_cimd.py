@@ -76,7 +76,7 @@ from tests.e2e.people import (  # noqa: E402
 )
 from tests.e2e.stack import HOST, FastMcpServer, IdP, run_fastmcp  # noqa: E402
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 PATH = "/oauth/e2e-client.json"
 CLIENT_NAME = "E2E Document Notes"

@@ -30,7 +30,7 @@ from tests.e2e.conftest import GatedStack  # noqa: E402
 from tests.e2e.people import Attacker, BrowserOAuth, Person, whoami  # noqa: E402
 from tests.e2e.stack import FastMcpServer, IdP  # noqa: E402
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 #: What the gate answers a callback that the browser bringing it did not start.
 REFUSED_CALLBACK = "This sign-in was not started in this browser"

@@ -41,7 +41,7 @@ from tests.roundrobin import RoundRobin  # noqa: E402
 
 __all__ = ["postgres_cluster"]  # the session fixture, used here by name
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 INSTANCES = 3
 #: The requests a person's browser makes at the gate during a sign-in.

@@ -35,7 +35,7 @@ from tests.browsersim import Browser  # noqa: E402
 from tests.conftest import bound_socket  # noqa: E402
 from tests.e2e.conftest import GatedStack  # noqa: E402
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CLIENT_JS = os.environ.get("MCP_REMOTE_CLIENT_JS", "")
 NODE = shutil.which("node")

@@ -38,7 +38,7 @@ from tests.e2e.people import BrowserOAuth, Person  # noqa: E402
 from tests.e2e.stack import FastMcpServer, IdP, run_fastmcp  # noqa: E402
 from tests.gateproc import GateProcess, gate_process, write_config  # noqa: E402
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 HOST = "127.0.0.1"
 

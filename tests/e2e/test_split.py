@@ -23,7 +23,7 @@ from tests.e2e.people import BrowserOAuth, Person  # noqa: E402
 from tests.e2e.stack import IdP, run_fastmcp  # noqa: E402
 from tests.nginxfront import free_port, nginx_front  # noqa: E402
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 HOST = "127.0.0.1"
 

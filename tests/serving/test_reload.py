@@ -369,6 +369,7 @@ async def test_log_level_format_and_the_access_log_change_without_a_restart(
         ]
 
 
+@pytest.mark.slow  # consentgate serve with worker processes
 async def test_with_workers_each_worker_reloads_on_the_sighup_the_parent_passes_on(
     tmp_path: Path, upstream: Upstream
 ) -> None:

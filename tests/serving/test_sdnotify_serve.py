@@ -36,6 +36,8 @@ from tests.conftest import StartUpstream
 from tests.gateproc import free_port, gate_process, spawn_serve, write_config
 from tests.notifysock import TIMEOUT, NotifySocket
 
+pytestmark = pytest.mark.slow  # consentgate serve processes
+
 
 @pytest.fixture
 def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:

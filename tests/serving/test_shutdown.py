@@ -22,6 +22,8 @@ from consentgate.web.relay import SHUTDOWN_COMMENT
 from tests.conftest import StartUpstream
 from tests.gateproc import gate_process
 
+pytestmark = pytest.mark.slow  # a consentgate serve process, stopped within its grace
+
 GRACE = 2.0
 #: Long enough to outlast the grace several times, short enough to stop by itself.
 STREAM_SECONDS = 20

@@ -21,6 +21,8 @@ from consentgate import __version__
 from tests.conftest import StartUpstream, admin_section, bound_socket
 from tests.gateproc import free_port, gate_process, write_config
 
+pytestmark = pytest.mark.slow  # consentgate serve with worker processes
+
 
 def worker_pids(parent: int) -> set[int]:
     """The parent's worker processes (not multiprocessing's resource tracker)."""

@@ -232,7 +232,7 @@ def ring() -> KeyRing:
     return KeyRing.generate()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreDatabase]:
     """One empty database per backend (the parameter names the backend). PostgreSQL
     starts the session's cluster on first use; without PostgreSQL installed the

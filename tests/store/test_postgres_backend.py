@@ -39,6 +39,8 @@ from tests.pgcluster import (
 )
 from tests.store.conftest import CB, T0, FakeClock, PostgresDatabase, approve, approved
 
+pytestmark = pytest.mark.slow  # PostgreSQL only: the server's own behaviour, for a whole module
+
 WAIT = 5.0
 REPO = Path(__file__).resolve().parents[2]
 

@@ -617,7 +617,7 @@ async def test_a_revocation_answers_its_request_id_and_its_audit_row_carries_it(
 # --- integers out of the store's range --------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 async def admin_on_each_backend(
     request: pytest.FixtureRequest, start_stack: StartStack, tmp_path: Path
 ) -> AsyncIterator[Admin]:

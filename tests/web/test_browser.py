@@ -30,7 +30,7 @@ from tests.web.test_authorize import register
 from tests.web.test_cimd import PATH as CIMD_PATH
 from tests.web.test_cimd import clients_section, document_bytes, sign_in
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 #: ``UPDATE_DOCS_SCREENSHOTS=1`` also writes the README's screenshots into docs/.

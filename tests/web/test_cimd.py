@@ -507,7 +507,7 @@ async def test_stopping_the_app_cancels_the_document_fetches_still_running(
 # --- the kind of client, on the record ------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def store_section(request: pytest.FixtureRequest) -> dict[str, Any]:
     if request.param == "sqlite":
         return {}

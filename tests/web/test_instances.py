@@ -24,6 +24,8 @@ from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 from tests.roundrobin import RoundRobin
 from tests.web.test_authorize import CLIENT_REDIRECT, auth_params
 
+pytestmark = pytest.mark.slow  # three gates on one PostgreSQL store
+
 __all__ = ["postgres_cluster"]  # the session fixture, used here by name
 
 INSTANCES = 3

@@ -21,6 +21,8 @@ from tests.conftest import Stack, StartStack
 from tests.nginxfront import free_port, nginx_front
 from tests.web.test_authorize import auth_params, register
 
+pytestmark = pytest.mark.slow  # Debian's nginx in front of the gate
+
 #: Aimed at the authorization and callback endpoints, dressed as the data plane.
 CRAFTED = [
     "/mcp/../authorize",

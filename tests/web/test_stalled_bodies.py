@@ -19,6 +19,8 @@ from aiohttp import web
 from consentgate.web.appkeys import UPSTREAM
 from tests.conftest import RunningGate, StartGate, StartUpstream
 
+pytestmark = pytest.mark.slow  # waits out body timeouts on purpose
+
 STALLED_HEADS = (
     b"POST /x HTTP/1.1\r\nHost: g\r\nContent-Length: 10\r\n\r\n",
     b"GET /x HTTP/1.1\r\nHost: g\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

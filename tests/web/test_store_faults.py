@@ -30,6 +30,8 @@ from tests.conftest import Stack, StartStack, make_config
 from tests.fakeproxy import IDP
 from tests.web.test_authorize import approve_new, auth_params, register
 
+pytestmark = pytest.mark.slow  # mounts faulty file systems and waits out their store timeouts
+
 #: Bounds every loop that runs until a fault shows: the tests stop by themselves.
 MAX_APPROVALS = 400
 

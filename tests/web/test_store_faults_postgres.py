@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.browsersim import Browser
 from tests.conftest import StartStack
 from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 from tests.web.test_authorize import approve_new, auth_params, register
 from tests.web.test_store_faults import assert_refused, honoured, readiness, relays
+
+pytestmark = pytest.mark.slow  # stops and restarts a PostgreSQL cluster
 
 __all__ = ["postgres_cluster"]  # the session fixture, used here by name
 

@@ -14,6 +14,8 @@ from tests.browsersim import Browser
 from tests.conftest import StartStack
 from tests.web.test_authorize import approve_new, auth_params, register
 
+pytestmark = pytest.mark.slow  # waits out a locked store's timeout on purpose
+
 
 async def test_a_locked_store_refuses_consent_answers_with_503_and_relays_the_rest(
     start_stack: StartStack, caplog: pytest.LogCaptureFixture
