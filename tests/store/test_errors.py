@@ -32,17 +32,6 @@ def test_every_exception_class_of_the_store_is_a_store_error() -> None:
     assert [cls for cls in classes if not issubclass(cls, StoreError)] == []
 
 
-def test_the_store_errors_import_from_the_store_package() -> None:
-    from consentgate.store import errors
-
-    assert (StoreError, StoreUnavailable, StoreClosed) == (
-        errors.StoreError,
-        errors.StoreUnavailable,
-        errors.StoreClosed,
-    )
-    assert {"StoreError", "StoreUnavailable", "StoreClosed"} <= set(consentgate.store.__all__)
-
-
 async def test_a_closed_store_raises_store_closed_which_except_store_error_catches(
     database: StoreDatabase, ring: KeyRing
 ) -> None:
