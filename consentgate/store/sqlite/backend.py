@@ -29,7 +29,8 @@ Decisions and their sources (docs/references.md):
   two coroutines from interleaving statements on the one connection. Always close
   the backend: aiosqlite's worker thread is not a daemon and keeps the process alive.
 * Single statements that must be atomic (``INSERT ... ON CONFLICT DO NOTHING
-  RETURNING`` for a binding or a page mark) run in autocommit mode: one round trip to the database thread instead of three.
+  RETURNING`` for a binding or a page mark) run in autocommit mode: one round trip
+  to the database thread instead of three.
 * Cross-process cache invalidation. A round trip through aiosqlite costs about
   100 µs, a plain ``sqlite3`` call about 5 µs (measured, docs/references.md). The
   facade's cache must not outlive a revocation made by another process (the
