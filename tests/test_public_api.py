@@ -24,6 +24,20 @@ def test_the_documented_names_import_from_the_top_level_package() -> None:
     assert set(consentgate.__all__) >= {"ConsentStore", "KeyRing", "load_keyring"}
 
 
+def test_the_store_errors_import_from_the_store_package_under_one_root() -> None:
+    import consentgate.store
+    from consentgate.store import StoreClosed, StoreError, StoreUnavailable, errors
+
+    assert (StoreError, StoreUnavailable, StoreClosed) == (
+        errors.StoreError,
+        errors.StoreUnavailable,
+        errors.StoreClosed,
+    )
+    assert issubclass(StoreUnavailable, StoreError)
+    assert issubclass(StoreClosed, StoreError)
+    assert {"StoreError", "StoreUnavailable", "StoreClosed"} <= set(consentgate.store.__all__)
+
+
 def test_the_old_keys_module_still_works_and_says_it_moved() -> None:
     sys.modules.pop("consentgate.keys", None)
     with pytest.warns(DeprecationWarning, match=r"consentgate\.keys moved"):

@@ -28,10 +28,9 @@ Guarantees every backend gives, method by method below:
   first read (SQLite: ``BEGIN IMMEDIATE``; a server database: a serialisable
   transaction or row locks taken by the reads), so what it read is still true when
   it writes: two processes refreshing one approval never both insert.
-* **Single-statement operations.** :meth:`StoreBackend.take_pending` is one atomic
-  delete-and-return and :meth:`StoreBackend.use_binding` one atomic
+* **Single-statement operations.** :meth:`StoreBackend.use_binding` is one atomic
   insert-if-absent: of any number of concurrent callers, in any number of
-  processes, exactly one gets the row or the True.
+  processes, exactly one gets the True.
 * **Cancellation.** A write that started runs to its commit or rollback even when
   the caller is cancelled (a client disconnect must not leave a transaction half
   done), and :meth:`StoreBackend.close` waits for writes in flight.
@@ -40,8 +39,8 @@ Guarantees every backend gives, method by method below:
   since it last looked, in this process or another (the CLI revoking while the gate
   runs); the facade's cache trusts it and nothing else.
 * **Closed means closed.** Every method but :meth:`StoreBackend.close` and
-  :meth:`StoreBackend.current_counter` raises ``RuntimeError("the consent store is
-  closed")`` after close.
+  :meth:`StoreBackend.current_counter` raises
+  :class:`~consentgate.store.errors.StoreClosed` after close.
 """
 
 from __future__ import annotations
@@ -70,23 +69,6 @@ LookupKey: TypeAlias = tuple[str, str, str, str]
 RevokeSelector: TypeAlias = Literal["id", "client_id", "redirect_uri", "subject", "all"]
 #: The new signature of a consent row: id, key_id, signature.
 Resigned: TypeAlias = tuple[str, str, bytes]
-
-
-class PendingFull(Exception):
-    """The store holds as many pending consent pages as it was allowed (``max_total``).
-
-    The gate answers 503 with a page asking to try again shortly: refusing a new
-    page keeps every page already shown answerable, where dropping the oldest would
-    let a flood invalidate the pages real people are reading.
-    """
-
-
-class DuplicatePendingId(ValueError):
-    """:meth:`StoreBackend.put_pending` was given an id that a pending row already has.
-
-    Backends raise this one type for their own integrity error (the facade turns it
-    into the ValueError its callers know), so the facade never imports a driver.
-    """
 
 
 class StoreTransaction(Protocol):
@@ -172,12 +154,6 @@ class StoreTransaction(Protocol):
 
     async def put_setting(self, name: str, value: str) -> None:
         """:meth:`StoreBackend.set_setting` inside this transaction."""
-        ...
-
-    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
-        """:meth:`StoreBackend.take_pending` inside this transaction: a consent answer
-        takes its pending row and records the approval in one commit, so a failure
-        in between leaves the page answerable."""
         ...
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
@@ -275,42 +251,8 @@ class StoreBackend(Protocol):
         """Every pending row, expired ones included, oldest first, page by page."""
         ...
 
-    async def put_pending(
-        self,
-        row: Row,
-        *,
-        now: int,
-        max_per_subject: int | None,
-        max_per_source: int | None,
-        max_total: int | None,
-    ) -> None:
-        """Insert the pending row (``PENDING_COLUMNS`` order) and apply the caps, all
-        in one transaction:
-
-        * with ``max_per_subject``, delete the expired rows of the row's subject and
-          its rows beyond the newest ``max(max_per_subject, 1)`` (newest by
-          ``created_at``, then insertion order), the new row included in the count;
-        * with ``max_per_source``, the same for the row's source;
-        * with ``max_total``, after those deletions, if more than ``max_total`` rows
-          have ``expires_at > now``, raise :class:`PendingFull` and roll everything
-          back: nothing is written, nothing deleted.
-
-        An id that exists raises :class:`DuplicatePendingId` (nothing written).
-        """
-        ...
-
     async def count_pending(self, now: int) -> int:
         """How many pending rows have ``expires_at > now``."""
-        ...
-
-    async def pending(self, id: str, now: int) -> Row | None:
-        """The pending row with this id if ``expires_at > now``, else None; not removed."""
-        ...
-
-    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
-        """Delete and return the pending row with this id and subject if
-        ``expires_at > now``; else None. One atomic statement (SQLite and PostgreSQL:
-        ``DELETE ... RETURNING``): of concurrent takers exactly one gets the row."""
         ...
 
     async def use_binding(self, key: str, expires_at: int) -> bool:

@@ -1,4 +1,10 @@
-"""What a caller of the store must be ready for besides its answers."""
+"""What a caller of the store must be ready for besides its answers.
+
+One root, :class:`StoreError`, under which every exception the store raises of its
+own sits: a library user catches them all with one ``except StoreError`` and still tells an outage
+(:class:`StoreUnavailable`, try again) from a store already closed
+(:class:`StoreClosed`, a bug of the caller's lifecycle).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,11 @@ OutageKind = Literal[
 ]
 
 
-class StoreUnavailable(Exception):
+class StoreError(Exception):
+    """The root of the store's own exceptions; never raised itself."""
+
+
+class StoreUnavailable(StoreError):
     """The store cannot answer now: its database is locked for too long, failing
     (disk I/O, read-only, full), gone (its file deleted or replaced under the gate),
     or unreachable (a PostgreSQL server down).
@@ -24,3 +34,15 @@ class StoreUnavailable(Exception):
     def __init__(self, message: str, kind: OutageKind = "unavailable") -> None:
         super().__init__(message)
         self.kind: OutageKind = kind
+
+
+class StoreClosed(StoreError, RuntimeError):
+    """The store was used after :meth:`~consentgate.store.ConsentStore.close`.
+
+    Every method but ``close`` and ``current_counter`` raises it from then on. Also a
+    :class:`RuntimeError`, which is what a closed store raised before this class
+    existed, so a caller written against that keeps working.
+    """
+
+    def __init__(self, message: str = "the consent store is closed") -> None:
+        super().__init__(message)

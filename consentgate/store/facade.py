@@ -77,7 +77,6 @@ from consentgate.core.keys import KeyRing, jwk_text, public_key_from_jwk_text
 from consentgate.core.paging import Listing, decode_cursor, encode_cursor
 from consentgate.core.records import (
     MAX_CLIENT_ID_LENGTH,
-    MAX_PENDING_PAYLOAD,
     MAX_SCOPE_LENGTH,
     MAX_SUBJECT_LENGTH,
     MAX_URI_LENGTH,
@@ -95,9 +94,7 @@ from consentgate.store.auditlog import AuditWriter
 from consentgate.store.auditmark import MarkKeeper, read_mark
 from consentgate.store.backend import (
     Cursor,
-    DuplicatePendingId,
     Page,
-    PendingFull,
     Resigned,
     RevokeSelector,
     Row,
@@ -116,8 +113,6 @@ _NOT_READ: Final = _NotRead.NOT_READ
 
 __all__ = [
     "ConsentStore",
-    "PendingFull",
-    "PendingRow",
     "VerificationFailure",
     "VerificationReport",
 ]
@@ -159,18 +154,6 @@ class VerificationReport:
     @property
     def ok(self) -> bool:
         return not self.failures
-
-
-@dataclass(frozen=True, slots=True)
-class PendingRow:
-    """A consent page waiting for an answer, verified; ``payload`` is opaque to the store."""
-
-    id: str
-    subject: str
-    payload: str
-    created_at: int
-    expires_at: int
-    source: str = ""
 
 
 async def _rows(page: Callable[..., Awaitable[Page]]) -> AsyncIterator[Row]:
@@ -550,18 +533,11 @@ class ConsentStore:
 
     def _verified_pending(
         self, row: Row, failures: builtins.list[VerificationFailure] | None = None
-    ) -> PendingRow | None:
-        record = self._verified("pending", PendingRecord.from_row, row, failures)
-        if record is None:
-            return None
-        return PendingRow(
-            record.id,
-            record.subject,
-            record.payload,
-            record.created_at,
-            record.expires_at,
-            record.source,
-        )
+    ) -> PendingRecord | None:
+        """A pending row an older version left behind (the gate writes none now: its
+        consent pages are sealed, :mod:`consentgate.core.pending`), checked by
+        ``consents verify`` until the purge deletes it."""
+        return self._verified("pending", PendingRecord.from_row, row, failures)
 
     # --- the answer cache --------------------------------------------------------
 
@@ -598,41 +574,8 @@ class ConsentStore:
         record = await self._record(
             subject, client_id, redirect_uri, scopes, resource, ttl=ttl, claim=None
         )
-        assert record is not None  # noqa: S101 - only a pending take returns None
+        assert record is not None  # noqa: S101 - only a claim returns None
         return record
-
-    async def approve_pending(
-        self,
-        pending_id: str,
-        subject: str,
-        *,
-        client_id: str,
-        redirect_uri: str,
-        scopes: Iterable[str],
-        resource: str = "",
-        ttl: float,
-    ) -> ConsentRecord | None:
-        """Take the pending row ``pending_id`` of ``subject`` and record the approval,
-        in one durable transaction; None (nothing recorded) when the row was already
-        taken, expired, or fails verification (see :meth:`take_pending`).
-
-        One commit for both, so a store that fails between them (a full disk, a
-        lock) leaves the consent page answerable once it is back, instead of a
-        page already used and no approval.
-        """
-        check_text("pending_id", pending_id)
-
-        async def take(tx: StoreTransaction, now: int) -> bool:
-            taken = await tx.take_pending(pending_id, subject, now)
-            answered = None if taken is None else self._verified_pending(taken)
-            return answered is not None and (answered.id, answered.subject) == (
-                pending_id,
-                subject,
-            )
-
-        return await self._record(
-            subject, client_id, redirect_uri, scopes, resource, ttl=ttl, claim=take
-        )
 
     async def approve_page(
         self,
@@ -1372,83 +1315,10 @@ class ConsentStore:
 
     # --- pending consent pages and flow bindings ---------------------------------
 
-    async def put_pending(
-        self,
-        id: str,
-        subject: str,
-        payload: str,
-        expires_at: int,
-        *,
-        max_per_subject: int | None = None,
-        source: str = "",
-        max_per_source: int | None = None,
-        max_total: int | None = None,
-    ) -> None:
-        """Store a signed pending consent page.
-
-        The bounds keep a flood from filling the disk:
-
-        * ``payload`` is at most :data:`~consentgate.core.records.MAX_PENDING_PAYLOAD`
-          bytes (ValueError beyond), so rows times that bounds the bytes;
-        * with ``max_per_subject``, the subject's oldest rows beyond that number are
-          deleted in the same transaction (one browser cannot fill the table);
-        * with ``max_per_source``, the same for ``source`` (the client's network):
-          a client that drops its cookie on every request gets a new subject each
-          time, but not a new address;
-        * with ``max_total``, :class:`PendingFull` is raised, and nothing is written,
-          when the new row would make more than that many unexpired rows.
-
-        An existing id raises ValueError.
-        """
-        check_length("id", check_text("id", id), 64)
-        check_length("subject", check_text("subject", subject), MAX_SUBJECT_LENGTH)
-        check_length("source", check_text("source", source, allow_empty=True), 64)
-        check_text("payload", payload, allow_empty=True)
-        if len(payload.encode("utf-8")) > MAX_PENDING_PAYLOAD:
-            raise ValueError(f"the pending payload is larger than {MAX_PENDING_PAYLOAD} bytes")
-        now = int(self.clock())
-        ring = self._keyring
-        setting = self._unpublished(ring)
-        if setting is not None:  # pending rows are written outside a transaction
-            await self._backend.claim_setting(*setting)
-            self._kept(ring)
-        record = sign_record(
-            PendingRecord(id, subject, source, payload, now, int(expires_at), "", b""), ring
-        )
-        try:
-            await self._backend.put_pending(
-                record.to_row(),
-                now=now,
-                max_per_subject=max_per_subject,
-                max_per_source=max_per_source if source else None,
-                max_total=max_total,
-            )
-        except DuplicatePendingId:
-            raise ValueError("a pending row with this id exists") from None
-
     async def count_pending(self) -> int:
-        """Unexpired pending rows, for tests and operators."""
+        """Unexpired pending rows an older version left behind (the
+        ``consentgate_pending_pages`` gauge), for tests and operators."""
         return await self._backend.count_pending(int(self.clock()))
-
-    async def get_pending(self, id: str) -> PendingRow | None:
-        """The verified pending row, or None when absent, expired or failing verification
-        (a tamper event). Does not consume it."""
-        row = await self._backend.pending(id, int(self.clock()))
-        return self._verified_pending(row) if row is not None else None
-
-    async def take_pending(self, id: str, subject: str) -> PendingRow | None:
-        """Delete and return the pending row only if it exists, is unexpired, verifies
-        and belongs to ``subject``; otherwise return None. Atomic: one
-        delete-and-return, so two concurrent answers cannot both take it (a row
-        that fails verification is deleted too: it can never be answered).
-        """
-        taken = await self._backend.take_pending(id, subject, int(self.clock()))
-        if taken is None:
-            return None
-        row = self._verified_pending(taken)
-        if row is None or row.id != id or row.subject != subject:
-            return None
-        return row
 
     async def use_page(self, pending_id: str, expires_at: int) -> bool:
         """Mark the sealed consent page ``pending_id`` answered; False when it already was.

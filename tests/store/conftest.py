@@ -35,6 +35,7 @@ import pytest
 
 from consentgate import ConsentRecord, ConsentStore, KeyRing
 from consentgate.core.clock import Clock, system_clock
+from consentgate.core.records import PENDING_COLUMNS, PendingRecord, sign_record
 from consentgate.store.backend import StoreBackend
 from consentgate.store.postgres import PostgresBackend
 from consentgate.store.sqlite import SQLiteBackend
@@ -279,4 +280,28 @@ async def approved(store: ConsentStore, record: ConsentRecord, scopes: Any = Non
         record.redirect_uri,
         record.scopes if scopes is None else scopes,
         record.resource,
+    )
+
+
+async def leave_pending_row(
+    database: StoreDatabase,
+    ring: KeyRing,
+    id: str,
+    subject: str,
+    expires_at: int,
+    *,
+    payload: str = "{}",
+    created_at: int = int(T0),
+) -> None:
+    """A signed pending row as an older version of the gate wrote it (this one seals
+    its consent pages in the page instead): what the purge, ``consents verify`` and the
+    ``consentgate_pending_pages`` gauge still handle."""
+    record = sign_record(
+        PendingRecord(id, subject, "", payload, created_at, expires_at, "", b""), ring
+    )
+    columns = ", ".join(PENDING_COLUMNS)
+    placeholders = ", ".join("?" * len(PENDING_COLUMNS))
+    await database.edit(
+        f"INSERT INTO pending ({columns}) VALUES ({placeholders})",  # noqa: S608 - constants
+        *record.to_row(),
     )

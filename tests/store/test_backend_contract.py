@@ -3,23 +3,20 @@
 What docs/store.md ("Backends") promises for every backend: rows come back exactly
 as stored and unverified, pages end with a None cursor exactly when short, the
 change counter moves with consent and client rows (in every process, the same
-number a transaction reads) and not with pending or binding rows, a refused
-pending row rolls back its caps' evictions, a failing transaction leaves nothing,
-and a closed backend refuses work. Runs once per ``database`` parameter.
+number a transaction reads) and not with binding rows, a failing transaction
+leaves nothing, and a closed backend refuses work. Runs once per ``database`` parameter.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from consentgate import KeyRing
+from consentgate.store import StoreClosed
 from consentgate.store.backend import (
     Cursor,
-    DuplicatePendingId,
-    PendingFull,
     Row,
     StoreBackend,
     StoreTransaction,
@@ -39,11 +36,6 @@ async def backend(database: StoreDatabase) -> AsyncIterator[StoreBackend]:
 def consent_row(id: str, *, signature: bytes = b"\x00" * 64, subject: str = "alice") -> Row:
     """A consent row in CONSENT_COLUMNS order; the backend never looks at the signature."""
     return (id, subject, "client-1", CB, '["openid"]', "", NOW, NOW + 3600, None, "kid", signature)
-
-
-def pending_row(id: str, subject: str, *, created_at: int, source: str = "") -> Row:
-    """A pending row in PENDING_COLUMNS order (unsigned: the backend does not care)."""
-    return (id, subject, source, "{}", created_at, NOW + 600, "kid", b"sig")
 
 
 async def insert(backend: StoreBackend, *rows: Row) -> None:
@@ -96,15 +88,7 @@ async def test_the_change_counter_is_shared_and_moves_with_consents_and_clients_
     try:
         start = backend.current_counter()
         assert start is not None
-        await other.put_pending(
-            pending_row("p1", "alice", created_at=NOW),
-            now=NOW,
-            max_per_subject=None,
-            max_per_source=None,
-            max_total=None,
-        )
         assert await other.use_binding("b1", NOW + 60)
-        assert await other.take_pending("p1", "alice", NOW) is not None
         await database.settle()  # a backend that learns asynchronously has heard by now
         assert backend.current_counter() == start  # the gate's own rows leave the cache alone
 
@@ -141,35 +125,6 @@ async def test_the_change_counter_is_shared_and_moves_with_consents_and_clients_
         await other.close()
 
 
-async def test_a_refused_pending_row_rolls_back_the_evictions_its_caps_made(
-    backend: StoreBackend,
-) -> None:
-    caps: dict[str, Any] = {"max_per_source": None, "max_total": None}
-    for row in (
-        pending_row("a0", "alice", created_at=NOW),
-        pending_row("b0", "bob", created_at=NOW),
-        pending_row("b1", "bob", created_at=NOW + 1),
-    ):
-        await backend.put_pending(row, now=NOW, max_per_subject=None, **caps)
-    # a1 would evict alice's a0 (one row per subject) and still leave 3 > 2 rows
-    with pytest.raises(PendingFull):
-        await backend.put_pending(
-            pending_row("a1", "alice", created_at=NOW + 2),
-            now=NOW,
-            max_per_subject=1,
-            max_per_source=None,
-            max_total=2,
-        )
-    assert await backend.pending("a0", NOW) is not None  # not evicted after all
-    assert await backend.pending("a1", NOW) is None
-    assert await backend.count_pending(NOW) == 3
-    with pytest.raises(DuplicatePendingId):
-        await backend.put_pending(
-            pending_row("b0", "carol", created_at=NOW), now=NOW, max_per_subject=1, **caps
-        )
-    assert await backend.count_pending(NOW) == 3
-
-
 async def test_a_transaction_whose_body_raises_leaves_nothing_behind(
     backend: StoreBackend,
 ) -> None:
@@ -196,9 +151,9 @@ async def test_a_closed_backend_refuses_work_and_cannot_tell_changes(
     await backend.close()
     await backend.close()  # idempotent
     assert backend.current_counter() is None
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(StoreClosed, match="closed"):
         await backend.ping()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(StoreClosed, match="closed"):
         await backend.use_binding("b1", NOW + 60)
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(StoreClosed, match="closed"):
         await insert(backend, consent_row("r1"))

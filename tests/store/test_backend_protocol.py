@@ -37,7 +37,7 @@ def members(protocol: type[object]) -> dict[str, object]:
 
 
 def test_the_protocols_are_not_empty() -> None:
-    assert {"transaction", "current_counter", "take_pending", "use_binding"} <= set(
+    assert {"transaction", "current_counter", "count_pending", "use_binding"} <= set(
         members(StoreBackend)
     )
     assert {"change_counter", "active_consents", "put_client"} <= set(members(StoreTransaction))

@@ -21,10 +21,18 @@ import pytest
 
 from consentgate import ConsentRecord, ConsentStore, KeyRing
 from consentgate.core.keys import jwk_text, load_keyring, rotate_keys
-from consentgate.core.records import MAX_PENDING_PAYLOAD, sign_record
-from consentgate.store import PendingFull
+from consentgate.core.records import sign_record
+from consentgate.store import StoreClosed
 from consentgate.store.facade import PAGE_MARK_MARGIN
-from tests.store.conftest import CB, T0, FakeClock, StoreDatabase, approve, approved
+from tests.store.conftest import (
+    CB,
+    T0,
+    FakeClock,
+    StoreDatabase,
+    approve,
+    approved,
+    leave_pending_row,
+)
 
 # --- round trip and the matching rules --------------------------------------------------
 
@@ -310,13 +318,13 @@ async def test_an_edit_after_the_answer_was_cached_takes_effect_at_once(
     assert not await approved(store, record)
 
 
-async def test_writes_to_pending_rows_do_not_empty_the_cache(
+async def test_writes_of_page_marks_and_bindings_do_not_empty_the_cache(
     store: ConsentStore, database: StoreDatabase
 ) -> None:
     record = await approve(store)
     await database.edit("UPDATE consents SET expires_at = expires_at + 1 WHERE id = ?", record.id)
     assert not await approved(store, record)
-    await store.put_pending("p1", "alice", "{}", int(T0) + 60)
+    assert await store.use_page("0" * 32, int(T0) + 60)
     assert await store.use_binding("b1", int(T0) + 60)
     assert not await approved(store, record)
     assert store.tamper_events == 1
@@ -435,10 +443,8 @@ async def test_200_concurrent_writers_and_readers_never_hit_database_is_locked(
                 await database.settle()  # other may have cached the "yes" just above
                 assert not await other.is_approved(*args)
                 assert not await mine.is_approved(*args)
-            await mine.put_pending(f"p{index}", f"s{index}", "{}", 2**40)
-            taken = await other.take_pending(f"p{index}", f"s{index}")
-            assert taken is not None
-            assert taken.id == f"p{index}"
+            assert await mine.use_page(f"{index:032x}", 2**40)
+            assert not await other.use_page(f"{index:032x}", 2**40)
 
         await asyncio.gather(*(worker(index) for index in range(200)))
         report = await first.verify_all()
@@ -479,7 +485,7 @@ async def test_close_waits_for_writes_in_flight_and_is_idempotent(
     await store.close()
     await store.close()
     await asyncio.gather(*writes)
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(StoreClosed, match="closed"):
         await store.list()
     async with await database.open(ring) as reopened:
         assert len(await reopened.list()) == 20
@@ -510,14 +516,13 @@ async def test_single_use_rows_are_taken_once_across_three_processes(
     over three stores on one database: exactly one of each wins (issue 12, point 3)."""
     stores = [await database.open(ring, clock=clock) for _ in range(3)]
     try:
-        await stores[0].put_pending("p1", "alice", "{}", int(T0) + 60)
         taken = await asyncio.gather(
-            *(stores[index % 3].take_pending("p1", "alice") for index in range(50))
+            *(stores[index % 3].use_page("0" * 32, int(T0) + 60) for index in range(50))
         )
         used = await asyncio.gather(
             *(stores[index % 3].use_binding("b1", int(T0) + 60) for index in range(50))
         )
-        assert sum(row is not None for row in taken) == 1
+        assert taken.count(True) == 1
         assert used.count(True) == 1
     finally:
         for store in stores:
@@ -575,81 +580,6 @@ async def test_a_tampered_client_is_unknown(store: ConsentStore, database: Store
 # --- pending consent pages and bindings -------------------------------------------------
 
 
-async def test_a_pending_row_is_taken_once_and_only_by_its_subject(
-    store: ConsentStore, clock: FakeClock
-) -> None:
-    await store.put_pending("p1", "alice", '{"q": 1}', int(T0) + 60)
-    row = await store.get_pending("p1")
-    assert row is not None
-    assert (row.subject, row.payload, row.created_at, row.expires_at) == (
-        "alice",
-        '{"q": 1}',
-        int(T0),
-        int(T0) + 60,
-    )
-    assert await store.get_pending("p1") == row  # reading does not consume
-    assert await store.take_pending("p1", "mallory") is None
-    assert await store.take_pending("p1", "alice") == row
-    assert await store.take_pending("p1", "alice") is None
-    assert await store.get_pending("p1") is None
-
-
-async def test_an_expired_pending_row_is_neither_read_nor_taken(
-    store: ConsentStore, clock: FakeClock
-) -> None:
-    await store.put_pending("p1", "alice", "{}", int(T0) + 60)
-    clock.advance(60)
-    assert await store.get_pending("p1") is None
-    assert await store.take_pending("p1", "alice") is None
-    assert await store.purge_expired() == 1
-
-
-async def test_two_concurrent_answers_take_a_pending_row_once(store: ConsentStore) -> None:
-    await store.put_pending("p1", "alice", "{}", int(T0) + 60)
-    results = await asyncio.gather(*(store.take_pending("p1", "alice") for _ in range(10)))
-    assert sum(result is not None for result in results) == 1
-
-
-async def test_approving_a_pending_row_takes_it_and_records_in_one_commit(
-    store: ConsentStore,
-) -> None:
-    """Issue 16, point 4: the page is used up only together with the approval."""
-    await store.put_pending("p1", "alice", "{}", int(T0) + 60)
-
-    def approve(subject: str) -> Awaitable[ConsentRecord | None]:
-        return store.approve_pending(
-            "p1", subject, client_id="c", redirect_uri="https://c.example/cb", scopes=["a"], ttl=60
-        )
-
-    assert await approve("mallory") is None
-    assert not await store.is_approved("mallory", "c", "https://c.example/cb", ["a"])
-    assert await store.get_pending("p1") is not None  # another's answer used nothing
-    record = await approve("alice")
-    assert record is not None and record.subject == "alice"
-    assert await store.is_approved("alice", "c", "https://c.example/cb", ["a"])
-    assert await store.get_pending("p1") is None
-    assert await approve("alice") is None  # once
-
-
-async def test_concurrent_approvals_of_one_pending_row_record_once(store: ConsentStore) -> None:
-    await store.put_pending("p1", "alice", "{}", int(T0) + 60)
-    results = await asyncio.gather(
-        *(
-            store.approve_pending(
-                "p1",
-                "alice",
-                client_id="c",
-                redirect_uri="https://c.example/cb",
-                scopes=["a"],
-                ttl=60,
-            )
-            for _ in range(10)
-        )
-    )
-    assert sum(result is not None for result in results) == 1
-    assert len(await store.list()) == 1
-
-
 PAGE = "0190a1b2c3d4" + "ab" * 10
 
 
@@ -691,24 +621,6 @@ async def test_approving_a_sealed_page_marks_it_and_records_in_one_commit(
     assert await approve_page() is None
 
 
-async def test_a_duplicate_pending_id_is_refused(store: ConsentStore) -> None:
-    await store.put_pending("p1", "alice", "{}", int(T0) + 60)
-    with pytest.raises(ValueError, match="exists"):
-        await store.put_pending("p1", "bob", "{}", int(T0) + 60)
-
-
-async def test_pending_rows_beyond_the_limit_evict_the_subjects_oldest(
-    store: ConsentStore, clock: FakeClock
-) -> None:
-    for index in range(5):
-        await store.put_pending(f"p{index}", "alice", "{}", int(T0) + 600, max_per_subject=3)
-        await store.put_pending(f"q{index}", "bob", "{}", int(T0) + 600)
-        clock.advance(1)
-    kept = [index for index in range(5) if await store.get_pending(f"p{index}")]
-    assert kept == [2, 3, 4]
-    assert all([await store.get_pending(f"q{index}") for index in range(5)])
-
-
 async def test_a_binding_can_be_used_once(store: ConsentStore) -> None:
     assert await store.use_binding("b1", int(T0) + 60)
     assert not await store.use_binding("b1", int(T0) + 60)
@@ -734,16 +646,19 @@ async def test_concurrent_uses_of_one_binding_let_exactly_one_through(
 
 
 async def test_purge_deletes_only_expired_pending_rows_and_bindings(
-    store: ConsentStore, clock: FakeClock
+    store: ConsentStore, database: StoreDatabase, ring: KeyRing, clock: FakeClock
 ) -> None:
+    """Pending rows an older version left behind go once expired, like the marks."""
     record = await approve(store, ttl=10)
-    await store.put_pending("old", "alice", "{}", int(T0) + 10)
-    await store.put_pending("new", "alice", "{}", int(T0) + 100)
+    await leave_pending_row(database, ring, "old", "alice", int(T0) + 10)
+    await leave_pending_row(database, ring, "new", "alice", int(T0) + 100)
+    assert await store.count_pending() == 2
     await store.use_binding("old", int(T0) + 10)
     await store.use_binding("new", int(T0) + 100)
     clock.advance(50)
     assert await store.purge_expired() == 2
-    assert await store.get_pending("new") is not None
+    assert await store.count_pending() == 1
+    assert (await store.verify_all()).ok
     assert not await store.use_binding("new", int(T0) + 100)  # still remembered as used
     assert [r.id for r in await store.list()] == [record.id]  # consents are the audit trail
 
@@ -758,39 +673,34 @@ async def test_ping_answers_while_open(store: ConsentStore) -> None:
 # --- hardening issue #10: bounded rows, rows that cannot be moved, retention ------------
 
 
-async def test_a_pending_payload_swapped_onto_another_row_is_not_honoured(
-    store: ConsentStore,
-    database: StoreDatabase,
+async def test_a_pending_payload_swapped_onto_another_row_fails_verification(
+    store: ConsentStore, database: StoreDatabase, ring: KeyRing
 ) -> None:
-    """#10.2: copying the attacker's sealed payload (and its signature) over the victim's
-    row must not make the victim's Allow approve the attacker's request."""
-    await store.put_pending("victim", "alice", '{"redirect_uri": "https://ok"}', int(T0) + 60)
-    await store.put_pending("attacker", "mallory", '{"redirect_uri": "https://evil"}', int(T0) + 60)
+    """#10.2: a payload (and its signature) copied from the attacker's row over the
+    victim's does not verify: ``consents verify`` names the row an older version left."""
+    victim, attacker = '{"redirect_uri": "https://ok"}', '{"redirect_uri": "https://evil"}'
+    await leave_pending_row(database, ring, "victim", "alice", int(T0) + 60, payload=victim)
+    await leave_pending_row(database, ring, "attacker", "mallory", int(T0) + 60, payload=attacker)
     await database.edit(
         "UPDATE pending SET (payload, key_id, signature) = "
         "(SELECT payload, key_id, signature FROM pending WHERE id = 'attacker') "
         "WHERE id = 'victim'",
     )
-    assert await store.get_pending("victim") is None
     report = await store.verify_all()
     assert [(f.kind, f.id) for f in report.failures] == [("pending", "victim")]
-    assert await store.take_pending("victim", "alice") is None
-    assert store.tamper_events == 3
 
 
 @pytest.mark.parametrize(
     ("column", "value"),
     [("subject", "'alice'"), ("expires_at", "expires_at + 86400"), ("id", "'renamed'")],
 )
-async def test_a_pending_row_whose_id_subject_or_expiry_was_edited_is_not_honoured(
-    store: ConsentStore, database: StoreDatabase, column: str, value: str
+async def test_a_pending_row_whose_id_subject_or_expiry_was_edited_fails_verification(
+    store: ConsentStore, database: StoreDatabase, ring: KeyRing, column: str, value: str
 ) -> None:
-    await store.put_pending("p1", "mallory", "{}", int(T0) + 60)
+    await leave_pending_row(database, ring, "p1", "mallory", int(T0) + 60)
+    assert (await store.verify_all()).ok
     await database.edit(f"UPDATE pending SET {column} = {value}")  # noqa: S608 - test constants
-    for pending_id in ("p1", "renamed"):
-        assert await store.get_pending(pending_id) is None
     assert not (await store.verify_all()).ok
-    assert await store.take_pending("p1", "alice") is None
 
 
 async def test_a_whole_consent_row_copied_to_another_subject_is_not_honoured(
@@ -813,43 +723,6 @@ async def test_a_client_row_moved_to_another_client_id_is_not_honoured(
     await database.edit("DELETE FROM clients WHERE client_id = 'good'")
     await database.edit("UPDATE clients SET client_id = 'good' WHERE client_id = 'evil'")
     assert await store.get_client("good") is None
-
-
-async def test_pending_rows_per_source_are_capped_whatever_the_subject(
-    store: ConsentStore, clock: FakeClock
-) -> None:
-    """#10.1: a client without a cookie gets a new subject per request, not a new address."""
-    for index in range(8):
-        await store.put_pending(
-            f"p{index}", f"fresh-{index}", "{}", int(T0) + 600, source="10.0.0.1", max_per_source=3
-        )
-        clock.advance(1)
-    await store.put_pending(
-        "other", "bob", "{}", int(T0) + 600, source="10.0.0.2", max_per_source=3
-    )
-    kept = [index for index in range(8) if await store.get_pending(f"p{index}")]
-    assert kept == [5, 6, 7]
-    assert await store.get_pending("other") is not None
-    assert await store.count_pending() == 4
-
-
-async def test_a_full_pending_table_refuses_new_rows_and_keeps_the_old(
-    store: ConsentStore, clock: FakeClock
-) -> None:
-    for index in range(3):
-        await store.put_pending(f"p{index}", "alice", "{}", int(T0) + 60, max_total=3)
-    with pytest.raises(PendingFull):
-        await store.put_pending("p3", "bob", "{}", int(T0) + 60, max_total=3)
-    assert await store.get_pending("p3") is None
-    assert all([await store.get_pending(f"p{index}") for index in range(3)])
-    clock.advance(60)  # expired rows do not count
-    await store.put_pending("p4", "bob", "{}", int(T0) + 600, max_total=3)
-
-
-async def test_a_pending_payload_larger_than_the_bound_is_refused(store: ConsentStore) -> None:
-    with pytest.raises(ValueError, match="larger than"):
-        await store.put_pending("p1", "alice", "x" * (MAX_PENDING_PAYLOAD + 1), int(T0) + 60)
-    assert await store.count_pending() == 0
 
 
 async def test_approving_the_same_thing_again_refreshes_the_record_instead_of_adding_one(
@@ -978,7 +851,7 @@ async def test_a_store_is_built_on_an_opened_backend_and_closes_it(
         record = await approve(store)
         assert await approved(store, record)
         assert store.path == backend.path
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(StoreClosed, match="closed"):
         await backend.ping()
 
 
@@ -1020,7 +893,7 @@ async def test_a_key_is_kept_in_the_store_before_its_first_record(
         assert dict(stored.keys) == {ring.active_kid: ring.public_key(ring.active_kid)}
         rotated = ring.rotated()
         store.reload_keys(rotated)
-        await store.put_pending("p1", "alice", "{}", int(T0) + 60)  # a pending row signs too
+        await approve(store, "bob")
         stored = await store.stored_keys()
         assert sorted(stored.keys) == sorted(rotated.kids)
         assert stored.unreadable == ()

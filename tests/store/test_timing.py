@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from consentgate import ConsentStore, KeyRing
+from consentgate.store import StoreClosed
 from consentgate.store.timing import TimedBackend
 from tests.store.conftest import CB, FakeClock, StoreDatabase, approve
 
@@ -39,7 +40,7 @@ async def test_a_failed_operation_is_timed_too(tmp_path: Path, ring: KeyRing) ->
     store = await ConsentStore.open(f"{tmp_path}/s.sqlite3", ring)
     store.time_operations(lambda name, seconds: seen.append(name))
     await store.close()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(StoreClosed, match="closed"):
         await store.get("x")
     assert seen == ["close", "consent"]
 

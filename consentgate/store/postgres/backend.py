@@ -26,11 +26,8 @@ Decisions and their sources (docs/references.md, docs/store.md "PostgreSQL"):
   instances refreshing one approval never both insert, and the counter the facade
   reads at both ends of its write tells its own write from anyone else's. The
   locked read is also the first ``change_counter()``: no extra round trip.
-* ``put_pending`` holds a transaction-scoped advisory lock, so its per-subject,
-  per-source and total caps hold across instances; a refused row rolls everything
-  back. ``take_pending`` is one ``DELETE ... RETURNING`` and ``use_binding`` one
-  ``INSERT ... ON CONFLICT DO NOTHING RETURNING``: atomic on their own, of any number
-  of callers in any number of instances exactly one wins.
+* ``use_binding`` is one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``: atomic
+  on its own, of any number of callers in any number of instances exactly one wins.
 * Writes are shielded from cancellation and tracked while in flight (a client
   disconnect must not leave a transaction half done); :meth:`PostgresBackend.close`
   waits for them, then closes the listener and the pool.
@@ -71,16 +68,14 @@ from consentgate.core.records import (
 from consentgate.store.backend import (
     HEARTBEAT_SETTING,
     Cursor,
-    DuplicatePendingId,
     LookupKey,
     Page,
-    PendingFull,
     Resigned,
     RevokeSelector,
     Row,
     StoreTransaction,
 )
-from consentgate.store.errors import StoreUnavailable
+from consentgate.store.errors import StoreClosed, StoreUnavailable
 from consentgate.store.postgres.errors import (
     CLOSE_ERRORS,
     OPEN_ERRORS,
@@ -89,11 +84,10 @@ from consentgate.store.postgres.errors import (
     unavailable,
 )
 from consentgate.store.postgres.listener import COUNTER, ChangeListener
-from consentgate.store.postgres.schema import PENDING_LOCK, SCHEMA, apply_migrations
+from consentgate.store.postgres.schema import SCHEMA, apply_migrations
 
 T = TypeVar("T")
 
-_CLOSED: Final = "the consent store is closed"
 _CONSENTS: Final = f"{SCHEMA}.consents"
 _CLIENTS: Final = f"{SCHEMA}.clients"
 _PENDING: Final = f"{SCHEMA}.pending"
@@ -104,12 +98,6 @@ _AUDIT_SELECT: Final = ", ".join(AUDIT_COLUMNS)
 _CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
 _CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)
 _PENDING_SELECT: Final = ", ".join(PENDING_COLUMNS)
-_TAKE_PENDING: Final = (
-    f"DELETE FROM {_PENDING} WHERE id = $1 AND subject = $2 AND expires_at > $3 "  # noqa: S608
-    f"RETURNING {_PENDING_SELECT}"
-)
-_PENDING_SUBJECT: Final = PENDING_COLUMNS.index("subject")
-_PENDING_SOURCE: Final = PENDING_COLUMNS.index("source")
 
 
 def _placeholders(count: int, start: int = 1) -> str:
@@ -123,10 +111,6 @@ _INSERT_CONSENT: Final = (
 _USE_BINDING: Final = (
     f"INSERT INTO {_BINDINGS} (key, expires_at) VALUES ($1, $2) "  # noqa: S608
     "ON CONFLICT (key) DO NOTHING RETURNING key"
-)
-_INSERT_PENDING: Final = (
-    f"INSERT INTO {_PENDING} ({_PENDING_SELECT}) "  # noqa: S608 - constant column names
-    f"VALUES ({_placeholders(len(PENDING_COLUMNS))})"
 )
 _UPSERT_CLIENT: Final = (
     f"INSERT INTO {_CLIENTS} ({_CLIENT_SELECT}) "  # noqa: S608 - constant column names
@@ -307,12 +291,6 @@ class _Transaction:
     async def claim_setting(self, name: str, value: str) -> str:
         await self._conn.execute(_CLAIM_SETTING, name, value)
         return str(await self._conn.fetchval(_READ_SETTING, name))
-
-    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
-        if not _storable(id, subject):
-            return None
-        row = await self._conn.fetchrow(_TAKE_PENDING, id, subject, now)
-        return tuple(row) if row is not None else None
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
         if not _storable(key):
@@ -496,7 +474,7 @@ class PostgresBackend:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError(_CLOSED)
+            raise StoreClosed
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
@@ -514,7 +492,7 @@ class PostgresBackend:
             if isinstance(exc, ValueError):  # asyncpg's DataError: a bug, not an outage
                 raise
             if self._closed and isinstance(exc, asyncpg.InterfaceError):
-                raise RuntimeError(_CLOSED) from None  # close() ran while this waited
+                raise StoreClosed from None  # close() ran while this waited
             raise unavailable(exc, self.where) from exc
 
     async def _fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -679,67 +657,9 @@ class PostgresBackend:
         )
         return _page(rows, limit)
 
-    async def put_pending(
-        self,
-        row: Row,
-        *,
-        now: int,
-        max_per_subject: int | None,
-        max_per_source: int | None,
-        max_total: int | None,
-    ) -> None:
-        values = tuple(row)
-
-        async def put(conn: PoolConnectionProxy[asyncpg.Record]) -> None:
-            # The caps count rows every instance writes: one writer at a time.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", PENDING_LOCK)
-            try:
-                await conn.execute(_INSERT_PENDING, *values)
-            except asyncpg.UniqueViolationError:
-                raise DuplicatePendingId(values[0]) from None
-            for column, value, limit in (
-                ("subject", values[_PENDING_SUBJECT], max_per_subject),
-                ("source", values[_PENDING_SOURCE], max_per_source),
-            ):
-                if limit is None:
-                    continue
-                await conn.execute(
-                    f"DELETE FROM {_PENDING} WHERE {column} = $1 AND (expires_at <= $2 "  # noqa: S608 - constant column
-                    f"OR seq IN (SELECT seq FROM {_PENDING} WHERE {column} = $1 "
-                    "ORDER BY created_at DESC, seq DESC OFFSET $3))",
-                    value,
-                    now,
-                    max(limit, 1),
-                )
-            # Counted after the evictions: a subject or source that only replaces its
-            # own oldest rows does not grow the table and is never refused.
-            if max_total is not None and int(await conn.fetchval(_COUNT_PENDING, now)) > max_total:
-                raise PendingFull  # the transaction is rolled back: nothing written
-
-        await self._write(put)
-
     async def count_pending(self, now: int) -> int:
         rows = await self._fetch(_COUNT_PENDING, now)
         return int(rows[0][0])
-
-    async def pending(self, id: str, now: int) -> Row | None:
-        self._check_open()
-        if not _storable(id):
-            return None
-        rows = await self._fetch(
-            f"SELECT {_PENDING_SELECT} FROM {_PENDING} "  # noqa: S608 - constant columns
-            "WHERE id = $1 AND expires_at > $2",
-            id,
-            now,
-        )
-        return rows[0] if rows else None
-
-    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
-        self._check_open()
-        if not _storable(id, subject):
-            return None
-        rows = await self._write_one(_TAKE_PENDING, id, subject, now)
-        return rows[0] if rows else None
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
         rows = await self._write_one(_USE_BINDING, key, expires_at)

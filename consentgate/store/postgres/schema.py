@@ -61,9 +61,6 @@ SCHEMA: Final = "consentgate"
 CHANNEL: Final = "consentgate_changes"
 #: ``pg_advisory_xact_lock`` key held while migrating ("consentg" in ASCII, + 1).
 MIGRATION_LOCK: Final = 0x636F_6E73_656E_7401
-#: ``pg_advisory_xact_lock`` key held by :meth:`PostgresBackend.put_pending`, so the
-#: per-subject, per-source and total caps hold across instances.
-PENDING_LOCK: Final = 0x636F_6E73_656E_7402
 #: How long a migration (or waiting for another instance's) may take.
 MIGRATION_TIMEOUT: Final = 60
 

@@ -28,9 +28,9 @@ Decisions and their sources (docs/references.md):
   way"), and :meth:`SQLiteBackend.close` waits for them. An ``asyncio.Lock`` keeps
   two coroutines from interleaving statements on the one connection. Always close
   the backend: aiosqlite's worker thread is not a daemon and keeps the process alive.
-* Single statements that must be atomic (``DELETE ... RETURNING`` for taking a
-  pending row, ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` for a binding) run
-  in autocommit mode: one round trip to the database thread instead of three.
+* Single statements that must be atomic (``INSERT ... ON CONFLICT DO NOTHING
+  RETURNING`` for a binding or a page mark) run in autocommit mode: one round trip
+  to the database thread instead of three.
 * Cross-process cache invalidation. A round trip through aiosqlite costs about
   100 µs, a plain ``sqlite3`` call about 5 µs (measured, docs/references.md). The
   facade's cache must not outlive a revocation made by another process (the
@@ -70,16 +70,14 @@ from consentgate.core.records import (
 from consentgate.store.backend import (
     HEARTBEAT_SETTING,
     Cursor,
-    DuplicatePendingId,
     LookupKey,
     Page,
-    PendingFull,
     Resigned,
     RevokeSelector,
     Row,
     StoreTransaction,
 )
-from consentgate.store.errors import OutageKind, StoreUnavailable
+from consentgate.store.errors import OutageKind, StoreClosed, StoreUnavailable
 from consentgate.store.sqlite.files import check_location, startup_error
 from consentgate.store.sqlite.schema import migrate, rollback
 
@@ -157,12 +155,6 @@ T = TypeVar("T")
 _CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
 _CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)
 _PENDING_SELECT: Final = ", ".join(PENDING_COLUMNS)
-_PENDING_SUBJECT: Final = PENDING_COLUMNS.index("subject")
-_PENDING_SOURCE: Final = PENDING_COLUMNS.index("source")
-_INSERT_PENDING: Final = (
-    f"INSERT INTO pending ({_PENDING_SELECT}) "  # noqa: S608 - constant column names
-    f"VALUES ({', '.join('?' * len(PENDING_COLUMNS))})"
-)
 _INSERT_CONSENT: Final = (
     f"INSERT INTO consents ({_CONSENT_SELECT}) "  # noqa: S608 - constant column names
     f"VALUES ({', '.join('?' * len(CONSENT_COLUMNS))})"
@@ -231,10 +223,6 @@ async def _configure_reader(db: aiosqlite.Connection, busy_timeout: float) -> No
 _USE_BINDING: Final = (
     "INSERT INTO used_bindings (key, expires_at) VALUES (?, ?) "
     "ON CONFLICT (key) DO NOTHING RETURNING key"
-)
-_TAKE_PENDING: Final = (
-    "DELETE FROM pending WHERE id = ? AND subject = ? AND expires_at > ? "  # noqa: S608
-    f"RETURNING {_PENDING_SELECT}"
 )
 _CLAIM_SETTING: Final = (
     "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
@@ -313,10 +301,6 @@ class _Transaction:
         await self._db.execute(_CLAIM_SETTING, (name, value))
         rows = list(await self._db.execute_fetchall(_READ_SETTING, (name,)))
         return str(rows[0][0])
-
-    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
-        rows = list(await self._db.execute_fetchall(_TAKE_PENDING, (id, subject, now)))
-        return rows[0] if rows else None
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
         rows = list(await self._db.execute_fetchall(_USE_BINDING, (key, expires_at)))
@@ -485,7 +469,7 @@ class SQLiteBackend:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("the consent store is closed")
+            raise StoreClosed
 
     @contextlib.asynccontextmanager
     async def _turn(self, lock: asyncio.Lock) -> AsyncIterator[None]:
@@ -680,58 +664,9 @@ class SQLiteBackend:
         )
         return _page(rows, limit)
 
-    async def put_pending(
-        self,
-        row: Row,
-        *,
-        now: int,
-        max_per_subject: int | None,
-        max_per_source: int | None,
-        max_total: int | None,
-    ) -> None:
-        values = tuple(row)
-
-        async def put(db: aiosqlite.Connection) -> None:
-            try:
-                await db.execute(_INSERT_PENDING, values)
-            except sqlite3.IntegrityError:
-                raise DuplicatePendingId(values[0]) from None
-            for column, value, limit in (
-                ("subject", values[_PENDING_SUBJECT], max_per_subject),
-                ("source", values[_PENDING_SOURCE], max_per_source),
-            ):
-                if limit is None:
-                    continue
-                await db.execute(
-                    f"DELETE FROM pending WHERE {column} = ? AND (expires_at <= ? OR rowid IN ("  # noqa: S608 - constant column
-                    f"SELECT rowid FROM pending WHERE {column} = ? "
-                    "ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?))",
-                    (value, now, value, max(limit, 1)),
-                )
-            if max_total is not None:
-                # Counted after the evictions: a subject or source that only replaces
-                # its own oldest rows does not grow the table and is never refused.
-                rows = list(await db.execute_fetchall(_COUNT_PENDING, (now,)))
-                if int(rows[0][0]) > max_total:
-                    raise PendingFull  # the transaction is rolled back: nothing written
-
-        await self._write(put)
-
     async def count_pending(self, now: int) -> int:
         rows = await self._read(_COUNT_PENDING, (now,))
         return int(rows[0][0])
-
-    async def pending(self, id: str, now: int) -> Row | None:
-        rows = await self._read(
-            f"SELECT {_PENDING_SELECT} FROM pending "  # noqa: S608 - constant columns
-            "WHERE id = ? AND expires_at > ?",
-            (id, now),
-        )
-        return rows[0] if rows else None
-
-    async def take_pending(self, id: str, subject: str, now: int) -> Row | None:
-        rows = await self._write_one(_TAKE_PENDING, (id, subject, now))
-        return rows[0] if rows else None
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
         rows = await self._write_one(_USE_BINDING, (key, expires_at))
