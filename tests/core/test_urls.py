@@ -186,8 +186,11 @@ def test_an_invisible_joiner_out_of_place_is_not_called_mixed_directions() -> No
 
 
 _HOST_CHARS = st.sampled_from(
-    [*"abcXYZ019.-%", "0x", "%2e", "%65", "xn--", "\u043e", "\u0430", "\u3002", "\uff0e"]
-    + ["\u00df", "\uff45", "\u0301", "\u00ad", "\u05d0", "\u200d", "\u0660", "\u2163"]
+    [
+        *"abcXYZ019.-%",
+        *["0x", "%2e", "%65", "xn--", "\u043e", "\u0430", "\u3002", "\uff0e"],
+        *["\u00df", "\uff45", "\u0301", "\u00ad", "\u05d0", "\u200d", "\u0660", "\u2163"],
+    ]
 )
 _HOSTS = st.one_of(
     st.lists(_HOST_CHARS, min_size=1, max_size=12).map("".join),
