@@ -24,7 +24,7 @@ Three figures, all on loopback:
    ``fetch_min_ttl = 1s`` (and the default, 1 minute, once), for four ways a host may
    serve its document.
 
-The document host (tests/clients/documenthost.py) runs in this process's event loop:
+The document host (tests/support/documenthost.py) runs in this process's event loop:
 during the rounds of (1) it is idle (the document is cached). Placement as bench/run.py:
 this process and the upstream on the first CPU, the gate on the second. Only ratios
 measured in the same run mean anything; no figure is asserted.
@@ -66,7 +66,7 @@ from consentgate.clients.fetch_addresses import parse_networks
 from consentgate.clients.fetcher import DocumentFetcher, FetchSettings
 from consentgate.core.oauth import consent_redirect_key
 from consentgate.store import ConsentStore
-from tests.clients.documenthost import (
+from tests.support.documenthost import (
     DocumentHost,
     Request,
     Route,

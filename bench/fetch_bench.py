@@ -29,7 +29,7 @@ from consentgate.clients.client_id_urls import parse_client_id_url
 from consentgate.clients.fetch_addresses import parse_networks
 from consentgate.clients.fetcher import DocumentFetcher, FetchSettings
 from consentgate.clients.https_get import tls_context
-from tests.clients.documenthost import answer, document, issue, make_authority, running
+from tests.support.documenthost import answer, document, issue, make_authority, running
 
 FETCHES = 40
 ROUNDS = 5

@@ -382,12 +382,12 @@ async def _approve_benchmark_client(store: ConsentStore, subject: str) -> None:
 
 def postgres_url(option: str | None) -> str:
     """The PostgreSQL store for ``gate:pg``: the URL given, or a fresh database in a
-    throwaway cluster (tests/pgcluster.py; Debian's postgresql package)."""
+    throwaway cluster (tests/support/pgcluster.py; Debian's postgresql package)."""
     if not option:
         return ""
     if option != "throwaway":
         return option
-    from tests import pgcluster  # noqa: PLC0415 - a developer's throwaway server
+    from tests.support import pgcluster  # noqa: PLC0415 - a developer's throwaway server
 
     cluster = pgcluster.cluster()
     database = cluster.create_database(owner=pgcluster.GATE_ROLE)
@@ -1309,7 +1309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
             stack.processes.stop_all()
         if args.postgres == "throwaway":
-            from tests import pgcluster  # noqa: PLC0415 - a developer's throwaway server
+            from tests.support import pgcluster  # noqa: PLC0415 - a developer's throwaway server
 
             pgcluster.stop_cluster()
         if args.keep:

@@ -20,7 +20,7 @@ lookups repeat one key on a store with the cache on; that path includes the
 also measured on its own.
 
 PostgreSQL (``--postgres URL``, or ``--postgres throwaway`` for a cluster started in
-a temporary directory with tests/pgcluster.py, as the tests do): the same
+a temporary directory with tests/support/pgcluster.py, as the tests do): the same
 measurements on a :class:`~consentgate.store.postgres.PostgresBackend` in a database
 the script may fill (it creates the ``consentgate`` schema, bulk-loads the rows with
 COPY and drops the schema at the end), plus the delay of the cache invalidation
@@ -329,7 +329,7 @@ def postgres(url: str, large: int, keyring: KeyRing, lookups: int) -> None:
     cluster = None
     if url == "throwaway":
         sys.path.insert(0, str(REPO))
-        from tests import pgcluster  # noqa: PLC0415 - a developer's throwaway server
+        from tests.support import pgcluster  # noqa: PLC0415 - a developer's throwaway server
 
         cluster = pgcluster.cluster()
         role = pgcluster.GATE_ROLE
@@ -347,7 +347,7 @@ def postgres(url: str, large: int, keyring: KeyRing, lookups: int) -> None:
         asyncio.run(pg_drop(url))
     finally:
         if cluster is not None:
-            from tests import pgcluster  # noqa: PLC0415
+            from tests.support import pgcluster  # noqa: PLC0415
 
             pgcluster.stop_cluster()
     print()

@@ -25,7 +25,7 @@ from consentgate.core.events import AuditTrail
 from consentgate.serving.connections import GuardedAppRunner
 from consentgate.serving.server import start
 from consentgate.web.app import create_app
-from tests.fakeproxy import FakeProxy
+from tests.support.fakeproxy import FakeProxy
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from consentgate.cli import main
 from tests.conftest import StartUpstream, admin_token_file
-from tests.gateproc import free_port, write_config
+from tests.support.gateproc import free_port, write_config
 
 
 def check(config: Path, *extra: str) -> int:

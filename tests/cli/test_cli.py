@@ -16,7 +16,7 @@ from aiohttp import web
 from consentgate import __version__
 from consentgate.cli import main
 from tests.conftest import StartUpstream, bound_socket
-from tests.gateproc import gate_process, write_config
+from tests.support.gateproc import gate_process, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,8 +154,8 @@ async def test_sighup_makes_a_running_gate_sign_with_the_rotated_key(
     import json
     import urllib.parse
 
-    from tests.browsersim import Browser
-    from tests.fakeproxy import FakeProxy
+    from tests.support.browsersim import Browser
+    from tests.support.fakeproxy import FakeProxy
 
     proxy = FakeProxy()
     upstream = await start_upstream(proxy.app())

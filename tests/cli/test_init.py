@@ -12,7 +12,7 @@ import pytest
 
 from consentgate.cli import main
 from consentgate.core.config import load_config
-from tests.gateproc import free_port, spawn_serve, wait_ready
+from tests.support.gateproc import free_port, spawn_serve, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from consentgate.store.postgres.schema import SCHEMA_VERSION
-from tests.gateproc import free_port, write_config
-from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
+from tests.support.gateproc import free_port, write_config
+from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 
 pytestmark = pytest.mark.slow  # PostgreSQL and consentgate processes
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from consentgate.store.birth import RECORD_NAME, evidence, read_record, remember_store
-from tests.gateproc import free_port, gate_process, write_config
-from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
+from tests.support.gateproc import free_port, gate_process, write_config
+from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 
 __all__ = ["postgres_cluster"]
 

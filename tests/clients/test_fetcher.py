@@ -26,7 +26,8 @@ from consentgate.clients.fetch_results import FAILURE_REASONS, PERSON_MESSAGES, 
 from consentgate.clients.fetcher import Admission, DocumentFetcher, FetchSettings
 from consentgate.clients.https_get import USER_AGENT
 from consentgate.core.config import config_from_mapping
-from tests.clients.documenthost import (
+from tests.conftest import FakeClock, bound_socket
+from tests.support.documenthost import (
     Authority,
     DocumentHost,
     Request,
@@ -38,7 +39,6 @@ from tests.clients.documenthost import (
     response_bytes,
     running,
 )
-from tests.conftest import FakeClock, bound_socket
 
 JSON = (("Content-Type", "application/json"),)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from consentgate.demo import run_demo
-from tests.browsersim import Browser, Page
+from tests.support.browsersim import Browser, Page
 
 
 async def follow(browser: Browser, page: Page, limit: int = 10) -> Page:

@@ -1,6 +1,6 @@
 """The people in the end-to-end tests and what their browsers do.
 
-A :class:`Person` has one browser profile (``tests.browsersim.Browser``: its own
+A :class:`Person` has one browser profile (``tests.support.browsersim.Browser``: its own
 cookie jar, the ``Sec-Fetch-Site`` header a real browser sends, the gate's consent
 form read back from the page) and an account at the IdP. Their browser follows
 redirects one hop at a time, so every hop can be asserted; at the IdP's login
@@ -37,9 +37,9 @@ from mcp.shared.auth import (
 )
 from pydantic import AnyUrl
 
-from tests.browsersim import Browser, Page
 from tests.conftest import bound_socket
 from tests.e2e.stack import HOST, SCOPE, IdP
+from tests.support.browsersim import Browser, Page
 
 MAX_HOPS = 12
 

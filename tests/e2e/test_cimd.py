@@ -2,7 +2,7 @@
 FastMCP's OAuthProxy, with both of them fetching and checking its document.
 
 The peers, all on loopback: an HTTPS document host on 127.0.0.1 whose certificate
-comes from a throwaway CA made with ``cryptography`` (tests/clients/documenthost.py),
+comes from a throwaway CA made with ``cryptography`` (tests/support/documenthost.py),
 the real IdP (oidc-provider-mock), FastMCP's OAuthProxy with CIMD on (its default,
 ``enable_cimd=True``), and two real MCP clients in CIMD mode: FastMCP's ``Client``
 with ``OAuth(client_metadata_url=...)`` and the MCP Python SDK's own
@@ -59,14 +59,6 @@ from consentgate.core.events import AuditEvent, AuditTrail  # noqa: E402
 from consentgate.serving.server import start  # noqa: E402
 from consentgate.web.app import create_app  # noqa: E402
 from consentgate.web.appkeys import METRICS  # noqa: E402
-from tests.browsersim import Browser  # noqa: E402
-from tests.clients.documenthost import (  # noqa: E402
-    DocumentHost,
-    answer,
-    issue,
-    make_authority,
-    running,
-)
 from tests.conftest import bound_socket, make_config  # noqa: E402
 from tests.e2e.people import (  # noqa: E402
     BrowserOAuth,
@@ -75,6 +67,14 @@ from tests.e2e.people import (  # noqa: E402
     attacker_listening,
 )
 from tests.e2e.stack import HOST, FastMcpServer, IdP, run_fastmcp  # noqa: E402
+from tests.support.browsersim import Browser  # noqa: E402
+from tests.support.documenthost import (  # noqa: E402
+    DocumentHost,
+    answer,
+    issue,
+    make_authority,
+    running,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

@@ -24,11 +24,11 @@ require_peers()
 from fastmcp import Client  # noqa: E402
 
 from consentgate.web.appkeys import STORE  # noqa: E402
-from tests import rawhttp  # noqa: E402
-from tests.browsersim import Browser  # noqa: E402
 from tests.e2e.conftest import GatedStack  # noqa: E402
 from tests.e2e.people import Attacker, BrowserOAuth, Person, whoami  # noqa: E402
 from tests.e2e.stack import FastMcpServer, IdP  # noqa: E402
+from tests.support import rawhttp  # noqa: E402
+from tests.support.browsersim import Browser  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

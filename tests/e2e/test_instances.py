@@ -31,13 +31,13 @@ require_peers()
 # Everything below needs the extra.
 from fastmcp import Client  # noqa: E402
 
-from tests.browsersim import Browser  # noqa: E402
 from tests.conftest import bound_socket  # noqa: E402
 from tests.e2e.people import Attacker, BrowserOAuth, Person  # noqa: E402
 from tests.e2e.stack import HOST, FastMcpServer, IdP, run_fastmcp  # noqa: E402
-from tests.gateproc import GateProcess, gate_process, write_config  # noqa: E402
-from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster  # noqa: E402
-from tests.roundrobin import RoundRobin  # noqa: E402
+from tests.support.browsersim import Browser  # noqa: E402
+from tests.support.gateproc import GateProcess, gate_process, write_config  # noqa: E402
+from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster  # noqa: E402
+from tests.support.roundrobin import RoundRobin  # noqa: E402
 
 __all__ = ["postgres_cluster"]  # the session fixture, used here by name
 

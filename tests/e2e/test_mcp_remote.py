@@ -31,9 +31,9 @@ from tests.e2e.peers import require_peers
 
 require_peers()
 
-from tests.browsersim import Browser  # noqa: E402
 from tests.conftest import bound_socket  # noqa: E402
 from tests.e2e.conftest import GatedStack  # noqa: E402
+from tests.support.browsersim import Browser  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -32,11 +32,11 @@ require_peers()
 
 from fastmcp import Client  # noqa: E402
 
-from tests.browsersim import Browser  # noqa: E402
 from tests.conftest import bound_socket  # noqa: E402
 from tests.e2e.people import BrowserOAuth, Person  # noqa: E402
 from tests.e2e.stack import FastMcpServer, IdP, run_fastmcp  # noqa: E402
-from tests.gateproc import GateProcess, gate_process, write_config  # noqa: E402
+from tests.support.browsersim import Browser  # noqa: E402
+from tests.support.gateproc import GateProcess, gate_process, write_config  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

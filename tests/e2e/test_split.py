@@ -17,11 +17,11 @@ require_peers()
 from fastmcp import Client  # noqa: E402
 
 from consentgate.core.nginxconf import nginx_config  # noqa: E402
-from tests.browsersim import Browser  # noqa: E402
 from tests.conftest import StartGate, bound_socket  # noqa: E402
 from tests.e2e.people import BrowserOAuth, Person  # noqa: E402
 from tests.e2e.stack import IdP, run_fastmcp  # noqa: E402
-from tests.nginxfront import free_port, nginx_front  # noqa: E402
+from tests.support.browsersim import Browser  # noqa: E402
+from tests.support.nginxfront import free_port, nginx_front  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

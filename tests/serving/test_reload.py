@@ -31,12 +31,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.browsersim import Browser, Page
-from tests.clients.documenthost import answer, issue, make_authority, running
 from tests.conftest import StartUpstream
-from tests.fakeproxy import IDP, FakeProxy
-from tests.gateproc import free_port, spawn_serve, write_config
-from tests.notifysock import TIMEOUT, Message, NotifySocket
+from tests.support.browsersim import Browser, Page
+from tests.support.documenthost import answer, issue, make_authority, running
+from tests.support.fakeproxy import IDP, FakeProxy
+from tests.support.gateproc import free_port, spawn_serve, write_config
+from tests.support.notifysock import TIMEOUT, Message, NotifySocket
 
 CLIENT_REDIRECT = "https://client.example/callback"
 FIRST_PARTY = "https://first-party.example/callback"

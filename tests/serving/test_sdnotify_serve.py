@@ -33,8 +33,8 @@ from aiohttp import web
 from consentgate.core.config import ServerConfig
 from consentgate.serving.workers import KILL_AFTER_GRACE
 from tests.conftest import StartUpstream
-from tests.gateproc import free_port, gate_process, spawn_serve, write_config
-from tests.notifysock import TIMEOUT, NotifySocket
+from tests.support.gateproc import free_port, gate_process, spawn_serve, write_config
+from tests.support.notifysock import TIMEOUT, NotifySocket
 
 pytestmark = pytest.mark.slow  # consentgate serve processes
 

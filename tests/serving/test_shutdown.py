@@ -20,7 +20,7 @@ from aiohttp import web
 
 from consentgate.web.relay import SHUTDOWN_COMMENT
 from tests.conftest import StartUpstream
-from tests.gateproc import gate_process
+from tests.support.gateproc import gate_process
 
 pytestmark = pytest.mark.slow  # a consentgate serve process, stopped within its grace
 

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consentgate import __version__
 from tests.conftest import StartUpstream, admin_section, bound_socket
-from tests.gateproc import free_port, gate_process, write_config
+from tests.support.gateproc import free_port, gate_process, write_config
 
 pytestmark = pytest.mark.slow  # consentgate serve with worker processes
 

@@ -39,7 +39,7 @@ from consentgate.core.records import PENDING_COLUMNS, PendingRecord, sign_record
 from consentgate.store.backend import StoreBackend
 from consentgate.store.postgres import PostgresBackend
 from consentgate.store.sqlite import SQLiteBackend
-from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
+from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 
 __all__ = ["postgres_cluster"]  # the session fixture, for the tests of this directory
 

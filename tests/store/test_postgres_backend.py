@@ -30,14 +30,14 @@ from consentgate.store.errors import StoreUnavailable
 from consentgate.store.postgres import PostgresBackend, describe, mask_password, migrate
 from consentgate.store.postgres.backend import LOOKUP
 from consentgate.store.postgres.schema import SCHEMA_VERSION
-from tests.pgcluster import (
+from tests.store.conftest import CB, T0, FakeClock, PostgresDatabase, approve, approved
+from tests.support.pgcluster import (
     GATE_ROLE,
     PASSWORD,
     PASSWORD_ROLE,
     PostgresCluster,
     cluster_or_skip,
 )
-from tests.store.conftest import CB, T0, FakeClock, PostgresDatabase, approve, approved
 
 pytestmark = pytest.mark.slow  # PostgreSQL only: the server's own behaviour, for a whole module
 
@@ -725,7 +725,7 @@ def test_without_postgresql_the_tests_say_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The skip (or, in CI, the failure) names the command that installs PostgreSQL."""
-    from tests import pgcluster
+    from tests.support import pgcluster
 
     monkeypatch.setattr(
         pgcluster, "_failure", pgcluster.PostgresUnavailable(pgcluster.INSTALL_HINT)

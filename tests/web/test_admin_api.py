@@ -23,7 +23,6 @@ from consentgate.core.paging import Listing, encode_cursor
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
 from consentgate.web.appkeys import STORE
-from tests.browsersim import Browser
 from tests.conftest import (
     ADMIN_TOKEN,
     FakeClock,
@@ -32,8 +31,9 @@ from tests.conftest import (
     admin_section,
     admin_token_file,
 )
-from tests.gateproc import free_port
-from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
+from tests.support.browsersim import Browser
+from tests.support.gateproc import free_port
+from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 from tests.web.test_authorize import CLIENT_REDIRECT, approve_new, auth_params, register
 
 __all__ = ["postgres_cluster"]  # the session fixture, used here by name

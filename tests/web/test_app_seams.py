@@ -12,8 +12,8 @@ from aiohttp import web
 from consentgate.core.events import AuditEvent, AuditTrail
 from consentgate.upstream.pool import UpstreamPool
 from consentgate.web.appkeys import LIVE_SETTINGS, UPSTREAM
-from tests.browsersim import Browser
 from tests.conftest import StartGate, StartStack, StartUpstream
+from tests.support.browsersim import Browser
 from tests.web.test_authorize import approve_new, auth_params, register
 
 

@@ -15,9 +15,9 @@ import pytest
 
 from consentgate.core.events import AuditEvent, AuditTrail
 from consentgate.web.appkeys import METRICS, STORE
-from tests.browsersim import Browser, Page
 from tests.conftest import Stack, StartStack
-from tests.fakeproxy import IDP
+from tests.support.browsersim import Browser, Page
+from tests.support.fakeproxy import IDP
 from tests.web.test_authorize import approve_new, auth_params, register
 
 APPROVALS = "/_consentgate/approvals"

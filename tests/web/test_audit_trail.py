@@ -13,8 +13,8 @@ import pytest
 
 from consentgate.core.audit import AuditRecord
 from consentgate.web.appkeys import STORE
-from tests.browsersim import Browser
 from tests.conftest import Stack, StartStack
+from tests.support.browsersim import Browser
 from tests.web.test_approvals import APPROVALS, change, listed_ids, token_of
 from tests.web.test_authorize import CLIENT_REDIRECT, approve_new, auth_params, register
 

@@ -20,10 +20,10 @@ import pytest
 from consentgate.core.keys import load_keyring, rotate_keys
 from consentgate.core.pending import MAX_SEALED_LENGTH
 from consentgate.web.appkeys import STORE
-from tests import rawhttp
-from tests.browsersim import Browser, Page
 from tests.conftest import FakeClock, Stack, StartStack
-from tests.fakeproxy import IDP, UPSTREAM_CLIENT_ID
+from tests.support import rawhttp
+from tests.support.browsersim import Browser, Page
+from tests.support.fakeproxy import IDP, UPSTREAM_CLIENT_ID
 
 CLIENT_REDIRECT = "https://client.example/callback"
 

@@ -18,8 +18,8 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from consentgate.core.events import AuditEvent, AuditTrail
-from tests.browsersim import Browser
 from tests.conftest import Stack, StartStack
+from tests.support.browsersim import Browser
 from tests.web.test_authorize import auth_params, register
 
 #: What mcp-remote 0.15.1's preflight sends (read from a local Node fetch to a socket).

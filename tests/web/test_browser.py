@@ -23,9 +23,9 @@ from playwright.async_api import Error as PlaywrightError
 
 from consentgate.core.urls import BadURL, browser_host
 from consentgate.demo import DemoStack, run_demo
-from tests.clients.documenthost import answer, issue, make_authority, running
 from tests.conftest import StartStack, StartUpstream
-from tests.fakeproxy import IDP
+from tests.support.documenthost import answer, issue, make_authority, running
+from tests.support.fakeproxy import IDP
 from tests.web.test_authorize import register
 from tests.web.test_cimd import PATH as CIMD_PATH
 from tests.web.test_cimd import clients_section, document_bytes, sign_in

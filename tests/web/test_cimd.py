@@ -1,7 +1,7 @@
 """Clients named by a URL (Client ID Metadata Documents) at the gate, end to end.
 
 A real HTTPS document host on 127.0.0.1 (certificate from a throwaway CA made with
-``cryptography``: tests/clients/documenthost.py), the gate told to trust that CA
+``cryptography``: tests/support/documenthost.py), the gate told to trust that CA
 (``fetch_ca_file``) and to reach 127.0.0.1 (``fetch_allow_networks``), the fake
 single-client proxy as upstream. Each refusal asserts what the person got and that
 nothing reached the upstream; each "no fetch" that the host saw no connection.
@@ -27,15 +27,6 @@ from consentgate.core.events import AuditEvent, AuditTrail
 from consentgate.web.app import create_app
 from consentgate.web.appkeys import DOCUMENT_FETCHER, METRICS, STORE
 from consentgate.web.documents import documents_ctx
-from tests.browsersim import Browser, Page
-from tests.clients.documenthost import (
-    Authority,
-    DocumentHost,
-    answer,
-    issue,
-    make_authority,
-    running,
-)
 from tests.conftest import (
     FakeClock,
     Stack,
@@ -45,8 +36,17 @@ from tests.conftest import (
     bound_socket,
     make_config,
 )
-from tests.fakeproxy import IDP, FakeProxy
-from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
+from tests.support.browsersim import Browser, Page
+from tests.support.documenthost import (
+    Authority,
+    DocumentHost,
+    answer,
+    issue,
+    make_authority,
+    running,
+)
+from tests.support.fakeproxy import IDP, FakeProxy
+from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 
 __all__ = ["postgres_cluster"]  # the session fixture, used here by name
 

@@ -15,9 +15,9 @@ import aiohttp
 from aiohttp import web
 
 from consentgate.core.events import AuditEvent, AuditTrail
-from tests.browsersim import Browser
 from tests.conftest import FakeClock, Stack, StartGate, StartUpstream
-from tests.fakeproxy import FakeProxy
+from tests.support.browsersim import Browser
+from tests.support.fakeproxy import FakeProxy
 from tests.web.test_authorize import CLIENT_REDIRECT, auth_params, register
 
 

@@ -17,11 +17,11 @@ import pytest
 
 from consentgate.core.keys import KeyRing, jwk_text, secret_fingerprint
 from consentgate.web.appkeys import STORE
-from tests.browsersim import Browser, Page
 from tests.conftest import RunningGate, StartGate, StartUpstream
-from tests.fakeproxy import FakeProxy
-from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
-from tests.roundrobin import RoundRobin
+from tests.support.browsersim import Browser, Page
+from tests.support.fakeproxy import FakeProxy
+from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
+from tests.support.roundrobin import RoundRobin
 from tests.web.test_authorize import CLIENT_REDIRECT, auth_params
 
 pytestmark = pytest.mark.slow  # three gates on one PostgreSQL store

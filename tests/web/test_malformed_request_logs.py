@@ -22,9 +22,9 @@ from typing import Any
 from aiohttp import web
 
 from consentgate.web.malformed import BAD_REQUEST_TEXT
-from tests import rawhttp
 from tests.conftest import StartUpstream
-from tests.gateproc import free_port, gate_process
+from tests.support import rawhttp
+from tests.support.gateproc import free_port, gate_process
 
 BEARER = "mcp-bearer-" + "7f3a9c" * 6
 CONSENT_COOKIE = "cg_bid=" + "Zq8vR2" * 8

@@ -11,9 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consentgate.core.config import ConfigError, config_from_mapping
-from tests.browsersim import Browser
 from tests.conftest import StartStack, admin_section
-from tests.gateproc import free_port
+from tests.support.browsersim import Browser
+from tests.support.gateproc import free_port
 from tests.web.test_authorize import approve_new, auth_params, register
 
 

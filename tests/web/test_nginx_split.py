@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from consentgate.core.nginxconf import nginx_config
-from tests import rawhttp
 from tests.conftest import Stack, StartStack
-from tests.nginxfront import free_port, nginx_front
+from tests.support import rawhttp
+from tests.support.nginxfront import free_port, nginx_front
 from tests.web.test_authorize import auth_params, register
 
 pytestmark = pytest.mark.slow  # Debian's nginx in front of the gate

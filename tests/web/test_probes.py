@@ -52,7 +52,7 @@ async def test_probe_paths_are_never_relayed_in_any_spelling(
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", anything)
     gate = await start_gate(await start_upstream(app))
-    from tests import rawhttp
+    from tests.support import rawhttp
 
     for target in ("/_consentgate/unknown", "/_CONSENTGATE/healthz", "/x/../_consentgate/readyz"):
         response = await rawhttp.request(gate.url, target)

@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from tests import rawhttp
 from tests.conftest import StartGate, StartUpstream
+from tests.support import rawhttp
 
 
 @dataclass

@@ -14,8 +14,8 @@ import urllib.parse
 import pytest
 from aiohttp import web
 
-from tests import rawhttp
 from tests.conftest import StartGate, StartUpstream
+from tests.support import rawhttp
 
 
 class UrlRoutingUpstream:

@@ -24,10 +24,10 @@ import pytest
 from consentgate.serving.connections import GuardedAppRunner
 from consentgate.serving.server import start
 from consentgate.web.appkeys import STORE
-from tests import faultfs
-from tests.browsersim import Browser, Page
 from tests.conftest import Stack, StartStack, make_config
-from tests.fakeproxy import IDP
+from tests.support import faultfs
+from tests.support.browsersim import Browser, Page
+from tests.support.fakeproxy import IDP
 from tests.web.test_authorize import approve_new, auth_params, register
 
 pytestmark = pytest.mark.slow  # mounts faulty file systems and waits out their store timeouts

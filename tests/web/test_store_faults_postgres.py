@@ -9,9 +9,9 @@ import asyncio
 
 import pytest
 
-from tests.browsersim import Browser
 from tests.conftest import StartStack
-from tests.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
+from tests.support.browsersim import Browser
+from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 from tests.web.test_authorize import approve_new, auth_params, register
 from tests.web.test_store_faults import assert_refused, honoured, readiness, relays
 

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import StartUpstream
-from tests.gateproc import gate_process
+from tests.support.gateproc import gate_process
 
 SIZE = 200 * 1024 * 1024
 CHUNK = 256 * 1024

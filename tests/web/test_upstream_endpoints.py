@@ -22,10 +22,10 @@ import pytest
 from aiohttp import web
 
 from consentgate.core.errors import StartupError
-from tests.browsersim import Browser
 from tests.conftest import StartGate, StartStack, StartUpstream
-from tests.fakeproxy import IDP
-from tests.gateproc import free_port, spawn_serve, write_config
+from tests.support.browsersim import Browser
+from tests.support.fakeproxy import IDP
+from tests.support.gateproc import free_port, spawn_serve, write_config
 from tests.web.test_authorize import approve_new, auth_params, register
 
 METADATA = "/.well-known/oauth-authorization-server"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateproc import free_port
+from tests.support.gateproc import free_port
 
 
 def _nginx() -> str:
