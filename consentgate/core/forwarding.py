@@ -214,9 +214,11 @@ def upstream_request_headers(
     prior = ", ".join(headers.getall("X-Forwarded-For", ())) if peer_trusted else ""
     if peer_text:
         kept.append(("X-Forwarded-For", f"{prior}, {peer_text}" if prior else peer_text))
-    if not (peer_trusted and "X-Forwarded-Proto" in headers):
+    # A trusted proxy's own value is kept unless its Connection header named it (then
+    # it was dropped above as hop-by-hop, and the gate's value takes its place).
+    if not (peer_trusted and "X-Forwarded-Proto" in headers and "x-forwarded-proto" not in drop):
         kept.append(("X-Forwarded-Proto", scheme))
-    if not (peer_trusted and "X-Forwarded-Host" in headers):
+    if not (peer_trusted and "X-Forwarded-Host" in headers and "x-forwarded-host" not in drop):
         # The public URL's host, never the client's own Host header: an upstream that
         # builds absolute URLs from it would otherwise emit attacker-chosen hosts.
         kept.append(("X-Forwarded-Host", public_host))
@@ -251,10 +253,34 @@ def downstream_response_headers(
     return CIMultiDict(kept)
 
 
+_DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
+
+
+@functools.lru_cache(maxsize=64)
+def origin_spellings(origin: str) -> tuple[str, ...]:
+    """``origin`` as a Location may name it: with and without its scheme's default port,
+    which are the same origin (RFC 3986 §6.2.3). The upstream builds its redirects from
+    the ``Host`` the pool sends (no default port) while ``upstream.url`` may spell it."""
+    scheme, sep, authority = origin.partition("://")
+    default = _DEFAULT_PORTS.get(scheme.lower())
+    if not sep or default is None:
+        return (origin,)
+    host_end = authority.rfind("]") + 1  # past an IPv6 literal's bracket, else 0
+    if authority.endswith(":" + default) and ":" in authority[host_end:]:
+        return (origin, origin[: -len(default) - 1])
+    if ":" not in authority[host_end:]:
+        return (origin, f"{origin}:{default}")
+    return (origin,)
+
+
 def rewrite_location(location: str, upstream_origin: str, public_origin: str) -> str:
-    """Replace the upstream origin at the start of a Location with the public one."""
-    if location.lower().startswith(upstream_origin.lower()):
-        rest = location[len(upstream_origin) :]
-        if rest == "" or rest[0] in "/?#":
-            return public_origin + rest
+    """Replace the upstream origin at the start of a Location with the public one,
+    however its default port is spelled; a Location naming the upstream must never
+    send the browser around the gate."""
+    lowered = location.lower()
+    for spelling in origin_spellings(upstream_origin):
+        if lowered.startswith(spelling.lower()):
+            rest = location[len(spelling) :]
+            if rest == "" or rest[0] in "/?#":
+                return public_origin + rest
     return location

@@ -92,9 +92,14 @@ _SECRET_HEADERS: Final = (
 )
 _TEXT_RULES: Final = (
     # ``Authorization: Bearer x`` and the like: a header's whole value, to the end of
-    # the line or the quote of a repr (b'...').
+    # the line or the quote of a repr. The name may follow the escaped line end of a
+    # bytes repr (``b'...\\r\\nCookie: ...'``) and be quoted in a mapping's repr
+    # (``{'Cookie': '...'}``).
     (
-        re.compile(rf"(?i)\b({'|'.join(map(re.escape, _SECRET_HEADERS))})(\s*[:=]\s*)[^\r\n'\"]*"),
+        re.compile(
+            rf"(?i)(?:(?<=\\[rnt])|(?<![A-Za-z0-9_-]))"
+            rf"({'|'.join(map(re.escape, _SECRET_HEADERS))})(['\"]?\s*[:=]\s*['\"]?)[^\r\n'\"]*"
+        ),
         rf"\1\2{REDACTED}",
     ),
     # A credential after its scheme wherever it appears (RFC 9110 §11.4, RFC 6750 §2.1).

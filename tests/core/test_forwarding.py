@@ -253,12 +253,6 @@ def test_x_forwarded_proto_is_the_gates_scheme_unless_a_trusted_proxy_set_it(
     assert relayed(sent, trusted=trusted).getall("X-Forwarded-Proto") == [expected]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a trusted proxy's X-Forwarded-Host named in its Connection header is dropped "
-    "and not replaced, so the upstream gets no X-Forwarded-Host at all (it then builds "
-    "URLs from Host, the client's own with preserve_host)",
-)
 def test_the_upstream_always_gets_one_x_forwarded_host() -> None:
     headers = relayed(
         [("Connection", "X-Forwarded-Host"), ("X-Forwarded-Host", "front.example")],
@@ -339,13 +333,6 @@ def test_a_location_naming_the_upstream_origin_is_rewritten_to_the_public_one(
     assert rewrite_location(location, UPSTREAM, PUBLIC) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rewrite_location compares text, so the upstream origin with its scheme's "
-    "default port spelled out (upstream.url keeps it) and without it are different: a "
-    "Location the upstream builds from the Host header the pool sends (no default port) "
-    "is left pointing at the unguarded upstream (RFC 3986 section 6.2.3)",
-)
 @pytest.mark.parametrize(
     ("upstream_origin", "location"),
     [

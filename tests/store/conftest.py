@@ -1,7 +1,7 @@
 """Fixtures of the store tests: one contract suite, parametrised over every backend.
 
 ``database`` is one empty database of one backend (``sqlite``: a file under tmp_path;
-``postgres``: a fresh database on the session's throwaway cluster, tests/pgcluster.py);
+``postgres``: a fresh database on the session's throwaway cluster, tests/support/pgcluster.py);
 ``store`` a ConsentStore open on it. A test that needs "another process" opens a
 second store on the same database, and a test that plays the attacker with write
 access edits the database behind the stores' backs with :meth:`StoreDatabase.edit`.
@@ -142,7 +142,7 @@ def dollar_placeholders(sql: str) -> str:
 
 class PostgresDatabase:
     """A fresh database on the session's cluster. Stores log in as the unprivileged
-    owner of the database (:data:`~tests.pgcluster.GATE_ROLE`); the attacker's edits
+    owner of the database (:data:`~tests.support.pgcluster.GATE_ROLE`); the attacker's edits
     come as the superuser, on a connection of their own."""
 
     name = "postgres"

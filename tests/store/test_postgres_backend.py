@@ -5,7 +5,7 @@ the least-privileged role, the lookup index, and every single-field edit.
 
 Behaviour every backend shares is in test_store.py and test_backend_contract.py (run
 here too, through the ``postgres`` parameter of the ``database`` fixture). Every test
-runs on a real server (tests/pgcluster.py), in a fresh database; a wait for something
+runs on a real server (tests/support/pgcluster.py), in a fresh database; a wait for something
 asynchronous is a bounded poll (:func:`eventually`), never a sleep that hopes.
 """
 
