@@ -149,13 +149,19 @@ def _check_label(label: str, *, bidi_domain: bool) -> None:
     if unicodedata.normalize("NFC", label) != label:
         raise BadURL("the host has a label that is not normalised")
     try:
-        for index, char in enumerate(label):
-            if char in "\u200c\u200d" and not idna.valid_contextj(label, index):
-                raise BadURL("the host has an invisible joiner out of place")
-        if bidi_domain and label:
+        misplaced = any(
+            char in "\u200c\u200d" and not idna.valid_contextj(label, index)
+            for index, char in enumerate(label)
+        )
+    except ValueError:  # idna.IDNAError is one: a joiner it cannot place is misplaced
+        misplaced = True
+    if misplaced:
+        raise BadURL("the host has an invisible joiner out of place")
+    if bidi_domain and label:
+        try:
             idna.check_bidi(label, check_ltr=True)
-    except ValueError as exc:  # idna.IDNAError is one
-        raise BadURL(f"the host mixes writing directions ({exc})") from None
+        except ValueError as exc:
+            raise BadURL(f"the host mixes writing directions ({exc})") from None
 
 
 def _domain_to_ascii(domain: str) -> str:

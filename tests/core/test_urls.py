@@ -173,12 +173,6 @@ def test_an_invisible_joiner_out_of_place_is_refused() -> None:
         browser_host("a\u200db.example")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_check_label's own BadURL (a ValueError) is caught by its except ValueError "
-    "and re-raised as 'the host mixes writing directions (...)': the message names "
-    "the wrong fault for a joiner out of place",
-)
 def test_an_invisible_joiner_out_of_place_is_not_called_mixed_directions() -> None:
     with pytest.raises(BadURL) as raised:
         browser_host("a\u200db.example")
