@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from consentgate.core.config import Config, config_from_mapping
+from consentgate.config.loading import Config, config_from_mapping
 from consentgate.core.logs import configure_logging
 from consentgate.serving.server import start
 from consentgate.web.templates import Templates

@@ -6,7 +6,7 @@ the configuration in force. Every key is in exactly one of two classes (a test
 keeps the lists complete, so a new key cannot be forgotten):
 
 * :data:`RELOADABLE` keys are read from the per-request settings snapshot
-  (:mod:`consentgate.core.settings`) or by the logging setup: a reload swaps the
+  (:mod:`consentgate.config.settings`) or by the logging setup: a reload swaps the
   snapshot, requests already running finish under the old one, new requests see
   the new values, and no connection or stream is dropped;
 * :data:`RESTART_ONLY` keys were used at start to open something (a socket, the
@@ -17,7 +17,7 @@ keeps the lists complete, so a new key cannot be forgotten):
 A key missing from both lists is treated as restart-only: the safe side.
 
 A file with an error is refused whole, before this module is reached
-(:func:`~consentgate.core.config.load_config` raises with every problem). A file
+(:func:`~consentgate.config.loading.load_config` raises with every problem). A file
 that is valid alone may still clash with the restart-only values that stay in
 force (a new ``blocked_paths`` entry covering the running ``authorize_path``);
 :func:`plan_reload` re-runs the configuration's cross-checks on the merged result
@@ -33,8 +33,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
-from consentgate.core.config import SECTIONS, Config, check_config
-from consentgate.core.dsn import MASK, mask_password
+from consentgate.config.dsn import MASK, mask_password
+from consentgate.config.loading import SECTIONS, Config, check_config
 
 #: How an empty value (``""``, a listener that is off) is shown.
 EMPTY: Final = "(empty)"

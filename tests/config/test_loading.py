@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from consentgate.core.config import (
+from consentgate.config.loading import (
     IGNORED_KEYS,
     ConfigError,
     HostPort,

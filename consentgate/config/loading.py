@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from consentgate.clients.domain_policy import DomainEntry, parse_domain_entries
 from consentgate.clients.fetch_addresses import Network, parse_networks
-from consentgate.core.dsn import check_database_url
+from consentgate.config.dsn import check_database_url
 
 ENV_PREFIX: Final = "CONSENTGATE_"
 #: Environment variables with the prefix that are not configuration keys.
@@ -1019,7 +1019,7 @@ def config_from_mapping(
 def check_config(config: Config) -> list[str]:
     """The checks across keys (paths that must not overlap, ...) of an already built
     :class:`Config`: a reload runs them on the file's new values merged with the ones
-    that wait for a restart (:mod:`consentgate.core.reloading`)."""
+    that wait for a restart (:mod:`consentgate.config.reload_rules`)."""
     problems: list[str] = []
     _cross_checks({section: getattr(config, section) for section in SECTIONS}, problems)
     return problems
