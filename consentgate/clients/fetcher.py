@@ -60,7 +60,7 @@ from consentgate.clients.https_get import (
     tls_context,
 )
 from consentgate.clients.metadata_documents import BadMetadataDocument, read_document
-from consentgate.config.loading import ClientsConfig
+from consentgate.config.sections_policy import ClientsConfig
 from consentgate.core.clock import Clock, system_clock
 
 log = logging.getLogger("consentgate")

@@ -2,8 +2,9 @@
 
 A reload re-reads the configuration file the gate was started with (the same
 loader, environment overrides and secret files as at start) and compares it with
-the configuration in force. Every key is in exactly one of two classes (a test
-keeps the lists complete, so a new key cannot be forgotten):
+the configuration in force. Every key declares in its field which of two classes
+it is in (``reload=`` in :mod:`consentgate.config.keyspec`; the tables below are
+derived from the fields, so a new key cannot be forgotten):
 
 * :data:`RELOADABLE` keys are read from the per-request settings snapshot
   (:mod:`consentgate.config.settings`) or by the logging setup: a reload swaps the
@@ -14,7 +15,9 @@ keeps the lists complete, so a new key cannot be forgotten):
   leave a half-old, half-new gate, so they keep their running values and are
   reported, old and new, in one warning "ignored until restart".
 
-A key missing from both lists is treated as restart-only: the safe side.
+A key that is in neither table (not a key of the schema) is treated as
+restart-only: the safe side. An obsolete key (still accepted, changing nothing) is
+applied, which changes nothing.
 
 A file with an error is refused whole, before this module is reached
 (:func:`~consentgate.config.loading.load_config` raises with every problem). A file
@@ -31,10 +34,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any, Final
 
+from consentgate.config.crosschecks import check_config
 from consentgate.config.dsn import MASK, mask_password
-from consentgate.config.loading import SECTIONS, Config, check_config
+from consentgate.config.keyspec import Reload, ReloadKind, is_secret, reload_of
+from consentgate.config.model import SECTIONS, Config
 
 #: How an empty value (``""``, a listener that is off) is shown.
 EMPTY: Final = "(empty)"
@@ -43,80 +49,28 @@ EMPTY: Final = "(empty)"
 #: started with (``load_config`` of ``--config FILE``, the environment as it is).
 ConfigSource = Callable[[], Config]
 
-#: Keys a reload applies to new requests, and where each is read.
-RELOADABLE: Final[Mapping[str, str]] = {
-    "server.trusted_proxies": "per request (forwarded headers)",
-    "server.max_body_size": "per request (relay)",
-    "server.body_timeout": "per request (relay)",
-    "upstream.host_header": "per request (relay)",
-    "upstream.max_connections_per_address": "per request (relay)",
-    "upstream.blocked_paths": "per request (the path rules of the snapshot)",
-    "upstream.direct_paths": "only by nginx-config; checked against the gate's paths",
-    "consent.mode": "per request (decision)",
-    "consent.service_name": "per request (consent page)",
-    "consent.remember_for": "per approval (records already made keep their expiry)",
-    "consent.pending_ttl": "per consent page shown",
-    "consent.binding_ttl": "per sign-in started",
-    "consent.max_pending_per_browser": "per consent page shown",
-    "consent.max_flows_per_browser": "per sign-in started",
-    "consent.max_pending_per_address": "ignored (consent pages are sealed in the page)",
-    "consent.max_pending": "ignored (consent pages are sealed in the page)",
-    "consent.preapproved_redirect_uris": "per request (decision)",
-    "consent.allow_request_uri": "per request (parsing)",
-    "consent.allow_request_object": "per request (parsing)",
-    "consent.show_logos": "per request (consent page)",
-    "consent.scope_descriptions": "per request (consent page)",
-    "clients.fetch_documents": "per request (a client named by a URL, before the cache)",
-    "clients.blocked_domains": "per request (a client named by a URL, before the cache)",
-    "clients.allowed_domains": "per request (a client named by a URL, before the cache)",
-    "log.format": "the log handler and the access log writer are rebuilt",
-    "log.level": "the log level is set again",
-    "log.access_log": "the access log writer is switched on or off",
-}
+
+def _keys_whose_reload_is(*kinds: ReloadKind) -> Mapping[str, str]:
+    return MappingProxyType(
+        {
+            f"{section}.{key.name}": _described(reload)
+            for section, cls in SECTIONS.items()
+            for key in fields(cls)
+            if (reload := reload_of(key)).kind in kinds
+        }
+    )
+
+
+def _described(reload: Reload) -> str:
+    return f"changes nothing: {reload.why}" if reload.kind == "obsolete" else reload.why
+
+
+#: Keys a reload applies to new requests, and where each is read (an obsolete key is
+#: applied too: it changes nothing). Derived from each field's ``reload=``.
+RELOADABLE: Final[Mapping[str, str]] = _keys_whose_reload_is("applies", "obsolete")
 
 #: Keys read once at start, and why a live change is not applied.
-RESTART_ONLY: Final[Mapping[str, str]] = {
-    "server.public_url": "cookie names (__Host-, Secure) and origins are fixed at start",
-    "server.listen": "the listening socket is bound at start",
-    "server.prefix": "the gate's routes are fixed when the app is built",
-    "server.workers": "the supervisor starts the processes once",
-    "server.shutdown_grace": "the supervisor's kill deadline is fixed at start",
-    "server.header_timeout": "the connection guard is built at start",
-    "server.idle_timeout": "the server's keep-alive timeout is set at start",
-    "server.max_connections": "the connection cap and the open-file limit are set at start",
-    "upstream.url": "the upstream connection pool is opened at start",
-    "upstream.authorize_path": "tied to the upstream's routes; in-flight flows use it",
-    "upstream.register_path": "tied to the upstream's routes",
-    "upstream.callback_path": "tied to the upstream's routes; a sign-in in flight returns there",
-    "upstream.connect_timeout": "the upstream session is built at start",
-    "upstream.read_timeout": "the upstream session is built at start",
-    "upstream.keepalive_timeout": "the upstream connection pool is built at start",
-    "upstream.max_connections": "the upstream connection pool is built at start",
-    "upstream.issuer": "the issuer cache is built at start",
-    "store.path": "the store is opened at start",
-    "store.url": "the store is opened at start",
-    "store.password": "the store is opened at start",
-    "store.pool_size": "the store is opened at start",
-    "store.statement_timeout": "the store is opened at start",
-    "store.keep_expired": "the purge task starts with it",
-    "keys.dir": "keys are loaded from it at start (SIGHUP re-reads this directory)",
-    "keys.cookie_secret": "the cookie keys are derived from it at start",
-    "admin.listen": "the admin listener is bound at start",
-    "admin.token_file": "the admin token is read from this file at start (SIGHUP re-reads "
-    "the same file: rotate the token in place)",
-    "admin.metrics_need_token": "the admin listener's routes are set up at start",
-    "audit.keep": "the purge task takes it at start",
-    "clients.fetch_allow_networks": "the document fetcher is built at start",
-    "clients.fetch_ca_file": "the fetcher's TLS context is built at start",
-    "clients.fetch_timeout": "the document fetcher is built at start",
-    "clients.fetch_min_ttl": "the document cache is built at start",
-    "clients.fetch_max_ttl": "the document cache is built at start",
-    "clients.fetch_default_ttl": "the document cache is built at start",
-    "clients.fetch_failure_ttl": "the document cache is built at start",
-    "clients.fetch_cache_size": "the document cache is built at start",
-    "clients.fetch_per_host_per_minute": "the document fetcher is built at start",
-    "clients.fetch_max_concurrent": "the document fetcher is built at start",
-}
+RESTART_ONLY: Final[Mapping[str, str]] = _keys_whose_reload_is("restart")
 
 
 @dataclass(frozen=True)
@@ -165,7 +119,7 @@ def plan_reload(old: Config, new: Config) -> ReloadPlan:
             if before == after:
                 continue
             key = f"{section}.{spec.name}"
-            secret = bool(spec.metadata.get("secret"))
+            secret = is_secret(spec)
             change = Change(key, shown(before, secret=secret), shown(after, secret=secret))
             if is_reloadable(key):
                 applied.append(change)

@@ -21,7 +21,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Final
 
-from consentgate.config.loading import Config
+from consentgate.config.model import Config
 from consentgate.core.paths import PathRules, Route
 
 #: Every cookie name the gate uses starts with one of these; none is ever relayed.

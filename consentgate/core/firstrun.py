@@ -19,7 +19,8 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from consentgate.config.loading import Config, config_from_mapping
+from consentgate.config.loading import config_from_mapping
+from consentgate.config.model import Config
 from consentgate.core.errors import StartupError
 
 #: ``consentgate/``: this module lives in ``consentgate/core/``.

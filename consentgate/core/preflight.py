@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from consentgate.config.loading import Config
+from consentgate.config.model import Config
 from consentgate.config.settings import path_rules
 from consentgate.core.endpoints import (
     endpoint_mismatches,

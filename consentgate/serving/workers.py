@@ -54,7 +54,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-from consentgate.config.loading import Config, ConfigError
+from consentgate.config.loading import ConfigError
+from consentgate.config.model import Config
 from consentgate.config.reload_rules import ConfigSource
 from consentgate.core.errors import StartupError
 from consentgate.core.keys import load_cookie_secret, load_keyring

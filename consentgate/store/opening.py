@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from consentgate.config.dsn import mask_password
-from consentgate.config.loading import StoreConfig
+from consentgate.config.sections_operations import StoreConfig
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from consentgate.admin.metrics import Metrics
-from consentgate.config.loading import Config
+from consentgate.config.model import Config
 from consentgate.config.reload_hooks import ReloadHooks
 from consentgate.config.settings import LiveSettings
 from consentgate.core import forwarding

@@ -10,7 +10,8 @@ import pytest
 
 from consentgate.clients.domain_policy import parse_domain_entries
 from consentgate.clients.fetch_addresses import parse_networks
-from consentgate.config.loading import Config, HostPort, documented_keys
+from consentgate.config.model import Config, documented_keys
+from consentgate.config.parsers import HostPort
 from consentgate.config.reload_rules import (
     RELOADABLE,
     RESTART_ONLY,
