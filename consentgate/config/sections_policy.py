@@ -100,8 +100,8 @@ class ConsentConfig:
             "Ignored: consent pages carry their request sealed in the page, so the store "
             "keeps nothing per address to bound. Accepted so existing files still load.",
             reload=obsolete(
-                "consent pages carry their request sealed in the page and the"
-                " store keeps nothing for them, so there is no per-address "
+                "consent pages carry their request sealed in the page and the "
+                "store keeps nothing for them, so there is no per-address "
                 "share to bound"
             ),
         ),
@@ -113,9 +113,9 @@ class ConsentConfig:
             "Ignored: consent pages carry their request sealed in the page, so there is no "
             "store budget for them to fill. Accepted so existing files still load.",
             reload=obsolete(
-                "consent pages carry their request sealed in the page and the"
-                " store keeps nothing for them, so there is no total to bound"
-                " and no page is refused"
+                "consent pages carry their request sealed in the page and the "
+                "store keeps nothing for them, so there is no total to bound "
+                "and no page is refused"
             ),
         ),
     )
