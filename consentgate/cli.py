@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from consentgate import __version__
-from consentgate.core.config import Config, ConfigError, load_config
+from consentgate.config.loading import ConfigError, load_config
+from consentgate.config.model import Config
 from consentgate.core.errors import StartupError
 
 if TYPE_CHECKING:
@@ -99,10 +100,10 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 def _ignored_settings(path: Path) -> list[str]:
     """The keys the file (already loaded once, so readable TOML) or the environment
-    sets that no longer change anything (:data:`consentgate.core.config.IGNORED_KEYS`)."""
+    sets that no longer change anything (:data:`consentgate.config.model.IGNORED_KEYS`)."""
     import tomllib
 
-    from consentgate.core.config import ignored_settings
+    from consentgate.config.loading import ignored_settings
 
     return ignored_settings(tomllib.loads(path.read_text(encoding="utf-8")), os.environ)
 

@@ -60,8 +60,8 @@ from consentgate.clients.https_get import (
     tls_context,
 )
 from consentgate.clients.metadata_documents import BadMetadataDocument, read_document
+from consentgate.config.sections_policy import ClientsConfig
 from consentgate.core.clock import Clock, system_clock
-from consentgate.core.config import ClientsConfig
 
 log = logging.getLogger("consentgate")
 

@@ -246,7 +246,7 @@ def parse_since(text: str, now: float) -> int:
     """``--since`` / ``since=``: a duration back from ``now`` (``"7d"``, ``"12h"``,
     seconds) or a UTC date or time (``"2026-12-01"``, ``"2026-12-01T08:00:00Z"``);
     unix seconds. ValueError names what was expected."""
-    from consentgate.core.config import parse_duration  # noqa: PLC0415 - config is heavier
+    from consentgate.config.parsers import parse_duration  # noqa: PLC0415 - config is heavier
 
     try:
         since = int(now - parse_duration(text))

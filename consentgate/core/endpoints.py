@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from consentgate.core.config import Config
+from consentgate.config.model import Config
 from consentgate.core.paths import PathRules, Route
 
 #: The metadata field, the key it checks, and the route the advertised path must reach.

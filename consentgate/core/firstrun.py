@@ -19,7 +19,8 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from consentgate.core.config import Config, config_from_mapping
+from consentgate.config.loading import config_from_mapping
+from consentgate.config.model import Config
 from consentgate.core.errors import StartupError
 
 #: ``consentgate/``: this module lives in ``consentgate/core/``.
@@ -74,7 +75,7 @@ def first_config(
     state_dir: Path | None = None,
 ) -> tuple[str, Config]:
     """The text of ``directory/consentgate.toml`` and the configuration it makes;
-    :class:`~consentgate.core.config.ConfigError` (every problem, each naming its key)
+    :class:`~consentgate.config.loading.ConfigError` (every problem, each naming its key)
     when a value is not valid."""
     values = {("server", "public_url"): public_url, ("upstream", "url"): upstream}
     if listen is not None:

@@ -24,7 +24,7 @@ Pure module: no aiohttp import.
 
 from __future__ import annotations
 
-from consentgate.core.config import Config
+from consentgate.config.model import Config
 
 #: A raw request target with any of these goes to the gate even under a direct path:
 #: an escape, a dot-dot, a double slash, a ``;`` parameter, a backslash (``\x5c``,

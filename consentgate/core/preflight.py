@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from consentgate.core.config import Config
+from consentgate.config.model import Config
+from consentgate.config.settings import path_rules
 from consentgate.core.endpoints import (
     endpoint_mismatches,
     metadata_request_headers,
@@ -29,7 +30,6 @@ from consentgate.core.endpoints import (
 from consentgate.core.errors import StartupError
 from consentgate.core.issuer import METADATA_PATH
 from consentgate.core.keys import load_admin_token, load_keyring
-from consentgate.core.settings import path_rules
 
 #: The paths compared with the upstream's metadata; ``--offline`` names them as unchecked.
 COMPARED_KEYS = "upstream.authorize_path and upstream.register_path"

@@ -31,7 +31,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from consentgate.core.config import Config, config_from_mapping
+from consentgate.config.loading import config_from_mapping
+from consentgate.config.model import Config
 from consentgate.core.logs import configure_logging
 from consentgate.serving.server import start
 from consentgate.web.templates import Templates

@@ -32,11 +32,12 @@ from typing import Any
 
 from aiohttp import web
 
-from consentgate.core.config import Config, LogConfig
+from consentgate.config.model import Config
+from consentgate.config.reload_rules import ConfigSource
+from consentgate.config.sections_operations import LogConfig
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail, direct_sink
 from consentgate.core.logs import ACCESS, AccessLines, DirectLines, configure_logging
-from consentgate.core.reloading import ConfigSource
 from consentgate.serving.connections import (
     AcceptErrorLimiter,
     ConnectionGuard,

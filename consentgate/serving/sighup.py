@@ -5,7 +5,7 @@ The order matters:
 1. the file is read again with the loader the gate started with
    (``app[CONFIG_SOURCE]``: the same path, environment overrides and secret files);
    a file with any error is refused whole and the configuration in force stays;
-2. :func:`~consentgate.core.reloading.plan_reload` splits the difference: keys read
+2. :func:`~consentgate.config.reload_rules.plan_reload` splits the difference: keys read
    per request are applied, keys used at start to open something keep their
    running values until a restart;
 3. the settings snapshot is swapped in one assignment (requests already running,
@@ -23,8 +23,8 @@ import logging
 
 from aiohttp import web
 
-from consentgate.core.config import ConfigError
-from consentgate.core.reloading import ReloadPlan, plan_reload
+from consentgate.config.loading import ConfigError
+from consentgate.config.reload_rules import ReloadPlan, plan_reload
 from consentgate.web.appkeys import CONFIG_SOURCE, LIVE_SETTINGS, RELOAD_HOOKS
 
 log = logging.getLogger("consentgate")

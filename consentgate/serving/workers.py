@@ -54,11 +54,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-from consentgate.core.config import Config, ConfigError
+from consentgate.config.loading import ConfigError
+from consentgate.config.model import Config
+from consentgate.config.reload_rules import ConfigSource
 from consentgate.core.errors import StartupError
 from consentgate.core.keys import load_cookie_secret, load_keyring
 from consentgate.core.logs import configure_logging
-from consentgate.core.reloading import ConfigSource
 from consentgate.serving.sdnotify import VARIABLES, Notifier
 from consentgate.store.opening import describe, migrate_store
 

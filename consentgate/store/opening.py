@@ -13,9 +13,9 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from consentgate.config.dsn import mask_password
+from consentgate.config.sections_operations import StoreConfig
 from consentgate.core.clock import Clock, system_clock
-from consentgate.core.config import StoreConfig
-from consentgate.core.dsn import mask_password
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
 from consentgate.core.keys import KeyRing

@@ -24,8 +24,8 @@ from aiohttp import web
 
 from consentgate.admin.metrics import EXPOSITION_TYPE, Metrics
 from consentgate.admin.metrics_merge import LOCAL_PATH, gather, socket_path
+from consentgate.config.sections_operations import AdminConfig
 from consentgate.core.adminapi import AdminToken, BadRequest, bearer_token
-from consentgate.core.config import AdminConfig
 from consentgate.core.errors import StartupError
 from consentgate.core.keys import load_admin_token
 from consentgate.store import ConsentStore

@@ -19,9 +19,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from consentgate.admin.metrics import Metrics
+from consentgate.config.model import Config
+from consentgate.config.reload_hooks import ReloadHooks
+from consentgate.config.settings import LiveSettings
 from consentgate.core import forwarding
 from consentgate.core.clock import Clock, system_clock
-from consentgate.core.config import Config
 from consentgate.core.cookies import CookieCrypto, CookieNames
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
@@ -33,9 +35,7 @@ from consentgate.core.keys import (
     secret_fingerprint,
 )
 from consentgate.core.paths import Route
-from consentgate.core.reloads import ReloadHooks
 from consentgate.core.requestids import new_request_id
-from consentgate.core.settings import LiveSettings
 from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable

@@ -1,7 +1,7 @@
 """Typed keys for what the application and each request carry (no globals).
 
 A request reads its configuration from ``request[SETTINGS]``, the snapshot taken
-when it entered (:mod:`consentgate.core.settings`), never from the application:
+when it entered (:mod:`consentgate.config.settings`), never from the application:
 a reload swaps ``app[LIVE_SETTINGS]`` in one step and running requests keep theirs.
 """
 
@@ -14,15 +14,15 @@ from aiohttp import web
 
 from consentgate.admin.metrics import Metrics
 from consentgate.clients.fetcher import DocumentFetcher
+from consentgate.config.reload_hooks import ReloadHooks
+from consentgate.config.reload_rules import ConfigSource
+from consentgate.config.settings import LiveSettings, Settings
 from consentgate.core.clock import Clock
 from consentgate.core.cookies import CookieCrypto
 from consentgate.core.events import AuditTrail
 from consentgate.core.forwarding import IPAddress
 from consentgate.core.issuer import IssuerCache
 from consentgate.core.logs import AccessLines
-from consentgate.core.reloading import ConfigSource
-from consentgate.core.reloads import ReloadHooks
-from consentgate.core.settings import LiveSettings, Settings
 from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
 from consentgate.web.inflight import InFlight, Sending

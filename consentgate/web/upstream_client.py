@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from consentgate.core.config import Config
+from consentgate.config.model import Config
 from consentgate.upstream.pool import UpstreamPool
 from consentgate.upstream.shares import AddressShares
 from consentgate.web.bodies import read_up_to

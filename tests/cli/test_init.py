@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from consentgate.cli import main
-from consentgate.core.config import load_config
+from consentgate.config.loading import load_config
 from tests.support.gateproc import free_port, spawn_serve, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ from consentgate.clients.fetch_addresses import parse_networks
 from consentgate.clients.fetch_results import FAILURE_REASONS, PERSON_MESSAGES, Fetched, FetchFailed
 from consentgate.clients.fetcher import Admission, DocumentFetcher, FetchSettings
 from consentgate.clients.https_get import USER_AGENT
-from consentgate.core.config import config_from_mapping
+from consentgate.config.loading import config_from_mapping
 from tests.conftest import FakeClock, bound_socket
 from tests.support.documenthost import (
     Authority,

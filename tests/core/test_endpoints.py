@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from consentgate.config.settings import path_rules
 from consentgate.core.endpoints import (
     callback_mismatch,
     endpoint_mismatches,
     metadata_request_headers,
     parse_metadata,
 )
-from consentgate.core.settings import path_rules
 from tests.conftest import make_config
 
 PUBLIC = "https://gate.example"

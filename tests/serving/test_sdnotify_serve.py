@@ -30,7 +30,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from consentgate.core.config import ServerConfig
+from consentgate.config.sections_traffic import ServerConfig
 from consentgate.serving.workers import KILL_AFTER_GRACE
 from tests.conftest import StartUpstream
 from tests.support.gateproc import free_port, gate_process, spawn_serve, write_config

@@ -165,7 +165,7 @@ async def test_a_worker_that_cannot_start_stops_the_gate_with_an_error(
 
 
 def test_several_workers_need_a_fixed_port(tmp_path: Path, upstream: str) -> None:
-    from consentgate.core.config import ConfigError, load_config
+    from consentgate.config.loading import ConfigError, load_config
 
     path = write_config(tmp_path, upstream, free_port(), {"server": {"workers": 2}})
     path.write_text(path.read_text().replace('listen = "127.0.0.1:', 'listen = "127.0.0.1:0" #'))

@@ -17,7 +17,7 @@ import pytest
 from multidict import CIMultiDictProxy
 from prometheus_client.parser import text_string_to_metric_families
 
-from consentgate.core.config import ConfigError, config_from_mapping
+from consentgate.config.loading import ConfigError, config_from_mapping
 from consentgate.core.errors import StartupError
 from consentgate.core.paging import Listing, encode_cursor
 from consentgate.store import ConsentStore

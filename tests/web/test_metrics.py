@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from consentgate.core.config import ConfigError, config_from_mapping
+from consentgate.config.loading import ConfigError, config_from_mapping
 from tests.conftest import StartStack, admin_section
 from tests.support.browsersim import Browser
 from tests.support.gateproc import free_port

@@ -4,7 +4,7 @@
 imports asyncpg, and nothing imports it unless a PostgreSQL store is opened.
 """
 
-from consentgate.core.dsn import describe, mask_password
+from consentgate.config.dsn import describe, mask_password
 from consentgate.store.postgres.backend import PostgresBackend, migrate
 
 __all__ = ["PostgresBackend", "describe", "mask_password", "migrate"]

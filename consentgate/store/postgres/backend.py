@@ -57,7 +57,7 @@ from typing import Any, Final, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from consentgate.core.dsn import describe, password_of
+from consentgate.config.dsn import describe, password_of
 from consentgate.core.errors import StartupError
 from consentgate.core.records import (
     AUDIT_COLUMNS,

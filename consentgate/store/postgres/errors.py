@@ -19,7 +19,7 @@ import ssl
 
 import asyncpg
 
-from consentgate.core.dsn import MASK
+from consentgate.config.dsn import MASK
 from consentgate.core.errors import StartupError
 from consentgate.store.errors import OutageKind, StoreUnavailable
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consentgate.core.dsn import check_database_url, describe, mask_password
+from consentgate.config.dsn import check_database_url, describe, mask_password
 
 
 @pytest.mark.parametrize(

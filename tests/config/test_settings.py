@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from consentgate.config.settings import GATE_COOKIE_PREFIXES, LiveSettings, Settings
 from consentgate.core.paths import Route
-from consentgate.core.settings import GATE_COOKIE_PREFIXES, LiveSettings, Settings
 from tests.conftest import make_config
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from consentgate.clients.domain_policy import parse_domain_entries
 from consentgate.clients.fetch_addresses import parse_networks
-from consentgate.core.config import Config, HostPort, documented_keys
-from consentgate.core.reloading import (
+from consentgate.config.model import Config, documented_keys
+from consentgate.config.parsers import HostPort
+from consentgate.config.reload_rules import (
     RELOADABLE,
     RESTART_ONLY,
     Change,

@@ -11,7 +11,7 @@ the snapshot they started with.
 Resources opened at start (the listening socket, the store, the upstream pool)
 are not part of a snapshot: they are opened from the configuration the
 application was created with, and a reload that changes them needs a restart.
-:func:`consentgate.core.reloading.plan_reload` decides which keys those are and
+:func:`consentgate.config.reload_rules.plan_reload` decides which keys those are and
 hands :meth:`LiveSettings.swap` a configuration that keeps their running values.
 """
 
@@ -21,7 +21,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Final
 
-from consentgate.core.config import Config
+from consentgate.config.model import Config
 from consentgate.core.paths import PathRules, Route
 
 #: Every cookie name the gate uses starts with one of these; none is ever relayed.

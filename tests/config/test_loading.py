@@ -9,16 +9,14 @@ from typing import Any
 
 import pytest
 
-from consentgate.core.config import (
-    IGNORED_KEYS,
+from consentgate.config.loading import (
     ConfigError,
-    HostPort,
     config_from_mapping,
-    documented_keys,
     ignored_settings,
     load_config,
-    parse_duration,
 )
+from consentgate.config.model import IGNORED_KEYS, documented_keys
+from consentgate.config.parsers import HostPort, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL: dict[str, Any] = {

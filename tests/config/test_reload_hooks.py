@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from consentgate.core.reloads import ReloadHooks
+from consentgate.config.reload_hooks import ReloadHooks
 
 
 def test_every_hook_runs_and_a_failing_one_is_logged_not_raised(
