@@ -37,6 +37,7 @@ from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail, direct_sink
 from consentgate.core.logs import ACCESS, AccessLines, DirectLines, configure_logging
 from consentgate.core.reloading import ConfigSource
+from consentgate.serving.application import create_app
 from consentgate.serving.connections import (
     AcceptErrorLimiter,
     ConnectionGuard,
@@ -47,7 +48,6 @@ from consentgate.serving.sdnotify import Notifier
 from consentgate.serving.shutdown import ABANDON_TIMEOUT, shut_down
 from consentgate.serving.sighup import reload
 from consentgate.web.access import AccessLogger
-from consentgate.web.app import create_app
 from consentgate.web.appkeys import (
     ACCESS_LINES,
     CONFIG_SOURCE,

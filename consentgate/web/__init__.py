@@ -1,5 +1,5 @@
 """The HTTP layer: ``create_app(config)``, the relay, the gate's handlers and pages.
 
 Handlers parse, call the core and the store, and render; they never build SQL or
-signatures. ``consentgate.web.app`` is where every request enters.
+signatures. ``consentgate.serving.application`` is where every request enters.
 """

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from consentgate.admin.metrics import Metrics
 from consentgate.clients.fetcher import DocumentFetcher
 from consentgate.core.clock import Clock
 from consentgate.core.cookies import CookieCrypto
@@ -24,6 +23,7 @@ from consentgate.core.reloading import ConfigSource
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings, Settings
 from consentgate.core.throttle import Throttle
+from consentgate.metrics.collectors import Metrics
 from consentgate.store import ConsentStore
 from consentgate.web.inflight import InFlight, Sending
 from consentgate.web.templates import Templates

@@ -3,7 +3,7 @@
 Every request the gate sends upstream (relayed traffic, approved authorization
 requests, callbacks, the metadata read for ``iss``, the readiness probe) goes
 through one :class:`Upstream`, opened and closed by one ``cleanup_ctx``
-(``web/app.py``). The target is written as the client sent it (byte-exact:
+(``serving/application.py``). The target is written as the client sent it (byte-exact:
 re-quoting a percent-encoded ``redirect_uri`` would change the request the gate
 checked).
 

@@ -1,6 +1,6 @@
 """The admin API's handlers: the CLI's ``consents`` operations over HTTP.
 
-Thin on purpose: each handler parses with :mod:`consentgate.core.adminapi`, calls the
+Thin on purpose: each handler parses with :mod:`consentgate.admin.api_parsing`, calls the
 same :class:`~consentgate.store.ConsentStore` methods the CLI calls, and renders with
 the same serialisers (:func:`~consentgate.core.records.consent_listing`), so the API
 and ``consentgate consents list --json`` cannot drift apart: one implementation.
@@ -8,7 +8,7 @@ Conventions from Hydra's admin API (list and revoke consent by subject, by clien
 one by one; listings paged by an opaque token).
 
 Authentication, the JSON errors and ``Cache-Control: no-store`` are the listener's
-(:mod:`consentgate.web.admin_listener`); a handler raises :class:`BadRequest` or lets
+(:mod:`consentgate.admin.listener`); a handler raises :class:`BadRequest` or lets
 :class:`StoreUnavailable` through, and the listener answers 400 or 503.
 
 ``GET /admin/audit`` pages the hash-chained audit table (:mod:`consentgate.core.audit`)
@@ -23,8 +23,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from consentgate.clients.kinds import ApprovalTally, Describer, describe
-from consentgate.core.adminapi import (
+from consentgate.admin.api_parsing import (
     MAX_BODY_BYTES,
     BadRequest,
     ClientsQuery,
@@ -34,6 +33,7 @@ from consentgate.core.adminapi import (
     parse_record_id,
     parse_revoke_body,
 )
+from consentgate.clients.kinds import ApprovalTally, Describer, describe
 from consentgate.core.paging import Listing, decode_cursor, encode_cursor
 from consentgate.core.records import client_listing, consent_listing
 from consentgate.core.requestids import new_request_id

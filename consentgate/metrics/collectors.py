@@ -1,5 +1,5 @@
 """Prometheus metrics, served on the admin listener (the listener is assembled by
-:mod:`consentgate.web.admin_listener`).
+:mod:`consentgate.admin.listener`).
 
 ``GET /metrics`` on ``[admin] listen`` (never the public port), in the Prometheus
 text format written by ``prometheus-client``. Every label set is bounded: outcomes,

@@ -1,10 +1,10 @@
-"""The admin API's parsing and cursors, without a server (core/adminapi.py, core/paging.py)."""
+"""The admin API's parsing and cursors, without a server (admin/api_parsing.py, core/paging.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from consentgate.core.adminapi import (
+from consentgate.admin.api_parsing import (
     BadRequest,
     ClientsQuery,
     ConsentQuery,

@@ -4,7 +4,7 @@ Its own port, never the public one: operators and scrapers reach it on
 loopback or a private network, the internet never does. Every request but
 ``GET /metrics`` (unless ``metrics_need_token``) must carry
 ``Authorization: Bearer <the token of [admin] token_file>`` (RFC 6750 §2.1),
-compared in constant time (:func:`~consentgate.core.adminapi.token_matches`).
+compared in constant time (:func:`~consentgate.admin.api_parsing.token_matches`).
 A missing or wrong token is answered 401 with ``WWW-Authenticate: Bearer`` (RFC 6750
 §3; ``error="invalid_token"`` for a wrong one), counted in
 ``consentgate_admin_unauthorized_total{reason}``, and never logged: neither the token
@@ -22,15 +22,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from consentgate.admin.metrics import EXPOSITION_TYPE, Metrics
-from consentgate.admin.metrics_merge import LOCAL_PATH, gather, socket_path
-from consentgate.core.adminapi import AdminToken, BadRequest, bearer_token
+from consentgate.admin.api_parsing import AdminToken, BadRequest, bearer_token
+from consentgate.admin.handlers import add_routes, json_response
 from consentgate.core.config import AdminConfig
 from consentgate.core.errors import StartupError
 from consentgate.core.keys import load_admin_token
+from consentgate.metrics.collectors import EXPOSITION_TYPE, Metrics
+from consentgate.metrics.worker_merge import LOCAL_PATH, gather, socket_path
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
-from consentgate.web.admin_handlers import add_routes, json_response
 from consentgate.web.appkeys import (
     IN_FLIGHT,
     LIVE_SETTINGS,
@@ -111,7 +111,7 @@ async def admin_guard(
 
 async def serve_metrics(request: web.Request) -> web.Response:
     """``GET /metrics``: the Prometheus text format (prometheus-client's writer); under a
-    supervisor, every worker's figures added up (:mod:`consentgate.admin.metrics_merge`)."""
+    supervisor, every worker's figures added up (:mod:`consentgate.metrics.worker_merge`)."""
     await request.app[BEFORE_SCRAPE]()
     body = request.app[METRICS].exposition()
     place = request.app.get(WORKER_PLACE)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from consentgate.admin.metrics import Metrics
+from consentgate.admin.listener import admin_listener
 from consentgate.core import forwarding
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import Config
@@ -37,10 +37,10 @@ from consentgate.core.reloads import ReloadHooks
 from consentgate.core.requestids import new_request_id
 from consentgate.core.settings import LiveSettings
 from consentgate.core.throttle import Throttle
+from consentgate.metrics.collectors import Metrics
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
 from consentgate.store.opening import open_store
-from consentgate.web.admin_listener import admin_listener
 from consentgate.web.appkeys import (
     AUDIT,
     CLIENT_IP,
