@@ -28,7 +28,7 @@ from consentgate.core.endpoints import (
 )
 from consentgate.core.errors import StartupError
 from consentgate.core.issuer import METADATA_PATH
-from consentgate.upstream.pool import UpstreamError
+from consentgate.upstream.failures import UpstreamError
 from consentgate.web.appkeys import ENDPOINT_MISMATCHES_LOGGED, ISSUER, LIVE_SETTINGS, UPSTREAM
 
 log = logging.getLogger("consentgate")

@@ -42,11 +42,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from consentgate.core import forwarding
 from consentgate.core.redact import redact_target
-from consentgate.upstream.pool import (
-    UpstreamConnectError,
-    UpstreamError,
-    UpstreamResponse,
-)
+from consentgate.upstream.failures import UpstreamConnectError, UpstreamError
+from consentgate.upstream.responses import UpstreamResponse
 from consentgate.web.appkeys import (
     CLIENT_IP,
     IN_FLIGHT,
