@@ -76,7 +76,7 @@ from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register
 from consentgate.web.relay import SERVER_HEADER, relay
 from consentgate.web.templates import Templates
-from consentgate.web.upstream_client import Upstream
+from consentgate.upstream.upstream_client import Upstream
 
 log = logging.getLogger("consentgate")
 

@@ -2,6 +2,6 @@
 
 ``pool.py`` frames requests, parses responses strictly and keeps connections alive
 (docs/references.md, "Proxy correctness"); ``shares.py`` is each client address's
-share of the pool. The web layer's ``Upstream`` (``web/upstream_client.py``) opens
+share of the pool. The web layer's ``Upstream`` (``upstream/upstream_client.py``) opens
 one pool per process.
 """

@@ -27,7 +27,7 @@ from consentgate.metrics.collectors import Metrics
 from consentgate.store import ConsentStore
 from consentgate.web.inflight import InFlight, Sending
 from consentgate.web.templates import Templates
-from consentgate.web.upstream_client import Upstream
+from consentgate.upstream.upstream_client import Upstream
 
 
 @dataclass(frozen=True, slots=True)

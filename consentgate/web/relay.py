@@ -3,7 +3,7 @@
 The rules, each from a bug some proxy shipped (see docs/references.md, "Proxy
 correctness"):
 
-* one shared pool to the upstream (:class:`~consentgate.web.upstream_client.Upstream`,
+* one shared pool to the upstream (:class:`~consentgate.upstream.upstream_client.Upstream`,
   with no cookie jar: a jar would carry one user's upstream cookies into another
   user's request);
 * ``auto_decompress=False`` on the server, and nothing decompressed on the way
