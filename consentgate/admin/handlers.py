@@ -38,8 +38,8 @@ from consentgate.core.paging import Listing, decode_cursor, encode_cursor
 from consentgate.core.records import client_listing, consent_listing
 from consentgate.core.requestids import new_request_id
 from consentgate.store import ConsentStore, VerificationFailure
+from consentgate.upstream.bounded_read import read_up_to
 from consentgate.web.appkeys import STORE
-from consentgate.web.bodies import read_up_to
 
 #: Seconds ``GET /admin/audit`` waits for audit rows still queued to be written.
 FLUSH_WAIT: Final = 2.0

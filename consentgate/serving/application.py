@@ -41,6 +41,7 @@ from consentgate.metrics.collectors import Metrics
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
 from consentgate.store.opening import open_store
+from consentgate.upstream.upstream_client import Upstream
 from consentgate.web.appkeys import (
     AUDIT,
     CLIENT_IP,
@@ -76,7 +77,6 @@ from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register
 from consentgate.web.relay import SERVER_HEADER, relay
 from consentgate.web.templates import Templates
-from consentgate.upstream.upstream_client import Upstream
 
 log = logging.getLogger("consentgate")
 

@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from consentgate.core.config import Config
+from consentgate.upstream.bounded_read import read_up_to
 from consentgate.upstream.pool import UpstreamPool
 from consentgate.upstream.shares import AddressShares
-from consentgate.web.bodies import read_up_to
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,9 @@ from consentgate.core.settings import LiveSettings, Settings
 from consentgate.core.throttle import Throttle
 from consentgate.metrics.collectors import Metrics
 from consentgate.store import ConsentStore
+from consentgate.upstream.upstream_client import Upstream
 from consentgate.web.inflight import InFlight, Sending
 from consentgate.web.templates import Templates
-from consentgate.upstream.upstream_client import Upstream
 
 
 @dataclass(frozen=True, slots=True)
