@@ -55,7 +55,7 @@ from typing import Any
 import aiohttp
 
 from consentgate.core.cookies import CookieCrypto, CookieNames
-from consentgate.core.keys import KeyRing, derive_key, load_cookie_secret, load_keyring
+from consentgate.signing.key_directory import KeyRing, derive_key, load_cookie_secret, load_keyring
 from consentgate.core.oauth import consent_redirect_key
 from consentgate.store import ConsentStore
 

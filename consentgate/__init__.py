@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from consentgate.core.keys import KeyRing, load_keyring
+    from consentgate.signing.key_directory import KeyRing, load_keyring
     from consentgate.core.records import ClientRecord, ConsentRecord
     from consentgate.store import ConsentStore
 
@@ -34,8 +34,8 @@ _LAZY = {
     "ClientRecord": "consentgate.core.records",
     "ConsentRecord": "consentgate.core.records",
     "ConsentStore": "consentgate.store",
-    "KeyRing": "consentgate.core.keys",
-    "load_keyring": "consentgate.core.keys",
+    "KeyRing": "consentgate.signing.key_directory",
+    "load_keyring": "consentgate.signing.key_directory",
 }
 
 

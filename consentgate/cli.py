@@ -167,7 +167,7 @@ def _ask(value: str | None, flag: str, question: str) -> str:
 def _cmd_init(args: argparse.Namespace) -> int:
     """A first configuration and the keys, nothing overwritten."""
     from consentgate.core.firstrun import first_config, write_new
-    from consentgate.core.keys import generate_keys
+    from consentgate.signing.key_directory import generate_keys
 
     directory: Path = args.directory
     config_path = directory / "consentgate.toml"
@@ -265,7 +265,7 @@ def _json_line(value: Any) -> str:
 
 
 def _cmd_keys_generate(args: argparse.Namespace) -> int:
-    from consentgate.core.keys import COOKIE_SECRET_FILE, generate_keys
+    from consentgate.signing.key_directory import COOKIE_SECRET_FILE, generate_keys
 
     config = _load(args)
     result = generate_keys(config.keys.dir)
@@ -279,7 +279,7 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from consentgate.core.keys import rotate_keys
+    from consentgate.signing.key_directory import rotate_keys
 
     config = _load(args)
     previous = _active_kid(config.keys.dir)
@@ -291,14 +291,14 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def _active_kid(directory: Path) -> str:
-    from consentgate.core.keys import list_keys
+    from consentgate.signing.key_directory import list_keys
 
     return next((key.kid for key in list_keys(directory) if key.active), "")
 
 
 def _record_rotation(config: Config, previous: str, active: str) -> None:
     """Append ``key_rotated`` to the store's audit trail, when there is a store to write."""
-    from consentgate.core.keys import load_keyring
+    from consentgate.signing.key_directory import load_keyring
     from consentgate.store.errors import StoreUnavailable
     from consentgate.store.opening import open_store
 
@@ -319,7 +319,7 @@ def _record_rotation(config: Config, previous: str, active: str) -> None:
 
 
 def _cmd_keys_list(args: argparse.Namespace) -> int:
-    from consentgate.core.keys import list_keys
+    from consentgate.signing.key_directory import list_keys
 
     config = _load(args)
     keys = list_keys(config.keys.dir)
@@ -339,7 +339,7 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
 
 def _cmd_keys_adopt_cookie_secret(args: argparse.Namespace) -> int:
     """After changing the cookie secret on every gate on purpose: make it the store's."""
-    from consentgate.core.keys import load_cookie_secret, secret_fingerprint
+    from consentgate.signing.key_directory import load_cookie_secret, secret_fingerprint
 
     config = _load(args)
     mine = secret_fingerprint(load_cookie_secret(config.keys.dir, config.keys.cookie_secret))
@@ -371,7 +371,7 @@ def _with_store(
     keeps when asked (``--store-keys``) or when the keys directory is not on this
     machine; every other command needs the keys directory.
     """
-    from consentgate.core.keys import KeyRing, load_keyring
+    from consentgate.signing.key_directory import KeyRing, load_keyring
     from consentgate.store.opening import open_store
 
     config = _load(args)
@@ -408,7 +408,7 @@ def _with_store(
 
 async def _use_store_keys(store: ConsentStore, keys_dir: Path) -> bool:
     """Verify with the store's public keys; False (and a message) when it keeps none."""
-    from consentgate.core.keys import KeyRing
+    from consentgate.signing.key_directory import KeyRing
 
     stored = await store.stored_keys()
     if not stored.keys and not stored.unreadable:

@@ -26,7 +26,7 @@ from consentgate.admin.api_parsing import AdminToken, BadRequest, bearer_token
 from consentgate.admin.handlers import add_routes, json_response
 from consentgate.core.config import AdminConfig
 from consentgate.core.errors import StartupError
-from consentgate.core.keys import load_admin_token
+from consentgate.signing.key_directory import load_admin_token
 from consentgate.metrics.collectors import EXPOSITION_TYPE, Metrics
 from consentgate.metrics.worker_merge import LOCAL_PATH, gather, socket_path
 from consentgate.store import ConsentStore

@@ -28,7 +28,7 @@ from consentgate.core.endpoints import (
 )
 from consentgate.core.errors import StartupError
 from consentgate.core.issuer import METADATA_PATH
-from consentgate.core.keys import load_admin_token, load_keyring
+from consentgate.signing.key_directory import load_admin_token, load_keyring
 from consentgate.core.settings import path_rules
 
 #: The paths compared with the upstream's metadata; ``--offline`` names them as unchecked.

@@ -26,7 +26,7 @@ from consentgate.core.cookies import CookieCrypto, CookieNames
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
 from consentgate.core.issuer import IssuerCache
-from consentgate.core.keys import (
+from consentgate.signing.key_directory import (
     derive_key,
     load_cookie_secret,
     load_keyring,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from consentgate import ConsentRecord, ConsentStore, KeyRing
-from consentgate.core.keys import jwk_text, load_keyring, rotate_keys
+from consentgate.signing.key_directory import jwk_text, load_keyring, rotate_keys
 from consentgate.core.records import sign_record
 from consentgate.store import StoreClosed
 from consentgate.store.facade import PAGE_MARK_MARGIN

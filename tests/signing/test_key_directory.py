@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from consentgate.core.errors import StartupError
-from consentgate.core.keys import (
+from consentgate.signing.key_directory import (
     ACTIVE_FILE,
     COOKIE_SECRET_FILE,
     KeyRing,
