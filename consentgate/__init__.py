@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from consentgate.signing.key_directory import KeyRing, load_keyring
+    from consentgate.core.keyring import KeyRing
     from consentgate.core.records import ClientRecord, ConsentRecord
+    from consentgate.signing.key_directory import load_keyring
     from consentgate.store import ConsentStore
 
 __version__ = "0.1.0"
@@ -34,7 +35,7 @@ _LAZY = {
     "ClientRecord": "consentgate.core.records",
     "ConsentRecord": "consentgate.core.records",
     "ConsentStore": "consentgate.store",
-    "KeyRing": "consentgate.signing.key_directory",
+    "KeyRing": "consentgate.core.keyring",
     "load_keyring": "consentgate.signing.key_directory",
 }
 

@@ -339,7 +339,8 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
 
 def _cmd_keys_adopt_cookie_secret(args: argparse.Namespace) -> int:
     """After changing the cookie secret on every gate on purpose: make it the store's."""
-    from consentgate.signing.key_directory import load_cookie_secret, secret_fingerprint
+    from consentgate.core.keyring import secret_fingerprint
+    from consentgate.signing.key_directory import load_cookie_secret
 
     config = _load(args)
     mine = secret_fingerprint(load_cookie_secret(config.keys.dir, config.keys.cookie_secret))
@@ -371,7 +372,8 @@ def _with_store(
     keeps when asked (``--store-keys``) or when the keys directory is not on this
     machine; every other command needs the keys directory.
     """
-    from consentgate.signing.key_directory import KeyRing, load_keyring
+    from consentgate.core.keyring import KeyRing
+    from consentgate.signing.key_directory import load_keyring
     from consentgate.store.opening import open_store
 
     config = _load(args)
@@ -408,7 +410,7 @@ def _with_store(
 
 async def _use_store_keys(store: ConsentStore, keys_dir: Path) -> bool:
     """Verify with the store's public keys; False (and a message) when it keeps none."""
-    from consentgate.signing.key_directory import KeyRing
+    from consentgate.core.keyring import KeyRing
 
     stored = await store.stored_keys()
     if not stored.keys and not stored.unreadable:

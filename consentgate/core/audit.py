@@ -52,7 +52,7 @@ from consentgate.core.events import AuditEvent
 from consentgate.core.records import AUDIT_COLUMNS, STORE_INTEGERS
 
 if TYPE_CHECKING:
-    from consentgate.signing.key_directory import KeyRing
+    from consentgate.core.keyring import KeyRing
 
 ENCODING: Final = "consentgate-audit-v1"
 _PREFIX: Final = ENCODING.encode("ascii") + b"\n"

@@ -11,7 +11,7 @@ Why the seal can be trusted where a hidden field could not: Cloudflare's early M
 approval dialogs trusted hidden form fields that nobody had authenticated (fixed in
 workers-oauth-provider's demos by keeping the request server-side). This value is
 MACed (HMAC-SHA256, RFC 2104) with a key derived for this one purpose from the
-cookie secret (:func:`consentgate.signing.key_directory.derive_key`, ``"pending-seal"``), over a
+cookie secret (:func:`consentgate.core.keyring.derive_key`, ``"pending-seal"``), over a
 version byte, the expiry, the page's id, the payload and the browser's subject, and
 compared in constant time: changing any byte, moving it to another browser, or
 keeping it past its expiry makes it unusable. Its content is not secret: it is the

@@ -28,8 +28,9 @@ from consentgate.core.endpoints import (
 )
 from consentgate.core.errors import StartupError
 from consentgate.core.issuer import METADATA_PATH
-from consentgate.signing.key_directory import load_admin_token, load_keyring
 from consentgate.core.settings import path_rules
+from consentgate.signing.admin_token import load_admin_token
+from consentgate.signing.key_directory import load_keyring
 
 #: The paths compared with the upstream's metadata; ``--offline`` names them as unchecked.
 COMPARED_KEYS = "upstream.authorize_path and upstream.register_path"

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 if TYPE_CHECKING:
-    from consentgate.signing.key_directory import KeyRing
+    from consentgate.core.keyring import KeyRing
 
 CONSENT_ENCODING: Final = "consentgate-consent-v1"
 CLIENT_ENCODING: Final = "consentgate-client-v1"

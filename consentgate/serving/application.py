@@ -26,18 +26,14 @@ from consentgate.core.cookies import CookieCrypto, CookieNames
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
 from consentgate.core.issuer import IssuerCache
-from consentgate.signing.key_directory import (
-    derive_key,
-    load_cookie_secret,
-    load_keyring,
-    secret_fingerprint,
-)
+from consentgate.core.keyring import derive_key, secret_fingerprint
 from consentgate.core.paths import Route
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.requestids import new_request_id
 from consentgate.core.settings import LiveSettings
 from consentgate.core.throttle import Throttle
 from consentgate.metrics.collectors import Metrics
+from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
 from consentgate.store.opening import open_store

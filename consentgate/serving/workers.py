@@ -56,10 +56,10 @@ from typing import Final
 
 from consentgate.core.config import Config, ConfigError
 from consentgate.core.errors import StartupError
-from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.core.logs import configure_logging
 from consentgate.core.reloading import ConfigSource
 from consentgate.serving.sdnotify import VARIABLES, Notifier
+from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.store.opening import describe, migrate_store
 
 log = logging.getLogger("consentgate")

@@ -73,7 +73,7 @@ from consentgate.core.audit import (
 )
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.events import AuditEvent, AuditTrail
-from consentgate.signing.key_directory import KeyRing, jwk_text, public_key_from_jwk_text
+from consentgate.core.keyring import KeyRing, jwk_text, public_key_from_jwk_text
 from consentgate.core.paging import Listing, decode_cursor, encode_cursor
 from consentgate.core.records import (
     MAX_CLIENT_ID_LENGTH,
@@ -184,7 +184,7 @@ def _storable(*values: object) -> bool:
     return True
 
 
-#: The setting holding the cookie secret's fingerprint (:func:`~consentgate.signing.key_directory.
+#: The setting holding the cookie secret's fingerprint (:func:`~consentgate.core.keyring.
 #: secret_fingerprint`), claimed by the first gate that starts on the store.
 COOKIE_FINGERPRINT: Final = "cookie_secret_fingerprint"
 #: Used-marks of answered consent pages share the table of used flow bindings; a

@@ -18,7 +18,7 @@ from consentgate.core.config import StoreConfig
 from consentgate.core.dsn import mask_password
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
-from consentgate.signing.key_directory import KeyRing
+from consentgate.core.keyring import KeyRing
 from consentgate.store.auditmark import forget_mark
 from consentgate.store.birth import (
     evidence,

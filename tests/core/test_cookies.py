@@ -10,7 +10,7 @@ import secrets
 import pytest
 
 from consentgate.core.cookies import CookieCrypto, CookieNames, set_cookie_header
-from consentgate.signing.key_directory import derive_key
+from consentgate.core.keyring import derive_key
 from consentgate.core.pending import (
     MAX_SEALED_LENGTH,
     SEAL_VERSION,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from consentgate.signing.key_directory import KeyRing
+from consentgate.core.keyring import KeyRing
 from consentgate.core.records import (
     CONSENT_COLUMNS,
     ClientRecord,

@@ -349,7 +349,7 @@ def open_unprivileged(path: Path) -> subprocess.CompletedProcess[str]:
         """
         import asyncio, sys
         from consentgate.core.errors import StartupError
-        from consentgate.signing.key_directory import KeyRing
+        from consentgate.core.keyring import KeyRing
         from consentgate.store import ConsentStore
 
         async def main():

@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from consentgate.signing.key_directory import load_keyring, rotate_keys
 from consentgate.core.pending import MAX_SEALED_LENGTH
+from consentgate.signing.key_directory import load_keyring, rotate_keys
 from consentgate.web.appkeys import STORE
 from tests.conftest import FakeClock, Stack, StartStack
 from tests.support import rawhttp
