@@ -24,7 +24,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from consentgate.core.logs import ACCESS, AccessLines, configure_logging
+from consentgate.logs.line_writers import ACCESS, AccessLines, configure_logging
 from consentgate.core.redact import redact_target
 from consentgate.web.access import AccessLogger
 from consentgate.web.appkeys import REQUEST_ID, UPSTREAM_SECONDS

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from consentgate.core.events import AuditEvent, direct_sink
-from consentgate.core.logs import AUDIT, DirectLines, _Timestamps, configure_logging, text_line
+from consentgate.logs.line_writers import AUDIT, DirectLines, _Timestamps, configure_logging, text_line
 
 NUMBER = 50_000
 

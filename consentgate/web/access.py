@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from consentgate.core.logs import ACCESS, AccessLines
+from consentgate.logs.line_writers import ACCESS, AccessLines
 from consentgate.core.redact import redact_target
 from consentgate.web.appkeys import ACCESS_LINES, CLIENT_IP, REQUEST_ID, SENDING, UPSTREAM_SECONDS
 
@@ -51,7 +51,7 @@ def access_fields(
 class AccessLogger(AbstractAccessLogger):
     """aiohttp's access logger for the gate.
 
-    Given :class:`~consentgate.core.logs.AccessLines` in place of a logger (``serve``
+    Given :class:`~consentgate.logs.line_writers.AccessLines` in place of a logger (``serve``
     does, through :func:`~consentgate.serving.server.runner_options`), it writes the
     lines itself, in batches, with no ``logging`` record per request.
     Given the ``consentgate.access`` logger (the tests, an embedding application),

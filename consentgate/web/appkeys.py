@@ -18,7 +18,7 @@ from consentgate.core.cookies import CookieCrypto
 from consentgate.core.events import AuditTrail
 from consentgate.core.forwarding import IPAddress
 from consentgate.core.issuer import IssuerCache
-from consentgate.core.logs import AccessLines
+from consentgate.logs.line_writers import AccessLines
 from consentgate.core.reloading import ConfigSource
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings, Settings

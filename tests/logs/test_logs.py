@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consentgate.core.events import AuditEvent, direct_sink, log_sink
-from consentgate.core.logs import (
+from consentgate.logs.line_writers import (
     ACCESS,
     AUDIT,
     AccessLines,
@@ -192,7 +192,7 @@ def test_the_request_line_template_is_the_generic_line(
     path: str, upstream_ms: float | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hot path's template writes what :meth:`AccessLines.write` writes."""
-    monkeypatch.setattr("consentgate.core.logs.time.time", lambda: 1_800_000_000.25)
+    monkeypatch.setattr("consentgate.logs.line_writers.time.time", lambda: 1_800_000_000.25)
     fields = {
         "request_id": "0123456789abcdef",
         "client": "2001:db8::1",
@@ -479,7 +479,7 @@ def test_a_target_with_a_secret_is_redacted_each_time_and_never_kept(
         redacted.append(target)
         return redact_target(target)
 
-    monkeypatch.setattr("consentgate.core.logs.redact_target", counting)
+    monkeypatch.setattr("consentgate.logs.line_writers.redact_target", counting)
     secret, plain = "/kept-test/cb?code=SECRET&x=1", "/kept-test/mcp?session=1"
     lines = AccessLines(io.StringIO(), lambda flush: None)
     for _ in range(3):
