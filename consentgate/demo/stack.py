@@ -32,7 +32,7 @@ import aiohttp
 from aiohttp import web
 
 from consentgate.core.config import Config, config_from_mapping
-from consentgate.logs.line_writers import configure_logging
+from consentgate.logs.loggers import configure_logging
 from consentgate.serving.server import start
 from consentgate.web.templates import Templates
 

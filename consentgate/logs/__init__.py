@@ -1,6 +1,6 @@
-"""The gate's log lines: text or JSON formatters, the batched access and audit writers, and
-the handlers that keep OAuth secrets out of libraries' logs.
+"""The gate's log lines: the loggers and the handlers installed on them
+(``loggers.py``), the text and JSON formatters (``formatters.py``), and the access and
+audit lines written in batches (``line_writers.py``).
 
-The redaction rules themselves are pure (:mod:`consentgate.core.trust.redact`); this
-package writes.
+The redaction rules are pure (:mod:`consentgate.core.redact`); this package writes.
 """

@@ -1,153 +1,27 @@
-"""Logging setup: text or JSON lines, with separate access and audit loggers.
+"""The access and audit lines written in batches, without a ``logging`` record each.
 
-Three loggers carry meaning (oauth2-proxy and Hydra keep the same split):
+The same lines, byte for byte, that the ``consentgate.access`` and ``consentgate.audit``
+loggers would write through :func:`~consentgate.logs.loggers.configure_logging`'s
+formatter, built straight from the fields and written in one ``write`` and one flush
+per batch: the access line is on the path of every request.
 
-* ``consentgate.access`` — one line per request: request id, client address,
-  method, path (secrets redacted), status, bytes, duration, upstream time;
-* ``consentgate.audit`` — consent decisions, approvals, denials, revocations,
-  refused callbacks and tamper events;
-* ``consentgate`` — everything else (startup, upstream errors).
-
-Structured fields travel in ``record.fields`` (a dict), so the JSON formatter
-emits them as keys and the text formatter as ``key=value`` pairs.
-
-Every other logger (aiohttp's ``aiohttp.server``, ``aiohttp.web``..., ``asyncio``,
-``asyncpg``, ``aiosqlite``) reaches the root logger, where :func:`configure_logging`
-installs a handler writing the same lines, at ``warning`` or above: the message
-redacted (:func:`~consentgate.core.redact.redact_text`), and of an exception only
-its frames and type, never its message, which may quote a request (aiohttp's parse
-errors quote the header line). Without it Python's last-resort handler wrote those
-records to stderr as they were.
-
-Pure module: no aiohttp import.
+A request target is redacted (:func:`~consentgate.core.redact.redact_target`) before
+it is written; a target is remembered only when nothing was redacted from it, so a
+code or a token is never kept in memory.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import re
-import sys
 import time
-import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 from consentgate.core.memo import remembered
-from consentgate.core.redact import REDACTED, redact_target, redact_text
-
-ACCESS: Final = "consentgate.access"
-AUDIT: Final = "consentgate.audit"
-MAIN: Final = "consentgate"
-
-_HANDLER_NAME: Final = "consentgate-handler"
-_LIBRARIES_HANDLER_NAME: Final = "consentgate-libraries"
-
-
-def fields_of(record: logging.LogRecord) -> dict[str, Any]:
-    value = getattr(record, "fields", None)
-    return value if isinstance(value, dict) else {}
-
-
-class _Timestamps:
-    """ISO 8601 UTC times with milliseconds, for a ``created`` time in seconds.
-
-    The part up to the second is formatted once per second, and a whole stamp is
-    kept with the times it holds for, so that lines of the same millisecond (the
-    access log writes thousands per second) cost two comparisons. The interval is
-    found to the last bit (:func:`_until`): a kept stamp is the one a time would get
-    computed from scratch.
-    """
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-        self._stamp = ""
-        #: ``_stamp`` is the stamp of every time in [_since, _until).
-        self._since = 0.0
-        self._until = 0.0
-
-    def __call__(self, created: float) -> str:
-        if self._since <= created < self._until:
-            return self._stamp
-        second, millisecond = _second_and_millisecond(created)
-        if second != self._second:
-            self._second = second
-            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        self._stamp = f"{self._prefix}.{millisecond:03d}+00:00"
-        self._since = created
-        self._until = _until(created, second, millisecond)
-        return self._stamp
-
-
-def _second_and_millisecond(created: float) -> tuple[int, int]:
-    second = int(created)
-    return second, int((created - second) * 1000)
-
-
-def _until(created: float, second: int, millisecond: int) -> float:
-    """The first time after ``created`` whose second or millisecond differs: near
-    ``second + (millisecond + 1) / 1000``, found to the last bit by stepping from
-    there (both parts only grow with the time, so the stamp holds up to it). Where
-    a few steps do not find it (never seen), ``created`` itself: nothing is kept."""
-    if created < 0:  # int() rounds towards zero: before 1970 the parts do not only grow
-        return created
-    now = (second, millisecond)
-    until = second + (millisecond + 1) / 1000
-    for _step in range(8):
-        if _second_and_millisecond(until) == now:
-            until = math.nextafter(until, math.inf)
-        elif _second_and_millisecond(math.nextafter(until, -math.inf)) != now:
-            until = math.nextafter(until, -math.inf)
-        else:
-            return until
-    return created
-
-
-_NEEDS_QUOTES = re.compile(r'[\s"=]')
-
-
-class TextFormatter(logging.Formatter):
-    """``time level logger message key=value ...`` on one line.
-
-    ``static`` fields (a worker's number) end every line."""
-
-    def __init__(self, static: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        self._time = _Timestamps()
-        self._static = dict(static or {})
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = {**fields_of(record), **self._static} if self._static else fields_of(record)
-        stamp = self._time(record.created)
-        line = text_line(stamp, record.levelname, record.name, record.getMessage(), fields)
-        if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
-        return line
-
-
-def text_line(stamp: str, level: str, logger: str, message: str, fields: dict[str, Any]) -> str:
-    """One text line; what :class:`TextFormatter` and :class:`AccessLines` both write."""
-    line = f"{stamp} {level:<7} {logger} {message}"
-    if fields:
-        line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
-    return line
-
-
-def _quoted_path(path: str) -> str:
-    """``_text_value(path)``, cheaper for the usual path: printable ASCII (where the only
-    whitespace is the space) without a quote or a backslash is what ``json.dumps``
-    would write between its quotes."""
-    if path.isascii() and path.isprintable():
-        if '"' in path:
-            return json.dumps(path)
-        if " " in path or "=" in path or not path:
-            return f'"{path}"' if "\\" not in path else json.dumps(path)
-        return path
-    return _text_value(path)
-
+from consentgate.core.redact import REDACTED, redact_target
+from consentgate.logs.formatters import Timestamps, quoted_path, text_line, text_value
+from consentgate.logs.loggers import ACCESS
 
 #: Request targets longer than this are not remembered (:func:`_logged_target`).
 _LONGEST_REMEMBERED_TARGET: Final = 256
@@ -166,40 +40,11 @@ def _logged_target(target: str) -> str:
     a token in its query is redacted again each time rather than kept in memory
     (a target that says ``[redacted]`` itself is not kept either, which costs only
     time)."""
-    return _quoted_path(redact_target(target))
+    return quoted_path(redact_target(target))
 
 
-def _text_value(value: Any) -> str:
-    text = value if type(value) is str else str(value)
-    if not text or _NEEDS_QUOTES.search(text):
-        return json.dumps(text)
-    return text
-
-
-#: ``_text_value`` of a client address: the same few addresses come back.
-_client_text: Final[Callable[[str], str]] = remembered(64)(_text_value)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers; ``static`` fields in every object."""
-
-    def __init__(self, static: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        self._time = _Timestamps()
-        self._static = dict(static or {})
-
-    def format(self, record: logging.LogRecord) -> str:
-        document: dict[str, Any] = {
-            "time": self._time(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        document.update(fields_of(record))
-        document.update(self._static)
-        if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document, default=str, ensure_ascii=False)
+#: ``text_value`` of a client address: the same few addresses come back.
+_client_text: Final[Callable[[str], str]] = remembered(64)(text_value)
 
 
 def _milliseconds(seconds: float) -> str:
@@ -270,7 +115,7 @@ class AccessLines:
         self._json = format == "json"
         self._static = dict(static or {})
         self._max_lines = max_lines
-        self._time = _Timestamps()
+        self._time = Timestamps()
         #: Lines made already (by :meth:`write`), then request lines still to be
         #: formatted: always in this order (a line of :meth:`write` formats those first).
         #: Each list is written at ``max_lines``; together they may hold up to twice that.
@@ -335,10 +180,10 @@ class AccessLines:
         self._requests.append(
             (
                 time.time(),
-                _text_value(request_id),
+                text_value(request_id),
                 _client_text(client),
                 method,
-                _quoted_path(path),
+                quoted_path(path),
                 status,
                 sent,
                 str(duration_ms),
@@ -386,7 +231,7 @@ class AccessLines:
         requests.append(
             (
                 time.time(),
-                request_id if request_id.isalnum() else _text_value(request_id),
+                request_id if request_id.isalnum() else text_value(request_id),
                 _client_text(client),
                 method,
                 _logged_target(target),
@@ -477,7 +322,7 @@ class DirectLines:
         self._json = format == "json"
         self._static = dict(static or {})
         self._max_lines = max_lines
-        self._time = _Timestamps()
+        self._time = Timestamps()
         self._lines: list[str] = []
         #: The loggers by name: ``logging.getLogger`` takes the module's lock each
         #: time. A logger is one object for the life of the process, and its
@@ -530,89 +375,3 @@ class DirectLines:
     def flush(self) -> None:
         """Write the waiting lines, in one write and one flush."""
         _write_out(self._stream, self._lines)
-
-
-def withheld_traceback(exc: BaseException) -> str:
-    """``exc``'s traceback, its causes and contexts included, with each exception's
-    type in place of its message: where a library failed, not what it was handling."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not seen for seen in chain):
-        chain.append(current)
-        current = current.__cause__ or (
-            None if current.__suppress_context__ else current.__context__
-        )
-    parts: list[str] = []
-    for index, item in enumerate(reversed(chain)):
-        if index:
-            parts.append("\nwhich led to:\n")
-        parts.append("Traceback (most recent call last):\n")
-        parts.extend(traceback.format_tb(item.__traceback__))
-        kind = type(item)
-        parts.append(f"{kind.__module__}.{kind.__qualname__} (message not logged)\n")
-    return "".join(parts).rstrip("\n")
-
-
-class LibraryFormatter(logging.Formatter):
-    """A library's record as the gate's line (``inner``), redacted: the message through
-    :func:`redact_text`, an exception as :func:`withheld_traceback` (after the line,
-    or in the JSON object's ``exception``)."""
-
-    def __init__(self, inner: logging.Formatter, *, json: bool) -> None:
-        super().__init__()
-        self._inner = inner
-        self._json = json
-
-    def format(self, record: logging.LogRecord) -> str:
-        clean = logging.makeLogRecord(record.__dict__)
-        clean.msg = redact_text(record.getMessage())
-        clean.args = None
-        clean.exc_info = clean.exc_text = clean.stack_info = None
-        exc = record.exc_info[1] if record.exc_info else None
-        if exc is None:
-            return self._inner.format(clean)
-        trace = withheld_traceback(exc)
-        if self._json:
-            clean.fields = {**fields_of(record), "exception": trace}
-            return self._inner.format(clean)
-        return f"{self._inner.format(clean)}\n{trace}"
-
-
-def configure_logging(
-    *,
-    format: str = "text",
-    level: str = "info",
-    stream: TextIO | None = None,
-    static: dict[str, Any] | None = None,
-) -> None:
-    """Install one handler on the ``consentgate`` logger, and one on the root logger for
-    the libraries' loggers (idempotent). ``static`` fields go on every line
-    (``worker=2`` with ``[server] workers``)."""
-    logger = logging.getLogger(MAIN)
-    for handler in list(logger.handlers):
-        if handler.get_name() == _HANDLER_NAME:
-            logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(JsonFormatter(static) if format == "json" else TextFormatter(static))
-    logger.addHandler(handler)
-    logger.setLevel(level.upper())
-    logger.propagate = False
-    _route_libraries(format, level, stream or sys.stderr, static)
-
-
-def _route_libraries(
-    format: str, level: str, stream: TextIO, static: dict[str, Any] | None
-) -> None:
-    """The root logger's handler for every other logger (the module docstring says why);
-    replaced, not added to, by each call."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == _LIBRARIES_HANDLER_NAME:
-            root.removeHandler(handler)
-    inner = JsonFormatter(static) if format == "json" else TextFormatter(static)
-    handler = logging.StreamHandler(stream)
-    handler.set_name(_LIBRARIES_HANDLER_NAME)
-    handler.setFormatter(LibraryFormatter(inner, json=format == "json"))
-    handler.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
-    root.addHandler(handler)

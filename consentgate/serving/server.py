@@ -35,8 +35,9 @@ from aiohttp import web
 from consentgate.core.config import Config, LogConfig
 from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail, direct_sink
-from consentgate.logs.line_writers import ACCESS, AccessLines, DirectLines, configure_logging
 from consentgate.core.reloading import ConfigSource
+from consentgate.logs.line_writers import AccessLines, DirectLines
+from consentgate.logs.loggers import ACCESS, configure_logging
 from consentgate.serving.application import create_app
 from consentgate.serving.connections import (
     AcceptErrorLimiter,

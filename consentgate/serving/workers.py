@@ -56,8 +56,8 @@ from typing import Final
 
 from consentgate.core.config import Config, ConfigError
 from consentgate.core.errors import StartupError
-from consentgate.logs.line_writers import configure_logging
 from consentgate.core.reloading import ConfigSource
+from consentgate.logs.loggers import configure_logging
 from consentgate.serving.sdnotify import VARIABLES, Notifier
 from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.store.opening import describe, migrate_store

@@ -21,8 +21,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from consentgate.logs.line_writers import ACCESS, AccessLines
 from consentgate.core.redact import redact_target
+from consentgate.logs.line_writers import AccessLines
+from consentgate.logs.loggers import ACCESS
 from consentgate.web.appkeys import ACCESS_LINES, CLIENT_IP, REQUEST_ID, SENDING, UPSTREAM_SECONDS
 
 #: The status logged for a request whose client went away before its end.

@@ -18,11 +18,11 @@ from consentgate.core.cookies import CookieCrypto
 from consentgate.core.events import AuditTrail
 from consentgate.core.forwarding import IPAddress
 from consentgate.core.issuer import IssuerCache
-from consentgate.logs.line_writers import AccessLines
 from consentgate.core.reloading import ConfigSource
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings, Settings
 from consentgate.core.throttle import Throttle
+from consentgate.logs.line_writers import AccessLines
 from consentgate.metrics.collectors import Metrics
 from consentgate.store import ConsentStore
 from consentgate.upstream.upstream_client import Upstream

@@ -14,7 +14,7 @@ a short 400 that quotes nothing, the connection closes (as aiohttp closes it), a
 the gate's log gets one line naming the kind of error and never a byte of the request
 (the README's promise for the logs: no headers, ever). Every other error keeps aiohttp's own
 handling, whose log lines pass through the redacting handler of
-:func:`consentgate.logs.line_writers.configure_logging`.
+:func:`consentgate.logs.loggers.configure_logging`.
 
 :class:`CleanErrorsRequestHandler` is the connection handler of every listener the
 gate opens (the public one through :mod:`consentgate.serving.connections`, the admin

@@ -16,18 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consentgate.core.events import AuditEvent, direct_sink, log_sink
-from consentgate.logs.line_writers import (
-    ACCESS,
-    AUDIT,
-    AccessLines,
-    DirectLines,
-    _milliseconds,
-    _quoted_path,
-    _text_value,
-    _Timestamps,
-    configure_logging,
-)
 from consentgate.core.redact import REDACTED, SECRET_PARAMETERS, redact_query, redact_target
+from consentgate.logs.formatters import Timestamps, quoted_path, text_value
+from consentgate.logs.line_writers import AccessLines, DirectLines, _milliseconds
+from consentgate.logs.loggers import ACCESS, AUDIT, configure_logging
 
 #: configure_logging and serve change the consentgate logger: put back after each test.
 pytestmark = pytest.mark.usefixtures("restore_logging")
@@ -367,7 +359,7 @@ def test_audit_lines_to_a_closed_stream_are_lost_without_an_error() -> None:
 
 @given(st.text())
 def test_the_quick_path_quoting_is_the_generic_quoting(path: str) -> None:
-    assert _quoted_path(path) == _text_value(path)
+    assert quoted_path(path) == text_value(path)
 
 
 @given(st.floats() | st.floats(min_value=0, max_value=600) | st.sampled_from([0.0, 0.0005, 1e9]))
@@ -402,8 +394,8 @@ def _near_millisecond_edges() -> st.SearchStrategy[list[float]]:
     | st.lists(st.sampled_from([1_800_000_000.0, 1_800_000_000.0009, 1_800_000_000.001]))
 )
 def test_a_remembered_stamp_is_the_stamp_made_afresh(times: list[float]) -> None:
-    remembering = _Timestamps()
-    assert [remembering(t) for t in times] == [_Timestamps()(t) for t in times]
+    remembering = Timestamps()
+    assert [remembering(t) for t in times] == [Timestamps()(t) for t in times]
 
 
 _TARGETS = (

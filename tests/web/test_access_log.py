@@ -16,7 +16,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from consentgate.logs.line_writers import ACCESS, AccessLines, configure_logging
+from consentgate.logs.line_writers import AccessLines
+from consentgate.logs.loggers import ACCESS, configure_logging
 from consentgate.web.access import AccessLogger
 from consentgate.web.appkeys import CLIENT_IP, REQUEST_ID, SENDING, UPSTREAM_SECONDS
 from consentgate.web.inflight import Sending
