@@ -24,7 +24,7 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from consentgate.core.redact import redact_target
+from consentgate.core.trust.redact import redact_target
 from consentgate.logs.line_writers import AccessLines
 from consentgate.logs.loggers import ACCESS, configure_logging
 from consentgate.web.access import AccessLogger

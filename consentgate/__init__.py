@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from consentgate.core.keyring import KeyRing
-    from consentgate.core.records import ClientRecord, ConsentRecord
+    from consentgate.core.signed.keyring import KeyRing
+    from consentgate.core.signed.records import ClientRecord, ConsentRecord
     from consentgate.signing.key_directory import load_keyring
     from consentgate.store import ConsentStore
 
@@ -32,10 +32,10 @@ __all__ = [
 # The library names are imported on first use (PEP 562), so ``consentgate --version``
 # and ``check-config`` do not load aiosqlite and cryptography.
 _LAZY = {
-    "ClientRecord": "consentgate.core.records",
-    "ConsentRecord": "consentgate.core.records",
+    "ClientRecord": "consentgate.core.signed.records",
+    "ConsentRecord": "consentgate.core.signed.records",
     "ConsentStore": "consentgate.store",
-    "KeyRing": "consentgate.core.keyring",
+    "KeyRing": "consentgate.core.signed.keyring",
     "load_keyring": "consentgate.signing.key_directory",
 }
 

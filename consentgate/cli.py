@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from consentgate import __version__
 from consentgate.core.config import Config, ConfigError, load_config
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 
 if TYPE_CHECKING:
     from consentgate.core.audit import ChainReport
@@ -339,7 +339,7 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
 
 def _cmd_keys_adopt_cookie_secret(args: argparse.Namespace) -> int:
     """After changing the cookie secret on every gate on purpose: make it the store's."""
-    from consentgate.core.keyring import secret_fingerprint
+    from consentgate.core.signed.keyring import secret_fingerprint
     from consentgate.signing.key_directory import load_cookie_secret
 
     config = _load(args)
@@ -372,7 +372,7 @@ def _with_store(
     keeps when asked (``--store-keys``) or when the keys directory is not on this
     machine; every other command needs the keys directory.
     """
-    from consentgate.core.keyring import KeyRing
+    from consentgate.core.signed.keyring import KeyRing
     from consentgate.signing.key_directory import load_keyring
     from consentgate.store.opening import open_store
 
@@ -410,7 +410,7 @@ def _with_store(
 
 async def _use_store_keys(store: ConsentStore, keys_dir: Path) -> bool:
     """Verify with the store's public keys; False (and a message) when it keeps none."""
-    from consentgate.core.keyring import KeyRing
+    from consentgate.core.signed.keyring import KeyRing
 
     stored = await store.stored_keys()
     if not stored.keys and not stored.unreadable:
@@ -441,7 +441,7 @@ def _warn_failures(count: int) -> None:
 
 def _cmd_consents_list(args: argparse.Namespace) -> int:
     from consentgate.clients.kinds import Describer
-    from consentgate.core.records import consent_listing
+    from consentgate.core.signed.records import consent_listing
     from consentgate.store import VerificationFailure
 
     async def action(store: ConsentStore) -> int:
@@ -674,7 +674,7 @@ def _cmd_audit_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_consents_export(args: argparse.Namespace) -> int:
-    from consentgate.core.records import CLIENT_ENCODING, CONSENT_ENCODING, client_listing
+    from consentgate.core.signed.records import CLIENT_ENCODING, CONSENT_ENCODING, client_listing
     from consentgate.store import VerificationFailure
 
     async def write(store: ConsentStore, out: IO[str]) -> int:

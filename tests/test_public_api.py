@@ -13,7 +13,7 @@ import consentgate
 
 def test_the_documented_names_import_from_the_top_level_package() -> None:
     from consentgate import ClientRecord, ConsentRecord, ConsentStore, KeyRing, load_keyring
-    from consentgate.core.keyring import KeyRing as CoreKeyRing
+    from consentgate.core.signed.keyring import KeyRing as CoreKeyRing
     from consentgate.signing.key_directory import load_keyring as core_load_keyring
     from consentgate.store import ConsentStore as StoreConsentStore
 

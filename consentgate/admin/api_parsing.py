@@ -29,7 +29,7 @@ from typing import Any, Final, Literal
 
 from consentgate.core.audit import EVENTS, parse_since
 from consentgate.core.clientinfo import CLIENT_KINDS, ClientKind
-from consentgate.core.records import check_text
+from consentgate.core.signed.records import check_text
 
 #: Records per page when ``limit`` is not given, and the most a page may ask for.
 DEFAULT_LIMIT: Final = 100

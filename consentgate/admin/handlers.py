@@ -2,7 +2,7 @@
 
 Thin on purpose: each handler parses with :mod:`consentgate.admin.api_parsing`, calls the
 same :class:`~consentgate.store.ConsentStore` methods the CLI calls, and renders with
-the same serialisers (:func:`~consentgate.core.records.consent_listing`), so the API
+the same serialisers (:func:`~consentgate.core.signed.records.consent_listing`), so the API
 and ``consentgate consents list --json`` cannot drift apart: one implementation.
 Conventions from Hydra's admin API (list and revoke consent by subject, by client or
 one by one; listings paged by an opaque token).
@@ -35,8 +35,8 @@ from consentgate.admin.api_parsing import (
 )
 from consentgate.clients.kinds import ApprovalTally, Describer, describe
 from consentgate.core.paging import Listing, decode_cursor, encode_cursor
-from consentgate.core.records import client_listing, consent_listing
 from consentgate.core.requestids import new_request_id
+from consentgate.core.signed.records import client_listing, consent_listing
 from consentgate.store import ConsentStore, VerificationFailure
 from consentgate.upstream.bounded_read import read_up_to
 from consentgate.web.appkeys import STORE

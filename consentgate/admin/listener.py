@@ -25,7 +25,7 @@ from aiohttp import web
 from consentgate.admin.api_parsing import AdminToken, BadRequest, bearer_token
 from consentgate.admin.handlers import add_routes, json_response
 from consentgate.core.config import AdminConfig
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 from consentgate.metrics.collectors import EXPOSITION_TYPE, Metrics
 from consentgate.metrics.worker_merge import LOCAL_PATH, gather, socket_path
 from consentgate.signing.admin_token import load_admin_token

@@ -41,10 +41,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, NoReturn, cast, get_args
 
+from consentgate.clients.client_errors import ClientRuleError
 from consentgate.clients.client_id_urls import ClientIdURL
-from consentgate.clients.errors import ClientRuleError
 from consentgate.core.clientinfo import MAX_NAME_LENGTH, safe_http_url
-from consentgate.core.oauth import OAuthRequestError, parse_redirect_uri, redirect_uri_matches
+from consentgate.core.oauth.authorization_requests import (
+    OAuthRequestError,
+    parse_redirect_uri,
+    redirect_uri_matches,
+)
 
 #: The largest response body the gate reads as a document (FastMCP's cap).
 MAX_DOCUMENT_BYTES: Final = 5120

@@ -11,7 +11,7 @@ loopback-only redirect URIs).
 
 Every client text the pages show (its name, client_id, redirect URI, scopes,
 resource) loses the bidirectional controls that could reorder the gate's own words
-around it (:mod:`consentgate.core.bidi`); a link holding one is not shown at all,
+around it (:mod:`consentgate.core.trust.bidi`); a link holding one is not shown at all,
 as a link with a control character is not.
 
 The self-service approvals page (``web/approvals.py``) shows each remembered
@@ -29,16 +29,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
-from consentgate.core.bidi import has_bidi_controls, without_bidi_controls
-from consentgate.core.oauth import (
+from consentgate.core.oauth.authorization_requests import (
     AuthorizationRequest,
     OAuthRequestError,
     RedirectTarget,
     loopback_without_port,
     parse_redirect_uri,
 )
-from consentgate.core.records import ConsentRecord
-from consentgate.core.urls import BadURL, browser_host, split_authority, split_url
+from consentgate.core.signed.records import ConsentRecord
+from consentgate.core.trust.bidi import has_bidi_controls, without_bidi_controls
+from consentgate.core.trust.urls import BadURL, browser_host, split_authority, split_url
 
 #: The kinds of client the gate tells apart (``clients.kinds.client_kind`` decides):
 #: one whose registration the gate saw (RFC 7591), one named by a URL whose metadata

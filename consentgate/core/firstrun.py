@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from consentgate.core.config import Config, config_from_mapping
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 
 #: ``consentgate/``: this module lives in ``consentgate/core/``.
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent

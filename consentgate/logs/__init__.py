@@ -2,5 +2,5 @@
 (``loggers.py``), the text and JSON formatters (``formatters.py``), and the access and
 audit lines written in batches (``line_writers.py``).
 
-The redaction rules are pure (:mod:`consentgate.core.redact`); this package writes.
+The redaction rules are pure (:mod:`consentgate.core.trust.redact`); this package writes.
 """

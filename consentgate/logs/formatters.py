@@ -7,7 +7,7 @@ holds a space, a quote or an ``=``. Timestamps are made once per millisecond
 (:class:`Timestamps`), on the hot path of every line.
 
 A library's record (aiohttp's parse errors quote the header line they refused) is
-written redacted (:func:`~consentgate.core.redact.redact_text`), and of an exception
+written redacted (:func:`~consentgate.core.trust.redact.redact_text`), and of an exception
 only its frames and types, never its message (:func:`withheld_traceback`).
 """
 
@@ -21,7 +21,7 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-from consentgate.core.redact import redact_text
+from consentgate.core.trust.redact import redact_text
 
 
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:

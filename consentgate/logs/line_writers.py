@@ -5,7 +5,7 @@ loggers would write through :func:`~consentgate.logs.loggers.configure_logging`'
 formatter, built straight from the fields and written in one ``write`` and one flush
 per batch: the access line is on the path of every request.
 
-A request target is redacted (:func:`~consentgate.core.redact.redact_target`) before
+A request target is redacted (:func:`~consentgate.core.trust.redact.redact_target`) before
 it is written; a target is remembered only when nothing was redacted from it, so a
 code or a token is never kept in memory.
 """
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Final, TextIO
 
 from consentgate.core.memo import remembered
-from consentgate.core.redact import REDACTED, redact_target
+from consentgate.core.trust.redact import REDACTED, redact_target
 from consentgate.logs.formatters import Timestamps, quoted_path, text_line, text_value
 from consentgate.logs.loggers import ACCESS
 

@@ -11,7 +11,7 @@ Three loggers carry meaning (oauth2-proxy and Hydra keep the same split):
 Every other logger (aiohttp's ``aiohttp.server``, ``aiohttp.web``..., ``asyncio``,
 ``asyncpg``, ``aiosqlite``) reaches the root logger, where :func:`configure_logging`
 installs a handler writing the same lines, at ``warning`` or above: the message
-redacted (:func:`~consentgate.core.redact.redact_text`), and of an exception only
+redacted (:func:`~consentgate.core.trust.redact.redact_text`), and of an exception only
 its frames and type, never its message, which may quote a request (aiohttp's parse
 errors quote the header line). Without it Python's last-resort handler wrote those
 records to stderr as they were.

@@ -3,7 +3,7 @@
 Resources (the document fetcher, the upstream session, the store) are opened and closed in
 ``cleanup_ctx``, so a failed start closes what was opened and a stop closes
 everything. Every request the gate does not answer itself goes through
-:func:`dispatch`, which classifies the path once (:mod:`consentgate.core.paths`) and
+:func:`dispatch`, which classifies the path once (:mod:`consentgate.core.oauth.paths`) and
 hands it to the rule that owns it.
 """
 
@@ -19,19 +19,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from consentgate.admin.listener import admin_listener
-from consentgate.core import forwarding
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import Config
-from consentgate.core.cookies import CookieCrypto, CookieNames
-from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
-from consentgate.core.issuer import IssuerCache
-from consentgate.core.keyring import derive_key, secret_fingerprint
-from consentgate.core.paths import Route
+from consentgate.core.oauth.issuer import IssuerCache
+from consentgate.core.oauth.paths import Route
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.requestids import new_request_id
 from consentgate.core.settings import LiveSettings
+from consentgate.core.signed.cookies import CookieCrypto, CookieNames
+from consentgate.core.signed.keyring import derive_key, secret_fingerprint
+from consentgate.core.startup_errors import StartupError
 from consentgate.core.throttle import Throttle
+from consentgate.core.trust import forwarding
 from consentgate.metrics.collectors import Metrics
 from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.store import ConsentStore

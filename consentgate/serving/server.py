@@ -33,9 +33,9 @@ from typing import Any
 from aiohttp import web
 
 from consentgate.core.config import Config, LogConfig
-from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail, direct_sink
 from consentgate.core.reloading import ConfigSource
+from consentgate.core.startup_errors import StartupError
 from consentgate.logs.line_writers import AccessLines, DirectLines
 from consentgate.logs.loggers import ACCESS, configure_logging
 from consentgate.serving.application import create_app

@@ -55,8 +55,8 @@ from types import FrameType
 from typing import Final
 
 from consentgate.core.config import Config, ConfigError
-from consentgate.core.errors import StartupError
 from consentgate.core.reloading import ConfigSource
+from consentgate.core.startup_errors import StartupError
 from consentgate.logs.loggers import configure_logging
 from consentgate.serving.sdnotify import VARIABLES, Notifier
 from consentgate.signing.key_directory import load_cookie_secret, load_keyring

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 from consentgate.signing.private_files import check_private_file
 
 #: The shortest admin API bearer token accepted (as the cookie secret: 32 characters).

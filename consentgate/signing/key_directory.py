@@ -30,8 +30,8 @@ from typing import Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from consentgate.core.errors import StartupError
-from consentgate.core.keyring import COOKIE_SECRET_BYTES, KeyRing, key_id
+from consentgate.core.signed.keyring import COOKIE_SECRET_BYTES, KeyRing, key_id
+from consentgate.core.startup_errors import StartupError
 from consentgate.signing.private_files import (
     check_private_file,
     directory_lock,

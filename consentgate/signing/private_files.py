@@ -17,7 +17,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 
 
 def file_mode(st: os.stat_result) -> str:

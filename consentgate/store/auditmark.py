@@ -27,7 +27,7 @@ from typing import Final
 
 from consentgate.core.audit import AuditMark
 from consentgate.core.clock import Clock
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 from consentgate.signing.private_files import write_private_file
 from consentgate.store.errors import StoreUnavailable
 

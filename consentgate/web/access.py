@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from consentgate.core.redact import redact_target
+from consentgate.core.trust.redact import redact_target
 from consentgate.logs.line_writers import AccessLines
 from consentgate.logs.loggers import ACCESS
 from consentgate.web.appkeys import ACCESS_LINES, CLIENT_IP, REQUEST_ID, SENDING, UPSTREAM_SECONDS

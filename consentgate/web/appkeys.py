@@ -14,14 +14,14 @@ from aiohttp import web
 
 from consentgate.clients.fetcher import DocumentFetcher
 from consentgate.core.clock import Clock
-from consentgate.core.cookies import CookieCrypto
 from consentgate.core.events import AuditTrail
-from consentgate.core.forwarding import IPAddress
-from consentgate.core.issuer import IssuerCache
+from consentgate.core.oauth.issuer import IssuerCache
 from consentgate.core.reloading import ConfigSource
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.settings import LiveSettings, Settings
+from consentgate.core.signed.cookies import CookieCrypto
 from consentgate.core.throttle import Throttle
+from consentgate.core.trust.forwarding import IPAddress
 from consentgate.logs.line_writers import AccessLines
 from consentgate.metrics.collectors import Metrics
 from consentgate.store import ConsentStore

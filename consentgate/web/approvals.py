@@ -37,8 +37,8 @@ from aiohttp import web
 from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.clients.kinds import client_domain
 from consentgate.core.clientinfo import ApprovalView, build_approval_view
-from consentgate.core.cookies import same_token
-from consentgate.core.records import ClientRecord
+from consentgate.core.signed.cookies import same_token
+from consentgate.core.signed.records import ClientRecord
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, REQUEST_ID, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.browser import Browser

@@ -5,9 +5,9 @@ Its promises, and the advisories they come from:
 * No authorization request for a client this browser has not approved reaches
   the upstream (MCP 2025-11-25, "Confused Deputy Problem": proxies with a static
   client id MUST obtain consent for each dynamically registered client). Whether
-  to ask is decided in :mod:`consentgate.core.decision`.
+  to ask is decided in :mod:`consentgate.core.oauth.decision`.
 * The request is parsed strictly and sealed into the page (a MACed, expiring
-  value bound to this browser, :mod:`consentgate.core.pending`); nothing is stored
+  value bound to this browser, :mod:`consentgate.core.signed.pending`); nothing is stored
   until it is answered, so strangers rendering pages spend no budget that others
   need. The answer (:mod:`consentgate.web.consent`) trusts only that seal, the CSRF
   token and the choice, never an unauthenticated hidden field.
@@ -33,10 +33,7 @@ from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.clients.kinds import ClientDescription, describe
 from consentgate.clients.metadata_documents import localhost_only
 from consentgate.core.clientinfo import ClientMetadata, build_view
-from consentgate.core.cookies import set_cookie_header
-from consentgate.core.decision import FirstLook, first_look
-from consentgate.core.navigation import is_navigation
-from consentgate.core.oauth import (
+from consentgate.core.oauth.authorization_requests import (
     AuthorizationRequest,
     OAuthRequestError,
     consent_redirect_key,
@@ -44,9 +41,12 @@ from consentgate.core.oauth import (
     parse_parameters,
     redirect_uri_matches,
 )
-from consentgate.core.paths import RoutedPath
-from consentgate.core.pending import PendingConsent
-from consentgate.core.records import MAX_PENDING_PAYLOAD
+from consentgate.core.oauth.decision import FirstLook, first_look
+from consentgate.core.oauth.navigation import is_navigation
+from consentgate.core.oauth.paths import RoutedPath
+from consentgate.core.signed.cookies import set_cookie_header
+from consentgate.core.signed.pending import PendingConsent
+from consentgate.core.signed.records import MAX_PENDING_PAYLOAD
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, METRICS, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.bodies import FormTooLarge, read_form
@@ -212,7 +212,7 @@ def _answer_program(
     listed: ListedClient | None,
 ) -> web.Response:
     """The answer to a request that is not a person's browser opening the URL
-    (:mod:`consentgate.core.navigation`): JSON, never a redirect, nothing upstream.
+    (:mod:`consentgate.core.oauth.navigation`): JSON, never a redirect, nothing upstream.
 
     * A client the gate does not know: 400 ``invalid_client`` (RFC 6749 §5.2's error
       JSON; §4.1.2.1: no redirect for an invalid client), so a program checking
@@ -291,7 +291,7 @@ def _audit_program(
 async def _silent_reason(
     request: web.Request, auth: AuthorizationRequest, subject: str | None
 ) -> str | None:
-    """Why this request may pass without asking (see :mod:`consentgate.core.decision`),
+    """Why this request may pass without asking (see :mod:`consentgate.core.oauth.decision`),
     or None to ask."""
     consent = request[SETTINGS].config.consent
     look = first_look(

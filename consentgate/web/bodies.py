@@ -13,7 +13,7 @@ from typing import Final
 
 from aiohttp import web
 
-from consentgate.core.oauth import OAuthRequestError
+from consentgate.core.oauth.authorization_requests import OAuthRequestError
 from consentgate.upstream.bounded_read import read_up_to
 
 #: A form the gate reads (an authorization request by POST, a consent answer).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from consentgate.core.cookies import BROWSER_COOKIE_MAX_AGE, set_cookie_header
+from consentgate.core.signed.cookies import BROWSER_COOKIE_MAX_AGE, set_cookie_header
 from consentgate.web.appkeys import COOKIE_CRYPTO, SETTINGS
 
 

@@ -16,10 +16,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from consentgate.core.audit import CallbackRefusal
-from consentgate.core.cookies import set_cookie_header
-from consentgate.core.forwarding import address_group
-from consentgate.core.oauth import OAuthRequestError, encode_parameters, parse_parameters
-from consentgate.core.paths import RoutedPath
+from consentgate.core.oauth.authorization_requests import (
+    OAuthRequestError,
+    encode_parameters,
+    parse_parameters,
+)
+from consentgate.core.oauth.paths import RoutedPath
+from consentgate.core.signed.cookies import set_cookie_header
+from consentgate.core.trust.forwarding import address_group
 from consentgate.web.appkeys import CLIENT_IP, CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.browser import Browser

@@ -17,9 +17,9 @@ from typing import Final
 
 from aiohttp import web
 
-from consentgate.core.endpoints import metadata_request_headers
 from consentgate.core.events import AuditEvent
-from consentgate.core.oauth import AuthorizationRequest, error_redirect
+from consentgate.core.oauth.authorization_requests import AuthorizationRequest, error_redirect
+from consentgate.core.oauth.upstream_endpoints import metadata_request_headers
 from consentgate.web.appkeys import AUDIT, ISSUER, LIVE_SETTINGS, REQUEST_ID, UPSTREAM
 
 MAX_METADATA_BYTES: Final = 256 * 1024

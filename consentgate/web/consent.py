@@ -3,7 +3,7 @@
 * The form is protected by a per-render, double-submitted CSRF token bound to the
   page's id and the browser; the POST trusts nothing from the form but the page's
   seal (MACed by the gate, bound to this browser, expiring:
-  :mod:`consentgate.core.pending`), the token and the choice (Cloudflare's early
+  :mod:`consentgate.core.signed.pending`), the token and the choice (Cloudflare's early
   demos trusted unauthenticated hidden fields). A second render does not
   invalidate the first (FastMCP #4814).
 * It must come from the gate's own page (Fetch Metadata, else Origin); when the
@@ -25,14 +25,14 @@ from aiohttp import web
 
 from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.clients.kinds import ClientDescription, describe
-from consentgate.core.cookies import same_token, set_cookie_header
-from consentgate.core.oauth import (
+from consentgate.core.oauth.authorization_requests import (
     OAuthRequestError,
     consent_redirect_key,
     parse_authorization_request,
     parse_parameters,
 )
-from consentgate.core.pending import BadPending
+from consentgate.core.signed.cookies import same_token, set_cookie_header
+from consentgate.core.signed.pending import BadPending
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
 from consentgate.web.audit import audit_event
 from consentgate.web.browser import Browser

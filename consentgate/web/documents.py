@@ -46,8 +46,8 @@ from consentgate.clients.client_id_urls import BadClientIdURL, ClientIdURL, pars
 from consentgate.clients.fetch_results import TRANSIENT, FetchFailed
 from consentgate.clients.fetcher import Admission, DocumentFetcher
 from consentgate.clients.metadata_documents import ClientMetadataDocument, redirect_uri_listed
-from consentgate.core.errors import StartupError
-from consentgate.core.oauth import AuthorizationRequest
+from consentgate.core.oauth.authorization_requests import AuthorizationRequest
+from consentgate.core.startup_errors import StartupError
 from consentgate.web.appkeys import CLOCK, DOCUMENT_FETCHER, LIVE_SETTINGS, SETTINGS
 from consentgate.web.audit import audit_event
 from consentgate.web.pages import error_response

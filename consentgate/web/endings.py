@@ -15,7 +15,7 @@ import time
 
 from aiohttp import web
 
-from consentgate.core.redact import redact_target
+from consentgate.core.trust.redact import redact_target
 from consentgate.web.access import CLIENT_CLOSED, access_fields, write_access_line
 from consentgate.web.appkeys import IN_FLIGHT, REQUEST_ID, SENDING, SETTINGS
 

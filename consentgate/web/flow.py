@@ -9,7 +9,7 @@
   ``state``; the callback (:mod:`consentgate.web.callback`) needs that cookie, once
   (FastMCP GHSA-rww4-4w9c-7733).
 * That check happens only at ``upstream.callback_path``: a hand-off whose
-  ``redirect_uri`` names another callback (:func:`consentgate.core.endpoints.
+  ``redirect_uri`` names another callback (:func:`consentgate.core.oauth.upstream_endpoints.
   callback_mismatch`) would bring the browser back where nothing checks it, so the
   browser is not sent on: a 502 page and an error log line naming the key.
 """
@@ -24,10 +24,10 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from consentgate.core.cookies import set_cookie_header
-from consentgate.core.endpoints import EndpointMismatch, callback_mismatch
-from consentgate.core.oauth import Parameters, encode_parameters
-from consentgate.core.urls import split_url
+from consentgate.core.oauth.authorization_requests import Parameters, encode_parameters
+from consentgate.core.oauth.upstream_endpoints import EndpointMismatch, callback_mismatch
+from consentgate.core.signed.cookies import set_cookie_header
+from consentgate.core.trust.urls import split_url
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS
 from consentgate.web.audit import audit_event
 from consentgate.web.browser import Browser

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from consentgate.core.oauth import OAuthRequestError, parse_parameters
+from consentgate.core.oauth.authorization_requests import OAuthRequestError, parse_parameters
 from consentgate.web.appkeys import SETTINGS
 from consentgate.web.audit import audit_event
 from consentgate.web.bodies import FormTooLarge, read_form

@@ -16,7 +16,7 @@ import logging
 
 from aiohttp import web
 
-from consentgate.core.paths import RoutedPath
+from consentgate.core.oauth.paths import RoutedPath
 from consentgate.upstream.bounded_read import read_up_to
 from consentgate.web.appkeys import STORE
 from consentgate.web.audit import audit_event

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from aiohttp import StreamReader, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from consentgate.core import forwarding
-from consentgate.core.redact import redact_target
+from consentgate.core.trust import forwarding
+from consentgate.core.trust.redact import redact_target
 from consentgate.upstream.failures import UpstreamConnectError, UpstreamError
 from consentgate.upstream.responses import UpstreamResponse
 from consentgate.web.appkeys import (

@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 
 #: ``consentgate/``: this module lives in ``consentgate/web/``.
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent

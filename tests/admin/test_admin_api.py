@@ -18,8 +18,8 @@ from multidict import CIMultiDictProxy
 from prometheus_client.parser import text_string_to_metric_families
 
 from consentgate.core.config import ConfigError, config_from_mapping
-from consentgate.core.errors import StartupError
 from consentgate.core.paging import Listing, encode_cursor
+from consentgate.core.startup_errors import StartupError
 from consentgate.store import ConsentStore
 from consentgate.store.errors import StoreUnavailable
 from consentgate.web.appkeys import STORE

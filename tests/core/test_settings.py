@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consentgate.core.paths import Route
+from consentgate.core.oauth.paths import Route
 from consentgate.core.settings import GATE_COOKIE_PREFIXES, LiveSettings, Settings
 from tests.conftest import make_config
 

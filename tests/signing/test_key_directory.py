@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from consentgate.core.errors import StartupError
-from consentgate.core.keyring import (
+from consentgate.core.signed.keyring import (
     key_id,
 )
+from consentgate.core.startup_errors import StartupError
 from consentgate.signing.key_directory import (
     ACTIVE_FILE,
     COOKIE_SECRET_FILE,

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from consentgate.core.pending import MAX_SEALED_LENGTH
+from consentgate.core.signed.pending import MAX_SEALED_LENGTH
 from consentgate.signing.key_directory import load_keyring, rotate_keys
 from consentgate.web.appkeys import STORE
 from tests.conftest import FakeClock, Stack, StartStack

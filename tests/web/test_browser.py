@@ -21,7 +21,7 @@ from aiohttp import web
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from consentgate.core.urls import BadURL, browser_host
+from consentgate.core.trust.urls import BadURL, browser_host
 from consentgate.demo import DemoStack, run_demo
 from tests.conftest import StartStack, StartUpstream
 from tests.support.documenthost import answer, issue, make_authority, running

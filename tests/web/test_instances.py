@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from consentgate.core.keyring import KeyRing, jwk_text, secret_fingerprint
+from consentgate.core.signed.keyring import KeyRing, jwk_text, secret_fingerprint
 from consentgate.web.appkeys import STORE
 from tests.conftest import RunningGate, StartGate, StartUpstream
 from tests.support.browsersim import Browser, Page

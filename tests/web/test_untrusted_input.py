@@ -19,10 +19,8 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consentgate.core import forwarding
 from consentgate.core.clientinfo import build_view, safe_http_url
-from consentgate.core.cookies import CookieCrypto, CookieNames, same_token
-from consentgate.core.oauth import (
+from consentgate.core.oauth.authorization_requests import (
     OAuthRequestError,
     consent_redirect_key,
     parse_authorization_request,
@@ -30,10 +28,12 @@ from consentgate.core.oauth import (
     parse_redirect_uri,
     redirect_uri_matches,
 )
-from consentgate.core.paths import PathRules, Route
-from consentgate.core.pending import BadPending, PendingConsent
-from consentgate.core.records import ClientRecord
-from consentgate.core.urls import BadURL, browser_host, split_url
+from consentgate.core.oauth.paths import PathRules, Route
+from consentgate.core.signed.cookies import CookieCrypto, CookieNames, same_token
+from consentgate.core.signed.pending import BadPending, PendingConsent
+from consentgate.core.signed.records import ClientRecord
+from consentgate.core.trust import forwarding
+from consentgate.core.trust.urls import BadURL, browser_host, split_url
 from tests.conftest import StartGate, StartStack, StartUpstream
 from tests.web.test_authorize import auth_params, register
 

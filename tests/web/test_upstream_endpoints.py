@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 from tests.conftest import StartGate, StartStack, StartUpstream
 from tests.support.browsersim import Browser
 from tests.support.fakeproxy import IDP

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentgate.core.oauth import (
+from consentgate.core.oauth.authorization_requests import (
     OAuthRequestError,
     consent_redirect_key,
     encode_parameters,

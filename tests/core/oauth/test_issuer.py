@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from consentgate.core.issuer import METADATA_PATH, RETRY_AFTER, IssuerCache
+from consentgate.core.oauth.issuer import METADATA_PATH, RETRY_AFTER, IssuerCache
 from tests.conftest import FakeClock
 
 

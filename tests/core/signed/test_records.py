@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from consentgate.core.keyring import KeyRing
-from consentgate.core.records import (
+from consentgate.core.signed.keyring import KeyRing
+from consentgate.core.signed.records import (
     CONSENT_COLUMNS,
     ClientRecord,
     ConsentRecord,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consentgate.core.navigation import is_navigation
+from consentgate.core.oauth.navigation import is_navigation
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ Why the seal can be trusted where a hidden field could not: Cloudflare's early M
 approval dialogs trusted hidden form fields that nobody had authenticated (fixed in
 workers-oauth-provider's demos by keeping the request server-side). This value is
 MACed (HMAC-SHA256, RFC 2104) with a key derived for this one purpose from the
-cookie secret (:func:`consentgate.core.keyring.derive_key`, ``"pending-seal"``), over a
+cookie secret (:func:`consentgate.core.signed.keyring.derive_key`, ``"pending-seal"``), over a
 version byte, the expiry, the page's id, the payload and the browser's subject, and
 compared in constant time: changing any byte, moving it to another browser, or
 keeping it past its expiry makes it unusable. Its content is not secret: it is the
@@ -39,8 +39,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from consentgate.core.oauth import Parameters, encode_parameters
-from consentgate.core.records import MAX_PENDING_PAYLOAD
+from consentgate.core.oauth.authorization_requests import Parameters, encode_parameters
+from consentgate.core.signed.records import MAX_PENDING_PAYLOAD
 
 FORMAT: Final = 2
 #: The first byte of a sealed page: a new layout gets a new version, and an old
@@ -118,7 +118,7 @@ def seal(key: bytes, pending_id: str, subject: str, expires_at: int, page: Pendi
     """The page's form value: version, expiry, id and payload, MACed with the subject.
 
     ``pending_id`` is the 32 lower-case hex digits of
-    :meth:`~consentgate.core.cookies.CookieCrypto.new_pending_id`.
+    :meth:`~consentgate.core.signed.cookies.CookieCrypto.new_pending_id`.
     """
     if not _PENDING_ID.fullmatch(pending_id):
         raise ValueError(f"a pending id is 32 lower-case hex digits, got {pending_id!r}")

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from consentgate.core.pending import OpenedPage, PendingConsent, open_seal, seal
+from consentgate.core.signed.pending import OpenedPage, PendingConsent, open_seal, seal
 
 BROWSER_ID_BYTES: Final = 18
 BROWSER_COOKIE_MAX_AGE: Final = 400 * 86400  # the longest lifetime browsers keep
@@ -164,12 +164,12 @@ class CookieCrypto:
     def seal_pending(
         self, pending_id: str, subject: str, expires_at: int, page: PendingConsent
     ) -> str:
-        """The consent form's sealed request (:func:`consentgate.core.pending.seal`)."""
+        """The consent form's sealed request (:func:`consentgate.core.signed.pending.seal`)."""
         return seal(self._seal_key, pending_id, subject, expires_at, page)
 
     def open_pending(self, sealed: str, subject: str, now: float) -> OpenedPage:
         """The page sealed for ``subject``, unexpired; else
-        :class:`~consentgate.core.pending.BadPending`."""
+        :class:`~consentgate.core.signed.pending.BadPending`."""
         return open_seal(self._seal_key, sealed, subject, now)
 
     # -- self-service approvals page CSRF ------------------------------------------

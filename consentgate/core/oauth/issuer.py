@@ -5,7 +5,7 @@ through the gate, and must not act on an error whose ``iss`` differs or is missi
 (RFC 9207 §2.4; MCP 2026-07-28, docs/references.md). So the value is the upstream's
 ``issuer`` exactly as served (a trailing slash or a path kept): taken from
 ``[upstream] issuer`` when set (``serve`` and ``readyz`` refuse one the metadata
-contradicts, core/endpoints.py), else read once from the upstream's RFC 8414
+contradicts, core/oauth/upstream_endpoints.py), else read once from the upstream's RFC 8414
 metadata (``/.well-known/oauth-authorization-server``), asked the way a client's
 request through the gate asks (the caller's fetch sends those headers): at start
 and at each readiness probe, when the gate compares its endpoints (:meth:`note`),

@@ -1,15 +1,15 @@
-"""The consent decision's first look, rule by rule (consentgate.core.decision)."""
+"""The consent decision's first look, rule by rule (consentgate.core.oauth.decision)."""
 
 from __future__ import annotations
 
 import pytest
 
-from consentgate.core.decision import FirstLook, first_look
-from consentgate.core.oauth import (
+from consentgate.core.oauth.authorization_requests import (
     AuthorizationRequest,
     parse_authorization_request,
     parse_parameters,
 )
+from consentgate.core.oauth.decision import FirstLook, first_look
 
 QUERY = (
     "response_type=code&client_id=c1&redirect_uri=https%3A%2F%2Fclient.example%2Fcb"

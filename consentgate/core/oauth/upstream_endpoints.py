@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from consentgate.core.config import Config
-from consentgate.core.paths import PathRules, Route
+from consentgate.core.oauth.paths import PathRules, Route
 
 #: The metadata field, the key it checks, and the route the advertised path must reach.
 ADVERTISED: Final = (

@@ -5,7 +5,7 @@ a current metadata document listing the redirect URI, or the request is refused 
 page (``web/documents.py``): so rule 6 holds for such a client only while its document,
 fetched or cached for this very request, still lists the URI it approved.
 
-The rule, in the order it is applied (each line is a test in tests/core/test_decision.py):
+The rule, in the order it is applied (each line is a test in tests/core/oauth/test_decision.py):
 
 1. A request whose content is hidden from the gate (PAR ``request_uri``, JAR
    ``request``) is always asked: the gate cannot tell what it would approve.
@@ -29,7 +29,7 @@ import enum
 from collections.abc import Collection
 from typing import Final
 
-from consentgate.core.oauth import AuthorizationRequest
+from consentgate.core.oauth.authorization_requests import AuthorizationRequest
 
 #: Navigations that cannot have been started by another site (Fetch Metadata).
 SILENT_FETCH_SITES: Final = frozenset({"none", "same-origin", "same-site"})

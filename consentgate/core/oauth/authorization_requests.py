@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from consentgate.core.memo import remembered
-from consentgate.core.records import (
+from consentgate.core.signed.records import (
     MAX_CLIENT_ID_LENGTH,
     MAX_SCOPE_LENGTH,
     MAX_URI_LENGTH,
 )
-from consentgate.core.urls import (
+from consentgate.core.trust.urls import (
     BadURL,
     browser_host,
     is_plainly_spelled,

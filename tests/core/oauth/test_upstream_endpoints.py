@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from consentgate.core.endpoints import (
+from consentgate.core.oauth.upstream_endpoints import (
     callback_mismatch,
     endpoint_mismatches,
     metadata_request_headers,

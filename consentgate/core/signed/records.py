@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 if TYPE_CHECKING:
-    from consentgate.core.keyring import KeyRing
+    from consentgate.core.signed.keyring import KeyRing
 
 CONSENT_ENCODING: Final = "consentgate-consent-v1"
 CLIENT_ENCODING: Final = "consentgate-client-v1"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consentgate.core.urls import (
+from consentgate.core.trust.urls import (
     BadURL,
     browser_host,
     is_plainly_spelled,

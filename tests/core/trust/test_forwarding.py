@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from consentgate.core.forwarding import (
+from consentgate.core.trust.forwarding import (
     CLIENT_IDENTITY_HEADERS,
     FORWARDING_HEADERS,
     HOP_BY_HOP,

@@ -9,9 +9,9 @@ import secrets
 
 import pytest
 
-from consentgate.core.cookies import CookieCrypto, CookieNames, set_cookie_header
-from consentgate.core.keyring import derive_key
-from consentgate.core.pending import (
+from consentgate.core.signed.cookies import CookieCrypto, CookieNames, set_cookie_header
+from consentgate.core.signed.keyring import derive_key
+from consentgate.core.signed.pending import (
     MAX_SEALED_LENGTH,
     SEAL_VERSION,
     BadPending,
@@ -19,7 +19,7 @@ from consentgate.core.pending import (
     open_seal,
     seal,
 )
-from consentgate.core.records import MAX_PENDING_PAYLOAD
+from consentgate.core.signed.records import MAX_PENDING_PAYLOAD
 
 
 @pytest.fixture

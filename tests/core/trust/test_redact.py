@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from consentgate.core.redact import (
+from consentgate.core.trust.redact import (
     REDACTED,
     SECRET_PARAMETERS,
     redact_query,

@@ -7,7 +7,13 @@ import urllib.parse
 import pytest
 import yarl
 
-from consentgate.core.paths import PathRules, Route, benign_form, loose_form, remove_dot_segments
+from consentgate.core.oauth.paths import (
+    PathRules,
+    Route,
+    benign_form,
+    loose_form,
+    remove_dot_segments,
+)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from consentgate.core.keyring import (
+from consentgate.core.signed.keyring import (
     KeyRing,
     SigningUnavailable,
     derive_key,
