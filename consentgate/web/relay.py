@@ -59,6 +59,7 @@ from consentgate.web.appkeys import (
 from consentgate.web.bodies import RequestBodyStalled
 from consentgate.web.inflight import Sending
 from consentgate.web.pages import error_response
+from consentgate.web.relay_deadlines import HeaderDeadline, IdleDeadline
 
 log = logging.getLogger("consentgate")
 
@@ -94,7 +95,7 @@ class _BodyPump:
     """Streams the client's body upstream after its ``first`` bytes, counting it
     against the size limit; a pause of ``pause`` seconds in one wait for the client
     ends it (:class:`RequestBodyStalled`). It runs in the pool's sender task, so its
-    deadline is that task's (one timer for the whole body, :class:`_IdleDeadline`)."""
+    deadline is that task's (one timer for the whole body, :class:`IdleDeadline`)."""
 
     request: web.Request
     first: bytes
@@ -109,7 +110,7 @@ class _BodyPump:
         content = self.request.content
         total = len(self.first)
         try:
-            with _IdleDeadline(self.request.app[UPSTREAM].loop, self.pause) as deadline:
+            with IdleDeadline(self.request.app[UPSTREAM].loop, self.pause) as deadline:
                 while chunk := await _client_bytes(content, deadline):
                     total += len(chunk)
                     if total > self.limit:
@@ -122,7 +123,7 @@ class _BodyPump:
         self.on_sent()
 
 
-async def _client_bytes(content: StreamReader, deadline: _IdleDeadline) -> bytes:
+async def _client_bytes(content: StreamReader, deadline: IdleDeadline) -> bytes:
     """The next bytes of the client's body, ``b""`` at its end: what is buffered at
     once, else a wait for the client, the only time that counts against ``deadline``."""
     chunk = content.read_nowait()
@@ -146,7 +147,7 @@ async def _body_start(
     chunks: list[bytes] = []
     total = 0
     try:
-        with _IdleDeadline(request.app[UPSTREAM].loop, pause) as deadline:
+        with IdleDeadline(request.app[UPSTREAM].loop, pause) as deadline:
             while chunk := await _client_bytes(content, deadline):
                 total += len(chunk)
                 if total > limit:
@@ -158,118 +159,6 @@ async def _body_start(
         raise RequestBodyStalled from None
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     return data, content.at_eof()
-
-
-class _TaskDeadline:
-    """What ``asyncio.timeout`` does for the current task, with the loop known in
-    advance: a timer cancels the task when the deadline passes, and that cancellation,
-    if it is the only one, leaves the ``with`` block as ``TimeoutError``; any other
-    cancellation (the client went away, the shutdown) stays a ``CancelledError``.
-
-    ``asyncio.timeout`` looks the loop up twice and the task once, in Python, on every
-    use (on Python 3.11 each loop lookup is a ``getpid`` system call; 3 % of the
-    relay's profile). Subclasses say when the deadline is (:meth:`_arm`).
-    """
-
-    __slots__ = ("_cancelling", "_done", "_expired", "_handle", "_loop", "_task")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        task = asyncio.current_task(loop)
-        if task is None:  # pragma: no cover - handlers always run in a task
-            raise RuntimeError("a deadline needs a task")
-        self._loop = loop
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._handle: asyncio.TimerHandle | None = None
-        self._expired = False
-        self._done = False
-
-    def _arm(self, when: float, callback: Callable[[], None]) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = self._loop.call_at(when, callback)
-
-    def _expire(self) -> None:
-        self._handle = None
-        self._expired = True
-        self._task.cancel()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        self._done = True
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if (
-            self._expired
-            and self._task.uncancel() <= self._cancelling
-            and exc_type is asyncio.CancelledError
-        ):
-            raise TimeoutError from exc
-
-
-class _HeaderDeadline(_TaskDeadline):
-    """``asyncio.timeout_at`` (see :class:`_TaskDeadline`). ``reschedule`` after the
-    deadline passed or after the block ended does nothing."""
-
-    __slots__ = ()
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, when: float | None) -> None:
-        super().__init__(loop)
-        if when is not None:
-            self.reschedule(when)
-
-    def reschedule(self, when: float) -> None:
-        if not (self._expired or self._done):
-            self._arm(when, self._expire)
-
-    def __enter__(self) -> _HeaderDeadline:
-        return self
-
-
-class _IdleDeadline(_TaskDeadline):
-    """A pause of ``idle`` seconds in one wait for the upstream's body ends the body.
-
-    What ``async with asyncio.timeout(idle)`` around each wait did, with one timer for
-    the whole body instead of one per wait (a 1 MiB response waits 16-30 times).
-    Only time spent *waiting for the upstream* counts: a write the client is slow to
-    take never expires it (see :class:`_TaskDeadline` for how it ends the block).
-    """
-
-    __slots__ = ("_idle", "_wait_started")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, idle: float) -> None:
-        super().__init__(loop)
-        self._idle = idle
-        #: When the current wait began; None while not waiting for the upstream.
-        self._wait_started: float | None = None
-
-    def waiting(self) -> None:
-        """A wait for the upstream begins (the timer is armed at the first)."""
-        now = self._loop.time()
-        self._wait_started = now
-        if self._handle is None and not self._expired:
-            self._arm(now + self._idle, self._check)
-
-    def done_waiting(self) -> None:
-        self._wait_started = None
-
-    def _check(self) -> None:
-        self._handle = None
-        if self._done:
-            return
-        started = self._wait_started
-        now = self._loop.time()
-        if started is None:  # not waiting now: look again one idle period from now
-            self._arm(now + self._idle, self._check)
-        elif now < started + self._idle:
-            self._arm(started + self._idle, self._check)
-        else:
-            self._expire()
-
-    def __enter__(self) -> _IdleDeadline:
-        return self
 
 
 def upstream_headers(request: web.Request) -> CIMultiDict[str]:
@@ -362,7 +251,7 @@ class UpstreamExchange:
             # The response headers are due read_timeout after the request body was
             # sent: from now with the body in hand, else from when the pump sent its
             # last byte.
-            with _HeaderDeadline(
+            with HeaderDeadline(
                 loop, None if pump is not None else loop.time() + read_timeout
             ) as deadline:
                 if pump is not None:
@@ -506,10 +395,10 @@ async def stream_response(
     event_stream = content_type.startswith("text/event-stream")
     upstream_pool = request.app[UPSTREAM]
     # Event streams have no idle limit; other bodies may pause read_timeout per wait.
-    idle: contextlib.nullcontext[None] | _IdleDeadline = (
+    idle: contextlib.nullcontext[None] | IdleDeadline = (
         contextlib.nullcontext()
         if event_stream
-        else _IdleDeadline(upstream_pool.loop, upstream_pool.read_timeout)
+        else IdleDeadline(upstream_pool.loop, upstream_pool.read_timeout)
     )
     with request.app[IN_FLIGHT].streaming(sending):
         try:
