@@ -40,7 +40,7 @@ from consentgate.web.appkeys import (
     WORKER_PLACE,
     WorkerPlace,
 )
-from consentgate.web.malformed import CleanErrorsAppRunner
+from consentgate.web.guards.malformed import CleanErrorsAppRunner
 
 log = logging.getLogger("consentgate")
 

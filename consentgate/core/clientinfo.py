@@ -14,7 +14,7 @@ resource) loses the bidirectional controls that could reorder the gate's own wor
 around it (:mod:`consentgate.core.trust.bidi`); a link holding one is not shown at all,
 as a link with a control character is not.
 
-The self-service approvals page (``web/approvals.py``) shows each remembered
+The self-service approvals page (``web/consent_flow/approvals.py``) shows each remembered
 approval with the same words: :func:`build_approval_view`.
 
 Pure module: no aiohttp import.

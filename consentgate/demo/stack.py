@@ -34,7 +34,7 @@ from aiohttp import web
 from consentgate.core.config import Config, config_from_mapping
 from consentgate.logs.loggers import configure_logging
 from consentgate.serving.server import start
-from consentgate.web.templates import Templates
+from consentgate.web.rendering.templates import Templates
 
 log = logging.getLogger("consentgate")
 

@@ -59,20 +59,20 @@ from consentgate.web.appkeys import (
     UPSTREAM,
     UPSTREAM_LOG,
 )
-from consentgate.web.approvals import approvals_answer, approvals_page
-from consentgate.web.authorize import authorize
-from consentgate.web.bodies import RequestBodyStalled
-from consentgate.web.callback import callback
-from consentgate.web.consent import consent_answer
+from consentgate.web.consent_flow.approvals import approvals_answer, approvals_page
+from consentgate.web.consent_flow.authorize import authorize
+from consentgate.web.consent_flow.callback import callback
+from consentgate.web.consent_flow.consent import consent_answer
 from consentgate.web.documents import documents_ctx
-from consentgate.web.endings import report_ended_early, why_ended_early
 from consentgate.web.endpoints import endpoints_at_start
-from consentgate.web.inflight import InFlight
-from consentgate.web.pages import error_response
+from consentgate.web.guards.bodies import RequestBodyStalled
+from consentgate.web.guards.endings import report_ended_early, why_ended_early
+from consentgate.web.guards.inflight import InFlight
 from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register
 from consentgate.web.relay import SERVER_HEADER, relay
-from consentgate.web.templates import Templates
+from consentgate.web.rendering.pages import error_response
+from consentgate.web.rendering.templates import Templates
 
 log = logging.getLogger("consentgate")
 

@@ -9,7 +9,7 @@ A request that did not end normally says how in ``ended``: ``client`` (the clien
 went away first; status 499, as nginx logs it) or ``shutdown`` (the gate's
 shutdown grace ran out; the status of what was begun, or 503 when nothing was).
 aiohttp writes the line of a request whose handler returned; the gate writes the
-line of one whose handler was abandoned (:mod:`consentgate.web.endings`).
+line of one whose handler was abandoned (:mod:`consentgate.web.guards.endings`).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ _NULL = logging.getLogger("consentgate.access.batched")
 
 def write_access_line(request: web.Request, fields: dict[str, Any]) -> None:
     """An access line written by the gate itself (a request abandoned by its handler,
-    :mod:`consentgate.web.endings`), through the same sink as aiohttp's lines."""
+    :mod:`consentgate.web.guards.endings`), through the same sink as aiohttp's lines."""
     lines = request.app.get(ACCESS_LINES)
     if lines is not None:
         lines.write(fields)

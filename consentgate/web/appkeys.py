@@ -26,8 +26,8 @@ from consentgate.logs.line_writers import AccessLines
 from consentgate.metrics.collectors import Metrics
 from consentgate.store import ConsentStore
 from consentgate.upstream.upstream_client import Upstream
-from consentgate.web.inflight import InFlight, Sending
-from consentgate.web.templates import Templates
+from consentgate.web.guards.inflight import InFlight, Sending
+from consentgate.web.rendering.templates import Templates
 
 
 @dataclass(frozen=True, slots=True)

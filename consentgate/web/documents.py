@@ -50,7 +50,7 @@ from consentgate.core.oauth.authorization_requests import AuthorizationRequest
 from consentgate.core.startup_errors import StartupError
 from consentgate.web.appkeys import CLOCK, DOCUMENT_FETCHER, LIVE_SETTINGS, SETTINGS
 from consentgate.web.audit import audit_event
-from consentgate.web.pages import error_response
+from consentgate.web.rendering.pages import error_response
 
 #: Why a URL client was refused without a fetch failing (the ``client_refused`` event).
 ClientRefusal = Literal["bad_client_id", "disabled", "blocked_domain", "redirect_uri_not_listed"]

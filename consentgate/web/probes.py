@@ -19,7 +19,7 @@ from aiohttp import web
 from consentgate.upstream.failures import UpstreamError
 from consentgate.web.appkeys import KEY_PROBLEMS, STORE, UPSTREAM
 from consentgate.web.endpoints import endpoint_problems
-from consentgate.web.pages import secure
+from consentgate.web.rendering.pages import secure
 
 
 def _json(status: int, document: dict[str, object]) -> web.Response:

@@ -56,10 +56,10 @@ from consentgate.web.appkeys import (
     UPSTREAM_LOG,
     UPSTREAM_SECONDS,
 )
-from consentgate.web.bodies import RequestBodyStalled
-from consentgate.web.inflight import Sending
-from consentgate.web.pages import error_response
+from consentgate.web.guards.bodies import RequestBodyStalled
+from consentgate.web.guards.inflight import Sending
 from consentgate.web.relay_deadlines import HeaderDeadline, IdleDeadline
+from consentgate.web.rendering.pages import error_response
 
 log = logging.getLogger("consentgate")
 
@@ -182,7 +182,7 @@ class UpstreamExchange:
     """One request sent upstream; use as ``async with`` to release the connection.
 
     Raises :class:`UpstreamFailure`, :class:`RequestTooLarge` or
-    :class:`~consentgate.web.bodies.RequestBodyStalled` before any byte was sent to
+    :class:`~consentgate.web.guards.bodies.RequestBodyStalled` before any byte was sent to
     the client, so callers can still answer with an error page. From the moment it
     asks the pool until it is released, the exchange counts against its client
     address's share (:mod:`~consentgate.upstream.shares`).

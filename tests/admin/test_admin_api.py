@@ -34,7 +34,12 @@ from tests.conftest import (
 from tests.support.browsersim import Browser
 from tests.support.gateproc import free_port
 from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
-from tests.web.test_authorize import CLIENT_REDIRECT, approve_new, auth_params, register
+from tests.web.consent_flow.test_authorize import (
+    CLIENT_REDIRECT,
+    approve_new,
+    auth_params,
+    register,
+)
 
 __all__ = ["postgres_cluster"]  # the session fixture, used here by name
 

@@ -14,7 +14,7 @@ from consentgate.core.config import ConfigError, config_from_mapping
 from tests.conftest import StartStack, admin_section
 from tests.support.browsersim import Browser
 from tests.support.gateproc import free_port
-from tests.web.test_authorize import approve_new, auth_params, register
+from tests.web.consent_flow.test_authorize import approve_new, auth_params, register
 
 
 async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -20,7 +20,7 @@ from consentgate.logs.line_writers import AccessLines
 from consentgate.logs.loggers import ACCESS, configure_logging
 from consentgate.web.access import AccessLogger
 from consentgate.web.appkeys import CLIENT_IP, REQUEST_ID, SENDING, UPSTREAM_SECONDS
-from consentgate.web.inflight import Sending
+from consentgate.web.guards.inflight import Sending
 
 #: configure_logging and serve change the consentgate logger: put back after each test.
 pytestmark = pytest.mark.usefixtures("restore_logging")

@@ -22,7 +22,7 @@ from tests.support.browsersim import Browser, Page
 from tests.support.fakeproxy import FakeProxy
 from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 from tests.support.roundrobin import RoundRobin
-from tests.web.test_authorize import CLIENT_REDIRECT, auth_params
+from tests.web.consent_flow.test_authorize import CLIENT_REDIRECT, auth_params
 
 pytestmark = pytest.mark.slow  # three gates on one PostgreSQL store
 

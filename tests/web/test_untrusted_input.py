@@ -35,7 +35,7 @@ from consentgate.core.signed.records import ClientRecord
 from consentgate.core.trust import forwarding
 from consentgate.core.trust.urls import BadURL, browser_host, split_url
 from tests.conftest import StartGate, StartStack, StartUpstream
-from tests.web.test_authorize import auth_params, register
+from tests.web.consent_flow.test_authorize import auth_params, register
 
 #: Characters that have broken URL parsers: brackets, IDNA dots and slashes, escapes.
 _NASTY = "[]:/\\@%#?&=;.~ \t\x00\x7f\uff0f\u3002\uff0e\u2044\u200b\u0131\u043e\u00df\ufeff"

@@ -6,7 +6,7 @@ the URL themselves first: mcp-remote asks it with ``Accept: application/json`` (
 Node's fetch adds ``Sec-Fetch-Mode: cors``) to see whether its cached registration
 is stale. Such a request is answered without relaying anything (no unconsented relay,
 and no upstream transaction nobody finishes) and without rendering a consent page
-nobody will see (``web/authorize.py``).
+nobody will see (``web/consent_flow/authorize.py``).
 
 A request is a top-level navigation unless it says otherwise:
 

@@ -6,7 +6,7 @@ leaves a person who approved the wrong client no way out. Hydra and Keycloak giv
 each person an account page listing the consents they granted, each revocable;
 ``GET {prefix}/approvals`` is that page for the gate.
 
-* **Whose approvals**: those bound to this browser's subject (``web/browser.py``),
+* **Whose approvals**: those bound to this browser's subject (``web/consent_flow/browser.py``),
   nothing else. A browser without the identity cookie has none and sees an empty
   list; visiting the page does not issue one (nothing to protect, nothing to bind).
   Revocation goes through ``store.revoke(id=X, owner=subject)``, so an id copied
@@ -20,7 +20,7 @@ each person an account page listing the consents they granted, each revocable;
   ``by="self"``).
 * **After a POST, 303** back to the page (RFC 9700 §4.12), so a reload does not
   post the form again.
-* **Headers**: the gate's page headers (``web/pages.py``): no framing (RFC 9700
+* **Headers**: the gate's page headers (``web/rendering/pages.py``): no framing (RFC 9700
   §4.16: a framed Revoke button could be clickjacked), ``Referrer-Policy:
   no-referrer``, ``Cache-Control: no-store``.
 * A store that cannot answer raises ``StoreUnavailable``; the request middleware
@@ -41,9 +41,9 @@ from consentgate.core.signed.cookies import same_token
 from consentgate.core.signed.records import ClientRecord
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, REQUEST_ID, SETTINGS, STORE
 from consentgate.web.audit import audit_event
-from consentgate.web.browser import Browser
-from consentgate.web.forms import own_page_form
-from consentgate.web.pages import error_response, render_page, secure
+from consentgate.web.consent_flow.browser import Browser
+from consentgate.web.consent_flow.forms import own_page_form
+from consentgate.web.rendering.pages import error_response, render_page, secure
 
 #: Characters of a record id (``store.facade.new_record_id``: base64url).
 _ID_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

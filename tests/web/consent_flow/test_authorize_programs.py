@@ -20,7 +20,7 @@ from multidict import CIMultiDictProxy
 from consentgate.core.events import AuditEvent, AuditTrail
 from tests.conftest import Stack, StartStack
 from tests.support.browsersim import Browser
-from tests.web.test_authorize import auth_params, register
+from tests.web.consent_flow.test_authorize import auth_params, register
 
 #: What mcp-remote 0.15.1's preflight sends (read from a local Node fetch to a socket).
 MCP_REMOTE_HEADERS = {

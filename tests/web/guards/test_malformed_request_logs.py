@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from consentgate.web.malformed import BAD_REQUEST_TEXT
+from consentgate.web.guards.malformed import BAD_REQUEST_TEXT
 from tests.conftest import StartUpstream
 from tests.support import rawhttp
 from tests.support.gateproc import free_port, gate_process

@@ -18,7 +18,7 @@ from consentgate.web.appkeys import METRICS, STORE
 from tests.conftest import Stack, StartStack
 from tests.support.browsersim import Browser, Page
 from tests.support.fakeproxy import IDP
-from tests.web.test_authorize import approve_new, auth_params, register
+from tests.web.consent_flow.test_authorize import approve_new, auth_params, register
 
 APPROVALS = "/_consentgate/approvals"
 OTHER_REDIRECT = "https://other.example/cb"

@@ -6,7 +6,7 @@
   is not re-posted to the IdP (RFC 9700 §4.12).
 * The upstream flow is bound to the approving browser: the IdP redirect the
   upstream answers with gets a per-transaction cookie holding a MAC of its
-  ``state``; the callback (:mod:`consentgate.web.callback`) needs that cookie, once
+  ``state``; the callback (:mod:`consentgate.web.consent_flow.callback`) needs that cookie, once
   (FastMCP GHSA-rww4-4w9c-7733).
 * That check happens only at ``upstream.callback_path``: a hand-off whose
   ``redirect_uri`` names another callback (:func:`consentgate.core.oauth.upstream_endpoints.
@@ -30,8 +30,7 @@ from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.trust.urls import split_url
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS
 from consentgate.web.audit import audit_event
-from consentgate.web.browser import Browser
-from consentgate.web.pages import error_response
+from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.relay import (
     RequestTooLarge,
     UpstreamExchange,
@@ -41,6 +40,7 @@ from consentgate.web.relay import (
     upstream_failure_response,
     upstream_headers,
 )
+from consentgate.web.rendering.pages import error_response
 
 log = logging.getLogger("consentgate")
 

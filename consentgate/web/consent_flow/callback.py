@@ -26,8 +26,7 @@ from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.trust.forwarding import address_group
 from consentgate.web.appkeys import CLIENT_IP, CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
 from consentgate.web.audit import audit_event
-from consentgate.web.browser import Browser
-from consentgate.web.pages import error_response
+from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.relay import (
     RequestTooLarge,
     UpstreamExchange,
@@ -36,6 +35,7 @@ from consentgate.web.relay import (
     stream_response,
     upstream_failure_response,
 )
+from consentgate.web.rendering.pages import error_response
 
 #: Seconds a binding may appear issued in the future (several gates, clocks apart).
 CLOCK_SKEW = 60

@@ -4,7 +4,7 @@ the approvals page read theirs here.
 Two checks come first, in this order, and a refusal changes nothing:
 
 * the POST must come from the gate's own page (Fetch Metadata, else Origin:
-  :func:`~consentgate.web.browser.from_own_page`); when the gate cannot tell, it
+  :func:`~consentgate.web.consent_flow.browser.from_own_page`); when the gate cannot tell, it
   refuses, and the refusal is audited as ``refused_event``;
 * the body is an urlencoded form of bounded size, each field once (RFC 6749 §3.1's
   rule, as for OAuth requests): 400 or 413 otherwise.
@@ -17,9 +17,9 @@ from aiohttp import web
 from consentgate.core.oauth.authorization_requests import OAuthRequestError, parse_parameters
 from consentgate.web.appkeys import SETTINGS
 from consentgate.web.audit import audit_event
-from consentgate.web.bodies import FormTooLarge, read_form
-from consentgate.web.browser import from_own_page
-from consentgate.web.pages import error_response
+from consentgate.web.consent_flow.browser import from_own_page
+from consentgate.web.guards.bodies import FormTooLarge, read_form
+from consentgate.web.rendering.pages import error_response
 
 
 async def own_page_form(

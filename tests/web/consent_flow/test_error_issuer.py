@@ -18,7 +18,7 @@ from consentgate.core.events import AuditEvent, AuditTrail
 from tests.conftest import FakeClock, Stack, StartGate, StartUpstream
 from tests.support.browsersim import Browser
 from tests.support.fakeproxy import FakeProxy
-from tests.web.test_authorize import CLIENT_REDIRECT, auth_params, register
+from tests.web.consent_flow.test_authorize import CLIENT_REDIRECT, auth_params, register
 
 
 @dataclass

@@ -9,10 +9,10 @@ Its promises, and the advisories they come from:
 * The request is parsed strictly and sealed into the page (a MACed, expiring
   value bound to this browser, :mod:`consentgate.core.signed.pending`); nothing is stored
   until it is answered, so strangers rendering pages spend no budget that others
-  need. The answer (:mod:`consentgate.web.consent`) trusts only that seal, the CSRF
+  need. The answer (:mod:`consentgate.web.consent_flow.consent`) trusts only that seal, the CSRF
   token and the choice, never an unauthenticated hidden field.
 * Errors are redirected only to a redirect URI the client registered and the gate
-  saw registering (:mod:`consentgate.web.client_redirects`), or that the current
+  saw registering (:mod:`consentgate.web.consent_flow.client_redirects`), or that the current
   metadata document of a client named by a URL lists; otherwise the person gets a
   page (RFC 6749 §4.1.2.1, RFC 9700 §4.11.2).
 * A client named by a URL (Client ID Metadata Documents, MCP 2025-11-25) is checked
@@ -49,12 +49,12 @@ from consentgate.core.signed.pending import PendingConsent
 from consentgate.core.signed.records import MAX_PENDING_PAYLOAD
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, METRICS, SETTINGS, STORE
 from consentgate.web.audit import audit_event
-from consentgate.web.bodies import FormTooLarge, read_form
-from consentgate.web.browser import Browser
-from consentgate.web.client_redirects import redirect_error
+from consentgate.web.consent_flow.browser import Browser
+from consentgate.web.consent_flow.client_redirects import redirect_error
+from consentgate.web.consent_flow.flow import forward_authorization
 from consentgate.web.documents import ListedClient, listed_client
-from consentgate.web.flow import forward_authorization
-from consentgate.web.pages import (
+from consentgate.web.guards.bodies import FormTooLarge, read_form
+from consentgate.web.rendering.pages import (
     CSP,
     CSP_WITH_REMOTE_IMAGES,
     error_response,

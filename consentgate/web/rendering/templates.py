@@ -19,8 +19,8 @@ import jinja2
 
 from consentgate.core.startup_errors import StartupError
 
-#: ``consentgate/``: this module lives in ``consentgate/web/``.
-_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+#: ``consentgate/``: this module lives in ``consentgate/web/rendering/``.
+_PACKAGE_DIR = Path(__file__).resolve().parents[2]
 
 
 def static_dir() -> Path:

@@ -35,12 +35,12 @@ from consentgate.core.signed.cookies import same_token, set_cookie_header
 from consentgate.core.signed.pending import BadPending
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
 from consentgate.web.audit import audit_event
-from consentgate.web.browser import Browser
-from consentgate.web.client_redirects import redirect_error
+from consentgate.web.consent_flow.browser import Browser
+from consentgate.web.consent_flow.client_redirects import redirect_error
+from consentgate.web.consent_flow.flow import forward_authorization
+from consentgate.web.consent_flow.forms import own_page_form
 from consentgate.web.documents import listed_client
-from consentgate.web.flow import forward_authorization
-from consentgate.web.forms import own_page_form
-from consentgate.web.pages import error_response, render_page
+from consentgate.web.rendering.pages import error_response, render_page
 
 
 async def consent_answer(request: web.Request) -> web.StreamResponse:

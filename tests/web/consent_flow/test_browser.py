@@ -26,15 +26,15 @@ from consentgate.demo import DemoStack, run_demo
 from tests.conftest import StartStack, StartUpstream
 from tests.support.documenthost import answer, issue, make_authority, running
 from tests.support.fakeproxy import IDP
-from tests.web.test_authorize import register
+from tests.web.consent_flow.test_authorize import register
 from tests.web.test_cimd import PATH as CIMD_PATH
 from tests.web.test_cimd import clients_section, document_bytes, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 #: ``UPDATE_DOCS_SCREENSHOTS=1`` also writes the README's screenshots into docs/.
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 JSON_TYPE = (("Content-Type", "application/json"),)
 CHROMIUM_ARGS = [
     "--no-sandbox",
