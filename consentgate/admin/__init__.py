@@ -3,6 +3,6 @@
 
 Above the web layer: the listener and its handlers use the web layer's app keys, its
 runner for requests aiohttp cannot parse, and read bodies with the same bound.
-``listener.py`` starts it (bearer token, JSON errors), ``handlers.py`` holds the thin
-handlers, ``api_parsing.py`` what the API accepts (pure).
+``admin_listener.py`` starts it (bearer token, JSON errors), ``admin_handlers.py``
+holds the thin handlers, ``api_parsing.py`` what the API accepts (pure).
 """

@@ -4,7 +4,7 @@ The admin API (``[admin] listen``, docs/admin-api.md) offers the operations of t
 CLI's ``consents`` commands over HTTP, following Hydra's admin API conventions
 (docs/references.md: list and revoke consent by subject, by client or one by one; paged
 listings with a page token). Everything a caller sends is parsed here strictly, so
-the handlers in :mod:`consentgate.admin.handlers` stay thin:
+the handlers in :mod:`consentgate.admin.admin_handlers` stay thin:
 
 * the token is compared with :func:`hmac.compare_digest` (STYLE.md: constant-time
   comparisons for every MAC or token), after parsing ``Authorization: Bearer``

@@ -1,5 +1,5 @@
 """Prometheus metrics, served on the admin listener (the listener is assembled by
-:mod:`consentgate.admin.listener`).
+:mod:`consentgate.admin.admin_listener`).
 
 ``GET /metrics`` on ``[admin] listen`` (never the public port), in the Prometheus
 text format written by ``prometheus-client``. Every label set is bounded: outcomes,

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from consentgate.admin.listener import admin_listener
+from consentgate.admin.admin_listener import admin_listener
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import Config
 from consentgate.core.events import AuditTrail

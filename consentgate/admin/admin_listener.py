@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from consentgate.admin.admin_handlers import add_routes, json_response
 from consentgate.admin.api_parsing import AdminToken, BadRequest, bearer_token
-from consentgate.admin.handlers import add_routes, json_response
 from consentgate.core.config import AdminConfig
 from consentgate.core.startup_errors import StartupError
 from consentgate.metrics.collectors import EXPOSITION_TYPE, Metrics

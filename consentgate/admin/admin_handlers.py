@@ -8,7 +8,7 @@ Conventions from Hydra's admin API (list and revoke consent by subject, by clien
 one by one; listings paged by an opaque token).
 
 Authentication, the JSON errors and ``Cache-Control: no-store`` are the listener's
-(:mod:`consentgate.admin.listener`); a handler raises :class:`BadRequest` or lets
+(:mod:`consentgate.admin.admin_listener`); a handler raises :class:`BadRequest` or lets
 :class:`StoreUnavailable` through, and the listener answers 400 or 503.
 
 ``GET /admin/audit`` pages the hash-chained audit table (:mod:`consentgate.core.audit`)
