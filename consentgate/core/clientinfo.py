@@ -31,11 +31,11 @@ from typing import Final, Literal, Protocol
 
 from consentgate.core.oauth.authorization_requests import (
     AuthorizationRequest,
-    OAuthRequestError,
     RedirectTarget,
     loopback_without_port,
     parse_redirect_uri,
 )
+from consentgate.core.oauth.oauth_errors import OAuthError
 from consentgate.core.signed.records import ConsentRecord
 from consentgate.core.trust.bidi import has_bidi_controls, without_bidi_controls
 from consentgate.core.trust.urls import BadURL, browser_host, split_authority, split_url
@@ -390,7 +390,7 @@ def build_approval_view(
     """
     try:
         redirect: RedirectTarget | None = parse_redirect_uri(record.redirect_uri)
-    except OAuthRequestError:
+    except OAuthError:
         redirect = None
     return ApprovalView(
         id=record.id,

@@ -23,6 +23,7 @@ from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import Config
 from consentgate.core.events import AuditTrail
 from consentgate.core.oauth.issuer import IssuerCache
+from consentgate.core.oauth.oauth_errors import TemporarilyUnavailable
 from consentgate.core.oauth.paths import Route
 from consentgate.core.reloads import ReloadHooks
 from consentgate.core.requestids import new_request_id
@@ -163,8 +164,8 @@ async def _handle_in_context(request: web.Request, handler: Handler) -> web.Stre
             )
         response = error_response(
             request,
-            503,
-            "temporarily_unavailable",
+            TemporarilyUnavailable.status,
+            TemporarilyUnavailable.code,
             "Sign-in is unavailable for a moment: the consent records cannot be reached. "
             "Nothing was sent on. Try again in a minute.",
             title="Try again shortly",

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from aiohttp import StreamReader, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from consentgate.core.oauth.oauth_errors import TemporarilyUnavailable
 from consentgate.core.trust import forwarding
 from consentgate.core.trust.redact import redact_target
 from consentgate.upstream.failures import UpstreamConnectError, UpstreamError
@@ -548,6 +549,6 @@ def _report_share_reached(request: web.Request, group: str) -> None:
 
 
 def _error_code(status: int) -> str:
-    return {502: "bad_gateway", 503: "temporarily_unavailable", 504: "gateway_timeout"}.get(
+    return {502: "bad_gateway", 503: TemporarilyUnavailable.code, 504: "gateway_timeout"}.get(
         status, "upstream_error"
     )

@@ -27,6 +27,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from consentgate.core.memo import remembered
+from consentgate.core.oauth.oauth_errors import (
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+    RequestNotSupported,
+    RequestUriNotSupported,
+)
 from consentgate.core.signed.records import (
     MAX_CLIENT_ID_LENGTH,
     MAX_SCOPE_LENGTH,
@@ -47,15 +54,6 @@ MAX_PARAMETERS: Final = 64
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _SCHEME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
-
-
-class OAuthRequestError(Exception):
-    """A request the gate refuses locally with a 400 page, never a redirect."""
-
-    def __init__(self, code: str, description: str) -> None:
-        super().__init__(description)
-        self.code = code
-        self.description = description
 
 
 Parameters = tuple[tuple[str, str], ...]
@@ -82,20 +80,17 @@ def parse_parameters(*sources: str) -> Parameters:
                 name = _decoded(raw_name) if "%" in raw_name or "+" in raw_name else raw_name
                 value = _decoded(raw_value) if "%" in raw_value or "+" in raw_value else raw_value
             except UnicodeDecodeError:
-                raise OAuthRequestError(
-                    "invalid_request", "A parameter is not valid UTF-8."
-                ) from None
+                raise InvalidRequest("A parameter is not valid UTF-8.") from None
             if name in seen:
-                raise OAuthRequestError(
-                    "invalid_request",
+                raise InvalidRequest(
                     f"The parameter {name!r} is given more than once (RFC 6749 §3.1).",
                 )
             if len(value) > MAX_PARAMETER_LENGTH:
-                raise OAuthRequestError("invalid_request", f"The parameter {name!r} is too long.")
+                raise InvalidRequest(f"The parameter {name!r} is too long.")
             seen[name] = value
             pairs.append((name, value))
             if len(pairs) > MAX_PARAMETERS:
-                raise OAuthRequestError("invalid_request", "The request has too many parameters.")
+                raise InvalidRequest("The request has too many parameters.")
     return tuple(pairs)
 
 
@@ -162,48 +157,38 @@ class RedirectTarget:
 
 @remembered(MAX_URI_LENGTH)
 def parse_redirect_uri(uri: str) -> RedirectTarget:
-    """Validate an absolute redirect URI and describe it; raises OAuthRequestError.
+    """Validate an absolute redirect URI and describe it; raises InvalidRequest.
 
     A pure function of ``uri`` (``RedirectTarget`` is frozen): answers are remembered
     for URIs within :data:`MAX_URI_LENGTH` (parsing one, IDNA and ipaddress, is ~15
     µs; a refusal is not remembered, it raises)."""
     if not uri:
-        raise OAuthRequestError("invalid_request", "The redirect_uri parameter is missing.")
+        raise InvalidRequest("The redirect_uri parameter is missing.")
     if len(uri) > MAX_URI_LENGTH:
-        raise OAuthRequestError(
-            "invalid_request", f"The redirect_uri is longer than {MAX_URI_LENGTH} characters."
-        )
+        raise InvalidRequest(f"The redirect_uri is longer than {MAX_URI_LENGTH} characters.")
     if _CONTROL.search(uri) or " " in uri or "\\" in uri:
-        raise OAuthRequestError(
-            "invalid_request", "The redirect_uri contains spaces or control characters."
-        )
+        raise InvalidRequest("The redirect_uri contains spaces or control characters.")
     try:
         parts = split_url(uri)
     except BadURL as exc:
-        raise OAuthRequestError("invalid_request", f"The redirect_uri is {exc}.") from None
+        raise InvalidRequest(f"The redirect_uri is {exc}.") from None
     if not parts.scheme or not _SCHEME.match(parts.scheme):
-        raise OAuthRequestError("invalid_request", "The redirect_uri is not an absolute URI.")
+        raise InvalidRequest("The redirect_uri is not an absolute URI.")
     if parts.fragment or "#" in uri:
-        raise OAuthRequestError(
-            "invalid_request", "The redirect_uri must not contain a fragment (RFC 6749 §3.1.2)."
-        )
+        raise InvalidRequest("The redirect_uri must not contain a fragment (RFC 6749 §3.1.2).")
     scheme = parts.scheme.lower()
     if scheme in ("javascript", "data", "vbscript", "file", "blob", "about"):
-        raise OAuthRequestError("invalid_request", f"A {scheme}: redirect_uri is never acceptable.")
+        raise InvalidRequest(f"A {scheme}: redirect_uri is never acceptable.")
     if scheme in ("http", "https"):
         if "@" in parts.netloc:
-            raise OAuthRequestError(
-                "invalid_request", "The redirect_uri must not contain credentials."
-            )
+            raise InvalidRequest("The redirect_uri must not contain credentials.")
         try:
             _, spelled, port = split_authority(parts.netloc)
             if port and not (port.isascii() and port.isdigit()):
                 raise BadURL("a URL with a port that is not a number")
             host = browser_host(spelled)
         except BadURL as exc:
-            raise OAuthRequestError(
-                "invalid_request", f"The redirect_uri's host cannot be used: {exc}."
-            ) from None
+            raise InvalidRequest(f"The redirect_uri's host cannot be used: {exc}.") from None
         kind = "https" if scheme == "https" else ("loopback" if is_loopback(host) else "insecure")
         if scheme == "https" and is_loopback(host):
             kind = "loopback"
@@ -290,29 +275,27 @@ def parse_authorization_request(
     values = dict(parameters)
     for name, allowed in (("request_uri", allow_request_uri), ("request", allow_request_object)):
         if name in values and not allowed:
-            raise OAuthRequestError(
-                "request_not_supported" if name == "request" else "request_uri_not_supported",
+            refused = RequestNotSupported if name == "request" else RequestUriNotSupported
+            raise refused(
                 f"This gate does not accept the {name} parameter "
                 f"({'PAR, RFC 9126' if name == 'request_uri' else 'JAR, RFC 9101'}): "
                 "it hides the request from the consent check.",
             )
     client_id = values.get("client_id", "")
     if not client_id:
-        raise OAuthRequestError("invalid_request", "The client_id parameter is missing.")
+        raise InvalidRequest("The client_id parameter is missing.")
     if _CONTROL.search(client_id) or len(client_id) > MAX_CLIENT_ID_LENGTH:
-        raise OAuthRequestError("invalid_request", "The client_id is malformed.")
+        raise InvalidRequest("The client_id is malformed.")
     opaque = any(name in values for name in REQUEST_OBJECT_PARAMETERS)
     redirect_uri = values.get("redirect_uri", "")
     if redirect_uri or not opaque:
         parse_redirect_uri(redirect_uri)
     scope = values.get("scope", "")
     if _CONTROL.search(scope):
-        raise OAuthRequestError("invalid_scope", "The scope contains control characters.")
+        raise InvalidScope("The scope contains control characters.")
     scopes = tuple(dict.fromkeys(s for s in scope.split(" ") if s))
     if len(" ".join(sorted(scopes))) > MAX_SCOPE_LENGTH:
-        raise OAuthRequestError(
-            "invalid_scope", f"The scope is longer than {MAX_SCOPE_LENGTH} characters."
-        )
+        raise InvalidScope(f"The scope is longer than {MAX_SCOPE_LENGTH} characters.")
     resource = values.get("resource", "")
     if resource:
         try:
@@ -320,8 +303,7 @@ def parse_authorization_request(
         except BadURL:
             absolute = False
         if _CONTROL.search(resource) or not absolute or len(resource) > MAX_URI_LENGTH:
-            raise OAuthRequestError(
-                "invalid_target",
+            raise InvalidTarget(
                 f"The resource must be an absolute URI (RFC 8707 §2) of at most "
                 f"{MAX_URI_LENGTH} characters.",
             )

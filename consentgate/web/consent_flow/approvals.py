@@ -37,6 +37,7 @@ from aiohttp import web
 from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.clients.kinds import client_domain
 from consentgate.core.clientinfo import ApprovalView, build_approval_view
+from consentgate.core.oauth.oauth_errors import InvalidRequest
 from consentgate.core.signed.cookies import same_token
 from consentgate.core.signed.records import ClientRecord
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, REQUEST_ID, SETTINGS, STORE
@@ -112,7 +113,9 @@ async def approvals_answer(request: web.Request) -> web.StreamResponse:
         action == "revoke"
         and not (0 < len(record_id) <= _MAX_ID_LENGTH and set(record_id) <= _ID_CHARS)
     ):
-        return error_response(request, 400, "invalid_request", "The form is incomplete.")
+        return error_response(
+            request, InvalidRequest.status, InvalidRequest.code, "The form is incomplete."
+        )
     browser = Browser(request)
     if browser.subject is None:
         audit_event(request, "approvals_refused", "approvals change without browser cookie")

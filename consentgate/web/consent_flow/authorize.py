@@ -35,7 +35,6 @@ from consentgate.clients.metadata_documents import localhost_only
 from consentgate.core.clientinfo import ClientMetadata, build_view
 from consentgate.core.oauth.authorization_requests import (
     AuthorizationRequest,
-    OAuthRequestError,
     consent_redirect_key,
     parse_authorization_request,
     parse_parameters,
@@ -43,6 +42,14 @@ from consentgate.core.oauth.authorization_requests import (
 )
 from consentgate.core.oauth.decision import FirstLook, first_look
 from consentgate.core.oauth.navigation import is_navigation
+from consentgate.core.oauth.oauth_errors import (
+    ConsentRequired,
+    InteractionRequired,
+    InvalidClient,
+    InvalidRequest,
+    OAuthError,
+    TemporarilyUnavailable,
+)
 from consentgate.core.oauth.paths import RoutedPath
 from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.signed.pending import PendingConsent
@@ -67,9 +74,7 @@ def _query_of(request: web.Request) -> str:
     return request.raw_path.partition("?")[2]
 
 
-def _bad_request(
-    request: web.Request, error: OAuthRequestError, *, program: bool = False
-) -> web.Response:
+def _bad_request(request: web.Request, error: OAuthError, *, program: bool = False) -> web.Response:
     audit_event(
         request,
         "request_refused",
@@ -78,10 +83,10 @@ def _bad_request(
         reason=error.description,
     )
     if program:
-        return json_error(request, 400, error.code, error.description)
+        return json_error(request, error.status, error.code, error.description)
     return error_response(
         request,
-        400,
+        error.status,
         error.code,
         error.description,
         title="This sign-in request cannot be accepted",
@@ -120,7 +125,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
             allow_request_uri=config.consent.allow_request_uri,
             allow_request_object=config.consent.allow_request_object,
         )
-    except OAuthRequestError as exc:
+    except OAuthError as exc:
         return _bad_request(request, exc, program=program)
     except FormTooLarge:
         return error_response(request, 413, "request_too_large", "The form is too large.")
@@ -145,8 +150,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
     if client is not None and auth.redirect_uri and not registered:
         return _bad_request(
             request,
-            OAuthRequestError(
-                "invalid_request",
+            InvalidRequest(
                 "The redirect_uri is not one this client registered; the request is refused "
                 "without redirecting (RFC 6749 §4.1.2.1).",
             ),
@@ -188,7 +192,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
                 auth.resource,
             )
         )
-        return await _refuse_to_client(request, auth, approved, "consent_required")
+        return await _refuse_to_client(request, auth, approved, ConsentRequired)
     return await _render_consent(
         request, auth, client if registered else None, browser, listed=listed
     )
@@ -229,23 +233,24 @@ def _answer_program(
       cookie and shows no page nobody sees.
     """
     kind = _description(auth, client, listed).kind
+    answer: type[OAuthError]
     if client is None:
-        answer = "invalid_client"
+        answer = InvalidClient
         message = (
             "The client is not known to this server; register it again (RFC 7591) "
             "and start the sign-in in a browser."
         )
     elif auth.redirect_uri and not registered:
-        answer = "invalid_request"
+        answer = InvalidRequest
         message = "The redirect_uri is not one this client registered."
     else:
-        answer = "interaction_required"
+        answer = InteractionRequired
         message = (
             "A person must open this URL in a web browser to approve this sign-in; "
             "it is not answered to programs."
         )
-    _audit_program(request, auth, answer, kind)
-    return json_error(request, 400, answer, message)
+    _audit_program(request, auth, answer.code, kind)
+    return json_error(request, answer.status, answer.code, message)
 
 
 def _program_refusal(
@@ -255,18 +260,18 @@ def _program_refusal(
     ``invalid_client`` as for any unknown client; a fetch that failed on the gate's or
     the document host's side stays a 5xx (with its ``Retry-After``), in JSON."""
     if refused.status < 500:
-        _audit_program(request, auth, "invalid_client", "metadata_document")
+        _audit_program(request, auth, InvalidClient.code, "metadata_document")
         return json_error(
             request,
-            400,
-            "invalid_client",
+            InvalidClient.status,
+            InvalidClient.code,
             "The client's metadata document does not allow this request.",
         )
-    _audit_program(request, auth, "temporarily_unavailable", "metadata_document")
+    _audit_program(request, auth, TemporarilyUnavailable.code, "metadata_document")
     response = json_error(
         request,
         refused.status,
-        "temporarily_unavailable",
+        TemporarilyUnavailable.code,
         "The client's metadata document cannot be read now.",
     )
     if "Retry-After" in refused.headers:
@@ -316,7 +321,10 @@ async def _silent_reason(
 
 
 async def _refuse_to_client(
-    request: web.Request, auth: AuthorizationRequest, redirectable: bool, error: str
+    request: web.Request,
+    auth: AuthorizationRequest,
+    redirectable: bool,
+    error: type[OAuthError],
 ) -> web.StreamResponse:
     """An error for the client: redirected only to a registered, verified redirect URI,
     and only with the upstream's issuer; otherwise a local page."""
@@ -326,8 +334,8 @@ async def _refuse_to_client(
             return redirected
     return error_response(
         request,
-        400,
-        error,
+        error.status,
+        error.code,
         "This sign-in needs your consent, but the request asked not to show any page.",
     )
 

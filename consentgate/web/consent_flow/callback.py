@@ -16,11 +16,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from consentgate.core.audit import CallbackRefusal
-from consentgate.core.oauth.authorization_requests import (
-    OAuthRequestError,
-    encode_parameters,
-    parse_parameters,
-)
+from consentgate.core.oauth.authorization_requests import encode_parameters, parse_parameters
+from consentgate.core.oauth.oauth_errors import OAuthError
 from consentgate.core.oauth.paths import RoutedPath
 from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.trust.forwarding import address_group
@@ -74,7 +71,7 @@ async def callback(request: web.Request, routed: RoutedPath) -> web.StreamRespon
         )
     try:
         parameters = parse_parameters(request.raw_path.partition("?")[2])
-    except OAuthRequestError as exc:
+    except OAuthError as exc:
         _refused(request, "malformed", "malformed callback", reason=exc.description)
         return error_response(request, 400, exc.code, exc.description)
     state = dict(parameters).get("state")

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from consentgate.core.events import AuditEvent
 from consentgate.core.oauth.authorization_requests import AuthorizationRequest, error_redirect
+from consentgate.core.oauth.oauth_errors import OAuthError
 from consentgate.core.oauth.upstream_endpoints import metadata_request_headers
 from consentgate.web.appkeys import AUDIT, ISSUER, LIVE_SETTINGS, REQUEST_ID, UPSTREAM
 
@@ -41,15 +42,15 @@ async def issuer(app: web.Application) -> str | None:
 
 
 async def redirect_error(
-    request: web.Request, auth: AuthorizationRequest, error: str
+    request: web.Request, auth: AuthorizationRequest, error: type[OAuthError]
 ) -> web.Response | None:
-    """A 303 to the client's redirect URI with ``error``, its ``state`` and ``iss``; the
+    """A 303 to the client's redirect URI with ``error``'s code, its ``state`` and ``iss``; the
     caller has checked that this redirect URI may receive it. None when the issuer is
     unknown: the caller shows its local page instead."""
     named = await issuer(request.app)
     if named is None:
         fields = {
-            "error": error,
+            "error": error.code,
             "reason": "issuer_unknown",
             "client_id": auth.client_id,
             "redirect_uri": auth.redirect_uri,
@@ -64,7 +65,7 @@ async def redirect_error(
             )
         )
         return None
-    location = error_redirect(auth.redirect_uri, error, state=auth.state, issuer=named)
+    location = error_redirect(auth.redirect_uri, error.code, state=auth.state, issuer=named)
     response = web.Response(status=303, headers={"Location": location})
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -26,11 +26,11 @@ from aiohttp import web
 from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.clients.kinds import ClientDescription, describe
 from consentgate.core.oauth.authorization_requests import (
-    OAuthRequestError,
     consent_redirect_key,
     parse_authorization_request,
     parse_parameters,
 )
+from consentgate.core.oauth.oauth_errors import AccessDenied, InvalidRequest, OAuthError
 from consentgate.core.signed.cookies import same_token, set_cookie_header
 from consentgate.core.signed.pending import BadPending
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
@@ -61,7 +61,9 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     token = form.get("csrf", "")
     decision = form.get("decision", "")
     if decision not in ("approve", "deny") or not pending_id.isalnum() or len(pending_id) > 64:
-        return error_response(request, 400, "invalid_request", "The answer is incomplete.")
+        return error_response(
+            request, InvalidRequest.status, InvalidRequest.code, "The answer is incomplete."
+        )
 
     browser = Browser(request)
     stale = (
@@ -88,7 +90,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
             allow_request_uri=config.consent.allow_request_uri,
             allow_request_object=config.consent.allow_request_object,
         )
-    except (BadPending, OAuthRequestError) as exc:
+    except (BadPending, OAuthError) as exc:
         audit_event(
             request,
             "answer_refused",
@@ -96,7 +98,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
             pending=pending_id,
             reason=str(exc) if isinstance(exc, BadPending) else "unreadable",
         )
-        return error_response(request, 403, "invalid_request", stale)
+        return error_response(request, 403, InvalidRequest.code, stale)
     if is_url_client_id(auth.client_id):
         # The document may have changed since the page was shown: nothing is approved,
         # remembered or relayed (nor an error redirected) unless it still lists the
@@ -135,7 +137,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
             pending=pending_id,
             reason="already answered",
         )
-        return error_response(request, 403, "invalid_request", stale)
+        return error_response(request, 403, InvalidRequest.code, stale)
     clear = set_cookie_header(
         crypto.names.pending(pending_id),
         "",
@@ -154,7 +156,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     if decision == "deny":
         audit_event(request, "consent_denied", "consent denied", **fields)
         redirected = (
-            await redirect_error(request, auth, "access_denied")
+            await redirect_error(request, auth, AccessDenied)
             if shown.redirectable and auth.redirect_uri
             else None
         )

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from consentgate.core.oauth.authorization_requests import OAuthRequestError, parse_parameters
+from consentgate.core.oauth.authorization_requests import parse_parameters
+from consentgate.core.oauth.oauth_errors import OAuthError
 from consentgate.web.appkeys import SETTINGS
 from consentgate.web.audit import audit_event
 from consentgate.web.consent_flow.browser import from_own_page
@@ -34,7 +35,7 @@ async def own_page_form(
     try:
         timeout = request[SETTINGS].config.server.body_timeout
         return dict(parse_parameters(await read_form(request, timeout)))
-    except OAuthRequestError as exc:
+    except OAuthError as exc:
         return error_response(request, 400, exc.code, exc.description)
     except FormTooLarge:
         return error_response(request, 413, "request_too_large", "The form is too large.")

@@ -13,7 +13,7 @@ from typing import Final
 
 from aiohttp import web
 
-from consentgate.core.oauth.authorization_requests import OAuthRequestError
+from consentgate.core.oauth.oauth_errors import InvalidRequest
 from consentgate.upstream.bounded_read import read_up_to
 
 #: A form the gate reads (an authorization request by POST, a consent answer).
@@ -37,9 +37,7 @@ async def read_form(request: web.Request, within: float) -> str:
     if not request.body_exists:
         return ""
     if request.content_type != "application/x-www-form-urlencoded":
-        raise OAuthRequestError(
-            "invalid_request", "A POST here must be an application/x-www-form-urlencoded form."
-        )
+        raise InvalidRequest("A POST here must be an application/x-www-form-urlencoded form.")
     try:
         async with asyncio.timeout(within):
             body, complete = await read_up_to(request.content, MAX_FORM_BYTES)
@@ -50,4 +48,4 @@ async def read_form(request: web.Request, within: float) -> str:
     try:
         return body.decode("ascii")
     except UnicodeDecodeError:
-        raise OAuthRequestError("invalid_request", "The form is not urlencoded ASCII.") from None
+        raise InvalidRequest("The form is not urlencoded ASCII.") from None

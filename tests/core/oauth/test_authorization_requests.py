@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consentgate.core.oauth.authorization_requests import (
-    OAuthRequestError,
     consent_redirect_key,
     encode_parameters,
     error_redirect,
@@ -18,6 +17,7 @@ from consentgate.core.oauth.authorization_requests import (
     parse_redirect_uri,
     redirect_uri_matches,
 )
+from consentgate.core.oauth.oauth_errors import OAuthError
 
 
 def parse(query: str, **flags: bool) -> object:
@@ -39,12 +39,12 @@ def parse(query: str, **flags: bool) -> object:
     ],
 )
 def test_a_parameter_given_twice_is_refused_after_decoding_names(query: str) -> None:
-    with pytest.raises(OAuthRequestError, match="more than once"):
+    with pytest.raises(OAuthError, match="more than once"):
         parse_parameters(query)
 
 
 def test_query_and_body_together_count_as_one_request() -> None:
-    with pytest.raises(OAuthRequestError, match="more than once"):
+    with pytest.raises(OAuthError, match="more than once"):
         parse_parameters("client_id=a", "client_id=b")
 
 
@@ -53,7 +53,7 @@ def test_semicolons_are_not_separators() -> None:
 
 
 def test_invalid_utf8_is_refused() -> None:
-    with pytest.raises(OAuthRequestError, match="UTF-8"):
+    with pytest.raises(OAuthError, match="UTF-8"):
         parse_parameters("a=%FF")
 
 
@@ -105,7 +105,7 @@ def test_a_valid_request_is_read_field_by_field() -> None:
     ],
 )
 def test_invalid_requests_explain_themselves(query: str, message: str) -> None:
-    with pytest.raises(OAuthRequestError, match=message):
+    with pytest.raises(OAuthError, match=message):
         parse(query)
 
 
@@ -152,7 +152,7 @@ def test_redirect_uris_are_described_for_the_consent_page(uri: str, kind: str, h
     ],
 )
 def test_unacceptable_redirect_uris_are_refused(uri: str) -> None:
-    with pytest.raises(OAuthRequestError):
+    with pytest.raises(OAuthError):
         parse_redirect_uri(uri)
 
 
