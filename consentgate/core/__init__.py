@@ -1,6 +1,8 @@
-"""The pure core: configuration, OAuth request parsing and path rules, records and
-their signatures, client metadata views, redaction and audit events.
+"""The pure core: configuration, the OAuth request rules (``oauth/``), untrusted input
+and redaction (``trust/``), records, the key ring, sealed pages and cookies
+(``signed/``), client metadata views and audit events.
 
-Nothing here imports aiohttp or the store (import-linter contracts in
-``pyproject.toml``): every rule can be tested, and reused, without a server.
+Nothing here imports aiohttp, the store or any package that does I/O (import-linter
+contracts in ``pyproject.toml``): every rule can be tested, and reused, without a
+server or a disk.
 """

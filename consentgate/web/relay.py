@@ -383,7 +383,7 @@ async def stream_response(
     )
     out = response.headers
     out.extend(headers)
-    # What web/app.in_context sets on every response that is not streamed.
+    # What serving/application.in_context sets on every response that is not streamed.
     out["X-Request-Id"] = request[REQUEST_ID]
     out["Server"] = SERVER_HEADER
     await response.prepare(request)
@@ -424,12 +424,12 @@ async def stream_response(
                     sending.sent += len(chunk)
         except asyncio.CancelledError:
             if not sending.cut:
-                raise  # the client went away: web/app.in_context says so
+                raise  # the client went away: serving/application.in_context says so
             _uncancel()
             await _end_cut_stream(request, response, sending, event_stream=event_stream)
             return response
         except ConnectionResetError:
-            raise  # writing to a client that went away: web/app.in_context says so
+            raise  # writing to a client that went away: serving/application.in_context says so
         except (UpstreamError, TimeoutError) as exc:
             # The status line is gone; the only honest signal left is an aborted connection.
             log.warning(

@@ -26,7 +26,7 @@ class FormTooLarge(Exception):
 
 class RequestBodyStalled(Exception):
     """The client stopped sending a request body it announced: no byte arrived for
-    ``server.body_timeout`` seconds (``web/app.in_context`` answers 408 and closes the
+    ``server.body_timeout`` seconds (``serving/application.in_context`` answers 408 and closes the
     connection, RFC 9110 section 15.5.9; nginx's ``client_body_timeout``)."""
 
 
