@@ -34,7 +34,8 @@ from consentgate.web.rendering.templates import Templates
 class WorkerPlace:
     """Where this process stands under a supervisor (``[server] workers > 1``): its
     number, how many workers there are, and the supervisor's private directory where
-    each worker answers the others (one ``/metrics`` for all, :mod:`~consentgate.metrics.worker_merge`)."""
+    each worker answers the others (one ``/metrics`` for all,
+    :mod:`~consentgate.metrics.worker_merge`)."""
 
     number: int
     count: int
