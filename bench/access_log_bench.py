@@ -24,8 +24,9 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from consentgate.core.logs import ACCESS, AccessLines, configure_logging
-from consentgate.core.redact import redact_target
+from consentgate.core.trust.redact import redact_target
+from consentgate.logs.line_writers import AccessLines
+from consentgate.logs.loggers import ACCESS, configure_logging
 from consentgate.web.access import AccessLogger
 from consentgate.web.appkeys import REQUEST_ID, UPSTREAM_SECONDS
 

@@ -28,7 +28,9 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from consentgate.core.events import AuditEvent, direct_sink
-from consentgate.core.logs import AUDIT, DirectLines, _Timestamps, configure_logging, text_line
+from consentgate.logs.formatters import Timestamps, text_line
+from consentgate.logs.line_writers import DirectLines
+from consentgate.logs.loggers import AUDIT, configure_logging
 
 NUMBER = 50_000
 
@@ -58,7 +60,7 @@ class PerLine:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._time = _Timestamps()
+        self._time = Timestamps()
 
     def write(self, logger: str, level: int, message: str, fields: dict[str, Any]) -> None:
         if not logging.getLogger(logger).isEnabledFor(level):

@@ -64,7 +64,7 @@ from bench.run import (
 from consentgate.clients.client_id_urls import parse_client_id_url
 from consentgate.clients.fetch_addresses import parse_networks
 from consentgate.clients.fetcher import DocumentFetcher, FetchSettings
-from consentgate.core.oauth import consent_redirect_key
+from consentgate.core.oauth.authorization_requests import consent_redirect_key
 from consentgate.store import ConsentStore
 from tests.support.documenthost import (
     DocumentHost,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import timeit
 from collections.abc import Callable
 
-from consentgate.admin.metrics import Metrics
 from consentgate.core.events import AuditEvent
+from consentgate.metrics.collectors import Metrics
 
 NUMBER = 200_000
 

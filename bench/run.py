@@ -54,9 +54,10 @@ from typing import Any
 
 import aiohttp
 
-from consentgate.core.cookies import CookieCrypto, CookieNames
-from consentgate.core.keys import KeyRing, derive_key, load_cookie_secret, load_keyring
-from consentgate.core.oauth import consent_redirect_key
+from consentgate.core.oauth.authorization_requests import consent_redirect_key
+from consentgate.core.signed.cookies import CookieCrypto, CookieNames
+from consentgate.core.signed.keyring import KeyRing, derive_key
+from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.store import ConsentStore
 
 HERE = Path(__file__).resolve().parent

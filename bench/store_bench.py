@@ -45,8 +45,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from consentgate.core.keys import KeyRing
-from consentgate.core.records import CONSENT_COLUMNS, ConsentRecord, sign_record
+from consentgate.core.signed.keyring import KeyRing
+from consentgate.core.signed.records import CONSENT_COLUMNS, ConsentRecord, sign_record
 from consentgate.store import ConsentStore
 from consentgate.store.sqlite import SQLiteBackend
 

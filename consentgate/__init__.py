@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from consentgate.core.keys import KeyRing, load_keyring
-    from consentgate.core.records import ClientRecord, ConsentRecord
+    from consentgate.core.signed.keyring import KeyRing
+    from consentgate.core.signed.records import ClientRecord, ConsentRecord
+    from consentgate.signing.key_directory import load_keyring
     from consentgate.store import ConsentStore
 
 __version__ = "0.1.0"
@@ -31,11 +32,11 @@ __all__ = [
 # The library names are imported on first use (PEP 562), so ``consentgate --version``
 # and ``check-config`` do not load aiosqlite and cryptography.
 _LAZY = {
-    "ClientRecord": "consentgate.core.records",
-    "ConsentRecord": "consentgate.core.records",
+    "ClientRecord": "consentgate.core.signed.records",
+    "ConsentRecord": "consentgate.core.signed.records",
     "ConsentStore": "consentgate.store",
-    "KeyRing": "consentgate.core.keys",
-    "load_keyring": "consentgate.core.keys",
+    "KeyRing": "consentgate.core.signed.keyring",
+    "load_keyring": "consentgate.signing.key_directory",
 }
 
 

@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 from consentgate import __version__
 from consentgate.config.loading import ConfigError, load_config
 from consentgate.config.model import Config
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 
 if TYPE_CHECKING:
     from consentgate.core.audit import ChainReport
@@ -168,7 +168,7 @@ def _ask(value: str | None, flag: str, question: str) -> str:
 def _cmd_init(args: argparse.Namespace) -> int:
     """A first configuration and the keys, nothing overwritten."""
     from consentgate.core.firstrun import first_config, write_new
-    from consentgate.core.keys import generate_keys
+    from consentgate.signing.key_directory import generate_keys
 
     directory: Path = args.directory
     config_path = directory / "consentgate.toml"
@@ -266,7 +266,7 @@ def _json_line(value: Any) -> str:
 
 
 def _cmd_keys_generate(args: argparse.Namespace) -> int:
-    from consentgate.core.keys import COOKIE_SECRET_FILE, generate_keys
+    from consentgate.signing.key_directory import COOKIE_SECRET_FILE, generate_keys
 
     config = _load(args)
     result = generate_keys(config.keys.dir)
@@ -280,7 +280,7 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from consentgate.core.keys import rotate_keys
+    from consentgate.signing.key_directory import rotate_keys
 
     config = _load(args)
     previous = _active_kid(config.keys.dir)
@@ -292,14 +292,14 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def _active_kid(directory: Path) -> str:
-    from consentgate.core.keys import list_keys
+    from consentgate.signing.key_directory import list_keys
 
     return next((key.kid for key in list_keys(directory) if key.active), "")
 
 
 def _record_rotation(config: Config, previous: str, active: str) -> None:
     """Append ``key_rotated`` to the store's audit trail, when there is a store to write."""
-    from consentgate.core.keys import load_keyring
+    from consentgate.signing.key_directory import load_keyring
     from consentgate.store.errors import StoreUnavailable
     from consentgate.store.opening import open_store
 
@@ -320,7 +320,7 @@ def _record_rotation(config: Config, previous: str, active: str) -> None:
 
 
 def _cmd_keys_list(args: argparse.Namespace) -> int:
-    from consentgate.core.keys import list_keys
+    from consentgate.signing.key_directory import list_keys
 
     config = _load(args)
     keys = list_keys(config.keys.dir)
@@ -340,7 +340,8 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
 
 def _cmd_keys_adopt_cookie_secret(args: argparse.Namespace) -> int:
     """After changing the cookie secret on every gate on purpose: make it the store's."""
-    from consentgate.core.keys import load_cookie_secret, secret_fingerprint
+    from consentgate.core.signed.keyring import secret_fingerprint
+    from consentgate.signing.key_directory import load_cookie_secret
 
     config = _load(args)
     mine = secret_fingerprint(load_cookie_secret(config.keys.dir, config.keys.cookie_secret))
@@ -372,7 +373,8 @@ def _with_store(
     keeps when asked (``--store-keys``) or when the keys directory is not on this
     machine; every other command needs the keys directory.
     """
-    from consentgate.core.keys import KeyRing, load_keyring
+    from consentgate.core.signed.keyring import KeyRing
+    from consentgate.signing.key_directory import load_keyring
     from consentgate.store.opening import open_store
 
     config = _load(args)
@@ -409,7 +411,7 @@ def _with_store(
 
 async def _use_store_keys(store: ConsentStore, keys_dir: Path) -> bool:
     """Verify with the store's public keys; False (and a message) when it keeps none."""
-    from consentgate.core.keys import KeyRing
+    from consentgate.core.signed.keyring import KeyRing
 
     stored = await store.stored_keys()
     if not stored.keys and not stored.unreadable:
@@ -440,7 +442,7 @@ def _warn_failures(count: int) -> None:
 
 def _cmd_consents_list(args: argparse.Namespace) -> int:
     from consentgate.clients.kinds import Describer
-    from consentgate.core.records import consent_listing
+    from consentgate.core.signed.records import consent_listing
     from consentgate.store import VerificationFailure
 
     async def action(store: ConsentStore) -> int:
@@ -673,7 +675,7 @@ def _cmd_audit_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_consents_export(args: argparse.Namespace) -> int:
-    from consentgate.core.records import CLIENT_ENCODING, CONSENT_ENCODING, client_listing
+    from consentgate.core.signed.records import CLIENT_ENCODING, CONSENT_ENCODING, client_listing
     from consentgate.store import VerificationFailure
 
     async def write(store: ConsentStore, out: IO[str]) -> int:

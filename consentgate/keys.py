@@ -7,7 +7,8 @@ Before 0.2 the modules were flat, and docs/store.md showed
 
 import warnings
 
-from consentgate.core.keys import KeyRing, load_keyring
+from consentgate.core.signed.keyring import KeyRing
+from consentgate.signing.key_directory import load_keyring
 
 __all__ = ["KeyRing", "load_keyring"]
 

@@ -23,9 +23,9 @@ from consentgate.config.loading import config_from_mapping
 from consentgate.config.model import Config
 from consentgate.core.clock import system_clock
 from consentgate.core.events import AuditTrail
+from consentgate.serving.application import create_app
 from consentgate.serving.connections import GuardedAppRunner
 from consentgate.serving.server import start
-from consentgate.web.app import create_app
 from tests.support.fakeproxy import FakeProxy
 
 

@@ -13,8 +13,8 @@ import consentgate
 
 def test_the_documented_names_import_from_the_top_level_package() -> None:
     from consentgate import ClientRecord, ConsentRecord, ConsentStore, KeyRing, load_keyring
-    from consentgate.core.keys import KeyRing as CoreKeyRing
-    from consentgate.core.keys import load_keyring as core_load_keyring
+    from consentgate.core.signed.keyring import KeyRing as CoreKeyRing
+    from consentgate.signing.key_directory import load_keyring as core_load_keyring
     from consentgate.store import ConsentStore as StoreConsentStore
 
     assert ConsentStore is StoreConsentStore

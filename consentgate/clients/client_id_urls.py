@@ -45,10 +45,10 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from consentgate.clients.errors import ClientRuleError
+from consentgate.clients.client_errors import ClientRuleError
 from consentgate.core.memo import remembered
-from consentgate.core.records import MAX_CLIENT_ID_LENGTH
-from consentgate.core.urls import (
+from consentgate.core.signed.records import MAX_CLIENT_ID_LENGTH
+from consentgate.core.trust.urls import (
     BadURL,
     browser_host,
     is_plainly_spelled,

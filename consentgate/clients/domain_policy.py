@@ -31,9 +31,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from consentgate.clients.errors import ClientRuleError
+from consentgate.clients.client_errors import ClientRuleError
 from consentgate.core.memo import remembered
-from consentgate.core.urls import BadURL, browser_host
+from consentgate.core.trust.urls import BadURL, browser_host
 
 Decision = Literal["allowed", "blocked", "not_allowed", "unreadable"]
 _NOT_IN_A_HOST: Final = frozenset("/:@?#")

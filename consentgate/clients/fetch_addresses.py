@@ -53,7 +53,7 @@ from ipaddress import (
 )
 from typing import Final
 
-from consentgate.clients.errors import ClientRuleError
+from consentgate.clients.client_errors import ClientRuleError
 
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network

@@ -31,7 +31,7 @@ from consentgate.clients.client_id_urls import (
 # The closed set is defined with the client views (core.clientinfo.CLIENT_KINDS), where
 # the core (the admin API's parsing) reads it too.
 from consentgate.core.clientinfo import ClientKind
-from consentgate.core.records import ConsentRecord
+from consentgate.core.signed.records import ConsentRecord
 
 
 def client_kind(client_id: str, *, registered: bool) -> ClientKind:

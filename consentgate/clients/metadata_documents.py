@@ -41,10 +41,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, NoReturn, cast, get_args
 
+from consentgate.clients.client_errors import ClientRuleError
 from consentgate.clients.client_id_urls import ClientIdURL
-from consentgate.clients.errors import ClientRuleError
 from consentgate.core.clientinfo import MAX_NAME_LENGTH, safe_http_url
-from consentgate.core.oauth import OAuthRequestError, parse_redirect_uri, redirect_uri_matches
+from consentgate.core.oauth.authorization_requests import parse_redirect_uri, redirect_uri_matches
+from consentgate.core.oauth.oauth_errors import OAuthError
 
 #: The largest response body the gate reads as a document (FastMCP's cap).
 MAX_DOCUMENT_BYTES: Final = 5120
@@ -205,7 +206,7 @@ def _redirect_uris(document: Mapping[str, object]) -> tuple[str, ...]:
             raise BadMetadataDocument(field, "contains a lone surrogate (not Unicode text)")
         try:
             parse_redirect_uri(uri)
-        except OAuthRequestError as exc:
+        except OAuthError as exc:
             raise BadMetadataDocument(field, exc.description) from None
         uris.append(uri)
     return tuple(dict.fromkeys(uris))

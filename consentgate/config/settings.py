@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from consentgate.config.model import Config
-from consentgate.core.paths import PathRules, Route
+from consentgate.core.oauth.paths import PathRules, Route
 
 #: Every cookie name the gate uses starts with one of these; none is ever relayed.
 GATE_COOKIE_PREFIXES: Final = ("__Host-cg_", "cg_")

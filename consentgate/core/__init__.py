@@ -1,7 +1,9 @@
-"""The pure core: OAuth request parsing and path rules, records and their
-signatures, client metadata views, redaction and audit events (the configuration
-they read is :mod:`consentgate.config`, the layer below).
+"""The pure core: the OAuth request rules (``oauth/``), untrusted input and
+redaction (``trust/``), records, the key ring, sealed pages and cookies
+(``signed/``), client metadata views (the configuration they read is
+:mod:`consentgate.config`, the layer below).
 
-Nothing here imports aiohttp or the store (import-linter contracts in
-``pyproject.toml``): every rule can be tested, and reused, without a server.
+Nothing here imports aiohttp, the store or any package that does I/O (import-linter
+contracts in ``pyproject.toml``): every rule can be tested, and reused, without a
+server or a disk.
 """

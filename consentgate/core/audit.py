@@ -49,10 +49,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from consentgate.core.events import AuditEvent
-from consentgate.core.records import AUDIT_COLUMNS, STORE_INTEGERS
+from consentgate.core.signed.records import AUDIT_COLUMNS, STORE_INTEGERS
 
 if TYPE_CHECKING:
-    from consentgate.core.keys import KeyRing
+    from consentgate.core.signed.keyring import KeyRing
 
 ENCODING: Final = "consentgate-audit-v1"
 _PREFIX: Final = ENCODING.encode("ascii") + b"\n"

@@ -11,10 +11,10 @@ loopback-only redirect URIs).
 
 Every client text the pages show (its name, client_id, redirect URI, scopes,
 resource) loses the bidirectional controls that could reorder the gate's own words
-around it (:mod:`consentgate.core.bidi`); a link holding one is not shown at all,
+around it (:mod:`consentgate.core.trust.bidi`); a link holding one is not shown at all,
 as a link with a control character is not.
 
-The self-service approvals page (``web/approvals.py``) shows each remembered
+The self-service approvals page (``web/consent_flow/approvals.py``) shows each remembered
 approval with the same words: :func:`build_approval_view`.
 
 Pure module: no aiohttp import.
@@ -29,16 +29,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
-from consentgate.core.bidi import has_bidi_controls, without_bidi_controls
-from consentgate.core.oauth import (
+from consentgate.core.oauth.authorization_requests import (
     AuthorizationRequest,
-    OAuthRequestError,
     RedirectTarget,
     loopback_without_port,
     parse_redirect_uri,
 )
-from consentgate.core.records import ConsentRecord
-from consentgate.core.urls import BadURL, browser_host, split_authority, split_url
+from consentgate.core.oauth.oauth_errors import OAuthError
+from consentgate.core.signed.records import ConsentRecord
+from consentgate.core.trust.bidi import has_bidi_controls, without_bidi_controls
+from consentgate.core.trust.urls import BadURL, browser_host, split_authority, split_url
 
 #: The kinds of client the gate tells apart (``clients.kinds.client_kind`` decides):
 #: one whose registration the gate saw (RFC 7591), one named by a URL whose metadata
@@ -390,7 +390,7 @@ def build_approval_view(
     """
     try:
         redirect: RedirectTarget | None = parse_redirect_uri(record.redirect_uri)
-    except OAuthRequestError:
+    except OAuthError:
         redirect = None
     return ApprovalView(
         id=record.id,

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
-from consentgate.core.logs import AUDIT, DirectLines
+from consentgate.logs.line_writers import DirectLines
+from consentgate.logs.loggers import AUDIT
 
 _log = logging.getLogger("consentgate")
 

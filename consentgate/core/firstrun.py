@@ -21,7 +21,7 @@ from pathlib import Path
 
 from consentgate.config.loading import config_from_mapping
 from consentgate.config.model import Config
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 
 #: ``consentgate/``: this module lives in ``consentgate/core/``.
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ import binascii
 import json
 from typing import Final, Literal
 
-from consentgate.core.records import STORE_INTEGERS
+from consentgate.core.signed.records import STORE_INTEGERS
 
 #: ``metadata_document_clients`` and ``unknown_clients`` page ``GET /admin/clients``
 #: of those kinds, which are tallied from the approvals: their position is an index.

@@ -4,7 +4,7 @@ will find what it needs on this machine, said before the first start instead of 
 Errors: the store's directory missing or not writable, a store file others can read,
 a keys directory that cannot be created or that ``serve`` would refuse, an admin
 token file ``serve`` would refuse, a guarded path that is not where the upstream's
-metadata says its endpoint is (:mod:`consentgate.core.endpoints`: ``serve`` would
+metadata says its endpoint is (:mod:`consentgate.core.oauth.upstream_endpoints`: ``serve`` would
 refuse to start). Warnings: the upstream does not answer (it may start later;
 ``readyz`` says so meanwhile), or it publishes no metadata to compare the paths with.
 
@@ -22,14 +22,15 @@ from typing import Literal
 
 from consentgate.config.model import Config
 from consentgate.config.settings import path_rules
-from consentgate.core.endpoints import (
+from consentgate.core.oauth.issuer import METADATA_PATH
+from consentgate.core.oauth.upstream_endpoints import (
     endpoint_mismatches,
     metadata_request_headers,
     parse_metadata,
 )
-from consentgate.core.errors import StartupError
-from consentgate.core.issuer import METADATA_PATH
-from consentgate.core.keys import load_admin_token, load_keyring
+from consentgate.core.startup_errors import StartupError
+from consentgate.signing.admin_token import load_admin_token
+from consentgate.signing.key_directory import load_keyring
 
 #: The paths compared with the upstream's metadata; ``--offline`` names them as unchecked.
 COMPARED_KEYS = "upstream.authorize_path and upstream.register_path"

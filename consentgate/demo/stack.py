@@ -33,9 +33,9 @@ from aiohttp import web
 
 from consentgate.config.loading import config_from_mapping
 from consentgate.config.model import Config
-from consentgate.core.logs import configure_logging
+from consentgate.logs.loggers import configure_logging
 from consentgate.serving.server import start
-from consentgate.web.templates import Templates
+from consentgate.web.rendering.templates import Templates
 
 log = logging.getLogger("consentgate")
 

@@ -40,7 +40,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from consentgate.web.malformed import CleanErrorsRequestHandler
+from consentgate.web.guards.malformed import CleanErrorsRequestHandler
 
 log = logging.getLogger("consentgate")
 
@@ -83,7 +83,7 @@ class ConnectionGuard:
 
 class GuardedRequestHandler(CleanErrorsRequestHandler):
     """aiohttp's handler plus the header timeout and the connection cap (and a quiet
-    400 for a request it cannot parse, :mod:`consentgate.web.malformed`)."""
+    400 for a request it cannot parse, :mod:`consentgate.web.guards.malformed`)."""
 
     guard: ConnectionGuard
     _header_timer: asyncio.TimerHandle | None = None

@@ -35,9 +35,11 @@ from aiohttp import web
 from consentgate.config.model import Config
 from consentgate.config.reload_rules import ConfigSource
 from consentgate.config.sections_operations import LogConfig
-from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail, direct_sink
-from consentgate.core.logs import ACCESS, AccessLines, DirectLines, configure_logging
+from consentgate.core.startup_errors import StartupError
+from consentgate.logs.line_writers import AccessLines, DirectLines
+from consentgate.logs.loggers import ACCESS, configure_logging
+from consentgate.serving.application import create_app
 from consentgate.serving.connections import (
     AcceptErrorLimiter,
     ConnectionGuard,
@@ -48,7 +50,6 @@ from consentgate.serving.sdnotify import Notifier
 from consentgate.serving.shutdown import ABANDON_TIMEOUT, shut_down
 from consentgate.serving.sighup import reload
 from consentgate.web.access import AccessLogger
-from consentgate.web.app import create_app
 from consentgate.web.appkeys import (
     ACCESS_LINES,
     CONFIG_SOURCE,

@@ -8,7 +8,7 @@ So the gate drains itself first:
    connections are closed;
 2. requests in flight may finish until :data:`CUT_RESERVE` seconds before the end
    of the grace;
-3. then every open stream is cut (:meth:`~consentgate.web.inflight.InFlight.cut_streams`):
+3. then every open stream is cut (:meth:`~consentgate.web.guards.inflight.InFlight.cut_streams`):
    it ends with its framing intact where it has one, and one log line each;
 4. what is left gets aiohttp's short :data:`ABANDON_TIMEOUT`, and the cleanup
    contexts close the store and the upstream pool.

@@ -57,10 +57,10 @@ from typing import Final
 from consentgate.config.loading import ConfigError
 from consentgate.config.model import Config
 from consentgate.config.reload_rules import ConfigSource
-from consentgate.core.errors import StartupError
-from consentgate.core.keys import load_cookie_secret, load_keyring
-from consentgate.core.logs import configure_logging
+from consentgate.core.startup_errors import StartupError
+from consentgate.logs.loggers import configure_logging
 from consentgate.serving.sdnotify import VARIABLES, Notifier
+from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.store.opening import describe, migrate_store
 
 log = logging.getLogger("consentgate")

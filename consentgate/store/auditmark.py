@@ -27,8 +27,8 @@ from typing import Final
 
 from consentgate.core.audit import AuditMark
 from consentgate.core.clock import Clock
-from consentgate.core.errors import StartupError
-from consentgate.core.keys import write_private_file
+from consentgate.core.startup_errors import StartupError
+from consentgate.signing.private_files import write_private_file
 from consentgate.store.errors import StoreUnavailable
 
 #: The file in the keys directory that holds the mark.

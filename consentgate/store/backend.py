@@ -11,7 +11,7 @@ one new package implementing :class:`StoreBackend` and :class:`StoreTransaction`
 plus a fixture parameter in ``tests/store/conftest.py``.
 
 Rows cross the boundary as plain sequences in the column order of
-:mod:`consentgate.core.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
+:mod:`consentgate.core.signed.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
 ``PENDING_COLUMNS``): the facade builds them with ``to_row()`` and parses them with
 ``from_row()``, so the codec and the signed encoding live in one place, and a
 backend stores each value as it is (text, integer, bytes, NULL) without
@@ -54,7 +54,7 @@ T = TypeVar("T")
 #: The settings row readiness writes to prove the store can still be written.
 HEARTBEAT_SETTING = "heartbeat"
 
-#: One stored row: values in the ``*_COLUMNS`` order of :mod:`consentgate.core.records`.
+#: One stored row: values in the ``*_COLUMNS`` order of :mod:`consentgate.core.signed.records`.
 Row: TypeAlias = Sequence[Any]
 #: Where a page ended. Opaque: the facade only passes back what the backend returned
 #: (SQLite: the last rowid; PostgreSQL: its own id column). ``None`` asks for the start.

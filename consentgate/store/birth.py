@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from consentgate.core.errors import StartupError
-from consentgate.core.keys import write_private_file
+from consentgate.core.startup_errors import StartupError
+from consentgate.signing.private_files import write_private_file
 
 #: The file in the keys directory that says which store was created with these keys.
 RECORD_NAME: Final = "store.json"

@@ -33,7 +33,7 @@ from __future__ import annotations
 import enum
 from typing import Final, TypeAlias
 
-from consentgate.core.records import ClientRecord
+from consentgate.core.signed.records import ClientRecord
 
 #: The verified grants of one lookup key: (scopes, expires_at) per record.
 Grants: TypeAlias = tuple[tuple[frozenset[str], int], ...]

@@ -22,7 +22,7 @@ Decisions and their sources (docs/references.md):
 * Consent is keyed on the exact redirect_uri as well as the client_id: behind a
   single-client proxy the redirect_uri is the only per-client identity (MCP
   2025-11-25, "Confused Deputy Problem"; RFC 9700 exact redirect matching).
-* Every record is Ed25519-signed (:mod:`consentgate.core.records`), ``revoked_at``
+* Every record is Ed25519-signed (:mod:`consentgate.core.signed.records`), ``revoked_at``
   included; a row whose signature fails, whose key is unknown or whose fields
   were changed is treated as absent, logged on ``consentgate.audit`` as a tamper
   event and counted in :attr:`ConsentStore.tamper_events`. Revoking re-signs the
@@ -73,9 +73,9 @@ from consentgate.core.audit import (
 )
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.events import AuditEvent, AuditTrail
-from consentgate.core.keys import KeyRing, jwk_text, public_key_from_jwk_text
 from consentgate.core.paging import Listing, decode_cursor, encode_cursor
-from consentgate.core.records import (
+from consentgate.core.signed.keyring import KeyRing, jwk_text, public_key_from_jwk_text
+from consentgate.core.signed.records import (
     MAX_CLIENT_ID_LENGTH,
     MAX_SCOPE_LENGTH,
     MAX_SUBJECT_LENGTH,
@@ -184,7 +184,7 @@ def _storable(*values: object) -> bool:
     return True
 
 
-#: The setting holding the cookie secret's fingerprint (:func:`~consentgate.core.keys.
+#: The setting holding the cookie secret's fingerprint (:func:`~consentgate.core.signed.keyring.
 #: secret_fingerprint`), claimed by the first gate that starts on the store.
 COOKIE_FINGERPRINT: Final = "cookie_secret_fingerprint"
 #: Used-marks of answered consent pages share the table of used flow bindings; a
@@ -535,7 +535,7 @@ class ConsentStore:
         self, row: Row, failures: builtins.list[VerificationFailure] | None = None
     ) -> PendingRecord | None:
         """A pending row an older version left behind (the gate writes none now: its
-        consent pages are sealed, :mod:`consentgate.core.pending`), checked by
+        consent pages are sealed, :mod:`consentgate.core.signed.pending`), checked by
         ``consents verify`` until the purge deletes it."""
         return self._verified("pending", PendingRecord.from_row, row, failures)
 
@@ -1323,7 +1323,7 @@ class ConsentStore:
     async def use_page(self, pending_id: str, expires_at: int) -> bool:
         """Mark the sealed consent page ``pending_id`` answered; False when it already was.
 
-        The page itself travels sealed in its form (:mod:`consentgate.core.pending`),
+        The page itself travels sealed in its form (:mod:`consentgate.core.signed.pending`),
         so nothing is stored while it is shown and a flood of pages spends no store
         budget; only its answer leaves a mark, kept until the page has expired,
         so one page is answered once by any gate sharing the store (a replayed or

@@ -16,9 +16,9 @@ from pathlib import Path
 from consentgate.config.dsn import mask_password
 from consentgate.config.sections_operations import StoreConfig
 from consentgate.core.clock import Clock, system_clock
-from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
-from consentgate.core.keys import KeyRing
+from consentgate.core.signed.keyring import KeyRing
+from consentgate.core.startup_errors import StartupError
 from consentgate.store.auditmark import forget_mark
 from consentgate.store.birth import (
     evidence,

@@ -14,7 +14,7 @@ per host over HTTP/1.1; an MCP client one event stream per session). Many client
 behind one address that is not a trusted proxy (a NAT) may need a larger share.
 
 Addresses are grouped as every per-address limit of the gate groups them
-(:func:`consentgate.core.forwarding.address_group`: IPv4 alone, IPv6 by its /64);
+(:func:`consentgate.core.trust.forwarding.address_group`: IPv4 alone, IPv6 by its /64);
 the address is the client's as the gate sees it (forwarded headers count only from
 ``server.trusted_proxies``).
 """

@@ -9,7 +9,7 @@ A request that did not end normally says how in ``ended``: ``client`` (the clien
 went away first; status 499, as nginx logs it) or ``shutdown`` (the gate's
 shutdown grace ran out; the status of what was begun, or 503 when nothing was).
 aiohttp writes the line of a request whose handler returned; the gate writes the
-line of one whose handler was abandoned (:mod:`consentgate.web.endings`).
+line of one whose handler was abandoned (:mod:`consentgate.web.guards.endings`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from consentgate.core.logs import ACCESS, AccessLines
-from consentgate.core.redact import redact_target
+from consentgate.core.trust.redact import redact_target
+from consentgate.logs.line_writers import AccessLines
+from consentgate.logs.loggers import ACCESS
 from consentgate.web.appkeys import ACCESS_LINES, CLIENT_IP, REQUEST_ID, SENDING, UPSTREAM_SECONDS
 
 #: The status logged for a request whose client went away before its end.
@@ -51,7 +52,7 @@ def access_fields(
 class AccessLogger(AbstractAccessLogger):
     """aiohttp's access logger for the gate.
 
-    Given :class:`~consentgate.core.logs.AccessLines` in place of a logger (``serve``
+    Given :class:`~consentgate.logs.line_writers.AccessLines` in place of a logger (``serve``
     does, through :func:`~consentgate.serving.server.runner_options`), it writes the
     lines itself, in batches, with no ``logging`` record per request.
     Given the ``consentgate.access`` logger (the tests, an embedding application),
@@ -111,7 +112,7 @@ _NULL = logging.getLogger("consentgate.access.batched")
 
 def write_access_line(request: web.Request, fields: dict[str, Any]) -> None:
     """An access line written by the gate itself (a request abandoned by its handler,
-    :mod:`consentgate.web.endings`), through the same sink as aiohttp's lines."""
+    :mod:`consentgate.web.guards.endings`), through the same sink as aiohttp's lines."""
     lines = request.app.get(ACCESS_LINES)
     if lines is not None:
         lines.write(fields)

@@ -12,29 +12,30 @@ from pathlib import Path
 
 from aiohttp import web
 
-from consentgate.admin.metrics import Metrics
 from consentgate.clients.fetcher import DocumentFetcher
 from consentgate.config.reload_hooks import ReloadHooks
 from consentgate.config.reload_rules import ConfigSource
 from consentgate.config.settings import LiveSettings, Settings
 from consentgate.core.clock import Clock
-from consentgate.core.cookies import CookieCrypto
 from consentgate.core.events import AuditTrail
-from consentgate.core.forwarding import IPAddress
-from consentgate.core.issuer import IssuerCache
-from consentgate.core.logs import AccessLines
+from consentgate.core.oauth.issuer import IssuerCache
+from consentgate.core.signed.cookies import CookieCrypto
 from consentgate.core.throttle import Throttle
+from consentgate.core.trust.forwarding import IPAddress
+from consentgate.logs.line_writers import AccessLines
+from consentgate.metrics.collectors import Metrics
 from consentgate.store import ConsentStore
-from consentgate.web.inflight import InFlight, Sending
-from consentgate.web.templates import Templates
-from consentgate.web.upstream_client import Upstream
+from consentgate.upstream.upstream_client import Upstream
+from consentgate.web.guards.inflight import InFlight, Sending
+from consentgate.web.rendering.templates import Templates
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerPlace:
     """Where this process stands under a supervisor (``[server] workers > 1``): its
     number, how many workers there are, and the supervisor's private directory where
-    each worker answers the others (one ``/metrics`` for all, :mod:`metrics_merge`)."""
+    each worker answers the others (one ``/metrics`` for all,
+    :mod:`~consentgate.metrics.worker_merge`)."""
 
     number: int
     count: int

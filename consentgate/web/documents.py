@@ -46,11 +46,12 @@ from consentgate.clients.client_id_urls import BadClientIdURL, ClientIdURL, pars
 from consentgate.clients.fetch_results import TRANSIENT, FetchFailed
 from consentgate.clients.fetcher import Admission, DocumentFetcher
 from consentgate.clients.metadata_documents import ClientMetadataDocument, redirect_uri_listed
-from consentgate.core.errors import StartupError
-from consentgate.core.oauth import AuthorizationRequest
+from consentgate.core.oauth.authorization_requests import AuthorizationRequest
+from consentgate.core.oauth.oauth_errors import InvalidRequest, TemporarilyUnavailable
+from consentgate.core.startup_errors import StartupError
 from consentgate.web.appkeys import CLOCK, DOCUMENT_FETCHER, LIVE_SETTINGS, SETTINGS
 from consentgate.web.audit import audit_event
-from consentgate.web.pages import error_response
+from consentgate.web.rendering.pages import error_response
 
 #: Why a URL client was refused without a fetch failing (the ``client_refused`` event).
 ClientRefusal = Literal["bad_client_id", "disabled", "blocked_domain", "redirect_uri_not_listed"]
@@ -117,7 +118,7 @@ def _refused(
         redirect_uri=auth.redirect_uri,
         detail=detail,
     )
-    code = "invalid_request" if status == 400 else "client_not_accepted"
+    code = InvalidRequest.code if status == 400 else "client_not_accepted"
     return error_response(request, status, code, message, title=title)
 
 
@@ -148,8 +149,8 @@ def _fetch_failed(
     if failed.reason in TRANSIENT:
         response = error_response(
             request,
-            503,
-            "temporarily_unavailable",
+            TemporarilyUnavailable.status,
+            TemporarilyUnavailable.code,
             f"{failed.message} Nothing was sent on.",
             title="Try again shortly",
         )

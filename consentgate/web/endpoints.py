@@ -1,5 +1,5 @@
 """The guarded paths against the upstream's metadata while serving (the rule is
-:mod:`consentgate.core.endpoints`).
+:mod:`consentgate.core.oauth.upstream_endpoints`).
 
 * At start (a ``cleanup_ctx``, once the store is open, so that what is wrong on
   this machine is said first): a difference refuses the
@@ -20,15 +20,15 @@ from typing import Final
 
 from aiohttp import web
 
-from consentgate.core.endpoints import (
+from consentgate.core.oauth.issuer import METADATA_PATH
+from consentgate.core.oauth.upstream_endpoints import (
     EndpointMismatch,
     endpoint_mismatches,
     metadata_request_headers,
     parse_metadata,
 )
-from consentgate.core.errors import StartupError
-from consentgate.core.issuer import METADATA_PATH
-from consentgate.upstream.pool import UpstreamError
+from consentgate.core.startup_errors import StartupError
+from consentgate.upstream.failures import UpstreamError
 from consentgate.web.appkeys import ENDPOINT_MISMATCHES_LOGGED, ISSUER, LIVE_SETTINGS, UPSTREAM
 
 log = logging.getLogger("consentgate")

@@ -16,10 +16,10 @@ import json
 
 from aiohttp import web
 
-from consentgate.upstream.pool import UpstreamError
+from consentgate.upstream.failures import UpstreamError
 from consentgate.web.appkeys import KEY_PROBLEMS, STORE, UPSTREAM
 from consentgate.web.endpoints import endpoint_problems
-from consentgate.web.pages import secure
+from consentgate.web.rendering.pages import secure
 
 
 def _json(status: int, document: dict[str, object]) -> web.Response:

@@ -16,11 +16,10 @@ import logging
 
 from aiohttp import web
 
-from consentgate.core.paths import RoutedPath
+from consentgate.core.oauth.paths import RoutedPath
+from consentgate.upstream.bounded_read import read_up_to
 from consentgate.web.appkeys import STORE
 from consentgate.web.audit import audit_event
-from consentgate.web.bodies import read_up_to
-from consentgate.web.pages import error_response
 from consentgate.web.relay import (
     RequestTooLarge,
     UpstreamExchange,
@@ -30,6 +29,7 @@ from consentgate.web.relay import (
     upstream_failure_response,
     upstream_headers,
 )
+from consentgate.web.rendering.pages import error_response
 
 log = logging.getLogger("consentgate")
 

@@ -3,7 +3,7 @@
 The rules, each from a bug some proxy shipped (see docs/references.md, "Proxy
 correctness"):
 
-* one shared pool to the upstream (:class:`~consentgate.web.upstream_client.Upstream`,
+* one shared pool to the upstream (:class:`~consentgate.upstream.upstream_client.Upstream`,
   with no cookie jar: a jar would carry one user's upstream cookies into another
   user's request);
 * ``auto_decompress=False`` on the server, and nothing decompressed on the way
@@ -40,13 +40,11 @@ from dataclasses import dataclass
 from aiohttp import StreamReader, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from consentgate.core import forwarding
-from consentgate.core.redact import redact_target
-from consentgate.upstream.pool import (
-    UpstreamConnectError,
-    UpstreamError,
-    UpstreamResponse,
-)
+from consentgate.core.oauth.oauth_errors import TemporarilyUnavailable
+from consentgate.core.trust import forwarding
+from consentgate.core.trust.redact import redact_target
+from consentgate.upstream.failures import UpstreamConnectError, UpstreamError
+from consentgate.upstream.responses import UpstreamResponse
 from consentgate.web.appkeys import (
     CLIENT_IP,
     IN_FLIGHT,
@@ -59,9 +57,10 @@ from consentgate.web.appkeys import (
     UPSTREAM_LOG,
     UPSTREAM_SECONDS,
 )
-from consentgate.web.bodies import RequestBodyStalled
-from consentgate.web.inflight import Sending
-from consentgate.web.pages import error_response
+from consentgate.web.guards.bodies import RequestBodyStalled
+from consentgate.web.guards.inflight import Sending
+from consentgate.web.relay_deadlines import HeaderDeadline, IdleDeadline
+from consentgate.web.rendering.pages import error_response
 
 log = logging.getLogger("consentgate")
 
@@ -97,7 +96,7 @@ class _BodyPump:
     """Streams the client's body upstream after its ``first`` bytes, counting it
     against the size limit; a pause of ``pause`` seconds in one wait for the client
     ends it (:class:`RequestBodyStalled`). It runs in the pool's sender task, so its
-    deadline is that task's (one timer for the whole body, :class:`_IdleDeadline`)."""
+    deadline is that task's (one timer for the whole body, :class:`IdleDeadline`)."""
 
     request: web.Request
     first: bytes
@@ -112,7 +111,7 @@ class _BodyPump:
         content = self.request.content
         total = len(self.first)
         try:
-            with _IdleDeadline(self.request.app[UPSTREAM].loop, self.pause) as deadline:
+            with IdleDeadline(self.request.app[UPSTREAM].loop, self.pause) as deadline:
                 while chunk := await _client_bytes(content, deadline):
                     total += len(chunk)
                     if total > self.limit:
@@ -125,7 +124,7 @@ class _BodyPump:
         self.on_sent()
 
 
-async def _client_bytes(content: StreamReader, deadline: _IdleDeadline) -> bytes:
+async def _client_bytes(content: StreamReader, deadline: IdleDeadline) -> bytes:
     """The next bytes of the client's body, ``b""`` at its end: what is buffered at
     once, else a wait for the client, the only time that counts against ``deadline``."""
     chunk = content.read_nowait()
@@ -149,7 +148,7 @@ async def _body_start(
     chunks: list[bytes] = []
     total = 0
     try:
-        with _IdleDeadline(request.app[UPSTREAM].loop, pause) as deadline:
+        with IdleDeadline(request.app[UPSTREAM].loop, pause) as deadline:
             while chunk := await _client_bytes(content, deadline):
                 total += len(chunk)
                 if total > limit:
@@ -161,118 +160,6 @@ async def _body_start(
         raise RequestBodyStalled from None
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     return data, content.at_eof()
-
-
-class _TaskDeadline:
-    """What ``asyncio.timeout`` does for the current task, with the loop known in
-    advance: a timer cancels the task when the deadline passes, and that cancellation,
-    if it is the only one, leaves the ``with`` block as ``TimeoutError``; any other
-    cancellation (the client went away, the shutdown) stays a ``CancelledError``.
-
-    ``asyncio.timeout`` looks the loop up twice and the task once, in Python, on every
-    use (on Python 3.11 each loop lookup is a ``getpid`` system call; 3 % of the
-    relay's profile). Subclasses say when the deadline is (:meth:`_arm`).
-    """
-
-    __slots__ = ("_cancelling", "_done", "_expired", "_handle", "_loop", "_task")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        task = asyncio.current_task(loop)
-        if task is None:  # pragma: no cover - handlers always run in a task
-            raise RuntimeError("a deadline needs a task")
-        self._loop = loop
-        self._task = task
-        self._cancelling = task.cancelling()
-        self._handle: asyncio.TimerHandle | None = None
-        self._expired = False
-        self._done = False
-
-    def _arm(self, when: float, callback: Callable[[], None]) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = self._loop.call_at(when, callback)
-
-    def _expire(self) -> None:
-        self._handle = None
-        self._expired = True
-        self._task.cancel()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        self._done = True
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if (
-            self._expired
-            and self._task.uncancel() <= self._cancelling
-            and exc_type is asyncio.CancelledError
-        ):
-            raise TimeoutError from exc
-
-
-class _HeaderDeadline(_TaskDeadline):
-    """``asyncio.timeout_at`` (see :class:`_TaskDeadline`). ``reschedule`` after the
-    deadline passed or after the block ended does nothing."""
-
-    __slots__ = ()
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, when: float | None) -> None:
-        super().__init__(loop)
-        if when is not None:
-            self.reschedule(when)
-
-    def reschedule(self, when: float) -> None:
-        if not (self._expired or self._done):
-            self._arm(when, self._expire)
-
-    def __enter__(self) -> _HeaderDeadline:
-        return self
-
-
-class _IdleDeadline(_TaskDeadline):
-    """A pause of ``idle`` seconds in one wait for the upstream's body ends the body.
-
-    What ``async with asyncio.timeout(idle)`` around each wait did, with one timer for
-    the whole body instead of one per wait (a 1 MiB response waits 16-30 times).
-    Only time spent *waiting for the upstream* counts: a write the client is slow to
-    take never expires it (see :class:`_TaskDeadline` for how it ends the block).
-    """
-
-    __slots__ = ("_idle", "_wait_started")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, idle: float) -> None:
-        super().__init__(loop)
-        self._idle = idle
-        #: When the current wait began; None while not waiting for the upstream.
-        self._wait_started: float | None = None
-
-    def waiting(self) -> None:
-        """A wait for the upstream begins (the timer is armed at the first)."""
-        now = self._loop.time()
-        self._wait_started = now
-        if self._handle is None and not self._expired:
-            self._arm(now + self._idle, self._check)
-
-    def done_waiting(self) -> None:
-        self._wait_started = None
-
-    def _check(self) -> None:
-        self._handle = None
-        if self._done:
-            return
-        started = self._wait_started
-        now = self._loop.time()
-        if started is None:  # not waiting now: look again one idle period from now
-            self._arm(now + self._idle, self._check)
-        elif now < started + self._idle:
-            self._arm(started + self._idle, self._check)
-        else:
-            self._expire()
-
-    def __enter__(self) -> _IdleDeadline:
-        return self
 
 
 def upstream_headers(request: web.Request) -> CIMultiDict[str]:
@@ -296,7 +183,7 @@ class UpstreamExchange:
     """One request sent upstream; use as ``async with`` to release the connection.
 
     Raises :class:`UpstreamFailure`, :class:`RequestTooLarge` or
-    :class:`~consentgate.web.bodies.RequestBodyStalled` before any byte was sent to
+    :class:`~consentgate.web.guards.bodies.RequestBodyStalled` before any byte was sent to
     the client, so callers can still answer with an error page. From the moment it
     asks the pool until it is released, the exchange counts against its client
     address's share (:mod:`~consentgate.upstream.shares`).
@@ -365,7 +252,7 @@ class UpstreamExchange:
             # The response headers are due read_timeout after the request body was
             # sent: from now with the body in hand, else from when the pump sent its
             # last byte.
-            with _HeaderDeadline(
+            with HeaderDeadline(
                 loop, None if pump is not None else loop.time() + read_timeout
             ) as deadline:
                 if pump is not None:
@@ -496,7 +383,7 @@ async def stream_response(
     )
     out = response.headers
     out.extend(headers)
-    # What web/app.in_context sets on every response that is not streamed.
+    # What serving/application.in_context sets on every response that is not streamed.
     out["X-Request-Id"] = request[REQUEST_ID]
     out["Server"] = SERVER_HEADER
     await response.prepare(request)
@@ -509,10 +396,10 @@ async def stream_response(
     event_stream = content_type.startswith("text/event-stream")
     upstream_pool = request.app[UPSTREAM]
     # Event streams have no idle limit; other bodies may pause read_timeout per wait.
-    idle: contextlib.nullcontext[None] | _IdleDeadline = (
+    idle: contextlib.nullcontext[None] | IdleDeadline = (
         contextlib.nullcontext()
         if event_stream
-        else _IdleDeadline(upstream_pool.loop, upstream_pool.read_timeout)
+        else IdleDeadline(upstream_pool.loop, upstream_pool.read_timeout)
     )
     with request.app[IN_FLIGHT].streaming(sending):
         try:
@@ -537,12 +424,12 @@ async def stream_response(
                     sending.sent += len(chunk)
         except asyncio.CancelledError:
             if not sending.cut:
-                raise  # the client went away: web/app.in_context says so
+                raise  # the client went away: serving/application.in_context says so
             _uncancel()
             await _end_cut_stream(request, response, sending, event_stream=event_stream)
             return response
         except ConnectionResetError:
-            raise  # writing to a client that went away: web/app.in_context says so
+            raise  # writing to a client that went away: serving/application.in_context says so
         except (UpstreamError, TimeoutError) as exc:
             # The status line is gone; the only honest signal left is an aborted connection.
             log.warning(
@@ -662,6 +549,6 @@ def _report_share_reached(request: web.Request, group: str) -> None:
 
 
 def _error_code(status: int) -> str:
-    return {502: "bad_gateway", 503: "temporarily_unavailable", 504: "gateway_timeout"}.get(
+    return {502: "bad_gateway", 503: TemporarilyUnavailable.code, 504: "gateway_timeout"}.get(
         status, "upstream_error"
     )

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from consentgate.cli import main
-from consentgate.core.keys import key_file_name, load_keyring
-from consentgate.core.records import ConsentRecord
+from consentgate.core.signed.records import ConsentRecord
+from consentgate.signing.key_directory import key_file_name, load_keyring
 from consentgate.store import ConsentStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -476,7 +476,7 @@ def test_export_without_the_keys_directory_carries_the_stores_keys(
 def test_store_keys_is_asked_for_and_a_forged_key_fails_verification(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from consentgate.core.keys import KeyRing, jwk_text
+    from consentgate.core.signed.keyring import KeyRing, jwk_text
 
     impostor = KeyRing.generate()
     key = impostor.public_key(impostor.active_kid)
@@ -627,7 +627,8 @@ def test_a_postgres_url_without_the_driver_says_what_to_install(tmp_path: Path) 
 def test_adopt_cookie_secret_makes_this_gates_secret_the_stores(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from consentgate.core.keys import load_cookie_secret, secret_fingerprint
+    from consentgate.core.signed.keyring import secret_fingerprint
+    from consentgate.signing.key_directory import load_cookie_secret
 
     mine = secret_fingerprint(load_cookie_secret(setup.keys, create=False))
 

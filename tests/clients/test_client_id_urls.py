@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consentgate.clients.client_errors import ClientRuleError
 from consentgate.clients.client_id_urls import (
     MAX_URL_CLIENT_ID_LENGTH,
     BadClientIdURL,
@@ -15,7 +16,6 @@ from consentgate.clients.client_id_urls import (
     is_url_client_id,
     parse_client_id_url,
 )
-from consentgate.clients.errors import ClientRuleError
 
 
 def test_a_url_client_id_is_read_into_its_url_host_and_port() -> None:

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consentgate.clients.client_errors import ClientRuleError
 from consentgate.clients.domain_policy import (
     BadDomainEntry,
     DomainEntry,
     DomainPolicy,
     parse_domain_entries,
 )
-from consentgate.clients.errors import ClientRuleError
 
 
 def policy(blocked: list[str] | None = None, allowed: list[str] | None = None) -> DomainPolicy:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentgate.clients.errors import ClientRuleError
+from consentgate.clients.client_errors import ClientRuleError
 from consentgate.clients.fetch_addresses import (
     NON_PUBLIC_IPV4,
     BadNetworkList,

@@ -12,7 +12,7 @@ from consentgate.clients.kinds import (
     client_kind,
     describe,
 )
-from consentgate.core.records import ConsentRecord
+from consentgate.core.signed.records import ConsentRecord
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,10 @@ from consentgate.clients.metadata_documents import (
     validate_document,
 )
 from consentgate.core.clientinfo import MAX_NAME_LENGTH, build_view
-from consentgate.core.oauth import parse_authorization_request, parse_parameters
+from consentgate.core.oauth.authorization_requests import (
+    parse_authorization_request,
+    parse_parameters,
+)
 
 URL = "https://app.example.com/oauth/client.json"
 CLIENT = parse_client_id_url(URL)

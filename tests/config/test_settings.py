@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consentgate.config.settings import GATE_COOKIE_PREFIXES, LiveSettings, Settings
-from consentgate.core.paths import Route
+from consentgate.core.oauth.paths import Route
 from tests.conftest import make_config
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from consentgate.core.audit import GENESIS, KEPT, AuditRecord, Revocations, entry_for
 from consentgate.core.events import AuditEvent
-from consentgate.core.keys import KeyRing
+from consentgate.core.signed.keyring import KeyRing
 
 
 @pytest.mark.parametrize("name", sorted(KEPT))

@@ -16,8 +16,11 @@ from consentgate.core.clientinfo import (
     same_site_host,
     utc_text,
 )
-from consentgate.core.oauth import parse_authorization_request, parse_parameters
-from tests.core.test_records import make_record
+from consentgate.core.oauth.authorization_requests import (
+    parse_authorization_request,
+    parse_parameters,
+)
+from tests.core.signed.test_records import make_record
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Before it opens the browser for a registration it cached, mcp-remote fetches the
 authorization URL itself (``Accept: application/json``, Node's fetch) and calls the
 registration stale on a 400/401 ``invalid_client``: it then forgets it, registers
 again and opens the browser with the new client. The gate answers that check
-without relaying anything (``web/authorize.py``): ``invalid_client`` for a client it
+without relaying anything (``web/consent_flow/authorize.py``): ``invalid_client`` for a client it
 does not know, ``interaction_required`` for one it does.
 
 mcp-remote is a Node program, not a Python extra: install it anywhere outside the

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from consentgate.core.records import ClientRecord
+from consentgate.core.signed.records import ClientRecord
 from consentgate.store.cache import MISSING, DecisionCache, Grants, Key, covered
 
 YES: Grants = ((frozenset({"openid"}), 100),)

@@ -24,8 +24,8 @@ import asyncpg
 import pytest
 
 from consentgate import ConsentRecord, ConsentStore, KeyRing
-from consentgate.core.errors import StartupError
-from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS
+from consentgate.core.signed.records import CLIENT_COLUMNS, CONSENT_COLUMNS
+from consentgate.core.startup_errors import StartupError
 from consentgate.store.errors import StoreUnavailable
 from consentgate.store.postgres import PostgresBackend, describe, mask_password, migrate
 from consentgate.store.postgres.backend import LOOKUP

@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, assume, given, reject, settings
 from hypothesis import strategies as st
 
 from consentgate import ClientRecord, ConsentRecord, ConsentStore, KeyRing
-from consentgate.core.errors import StartupError
-from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS, sign_record
+from consentgate.core.signed.records import CLIENT_COLUMNS, CONSENT_COLUMNS, sign_record
+from consentgate.core.startup_errors import StartupError
 from consentgate.store.sqlite import SQLiteBackend
 from consentgate.store.sqlite.backend import LOOKUP
 from consentgate.store.sqlite.schema import SCHEMA_VERSION
@@ -348,8 +348,8 @@ def open_unprivileged(path: Path) -> subprocess.CompletedProcess[str]:
     code = textwrap.dedent(
         """
         import asyncio, sys
-        from consentgate.core.errors import StartupError
-        from consentgate.core.keys import KeyRing
+        from consentgate.core.startup_errors import StartupError
+        from consentgate.core.signed.keyring import KeyRing
         from consentgate.store import ConsentStore
 
         async def main():

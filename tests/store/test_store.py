@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from consentgate import ConsentRecord, ConsentStore, KeyRing
-from consentgate.core.keys import jwk_text, load_keyring, rotate_keys
-from consentgate.core.records import sign_record
+from consentgate.core.signed.keyring import jwk_text
+from consentgate.core.signed.records import sign_record
+from consentgate.signing.key_directory import load_keyring, rotate_keys
 from consentgate.store import StoreClosed
 from consentgate.store.facade import PAGE_MARK_MARGIN
 from tests.store.conftest import (

@@ -19,15 +19,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from consentgate.upstream.pool import (
-    BUFFER_HIGH,
-    MAX_HEADER_BYTES,
+from consentgate.upstream.failures import (
     UpstreamConnectError,
     UpstreamDisconnected,
-    UpstreamPool,
     UpstreamProtocolError,
-    UpstreamResponse,
 )
+from consentgate.upstream.pool import UpstreamPool
+from consentgate.upstream.responses import BUFFER_HIGH, MAX_HEADER_BYTES, UpstreamResponse
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -16,10 +16,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from consentgate.core.logs import ACCESS, AccessLines, configure_logging
+from consentgate.logs.line_writers import AccessLines
+from consentgate.logs.loggers import ACCESS, configure_logging
 from consentgate.web.access import AccessLogger
 from consentgate.web.appkeys import CLIENT_IP, REQUEST_ID, SENDING, UPSTREAM_SECONDS
-from consentgate.web.inflight import Sending
+from consentgate.web.guards.inflight import Sending
 
 #: configure_logging and serve change the consentgate logger: put back after each test.
 pytestmark = pytest.mark.usefixtures("restore_logging")

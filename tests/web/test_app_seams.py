@@ -14,7 +14,7 @@ from consentgate.upstream.pool import UpstreamPool
 from consentgate.web.appkeys import LIVE_SETTINGS, UPSTREAM
 from tests.conftest import StartGate, StartStack, StartUpstream
 from tests.support.browsersim import Browser
-from tests.web.test_authorize import approve_new, auth_params, register
+from tests.web.consent_flow.test_authorize import approve_new, auth_params, register
 
 
 async def test_the_app_owns_one_upstream_from_its_config(

@@ -15,8 +15,13 @@ from consentgate.core.audit import AuditRecord
 from consentgate.web.appkeys import STORE
 from tests.conftest import Stack, StartStack
 from tests.support.browsersim import Browser
-from tests.web.test_approvals import APPROVALS, change, listed_ids, token_of
-from tests.web.test_authorize import CLIENT_REDIRECT, approve_new, auth_params, register
+from tests.web.consent_flow.test_approvals import APPROVALS, change, listed_ids, token_of
+from tests.web.consent_flow.test_authorize import (
+    CLIENT_REDIRECT,
+    approve_new,
+    auth_params,
+    register,
+)
 
 
 @pytest.fixture

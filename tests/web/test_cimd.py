@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 
 from consentgate.clients.client_id_urls import parse_client_id_url
-from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditEvent, AuditTrail
-from consentgate.web.app import create_app
+from consentgate.core.startup_errors import StartupError
+from consentgate.serving.application import create_app
 from consentgate.web.appkeys import DOCUMENT_FETCHER, METRICS, STORE
 from consentgate.web.documents import documents_ctx
 from tests.conftest import (

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from consentgate.core.keys import KeyRing, jwk_text, secret_fingerprint
+from consentgate.core.signed.keyring import KeyRing, jwk_text, secret_fingerprint
 from consentgate.web.appkeys import STORE
 from tests.conftest import RunningGate, StartGate, StartUpstream
 from tests.support.browsersim import Browser, Page
 from tests.support.fakeproxy import FakeProxy
 from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 from tests.support.roundrobin import RoundRobin
-from tests.web.test_authorize import CLIENT_REDIRECT, auth_params
+from tests.web.consent_flow.test_authorize import CLIENT_REDIRECT, auth_params
 
 pytestmark = pytest.mark.slow  # three gates on one PostgreSQL store
 

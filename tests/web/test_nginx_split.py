@@ -19,7 +19,7 @@ from consentgate.core.nginxconf import nginx_config
 from tests.conftest import Stack, StartStack
 from tests.support import rawhttp
 from tests.support.nginxfront import free_port, nginx_front
-from tests.web.test_authorize import auth_params, register
+from tests.web.consent_flow.test_authorize import auth_params, register
 
 pytestmark = pytest.mark.slow  # Debian's nginx in front of the gate
 

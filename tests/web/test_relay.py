@@ -663,7 +663,7 @@ async def test_access_log_has_one_line_with_secrets_redacted(
     assert "code=[redacted]" in fields["path"]
     assert "scope=openid" in fields["path"]
     assert fields["upstream_ms"] is None or fields["upstream_ms"] >= 0
-    from consentgate.core.logs import JsonFormatter, TextFormatter
+    from consentgate.logs.formatters import JsonFormatter, TextFormatter
 
     for record in caplog.records:
         for formatter in (TextFormatter(), JsonFormatter()):

@@ -81,7 +81,7 @@ async def test_a_target_that_does_not_begin_with_a_slash_is_refused_by_the_parse
     gate = await start_gate(await start_upstream(upstream.app()))
     response = await rawhttp.request(gate.url, target)
     assert response.status == 400
-    assert b"authorize" not in response.body  # the short 400 of web/malformed.py
+    assert b"authorize" not in response.body  # the short 400 of web/guards/malformed.py
     assert upstream.arrivals == []
 
 

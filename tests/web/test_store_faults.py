@@ -28,7 +28,7 @@ from tests.conftest import Stack, StartStack, make_config
 from tests.support import faultfs
 from tests.support.browsersim import Browser, Page
 from tests.support.fakeproxy import IDP
-from tests.web.test_authorize import approve_new, auth_params, register
+from tests.web.consent_flow.test_authorize import approve_new, auth_params, register
 
 pytestmark = pytest.mark.slow  # mounts faulty file systems and waits out their store timeouts
 

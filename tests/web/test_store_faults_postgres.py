@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import StartStack
 from tests.support.browsersim import Browser
 from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
-from tests.web.test_authorize import approve_new, auth_params, register
+from tests.web.consent_flow.test_authorize import approve_new, auth_params, register
 from tests.web.test_store_faults import assert_refused, honoured, readiness, relays
 
 pytestmark = pytest.mark.slow  # stops and restarts a PostgreSQL cluster

@@ -12,7 +12,7 @@ import pytest
 from consentgate.web.appkeys import STORE
 from tests.conftest import StartStack
 from tests.support.browsersim import Browser
-from tests.web.test_authorize import approve_new, auth_params, register
+from tests.web.consent_flow.test_authorize import approve_new, auth_params, register
 
 pytestmark = pytest.mark.slow  # waits out a locked store's timeout on purpose
 

@@ -19,23 +19,23 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consentgate.core import forwarding
 from consentgate.core.clientinfo import build_view, safe_http_url
-from consentgate.core.cookies import CookieCrypto, CookieNames, same_token
-from consentgate.core.oauth import (
-    OAuthRequestError,
+from consentgate.core.oauth.authorization_requests import (
     consent_redirect_key,
     parse_authorization_request,
     parse_parameters,
     parse_redirect_uri,
     redirect_uri_matches,
 )
-from consentgate.core.paths import PathRules, Route
-from consentgate.core.pending import BadPending, PendingConsent
-from consentgate.core.records import ClientRecord
-from consentgate.core.urls import BadURL, browser_host, split_url
+from consentgate.core.oauth.oauth_errors import OAuthError
+from consentgate.core.oauth.paths import PathRules, Route
+from consentgate.core.signed.cookies import CookieCrypto, CookieNames, same_token
+from consentgate.core.signed.pending import BadPending, PendingConsent
+from consentgate.core.signed.records import ClientRecord
+from consentgate.core.trust import forwarding
+from consentgate.core.trust.urls import BadURL, browser_host, split_url
 from tests.conftest import StartGate, StartStack, StartUpstream
-from tests.web.test_authorize import auth_params, register
+from tests.web.consent_flow.test_authorize import auth_params, register
 
 #: Characters that have broken URL parsers: brackets, IDNA dots and slashes, escapes.
 _NASTY = "[]:/\\@%#?&=;.~ \t\x00\x7f\uff0f\u3002\uff0e\u2044\u200b\u0131\u043e\u00df\ufeff"
@@ -65,7 +65,7 @@ def test_url_helpers_raise_only_badurl(text: str) -> None:
 def test_redirect_uri_parsing_raises_only_oauth_request_error(text: str) -> None:
     try:
         target = parse_redirect_uri(text)
-    except OAuthRequestError:
+    except OAuthError:
         return
     assert target.host.isascii()
     assert target.kind in ("https", "loopback", "custom", "insecure")
@@ -94,7 +94,7 @@ def test_authorization_requests_raise_only_oauth_request_error(
         auth = parse_authorization_request(
             parameters, allow_request_uri=True, allow_request_object=True
         )
-    except OAuthRequestError:
+    except OAuthError:
         return
     try:
         client: ClientRecord | None = ClientRecord.from_registration(
@@ -227,7 +227,7 @@ async def test_an_upstream_location_with_a_bracket_is_relayed_unbound_not_a_500(
 
 def test_the_reported_inputs_parse_to_the_documented_error() -> None:
     for uri in ("https://[::1/cb", "https://exa\uff0fmple.com/cb"):
-        with pytest.raises(OAuthRequestError):
+        with pytest.raises(OAuthError):
             parse_redirect_uri(uri)
     assert safe_http_url("https://[oops/") is None
     assert json.loads(PendingConsent.of((), redirectable=False, remember_allowed=False).to_json())

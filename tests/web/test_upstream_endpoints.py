@@ -21,12 +21,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 from tests.conftest import StartGate, StartStack, StartUpstream
 from tests.support.browsersim import Browser
 from tests.support.fakeproxy import IDP
 from tests.support.gateproc import free_port, spawn_serve, write_config
-from tests.web.test_authorize import approve_new, auth_params, register
+from tests.web.consent_flow.test_authorize import approve_new, auth_params, register
 
 METADATA = "/.well-known/oauth-authorization-server"
 

@@ -58,13 +58,13 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from consentgate.config.dsn import describe, password_of
-from consentgate.core.errors import StartupError
-from consentgate.core.records import (
+from consentgate.core.signed.records import (
     AUDIT_COLUMNS,
     CLIENT_COLUMNS,
     CONSENT_COLUMNS,
     PENDING_COLUMNS,
 )
+from consentgate.core.startup_errors import StartupError
 from consentgate.store.backend import (
     HEARTBEAT_SETTING,
     Cursor,
@@ -377,7 +377,7 @@ class PostgresBackend:
         for changes.
 
         ``password`` overrides one in the URL. Raises
-        :class:`~consentgate.core.errors.StartupError` with one line naming
+        :class:`~consentgate.core.startup_errors.StartupError` with one line naming
         ``host:port/dbname`` (never the password) when the server cannot be reached or
         does not answer within ``connect_timeout``, refuses the login, has no such
         database, or has a schema newer than this code knows.
@@ -771,7 +771,7 @@ async def migrate(
     (the migration lock). ``statement_timeout`` is the session's, as for
     :meth:`PostgresBackend.open`; the migration itself may take up to
     :data:`~consentgate.store.postgres.schema.MIGRATION_TIMEOUT` seconds. Raises
-    :class:`~consentgate.core.errors.StartupError` as :meth:`PostgresBackend.open` does."""
+    :class:`~consentgate.core.startup_errors.StartupError` as :meth:`PostgresBackend.open` does."""
     if connect_timeout <= 0 or statement_timeout <= 0:
         raise ValueError("the timeouts must be positive")
     where = describe(dsn)

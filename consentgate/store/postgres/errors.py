@@ -2,7 +2,7 @@
 
 Every problem at open (the server unreachable or not answering, the login refused,
 the database missing, a permission missing for the migrations, a URL that does not
-parse) becomes one :class:`~consentgate.core.errors.StartupError` naming the server
+parse) becomes one :class:`~consentgate.core.startup_errors.StartupError` naming the server
 as ``host:port/dbname`` and saying what to do. The URL itself never appears, and any
 password the URL or the caller gave is scrubbed from the driver's text as well.
 
@@ -20,7 +20,7 @@ import ssl
 import asyncpg
 
 from consentgate.config.dsn import MASK
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 from consentgate.store.errors import OutageKind, StoreUnavailable
 
 #: Exceptions that mean "could not talk to the server" rather than a bug here.

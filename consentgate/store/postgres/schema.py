@@ -13,7 +13,7 @@ a ``consentgate`` schema that has tables but no version table is someone else's 
 is refused too, untouched.
 
 The columns are SQLite's (:mod:`consentgate.store.sqlite.schema`), in the order of
-:mod:`consentgate.core.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
+:mod:`consentgate.core.signed.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
 ``PENDING_COLUMNS``), with strict types: integers are ``bigint``, signatures
 ``bytea``, text ``text COLLATE "C"`` (byte-wise equality and order, whatever the
 database's default collation). Each table but ``used_bindings`` ends with ``seq``, an
@@ -50,7 +50,7 @@ from typing import Final
 
 import asyncpg
 
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 
 # Operational, not audit: which database was migrated from which version.
 _log = logging.getLogger("consentgate")

@@ -60,13 +60,13 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from consentgate.core.errors import StartupError
-from consentgate.core.records import (
+from consentgate.core.signed.records import (
     AUDIT_COLUMNS,
     CLIENT_COLUMNS,
     CONSENT_COLUMNS,
     PENDING_COLUMNS,
 )
+from consentgate.core.startup_errors import StartupError
 from consentgate.store.backend import (
     HEARTBEAT_SETTING,
     Cursor,
@@ -380,7 +380,7 @@ class SQLiteBackend:
     ) -> SQLiteBackend:
         """Open (and create or migrate) the file at ``path``.
 
-        Raises :class:`~consentgate.core.errors.StartupError` with one line naming the
+        Raises :class:`~consentgate.core.startup_errors.StartupError` with one line naming the
         path for a missing directory, a read-only file or directory, a file that is
         not a SQLite database, or a schema version newer than this code knows.
         """

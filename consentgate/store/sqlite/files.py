@@ -2,7 +2,7 @@
 
 Every problem a person can fix at startup (a missing directory, a read-only file
 or directory, a file that is not SQLite, a lock held too long) becomes one
-:class:`~consentgate.core.errors.StartupError` line that names the path and what
+:class:`~consentgate.core.startup_errors.StartupError` line that names the path and what
 to do; the CLI prints it and exits. A new file is created ``0600`` by us, not
 ``0644`` by SQLite: pending rows hold authorization requests, and SQLite gives the
 ``-wal`` and ``-shm`` files the mode of the database.
@@ -14,7 +14,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 from consentgate.store.sqlite.schema import MIN_SQLITE_VERSION
 
 

@@ -23,7 +23,7 @@ Schema history:
 5. ``audit``: the hash-chained audit trail (:mod:`consentgate.core.audit`).
 
 The column order of each table is the order of the row codec in
-:mod:`consentgate.core.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
+:mod:`consentgate.core.signed.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
 ``PENDING_COLUMNS``); the queries name their columns anyway.
 """
 
@@ -37,7 +37,7 @@ from typing import Final
 
 import aiosqlite
 
-from consentgate.core.errors import StartupError
+from consentgate.core.startup_errors import StartupError
 
 # Operational, not audit: which file was migrated from which version.
 _log = logging.getLogger("consentgate")

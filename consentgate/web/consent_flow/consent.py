@@ -1,0 +1,174 @@
+"""The consent answer: approve or deny exactly the request that was shown.
+
+* The form is protected by a per-render, double-submitted CSRF token bound to the
+  page's id and the browser; the POST trusts nothing from the form but the page's
+  seal (MACed by the gate, bound to this browser, expiring:
+  :mod:`consentgate.core.signed.pending`), the token and the choice (Cloudflare's early
+  demos trusted unauthenticated hidden fields). A second render does not
+  invalidate the first (FastMCP #4814).
+* It must come from the gate's own page (Fetch Metadata, else Origin); when the
+  gate cannot tell, it refuses.
+* For a client named by a URL, its current metadata document must still list the
+  redirect URI (:mod:`consentgate.web.documents`): a document can change while the
+  page is open, and an approval must not outlive its listing; when the gate cannot
+  tell, it refuses.
+* The answer marks the page used atomically in the store, so one page is answered
+  once whichever gate receives it; the approval is recorded before the request is
+  relayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from consentgate.clients.client_id_urls import is_url_client_id
+from consentgate.clients.kinds import ClientDescription, describe
+from consentgate.core.oauth.authorization_requests import (
+    consent_redirect_key,
+    parse_authorization_request,
+    parse_parameters,
+)
+from consentgate.core.oauth.oauth_errors import AccessDenied, InvalidRequest, OAuthError
+from consentgate.core.signed.cookies import same_token, set_cookie_header
+from consentgate.core.signed.pending import BadPending
+from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
+from consentgate.web.audit import audit_event
+from consentgate.web.consent_flow.browser import Browser
+from consentgate.web.consent_flow.client_redirects import redirect_error
+from consentgate.web.consent_flow.flow import forward_authorization
+from consentgate.web.consent_flow.forms import own_page_form
+from consentgate.web.documents import listed_client
+from consentgate.web.rendering.pages import error_response, render_page
+
+
+async def consent_answer(request: web.Request) -> web.StreamResponse:
+    """POST {prefix}/consent: approve or deny exactly the request that was shown."""
+    app = request.app
+    config = request[SETTINGS].config
+    crypto = app[COOKIE_CRYPTO]
+    store = app[STORE]
+    form = await own_page_form(
+        request,
+        refused_event="answer_refused",
+        audit_message="consent answer from another site",
+        refusal="This answer did not come from the consent page.",
+    )
+    if isinstance(form, web.Response):
+        return form
+    pending_id = form.get("pending", "")
+    token = form.get("csrf", "")
+    decision = form.get("decision", "")
+    if decision not in ("approve", "deny") or not pending_id.isalnum() or len(pending_id) > 64:
+        return error_response(
+            request, InvalidRequest.status, InvalidRequest.code, "The answer is incomplete."
+        )
+
+    browser = Browser(request)
+    stale = (
+        "This consent page is no longer valid in this browser (it expired, was already "
+        "answered, or was opened in another browser). Start the sign-in again."
+    )
+    if browser.subject is None:
+        audit_event(request, "answer_refused", "consent answer without browser cookie")
+        return error_response(request, 403, "invalid_session", stale)
+    expected = crypto.csrf_token(pending_id, browser.subject)
+    cookie = request.cookies.get(crypto.names.pending(pending_id), "")
+    if not (same_token(token, expected) and same_token(cookie, expected)):
+        audit_event(
+            request, "answer_refused", "consent answer with a bad CSRF token", pending=pending_id
+        )
+        return error_response(request, 403, "invalid_csrf", stale)
+    try:
+        page = crypto.open_pending(form.get("sealed", ""), browser.subject, app[CLOCK]())
+        if page.id != pending_id:
+            raise BadPending("sealed for another page")
+        shown = page.consent
+        auth = parse_authorization_request(
+            parse_parameters(shown.query),
+            allow_request_uri=config.consent.allow_request_uri,
+            allow_request_object=config.consent.allow_request_object,
+        )
+    except (BadPending, OAuthError) as exc:
+        audit_event(
+            request,
+            "answer_refused",
+            "consent answer for an unusable pending request",
+            pending=pending_id,
+            reason=str(exc) if isinstance(exc, BadPending) else "unreadable",
+        )
+        return error_response(request, 403, InvalidRequest.code, stale)
+    if is_url_client_id(auth.client_id):
+        # The document may have changed since the page was shown: nothing is approved,
+        # remembered or relayed (nor an error redirected) unless it still lists the
+        # redirect URI (a cache hit, about a microsecond). The page stays unused.
+        checked = await listed_client(request, auth, "answer")
+        if isinstance(checked, web.Response):
+            return checked
+        description = ClientDescription("metadata_document", checked.client.host)
+    else:
+        registered = await store.get_client(auth.client_id) is not None
+        description = describe(auth.client_id, registered=registered)
+    remember = decision == "approve" and form.get("remember") == "yes" and shown.remember_allowed
+    if remember:
+        # The page is used up and the approval remembered in one durable commit: a
+        # store failing in between leaves the page answerable once it is back.
+        recorded = await asyncio.shield(
+            store.approve_page(
+                page.id,
+                page.expires_at,
+                browser.subject,
+                client_id=auth.client_id,
+                redirect_uri=consent_redirect_key(auth.redirect_uri),
+                scopes=auth.scopes,
+                resource=auth.resource,
+                ttl=config.consent.remember_for,
+            )
+        )
+        used = recorded is not None
+    else:
+        used = await store.use_page(page.id, page.expires_at)
+    if not used:
+        audit_event(
+            request,
+            "answer_refused",
+            "consent answer for an unusable pending request",
+            pending=pending_id,
+            reason="already answered",
+        )
+        return error_response(request, 403, InvalidRequest.code, stale)
+    clear = set_cookie_header(
+        crypto.names.pending(pending_id),
+        "",
+        max_age=0,
+        same_site="Strict",
+        secure=config.secure_cookies,
+    )
+    fields = {
+        "client_id": auth.client_id,
+        "redirect_uri": auth.redirect_uri,
+        "scopes": " ".join(sorted(auth.scopes)),
+        "subject": browser.subject,
+        "pending": pending_id,
+        **description.audit_fields(),
+    }
+    if decision == "deny":
+        audit_event(request, "consent_denied", "consent denied", **fields)
+        redirected = (
+            await redirect_error(request, auth, AccessDenied)
+            if shown.redirectable and auth.redirect_uri
+            else None
+        )
+        response = render_page(request, "denied.html") if redirected is None else redirected
+        response.headers.add("Set-Cookie", clear)
+        return response
+
+    return await forward_authorization(
+        request,
+        auth.parameters,
+        browser,
+        after_post=True,
+        audit=("consent_approved", "consent approved", {**fields, "remembered": remember}),
+        extra_cookies=(clear,),
+    )

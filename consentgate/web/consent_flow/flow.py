@@ -1,0 +1,219 @@
+"""Relaying an approved authorization request, and binding the flow it starts to the browser.
+
+* The upstream receives exactly the request the gate validated, re-encoded from the
+  parsed parameters, never the client's spelling of it.
+* After a consent form the browser is sent on with a 303, never a 307, so the form
+  is not re-posted to the IdP (RFC 9700 §4.12).
+* The upstream flow is bound to the approving browser: the IdP redirect the
+  upstream answers with gets a per-transaction cookie holding a MAC of its
+  ``state``; the callback (:mod:`consentgate.web.consent_flow.callback`) needs that cookie, once
+  (FastMCP GHSA-rww4-4w9c-7733).
+* That check happens only at ``upstream.callback_path``: a hand-off whose
+  ``redirect_uri`` names another callback (:func:`consentgate.core.oauth.upstream_endpoints.
+  callback_mismatch`) would bring the browser back where nothing checks it, so the
+  browser is not sent on: a 502 page and an error log line naming the key.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import urllib.parse
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from consentgate.core.oauth.authorization_requests import Parameters, encode_parameters
+from consentgate.core.oauth.upstream_endpoints import EndpointMismatch, callback_mismatch
+from consentgate.core.signed.cookies import set_cookie_header
+from consentgate.core.trust.urls import split_url
+from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS
+from consentgate.web.audit import audit_event
+from consentgate.web.consent_flow.browser import Browser
+from consentgate.web.relay import (
+    RequestTooLarge,
+    UpstreamExchange,
+    UpstreamFailure,
+    response_headers,
+    stream_response,
+    upstream_failure_response,
+    upstream_headers,
+)
+from consentgate.web.rendering.pages import error_response
+
+log = logging.getLogger("consentgate")
+
+
+def _origin_of(url: str) -> str:
+    parts = split_url(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+#: The public URL's origin, computed once per configured URL (it is on every binding).
+_public_origin = functools.lru_cache(maxsize=8)(_origin_of)
+
+
+def _states_in(query: str) -> list[str]:
+    """The values of ``state`` in ``query``, decoded exactly as
+    ``parse_qsl(query, keep_blank_values=True)`` decodes them; only the names of the
+    other parameters are decoded (the IdP's query is long, only ``state`` matters)."""
+    states: list[str] = []
+    for piece in query.split("&"):
+        if not piece:
+            continue
+        name, _, value = piece.partition("=")
+        if "%" in name or "+" in name:
+            name = urllib.parse.unquote_plus(name)
+        if name == "state":
+            states.append(urllib.parse.unquote_plus(value))
+    return states
+
+
+async def forward_authorization(
+    request: web.Request,
+    parameters: Parameters,
+    browser: Browser,
+    *,
+    after_post: bool,
+    audit: tuple[str, str, dict[str, Any]],
+    extra_cookies: tuple[str, ...] = (),
+) -> web.StreamResponse:
+    """Send exactly the validated request upstream and bind the flow it starts.
+
+    The query is re-encoded from the parsed parameters: the upstream receives the
+    request the gate checked, not the client's spelling of it. ``audit`` is the
+    event, message and fields of the one audit line this decision gets.
+    """
+    config = request[SETTINGS].config
+    target = f"{config.upstream.authorize_path}?{encode_parameters(parameters)}"
+    headers = upstream_headers(request)
+    for name in ("Content-Type", "Content-Length", "Origin"):
+        headers.popall(name, None)
+    event, message, fields = audit
+    try:
+        async with UpstreamExchange(
+            request, target, method="GET", forward_body=False, headers=headers
+        ) as upstream:
+            out = response_headers(request, upstream)
+            status = upstream.status
+            location = out.get("Location")
+            bound = False
+            if 300 <= status < 400 and location:
+                mismatch = _foreign_callback(request, location)
+                if mismatch is not None:
+                    audit_event(
+                        request, event, message, **fields, upstream_status=status, bound=False
+                    )
+                    return _refuse_foreign_callback(request, mismatch)
+                if after_post:
+                    status = 303  # RFC 9700 §4.12: never let the browser re-POST the form
+                bound = _bind_flow(request, out, location, browser)
+            for header in (*browser.cookies_to_set(), *extra_cookies):
+                out.add("Set-Cookie", header)
+            if after_post:
+                out["Cache-Control"] = "no-store"
+            audit_event(
+                request, event, message, **fields, upstream_status=upstream.status, bound=bound
+            )
+            return await stream_response(request, upstream, out, status=status)
+    except UpstreamFailure as exc:
+        audit_event(request, event, message, **fields, upstream_status=exc.status, bound=False)
+        return upstream_failure_response(request, exc, "upstream_error")
+    except RequestTooLarge:  # pragma: no cover - no body is forwarded here
+        return error_response(request, 413, "request_too_large", "The request is too large.")
+
+
+def _hand_off(location: str, public_url: str) -> str | None:
+    """``location`` as an absolute URL when it sends the browser to another origin
+    than the gate's (a hand-off to the IdP), else None; None too when it cannot be
+    parsed (no binding then, so its callback is refused: fails closed)."""
+    try:
+        # An absolute http(s) Location is its own join: urljoin would only re-split it
+        # (the origin and the query it yields are the Location's own).
+        absolute = (
+            location
+            if location[:8].lower().startswith(("https://", "http://"))
+            else urllib.parse.urljoin(public_url + "/", location)
+        )
+        parts = split_url(absolute)
+    except ValueError:  # BadURL included
+        return None
+    if f"{parts.scheme.lower()}://{parts.netloc.lower()}" == _public_origin(public_url):
+        return None
+    return absolute
+
+
+def _foreign_callback(request: web.Request, location: str) -> EndpointMismatch | None:
+    settings = request[SETTINGS]
+    absolute = _hand_off(location, settings.config.server.public_url)
+    if absolute is None:
+        return None
+    return callback_mismatch(absolute, settings.config, settings.path_rules)
+
+
+def _refuse_foreign_callback(request: web.Request, mismatch: EndpointMismatch) -> web.Response:
+    log.error(
+        f"{mismatch.key} is not where the upstream's IdP returns; the sign-in was not sent on",
+        extra={
+            "fields": {
+                "key": mismatch.key,
+                "configured": mismatch.configured,
+                mismatch.where: mismatch.advertised,
+            }
+        },
+    )
+    return error_response(
+        request,
+        502,
+        "upstream_misconfigured",
+        "The service behind this gate would return this sign-in to an address the gate "
+        f"does not check ({mismatch.key} differs), so it was stopped here. Nothing was "
+        "shared; the operator has to correct the configuration.",
+    )
+
+
+def _bind_flow(
+    request: web.Request, out: CIMultiDict[str], location: str, browser: Browser
+) -> bool:
+    """Bind the upstream's redirect to another origin carrying ``state`` to this browser.
+
+    Only a cookie is set: a MAC of the state, the browser's subject and the time.
+    The callback checks it and marks it used (``callback.py``), so the hot path of
+    a remembered approval writes nothing to the store. The browser keeps at most
+    ``max_flows_per_browser`` of them; the oldest go first.
+    """
+    app = request.app
+    config = request[SETTINGS].config
+    absolute = _hand_off(location, config.server.public_url)
+    if absolute is None:
+        return False  # not a hand-off to the IdP, or nobody can parse it
+    states = _states_in(split_url(absolute).query)
+    if len(states) != 1 or not states[0]:
+        return False
+    crypto = app[COOKIE_CRYPTO]
+    binding = crypto.binding_for(states[0], browser.ensure(), int(app[CLOCK]()))
+    out.add(
+        "Set-Cookie",
+        set_cookie_header(
+            binding.cookie_name,
+            binding.cookie_value,
+            max_age=int(config.consent.binding_ttl),
+            secure=config.secure_cookies,
+        ),
+    )
+    limit = config.consent.max_flows_per_browser
+    prefix = crypto.names.binding_prefix
+    # Oldest first: by the time of issue, then (a stable sort) in the order the browser
+    # sent them, which RFC 6265 section 5.4 says is the order of creation.
+    held = sorted(
+        (
+            (value.split(".", 1)[0].zfill(12), name)
+            for name, value in request.cookies.items()
+            if name.startswith(prefix) and name != binding.cookie_name
+        ),
+        key=lambda item: item[0],
+    )
+    for _, name in held[: max(len(held) - limit + 1, 0)]:
+        out.add("Set-Cookie", set_cookie_header(name, "", max_age=0, secure=config.secure_cookies))
+    return True
