@@ -72,7 +72,7 @@ def _add_store_keys_argument(parser: argparse.ArgumentParser) -> None:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     """The file, then what ``serve`` will need on this machine (:mod:`consentgate.core.
     preflight`): errors exit 1, a silent upstream is a warning."""
-    from consentgate.core.preflight import COMPARED_KEYS, preflight
+    from consentgate.cli.preflight import COMPARED_KEYS, preflight
 
     try:
         config = _load(args)
@@ -166,7 +166,7 @@ def _ask(value: str | None, flag: str, question: str) -> str:
 
 def _cmd_init(args: argparse.Namespace) -> int:
     """A first configuration and the keys, nothing overwritten."""
-    from consentgate.core.firstrun import first_config, write_new
+    from consentgate.cli.firstrun import first_config, write_new
     from consentgate.core.keys import generate_keys
 
     directory: Path = args.directory
@@ -197,7 +197,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_nginx_config(args: argparse.Namespace) -> int:
     """Print the nginx front of the split deployment."""
-    from consentgate.core.nginxconf import nginx_config
+    from consentgate.cli.nginxconf import nginx_config
 
     config = _load(args)
     if config.server.listen.port == 0:

@@ -22,7 +22,7 @@ from pathlib import Path
 from consentgate.core.config import Config, config_from_mapping
 from consentgate.core.errors import StartupError
 
-#: ``consentgate/``: this module lives in ``consentgate/core/``.
+#: ``consentgate/``: this module lives in ``consentgate/cli/``.
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _KEY_LINE = re.compile(r"^(?P<key>[a-z_]+) = ")
 _SECTION_LINE = re.compile(r"^\[(?P<name>[a-z_]+)\]\s*$")
