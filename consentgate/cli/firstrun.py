@@ -7,7 +7,8 @@ state directory that holds the store and the keys (``/var/lib/consentgate`` for 
 systemd unit). The result is validated as ``serve`` would read it before anything
 is written, and nothing that exists is ever overwritten.
 
-Pure module: no aiohttp import.
+It reads the example and writes the file, so it is the CLI's, not the core's; no aiohttp
+import.
 """
 
 from __future__ import annotations
