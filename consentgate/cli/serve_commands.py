@@ -18,10 +18,6 @@ from consentgate.core.config import load_config
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from consentgate.serving.server import (
-        serve,  # imports aiohttp; keep --version and check-config light
-    )
-
     # SIGHUP re-reads the file with this same loader (environment and secret files
     # included); absolute, and a picklable partial, so a spawned worker can use it too.
     source = functools.partial(load_config, Path(args.config).absolute())
@@ -35,6 +31,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from consentgate.serving.workers import run_workers
 
         return run_workers(config, source)
+    # Imported here, not above: it imports aiohttp and the web layer, which the
+    # supervisor of several workers never uses (each worker imports it itself).
+    from consentgate.serving.server import serve
+
     asyncio.run(serve(config, source=source))
     return EXIT_OK
 

@@ -239,6 +239,30 @@ async def test_a_worker_slower_to_fail_than_the_young_window_still_stops_the_gat
     assert "worker exited; restarting it" not in text
 
 
+def mapped_files(pid: int) -> set[str]:
+    """The files a process has mapped: its shared libraries, compiled extensions included."""
+    return {
+        line.split(maxsplit=5)[5]
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+        if len(line.split(maxsplit=5)) == 6
+    }
+
+
+async def test_the_supervisor_of_several_workers_does_not_load_the_web_layer(
+    tmp_path: Path, upstream: str
+) -> None:
+    """The parent only prepares, spawns and watches: aiohttp (its compiled parsers) is
+    loaded by each worker, not by the parent, whose start it would only slow down."""
+    async with gate_process(tmp_path, upstream, {"server": {"workers": 2}}) as gate:
+        await wait_for(lambda: len(worker_pids(gate.pid)) == 2)
+        workers = worker_pids(gate.pid)
+        await wait_for(lambda: all(listens(pid, gate.url) for pid in workers))
+        parent = {name for name in mapped_files(gate.pid) if "/aiohttp/" in name}
+        worker = {name for name in mapped_files(min(workers)) if "/aiohttp/" in name}
+    assert worker, "a worker has aiohttp's extensions mapped (the check can see them)"
+    assert parent == set()
+
+
 def test_several_workers_need_a_fixed_port(tmp_path: Path, upstream: str) -> None:
     from consentgate.core.config import ConfigError, load_config
 
