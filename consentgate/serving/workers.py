@@ -100,7 +100,12 @@ def _worker_main(
             )
         except StartupError as exc:
             log.error("worker could not start: %s", exc, extra={"fields": {"worker": number}})
-            sys.exit(STARTUP_FAILED)
+            # The supervisor learns of the failure from this process's end: end it now.
+            # serve has closed what it opened; tearing down the interpreter's modules
+            # would only delay the gate's stop (a second and more on a loaded machine).
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(STARTUP_FAILED)
 
 
 @dataclass
