@@ -273,7 +273,9 @@ class Supervisor:
     def _tell_systemd(self) -> None:
         """``READY=1`` once every worker listens (once: a restarted worker is not news),
         and ``WATCHDOG=1`` when one is due."""
-        if not self._announced and self._has_started():
+        workers = self._workers.values()
+        everyone = len(workers) == self.config.server.workers
+        if not self._announced and everyone and all(w.listening.is_set() for w in workers):
             self._announced = True
             self._systemd.ready(self._status())
         interval = self._systemd.watchdog_interval
