@@ -14,7 +14,9 @@ The parent supervises:
   dying young (from 0.5 s up to 30 s), so a crash loop does not spin;
 * a worker that cannot start while the gate is starting (a port in use, a bad
   store) stops the whole gate with exit status 1: the one-line reason is in that
-  worker's log (it exits with :data:`STARTUP_FAILED`);
+  worker's log (it exits with :data:`STARTUP_FAILED`). The gate is starting until
+  every worker has listened once, however long that takes (a loaded machine may
+  take seconds to spawn an interpreter): no clock decides it;
 * connections the kernel had queued for a worker that dies are reset with it (a
   property of ``SO_REUSEPORT``); new connections go to the workers still running;
 * SIGTERM or SIGINT is passed to every worker, which stops as ``serve`` does
@@ -99,7 +101,12 @@ def _worker_main(
             )
         except StartupError as exc:
             log.error("worker could not start: %s", exc, extra={"fields": {"worker": number}})
-            sys.exit(STARTUP_FAILED)
+            # The supervisor learns of the failure from this process's end: end it now.
+            # serve has closed what it opened; tearing down the interpreter's modules
+            # would only delay the gate's stop (a second and more on a loaded machine).
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(STARTUP_FAILED)
 
 
 @dataclass
@@ -122,6 +129,7 @@ class Supervisor:
         self._reload = False
         self._pause = FIRST_PAUSE
         self._systemd = Notifier(log)
+        self._started = False  # every worker has listened once
         self._announced = False  # READY=1 sent
         self._next_ping = time.monotonic()
         #: Private (0700) directory where the workers answer each other's metrics.
@@ -190,7 +198,6 @@ class Supervisor:
         return status
 
     def _watch(self) -> int:
-        started = time.monotonic()
         while not self._stopping:
             self._tell_systemd()
             if self._reload:
@@ -203,13 +210,14 @@ class Supervisor:
                     self._systemd.ready(self._status())
             sentinels = [w.process.sentinel for w in self._workers.values()]
             multiprocessing.connection.wait(sentinels, timeout=self._wait_at_most(0.2))
+            starting = not self._has_started()  # before a dead worker leaves the roll
             for worker in list(self._workers.values()):
                 if worker.process.is_alive() or self._stopping:
                     continue
                 code = worker.process.exitcode
                 del self._workers[worker.number]
                 lived = time.monotonic() - worker.started
-                if code == STARTUP_FAILED and time.monotonic() - started < YOUNG:
+                if code == STARTUP_FAILED and starting:
                     log.error(
                         "a worker failed while the gate was starting; stopping",
                         extra={"fields": {"worker": worker.number, "exit_code": code}},
@@ -252,6 +260,16 @@ class Supervisor:
 
     def _status(self) -> str:
         return f"{self.config.server.workers} workers listening on {self.config.server.listen}"
+
+    def _has_started(self) -> bool:
+        """Whether every worker has listened once. Until then the gate is starting and a
+        worker that cannot start stops it; after, a worker that cannot start is restarted
+        like any other (what kept it from starting may pass)."""
+        if not self._started:
+            workers = self._workers.values()
+            everyone = len(workers) == self.config.server.workers
+            self._started = everyone and all(w.listening.is_set() for w in workers)
+        return self._started
 
     def _tell_systemd(self) -> None:
         """``READY=1`` once every worker listens (once: a restarted worker is not news),

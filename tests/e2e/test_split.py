@@ -16,7 +16,7 @@ require_peers()
 
 from fastmcp import Client  # noqa: E402
 
-from consentgate.core.nginxconf import nginx_config  # noqa: E402
+from consentgate.cli.nginxconf import nginx_config  # noqa: E402
 from tests.conftest import StartGate, bound_socket  # noqa: E402
 from tests.e2e.people import BrowserOAuth, Person  # noqa: E402
 from tests.e2e.stack import IdP, run_fastmcp  # noqa: E402

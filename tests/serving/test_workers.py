@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import platform
 import signal
@@ -155,13 +156,111 @@ async def test_a_worker_that_cannot_start_stops_the_gate_with_an_error(
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
-        _, err = await asyncio.wait_for(process.communicate(), 30)
+        # A bound, not a measure: the gate stops as soon as a worker reports its failed
+        # start, however long the machine takes to spawn it; only a restart loop ends here.
+        _, err = await asyncio.wait_for(process.communicate(), 60)
     finally:
         taken.close()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     text = err.decode()
     assert process.returncode == 1, text
     assert "the address is already in use" in text
     assert "a worker failed while the gate was starting; stopping" in text
+    assert "worker exited; restarting it" not in text
+
+
+async def hold_workers_as_they_appear(parent: int, count: int) -> set[int]:
+    """SIGSTOP each of the parent's ``count`` workers as soon as it exists, long before
+    it can bind (a spawned interpreter imports the gate first): what a loaded machine
+    does to a starting worker, on purpose. Each is checked to be held alive."""
+    held: set[int] = set()
+    deadline = asyncio.get_running_loop().time() + 60
+    while len(held) < count:
+        assert asyncio.get_running_loop().time() < deadline, "the workers never appeared"
+        for pid in worker_pids(parent) - held:
+            os.kill(pid, signal.SIGSTOP)
+            held.add(pid)
+        await asyncio.sleep(0.005)
+    for pid in held:
+        await wait_for(functools.partial(stopped_or_gone, pid))
+        assert not dead(pid), "a worker finished starting before it could be held"
+    return held
+
+
+def stopped_or_gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "Z", "X")
+
+
+async def test_a_worker_slower_to_fail_than_the_young_window_still_stops_the_gate(
+    tmp_path: Path, upstream: str
+) -> None:
+    """On a loaded machine a worker may take more than the supervisor's young window
+    (``YOUNG`` seconds) to find it cannot start. That is still a failed start: the gate
+    stops with status 1 instead of restarting workers that can never bind."""
+    from consentgate.serving.workers import YOUNG
+
+    taken = bound_socket()  # listening, without SO_REUSEPORT: nobody else may bind it
+    port = taken.getsockname()[1]
+    config = write_config(tmp_path, upstream, port, {"server": {"workers": 2}})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "consentgate",
+        "serve",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    reading = asyncio.create_task(process.stderr.read())
+    try:
+        held = await hold_workers_as_they_appear(process.pid, 2)
+        await asyncio.sleep(YOUNG + 1)  # the scenario: a start slower than the window
+        for pid in held:
+            os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 30)  # a bound: it stops at once, or never
+    finally:
+        taken.close()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    text = (await reading).decode()
+    assert process.returncode == 1, f"the gate did not stop by itself:\n{text[-3000:]}"
+    assert "the address is already in use" in text
+    assert "a worker failed while the gate was starting; stopping" in text
+    assert "worker exited; restarting it" not in text
+
+
+def mapped_files(pid: int) -> set[str]:
+    """The files a process has mapped: its shared libraries, compiled extensions included."""
+    return {
+        line.split(maxsplit=5)[5]
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+        if len(line.split(maxsplit=5)) == 6
+    }
+
+
+async def test_the_supervisor_of_several_workers_does_not_load_the_web_layer(
+    tmp_path: Path, upstream: str
+) -> None:
+    """The parent only prepares, spawns and watches: aiohttp (its compiled parsers) is
+    loaded by each worker, not by the parent, whose start it would only slow down."""
+    async with gate_process(tmp_path, upstream, {"server": {"workers": 2}}) as gate:
+        await wait_for(lambda: len(worker_pids(gate.pid)) == 2)
+        workers = worker_pids(gate.pid)
+        await wait_for(lambda: all(listens(pid, gate.url) for pid in workers))
+        parent = {name for name in mapped_files(gate.pid) if "/aiohttp/" in name}
+        worker = {name for name in mapped_files(min(workers)) if "/aiohttp/" in name}
+    assert worker, "a worker has aiohttp's extensions mapped (the check can see them)"
+    assert parent == set()
 
 
 def test_several_workers_need_a_fixed_port(tmp_path: Path, upstream: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from consentgate.core.nginxconf import nginx_config
+from consentgate.cli.nginxconf import nginx_config
 from tests.conftest import Stack, StartStack
 from tests.support import rawhttp
 from tests.support.nginxfront import free_port, nginx_front

@@ -7,7 +7,8 @@ state directory that holds the store and the keys (``/var/lib/consentgate`` for 
 systemd unit). The result is validated as ``serve`` would read it before anything
 is written, and nothing that exists is ever overwritten.
 
-Pure module: no aiohttp import.
+It reads the example and writes the file, so it is the CLI's, not the core's; no aiohttp
+import.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from consentgate.config.loading import config_from_mapping
 from consentgate.config.model import Config
 from consentgate.core.startup_errors import StartupError
 
-#: ``consentgate/``: this module lives in ``consentgate/core/``.
+#: ``consentgate/``: this module lives in ``consentgate/cli/``.
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _KEY_LINE = re.compile(r"^(?P<key>[a-z_]+) = ")
 _SECTION_LINE = re.compile(r"^\[(?P<name>[a-z_]+)\]\s*$")

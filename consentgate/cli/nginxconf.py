@@ -19,7 +19,7 @@ Path tricks cannot route an authorization or a callback around the gate:
   full-width slashes are refused on its endpoints), so an odd spelling of a data
   plane path still works, only not at nginx speed.
 
-Pure module: no aiohttp import.
+Pure (text from the configuration, no I/O); only ``nginx-config`` uses it.
 """
 
 from __future__ import annotations

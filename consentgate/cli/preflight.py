@@ -8,7 +8,8 @@ metadata says its endpoint is (:mod:`consentgate.core.oauth.upstream_endpoints`:
 refuse to start). Warnings: the upstream does not answer (it may start later;
 ``readyz`` says so meanwhile), or it publishes no metadata to compare the paths with.
 
-Pure module: no aiohttp import; the upstream is asked with the standard library.
+It does I/O (files, one HTTP GET), so it is the CLI's, not the core's; no aiohttp import:
+the upstream is asked with the standard library, so ``check-config`` stays light.
 """
 
 from __future__ import annotations

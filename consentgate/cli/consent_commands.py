@@ -1,0 +1,251 @@
+"""``consentgate consents``: list, revoke, verify and export the consent records.
+
+Conventions: Hydra's admin API (list and revoke by subject, by client or one by one);
+the store's ``page_records``/``iter_records`` and ``revoke`` are the admin API's too,
+so both are one implementation. The store is imported inside the handlers, so
+``--version`` and ``check-config`` stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from consentgate.cli.audit_commands import audit_behind_mark, print_chain
+from consentgate.cli.conventions import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    Commands,
+    add_config_argument,
+    add_store_keys_argument,
+    error,
+    json_line,
+    utc,
+)
+from consentgate.cli.store_session import with_store
+
+if TYPE_CHECKING:
+    from consentgate.store import ConsentStore
+
+
+def _warn_failures(count: int) -> None:
+    if count:
+        print(
+            f"consentgate: warning: {count} record(s) failed verification and are not "
+            "shown; run: consentgate consents verify",
+            file=sys.stderr,
+        )
+
+
+def _cmd_consents_list(args: argparse.Namespace) -> int:
+    from consentgate.clients.kinds import Describer
+    from consentgate.core.signed.records import consent_listing
+    from consentgate.store import VerificationFailure
+
+    async def action(store: ConsentStore) -> int:
+        async def is_registered(client_id: str) -> bool:
+            return await store.get_client(client_id) is not None
+
+        # A URL client by its URL, any other by whether the store keeps its
+        # registration: the admin API's GET /admin/consents says the same.
+        described = Describer(is_registered)
+        failures: list[VerificationFailure] = []
+        now = store.clock()
+        records = store.iter_records(
+            client_id=args.client_id,
+            redirect_uri=args.redirect_uri,
+            subject=args.subject,
+            failures=failures,
+        )
+        out = sys.stdout
+        if args.json:
+            out.write("[")
+            first = True
+            async for record in records:
+                out.write("\n" if first else ",\n")
+                description = await described(record.client_id)
+                out.write(json_line({**consent_listing(record, now), **description.fields()}))
+                first = False
+            out.write("\n]\n")
+        else:
+            columns = (
+                "ID STATUS SUBJECT CLIENT_ID REDIRECT_URI SCOPES RESOURCE GRANTED EXPIRES "
+                "CLIENT_KIND CLIENT_DOMAIN"
+            )
+            out.write(columns.replace(" ", "\t") + "\n")
+            async for record in records:
+                description = await described(record.client_id)
+                fields = (
+                    record.id,
+                    record.status(now),
+                    record.subject,
+                    record.client_id,
+                    record.redirect_uri,
+                    " ".join(sorted(record.scopes)) or "-",
+                    record.resource or "-",
+                    utc(record.granted_at),
+                    utc(record.expires_at),
+                    description.kind,
+                    description.domain or "-",
+                )
+                out.write("\t".join(fields) + "\n")
+        out.flush()
+        _warn_failures(len(failures))
+        return EXIT_OK
+
+    return with_store(args, action, verifying=True)
+
+
+def _cmd_consents_revoke(args: argparse.Namespace) -> int:
+    if args.all and not args.yes:
+        error("--all revokes every consent; add --yes to confirm")
+        return EXIT_USAGE
+
+    async def action(store: ConsentStore) -> int:
+        count = await store.revoke(
+            id=args.id,
+            client_id=args.client_id,
+            redirect_uri=args.redirect_uri,
+            subject=args.subject,
+            all=args.all,
+            by="cli",
+        )
+        if store.tamper_events:
+            print(
+                f"consentgate: warning: {store.tamper_events} matching record(s) failed "
+                "verification and were left as they are; run: consentgate consents verify",
+                file=sys.stderr,
+            )
+        if args.id is not None and count == 0:
+            error(f"no unrevoked consent with id {args.id!r}")
+            return EXIT_FAILURE
+        print(f"revoked {count} consent(s)")
+        return EXIT_OK
+
+    return with_store(args, action)
+
+
+def _cmd_consents_verify(args: argparse.Namespace) -> int:
+    async def action(store: ConsentStore) -> int:
+        report = await store.verify_all()
+        for failure in report.failures:
+            print(f"{failure.kind} {failure.id}: {failure.reason}")
+        stored = await store.stored_keys()
+        for name in stored.unreadable:
+            print(f"setting {name}: not the public key its name says (edited)")
+        unknown = sorted(set(stored.keys) - set(store.keyring.kids))
+        if unknown:
+            print(
+                f"consentgate: note: the store also keeps key(s) {', '.join(unknown)} that "
+                "this keys directory lacks; records signed with them fail here",
+                file=sys.stderr,
+            )
+        restored = await store.restored_revocations()
+        for record, revoked in restored:
+            print(
+                f"consent {record.id}: unrevoked, but a signed audit row says it was revoked "
+                f"at {utc(revoked)} (granted {utc(record.granted_at)}): a copy from before "
+                "the revocation was put back in the database"
+            )
+        chain = await store.verify_audit()
+        print_chain(chain)
+        behind = await audit_behind_mark(args, store)
+        if report.failures or restored or stored.unreadable or not chain.ok or behind is not None:
+            failed = [f"{len(report.failures) + len(restored)} of {report.checked} record(s)"]
+            if stored.unreadable:
+                failed.append(f"{len(stored.unreadable)} stored key(s)")
+            if not chain.ok or behind is not None:
+                failed.append("the audit trail")
+            error(f"{' and '.join(failed)} failed verification")
+            return EXIT_FAILURE
+        print(f"all {report.checked} record(s) verify")
+        return EXIT_OK
+
+    return with_store(args, action, verifying=True)
+
+
+def _cmd_consents_export(args: argparse.Namespace) -> int:
+    from consentgate.core.signed.records import CLIENT_ENCODING, CONSENT_ENCODING, client_listing
+    from consentgate.store import VerificationFailure
+
+    async def write(store: ConsentStore, out: IO[str]) -> int:
+        failures: list[VerificationFailure] = []
+        header = {
+            "format": "consentgate-export-v1",
+            "encodings": {"consent": CONSENT_ENCODING, "client": CLIENT_ENCODING},
+            "exported_at": int(store.clock()),
+            "jwks": store.keyring.jwks(),
+        }
+        out.write(json_line(header) + "\n")
+        async for client in store.iter_clients(failures=failures):
+            out.write(json_line({"kind": "client", **client_listing(client)}) + "\n")
+        async for record in store.iter_records(failures=failures):
+            out.write(json_line({"kind": "consent", **record.to_json()}) + "\n")
+        out.flush()
+        if failures:
+            for failure in failures:
+                print(
+                    f"consentgate: warning: not exported: {failure.kind} {failure.id}: "
+                    f"{failure.reason}",
+                    file=sys.stderr,
+                )
+            return EXIT_FAILURE
+        return EXIT_OK
+
+    async def action(store: ConsentStore) -> int:
+        if args.output is None:
+            return await write(store, sys.stdout)
+        try:
+            with args.output.open("w", encoding="utf-8") as out:
+                return await write(store, out)
+        except OSError as exc:
+            error(f"cannot write {args.output}: {exc.strerror or exc}")
+            return EXIT_FAILURE
+
+    return with_store(args, action, verifying=True)
+
+
+def add_consents(commands: Commands) -> None:
+    consents = commands.add_parser("consents", help="list, revoke, verify and export consents")
+    consent_commands = consents.add_subparsers(
+        dest="consents_command", metavar="ACTION", required=True
+    )
+    show = consent_commands.add_parser("list", help="list consent records that verify")
+    add_config_argument(show)
+    show.add_argument("--client", dest="client_id", metavar="ID", help="only this client_id")
+    show.add_argument("--redirect-uri", metavar="URI", help="only this exact redirect_uri")
+    show.add_argument("--subject", metavar="S", help="only this subject")
+    show.add_argument("--json", action="store_true", help="print a JSON array")
+    add_store_keys_argument(show)
+    show.set_defaults(handler=_cmd_consents_list)
+
+    revoke = consent_commands.add_parser("revoke", help="revoke consents")
+    add_config_argument(revoke)
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", metavar="X", help="one consent by its id")
+    which.add_argument("--client", dest="client_id", metavar="ID", help="every consent of a client")
+    which.add_argument("--redirect-uri", metavar="URI", help="every consent for a redirect_uri")
+    which.add_argument("--subject", metavar="S", help="every consent of one subject (browser)")
+    which.add_argument("--all", action="store_true", help="every consent (needs --yes)")
+    revoke.add_argument("--yes", action="store_true", help="confirm --all")
+    revoke.set_defaults(handler=_cmd_consents_revoke)
+
+    verify = consent_commands.add_parser(
+        "verify", help="check every signature; exit 1 and list each record that fails"
+    )
+    add_config_argument(verify)
+    add_store_keys_argument(verify)
+    verify.set_defaults(handler=_cmd_consents_verify)
+
+    export = consent_commands.add_parser(
+        "export", help="JSON lines: a header with the public keys (JWKS), then every record"
+    )
+    add_config_argument(export)
+    export.add_argument(
+        "--output", "-o", type=Path, metavar="FILE", help="write to FILE instead of stdout"
+    )
+    add_store_keys_argument(export)
+    export.set_defaults(handler=_cmd_consents_export)

@@ -1,0 +1,145 @@
+"""``consentgate keys``: the signing keys and the cookie secret of the keys
+directory (generate, rotate, list, adopt-cookie-secret).
+
+The key modules are imported inside the handlers, so ``--version`` and
+``check-config`` stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from consentgate.cli.conventions import EXIT_OK, Commands, add_config_argument, load, utc
+from consentgate.cli.store_session import with_store
+from consentgate.config.model import Config
+from consentgate.core.startup_errors import StartupError
+
+if TYPE_CHECKING:
+    from consentgate.store import ConsentStore
+
+
+def _cmd_keys_generate(args: argparse.Namespace) -> int:
+    from consentgate.signing.key_directory import COOKIE_SECRET_FILE, generate_keys
+
+    config = load(args)
+    result = generate_keys(config.keys.dir)
+    if result.created_key:
+        print(f"created the signing key {result.active_kid} in {result.directory}")
+    else:
+        print(f"{result.directory} already has the active signing key {result.active_kid}")
+    if result.created_cookie_secret:
+        print(f"created the cookie secret {result.directory / COOKIE_SECRET_FILE}")
+    return EXIT_OK
+
+
+def _cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from consentgate.signing.key_directory import rotate_keys
+
+    config = load(args)
+    previous = _active_kid(config.keys.dir)
+    kid = rotate_keys(config.keys.dir)
+    print(f"new active signing key {kid}; the previous keys keep verifying their records")
+    print("a running gate signs with it after a SIGHUP (it re-reads the keys) or a restart")
+    _record_rotation(config, previous, kid)
+    return EXIT_OK
+
+
+def _active_kid(directory: Path) -> str:
+    from consentgate.signing.key_directory import list_keys
+
+    return next((key.kid for key in list_keys(directory) if key.active), "")
+
+
+def _record_rotation(config: Config, previous: str, active: str) -> None:
+    """Append ``key_rotated`` to the store's audit trail, when there is a store to write."""
+    from consentgate.signing.key_directory import load_keyring
+    from consentgate.store.errors import StoreUnavailable
+    from consentgate.store.opening import open_store
+
+    async def record() -> None:
+        keyring = load_keyring(config.keys.dir, create=False)
+        async with await open_store(config.store, keyring, create=False) as store:
+            store.key_rotated(previous, active)
+
+    try:
+        asyncio.run(record())
+    except (StartupError, StoreUnavailable) as exc:
+        print(
+            f"consentgate: note: the rotation is not in the audit trail ({exc})",
+            file=sys.stderr,
+        )
+    else:
+        print("recorded in the audit trail (consentgate audit list --event key_rotated)")
+
+
+def _cmd_keys_list(args: argparse.Namespace) -> int:
+    from consentgate.signing.key_directory import list_keys
+
+    config = load(args)
+    keys = list_keys(config.keys.dir)
+    if args.json:
+        items = [
+            {"kid": k.kid, "active": k.active, "created_at": k.created_at, "file": str(k.path)}
+            for k in keys
+        ]
+        print(json.dumps(items, indent=2))
+        return EXIT_OK
+    print("KID\tSTATUS\tCREATED\tFILE")
+    for key in keys:
+        status = "active" if key.active else "retired"
+        print(f"{key.kid}\t{status}\t{utc(key.created_at)}\t{key.path}")
+    return EXIT_OK
+
+
+def _cmd_keys_adopt_cookie_secret(args: argparse.Namespace) -> int:
+    """After changing the cookie secret on every gate on purpose: make it the store's."""
+    from consentgate.core.signed.keyring import secret_fingerprint
+    from consentgate.signing.key_directory import load_cookie_secret
+
+    config = load(args)
+    mine = secret_fingerprint(load_cookie_secret(config.keys.dir, config.keys.cookie_secret))
+
+    async def action(store: ConsentStore) -> int:
+        before = await store.claim_cookie_fingerprint(mine)
+        if before == mine:
+            print(f"the store already uses this cookie secret (fingerprint {mine})")
+            return EXIT_OK
+        await store.adopt_cookie_fingerprint(mine)
+        print(
+            f"the store now expects the cookie secret with fingerprint {mine} (was {before}); "
+            "a gate started with another secret is not ready (restart gates after the change)"
+        )
+        return EXIT_OK
+
+    return with_store(args, action)
+
+
+def add_keys(commands: Commands) -> None:
+    keys = commands.add_parser("keys", help="manage the signing keys")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    generate = key_commands.add_parser(
+        "generate", help="create the key directory, a signing key and the cookie secret if absent"
+    )
+    add_config_argument(generate)
+    generate.set_defaults(handler=_cmd_keys_generate)
+    rotate = key_commands.add_parser(
+        "rotate", help="make a new active signing key; the old ones keep verifying"
+    )
+    add_config_argument(rotate)
+    rotate.set_defaults(handler=_cmd_keys_rotate)
+    listing = key_commands.add_parser("list", help="list the keys, the active one first")
+    add_config_argument(listing)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_cmd_keys_list)
+
+    adopt = key_commands.add_parser(
+        "adopt-cookie-secret",
+        help="make this configuration's cookie secret the one every gate of the store must use",
+    )
+    add_config_argument(adopt)
+    adopt.set_defaults(handler=_cmd_keys_adopt_cookie_secret)
