@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
 from consentgate.core.keys import KeyRing
 from consentgate.store.auditmark import forget_mark
+from consentgate.store.backend import StoreBackend
 from consentgate.store.birth import (
     evidence,
     leftovers,
@@ -64,6 +66,16 @@ def _refusal(store: StoreConfig, keys_dir: Path | None) -> str | None:
     if not reasons:
         return None
     return str(missing_store_error(describe(store), reasons))
+
+
+async def open_sqlite(
+    path: str | os.PathLike[str], *, create: bool, busy_timeout: float
+) -> StoreBackend:
+    """The SQLite backend of the file at ``path``, opened (created or migrated);
+    :meth:`ConsentStore.open <consentgate.store.facade.ConsentStore.open>` uses it."""
+    from consentgate.store.sqlite import SQLiteBackend  # noqa: PLC0415 - one backend
+
+    return await SQLiteBackend.open(path, create=create, busy_timeout=busy_timeout)
 
 
 async def open_store(

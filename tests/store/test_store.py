@@ -337,7 +337,7 @@ async def test_the_cache_is_bounded(
         records = [await approve(store, f"s{index}") for index in range(10)]
         for record in records:
             assert await approved(store, record)
-        assert len(store._cache) == 3
+        assert len(store._ctx.cache) == 3
         for record in records:
             assert await approved(store, record)
 
