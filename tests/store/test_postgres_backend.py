@@ -364,9 +364,9 @@ async def test_the_pool_is_bounded_and_every_connection_has_the_statement_timeou
     names = [name for (name,) in rows]
     assert names.count("consentgate-listener") == 1
     assert 1 <= names.count("consentgate") <= 2  # pool_size
-    assert await backend._fetch("SHOW statement_timeout") == [("250ms",)]
+    assert await backend._read("SHOW statement_timeout", ()) == [("250ms",)]
     with pytest.raises(StoreUnavailable, match="canceling statement due to statement timeout"):
-        await backend._fetch("SELECT pg_sleep(2)")
+        await backend._read("SELECT pg_sleep(2)", ())
     await backend.ping()  # the connection went back to the pool usable
 
 

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -59,22 +60,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from consentgate.core.dsn import describe, password_of
 from consentgate.core.errors import StartupError
-from consentgate.core.records import (
-    AUDIT_COLUMNS,
-    CLIENT_COLUMNS,
-    CONSENT_COLUMNS,
-    PENDING_COLUMNS,
-)
-from consentgate.store.backend import (
-    HEARTBEAT_SETTING,
-    Cursor,
-    LookupKey,
-    Page,
-    Resigned,
-    RevokeSelector,
-    Row,
-    StoreTransaction,
-)
+from consentgate.store.backend import Row, StoreTransaction
 from consentgate.store.errors import StoreClosed, StoreUnavailable
 from consentgate.store.postgres.errors import (
     CLOSE_ERRORS,
@@ -85,92 +71,19 @@ from consentgate.store.postgres.errors import (
 )
 from consentgate.store.postgres.listener import COUNTER, ChangeListener
 from consentgate.store.postgres.schema import SCHEMA, apply_migrations
+from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
+from consentgate.store.sql_statements import POSTGRES, Statements
 
 T = TypeVar("T")
 
-_CONSENTS: Final = f"{SCHEMA}.consents"
-_CLIENTS: Final = f"{SCHEMA}.clients"
-_PENDING: Final = f"{SCHEMA}.pending"
-_BINDINGS: Final = f"{SCHEMA}.used_bindings"
-_SETTINGS: Final = f"{SCHEMA}.settings"
-_AUDIT: Final = f"{SCHEMA}.audit"
-_AUDIT_SELECT: Final = ", ".join(AUDIT_COLUMNS)
-_CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
-_CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)
-_PENDING_SELECT: Final = ", ".join(PENDING_COLUMNS)
-
-
-def _placeholders(count: int, start: int = 1) -> str:
-    return ", ".join(f"${index}" for index in range(start, start + count))
-
-
-_INSERT_CONSENT: Final = (
-    f"INSERT INTO {_CONSENTS} ({_CONSENT_SELECT}) "  # noqa: S608 - constant column names
-    f"VALUES ({_placeholders(len(CONSENT_COLUMNS))})"
-)
-_USE_BINDING: Final = (
-    f"INSERT INTO {_BINDINGS} (key, expires_at) VALUES ($1, $2) "  # noqa: S608
-    "ON CONFLICT (key) DO NOTHING RETURNING key"
-)
-_UPSERT_CLIENT: Final = (
-    f"INSERT INTO {_CLIENTS} ({_CLIENT_SELECT}) "  # noqa: S608 - constant column names
-    f"VALUES ({_placeholders(len(CLIENT_COLUMNS))}) ON CONFLICT (client_id) DO UPDATE SET "
-    + ", ".join(f"{column} = EXCLUDED.{column}" for column in CLIENT_COLUMNS[1:])
-)
+_SQL: Final = Statements(dataclasses.replace(POSTGRES, schema=f"{SCHEMA}."))
 #: The read behind every uncached answer; served by the ``consents_lookup`` index (the
 #: MD5s find the rows, the plain equalities decide).
-LOOKUP: Final = (
-    f"SELECT {_CONSENT_SELECT} FROM {_CONSENTS} "  # noqa: S608 - constant column names
-    "WHERE subject = $1 AND md5(client_id) = md5($2) AND md5(redirect_uri) = md5($3) "
-    "AND md5(resource) = md5($4) AND client_id = $2 AND redirect_uri = $3 "
-    "AND resource = $4 AND expires_at > $5 AND revoked_at IS NULL"
-)
-_CLIENT: Final = f"SELECT {_CLIENT_SELECT} FROM {_CLIENTS} WHERE client_id = $1"  # noqa: S608
-_COUNT_PENDING: Final = f"SELECT count(*) FROM {_PENDING} WHERE expires_at > $1"  # noqa: S608
+LOOKUP: Final = _SQL.lookup
 #: The first statement of every read-then-write transaction (see the module docstring).
 _LOCK_COUNTER: Final = f"{COUNTER} FOR UPDATE"
-_REVOKE_WHERE: Final[dict[str, str]] = {
-    "id": "id = $1",
-    "client_id": "client_id = $1",
-    "redirect_uri": "redirect_uri = $1",
-    "subject": "subject = $1",
-    "all": "$1::text IS NULL",
-}
-_REVOKE: Final = (
-    f"UPDATE {_CONSENTS} AS c SET revoked_at = $1, key_id = s.key_id, "  # noqa: S608
-    "signature = s.signature FROM unnest($2::text[], $3::text[], $4::bytea[]) "
-    "AS s(id, key_id, signature) WHERE c.id = s.id AND c.revoked_at IS NULL"
-)
 #: How long close() waits for the pool's connections to come back before cutting them.
 _CLOSE_TIMEOUT: Final = 10.0
-
-
-def _seq(cursor: Cursor | None) -> int:
-    if cursor is None:
-        return 0
-    if not isinstance(cursor, int) or isinstance(cursor, bool):
-        raise TypeError(f"not a cursor of the PostgreSQL backend: {cursor!r}")
-    return cursor
-
-
-def _page(rows: Sequence[Any], limit: int) -> Page:
-    """Rows selected as ``seq, columns...``: the columns, and the next cursor."""
-    following = int(rows[-1][0]) if len(rows) >= limit else None
-    return [tuple(row)[1:] for row in rows], following
-
-
-def _storable(*values: str | None) -> bool:
-    """False when no row can hold one of the values (NUL, a lone surrogate)."""
-    for value in values:
-        if value is None:
-            continue
-        if "\x00" in value:
-            return False
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-    return True
 
 
 _LOST_COUNTER: Final = (
@@ -198,141 +111,47 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """The pool's reset: nothing to undo (see the module docstring)."""
 
 
-_CLAIM_SETTING: Final = (
-    f"INSERT INTO {_SETTINGS} (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"  # noqa: S608
-)
-_READ_SETTING: Final = f"SELECT value FROM {_SETTINGS} WHERE name = $1"  # noqa: S608
-_PUT_SETTING: Final = (
-    f"INSERT INTO {_SETTINGS} (name, value) VALUES ($1, $2) "  # noqa: S608
-    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
-)
-_INSERT_AUDIT: Final = (
-    f"INSERT INTO {_AUDIT} ({_AUDIT_SELECT}) "  # noqa: S608 - constant column names
-    f"VALUES ({_placeholders(len(AUDIT_COLUMNS))})"
-)
+class _Runner:
+    """:class:`~consentgate.store.sql_rows.Runner` on one pool connection."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        return [tuple(row) for row in await self._conn.fetch(sql, *params)]
+
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        return _rowcount(await self._conn.execute(sql, *params))
+
+    async def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        await self._conn.executemany(sql, [tuple(row) for row in params])
 
 
-class _Transaction:
+class _Transaction(SqlTransaction):
     """:class:`~consentgate.store.backend.StoreTransaction` on one pool connection, inside
     a transaction that holds the change counter's row lock."""
 
-    __slots__ = ("_conn", "_counter")
+    __slots__ = ("_counter",)
 
-    def __init__(self, conn: PoolConnectionProxy[asyncpg.Record], counter: int) -> None:
-        self._conn = conn
+    def __init__(self, run: Runner, sql: Statements, counter: int) -> None:
+        super().__init__(run, sql)
         #: The counter as this transaction sees it, while known without a query (the
         #: lock is held, so only this transaction's own writes move it).
         self._counter: int | None = counter
 
-    def _writing(self) -> None:
+    def _wrote(self) -> None:
         self._counter = None
 
     async def change_counter(self) -> int:
         if self._counter is None:
-            self._counter = _counter(await self._conn.fetchval(COUNTER))
+            rows = await self._run.fetch(COUNTER, ())
+            self._counter = _counter(rows[0][0] if rows else None)
         return self._counter
 
-    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
-        if not _storable(*key):
-            return []
-        return [tuple(row) for row in await self._conn.fetch(LOOKUP, *key, now)]
 
-    async def insert_consent(self, row: Row) -> None:
-        self._writing()
-        await self._conn.execute(_INSERT_CONSENT, *row)
-
-    async def refresh_consent(
-        self, id: str, expires_at: int, key_id: str, signature: bytes
-    ) -> None:
-        self._writing()
-        await self._conn.execute(
-            f"UPDATE {_CONSENTS} SET expires_at = $1, key_id = $2, signature = $3 "  # noqa: S608
-            "WHERE id = $4 AND revoked_at IS NULL",
-            expires_at,
-            key_id,
-            signature,
-            id,
-        )
-
-    async def unrevoked_consents(
-        self, selector: RevokeSelector, value: str | None, *, after: Cursor | None, limit: int
-    ) -> Page:
-        if not _storable(value):
-            return [], None
-        rows = await self._conn.fetch(
-            f"SELECT seq, {_CONSENT_SELECT} FROM {_CONSENTS} "  # noqa: S608 - constant fragments
-            f"WHERE revoked_at IS NULL AND {_REVOKE_WHERE[selector]} AND seq > $2 "
-            "ORDER BY seq LIMIT $3",
-            None if selector == "all" else value,
-            _seq(after),
-            limit,
-        )
-        return _page(rows, limit)
-
-    async def revoke_consents(self, revoked_at: int, signed: Sequence[Resigned]) -> None:
-        if not signed:
-            return
-        self._writing()
-        # One statement for the whole page: one counter step and one notification,
-        # not one per row.
-        ids, key_ids, signatures = zip(*signed, strict=True)
-        await self._conn.execute(_REVOKE, revoked_at, list(ids), list(key_ids), list(signatures))
-
-    async def client(self, client_id: str) -> Row | None:
-        if not _storable(client_id):
-            return None
-        row = await self._conn.fetchrow(_CLIENT, client_id)
-        return tuple(row) if row is not None else None
-
-    async def put_client(self, row: Row) -> None:
-        self._writing()
-        await self._conn.execute(_UPSERT_CLIENT, *row)
-
-    async def claim_setting(self, name: str, value: str) -> str:
-        await self._conn.execute(_CLAIM_SETTING, name, value)
-        return str(await self._conn.fetchval(_READ_SETTING, name))
-
-    async def use_binding(self, key: str, expires_at: int) -> bool:
-        if not _storable(key):
-            return False
-        return await self._conn.fetchrow(_USE_BINDING, key, expires_at) is not None
-
-    async def audit_tail(self) -> tuple[int, str] | None:
-        row = await self._conn.fetchrow(
-            f"SELECT seq, hash FROM {_AUDIT} ORDER BY seq DESC LIMIT 1"  # noqa: S608
-        )
-        return (int(row[0]), str(row[1])) if row is not None else None
-
-    async def insert_audit(self, rows: Sequence[Row]) -> None:
-        await self._conn.executemany(_INSERT_AUDIT, [tuple(row) for row in rows])
-
-    async def audit_first_kept(self, before: int) -> tuple[int, str, int] | None:
-        row = await self._conn.fetchrow(
-            f"SELECT seq, prev FROM {_AUDIT} "  # noqa: S608 - constant
-            f"WHERE at >= $1 OR seq = (SELECT max(seq) FROM {_AUDIT}) ORDER BY seq LIMIT 1",
-            before,
-        )
-        if row is None:
-            return None
-        seq, prev = int(row[0]), str(row[1])
-        count = await self._conn.fetchval(
-            f"SELECT count(*) FROM {_AUDIT} WHERE seq < $1",  # noqa: S608
-            seq,
-        )
-        return seq, prev, int(count or 0)
-
-    async def delete_audit_before(self, seq: int) -> int:
-        status = await self._conn.execute(
-            f"DELETE FROM {_AUDIT} WHERE seq < $1",  # noqa: S608
-            seq,
-        )
-        return _rowcount(status)
-
-    async def put_setting(self, name: str, value: str) -> None:
-        await self._conn.execute(_PUT_SETTING, name, value)
-
-
-class PostgresBackend:
+class PostgresBackend(SqlRows):
     """The consent store's rows in a PostgreSQL database (see the module docstring).
 
     Open with :meth:`open`, hand it to :class:`~consentgate.store.facade.ConsentStore`,
@@ -340,6 +159,8 @@ class PostgresBackend:
 
         store = ConsentStore(await PostgresBackend.open(url), keyring)
     """
+
+    _sql = _SQL
 
     def __init__(
         self,
@@ -495,13 +316,13 @@ class PostgresBackend:
                 raise StoreClosed from None  # close() ran while this waited
             raise unavailable(exc, self.where) from exc
 
-    async def _fetch(self, sql: str, *args: Any) -> list[Row]:
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[Row]:
         self._check_open()
-        return await self._fetch_now(sql, *args)
+        return await self._fetch_now(sql, params)
 
-    async def _fetch_now(self, sql: str, *args: Any) -> list[Row]:
+    async def _fetch_now(self, sql: str, params: Sequence[Any]) -> list[Row]:
         async with self._connection() as conn:
-            return [tuple(row) for row in await conn.fetch(sql, *args)]
+            return [tuple(row) for row in await conn.fetch(sql, *params)]
 
     def _track(self, work: Awaitable[T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(work)
@@ -514,25 +335,23 @@ class PostgresBackend:
         if not task.cancelled():
             task.exception()  # retrieved: a caller that was cancelled never will
 
-    async def _write(
-        self, body: Callable[[PoolConnectionProxy[asyncpg.Record]], Awaitable[T]]
-    ) -> T:
+    async def _write_rows(self, body: Callable[[Runner], Awaitable[T]]) -> T:
         """Run ``body`` in one transaction on a pool connection, shielded from
         cancellation and tracked, so close() waits for it."""
         self._check_open()
 
         async def transaction() -> T:
             async with self._connection() as conn, conn.transaction():
-                return await body(conn)
+                return await body(_Runner(conn))
 
         return await asyncio.shield(self._track(transaction()))
 
-    async def _write_one(self, sql: str, *args: Any) -> list[Row]:
-        """One statement, atomic on its own; shielded and tracked like :meth:`_write`."""
+    async def _write_one(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        """One statement, atomic on its own; shielded and tracked like :meth:`_write_rows`."""
         self._check_open()
 
         async def statement() -> list[Row]:
-            return await self._fetch_now(sql, *args)
+            return await self._fetch_now(sql, params)
 
         return await asyncio.shield(self._track(statement()))
 
@@ -549,7 +368,8 @@ class PostgresBackend:
         async def run() -> T:
             async with self._connection() as conn:
                 async with conn.transaction():
-                    tx = _Transaction(conn, _counter(await conn.fetchval(_LOCK_COUNTER)))
+                    counter = _counter(await conn.fetchval(_LOCK_COUNTER))
+                    tx = _Transaction(_Runner(conn), _SQL, counter)
                     result = await body(tx)
                     counter = await tx.change_counter()
                 # Committed: the database holds at least this counter now.
@@ -570,169 +390,6 @@ class PostgresBackend:
         if self._closed:
             return None
         return self._listener.counter
-
-    # --- consents --------------------------------------------------------------------
-
-    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
-        self._check_open()
-        if not _storable(*key):
-            return []
-        return await self._fetch(LOOKUP, *key, now)
-
-    async def consent(self, id: str) -> Row | None:
-        self._check_open()
-        if not _storable(id):
-            return None
-        rows = await self._fetch(
-            f"SELECT {_CONSENT_SELECT} FROM {_CONSENTS} WHERE id = $1",  # noqa: S608
-            id,
-        )
-        return rows[0] if rows else None
-
-    async def consent_page(
-        self,
-        *,
-        after: Cursor | None,
-        limit: int,
-        client_id: str | None = None,
-        redirect_uri: str | None = None,
-        subject: str | None = None,
-        unrevoked_only: bool = False,
-        unexpired_at: int | None = None,
-    ) -> Page:
-        self._check_open()
-        if not _storable(client_id, redirect_uri, subject):
-            return [], None
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("client_id", client_id),
-            ("redirect_uri", redirect_uri),
-            ("subject", subject),
-        ):
-            if value is not None:
-                params.append(value)
-                clauses.append(f"{column} = ${len(params)}")
-        if unrevoked_only:
-            clauses.append("revoked_at IS NULL")
-        if unexpired_at is not None:
-            params.append(unexpired_at)
-            clauses.append(f"expires_at > ${len(params)}")
-        params.append(_seq(after))
-        clauses.append(f"seq > ${len(params)}")
-        params.append(limit)
-        rows = await self._fetch(
-            f"SELECT seq, {_CONSENT_SELECT} FROM {_CONSENTS} "  # noqa: S608 - constant fragments
-            f"WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ${len(params)}",
-            *params,
-        )
-        return _page(rows, limit)
-
-    # --- clients ---------------------------------------------------------------------
-
-    async def client(self, client_id: str) -> Row | None:
-        self._check_open()
-        if not _storable(client_id):
-            return None
-        rows = await self._fetch(_CLIENT, client_id)
-        return rows[0] if rows else None
-
-    async def client_page(self, *, after: Cursor | None, limit: int) -> Page:
-        rows = await self._fetch(
-            f"SELECT seq, {_CLIENT_SELECT} FROM {_CLIENTS} "  # noqa: S608 - constant
-            "WHERE seq > $1 ORDER BY seq LIMIT $2",
-            _seq(after),
-            limit,
-        )
-        return _page(rows, limit)
-
-    # --- pending consent pages and flow bindings -------------------------------------
-
-    async def pending_page(self, *, after: Cursor | None, limit: int) -> Page:
-        rows = await self._fetch(
-            f"SELECT seq, {_PENDING_SELECT} FROM {_PENDING} "  # noqa: S608 - constant
-            "WHERE seq > $1 ORDER BY seq LIMIT $2",
-            _seq(after),
-            limit,
-        )
-        return _page(rows, limit)
-
-    async def count_pending(self, now: int) -> int:
-        rows = await self._fetch(_COUNT_PENDING, now)
-        return int(rows[0][0])
-
-    async def use_binding(self, key: str, expires_at: int) -> bool:
-        rows = await self._write_one(_USE_BINDING, key, expires_at)
-        return bool(rows)
-
-    async def claim_setting(self, name: str, value: str) -> str:
-        # Two statements: a SELECT in the INSERT's own statement would read the snapshot
-        # taken before a concurrent claim committed, and find nothing.
-        await self._write_one(_CLAIM_SETTING, name, value)
-        rows = await self._fetch(_READ_SETTING, name)
-        return str(rows[0][0])
-
-    async def set_setting(self, name: str, value: str) -> None:
-        await self._write_one(_PUT_SETTING, name, value)
-
-    async def settings(self, prefix: str) -> dict[str, str]:
-        rows = await self._fetch(
-            f"SELECT name, value FROM {_SETTINGS} WHERE starts_with(name, $1)",  # noqa: S608
-            prefix,
-        )
-        return {str(row[0]): str(row[1]) for row in rows}
-
-    async def purge(self, now: int, *, records_before: int | None) -> tuple[int, int]:
-        async def purge(conn: PoolConnectionProxy[asyncpg.Record]) -> tuple[int, int]:
-            first = await conn.execute(f"DELETE FROM {_PENDING} WHERE expires_at <= $1", now)  # noqa: S608
-            second = await conn.execute(f"DELETE FROM {_BINDINGS} WHERE expires_at <= $1", now)  # noqa: S608
-            records = 0
-            if records_before is not None:
-                records = _rowcount(
-                    await conn.execute(
-                        f"DELETE FROM {_CONSENTS} WHERE "  # noqa: S608
-                        "(revoked_at IS NOT NULL AND revoked_at <= $1) OR expires_at <= $1",
-                        records_before,
-                    )
-                )
-            return _rowcount(first) + _rowcount(second), records
-
-        return await self._write(purge)
-
-    async def audit_page(
-        self,
-        *,
-        after: Cursor | None,
-        limit: int,
-        since: int | None = None,
-        event: str | None = None,
-        client_id: str | None = None,
-    ) -> Page:
-        if not _storable(event, client_id):
-            return [], None
-        clauses = ["seq > $1"]
-        params: list[Any] = [_seq(after)]
-        for column, operator, value in (
-            ("at", ">=", since),
-            ("event", "=", event),
-            ("client_id", "=", client_id),
-        ):
-            if value is not None:
-                params.append(value)
-                clauses.append(f"{column} {operator} ${len(params)}")
-        params.append(limit)
-        rows = await self._fetch(
-            f"SELECT seq, {_AUDIT_SELECT} FROM {_AUDIT} "  # noqa: S608 - constant fragments
-            f"WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ${len(params)}",
-            *params,
-        )
-        return _page(rows, limit)
-
-    async def ping(self) -> None:
-        await self._fetch("SELECT 1")
-
-    async def heartbeat(self, value: str) -> None:
-        await self.set_setting(HEARTBEAT_SETTING, value)
 
     def check_identity(self) -> None:
         """Nothing to check: the server owns its files."""
