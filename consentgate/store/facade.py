@@ -11,7 +11,7 @@ running the gate: nothing here imports aiohttp.
 subject (:mod:`consentgate.store.parts`): consents, client registrations, page
 marks and flow bindings, the audit table, key publication, and the verifier they
 share. The parts validate input, sign, verify and emit the store's audit events;
-rows live in a backend (:mod:`consentgate.store.backend`, the protocol), which
+rows live in a backend (:mod:`consentgate.store.protocol`, the protocol), which
 moves rows and owns transactions and never sees a key. Answers are cached in
 :mod:`consentgate.store.cache`, invalidated by the backend's change counter.
 
@@ -43,9 +43,7 @@ from consentgate.core.clock import Clock, system_clock
 from consentgate.core.events import AuditTrail
 from consentgate.core.keys import KeyRing
 from consentgate.core.records import ClientRecord, ConsentRecord
-from consentgate.store.backend import Cursor, RevokeSelector, StoreBackend
 from consentgate.store.cache import DecisionCache
-from consentgate.store.errors import StoreUnavailable
 from consentgate.store.parts.audit_chain import AUDIT_CLOSE_TIMEOUT, AuditChain, RevokedBy
 from consentgate.store.parts.consents import ConsentFilter, Consents, new_record_id
 from consentgate.store.parts.context import StoreContext
@@ -66,6 +64,8 @@ from consentgate.store.parts.verifier import (
     VerificationReport,
     Verifier,
 )
+from consentgate.store.protocol import Cursor, RevokeSelector, StoreBackend
+from consentgate.store.store_errors import StoreUnavailable
 
 __all__ = [
     "AUDIT_CLOSE_TIMEOUT",
@@ -88,7 +88,7 @@ class ConsentStore:
     """Signed consent records and client registrations, kept by a backend.
 
     ``async with await ConsentStore.open(path, keyring) as store:`` opens the SQLite
-    store; any opened :class:`~consentgate.store.backend.StoreBackend` may be handed
+    store; any opened :class:`~consentgate.store.protocol.StoreBackend` may be handed
     to the constructor instead, and is closed with the store. Every method may run
     concurrently; each delegates to its subject's part (:mod:`consentgate.store.parts`).
     """

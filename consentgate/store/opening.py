@@ -21,7 +21,6 @@ from consentgate.core.errors import StartupError
 from consentgate.core.events import AuditTrail
 from consentgate.core.keys import KeyRing
 from consentgate.store.auditmark import forget_mark
-from consentgate.store.backend import StoreBackend
 from consentgate.store.birth import (
     evidence,
     leftovers,
@@ -30,6 +29,7 @@ from consentgate.store.birth import (
     set_aside,
 )
 from consentgate.store.facade import ConsentStore
+from consentgate.store.protocol import StoreBackend
 
 _log = logging.getLogger("consentgate.store")
 

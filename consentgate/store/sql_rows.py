@@ -1,7 +1,7 @@
 """The row operations every SQL backend shares, over the statements of
 :mod:`consentgate.store.sql_statements`: one implementation of
-:class:`~consentgate.store.backend.StoreTransaction` and of the row-moving half of
-:class:`~consentgate.store.backend.StoreBackend`.
+:class:`~consentgate.store.protocol.StoreTransaction` and of the row-moving half of
+:class:`~consentgate.store.protocol.StoreBackend`.
 
 A backend supplies the rest, which truly differs: its connections and how a
 statement runs on them (a :class:`Runner`), its transactions and locking, its change
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from consentgate.store.backend import (
+from consentgate.store.protocol import (
     HEARTBEAT_SETTING,
     Cursor,
     LookupKey,
@@ -51,7 +51,7 @@ def page_of(rows: Sequence[Row], limit: int) -> Page:
 
 
 class SqlTransaction:
-    """:class:`~consentgate.store.backend.StoreTransaction` over a :class:`Runner`.
+    """:class:`~consentgate.store.protocol.StoreTransaction` over a :class:`Runner`.
 
     A backend subclasses it for :meth:`change_counter`, and may watch its own writes
     to the consent and client tables through :meth:`_wrote`."""

@@ -29,7 +29,7 @@ from consentgate.core.records import (
     CONSENT_COLUMNS,
     PENDING_COLUMNS,
 )
-from consentgate.store.backend import Cursor, RevokeSelector
+from consentgate.store.protocol import Cursor, RevokeSelector
 
 _CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
 _CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)

@@ -29,7 +29,7 @@ from consentgate.core.config import AdminConfig
 from consentgate.core.errors import StartupError
 from consentgate.core.keys import load_admin_token
 from consentgate.store import ConsentStore
-from consentgate.store.errors import StoreUnavailable
+from consentgate.store.store_errors import StoreUnavailable
 from consentgate.web.admin_handlers import add_routes, json_response
 from consentgate.web.appkeys import (
     IN_FLIGHT,

@@ -38,8 +38,8 @@ from consentgate.core.requestids import new_request_id
 from consentgate.core.settings import LiveSettings
 from consentgate.core.throttle import Throttle
 from consentgate.store import ConsentStore
-from consentgate.store.errors import StoreUnavailable
 from consentgate.store.opening import open_store
+from consentgate.store.store_errors import StoreUnavailable
 from consentgate.web.admin_listener import admin_listener
 from consentgate.web.appkeys import (
     AUDIT,

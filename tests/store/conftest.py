@@ -36,8 +36,8 @@ import pytest
 from consentgate import ConsentRecord, ConsentStore, KeyRing
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.records import PENDING_COLUMNS, PendingRecord, sign_record
-from consentgate.store.backend import StoreBackend
 from consentgate.store.postgres import PostgresBackend
+from consentgate.store.protocol import StoreBackend
 from consentgate.store.sqlite import SQLiteBackend
 from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 

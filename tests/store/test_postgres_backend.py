@@ -26,10 +26,10 @@ import pytest
 from consentgate import ConsentRecord, ConsentStore, KeyRing
 from consentgate.core.errors import StartupError
 from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS
-from consentgate.store.errors import StoreUnavailable
 from consentgate.store.postgres import PostgresBackend, describe, mask_password, migrate
-from consentgate.store.postgres.backend import LOOKUP
-from consentgate.store.postgres.schema import SCHEMA_VERSION
+from consentgate.store.postgres.postgres_backend import LOOKUP
+from consentgate.store.postgres.postgres_schema import SCHEMA_VERSION
+from consentgate.store.store_errors import StoreUnavailable
 from tests.store.conftest import CB, T0, FakeClock, PostgresDatabase, approve, approved
 from tests.support.pgcluster import (
     GATE_ROLE,

@@ -29,8 +29,8 @@ from consentgate import ClientRecord, ConsentRecord, ConsentStore, KeyRing
 from consentgate.core.errors import StartupError
 from consentgate.core.records import CLIENT_COLUMNS, CONSENT_COLUMNS, sign_record
 from consentgate.store.sqlite import SQLiteBackend
-from consentgate.store.sqlite.backend import LOOKUP
-from consentgate.store.sqlite.schema import SCHEMA_VERSION
+from consentgate.store.sqlite.sqlite_backend import LOOKUP
+from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION
 from tests.store.conftest import CB, T0, FakeClock, SQLiteDatabase, approve, approved
 
 REPO = Path(__file__).resolve().parents[2]

@@ -29,10 +29,10 @@ from consentgate.core.audit import (
 from consentgate.core.events import AuditEvent
 from consentgate.store.auditlog import AuditWriter
 from consentgate.store.auditmark import MarkKeeper, read_mark
-from consentgate.store.backend import Cursor, StoreTransaction
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE, check_limit, every_row, next_cursor, position
 from consentgate.store.parts.publication import Publication
+from consentgate.store.protocol import Cursor, StoreTransaction
 
 #: Seconds :meth:`AuditChain.close` waits for queued audit rows to be written.
 AUDIT_CLOSE_TIMEOUT: Final = 5.0
@@ -174,7 +174,7 @@ class AuditChain:
         chain verifies from there; returns how many rows went.
 
         The retention rule is here, once: the backend only names where the cut
-        leaves the chain (:meth:`~consentgate.store.backend.StoreTransaction.
+        leaves the chain (:meth:`~consentgate.store.protocol.StoreTransaction.
         audit_first_kept`) and deletes below it."""
         if not keep >= 1:
             raise ValueError(f"keep must be at least one second, got {keep!r}")

@@ -35,13 +35,13 @@ from consentgate.core.records import (
     scope_set,
     sign_record,
 )
-from consentgate.store.backend import Cursor, Resigned, RevokeSelector, StoreTransaction
 from consentgate.store.cache import Grants, Key, covered
 from consentgate.store.parts.audit_chain import AuditChain, RevokedBy
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE, check_limit, every_row, next_cursor, position
 from consentgate.store.parts.publication import Publication
 from consentgate.store.parts.verifier import Failures, VerificationFailure, Verifier
+from consentgate.store.protocol import Cursor, Resigned, RevokeSelector, StoreTransaction
 
 #: Uses up a consent page inside the approval's transaction (False: used already).
 Claim = Callable[[StoreTransaction], Awaitable[bool]]

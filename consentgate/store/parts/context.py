@@ -15,8 +15,8 @@ from typing import Final
 from consentgate.core.clock import Clock
 from consentgate.core.events import AuditTrail
 from consentgate.core.keys import KeyRing
-from consentgate.store.backend import StoreBackend
 from consentgate.store.cache import DecisionCache
+from consentgate.store.protocol import StoreBackend
 
 
 class _NotRead(enum.Enum):

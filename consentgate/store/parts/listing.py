@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 from consentgate.core.paging import Listing, decode_cursor, encode_cursor
-from consentgate.store.backend import Cursor, Page, Row
+from consentgate.store.protocol import Cursor, Page, Row
 
 #: Rows per page of a listing, and per transaction of a revocation (so a huge
 #: revocation never holds the write lock for long).

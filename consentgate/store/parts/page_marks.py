@@ -14,8 +14,8 @@ from typing import Final
 
 from consentgate.core.events import AuditEvent
 from consentgate.core.records import check_length, check_text
-from consentgate.store.backend import StoreTransaction
 from consentgate.store.parts.context import StoreContext
+from consentgate.store.protocol import StoreTransaction
 
 #: Used-marks of answered consent pages share the table of used flow bindings; a
 #: binding key is base64url (no ``:``), so the prefix keeps the two apart.

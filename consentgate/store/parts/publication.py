@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from consentgate.core.keys import KeyRing, jwk_text, public_key_from_jwk_text
 from consentgate.core.records import check_length, check_text
-from consentgate.store.backend import StoreTransaction
 from consentgate.store.parts.context import StoreContext
+from consentgate.store.protocol import StoreTransaction
 
 #: The setting holding the cookie secret's fingerprint (:func:`~consentgate.core.keys.
 #: secret_fingerprint`), claimed by the first gate that starts on the store.

@@ -13,8 +13,8 @@ import asyncio
 import time
 from typing import Final
 
-from consentgate.store.errors import StoreUnavailable
 from consentgate.store.parts.context import StoreContext
+from consentgate.store.store_errors import StoreUnavailable
 
 #: Seconds a readiness write probe's result is kept; and how long one may take.
 HEALTH_INTERVAL: Final = 3.0

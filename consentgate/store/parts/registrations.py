@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from consentgate.core.records import ClientRecord, sign_record
-from consentgate.store.backend import StoreTransaction
 from consentgate.store.cache import MISSING
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE, check_limit, every_row, next_cursor, position
 from consentgate.store.parts.publication import Publication
 from consentgate.store.parts.verifier import Failures, Verifier
+from consentgate.store.protocol import StoreTransaction
 
 
 class Registrations:

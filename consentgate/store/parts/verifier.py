@@ -24,9 +24,9 @@ from consentgate.core.records import (
     PendingRecord,
     verification_failure,
 )
-from consentgate.store.backend import Page, Row
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE, every_row
+from consentgate.store.protocol import Page, Row
 
 RecordKind = Literal["consent", "client", "pending"]
 

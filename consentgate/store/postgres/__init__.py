@@ -5,6 +5,6 @@ imports asyncpg, and nothing imports it unless a PostgreSQL store is opened.
 """
 
 from consentgate.core.dsn import describe, mask_password
-from consentgate.store.postgres.backend import PostgresBackend, migrate
+from consentgate.store.postgres.postgres_backend import PostgresBackend, migrate
 
 __all__ = ["PostgresBackend", "describe", "mask_password", "migrate"]

@@ -1,6 +1,6 @@
 """The SQLite backend of the consent store: one file, two aiosqlite connections, all SQL.
 
-Implements :class:`~consentgate.store.backend.StoreBackend`. It moves rows and owns
+Implements :class:`~consentgate.store.protocol.StoreBackend`. It moves rows and owns
 transactions; it never signs, verifies or emits audit events (the facade does).
 
 Decisions and their sources (docs/references.md):
@@ -38,7 +38,7 @@ Decisions and their sources (docs/references.md):
   "probe" connection reads ``PRAGMA data_version`` (it changes whenever another
   connection commits; a microsecond) before each cached answer, and only when it
   moved, the counter that triggers bump on every change to ``consents`` and
-  ``clients`` (:mod:`consentgate.store.sqlite.schema`). Writes to the pending and
+  ``clients`` (:mod:`consentgate.store.sqlite.sqlite_schema`). Writes to the pending and
   binding tables therefore do not empty the cache; any change to a consent or
   client row does, wherever it came from. The probe runs on the event loop
   thread, synchronously: no await when nothing changed.
@@ -61,12 +61,12 @@ from typing import Any, Final, TypeVar
 import aiosqlite
 
 from consentgate.core.errors import StartupError
-from consentgate.store.backend import Row, StoreTransaction
-from consentgate.store.errors import OutageKind, StoreClosed, StoreUnavailable
+from consentgate.store.protocol import Row, StoreTransaction
 from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
 from consentgate.store.sql_statements import SQLITE, Statements
 from consentgate.store.sqlite.files import check_location, startup_error
-from consentgate.store.sqlite.schema import migrate, rollback
+from consentgate.store.sqlite.sqlite_schema import migrate, rollback
+from consentgate.store.store_errors import OutageKind, StoreClosed, StoreUnavailable
 
 # Operational, not audit: a failure while cleaning up after a failed open.
 _log = logging.getLogger("consentgate")
@@ -190,7 +190,7 @@ class _Runner:
 
 
 class _Transaction(SqlTransaction):
-    """:class:`~consentgate.store.backend.StoreTransaction` on the backend's connection,
+    """:class:`~consentgate.store.protocol.StoreTransaction` on the backend's connection,
     inside its ``BEGIN IMMEDIATE``."""
 
     __slots__ = ()

@@ -1,6 +1,6 @@
 """The PostgreSQL backend of the consent store: a bounded asyncpg pool, all SQL.
 
-Implements :class:`~consentgate.store.backend.StoreBackend` so that several gate
+Implements :class:`~consentgate.store.protocol.StoreBackend` so that several gate
 instances can share one store. It moves rows and owns transactions; it
 never signs, verifies or emits audit events (the facade does).
 
@@ -39,7 +39,7 @@ Decisions and their sources (docs/references.md, docs/store.md "PostgreSQL"):
   passes back is the last ``seq`` of the previous page.
 * An outage while serving (the server down or restarting, a statement past
   ``statement_timeout``, a deadlock with someone's psql session) is raised as
-  :class:`~consentgate.store.errors.StoreUnavailable`, naming the server and the
+  :class:`~consentgate.store.store_errors.StoreUnavailable`, naming the server and the
   reason: the gate fails closed on it and the pool reconnects by itself when the
   server is back. A constraint violated or a bug stays the driver's exception.
 * PostgreSQL ``text`` cannot hold NUL, and no row can hold a lone surrogate: a read
@@ -60,9 +60,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from consentgate.core.dsn import describe, password_of
 from consentgate.core.errors import StartupError
-from consentgate.store.backend import Row, StoreTransaction
-from consentgate.store.errors import StoreClosed, StoreUnavailable
-from consentgate.store.postgres.errors import (
+from consentgate.store.postgres.error_mapping import (
     CLOSE_ERRORS,
     OPEN_ERRORS,
     OUTAGE_ERRORS,
@@ -70,9 +68,11 @@ from consentgate.store.postgres.errors import (
     unavailable,
 )
 from consentgate.store.postgres.listener import COUNTER, ChangeListener
-from consentgate.store.postgres.schema import SCHEMA, apply_migrations
+from consentgate.store.postgres.postgres_schema import SCHEMA, apply_migrations
+from consentgate.store.protocol import Row, StoreTransaction
 from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
 from consentgate.store.sql_statements import POSTGRES, Statements
+from consentgate.store.store_errors import StoreClosed, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -130,7 +130,7 @@ class _Runner:
 
 
 class _Transaction(SqlTransaction):
-    """:class:`~consentgate.store.backend.StoreTransaction` on one pool connection, inside
+    """:class:`~consentgate.store.protocol.StoreTransaction` on one pool connection, inside
     a transaction that holds the change counter's row lock."""
 
     __slots__ = ("_counter",)
@@ -427,7 +427,7 @@ async def migrate(
     while gates of the same version are serving, and from several places at once
     (the migration lock). ``statement_timeout`` is the session's, as for
     :meth:`PostgresBackend.open`; the migration itself may take up to
-    :data:`~consentgate.store.postgres.schema.MIGRATION_TIMEOUT` seconds. Raises
+    :data:`~consentgate.store.postgres.postgres_schema.MIGRATION_TIMEOUT` seconds. Raises
     :class:`~consentgate.core.errors.StartupError` as :meth:`PostgresBackend.open` does."""
     if connect_timeout <= 0 or statement_timeout <= 0:
         raise ValueError("the timeouts must be positive")

@@ -12,7 +12,7 @@ PostgreSQL). A version newer than this code knows is refused (upgrade consentgat
 a ``consentgate`` schema that has tables but no version table is someone else's and
 is refused too, untouched.
 
-The columns are SQLite's (:mod:`consentgate.store.sqlite.schema`), in the order of
+The columns are SQLite's (:mod:`consentgate.store.sqlite.sqlite_schema`), in the order of
 :mod:`consentgate.core.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
 ``PENDING_COLUMNS``), with strict types: integers are ``bigint``, signatures
 ``bytea``, text ``text COLLATE "C"`` (byte-wise equality and order, whatever the
