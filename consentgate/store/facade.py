@@ -3,31 +3,17 @@
 The store answers one question on every authorization request: *has this
 browser (subject) approved this client, for this exact redirect_uri, these
 scopes and this resource?* It must answer quickly and truthfully, and a record
-that someone edited in the database must never be honoured. It is usable on its
-own, in-process, by a Python OAuth proxy that wants consent records without
-running the gate: nothing here imports aiohttp.
+that someone edited in the database must never be honoured (every record is
+Ed25519-signed, :mod:`consentgate.core.records`; a row that fails is absent and a
+tamper event). It is usable on its own, in-process, by a Python OAuth proxy that
+wants consent records without running the gate: nothing here imports aiohttp.
 
-:class:`ConsentStore` is the public API (docs/store.md); it composes one part per
+:class:`ConsentStore` is the public API (docs/store.md). It composes one part per
 subject (:mod:`consentgate.store.parts`): consents, client registrations, page
 marks and flow bindings, the audit table, key publication, and the verifier they
-share. The parts validate input, sign, verify and emit the store's audit events;
-rows live in a backend (:mod:`consentgate.store.protocol`, the protocol), which
-moves rows and owns transactions and never sees a key. Answers are cached in
-:mod:`consentgate.store.cache`, invalidated by the backend's change counter.
-
-Decisions and their sources (docs/references.md):
-
-* Server-side records with expiry, revocation (by id, client, redirect_uri,
-  subject, or all), an audit log and key rotation, the weaknesses FastMCP's
-  cookie-only consent could not fix; listing and revoking by subject, by client
-  or one by one follows Hydra's admin API conventions.
-* Every record is Ed25519-signed (:mod:`consentgate.core.records`), ``revoked_at``
-  included; a row whose signature fails, whose key is unknown or whose fields
-  were changed is treated as absent, logged on ``consentgate.audit`` as a tamper
-  event and counted in :attr:`ConsentStore.tamper_events`. Revoking re-signs the
-  row with the active key, so setting ``revoked_at`` back to NULL is an edit.
-  Limit: signatures detect edits and forged rows, not the deletion of a row nor
-  the rollback of a whole row to an earlier signed version of itself.
+share; they validate, sign, verify, decide the policies and emit the audit events.
+Rows live in a backend (:mod:`consentgate.store.protocol`), which moves rows, owns
+transactions and never sees a key.
 """
 
 from __future__ import annotations
@@ -44,22 +30,16 @@ from consentgate.core.events import AuditTrail
 from consentgate.core.keys import KeyRing
 from consentgate.core.records import ClientRecord, ConsentRecord
 from consentgate.store.cache import DecisionCache
-from consentgate.store.parts.audit_chain import AUDIT_CLOSE_TIMEOUT, AuditChain, RevokedBy
-from consentgate.store.parts.consents import ConsentFilter, Consents, new_record_id
+from consentgate.store.parts.audit_chain import AuditChain, RevokedBy
+from consentgate.store.parts.consents import ConsentFilter, Consents
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE
-from consentgate.store.parts.page_marks import PAGE_MARK_MARGIN, PageClaim, PageMarks
-from consentgate.store.parts.publication import (
-    COOKIE_FINGERPRINT,
-    SIGNING_KEY_PREFIX,
-    Publication,
-    StoredKeys,
-)
-from consentgate.store.parts.readiness import HEALTH_INTERVAL, HEALTH_TIMEOUT, Readiness
+from consentgate.store.parts.page_marks import PageClaim, PageMarks
+from consentgate.store.parts.publication import Publication, StoredKeys
+from consentgate.store.parts.readiness import Readiness
 from consentgate.store.parts.registrations import Registrations
 from consentgate.store.parts.verifier import (
     Failures,
-    RecordKind,
     VerificationFailure,
     VerificationReport,
     Verifier,
@@ -67,21 +47,7 @@ from consentgate.store.parts.verifier import (
 from consentgate.store.protocol import Cursor, RevokeSelector, StoreBackend
 from consentgate.store.store_errors import StoreUnavailable
 
-__all__ = [
-    "AUDIT_CLOSE_TIMEOUT",
-    "COOKIE_FINGERPRINT",
-    "HEALTH_INTERVAL",
-    "HEALTH_TIMEOUT",
-    "PAGE_MARK_MARGIN",
-    "SIGNING_KEY_PREFIX",
-    "ConsentStore",
-    "RecordKind",
-    "RevokedBy",
-    "StoredKeys",
-    "VerificationFailure",
-    "VerificationReport",
-    "new_record_id",
-]
+__all__ = ["ConsentStore", "StoredKeys", "VerificationFailure", "VerificationReport"]
 
 
 class ConsentStore:
@@ -147,8 +113,7 @@ class ConsentStore:
         return self._ctx.backend.path
 
     @property
-    def tamper_events(self) -> int:
-        """How many rows failed verification when read (each read counts)."""
+    def tamper_events(self) -> int:  # rows that failed verification, counted per read
         return self._verifier.tamper_events
 
     @property
@@ -223,7 +188,7 @@ class ConsentStore:
         return await self._publication.publish_keys()
 
     async def stored_keys(self) -> StoredKeys:
-        """The public keys kept in the store (see :data:`SIGNING_KEY_PREFIX`)."""
+        """The public keys kept in the store (see :mod:`~consentgate.store.parts.publication`)."""
         return await self._publication.stored_keys()
 
     async def record(
@@ -476,7 +441,7 @@ class ConsentStore:
         return await self._trail.mark_problem(mark)
 
     async def audit_trail_problem(self) -> str | None:
-        """:meth:`audit_mark_problem` for readiness, kept :data:`HEALTH_INTERVAL` seconds."""
+        """:meth:`audit_mark_problem` for readiness, kept a few seconds."""
         return await self._trail.trail_problem()
 
     def key_rotated(self, previous: str, active: str, *, by: RevokedBy = "cli") -> None:

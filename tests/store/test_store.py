@@ -23,7 +23,7 @@ from consentgate import ConsentRecord, ConsentStore, KeyRing
 from consentgate.core.keys import jwk_text, load_keyring, rotate_keys
 from consentgate.core.records import sign_record
 from consentgate.store import StoreClosed
-from consentgate.store.facade import PAGE_MARK_MARGIN
+from consentgate.store.parts.page_marks import PAGE_MARK_MARGIN
 from tests.store.conftest import (
     CB,
     T0,
@@ -947,7 +947,7 @@ async def test_an_edited_stored_key_is_unreadable_and_named_at_publication(
 def test_record_ids_never_start_with_a_dash() -> None:
     """``consents revoke --id -abc`` would read the id as an option: about one random
     base64url id in 64 starts with a dash, so 2,000 draws would all but surely hit one."""
-    from consentgate.store.facade import new_record_id
+    from consentgate.store.parts.consents import new_record_id
 
     ids = {new_record_id() for _ in range(2000)}
     assert len(ids) == 2000

@@ -68,7 +68,12 @@ from consentgate.store.postgres.error_mapping import (
     unavailable,
 )
 from consentgate.store.postgres.listener import COUNTER, ChangeListener
-from consentgate.store.postgres.postgres_schema import SCHEMA, apply_migrations
+from consentgate.store.postgres.postgres_schema import (
+    SCHEMA,
+    apply_migrations,
+    check_database,
+    close_connection,
+)
 from consentgate.store.protocol import Row, StoreTransaction
 from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
 from consentgate.store.sql_statements import POSTGRES, Statements
@@ -225,10 +230,10 @@ class PostgresBackend(SqlRows):
         try:
             conn = await connect()
             try:
-                await _check_database(conn, where)
+                await check_database(conn, where)
                 await apply_migrations(conn, where, migrate=migrate, refuse_empty=refuse_empty)
             finally:
-                await _close(conn, connect_timeout)
+                await close_connection(conn, connect_timeout)
             pool = await asyncpg.create_pool(
                 dsn,
                 password=password,
@@ -393,63 +398,3 @@ class PostgresBackend(SqlRows):
 
     def check_identity(self) -> None:
         """Nothing to check: the server owns its files."""
-
-
-async def _close(conn: asyncpg.Connection, seconds: float) -> None:
-    """Close a connection of our own; cut it if that fails (the error that brought us
-    here, if any, is the one that matters)."""
-    try:
-        await conn.close(timeout=seconds)
-    except CLOSE_ERRORS:
-        conn.terminate()
-
-
-async def _check_database(conn: asyncpg.Connection, where: str) -> None:
-    """Refuse a database whose encoding cannot hold every string the store keeps."""
-    encoding = await conn.fetchval("SHOW server_encoding")
-    if str(encoding).upper() not in {"UTF8", "UTF-8"}:
-        raise StartupError(
-            f"the PostgreSQL database {where} has encoding {encoding}; the consent store "
-            "needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8')"
-        )
-
-
-async def migrate(
-    dsn: str,
-    *,
-    password: str | None = None,
-    connect_timeout: float = 5.0,
-    statement_timeout: float = 5.0,
-    refuse_empty: str | None = None,
-) -> tuple[int, int]:
-    """Bring the database at ``dsn`` to this code's schema version, ahead of a deploy
-    (``consentgate migrate``); returns (version before, version after). Safe to run
-    while gates of the same version are serving, and from several places at once
-    (the migration lock). ``statement_timeout`` is the session's, as for
-    :meth:`PostgresBackend.open`; the migration itself may take up to
-    :data:`~consentgate.store.postgres.postgres_schema.MIGRATION_TIMEOUT` seconds. Raises
-    :class:`~consentgate.core.errors.StartupError` as :meth:`PostgresBackend.open` does."""
-    if connect_timeout <= 0 or statement_timeout <= 0:
-        raise ValueError("the timeouts must be positive")
-    where = describe(dsn)
-    try:
-        conn = await asyncpg.connect(
-            dsn,
-            password=password,
-            timeout=connect_timeout,
-            server_settings={
-                "statement_timeout": str(max(1, round(statement_timeout * 1000))),
-                "application_name": "consentgate-migrate",
-            },
-        )
-        try:
-            await _check_database(conn, where)
-            return await apply_migrations(conn, where, migrate=True, refuse_empty=refuse_empty)
-        finally:
-            await _close(conn, connect_timeout)
-    except StartupError:
-        raise
-    except OPEN_ERRORS as exc:
-        raise startup_error(
-            exc, where, timeout=connect_timeout, secrets=(password, password_of(dsn))
-        ) from None

@@ -50,11 +50,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -65,76 +64,12 @@ from consentgate.store.protocol import Row, StoreTransaction
 from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
 from consentgate.store.sql_statements import SQLITE, Statements
 from consentgate.store.sqlite.files import check_location, startup_error
+from consentgate.store.sqlite.outages import file_identity, unavailable_on_failure
 from consentgate.store.sqlite.sqlite_schema import migrate, rollback
-from consentgate.store.store_errors import OutageKind, StoreClosed, StoreUnavailable
+from consentgate.store.store_errors import StoreClosed, StoreUnavailable
 
 # Operational, not audit: a failure while cleaning up after a failed open.
 _log = logging.getLogger("consentgate")
-
-
-@contextlib.contextmanager
-def _unavailable_on_failure(path: Path) -> Iterator[None]:
-    """SQLite's "cannot now" errors as :class:`StoreUnavailable`, naming the file and
-    SQLite's reason: a lock held past the busy timeout, an I/O error, a read-only or
-    full file system, a file that became corrupt. Constraint and programming errors
-    stay what they are (a caller's mistake, not an outage)."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        raise StoreUnavailable(f"the consent store {path}: {exc}", outage_kind(exc, path)) from exc
-    except sqlite3.DatabaseError as exc:
-        if type(exc) is not sqlite3.DatabaseError:
-            raise
-        raise StoreUnavailable(f"the consent store {path}: {exc}", outage_kind(exc, path)) from exc
-
-
-def _read_only_file_system(path: Path) -> bool:
-    """Whether ``path``'s file system refuses writes (``EROFS``).
-
-    The mount flag is not enough: ext4 after an error (``errors=remount-ro``) on
-    recent kernels marks itself ``emergency_ro`` without setting it, and only its
-    operations answer ``EROFS``. Opening the file for writing, and writing nothing,
-    asks the file system itself and changes nothing."""
-    try:
-        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
-            return True
-    except OSError:
-        return False
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
-    except OSError as exc:
-        return exc.errno == errno.EROFS
-    return False
-
-
-def _file_identity(path: Path) -> tuple[int, int] | None:
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return (status.st_dev, status.st_ino)
-
-
-def outage_kind(exc: sqlite3.Error, path: Path) -> OutageKind:
-    """The kind of outage behind a SQLite error, from its (extended) result code.
-
-    A file system that turned read-only under an open database (ext4 after an
-    error, ``errors=remount-ro``) fails writes with an I/O error, not
-    ``SQLITE_READONLY``: the file system's own flag tells them apart."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    if name.startswith("SQLITE_IOERR") and _read_only_file_system(path):
-        return "read-only"
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return "locked"
-    if name.startswith("SQLITE_READONLY"):
-        return "read-only"
-    if name == "SQLITE_FULL":
-        return "disk full"
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or type(exc) is sqlite3.DatabaseError:
-        return "corrupt"
-    if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")):
-        return "I/O error"
-    return "unavailable"
 
 
 T = TypeVar("T")
@@ -234,7 +169,7 @@ class SQLiteBackend(SqlRows):
         self._seen_counter = 0
         #: (device, inode) of the file opened; a file at ``path`` that is not it (or
         #: none) means the store was deleted or replaced under the gate.
-        self._identity = _file_identity(path)
+        self._identity = file_identity(path)
         self._gone: str | None = None
 
     @classmethod
@@ -306,7 +241,7 @@ class SQLiteBackend(SqlRows):
         and inode) is put back, say by restoring a hard link, one INFO line and the
         store serves again.
         """
-        now = _file_identity(self.path)
+        now = file_identity(self.path)
         if now == self._identity:
             if self._gone is not None:
                 self._gone = None
@@ -363,7 +298,7 @@ class SQLiteBackend(SqlRows):
         async with self._turn(self._read_lock):
             self._check_open()  # close() may have run while this read waited for the lock
             self.check_identity()
-            with _unavailable_on_failure(self.path):
+            with unavailable_on_failure(self.path):
                 return list(await self._reader.execute_fetchall(sql, params))
 
     def _track(self, work: Awaitable[T]) -> asyncio.Task[T]:
@@ -398,7 +333,7 @@ class SQLiteBackend(SqlRows):
             async with self._turn(self._lock):
                 db = self._db
                 self.check_identity()
-                with _unavailable_on_failure(self.path):
+                with unavailable_on_failure(self.path):
                     if durable:  # SQLite refuses to change it inside a transaction
                         await db.execute("PRAGMA synchronous = FULL")
                     try:
@@ -434,7 +369,7 @@ class SQLiteBackend(SqlRows):
         async def statement() -> list[Row]:
             async with self._turn(self._lock):
                 self.check_identity()
-                with _unavailable_on_failure(self.path):
+                with unavailable_on_failure(self.path):
                     return list(await self._db.execute_fetchall(sql, params))
 
         return await asyncio.shield(self._track(statement()))
@@ -446,7 +381,7 @@ class SQLiteBackend(SqlRows):
         ``PRAGMA data_version`` says another connection committed. Any error means
         "cannot tell", and so does a store found gone (:meth:`check_identity`) until
         it is back."""
-        if self._gone is not None or _file_identity(self.path) != self._identity:
+        if self._gone is not None or file_identity(self.path) != self._identity:
             return None  # a stat, about a microsecond: a gone file is never trusted
         try:
             version = self._probe.execute("PRAGMA data_version").fetchall()[0][0]
