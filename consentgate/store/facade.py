@@ -3,18 +3,15 @@
 The store answers one question on every authorization request: *has this
 browser (subject) approved this client, for this exact redirect_uri, these
 scopes and this resource?* It must answer quickly and truthfully, and a record
-that someone edited in the database must never be honoured (every record is
-Ed25519-signed, :mod:`consentgate.core.records`; a row that fails is absent and a
-tamper event). It is usable on its own, in-process, by a Python OAuth proxy that
-wants consent records without running the gate: nothing here imports aiohttp.
+that someone edited in the database must never be honoured (records are signed,
+:mod:`consentgate.core.records`). It is usable on its own, in-process, by a Python
+OAuth proxy that wants consent records without the gate: it imports no aiohttp.
 
 :class:`ConsentStore` is the public API (docs/store.md). It composes one part per
 subject (:mod:`consentgate.store.parts`): consents, client registrations, page
 marks and flow bindings, the audit table, key publication, and the verifier they
 share; they validate, sign, verify, decide the policies and emit the audit events.
-Rows live in a backend (:mod:`consentgate.store.protocol`), which moves rows, owns
-transactions and never sees a key.
-"""
+A backend (:mod:`consentgate.store.protocol`) moves rows and never sees a key."""
 
 from __future__ import annotations
 
@@ -22,12 +19,13 @@ import builtins
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from consentgate.core.audit import AuditMark, AuditRecord, ChainReport
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.events import AuditTrail
 from consentgate.core.keys import KeyRing
+from consentgate.core.oauth import ConsentQuestion
 from consentgate.core.records import ClientRecord, ConsentRecord
 from consentgate.store.cache import DecisionCache
 from consentgate.store.parts.audit_chain import AuditChain, RevokedBy
@@ -44,7 +42,7 @@ from consentgate.store.parts.verifier import (
     VerificationReport,
     Verifier,
 )
-from consentgate.store.protocol import Cursor, RevokeSelector, StoreBackend
+from consentgate.store.protocol import Cursor, StoreBackend
 from consentgate.store.store_errors import StoreUnavailable
 
 __all__ = ["ConsentStore", "StoredKeys", "VerificationFailure", "VerificationReport"]
@@ -68,8 +66,7 @@ class ConsentStore:
         cache_size: int = 10_000,
         audit: AuditTrail | None = None,
     ) -> None:
-        """A store over an opened ``backend``; ``cache_size=0`` disables the answer
-        cache; ``audit`` receives the store's events (default: the audit log)."""
+        """A store over an opened ``backend`` (``cache_size=0``: no answer cache)."""
         if cache_size < 0:
             raise ValueError("cache_size must not be negative")
         self.audit = audit or AuditTrail()
@@ -121,8 +118,7 @@ class ConsentStore:
         return self._ctx.backend
 
     async def close(self) -> None:
-        """Finish queued audit rows and in-flight writes, then close the backend
-        (shielded, so no connection thread outlives a cancelled close). Idempotent."""
+        """Finish queued audit rows and in-flight writes, then close the backend."""
         try:
             await self._trail.close()
         finally:
@@ -136,8 +132,7 @@ class ConsentStore:
 
     @property
     def sees_other_writers(self) -> bool:
-        """Whether other processes' changes are noticed now, so cached answers are
-        trusted (False while a PostgreSQL listener reconnects)."""
+        """Whether other processes' changes are noticed now (cached answers trusted)."""
         return self._ctx.backend.current_counter() is not None
 
     def time_operations(self, observe: Callable[[str, float], None]) -> None:
@@ -160,8 +155,7 @@ class ConsentStore:
         await self._ctx.backend.ping()
 
     def check_identity(self) -> None:
-        """Raise :class:`StoreUnavailable` (``gone``) when the SQLite file was deleted
-        or replaced under the gate."""
+        """Raise :class:`StoreUnavailable` when the SQLite file was deleted or replaced."""
         self._ctx.backend.check_identity()
 
     def mark_unhealthy(self) -> None:
@@ -183,8 +177,7 @@ class ConsentStore:
         await self._publication.adopt_cookie_fingerprint(fingerprint)
 
     async def publish_keys(self) -> tuple[str, ...]:
-        """Keep every public key of the ring in the store; name each kid whose stored
-        key differs (an edited row). A signing key is also kept with its first record."""
+        """Keep the ring's public keys in the store; name each kid stored differently."""
         return await self._publication.publish_keys()
 
     async def stored_keys(self) -> StoredKeys:
@@ -201,8 +194,7 @@ class ConsentStore:
         *,
         ttl: float,
     ) -> ConsentRecord:
-        """Store and return a signed approval valid for ``ttl`` seconds from now;
-        ``resource`` is the RFC 8707 resource indicator, ``""`` when none was sent."""
+        """Store and return a signed approval valid for ``ttl`` seconds from now."""
         record = await self._consents.record(
             subject, client_id, redirect_uri, scopes, resource, ttl=ttl, claim=None
         )
@@ -229,6 +221,10 @@ class ConsentStore:
             subject, client_id, redirect_uri, scopes, resource, ttl=ttl, claim=claim
         )
 
+    @overload
+    async def is_approved(self, question: ConsentQuestion, /) -> bool: ...
+
+    @overload
     async def is_approved(
         self,
         subject: str,
@@ -236,10 +232,24 @@ class ConsentStore:
         redirect_uri: str,
         scopes: Iterable[str],
         resource: str = "",
+    ) -> bool: ...
+
+    async def is_approved(
+        self,
+        subject: str | ConsentQuestion,
+        client_id: str | None = None,
+        redirect_uri: str | None = None,
+        scopes: Iterable[str] | None = None,
+        resource: str = "",
     ) -> bool:
-        """True only when an unrevoked, unexpired, validly signed record matches
-        subject, client_id, redirect_uri and resource exactly and its scopes include
-        every requested scope (no scope is covered only by an approval of none)."""
+        """True only when an unrevoked, unexpired, validly signed record matches the
+        question's subject, client_id, redirect key and resource exactly and its scopes
+        include every scope asked (no scope is covered only by an approval of none).
+        Asked with a :class:`~consentgate.core.oauth.ConsentQuestion`, or its values."""
+        if isinstance(subject, ConsentQuestion):
+            return await self._consents.answer(subject)
+        if client_id is None or redirect_uri is None or scopes is None:
+            raise TypeError("is_approved needs subject, client_id, redirect_uri and scopes")
         return await self._consents.is_approved(
             (subject, client_id, redirect_uri, resource), scopes
         )
@@ -265,16 +275,9 @@ class ConsentStore:
         by: RevokedBy = "library",
         request_id: str = "",
     ) -> int:
-        """Revoke unrevoked records matching exactly one selector; returns how many
-        (:meth:`~consentgate.store.parts.consents.Consents.revoke`). ``owner`` narrows
-        any selector to that subject's records; ``by`` and ``request_id`` go to the
-        audit trail."""
-        named: tuple[tuple[RevokeSelector, str | None], ...] = (
-            ("id", id),
-            ("client_id", client_id),
-            ("redirect_uri", redirect_uri),
-            ("subject", subject),
-        )
+        """Revoke the records of exactly one selector (``owner``: only that subject's);
+        returns how many (:meth:`~consentgate.store.parts.consents.Consents.revoke`)."""
+        named = (id, client_id, redirect_uri, subject)
         return await self._consents.revoke(
             named, all=all, owner=owner, by=by, request_id=request_id
         )
@@ -338,13 +341,11 @@ class ConsentStore:
         return await self._verifier.verify_all()
 
     async def restored_revocations(self) -> builtins.list[tuple[ConsentRecord, int]]:
-        """Unrevoked records a signed ``revoked`` audit row covers (put back from a copy
-        older than their revocation), each with when that revocation started."""
+        """Unrevoked records a signed ``revoked`` audit row covers, and when it started."""
         return await self._consents.restored_revocations(self._trail)
 
     async def upsert_client(self, metadata: Mapping[str, Any]) -> ClientRecord:
-        """Store a client from its parsed registration RESPONSE (RFC 7591 §3.2.1),
-        secrets removed; an update keeps the first ``registered_at`` if it verifies."""
+        """Store a client from its parsed registration RESPONSE (RFC 7591 §3.2.1)."""
         return await self._clients.upsert_client(metadata)
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
@@ -366,13 +367,11 @@ class ConsentStore:
         return await self._marks.count_pending()
 
     async def use_page(self, pending_id: str, expires_at: int) -> bool:
-        """Mark the sealed consent page answered; False when it already was (one
-        atomic insert-if-absent, :mod:`consentgate.store.parts.page_marks`)."""
+        """Mark the sealed consent page answered; False when it already was."""
         return await self._marks.use_page(pending_id, expires_at)
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
-        """Mark the flow binding ``key`` used until ``expires_at``; False when it
-        already was, in any process sharing the store (atomic)."""
+        """Mark the flow binding ``key`` used; False when it already was."""
         return await self._marks.use_binding(key, expires_at)
 
     async def purge_expired(self, *, keep_records: float | None = None) -> int:

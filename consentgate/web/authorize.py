@@ -39,7 +39,6 @@ from consentgate.core.navigation import is_navigation
 from consentgate.core.oauth import (
     AuthorizationRequest,
     OAuthRequestError,
-    consent_redirect_key,
     parse_authorization_request,
     parse_parameters,
     redirect_uri_matches,
@@ -180,13 +179,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
         approved = (
             registered
             and browser.subject is not None
-            and await store.is_approved(
-                browser.subject,
-                auth.client_id,
-                consent_redirect_key(auth.redirect_uri),
-                auth.scopes,
-                auth.resource,
-            )
+            and await store.is_approved(auth.question(browser.subject))
         )
         return await _refuse_to_client(request, auth, approved, "consent_required")
     return await _render_consent(
@@ -305,13 +298,7 @@ async def _silent_reason(
         return "preapproved"
     if look is FirstLook.ASK or subject is None:
         return None
-    approved = await request.app[STORE].is_approved(
-        subject,
-        auth.client_id,
-        consent_redirect_key(auth.redirect_uri),
-        auth.scopes,
-        auth.resource,
-    )
+    approved = await request.app[STORE].is_approved(auth.question(subject))
     return "remembered" if approved else None
 
 

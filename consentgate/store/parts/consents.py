@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from consentgate.core.audit import Revocations
 from consentgate.core.events import AuditEvent
+from consentgate.core.oauth import ConsentQuestion
 from consentgate.core.records import (
     MAX_CLIENT_ID_LENGTH,
     MAX_SCOPE_LENGTH,
@@ -69,11 +70,15 @@ def _storable(*values: object) -> bool:
     return True
 
 
+#: The selectors of a revocation, in the order :meth:`Consents.revoke` takes them.
+_SELECTORS: tuple[RevokeSelector, ...] = ("id", "client_id", "redirect_uri", "subject")
+
+
 def _selector(
-    named: tuple[tuple[RevokeSelector, str | None], ...], all: bool
+    named: tuple[str | None, str | None, str | None, str | None], all: bool
 ) -> tuple[RevokeSelector, str | None]:
     chosen: list[tuple[RevokeSelector, str | None]] = [
-        (name, value) for name, value in named if value is not None
+        (name, value) for name, value in zip(_SELECTORS, named, strict=True) if value is not None
     ]
     if all:
         chosen.append(("all", None))
@@ -191,6 +196,11 @@ class Consents:
         )
         return record
 
+    async def answer(self, question: ConsentQuestion) -> bool:
+        """:meth:`is_approved` of one :class:`~consentgate.core.oauth.ConsentQuestion`."""
+        key = (question.subject, question.client_id, question.redirect_key, question.resource)
+        return await self.is_approved(key, question.scopes)
+
     async def is_approved(self, key: Key, scopes: Iterable[str]) -> bool:
         """Whether a verified, unrevoked, unexpired record of ``key`` covers ``scopes``
         (see :meth:`~consentgate.store.facade.ConsentStore.is_approved`)."""
@@ -241,7 +251,7 @@ class Consents:
 
     async def revoke(
         self,
-        named: tuple[tuple[RevokeSelector, str | None], ...],
+        named: tuple[str | None, str | None, str | None, str | None],
         *,
         all: bool,
         owner: str | None,
