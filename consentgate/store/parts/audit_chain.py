@@ -158,8 +158,9 @@ class AuditChain:
                 return
 
     async def verify(self) -> ChainReport:
-        """Check the whole chain, oldest row first (see
-        :meth:`~consentgate.store.facade.ConsentStore.verify_audit`)."""
+        """Check the whole chain, oldest row first: each row's hash and signature, that
+        it follows the row before it, where it starts (the last retention checkpoint)
+        and that the signed head names its last row. Names the first broken row."""
         await self._writer.flush()
         check = ChainCheck(self._ctx.keyring)
         backend = self._ctx.backend
@@ -207,8 +208,10 @@ class AuditChain:
         return deleted
 
     async def keep_mark(self, keys_dir: Path) -> str | None:
-        """Keep the trail's high-water mark in ``keys_dir`` from now on, and return
-        why the trail is behind the mark found there (None: it is not)."""
+        """Keep the trail's high-water mark in ``keys_dir`` from now on (the gate, and
+        the CLI's commands that write), and return why the trail is behind the mark
+        found there (None: it is not). Without a mark yet (a new keys directory, or a
+        store older than the mark), the trail's newest row is recorded now."""
         found = read_mark(keys_dir)
         if isinstance(found, str):
             self._mark_unreadable = found
@@ -232,7 +235,9 @@ class AuditChain:
             await self._mark.flush()
 
     async def mark_problem(self, mark: AuditMark | None = None) -> str | None:
-        """Why the trail is behind ``mark`` (by default the one kept), or None."""
+        """Why the trail is behind ``mark`` (by default the one kept), or None: two
+        small reads (the row at the mark, and the oldest row when that one is not
+        there). The verify commands pass the mark they read themselves."""
         if mark is None:
             if self._mark_unreadable is not None:
                 return self._mark_unreadable

@@ -202,8 +202,12 @@ class Consents:
         return await self.is_approved(key, question.scopes)
 
     async def is_approved(self, key: Key, scopes: Iterable[str]) -> bool:
-        """Whether a verified, unrevoked, unexpired record of ``key`` covers ``scopes``
-        (see :meth:`~consentgate.store.facade.ConsentStore.is_approved`)."""
+        """Whether a verified, unrevoked, unexpired record of ``key`` covers ``scopes``.
+
+        A request without any scope is covered only by an approval that had none
+        either: what "no scope" means is the upstream's choice (often its default or
+        every registered scope), so an approval of ``read`` must not silently cover it.
+        """
         if isinstance(scopes, str | bytes):
             raise TypeError("scopes must be a collection of strings, not a single string")
         wanted = frozenset(scopes)
@@ -258,8 +262,20 @@ class Consents:
         by: RevokedBy,
         request_id: str,
     ) -> int:
-        """Revoke and re-sign the unrevoked records of exactly one selector, in
-        transactions of :data:`~.listing.PAGE` rows; rows that fail are left alone."""
+        """Revoke unrevoked records matching exactly one selector; returns how many.
+
+        ``owner``, when given, narrows any selector to the records of that subject:
+        the self-service page revokes ``id=X, owner=<this browser>``, so a person can
+        never revoke (or learn of) another browser's approval by guessing an id.
+        ``by`` names who revoked (``cli``, ``admin``, ``self``, ``library``) for the
+        audit trail, and ``request_id`` the HTTP request that asked, so an operator
+        can tie the audit row to the access line and the caller's logs.
+
+        Each revoked row gets ``revoked_at`` and is re-signed with the active key. A
+        row that fails verification is not touched (re-signing it would launder the
+        edit); it stays absent and is reported as a tamper event. Work goes in
+        transactions of :data:`~consentgate.store.parts.listing.PAGE` rows so a huge
+        revocation never holds the write lock for long."""
         selector, value = _selector(named, all)
         ctx = self._ctx
         ring = ctx.keyring
@@ -349,7 +365,13 @@ class Consents:
         limit: int,
         failures: Failures | None,
     ) -> tuple[builtins.list[ConsentRecord], str | None]:
-        """One page of :meth:`iter_records` behind an opaque cursor."""
+        """One page of :meth:`iter_records` behind an opaque cursor.
+
+        The cursor is the backend's position, made opaque by
+        :mod:`consentgate.core.paging`; a malformed one is a ValueError. With
+        ``active_only`` and when rows fail verification, a page may hold fewer than
+        ``limit`` records while a next one exists: the cursor, not the page's length,
+        says whether there is more."""
         check_limit(limit)
         now = self._ctx.clock()
         rows, following = await self._ctx.backend.consent_page(
@@ -372,7 +394,13 @@ class Consents:
         self, trail: AuditChain
     ) -> builtins.list[tuple[ConsentRecord, int]]:
         """Unrevoked records that a signed ``revoked`` audit row covers, each with when
-        that revocation started (a row put back from a copy made before it was revoked)."""
+        that revocation started: the row was put back from a copy made before it was
+        revoked (its signature verifies: it is an older signed version of itself).
+
+        The lookup cannot tell (a separate revocation mark in the same database could
+        be deleted with the same access); ``consents verify`` reports them. Audit rows
+        that fail their signature are not trusted here (``audit verify`` names them);
+        revocations older than the audit retention (``[audit] keep``) are not seen."""
         revocations = Revocations()
         async for row in trail.iter_audit(event="revoked"):
             if row.signature_failure(self._ctx.keyring) is None:

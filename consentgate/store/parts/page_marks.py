@@ -58,18 +58,33 @@ class PageMarks:
         return await self._ctx.backend.count_pending(self._ctx.now())
 
     async def use_page(self, pending_id: str, expires_at: int) -> bool:
-        """Mark the sealed consent page answered; False when it already was."""
+        """Mark the sealed consent page answered; False when it already was.
+
+        Nothing is stored while the page is shown, so a flood of pages spends no store
+        budget; only its answer leaves a mark, kept until the page has expired (plus
+        :data:`PAGE_MARK_MARGIN`), so one page is answered once by any gate sharing the
+        store. One insert-if-absent, atomic, in the table of used flow bindings under a
+        key no binding can have."""
         mark_expires_at = int(expires_at) + PAGE_MARK_MARGIN
         return await self._ctx.backend.use_binding(page_mark(pending_id), mark_expires_at)
 
     async def use_binding(self, key: str, expires_at: int) -> bool:
-        """Mark the flow binding ``key`` used; False when it already was."""
+        """Mark the flow binding ``key`` used; False when it already was.
+
+        The binding itself travels in a MAC-protected cookie (it proves the browser,
+        the state and when it was issued); the store only remembers which bindings
+        were used, until ``expires_at``, so a callback cannot be replayed, by this gate
+        or by another process sharing the database. One insert-if-absent, atomic."""
         check_text("key", key)
         return await self._ctx.backend.use_binding(key, int(expires_at))
 
     async def purge_expired(self, *, keep_records: float | None) -> int:
-        """Delete what expired (and, with ``keep_records``, records past it); one audit
-        line per deletion of records; returns how many rows went."""
+        """Delete expired pending rows and used-binding marks; returns how many rows went.
+
+        With ``keep_records`` (seconds), consent records that expired or were revoked
+        longer ago than that are deleted too (``[store] keep_expired``): until then they
+        are the trail of who approved what; after it they only grow the file. Each
+        deletion of records is one audit line."""
         now = self._ctx.now()
         cutoff = None if keep_records is None else now - int(keep_records)
         transient, records = await self._ctx.backend.purge(now, records_before=cutoff)

@@ -50,13 +50,16 @@ class Publication:
         self._published: set[str] = set()
 
     async def claim_cookie_fingerprint(self, fingerprint: str) -> str:
-        """The fingerprint claimed first by a gate of this store (``fingerprint`` when
-        this one is the first)."""
+        """The fingerprint of the cookie secret that the gates sharing this store use:
+        ``fingerprint`` when this is the first gate to start, else the one claimed
+        first. A gate whose secret differs would break every flow that crosses gates;
+        it refuses to become ready (``readyz``)."""
         check_length("fingerprint", check_text("fingerprint", fingerprint), 64)
         return await self._ctx.backend.claim_setting(COOKIE_FINGERPRINT, fingerprint)
 
     async def adopt_cookie_fingerprint(self, fingerprint: str) -> None:
-        """Make ``fingerprint`` the store's (an operator's decision)."""
+        """Make ``fingerprint`` the store's, after the cookie secret was changed on every
+        gate on purpose (``consentgate keys adopt-cookie-secret``)."""
         check_length("fingerprint", check_text("fingerprint", fingerprint), 64)
         await self._ctx.backend.set_setting(COOKIE_FINGERPRINT, fingerprint)
 

@@ -55,7 +55,11 @@ class Registrations:
         return record
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
-        """The verified client registration, or None; cached."""
+        """The verified client registration, or None (unknown, or failed verification).
+
+        Answers are cached like the consent answers, and dropped whenever any client
+        or consent row changes in any process: the gate looks its client up on every
+        authorization, and an Ed25519 verification per request is not free."""
         ctx = self._ctx
         cache = ctx.cache
         use_cache = ctx.use_cache()
