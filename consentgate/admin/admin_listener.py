@@ -30,7 +30,7 @@ from consentgate.metrics.collectors import EXPOSITION_TYPE, Metrics
 from consentgate.metrics.worker_merge import LOCAL_PATH, gather, socket_path
 from consentgate.signing.admin_token import load_admin_token
 from consentgate.store import ConsentStore
-from consentgate.store.errors import StoreUnavailable
+from consentgate.store.store_errors import StoreUnavailable
 from consentgate.web.appkeys import (
     IN_FLIGHT,
     LIVE_SETTINGS,

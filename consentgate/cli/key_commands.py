@@ -58,8 +58,8 @@ def _active_kid(directory: Path) -> str:
 def _record_rotation(config: Config, previous: str, active: str) -> None:
     """Append ``key_rotated`` to the store's audit trail, when there is a store to write."""
     from consentgate.signing.key_directory import load_keyring
-    from consentgate.store.errors import StoreUnavailable
     from consentgate.store.opening import open_store
+    from consentgate.store.store_errors import StoreUnavailable
 
     async def record() -> None:
         keyring = load_keyring(config.keys.dir, create=False)

@@ -1,7 +1,7 @@
 """Opaque paging cursors for listings that cross a request boundary (the admin API).
 
 A store backend pages by its own position (SQLite: the last rowid; PostgreSQL: its
-sequence column, :mod:`consentgate.store.backend`). Handing that number out as it is
+sequence column, :mod:`consentgate.store.protocol`). Handing that number out as it is
 would make it part of the interface, so a caller sees ``next_cursor`` as an opaque
 string instead: base64url (RFC 4648 §5, no padding) of a small JSON object naming the
 listing and the position, in the style of Hydra's admin API ``page_token``. A cursor

@@ -36,8 +36,8 @@ from consentgate.core.trust import forwarding
 from consentgate.metrics.collectors import Metrics
 from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.store import ConsentStore
-from consentgate.store.errors import StoreUnavailable
 from consentgate.store.opening import open_store
+from consentgate.store.store_errors import StoreUnavailable
 from consentgate.upstream.upstream_client import Upstream
 from consentgate.web.appkeys import (
     AUDIT,

@@ -1,11 +1,12 @@
 """The consent store: signed records kept by a backend (SQLite ships; see docs/store.md)."""
 
-from consentgate.store.errors import StoreClosed, StoreError, StoreUnavailable
+from consentgate.store import store_errors as errors  # noqa: F401 - store.errors, as before
 from consentgate.store.facade import (
     ConsentStore,
     VerificationFailure,
     VerificationReport,
 )
+from consentgate.store.store_errors import StoreClosed, StoreError, StoreUnavailable
 
 __all__ = [
     "ConsentStore",

@@ -41,7 +41,7 @@ from typing import Final
 from consentgate.core.audit import KEPT, AuditEntry, aggregation_key, entry_for
 from consentgate.core.clock import Clock
 from consentgate.core.events import AuditEvent
-from consentgate.store.errors import StoreUnavailable
+from consentgate.store.store_errors import StoreUnavailable
 
 _log = logging.getLogger("consentgate")
 

@@ -29,7 +29,7 @@ from consentgate.core.audit import AuditMark
 from consentgate.core.clock import Clock
 from consentgate.core.startup_errors import StartupError
 from consentgate.signing.private_files import write_private_file
-from consentgate.store.errors import StoreUnavailable
+from consentgate.store.store_errors import StoreUnavailable
 
 #: The file in the keys directory that holds the mark.
 MARK_NAME: Final = "audit-mark.json"

@@ -10,7 +10,7 @@ are cached the same way (the gate looks its client up on every authorization),
 ``None`` included for a client that is unknown or failed verification.
 
 Pure: no I/O, no clock, no database. Whether something changed is the backend's
-to tell (:meth:`~consentgate.store.backend.StoreBackend.current_counter`; SQLite:
+to tell (:meth:`~consentgate.store.protocol.StoreBackend.current_counter`; SQLite:
 ``PRAGMA data_version`` and a trigger-maintained counter, PostgreSQL: LISTEN/NOTIFY);
 this module only compares the counter it is shown with the one it was filled
 under. The facade calls :meth:`DecisionCache.observe` before every cached answer.

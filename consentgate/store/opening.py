@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from consentgate.store.birth import (
     set_aside,
 )
 from consentgate.store.facade import ConsentStore
+from consentgate.store.protocol import StoreBackend
 
 _log = logging.getLogger("consentgate.store")
 
@@ -64,6 +66,16 @@ def _refusal(store: StoreConfig, keys_dir: Path | None) -> str | None:
     if not reasons:
         return None
     return str(missing_store_error(describe(store), reasons))
+
+
+async def open_sqlite(
+    path: str | os.PathLike[str], *, create: bool, busy_timeout: float
+) -> StoreBackend:
+    """The SQLite backend of the file at ``path``, opened (created or migrated);
+    :meth:`ConsentStore.open <consentgate.store.facade.ConsentStore.open>` uses it."""
+    from consentgate.store.sqlite import SQLiteBackend  # noqa: PLC0415 - one backend
+
+    return await SQLiteBackend.open(path, create=create, busy_timeout=busy_timeout)
 
 
 async def open_store(

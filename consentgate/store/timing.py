@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from consentgate.store.backend import StoreBackend
+from consentgate.store.protocol import StoreBackend
 
 T = TypeVar("T")
 Observe = Callable[[str, float], None]

@@ -21,7 +21,7 @@ from consentgate.config.loading import ConfigError, config_from_mapping
 from consentgate.core.paging import Listing, encode_cursor
 from consentgate.core.startup_errors import StartupError
 from consentgate.store import ConsentStore
-from consentgate.store.errors import StoreUnavailable
+from consentgate.store.store_errors import StoreUnavailable
 from consentgate.web.appkeys import STORE
 from tests.conftest import (
     ADMIN_TOKEN,

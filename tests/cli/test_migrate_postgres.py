@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consentgate.store.postgres.schema import SCHEMA_VERSION
+from consentgate.store.postgres.postgres_schema import SCHEMA_VERSION
 from tests.support.gateproc import free_port, write_config
 from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 

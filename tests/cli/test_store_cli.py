@@ -571,7 +571,7 @@ def test_a_closed_pipe_ends_the_listing_quietly(setup: Setup) -> None:
 def test_migrate_creates_the_store_then_says_it_is_up_to_date(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from consentgate.store.sqlite.schema import SCHEMA_VERSION
+    from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION
 
     config = write_config(tmp_path)
     store = tmp_path / "store.sqlite3"

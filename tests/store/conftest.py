@@ -36,8 +36,8 @@ import pytest
 from consentgate import ConsentRecord, ConsentStore, KeyRing
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.signed.records import PENDING_COLUMNS, PendingRecord, sign_record
-from consentgate.store.backend import StoreBackend
 from consentgate.store.postgres import PostgresBackend
+from consentgate.store.protocol import StoreBackend
 from consentgate.store.sqlite import SQLiteBackend
 from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 
@@ -85,6 +85,10 @@ class StoreDatabase(Protocol):
         ``$1`` translates)."""
         ...
 
+    async def read(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """The rows of one query, read behind every store's back (``?`` placeholders)."""
+        ...
+
     async def settle(self) -> None:
         """Return once every store open on this database has heard of every change
         committed so far (at once for a backend that checks synchronously)."""
@@ -115,6 +119,12 @@ class SQLiteDatabase:
         with sqlite3.connect(self.path) as conn:
             conn.execute(sql, params)
         conn.close()
+
+    async def read(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.path) as conn:
+            rows = conn.execute(sql, params).fetchall()
+        conn.close()
+        return rows
 
     async def settle(self) -> None:
         """Nothing to wait for: ``PRAGMA data_version`` is read before every answer."""
@@ -176,6 +186,13 @@ class PostgresDatabase:
         finally:
             await conn.close()
         await self.settle()
+
+    async def read(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        conn = await self.admin()
+        try:
+            return [tuple(row) for row in await conn.fetch(dollar_placeholders(sql), *params)]
+        finally:
+            await conn.close()
 
     async def counter(self) -> int | None:
         """The change counter in the database, or None before the schema exists."""

@@ -15,7 +15,7 @@ import pytest
 
 from consentgate import KeyRing
 from consentgate.store import StoreClosed
-from consentgate.store.backend import (
+from consentgate.store.protocol import (
     Cursor,
     Row,
     StoreBackend,

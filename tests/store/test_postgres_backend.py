@@ -1,12 +1,13 @@
 """The PostgreSQL backend's own machinery: migrations under the advisory lock, schema
 versions, startup errors (with the password never shown), the connection settings,
 LISTEN/NOTIFY invalidation, a lost listener connection, a server that goes away,
-the least-privileged role, the lookup index, and every single-field edit.
+the least-privileged role and the lookup index.
 
-Behaviour every backend shares is in test_store.py and test_backend_contract.py (run
-here too, through the ``postgres`` parameter of the ``database`` fixture). Every test
-runs on a real server (tests/support/pgcluster.py), in a fresh database; a wait for something
-asynchronous is a bounded poll (:func:`eventually`), never a sleep that hopes.
+Behaviour every backend shares is in test_store.py, test_backend_contract.py and
+test_tamper_property.py (run on PostgreSQL through the ``postgres`` parameter of the
+``database`` fixture). Every test runs on a real server (tests/support/pgcluster.py),
+in a fresh database; a wait for something asynchronous is a bounded poll
+(:func:`eventually`), never a sleep that hopes.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from consentgate import ConsentRecord, ConsentStore, KeyRing
-from consentgate.core.signed.records import CLIENT_COLUMNS, CONSENT_COLUMNS
+from consentgate import ConsentStore, KeyRing
 from consentgate.core.startup_errors import StartupError
-from consentgate.store.errors import StoreUnavailable
 from consentgate.store.postgres import PostgresBackend, describe, mask_password, migrate
-from consentgate.store.postgres.backend import LOOKUP
-from consentgate.store.postgres.schema import SCHEMA_VERSION
+from consentgate.store.postgres.postgres_backend import LOOKUP
+from consentgate.store.postgres.postgres_schema import SCHEMA_VERSION
+from consentgate.store.store_errors import StoreUnavailable
 from tests.store.conftest import CB, T0, FakeClock, PostgresDatabase, approve, approved
 from tests.support.pgcluster import (
     GATE_ROLE,
@@ -364,9 +364,9 @@ async def test_the_pool_is_bounded_and_every_connection_has_the_statement_timeou
     names = [name for (name,) in rows]
     assert names.count("consentgate-listener") == 1
     assert 1 <= names.count("consentgate") <= 2  # pool_size
-    assert await backend._fetch("SHOW statement_timeout") == [("250ms",)]
+    assert await backend._read("SHOW statement_timeout", ()) == [("250ms",)]
     with pytest.raises(StoreUnavailable, match="canceling statement due to statement timeout"):
-        await backend._fetch("SELECT pg_sleep(2)")
+        await backend._read("SELECT pg_sleep(2)", ())
     await backend.ping()  # the connection went back to the pool usable
 
 
@@ -634,91 +634,6 @@ async def test_a_role_with_only_the_documented_privileges_runs_the_store(
     finally:
         await admin_execute(database, f"DROP OWNED BY {runtime}")
         await admin_execute(database, f"DROP ROLE {runtime}")
-
-
-# --- every single-field edit is detected ------------------------------------------------------
-
-
-def edited(value: object) -> list[object]:
-    """Type-correct edits an attacker would make to a column holding ``value`` (NULL
-    too: the NOT NULL columns refuse it, and the test skips what the database refused)."""
-    edits: list[object]
-    if value is None:
-        edits = [int(T0), 0, ""]
-    elif isinstance(value, int):
-        edits = [value + 1, value - 1, 2**62, None]
-    elif isinstance(value, bytes):
-        edits = [bytes([value[0] ^ 1]) + value[1:], value[:-1], bytes(64), None]
-    else:
-        assert isinstance(value, str)
-        edits = [value + "x", value.upper(), value.lower(), " " + value, value[:-1], None]
-    return [edit for edit in edits if edit != value or type(edit) is not type(value)]
-
-
-async def test_every_single_field_edit_of_a_stored_row_is_detected(
-    database: PostgresDatabase, ring: KeyRing, clock: FakeClock
-) -> None:
-    """SQLite's property test, for a backend with strict column types: each column of an
-    active record, a revoked one and a client, edited to values of its own type, one
-    edit at a time; each edit is refused and then undone."""
-    rotated = ring.rotated()  # two keys: key_id can be changed to a known one
-    store = await database.open(rotated, clock=clock)
-    try:
-        active = await approve(store, "alice", resource="https://api.example")
-        revoked_id = (await approve(store, "bob")).id
-        await store.revoke(id=revoked_id)
-        revoked = await store.get(revoked_id)
-        assert revoked is not None
-        client = await store.upsert_client(
-            {"client_id": "client-1", "client_name": "Example", "redirect_uris": [CB]}
-        )
-        targets: list[tuple[str, tuple[str, ...], str, str, ConsentRecord | None]] = [
-            ("consents", CONSENT_COLUMNS, "id", active.id, active),
-            ("consents", CONSENT_COLUMNS, "id", revoked.id, revoked),
-            ("clients", CLIENT_COLUMNS, "client_id", client.client_id, None),
-        ]
-        checked = 0
-        for table, columns, key_column, key, record in targets:
-            [original] = await admin_fetch(
-                database,
-                f"SELECT {', '.join(columns)} FROM {table} WHERE {key_column} = $1",  # noqa: S608
-                key,
-            )
-            for index, column in enumerate(columns):
-                values = edited(original[index])
-                if column == "key_id":
-                    values.append(next(kid for kid in rotated.kids if kid != original[index]))
-                for value in values:
-                    if value is None and column == "revoked_at" and record is active:
-                        continue  # already NULL
-                    try:
-                        await database.edit(
-                            f"UPDATE {table} SET {column} = ? WHERE {key_column} = ?",  # noqa: S608
-                            value,
-                            key,
-                        )
-                    except (asyncpg.NotNullViolationError, asyncpg.DataError):
-                        continue  # the database refused the edit
-                    except asyncpg.PostgresError as exc:  # e.g. a type the column refuses
-                        raise AssertionError((column, value)) from exc
-                    name = value if column == key_column else key
-                    if record is None:
-                        assert await store.get_client(str(name)) is None, (column, value)
-                    else:
-                        assert not await approved(store, record), (column, value)
-                        assert str(name) not in {r.id for r in await store.list()}, (column, value)
-                    report = await store.verify_all()
-                    assert len(report.failures) == 1, (column, value)
-                    checked += 1
-                    await database.edit(
-                        f"UPDATE {table} SET {column} = ? WHERE {key_column} = ?",  # noqa: S608
-                        original[index],
-                        name,
-                    )
-                    assert (await store.verify_all()).ok
-        assert checked > 60
-    finally:
-        await store.close()
 
 
 def test_without_postgresql_the_tests_say_how_to_install_it(

@@ -1,10 +1,11 @@
 """The SQLite backend's own machinery: file checks and modes, PRAGMAs, migrations,
-the query plan, the data_version probe, and what SQLite's dynamic typing lets an
-attacker write.
+the query plan and the data_version probe.
 
-Behaviour every backend shares is in test_store.py and test_backend_contract.py; the
-tests here open SQLite files directly (mostly through ``ConsentStore.open``, the
-entry point the gate and the CLI use) and would have no meaning for another backend.
+Behaviour every backend shares is in test_store.py, test_backend_contract.py and
+test_tamper_property.py (whose edits include what SQLite's dynamic typing lets an
+attacker write); the tests here open SQLite files directly (mostly through
+``ConsentStore.open``, the entry point the gate and the CLI use) and would have no
+meaning for another backend.
 """
 
 from __future__ import annotations
@@ -16,21 +17,17 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, reject, settings
-from hypothesis import strategies as st
 
 from consentgate import ClientRecord, ConsentRecord, ConsentStore, KeyRing
-from consentgate.core.signed.records import CLIENT_COLUMNS, CONSENT_COLUMNS, sign_record
+from consentgate.core.signed.records import sign_record
 from consentgate.core.startup_errors import StartupError
 from consentgate.store.sqlite import SQLiteBackend
-from consentgate.store.sqlite.backend import LOOKUP
-from consentgate.store.sqlite.schema import SCHEMA_VERSION
+from consentgate.store.sqlite.sqlite_backend import LOOKUP
+from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION
 from tests.store.conftest import CB, T0, FakeClock, SQLiteDatabase, approve, approved
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,167 +90,6 @@ async def test_an_approval_does_not_empty_the_cache_of_other_answers(
     assert await store.is_approved("bob", "client-2", CB, {"openid"})
     assert lookups == 1  # the one inside carol's write; bob's answer came from the cache
     await db.set_trace_callback(None)  # type: ignore[arg-type]
-
-
-# --- every single-field edit is detected (property test) ---------------------------------
-#
-# SQLite's columns take a value of any type (type affinity, not types), so the
-# attacker's edits here include bytes in integer columns and floats in text ones;
-# a backend with strict column types refuses most of them before the store sees them.
-
-
-@dataclass(frozen=True)
-class Golden:
-    path: Path
-    ring: KeyRing
-    active: ConsentRecord
-    revoked: ConsentRecord
-    client: ClientRecord
-
-
-@pytest.fixture(scope="module")
-def golden(tmp_path_factory: pytest.TempPathFactory) -> Golden:
-    """One store file with an active record, a revoked one and a client, built once."""
-    path = tmp_path_factory.mktemp("golden") / "golden.sqlite3"
-    ring = KeyRing.generate().rotated()  # two keys: key_id can be changed to a known one
-
-    async def build() -> Golden:
-        async with await ConsentStore.open(path, ring, clock=FakeClock()) as store:
-            active = await approve(store, "alice", resource="https://api.example")
-            revoked = await approve(store, "bob")
-            await store.revoke(id=revoked.id)
-            revoked = await store.get(revoked.id)  # type: ignore[assignment]
-            client = await store.upsert_client(
-                {
-                    "client_id": "client-1",
-                    "client_name": "Example",
-                    "redirect_uris": [CB],
-                    "logo_uri": "https://app.example/logo.png",
-                }
-            )
-            assert await approved(store, active)
-            assert await store.get_client("client-1") == client
-            return Golden(path, ring, active, revoked, client)
-
-    return asyncio.run(build())
-
-
-_JSON_VARIANTS = [
-    '["openid","profile"]',
-    '["openid", "profile"]',
-    '["profile","openid"]',
-    '["admin","openid","profile"]',
-    '["openid"]',
-    "[]",
-    '["openid","profile","profile"]',
-    '["https://app.example/callback"]',
-    '["https://app.example/callback","https://evil.example/cb"]',
-]
-
-
-def new_values(column: str, original: object, ring: KeyRing) -> st.SearchStrategy[object]:
-    """Values near the original (the edits an attacker would make) and anything at all."""
-    anything = st.one_of(
-        st.none(),
-        st.integers(min_value=-(2**63), max_value=2**63 - 1),
-        st.floats(allow_nan=False),
-        st.text(max_size=30),
-        st.binary(max_size=70),
-    )
-    near: st.SearchStrategy[object]
-    if isinstance(original, int):
-        near = st.one_of(
-            st.integers(-2, 2).map(lambda delta: original + delta),
-            st.just(str(original)),
-            st.just(original + 0.5),
-            st.just(2**62),
-        )
-    elif isinstance(original, str):
-        near = st.one_of(
-            st.text(min_size=1, max_size=3).map(lambda extra: original + extra),
-            st.just(original.upper()),
-            st.just(original[:-1]),
-            st.just(" " + original),
-            st.just(original.encode()),
-            st.sampled_from(_JSON_VARIANTS),
-            st.sampled_from(ring.kids),
-        )
-    elif isinstance(original, bytes):
-        near = st.one_of(
-            st.integers(0, len(original) * 8 - 1).map(
-                lambda bit: bytes(
-                    b ^ (1 << (bit % 8)) if i == bit // 8 else b for i, b in enumerate(original)
-                )
-            ),
-            st.just(original[:-1]),
-            st.just(original + b"\x00"),
-            st.just(bytes(64)),
-        )
-    else:  # NULL: revoked_at of an unrevoked record, or an absent client field
-        near = st.one_of(st.integers(int(T0) - 10, int(T0) + 10), st.just(""))
-    return st.one_of(near, anything)
-
-
-#: Every column of every kind of row: an active record, a revoked one, a client.
-EDITS = [
-    *((which, column) for which in ("active", "revoked") for column in CONSENT_COLUMNS),
-    *(("client", column) for column in CLIENT_COLUMNS),
-]
-
-
-@pytest.mark.parametrize(("which", "column"), EDITS)
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-@given(data=st.data())
-def test_every_single_field_edit_of_a_stored_row_is_detected(
-    golden: Golden, which: str, column: str, data: st.DataObject
-) -> None:
-    if which == "client":
-        table, columns, key = "clients", CLIENT_COLUMNS, golden.client.client_id
-    else:
-        table, columns = "consents", CONSENT_COLUMNS
-        key = golden.active.id if which == "active" else golden.revoked.id
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "store.sqlite3"
-        shutil.copyfile(golden.path, path)
-        conn = sqlite3.connect(path)
-        try:
-            read = f"SELECT {column}, typeof({column}) FROM {table} WHERE rowid = ?"  # noqa: S608
-            [(rowid,)] = conn.execute(
-                f"SELECT rowid FROM {table} WHERE {columns[0]} = ?",  # noqa: S608
-                (key,),
-            ).fetchall()
-            before = conn.execute(read, (rowid,)).fetchone()
-            value = data.draw(new_values(column, before[0], golden.ring), label="value")
-            try:
-                with conn:
-                    conn.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (value, rowid))  # noqa: S608
-            except sqlite3.IntegrityError:
-                reject()  # NOT NULL or a duplicate key: the file refused the edit
-            after = conn.execute(read, (rowid,)).fetchone()
-        finally:
-            conn.close()
-        assume(after != before)  # affinity may store the same value (5.0 -> 5)
-
-        async def check() -> None:
-            async with await ConsentStore.open(path, golden.ring, clock=FakeClock()) as store:
-                if which == "client":
-                    assert await store.get_client(golden.client.client_id) is None
-                    kind = "client"
-                else:
-                    record = golden.active if which == "active" else golden.revoked
-                    assert not await approved(store, record)
-                    assert record.id not in {r.id for r in await store.list()}
-                    kind = "consent"
-                report = await store.verify_all()
-                assert [f.kind for f in report.failures] == [kind]
-                assert report.checked == 3
-                assert store.tamper_events >= 1
-
-        asyncio.run(check())
 
 
 # --- migration ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ No mocks: every test opens a real database under tmp_path; time comes from FakeC
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable
 from pathlib import Path
@@ -20,11 +21,15 @@ from typing import Any
 import pytest
 
 from consentgate import ConsentRecord, ConsentStore, KeyRing
+from consentgate.core.oauth.authorization_requests import (
+    ConsentQuestion,
+    parse_authorization_request,
+)
 from consentgate.core.signed.keyring import jwk_text
 from consentgate.core.signed.records import sign_record
 from consentgate.signing.key_directory import load_keyring, rotate_keys
 from consentgate.store import StoreClosed
-from consentgate.store.facade import PAGE_MARK_MARGIN
+from consentgate.store.parts.page_marks import PAGE_MARK_MARGIN
 from tests.store.conftest import (
     CB,
     T0,
@@ -94,6 +99,39 @@ async def test_any_one_of_several_records_may_cover_the_request(store: ConsentSt
     assert await store.is_approved("alice", "client-1", CB, {"email"})
     assert await store.is_approved("alice", "client-1", CB, {"openid"})
     assert not await store.is_approved("alice", "client-1", CB, {"openid", "email"})
+
+
+async def test_a_consent_question_gets_the_answer_its_values_get(store: ConsentStore) -> None:
+    await approve(store, scopes={"openid", "profile"}, resource="https://api.example")
+    asked = ConsentQuestion("alice", "client-1", CB, ("openid",), "https://api.example")
+    assert await store.is_approved(asked)
+    assert not await store.is_approved(dataclasses.replace(asked, scopes=("email",)))
+    assert not await store.is_approved(dataclasses.replace(asked, resource=""))
+    assert not await store.is_approved(dataclasses.replace(asked, subject="bob"))
+
+
+async def test_the_question_of_a_loopback_request_ignores_its_port(store: ConsentStore) -> None:
+    """RFC 8252 §7.3: a native app's loopback port changes from run to run; the
+    question the request asks is keyed without it, as the approval was."""
+    loopback = "http://127.0.0.1/callback"
+    await approve(store, redirect_uri=loopback, scopes={"openid"})
+    parameters = (
+        ("response_type", "code"),
+        ("client_id", "client-1"),
+        ("redirect_uri", "http://127.0.0.1:53111/callback"),
+        ("scope", "openid"),
+    )
+    request = parse_authorization_request(
+        parameters, allow_request_uri=False, allow_request_object=False
+    )
+    assert request.question("alice").redirect_key == loopback
+    assert await store.is_approved(request.question("alice"))
+    assert not await store.is_approved(request.question("bob"))
+
+
+async def test_is_approved_without_a_question_needs_all_its_values(store: ConsentStore) -> None:
+    with pytest.raises(TypeError, match="needs subject, client_id, redirect_uri and scopes"):
+        await store.is_approved("alice", "client-1", CB)  # type: ignore[call-overload]
 
 
 async def test_invalid_input_is_refused_when_recording(store: ConsentStore) -> None:
@@ -338,7 +376,7 @@ async def test_the_cache_is_bounded(
         records = [await approve(store, f"s{index}") for index in range(10)]
         for record in records:
             assert await approved(store, record)
-        assert len(store._cache) == 3
+        assert len(store._ctx.cache) == 3
         for record in records:
             assert await approved(store, record)
 
@@ -948,7 +986,7 @@ async def test_an_edited_stored_key_is_unreadable_and_named_at_publication(
 def test_record_ids_never_start_with_a_dash() -> None:
     """``consents revoke --id -abc`` would read the id as an option: about one random
     base64url id in 64 starts with a dash, so 2,000 draws would all but surely hit one."""
-    from consentgate.store.facade import new_record_id
+    from consentgate.store.parts.consents import new_record_id
 
     ids = {new_record_id() for _ in range(2000)}
     assert len(ids) == 2000

@@ -267,6 +267,32 @@ class AuthorizationRequest:
     def query(self) -> str:
         return encode_parameters(self.parameters)
 
+    def question(self, subject: str) -> ConsentQuestion:
+        """What the consent store is asked about this request for the browser ``subject``."""
+        return ConsentQuestion(
+            subject,
+            self.client_id,
+            consent_redirect_key(self.redirect_uri),
+            self.scopes,
+            self.resource,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentQuestion:
+    """The question the consent store answers: has ``subject`` approved ``client_id``
+    for this redirect key, these scopes and this resource (RFC 8707)?
+
+    Built once, here (:meth:`AuthorizationRequest.question`), so no handler builds the
+    store's lookup key: the redirect URI is keyed without a loopback port (RFC 8252
+    §7.3, :func:`consent_redirect_key`; docs/references.md)."""
+
+    subject: str
+    client_id: str
+    redirect_key: str
+    scopes: tuple[str, ...]
+    resource: str
+
 
 def parse_authorization_request(
     parameters: Parameters, *, allow_request_uri: bool, allow_request_object: bool

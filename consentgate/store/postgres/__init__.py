@@ -5,6 +5,7 @@ imports asyncpg, and nothing imports it unless a PostgreSQL store is opened.
 """
 
 from consentgate.config.dsn import describe, mask_password
-from consentgate.store.postgres.backend import PostgresBackend, migrate
+from consentgate.store.postgres.postgres_backend import PostgresBackend
+from consentgate.store.postgres.postgres_schema import migrate
 
 __all__ = ["PostgresBackend", "describe", "mask_password", "migrate"]

@@ -3,7 +3,7 @@
 The facade asks :meth:`StoreBackend.current_counter` before every cached answer,
 synchronously; a round trip per answer would cost what the cache saves. So one
 connection, outside the pool, LISTENs on ``consentgate_changes`` (the triggers of
-:mod:`consentgate.store.postgres.schema` notify it in the transaction of every
+:mod:`consentgate.store.postgres.postgres_schema` notify it in the transaction of every
 change to a consent or client row) and :attr:`ChangeListener.counter` is what the
 database last said. The answer is never older than the last notification that
 arrived; the delay is the notification's flight (PostgreSQL sends it when the
@@ -40,8 +40,8 @@ from typing import Final
 
 import asyncpg
 
-from consentgate.store.postgres.errors import CLOSE_ERRORS
-from consentgate.store.postgres.schema import CHANNEL, SCHEMA
+from consentgate.store.postgres.error_mapping import CLOSE_ERRORS
+from consentgate.store.postgres.postgres_schema import CHANNEL, SCHEMA
 
 _log = logging.getLogger("consentgate")
 

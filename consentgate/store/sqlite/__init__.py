@@ -1,5 +1,5 @@
 """The SQLite backend of the consent store: schema, file checks, queries, invalidation."""
 
-from consentgate.store.sqlite.backend import SQLiteBackend
+from consentgate.store.sqlite.sqlite_backend import SQLiteBackend
 
 __all__ = ["SQLiteBackend"]

@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 
 from consentgate.core.startup_errors import StartupError
-from consentgate.store.sqlite.schema import MIN_SQLITE_VERSION
+from consentgate.store.sqlite.sqlite_schema import MIN_SQLITE_VERSION
 
 
 def startup_error(path: Path, exc: sqlite3.Error) -> StartupError:

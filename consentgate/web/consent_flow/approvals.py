@@ -46,7 +46,7 @@ from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.consent_flow.forms import own_page_form
 from consentgate.web.rendering.pages import error_response, render_page, secure
 
-#: Characters of a record id (``store.facade.new_record_id``: base64url).
+#: Characters of a record id (``store.parts.consents.new_record_id``: base64url).
 _ID_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _MAX_ID_LENGTH: Final = 64
 

@@ -35,7 +35,6 @@ from consentgate.clients.metadata_documents import localhost_only
 from consentgate.core.clientinfo import ClientMetadata, build_view
 from consentgate.core.oauth.authorization_requests import (
     AuthorizationRequest,
-    consent_redirect_key,
     parse_authorization_request,
     parse_parameters,
     redirect_uri_matches,
@@ -184,13 +183,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
         approved = (
             registered
             and browser.subject is not None
-            and await store.is_approved(
-                browser.subject,
-                auth.client_id,
-                consent_redirect_key(auth.redirect_uri),
-                auth.scopes,
-                auth.resource,
-            )
+            and await store.is_approved(auth.question(browser.subject))
         )
         return await _refuse_to_client(request, auth, approved, ConsentRequired)
     return await _render_consent(
@@ -310,13 +303,7 @@ async def _silent_reason(
         return "preapproved"
     if look is FirstLook.ASK or subject is None:
         return None
-    approved = await request.app[STORE].is_approved(
-        subject,
-        auth.client_id,
-        consent_redirect_key(auth.redirect_uri),
-        auth.scopes,
-        auth.resource,
-    )
+    approved = await request.app[STORE].is_approved(auth.question(subject))
     return "remembered" if approved else None
 
 

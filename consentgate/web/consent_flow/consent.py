@@ -26,7 +26,6 @@ from aiohttp import web
 from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.clients.kinds import ClientDescription, describe
 from consentgate.core.oauth.authorization_requests import (
-    consent_redirect_key,
     parse_authorization_request,
     parse_parameters,
 )
@@ -114,15 +113,16 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     if remember:
         # The page is used up and the approval remembered in one durable commit: a
         # store failing in between leaves the page answerable once it is back.
+        question = auth.question(browser.subject)
         recorded = await asyncio.shield(
             store.approve_page(
                 page.id,
                 page.expires_at,
-                browser.subject,
-                client_id=auth.client_id,
-                redirect_uri=consent_redirect_key(auth.redirect_uri),
-                scopes=auth.scopes,
-                resource=auth.resource,
+                question.subject,
+                client_id=question.client_id,
+                redirect_uri=question.redirect_key,
+                scopes=question.scopes,
+                resource=question.resource,
                 ttl=config.consent.remember_for,
             )
         )

@@ -7,7 +7,7 @@ as ``host:port/dbname`` and saying what to do. The URL itself never appears, and
 password the URL or the caller gave is scrubbed from the driver's text as well.
 
 While serving, an outage (:data:`OUTAGE_ERRORS`) becomes
-:class:`~consentgate.store.errors.StoreUnavailable` naming the server and the
+:class:`~consentgate.store.store_errors.StoreUnavailable` naming the server and the
 driver's reason (:func:`unavailable`), so the gate fails closed without importing
 a driver; anything else (a constraint violated, a bug) stays what it is.
 """
@@ -21,7 +21,7 @@ import asyncpg
 
 from consentgate.config.dsn import MASK
 from consentgate.core.startup_errors import StartupError
-from consentgate.store.errors import OutageKind, StoreUnavailable
+from consentgate.store.store_errors import OutageKind, StoreUnavailable
 
 #: Exceptions that mean "could not talk to the server" rather than a bug here.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (

@@ -40,7 +40,7 @@ Guarantees every backend gives, method by method below:
   runs); the facade's cache trusts it and nothing else.
 * **Closed means closed.** Every method but :meth:`StoreBackend.close` and
   :meth:`StoreBackend.current_counter` raises
-  :class:`~consentgate.store.errors.StoreClosed` after close.
+  :class:`~consentgate.store.store_errors.StoreClosed` after close.
 """
 
 from __future__ import annotations

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from consentgate.store.backend import StoreBackend, StoreTransaction
 from consentgate.store.postgres import PostgresBackend
-from consentgate.store.postgres.backend import _Transaction as PostgresTransaction
+from consentgate.store.postgres.postgres_backend import _Transaction as PostgresTransaction
+from consentgate.store.protocol import StoreBackend, StoreTransaction
 from consentgate.store.sqlite import SQLiteBackend
-from consentgate.store.sqlite.backend import _Transaction as SQLiteTransaction
+from consentgate.store.sqlite.sqlite_backend import _Transaction as SQLiteTransaction
 
 REPO = Path(__file__).resolve().parents[2]
 

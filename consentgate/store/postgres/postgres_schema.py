@@ -12,7 +12,7 @@ PostgreSQL). A version newer than this code knows is refused (upgrade consentgat
 a ``consentgate`` schema that has tables but no version table is someone else's and
 is refused too, untouched.
 
-The columns are SQLite's (:mod:`consentgate.store.sqlite.schema`), in the order of
+The columns are SQLite's (:mod:`consentgate.store.sqlite.sqlite_schema`), in the order of
 :mod:`consentgate.core.signed.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
 ``PENDING_COLUMNS``), with strict types: integers are ``bigint``, signatures
 ``bytea``, text ``text COLLATE "C"`` (byte-wise equality and order, whatever the
@@ -50,7 +50,9 @@ from typing import Final
 
 import asyncpg
 
+from consentgate.config.dsn import describe, password_of
 from consentgate.core.startup_errors import StartupError
+from consentgate.store.postgres.error_mapping import CLOSE_ERRORS, OPEN_ERRORS, startup_error
 
 # Operational, not audit: which database was migrated from which version.
 _log = logging.getLogger("consentgate")
@@ -290,3 +292,63 @@ async def apply_migrations(
         SCHEMA_VERSION,
     )
     return found, SCHEMA_VERSION
+
+
+async def close_connection(conn: asyncpg.Connection, seconds: float) -> None:
+    """Close a connection of our own; cut it if that fails (the error that brought us
+    here, if any, is the one that matters)."""
+    try:
+        await conn.close(timeout=seconds)
+    except CLOSE_ERRORS:
+        conn.terminate()
+
+
+async def check_database(conn: asyncpg.Connection, where: str) -> None:
+    """Refuse a database whose encoding cannot hold every string the store keeps."""
+    encoding = await conn.fetchval("SHOW server_encoding")
+    if str(encoding).upper() not in {"UTF8", "UTF-8"}:
+        raise StartupError(
+            f"the PostgreSQL database {where} has encoding {encoding}; the consent store "
+            "needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8')"
+        )
+
+
+async def migrate(
+    dsn: str,
+    *,
+    password: str | None = None,
+    connect_timeout: float = 5.0,
+    statement_timeout: float = 5.0,
+    refuse_empty: str | None = None,
+) -> tuple[int, int]:
+    """Bring the database at ``dsn`` to this code's schema version, ahead of a deploy
+    (``consentgate migrate``); returns (version before, version after). Safe to run
+    while gates of the same version are serving, and from several places at once
+    (the migration lock). ``statement_timeout`` is the session's, as for
+    ``PostgresBackend.open``; the migration itself may take up to
+    :data:`MIGRATION_TIMEOUT` seconds. Raises
+    :class:`~consentgate.core.startup_errors.StartupError` as ``PostgresBackend.open`` does."""
+    if connect_timeout <= 0 or statement_timeout <= 0:
+        raise ValueError("the timeouts must be positive")
+    where = describe(dsn)
+    try:
+        conn = await asyncpg.connect(
+            dsn,
+            password=password,
+            timeout=connect_timeout,
+            server_settings={
+                "statement_timeout": str(max(1, round(statement_timeout * 1000))),
+                "application_name": "consentgate-migrate",
+            },
+        )
+        try:
+            await check_database(conn, where)
+            return await apply_migrations(conn, where, migrate=True, refuse_empty=refuse_empty)
+        finally:
+            await close_connection(conn, connect_timeout)
+    except StartupError:
+        raise
+    except OPEN_ERRORS as exc:
+        raise startup_error(
+            exc, where, timeout=connect_timeout, secrets=(password, password_of(dsn))
+        ) from None

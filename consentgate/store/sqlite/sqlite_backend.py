@@ -1,6 +1,6 @@
 """The SQLite backend of the consent store: one file, two aiosqlite connections, all SQL.
 
-Implements :class:`~consentgate.store.backend.StoreBackend`. It moves rows and owns
+Implements :class:`~consentgate.store.protocol.StoreBackend`. It moves rows and owns
 transactions; it never signs, verifies or emits audit events (the facade does).
 
 Decisions and their sources (docs/references.md):
@@ -38,7 +38,7 @@ Decisions and their sources (docs/references.md):
   "probe" connection reads ``PRAGMA data_version`` (it changes whenever another
   connection commits; a microsecond) before each cached answer, and only when it
   moved, the counter that triggers bump on every change to ``consents`` and
-  ``clients`` (:mod:`consentgate.store.sqlite.schema`). Writes to the pending and
+  ``clients`` (:mod:`consentgate.store.sqlite.sqlite_schema`). Writes to the pending and
   binding tables therefore do not empty the cache; any change to a consent or
   client row does, wherever it came from. The probe runs on the event loop
   thread, synchronously: no await when nothing changed.
@@ -50,151 +50,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from consentgate.core.signed.records import (
-    AUDIT_COLUMNS,
-    CLIENT_COLUMNS,
-    CONSENT_COLUMNS,
-    PENDING_COLUMNS,
-)
 from consentgate.core.startup_errors import StartupError
-from consentgate.store.backend import (
-    HEARTBEAT_SETTING,
-    Cursor,
-    LookupKey,
-    Page,
-    Resigned,
-    RevokeSelector,
+from consentgate.store.protocol import (
     Row,
     StoreTransaction,
 )
-from consentgate.store.errors import OutageKind, StoreClosed, StoreUnavailable
+from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
+from consentgate.store.sql_statements import SQLITE, Statements
 from consentgate.store.sqlite.files import check_location, startup_error
-from consentgate.store.sqlite.schema import migrate, rollback
+from consentgate.store.sqlite.outages import file_identity, unavailable_on_failure
+from consentgate.store.sqlite.sqlite_schema import migrate, rollback
+from consentgate.store.store_errors import StoreClosed, StoreUnavailable
 
 # Operational, not audit: a failure while cleaning up after a failed open.
 _log = logging.getLogger("consentgate")
 
 
-@contextlib.contextmanager
-def _unavailable_on_failure(path: Path) -> Iterator[None]:
-    """SQLite's "cannot now" errors as :class:`StoreUnavailable`, naming the file and
-    SQLite's reason: a lock held past the busy timeout, an I/O error, a read-only or
-    full file system, a file that became corrupt. Constraint and programming errors
-    stay what they are (a caller's mistake, not an outage)."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        raise StoreUnavailable(f"the consent store {path}: {exc}", outage_kind(exc, path)) from exc
-    except sqlite3.DatabaseError as exc:
-        if type(exc) is not sqlite3.DatabaseError:
-            raise
-        raise StoreUnavailable(f"the consent store {path}: {exc}", outage_kind(exc, path)) from exc
-
-
-def _read_only_file_system(path: Path) -> bool:
-    """Whether ``path``'s file system refuses writes (``EROFS``).
-
-    The mount flag is not enough: ext4 after an error (``errors=remount-ro``) on
-    recent kernels marks itself ``emergency_ro`` without setting it, and only its
-    operations answer ``EROFS``. Opening the file for writing, and writing nothing,
-    asks the file system itself and changes nothing."""
-    try:
-        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
-            return True
-    except OSError:
-        return False
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
-    except OSError as exc:
-        return exc.errno == errno.EROFS
-    return False
-
-
-def _file_identity(path: Path) -> tuple[int, int] | None:
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return (status.st_dev, status.st_ino)
-
-
-def outage_kind(exc: sqlite3.Error, path: Path) -> OutageKind:
-    """The kind of outage behind a SQLite error, from its (extended) result code.
-
-    A file system that turned read-only under an open database (ext4 after an
-    error, ``errors=remount-ro``) fails writes with an I/O error, not
-    ``SQLITE_READONLY``: the file system's own flag tells them apart."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    if name.startswith("SQLITE_IOERR") and _read_only_file_system(path):
-        return "read-only"
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return "locked"
-    if name.startswith("SQLITE_READONLY"):
-        return "read-only"
-    if name == "SQLITE_FULL":
-        return "disk full"
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or type(exc) is sqlite3.DatabaseError:
-        return "corrupt"
-    if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")):
-        return "I/O error"
-    return "unavailable"
-
-
 T = TypeVar("T")
 
-_CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
-_CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)
-_PENDING_SELECT: Final = ", ".join(PENDING_COLUMNS)
-_INSERT_CONSENT: Final = (
-    f"INSERT INTO consents ({_CONSENT_SELECT}) "  # noqa: S608 - constant column names
-    f"VALUES ({', '.join('?' * len(CONSENT_COLUMNS))})"
-)
-_UPSERT_CLIENT: Final = (
-    f"INSERT OR REPLACE INTO clients ({_CLIENT_SELECT}) "  # noqa: S608 - constant column names
-    f"VALUES ({', '.join('?' * len(CLIENT_COLUMNS))})"
-)
+_SQL: Final = Statements(SQLITE)
 #: The read behind every uncached answer; served by the ``consents_lookup`` index.
-LOOKUP: Final = (
-    f"SELECT {_CONSENT_SELECT} FROM consents "  # noqa: S608 - constant column names
-    "WHERE subject = ? AND client_id = ? AND redirect_uri = ? AND resource = ? "
-    "AND expires_at > ? AND revoked_at IS NULL"
-)
-_CLIENT: Final = f"SELECT {_CLIENT_SELECT} FROM clients WHERE client_id = ?"  # noqa: S608
-_COUNT_PENDING: Final = "SELECT count(*) FROM pending WHERE expires_at > ?"
+LOOKUP: Final = _SQL.lookup
 #: Only grows: any change to a consent or client row, by any process, moves it.
 COUNTER: Final = "SELECT sum(value) FROM counters"
-_REVOKE_WHERE: Final[dict[str, str]] = {
-    "id": "id = ?",
-    "client_id": "client_id = ?",
-    "redirect_uri": "redirect_uri = ?",
-    "subject": "subject = ?",
-    "all": "1 = 1",
-}
 _PROBE_TIMEOUT: Final = 0.05
-
-
-def _rowid(cursor: Cursor | None) -> int:
-    if cursor is None:
-        return 0
-    if not isinstance(cursor, int):
-        raise TypeError(f"not a cursor of the SQLite backend: {cursor!r}")
-    return cursor
-
-
-def _page(rows: Sequence[Sequence[Any]], limit: int) -> Page:
-    """Rows selected as ``rowid, columns...``: the columns, and the next cursor."""
-    following = int(rows[-1][0]) if len(rows) >= limit else None
-    return [row[1:] for row in rows], following
 
 
 async def _configure(db: aiosqlite.Connection, path: Path, busy_timeout: float) -> None:
@@ -220,131 +108,44 @@ async def _configure_reader(db: aiosqlite.Connection, busy_timeout: float) -> No
     await db.execute("PRAGMA query_only = ON")
 
 
-_USE_BINDING: Final = (
-    "INSERT INTO used_bindings (key, expires_at) VALUES (?, ?) "
-    "ON CONFLICT (key) DO NOTHING RETURNING key"
-)
-_CLAIM_SETTING: Final = (
-    "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
-)
-_READ_SETTING: Final = "SELECT value FROM settings WHERE name = ?"
-
-
-_AUDIT_SELECT: Final = ", ".join(AUDIT_COLUMNS)
-_INSERT_AUDIT: Final = (
-    f"INSERT INTO audit ({_AUDIT_SELECT}) "  # noqa: S608 - constant column names
-    f"VALUES ({', '.join('?' for _ in AUDIT_COLUMNS)})"
-)
-_PUT_SETTING: Final = (
-    "INSERT INTO settings (name, value) VALUES (?, ?) "
-    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
-)
-
-
-class _Transaction:
-    """:class:`~consentgate.store.backend.StoreTransaction` on the backend's connection,
-    inside its ``BEGIN IMMEDIATE``."""
+class _Runner:
+    """:class:`~consentgate.store.sql_rows.Runner` on the backend's write connection."""
 
     __slots__ = ("_db",)
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
 
-    async def change_counter(self) -> int:
-        rows = list(await self._db.execute_fetchall(COUNTER))
-        return int(rows[0][0] or 0)
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        return list(await self._db.execute_fetchall(sql, params))
 
-    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
-        return list(await self._db.execute_fetchall(LOOKUP, (*key, now)))
-
-    async def insert_consent(self, row: Row) -> None:
-        await self._db.execute(_INSERT_CONSENT, tuple(row))
-
-    async def refresh_consent(
-        self, id: str, expires_at: int, key_id: str, signature: bytes
-    ) -> None:
-        await self._db.execute(
-            "UPDATE consents SET expires_at = ?, key_id = ?, signature = ? "
-            "WHERE id = ? AND revoked_at IS NULL",
-            (expires_at, key_id, signature, id),
-        )
-
-    async def unrevoked_consents(
-        self, selector: RevokeSelector, value: str | None, *, after: Cursor | None, limit: int
-    ) -> Page:
-        params: tuple[Any, ...] = () if selector == "all" else (value,)
-        rows = list(
-            await self._db.execute_fetchall(
-                f"SELECT rowid, {_CONSENT_SELECT} FROM consents "  # noqa: S608 - constant fragments
-                f"WHERE revoked_at IS NULL AND {_REVOKE_WHERE[selector]} AND rowid > ? "
-                "ORDER BY rowid LIMIT ?",
-                (*params, _rowid(after), limit),
-            )
-        )
-        return _page(rows, limit)
-
-    async def revoke_consents(self, revoked_at: int, signed: Sequence[Resigned]) -> None:
-        await self._db.executemany(
-            "UPDATE consents SET revoked_at = ?, key_id = ?, signature = ? "
-            "WHERE id = ? AND revoked_at IS NULL",
-            [(revoked_at, key_id, signature, id) for id, key_id, signature in signed],
-        )
-
-    async def client(self, client_id: str) -> Row | None:
-        rows = list(await self._db.execute_fetchall(_CLIENT, (client_id,)))
-        return rows[0] if rows else None
-
-    async def put_client(self, row: Row) -> None:
-        await self._db.execute(_UPSERT_CLIENT, tuple(row))
-
-    async def claim_setting(self, name: str, value: str) -> str:
-        await self._db.execute(_CLAIM_SETTING, (name, value))
-        rows = list(await self._db.execute_fetchall(_READ_SETTING, (name,)))
-        return str(rows[0][0])
-
-    async def use_binding(self, key: str, expires_at: int) -> bool:
-        rows = list(await self._db.execute_fetchall(_USE_BINDING, (key, expires_at)))
-        return bool(rows)
-
-    async def audit_tail(self) -> tuple[int, str] | None:
-        rows = list(
-            await self._db.execute_fetchall("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        )
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
-
-    async def insert_audit(self, rows: Sequence[Row]) -> None:
-        await self._db.executemany(_INSERT_AUDIT, [tuple(row) for row in rows])
-
-    async def audit_first_kept(self, before: int) -> tuple[int, str, int] | None:
-        rows = list(
-            await self._db.execute_fetchall(
-                "SELECT seq, prev FROM audit WHERE at >= ? OR seq = (SELECT max(seq) FROM audit) "
-                "ORDER BY seq LIMIT 1",
-                (before,),
-            )
-        )
-        if not rows:
-            return None
-        seq, prev = int(rows[0][0]), str(rows[0][1])
-        count = list(
-            await self._db.execute_fetchall("SELECT count(*) FROM audit WHERE seq < ?", (seq,))
-        )
-        return seq, prev, int(count[0][0])
-
-    async def delete_audit_before(self, seq: int) -> int:
-        cursor = await self._db.execute("DELETE FROM audit WHERE seq < ?", (seq,))
+    async def execute(self, sql: str, params: Sequence[Any]) -> int:
+        cursor = await self._db.execute(sql, params)
         return max(cursor.rowcount, 0)
 
-    async def put_setting(self, name: str, value: str) -> None:
-        await self._db.execute(_PUT_SETTING, (name, value))
+    async def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        await self._db.executemany(sql, params)
 
 
-class SQLiteBackend:
+class _Transaction(SqlTransaction):
+    """:class:`~consentgate.store.protocol.StoreTransaction` on the backend's connection,
+    inside its ``BEGIN IMMEDIATE``."""
+
+    __slots__ = ()
+
+    async def change_counter(self) -> int:
+        rows = await self._run.fetch(COUNTER, ())
+        return int(rows[0][0] or 0)
+
+
+class SQLiteBackend(SqlRows):
     """The consent store's rows in one SQLite file (see the module docstring).
 
     Open with :meth:`open`; :class:`~consentgate.store.facade.ConsentStore.open`
     does, and closes it with the store.
     """
+
+    _sql = _SQL
 
     def __init__(
         self,
@@ -371,7 +172,7 @@ class SQLiteBackend:
         self._seen_counter = 0
         #: (device, inode) of the file opened; a file at ``path`` that is not it (or
         #: none) means the store was deleted or replaced under the gate.
-        self._identity = _file_identity(path)
+        self._identity = file_identity(path)
         self._gone: str | None = None
 
     @classmethod
@@ -443,7 +244,7 @@ class SQLiteBackend:
         and inode) is put back, say by restoring a hard link, one INFO line and the
         store serves again.
         """
-        now = _file_identity(self.path)
+        now = file_identity(self.path)
         if now == self._identity:
             if self._gone is not None:
                 self._gone = None
@@ -494,13 +295,13 @@ class SQLiteBackend:
         finally:
             lock.release()
 
-    async def _read(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[Row]:
         """One query on the read connection, which never waits for a write."""
         self._check_open()
         async with self._turn(self._read_lock):
             self._check_open()  # close() may have run while this read waited for the lock
             self.check_identity()
-            with _unavailable_on_failure(self.path):
+            with unavailable_on_failure(self.path):
                 return list(await self._reader.execute_fetchall(sql, params))
 
     def _track(self, work: Awaitable[T]) -> asyncio.Task[T]:
@@ -535,7 +336,7 @@ class SQLiteBackend:
             async with self._turn(self._lock):
                 db = self._db
                 self.check_identity()
-                with _unavailable_on_failure(self.path):
+                with unavailable_on_failure(self.path):
                     if durable:  # SQLite refuses to change it inside a transaction
                         await db.execute("PRAGMA synchronous = FULL")
                     try:
@@ -557,18 +358,21 @@ class SQLiteBackend:
         self, body: Callable[[StoreTransaction], Awaitable[T]], *, durable: bool = False
     ) -> T:
         """Run the facade's ``body`` in one ``BEGIN IMMEDIATE`` transaction (:meth:`_write`)."""
-        return await self._write(lambda db: body(_Transaction(db)), durable=durable)
+        return await self._write(lambda db: body(_Transaction(_Runner(db), _SQL)), durable=durable)
 
-    async def _write_one(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    async def _write_rows(self, body: Callable[[Runner], Awaitable[T]]) -> T:
+        return await self._write(lambda db: body(_Runner(db)))
+
+    async def _write_one(self, sql: str, params: Sequence[Any]) -> list[Row]:
         """One statement, atomic on its own in autocommit mode: one round trip to the
         database thread instead of three (BEGIN, statement, COMMIT). Shielded and
         locked like :meth:`transaction`."""
         self._check_open()
 
-        async def statement() -> list[Sequence[Any]]:
+        async def statement() -> list[Row]:
             async with self._turn(self._lock):
                 self.check_identity()
-                with _unavailable_on_failure(self.path):
+                with unavailable_on_failure(self.path):
                     return list(await self._db.execute_fetchall(sql, params))
 
         return await asyncio.shield(self._track(statement()))
@@ -580,7 +384,7 @@ class SQLiteBackend:
         ``PRAGMA data_version`` says another connection committed. Any error means
         "cannot tell", and so does a store found gone (:meth:`check_identity`) until
         it is back."""
-        if self._gone is not None or _file_identity(self.path) != self._identity:
+        if self._gone is not None or file_identity(self.path) != self._identity:
             return None  # a stat, about a microsecond: a gone file is never trusted
         try:
             version = self._probe.execute("PRAGMA data_version").fetchall()[0][0]
@@ -593,140 +397,3 @@ class SQLiteBackend:
         self._seen_data_version = version
         self._seen_counter = int(counter or 0)
         return self._seen_counter
-
-    # --- consents --------------------------------------------------------------------
-
-    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
-        return await self._read(LOOKUP, (*key, now))
-
-    async def consent(self, id: str) -> Row | None:
-        rows = await self._read(
-            f"SELECT {_CONSENT_SELECT} FROM consents WHERE id = ?",  # noqa: S608 - constant
-            (id,),
-        )
-        return rows[0] if rows else None
-
-    async def consent_page(
-        self,
-        *,
-        after: Cursor | None,
-        limit: int,
-        client_id: str | None = None,
-        redirect_uri: str | None = None,
-        subject: str | None = None,
-        unrevoked_only: bool = False,
-        unexpired_at: int | None = None,
-    ) -> Page:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("client_id", client_id),
-            ("redirect_uri", redirect_uri),
-            ("subject", subject),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if unrevoked_only:
-            clauses.append("revoked_at IS NULL")
-        if unexpired_at is not None:
-            clauses.append("expires_at > ?")
-            params.append(unexpired_at)
-        clauses.append("rowid > ?")
-        rows = await self._read(
-            f"SELECT rowid, {_CONSENT_SELECT} FROM consents "  # noqa: S608 - constant fragments
-            f"WHERE {' AND '.join(clauses)} ORDER BY rowid LIMIT ?",
-            (*params, _rowid(after), limit),
-        )
-        return _page(rows, limit)
-
-    # --- clients ---------------------------------------------------------------------
-
-    async def client(self, client_id: str) -> Row | None:
-        rows = await self._read(_CLIENT, (client_id,))
-        return rows[0] if rows else None
-
-    async def client_page(self, *, after: Cursor | None, limit: int) -> Page:
-        rows = await self._read(
-            f"SELECT rowid, {_CLIENT_SELECT} FROM clients "  # noqa: S608 - constant
-            "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-            (_rowid(after), limit),
-        )
-        return _page(rows, limit)
-
-    # --- pending consent pages and flow bindings -------------------------------------
-
-    async def pending_page(self, *, after: Cursor | None, limit: int) -> Page:
-        rows = await self._read(
-            f"SELECT rowid, {_PENDING_SELECT} FROM pending "  # noqa: S608 - constant
-            "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-            (_rowid(after), limit),
-        )
-        return _page(rows, limit)
-
-    async def count_pending(self, now: int) -> int:
-        rows = await self._read(_COUNT_PENDING, (now,))
-        return int(rows[0][0])
-
-    async def use_binding(self, key: str, expires_at: int) -> bool:
-        rows = await self._write_one(_USE_BINDING, (key, expires_at))
-        return bool(rows)
-
-    async def claim_setting(self, name: str, value: str) -> str:
-        await self._write_one(_CLAIM_SETTING, (name, value))
-        rows = await self._read(_READ_SETTING, (name,))
-        return str(rows[0][0])
-
-    async def set_setting(self, name: str, value: str) -> None:
-        await self._write_one(_PUT_SETTING, (name, value))
-
-    async def settings(self, prefix: str) -> dict[str, str]:
-        rows = await self._read(
-            "SELECT name, value FROM settings WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)
-        )
-        return {str(name): str(value) for name, value in rows}
-
-    async def purge(self, now: int, *, records_before: int | None) -> tuple[int, int]:
-        async def purge(db: aiosqlite.Connection) -> tuple[int, int]:
-            first = await db.execute("DELETE FROM pending WHERE expires_at <= ?", (now,))
-            second = await db.execute("DELETE FROM used_bindings WHERE expires_at <= ?", (now,))
-            records = 0
-            if records_before is not None:
-                third = await db.execute(
-                    "DELETE FROM consents WHERE (revoked_at IS NOT NULL AND revoked_at <= ?) "
-                    "OR expires_at <= ?",
-                    (records_before, records_before),
-                )
-                records = max(third.rowcount, 0)
-            return max(first.rowcount, 0) + max(second.rowcount, 0), records
-
-        return await self._write(purge)
-
-    async def audit_page(
-        self,
-        *,
-        after: Cursor | None,
-        limit: int,
-        since: int | None = None,
-        event: str | None = None,
-        client_id: str | None = None,
-    ) -> Page:
-        clauses = ["seq > ?"]
-        params: list[Any] = [_rowid(after)]
-        filters = (("at >= ?", since), ("event = ?", event), ("client_id = ?", client_id))
-        for clause, value in filters:
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        rows = await self._read(
-            f"SELECT seq, {_AUDIT_SELECT} FROM audit "  # noqa: S608 - constant fragments
-            f"WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?",
-            (*params, limit),
-        )
-        return _page(rows, limit)
-
-    async def ping(self) -> None:
-        await self._read("SELECT 1", ())
-
-    async def heartbeat(self, value: str) -> None:
-        await self.set_setting(HEARTBEAT_SETTING, value)
