@@ -27,7 +27,7 @@ import timeit
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from consentgate.core.events import AuditEvent, direct_sink
+from consentgate.audit.events import AuditEvent, direct_sink
 from consentgate.core.logs import AUDIT, DirectLines, _Timestamps, configure_logging, text_line
 
 NUMBER = 50_000

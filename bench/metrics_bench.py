@@ -11,7 +11,7 @@ import timeit
 from collections.abc import Callable
 
 from consentgate.admin.metrics import Metrics
-from consentgate.core.events import AuditEvent
+from consentgate.audit.events import AuditEvent
 
 NUMBER = 200_000
 

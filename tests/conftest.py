@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 
 from consentgate.core.clock import system_clock
 from consentgate.core.config import Config, config_from_mapping
-from consentgate.core.events import AuditTrail
+from consentgate.audit.events import AuditTrail
 from consentgate.serving.connections import GuardedAppRunner
 from consentgate.serving.server import start
 from consentgate.web.app import create_app

@@ -34,7 +34,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from consentgate import __version__
 from consentgate.clients.fetch_results import FAILURE_REASONS
 from consentgate.core.clientinfo import CLIENT_KINDS, ClientKind
-from consentgate.core.events import AuditEvent
+from consentgate.audit.events import AuditEvent
 
 #: audit event -> consent decision outcome.
 _DECISIONS: Final = {

@@ -71,7 +71,7 @@ MAX_PENDING_PAYLOAD: Final = 16 * 1024
 #: ``OverflowError`` (sqlite3) or a ``DataError`` (asyncpg) instead of answering.
 STORE_INTEGERS: Final = range(-(2**63), 2**63)
 
-#: Columns of the ``audit`` table, in order (:mod:`consentgate.core.audit`: each row
+#: Columns of the ``audit`` table, in order (:mod:`consentgate.audit.trail`: each row
 #: is hashed into a chain and its hash signed).
 AUDIT_COLUMNS: Final = (
     "seq",

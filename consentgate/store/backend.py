@@ -139,7 +139,7 @@ class StoreTransaction(Protocol):
         ...
 
     async def insert_audit(self, rows: Sequence[Row]) -> None:
-        """Insert audit rows (``AUDIT_COLUMNS`` order of :mod:`consentgate.core.audit`)."""
+        """Insert audit rows (``AUDIT_COLUMNS`` order of :mod:`consentgate.audit.trail`)."""
         ...
 
     async def audit_first_kept(self, before: int) -> tuple[int, str, int] | None:

@@ -58,7 +58,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from consentgate.core.audit import (
+from consentgate.audit.trail import (
     GENESIS,
     HEAD_SETTING,
     AuditEntry,
@@ -72,7 +72,7 @@ from consentgate.core.audit import (
     mark_problem,
 )
 from consentgate.core.clock import Clock, system_clock
-from consentgate.core.events import AuditEvent, AuditTrail
+from consentgate.audit.events import AuditEvent, AuditTrail
 from consentgate.core.keys import KeyRing, jwk_text, public_key_from_jwk_text
 from consentgate.core.paging import Listing, decode_cursor, encode_cursor
 from consentgate.core.records import (

@@ -24,7 +24,7 @@ from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import Config
 from consentgate.core.cookies import CookieCrypto, CookieNames
 from consentgate.core.errors import StartupError
-from consentgate.core.events import AuditTrail
+from consentgate.audit.events import AuditTrail
 from consentgate.core.issuer import IssuerCache
 from consentgate.core.keys import (
     derive_key,

@@ -40,7 +40,7 @@ from consentgate.core.clientinfo import ApprovalView, build_approval_view
 from consentgate.core.cookies import same_token
 from consentgate.core.records import ClientRecord
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, REQUEST_ID, SETTINGS, STORE
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event
 from consentgate.web.browser import Browser
 from consentgate.web.forms import own_page_form
 from consentgate.web.pages import error_response, render_page, secure

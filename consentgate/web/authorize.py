@@ -48,7 +48,7 @@ from consentgate.core.paths import RoutedPath
 from consentgate.core.pending import PendingConsent
 from consentgate.core.records import MAX_PENDING_PAYLOAD
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, METRICS, SETTINGS, STORE
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event
 from consentgate.web.bodies import FormTooLarge, read_form
 from consentgate.web.browser import Browser
 from consentgate.web.client_redirects import redirect_error

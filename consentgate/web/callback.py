@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from consentgate.core.audit import CallbackRefusal
+from consentgate.audit.trail import CallbackRefusal
 from consentgate.core.cookies import set_cookie_header
 from consentgate.core.forwarding import address_group
 from consentgate.core.oauth import OAuthRequestError, encode_parameters, parse_parameters
 from consentgate.core.paths import RoutedPath
 from consentgate.web.appkeys import CLIENT_IP, CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event
 from consentgate.web.browser import Browser
 from consentgate.web.pages import error_response
 from consentgate.web.relay import (
@@ -48,7 +48,7 @@ def _refused(
 ) -> None:
     """Audit a refused callback with its fixed reason and the client's network: anyone
     can send one, so the audit table counts them per network rather than keeping a row
-    each (:data:`consentgate.core.audit.AGGREGATED`); the log line keeps each."""
+    each (:data:`consentgate.audit.trail.AGGREGATED`); the log line keeps each."""
     audit_event(
         request,
         "callback_refused",

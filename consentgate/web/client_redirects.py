@@ -18,7 +18,7 @@ from typing import Final
 from aiohttp import web
 
 from consentgate.core.endpoints import metadata_request_headers
-from consentgate.core.events import AuditEvent
+from consentgate.audit.events import AuditEvent
 from consentgate.core.oauth import AuthorizationRequest, error_redirect
 from consentgate.web.appkeys import AUDIT, ISSUER, LIVE_SETTINGS, REQUEST_ID, UPSTREAM
 

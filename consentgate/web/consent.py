@@ -34,7 +34,7 @@ from consentgate.core.oauth import (
 )
 from consentgate.core.pending import BadPending
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event
 from consentgate.web.browser import Browser
 from consentgate.web.client_redirects import redirect_error
 from consentgate.web.documents import listed_client

@@ -49,7 +49,7 @@ from consentgate.clients.metadata_documents import ClientMetadataDocument, redir
 from consentgate.core.errors import StartupError
 from consentgate.core.oauth import AuthorizationRequest
 from consentgate.web.appkeys import CLOCK, DOCUMENT_FETCHER, LIVE_SETTINGS, SETTINGS
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event
 from consentgate.web.pages import error_response
 
 #: Why a URL client was refused without a fetch failing (the ``client_refused`` event).

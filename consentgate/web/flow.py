@@ -29,7 +29,7 @@ from consentgate.core.endpoints import EndpointMismatch, callback_mismatch
 from consentgate.core.oauth import Parameters, encode_parameters
 from consentgate.core.urls import split_url
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event
 from consentgate.web.browser import Browser
 from consentgate.web.pages import error_response
 from consentgate.web.relay import (

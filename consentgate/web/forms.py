@@ -16,7 +16,7 @@ from aiohttp import web
 
 from consentgate.core.oauth import OAuthRequestError, parse_parameters
 from consentgate.web.appkeys import SETTINGS
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event
 from consentgate.web.bodies import FormTooLarge, read_form
 from consentgate.web.browser import from_own_page
 from consentgate.web.pages import error_response

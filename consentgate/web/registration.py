@@ -18,7 +18,7 @@ from aiohttp import web
 
 from consentgate.core.paths import RoutedPath
 from consentgate.web.appkeys import STORE
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event
 from consentgate.web.bodies import read_up_to
 from consentgate.web.pages import error_response
 from consentgate.web.relay import (

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentgate.core.events import AuditEvent, direct_sink, log_sink
+from consentgate.audit.events import AuditEvent, direct_sink, log_sink
 from consentgate.core.logs import (
     ACCESS,
     AUDIT,

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from consentgate.core.errors import StartupError
-from consentgate.core.events import AuditEvent
+from consentgate.audit.events import AuditEvent
 from consentgate.serving import server
 from consentgate.web.appkeys import AUDIT
 from tests.conftest import make_config

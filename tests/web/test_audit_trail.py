@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from consentgate.core.audit import AuditRecord
+from consentgate.audit.trail import AuditRecord
 from consentgate.web.appkeys import STORE
 from tests.conftest import Stack, StartStack
 from tests.support.browsersim import Browser

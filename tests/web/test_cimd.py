@@ -23,7 +23,7 @@ import pytest
 
 from consentgate.clients.client_id_urls import parse_client_id_url
 from consentgate.core.errors import StartupError
-from consentgate.core.events import AuditEvent, AuditTrail
+from consentgate.audit.events import AuditEvent, AuditTrail
 from consentgate.web.app import create_app
 from consentgate.web.appkeys import DOCUMENT_FETCHER, METRICS, STORE
 from consentgate.web.documents import documents_ctx

@@ -48,7 +48,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
-from consentgate.core.events import AuditEvent
+from consentgate.audit.events import AuditEvent
 from consentgate.core.records import AUDIT_COLUMNS, STORE_INTEGERS
 
 if TYPE_CHECKING:

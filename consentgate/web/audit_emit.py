@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from consentgate.core.events import AuditEvent
+from consentgate.audit.events import AuditEvent
 from consentgate.web.appkeys import AUDIT, REQUEST_ID
 
 
