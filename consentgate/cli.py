@@ -28,7 +28,7 @@ from consentgate.core.config import Config, ConfigError, load_config
 from consentgate.core.errors import StartupError
 
 if TYPE_CHECKING:
-    from consentgate.audit.trail import ChainReport
+    from consentgate.audit.chain import ChainReport
     from consentgate.store import ConsentStore
 
 EXIT_OK = 0
@@ -621,7 +621,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def _since(text: str | None) -> int | None:
-    from consentgate.audit.trail import parse_since
+    from consentgate.core.auditquery import parse_since
 
     if text is None:
         return None
@@ -632,7 +632,7 @@ def _since(text: str | None) -> int | None:
 
 
 def _cmd_audit_list(args: argparse.Namespace) -> int:
-    from consentgate.audit.trail import EVENTS
+    from consentgate.core.auditquery import EVENTS
 
     try:
         since = _since(args.since)

@@ -19,9 +19,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from consentgate.audit.events import AuditTrail
 from consentgate.core.clock import system_clock
 from consentgate.core.config import Config, config_from_mapping
-from consentgate.audit.events import AuditTrail
 from consentgate.serving.connections import GuardedAppRunner
 from consentgate.serving.server import start
 from consentgate.web.app import create_app

@@ -1,1 +1,2 @@
-"""Audit events and the audit trail: typed events, the emitter, the hash-chained table rows (pure)."""
+"""Audit events and the audit trail (pure): one type per event, the emitter and its
+sinks, the hash-chained table's rows and their checks."""

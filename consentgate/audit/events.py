@@ -2,24 +2,39 @@
 
 A consent gate's decisions (asked, approved, denied, relayed without asking,
 refused at the callback, a record that failed its signature, revoked, purged) are
-what an operator reviews after an incident. They are emitted in one place, as an
-:class:`AuditEvent`, through the application's :class:`AuditTrail`; what consumes
-them is a sink: today the ``consentgate.audit`` log (:func:`log_sink`), later
-metrics and an append-only audit table (issue 13). A handler or the store never
-formats an audit log line itself.
+what an operator reviews after an incident. They are emitted in one place through
+the application's :class:`AuditTrail`; what consumes them is a sink: the
+``consentgate.audit`` log (:func:`log_sink`), the metrics and the append-only audit
+table. A handler or the store never formats an audit log line itself.
+
+An event is a type, not a string: each decision is one frozen dataclass, a subclass of
+:class:`TypedEvent` (the vocabulary: :mod:`consentgate.audit.decisions`,
+:mod:`~consentgate.audit.refusals`, :mod:`~consentgate.audit.client_events`,
+:mod:`~consentgate.audit.integrity`), with its name as a class variable, typed
+fields and Literal types for closed sets such as a reason. Its log line (message and
+fields), its audit table row (:mod:`consentgate.audit.rows`) and its metric label
+(:mod:`consentgate.admin.metrics`) are each derived from the type and the fields; the
+human message is derived too, and nothing reads it back, so rewording it changes no
+row and no label.
+
+:class:`AuditEvent` is what every sink receives: the root of the typed events, and
+also an event by name, message and fields, for an embedding application's own lines
+(read by the table and the metrics only through
+:func:`consentgate.audit.decoding.typed`).
 
 An event never carries a code, token, state, cookie or Authorization value: the
 browser appears only as its keyed digest (the *subject*), and the fields are what
-the gate checked, not what the client sent.
+the gate checked, not what the client sent. Pure module: no aiohttp, no I/O of its
+own (the sinks write through ``logging`` or :class:`~consentgate.core.logs.DirectLines`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Any, ClassVar, Final, Literal, NoReturn
 
 from consentgate.core.logs import AUDIT, DirectLines
 
@@ -27,28 +42,70 @@ _log = logging.getLogger("consentgate")
 
 Severity = Literal["info", "warning"]
 _LEVELS: Final[Mapping[Severity, int]] = {"info": logging.INFO, "warning": logging.WARNING}
+_NO_FIELDS: Final[Mapping[str, object]] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One audited decision.
+    """One audited decision, as every sink reads it.
 
-    ``event`` is a stable machine name (``consent_approved``, ``tamper``, ...) that
-    sinks may count or index; ``message`` the human line; ``fields`` the structured
-    details (client_id, redirect_uri, scopes, subject digest, counts), read-only.
+    ``event`` is a stable machine name (``consent_approved``, ``tamper``, ...);
+    ``message`` the human line; ``fields`` the structured details of the log line
+    (client_id, redirect_uri, scopes, subject digest, counts), read-only.
+
+    Constructed directly, it is an event by name (an embedding application's own);
+    the gate's own events are :class:`TypedEvent` subclasses, which derive all four
+    from their type and fields. Frozen either way.
     """
 
-    event: str
-    message: str
-    request_id: str = ""
-    severity: Severity = "info"
-    fields: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    __slots__ = ("_event", "_fields", "_message", "_request_id", "_severity")
+    _event: str
+    _message: str
+    _request_id: str
+    _severity: Severity
+    _fields: Mapping[str, object]
 
-    def __post_init__(self) -> None:
-        if not self.event:
+    def __init__(
+        self,
+        event: str,
+        message: str,
+        request_id: str = "",
+        severity: Severity = "info",
+        fields: Mapping[str, object] | None = None,
+    ) -> None:
+        if not event:
             raise ValueError("an audit event needs a name")
-        if not isinstance(self.fields, MappingProxyType):
-            object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
+        setter = object.__setattr__
+        setter(self, "_event", event)
+        setter(self, "_message", message)
+        setter(self, "_request_id", request_id)
+        setter(self, "_severity", severity)
+        setter(self, "_fields", MappingProxyType(dict(fields)) if fields else _NO_FIELDS)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    @property
+    def event(self) -> str:
+        return self._event
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @property
+    def request_id(self) -> str:
+        return self._request_id
+
+    @property
+    def severity(self) -> Severity:
+        return self._severity
+
+    @property
+    def fields(self) -> Mapping[str, object]:
+        return self._fields
 
     def as_fields(self) -> dict[str, object]:
         """The structured form: ``event``, ``request_id`` when there is one, the fields."""
@@ -56,6 +113,78 @@ class AuditEvent:
         if self.request_id:
             head["request_id"] = self.request_id
         return {**head, **self.fields}
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self) or not isinstance(other, AuditEvent):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key()[:4])
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.event, self.message, self.request_id, self.severity, dict(self.fields))
+
+    def __repr__(self) -> str:
+        return (
+            f"AuditEvent({self.event!r}, {self.message!r}, {self.request_id!r}, "
+            f"severity={self.severity!r}, fields={dict(self.fields)!r})"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TypedEvent(AuditEvent):
+    """The base of the gate's own events: one frozen dataclass per event.
+
+    A subclass names itself (``name``), may raise its ``level``, and says how its
+    fields read on the log line (:meth:`log_fields`, in the line's order) and in
+    words (:meth:`describe`). Those two are the log's only; the table and the metrics
+    read the typed fields.
+    """
+
+    name: ClassVar[str]
+    level: ClassVar[Severity] = "info"
+
+    request_id: str = ""
+
+    def __post_init__(self) -> None:
+        """Nothing to check: the type is the name (the root's constructor is not run)."""
+
+    @property
+    def event(self) -> str:
+        return self.name
+
+    @property
+    def severity(self) -> Severity:
+        return self.level
+
+    @property
+    def message(self) -> str:
+        return self.describe()
+
+    @property
+    def fields(self) -> Mapping[str, object]:
+        return MappingProxyType(self.log_fields())
+
+    def describe(self) -> str:
+        """The human line of the log (never read back by a sink)."""
+        raise NotImplementedError
+
+    def log_fields(self) -> dict[str, object]:
+        """The log line's fields, in their order (without ``event`` and ``request_id``)."""
+        raise NotImplementedError
+
+    def as_fields(self) -> dict[str, object]:
+        head: dict[str, object] = {"event": self.name}
+        if self.request_id:
+            head["request_id"] = self.request_id
+        head.update(self.log_fields())
+        return head
+
+
+def optional(**fields: object) -> dict[str, object]:
+    """``fields`` without the ones that are None: a log line names what was there."""
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 AuditSink = Callable[[AuditEvent], None]

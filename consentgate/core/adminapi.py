@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from consentgate.audit.trail import EVENTS, parse_since
+from consentgate.core.auditquery import EVENTS, parse_since
 from consentgate.core.clientinfo import CLIENT_KINDS, ClientKind
 from consentgate.core.records import check_text
 

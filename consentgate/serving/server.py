@@ -32,9 +32,9 @@ from typing import Any
 
 from aiohttp import web
 
+from consentgate.audit.events import AuditTrail, direct_sink
 from consentgate.core.config import Config, LogConfig
 from consentgate.core.errors import StartupError
-from consentgate.audit.events import AuditTrail, direct_sink
 from consentgate.core.logs import ACCESS, AccessLines, DirectLines, configure_logging
 from consentgate.core.reloading import ConfigSource
 from consentgate.serving.connections import (

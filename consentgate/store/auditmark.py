@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
-from consentgate.audit.trail import AuditMark
+from consentgate.audit.chain import AuditMark
 from consentgate.core.clock import Clock
 from consentgate.core.errors import StartupError
 from consentgate.core.keys import write_private_file

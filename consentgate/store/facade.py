@@ -58,21 +58,30 @@ from typing import Any, Final, Literal, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from consentgate.audit.chain import (
+    AuditMark,
+    ChainCheck,
+    ChainReport,
+    Revocations,
+    mark_problem,
+)
+from consentgate.audit.decisions import (
+    ConsentRecorded,
+    ConsentRefreshed,
+    ConsentsPurged,
+    ConsentsRevoked,
+)
+from consentgate.audit.events import AuditEvent, AuditTrail
+from consentgate.audit.integrity import KeyRotated, Tamper
 from consentgate.audit.trail import (
     GENESIS,
     HEAD_SETTING,
     AuditEntry,
-    AuditMark,
     AuditRecord,
-    ChainCheck,
-    ChainReport,
     MalformedAuditRow,
-    Revocations,
     head_value,
-    mark_problem,
 )
 from consentgate.core.clock import Clock, system_clock
-from consentgate.audit.events import AuditEvent, AuditTrail
 from consentgate.core.keys import KeyRing, jwk_text, public_key_from_jwk_text
 from consentgate.core.paging import Listing, decode_cursor, encode_cursor
 from consentgate.core.records import (
@@ -491,14 +500,7 @@ class ConsentStore:
     def _tamper(self, kind: RecordKind, ident: object, reason: str) -> VerificationFailure:
         self.tamper_events += 1
         failure = VerificationFailure(kind, _text_or_repr(ident), reason)
-        self.audit.emit(
-            AuditEvent(
-                "tamper",
-                f"tamper event: {kind} record {failure.id!r} is not honoured: {reason}",
-                severity="warning",
-                fields={"kind": kind, "id": failure.id, "reason": reason},
-            )
-        )
+        self.audit.emit(Tamper(kind=kind, id=failure.id, reason=reason))
         return failure
 
     def _verified(
@@ -677,21 +679,15 @@ class ConsentStore:
         record, refreshed, before, after = done
         self._kept(ring)
         self._invalidate_after_own_write(before, after, key=key)
-        verb = "refreshed" if refreshed else "recorded"
         self.audit.emit(
-            AuditEvent(
-                f"consent_{verb}",
-                f"consent {record.id} {verb} for client {client_id!r} "
-                f"redirect_uri {redirect_uri!r}",
-                fields={
-                    "id": record.id,
-                    "subject": subject,
-                    "client_id": client_id,
-                    "redirect_uri": redirect_uri,
-                    "scopes": " ".join(sorted(granted)),
-                    "resource": resource,
-                    "expires_at": record.expires_at,
-                },
+            (ConsentRefreshed if refreshed else ConsentRecorded)(
+                id=record.id,
+                subject=subject,
+                client_id=client_id,
+                redirect_uri=redirect_uri,
+                scopes=" ".join(sorted(granted)),
+                resource=resource,
+                expires_at=record.expires_at,
             )
         )
         return record
@@ -841,18 +837,14 @@ class ConsentStore:
             if cursor is None:
                 break
         self.audit.emit(
-            AuditEvent(
-                "consents_revoked",
-                f"revoked {total} consent(s) by {selector}",
-                request_id,
-                fields={
-                    "selector": selector,
-                    "value": value,
-                    "count": total,
-                    "by": by,
-                    "started_at": started,
-                    **({"subject": owner} if owner is not None else {}),
-                },
+            ConsentsRevoked(
+                request_id=request_id,
+                selector=selector,
+                value=value,
+                count=total,
+                by=by,
+                started_at=started,
+                subject=owner,
             )
         )
         return total
@@ -1246,13 +1238,7 @@ class ConsentStore:
     def key_rotated(self, previous: str, active: str, *, by: RevokedBy = "cli") -> None:
         """Audit a key rotation (``consentgate keys rotate``): the log line and the
         table's ``key_rotated`` row (written at the latest when the store closes)."""
-        self.audit.emit(
-            AuditEvent(
-                "key_rotated",
-                f"signing key rotated from {previous} to {active}",
-                fields={"previous_key": previous, "active_key": active, "by": by},
-            )
-        )
+        self.audit.emit(KeyRotated(previous_key=previous, active_key=active, by=by))
 
     # --- clients -----------------------------------------------------------------
 
@@ -1357,12 +1343,5 @@ class ConsentStore:
         transient, records = await self._backend.purge(now, records_before=cutoff)
         if records:
             self._invalidate()
-            self.audit.emit(
-                AuditEvent(
-                    "consents_purged",
-                    f"purged {records} consent record(s) expired or revoked "
-                    "before the retention period",
-                    fields={"count": records, "keep_seconds": int(keep_records or 0)},
-                )
-            )
+            self.audit.emit(ConsentsPurged(count=records, keep_seconds=int(keep_records or 0)))
         return transient + records

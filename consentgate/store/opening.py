@@ -13,11 +13,11 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from consentgate.audit.events import AuditTrail
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import StoreConfig
 from consentgate.core.dsn import mask_password
 from consentgate.core.errors import StartupError
-from consentgate.audit.events import AuditTrail
 from consentgate.core.keys import KeyRing
 from consentgate.store.auditmark import forget_mark
 from consentgate.store.birth import (

@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from consentgate.admin.metrics import Metrics
+from consentgate.audit.events import AuditTrail
 from consentgate.core import forwarding
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.config import Config
 from consentgate.core.cookies import CookieCrypto, CookieNames
 from consentgate.core.errors import StartupError
-from consentgate.audit.events import AuditTrail
 from consentgate.core.issuer import IssuerCache
 from consentgate.core.keys import (
     derive_key,

@@ -13,10 +13,10 @@ from pathlib import Path
 from aiohttp import web
 
 from consentgate.admin.metrics import Metrics
+from consentgate.audit.events import AuditTrail
 from consentgate.clients.fetcher import DocumentFetcher
 from consentgate.core.clock import Clock
 from consentgate.core.cookies import CookieCrypto
-from consentgate.audit.events import AuditTrail
 from consentgate.core.forwarding import IPAddress
 from consentgate.core.issuer import IssuerCache
 from consentgate.core.logs import AccessLines

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from consentgate.audit.trail import CallbackRefusal
+from consentgate.audit.refusals import CallbackAccepted, CallbackRefusal, CallbackRefused
 from consentgate.core.cookies import set_cookie_header
 from consentgate.core.forwarding import address_group
 from consentgate.core.oauth import OAuthRequestError, encode_parameters, parse_parameters
 from consentgate.core.paths import RoutedPath
 from consentgate.web.appkeys import CLIENT_IP, CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
-from consentgate.web.audit_emit import audit_event
+from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.browser import Browser
 from consentgate.web.pages import error_response
 from consentgate.web.relay import (
@@ -44,18 +44,24 @@ DIFFERENT_BROWSER = (
 
 
 def _refused(
-    request: web.Request, refusal: CallbackRefusal, message: str, **fields: object
+    request: web.Request,
+    refusal: CallbackRefusal,
+    *,
+    subject: str | None = None,
+    reason: str | None = None,
 ) -> None:
     """Audit a refused callback with its fixed reason and the client's network: anyone
     can send one, so the audit table counts them per network rather than keeping a row
-    each (:data:`consentgate.audit.trail.AGGREGATED`); the log line keeps each."""
+    each (:data:`consentgate.audit.rows.AGGREGATED`); the log line keeps each."""
     audit_event(
         request,
-        "callback_refused",
-        message,
-        refusal=refusal,
-        source=address_group(request[CLIENT_IP]),
-        **fields,
+        CallbackRefused(
+            request_id=request_id(request),
+            refusal=refusal,
+            source=address_group(request[CLIENT_IP]),
+            subject=subject,
+            reason=reason,
+        ),
     )
 
 
@@ -71,21 +77,16 @@ async def callback(request: web.Request, routed: RoutedPath) -> web.StreamRespon
     try:
         parameters = parse_parameters(request.raw_path.partition("?")[2])
     except OAuthRequestError as exc:
-        _refused(request, "malformed", "malformed callback", reason=exc.description)
+        _refused(request, "malformed", reason=exc.description)
         return error_response(request, 400, exc.code, exc.description)
     state = dict(parameters).get("state")
     browser = Browser(request)
     if not state:
-        _refused(request, "no_state", "callback without state")
+        _refused(request, "no_state")
         return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
     found = crypto.check_binding(state, browser.subject or "", request.cookies)
     if found is None:
-        _refused(
-            request,
-            "no_binding",
-            "callback without this browser's binding cookie",
-            subject=browser.subject or "",
-        )
+        _refused(request, "no_binding", subject=browser.subject or "")
         return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
     key, issued_at = found
     ttl = int(config.consent.binding_ttl)
@@ -93,17 +94,9 @@ async def callback(request: web.Request, routed: RoutedPath) -> web.StreamRespon
     fresh = issued_at <= now + CLOCK_SKEW and now - issued_at <= ttl
     if not fresh or not await app[STORE].use_binding(key, issued_at + ttl):
         refusal: CallbackRefusal = "replayed" if fresh else "expired"
-        _refused(
-            request,
-            refusal,
-            "callback expired or replayed",
-            subject=browser.subject or "",
-            reason=refusal,
-        )
+        _refused(request, refusal, subject=browser.subject or "", reason=refusal)
         return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
-    audit_event(
-        request, "callback_accepted", "callback from the approving browser", subject=browser.subject
-    )
+    audit_event(request, CallbackAccepted(request_id=request_id(request), subject=browser.subject))
 
     binding_cookie = crypto.binding_cookie_name(state)
     target = f"{routed.forward_path}?{encode_parameters(parameters)}"

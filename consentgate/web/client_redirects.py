@@ -17,8 +17,8 @@ from typing import Final
 
 from aiohttp import web
 
+from consentgate.audit.refusals import ErrorRedirectWithheld
 from consentgate.core.endpoints import metadata_request_headers
-from consentgate.audit.events import AuditEvent
 from consentgate.core.oauth import AuthorizationRequest, error_redirect
 from consentgate.web.appkeys import AUDIT, ISSUER, LIVE_SETTINGS, REQUEST_ID, UPSTREAM
 
@@ -48,19 +48,12 @@ async def redirect_error(
     unknown: the caller shows its local page instead."""
     named = await issuer(request.app)
     if named is None:
-        fields = {
-            "error": error,
-            "reason": "issuer_unknown",
-            "client_id": auth.client_id,
-            "redirect_uri": auth.redirect_uri,
-        }
         request.app[AUDIT].emit(
-            AuditEvent(
-                "error_redirect_withheld",
-                "error not redirected: the upstream's issuer is unknown",
-                request[REQUEST_ID],
-                severity="warning",
-                fields=fields,
+            ErrorRedirectWithheld(
+                request_id=request[REQUEST_ID],
+                error=error,
+                client_id=auth.client_id,
+                redirect_uri=auth.redirect_uri,
             )
         )
         return None

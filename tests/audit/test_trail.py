@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from consentgate.audit.trail import GENESIS, KEPT, AuditRecord, Revocations, entry_for
+from consentgate.audit.chain import Revocations
 from consentgate.audit.events import AuditEvent
+from consentgate.audit.rows import KEPT, entry_for
+from consentgate.audit.trail import GENESIS, AuditRecord
 from consentgate.core.keys import KeyRing
 
 

@@ -54,8 +54,8 @@ from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from mcp.shared._httpx_utils import create_mcp_http_client  # noqa: E402
 
 from consentgate.admin.metrics import Metrics  # noqa: E402
-from consentgate.core.clock import system_clock  # noqa: E402
 from consentgate.audit.events import AuditEvent, AuditTrail  # noqa: E402
+from consentgate.core.clock import system_clock  # noqa: E402
 from consentgate.serving.server import start  # noqa: E402
 from consentgate.web.app import create_app  # noqa: E402
 from consentgate.web.appkeys import METRICS  # noqa: E402

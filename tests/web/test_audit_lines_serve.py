@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from consentgate.core.errors import StartupError
 from consentgate.audit.events import AuditEvent
+from consentgate.core.errors import StartupError
 from consentgate.serving import server
 from consentgate.web.appkeys import AUDIT
 from tests.conftest import make_config

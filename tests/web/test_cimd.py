@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from consentgate.audit.events import AuditEvent, AuditTrail
 from consentgate.clients.client_id_urls import parse_client_id_url
 from consentgate.core.errors import StartupError
-from consentgate.audit.events import AuditEvent, AuditTrail
 from consentgate.web.app import create_app
 from consentgate.web.appkeys import DOCUMENT_FETCHER, METRICS, STORE
 from consentgate.web.documents import documents_ctx
