@@ -44,6 +44,7 @@ from consentgate.audit.decoding import typed
 from consentgate.audit.events import AuditEvent, TypedEvent
 from consentgate.audit.integrity import Tamper
 from consentgate.audit.refusals import (
+    PAGE_REFUSALS,
     AnswerRefused,
     ApprovalsRefused,
     CallbackRefused,
@@ -307,7 +308,9 @@ class Metrics:
         self.decision_counts[outcome, _kind(event)] += 1
 
     def _page_refused(self, event: AnswerRefused | ApprovalsRefused) -> None:
-        self.refusals.labels(event.refusal).inc()
+        # An event made by name (not by the gate) has no refusal: "other".
+        label = event.refusal if event.refusal in PAGE_REFUSALS else "other"
+        self.refusals.labels(label).inc()
 
     def _client_refused(self, event: ClientRefused) -> None:
         self.refusals.labels(_CLIENT_REFUSALS.get(event.reason, "client_refused")).inc()

@@ -46,6 +46,9 @@ def typed(event: AuditEvent) -> TypedEvent | None:
     for name in optional:
         if name in given:
             values[name] = given[name]
+    for name in _SPLIT.get(cls, ()):
+        if isinstance(values.get(name), str):  # a list the log line joined with spaces
+            values[name] = tuple(values[name].split())
     if cls is refusals.CallbackRefused:
         # A refusal named in ``reason`` (older callers), else none of the known ones.
         refusal = values["refusal"] or given.get("reason")
@@ -55,6 +58,10 @@ def typed(event: AuditEvent) -> TypedEvent | None:
 
 #: Per type: its fields without a default (with their empty value), and the others.
 _FIELDS: dict[type[TypedEvent], tuple[dict[str, object], tuple[str, ...]]] = {}
+#: Per type: its fields that are tuples of text (``redirect_uris``).
+_SPLIT: Final[Mapping[type[TypedEvent], tuple[str, ...]]] = {
+    client_events.ClientRegistered: ("redirect_uris",)
+}
 
 
 def _fields_of(cls: type[TypedEvent]) -> tuple[dict[str, object], tuple[str, ...]]:

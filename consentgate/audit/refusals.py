@@ -21,6 +21,7 @@ from consentgate.core.clientinfo import ClientKind
 #: CSRF token, posted from another site, or (an answer) for a page that cannot be
 #: used (expired, sealed for another page, already answered).
 PageRefusal = Literal["no_browser", "csrf", "cross_site", "expired_page"]
+PAGE_REFUSALS: Final = frozenset(get_args(PageRefusal))
 #: Why a callback was refused, as its row names it: short, fixed, never the request's
 #: text. ``refused`` is none of the others (only an event decoded from a name).
 CallbackRefusal = Literal["malformed", "no_state", "no_binding", "expired", "replayed", "refused"]
