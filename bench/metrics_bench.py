@@ -11,7 +11,7 @@ import timeit
 from collections.abc import Callable
 
 from consentgate.admin.metrics import Metrics
-from consentgate.audit.events import AuditEvent
+from consentgate.audit.decisions import ConsentSilent
 
 NUMBER = 200_000
 
@@ -22,7 +22,16 @@ def per_call(call: Callable[[], object]) -> float:
 
 def main() -> int:
     metrics = Metrics()
-    event = AuditEvent("consent_silent", "relayed without asking", "id", fields={"reason": "x"})
+    event = ConsentSilent(
+        request_id="id",
+        reason="remembered",
+        client_id="c",
+        redirect_uri="http://127.0.0.1:9/cb",
+        subject="s",
+        client_kind="registered",
+        upstream_status=302,
+        bound=True,
+    )
 
     def nothing() -> None:
         return None

@@ -82,15 +82,21 @@ class ConsentSilent(TypedEvent):
         return "authorization relayed without asking"
 
     def log_fields(self) -> dict[str, object]:
-        return {
+        # Written out (one per relayed remembered request): the line's order, the
+        # client's kind and domain only when known.
+        fields: dict[str, object] = {
             "reason": self.reason,
             "client_id": self.client_id,
             "redirect_uri": self.redirect_uri,
             "subject": self.subject,
-            **optional(client_kind=self.client_kind, client_domain=self.client_domain),
-            "upstream_status": self.upstream_status,
-            "bound": self.bound,
         }
+        if self.client_kind is not None:
+            fields["client_kind"] = self.client_kind
+        if self.client_domain is not None:
+            fields["client_domain"] = self.client_domain
+        fields["upstream_status"] = self.upstream_status
+        fields["bound"] = self.bound
+        return fields
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""The audit table's rows: which decisions are kept, how each row is chained and signed.
+"""The audit table's rows: how each row is encoded, chained and signed.
 
 Log lines can be lost, rotated away or edited without a trace; an operator reviewing
 an incident needs a history of every consent decision that shows when it was cut
@@ -33,6 +33,9 @@ Canonical encoding, version 1 (the bytes that are hashed)::
 with the JSON written as the consent records' (no whitespace, non-ASCII as itself);
 ``detail`` is the stored JSON *text*, hashed byte for byte. The signature covers
 ``b"consentgate-audit-row-v1\\n" + hash`` (the head: ``...-head-v1\\n`` + seq + hash).
+
+Which events become rows, and each one's row: :mod:`consentgate.audit.rows`; checking
+the chain, its head and the high-water mark: :mod:`consentgate.audit.chain`.
 
 The table never holds a code, token, state or cookie: the browser is its subject
 digest, as on the ``consentgate.audit`` log. Pure module: no aiohttp import.
