@@ -27,23 +27,24 @@ import timeit
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from consentgate.core.events import AuditEvent, direct_sink
+from consentgate.audit.decisions import ConsentSilent
+from consentgate.audit.events import direct_sink
 from consentgate.logs.formatters import Timestamps, text_line
 from consentgate.logs.line_writers import DirectLines
 from consentgate.logs.loggers import AUDIT, configure_logging
 
 NUMBER = 50_000
 
-EVENT = AuditEvent(
-    "consent_silent",
-    "authorization relayed without asking",
-    "0123456789abcdef",
-    fields={
-        "reason": "remembered",
-        "client_id": "mcp-client-7",
-        "redirect_uri": "http://127.0.0.1:33418/callback",
-        "subject": "b3f1c2d4e5a6978899aabbccddeeff00",
-    },
+#: The event of a remembered ``/authorize``, as the gate emits it.
+EVENT = ConsentSilent(
+    request_id="0123456789abcdef",
+    reason="remembered",
+    client_id="mcp-client-7",
+    redirect_uri="http://127.0.0.1:33418/callback",
+    subject="b3f1c2d4e5a6978899aabbccddeeff00",
+    client_kind="registered",
+    upstream_status=302,
+    bound=True,
 )
 
 

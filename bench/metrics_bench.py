@@ -10,7 +10,7 @@ from __future__ import annotations
 import timeit
 from collections.abc import Callable
 
-from consentgate.core.events import AuditEvent
+from consentgate.audit.decisions import ConsentSilent
 from consentgate.metrics.collectors import Metrics
 
 NUMBER = 200_000
@@ -22,7 +22,16 @@ def per_call(call: Callable[[], object]) -> float:
 
 def main() -> int:
     metrics = Metrics()
-    event = AuditEvent("consent_silent", "relayed without asking", "id", fields={"reason": "x"})
+    event = ConsentSilent(
+        request_id="id",
+        reason="remembered",
+        client_id="c",
+        redirect_uri="http://127.0.0.1:9/cb",
+        subject="s",
+        client_kind="registered",
+        upstream_status=302,
+        bound=True,
+    )
 
     def nothing() -> None:
         return None

@@ -19,10 +19,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from consentgate.audit.events import AuditTrail
 from consentgate.config.loading import config_from_mapping
 from consentgate.config.model import Config
 from consentgate.core.clock import system_clock
-from consentgate.core.events import AuditTrail
 from consentgate.serving.application import create_app
 from consentgate.serving.connections import GuardedAppRunner
 from consentgate.serving.server import start

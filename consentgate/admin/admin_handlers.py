@@ -11,7 +11,7 @@ Authentication, the JSON errors and ``Cache-Control: no-store`` are the listener
 (:mod:`consentgate.admin.admin_listener`); a handler raises :class:`BadRequest` or lets
 :class:`StoreUnavailable` through, and the listener answers 400 or 503.
 
-``GET /admin/audit`` pages the hash-chained audit table (:mod:`consentgate.core.audit`)
+``GET /admin/audit`` pages the hash-chained audit table (:mod:`consentgate.audit.trail`)
 with the rows ``consentgate audit list --json`` prints.
 """
 

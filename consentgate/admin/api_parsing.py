@@ -25,11 +25,11 @@ import hmac
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from consentgate.core.audit import EVENTS, parse_since
+from consentgate.core.auditquery import EVENTS, parse_since
 from consentgate.core.clientinfo import CLIENT_KINDS, ClientKind
-from consentgate.core.signed.records import check_text
+from consentgate.core.signed.records import RevokeSelector, check_text
 
 #: Records per page when ``limit`` is not given, and the most a page may ask for.
 DEFAULT_LIMIT: Final = 100
@@ -37,7 +37,6 @@ MAX_LIMIT: Final = 1000
 #: The largest revoke body read (a selector is one string of at most a few KiB).
 MAX_BODY_BYTES: Final = 16 * 1024
 
-RevokeSelector = Literal["id", "client_id", "redirect_uri", "subject", "all"]
 _SELECTORS: Final[tuple[RevokeSelector, ...]] = ("id", "client_id", "redirect_uri", "subject")
 _FILTERS: Final = ("client_id", "redirect_uri", "subject")
 

@@ -23,7 +23,7 @@ from consentgate.cli.conventions import (
 from consentgate.cli.store_session import with_store
 
 if TYPE_CHECKING:
-    from consentgate.core.audit import ChainReport
+    from consentgate.audit.chain import ChainReport
     from consentgate.store import ConsentStore
 
 
@@ -84,7 +84,7 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def _since(text: str | None) -> int | None:
-    from consentgate.core.audit import parse_since
+    from consentgate.core.auditquery import parse_since
 
     if text is None:
         return None
@@ -95,7 +95,7 @@ def _since(text: str | None) -> int | None:
 
 
 def _cmd_audit_list(args: argparse.Namespace) -> int:
-    from consentgate.core.audit import EVENTS
+    from consentgate.core.auditquery import EVENTS
 
     try:
         since = _since(args.since)

@@ -22,6 +22,7 @@ in one process never mix their figures.
 from __future__ import annotations
 
 import bisect
+import functools
 import platform
 import time
 from collections.abc import Callable
@@ -32,30 +33,39 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from consentgate import __version__
+from consentgate.audit.client_events import (
+    ClientDocumentFailed,
+    ClientRefused,
+    ClientRegistered,
+    RegistrationRefused,
+)
+from consentgate.audit.decisions import ConsentApproved, ConsentAsked, ConsentDenied, ConsentSilent
+from consentgate.audit.decoding import typed
+from consentgate.audit.events import AuditEvent, TypedEvent
+from consentgate.audit.integrity import Tamper
+from consentgate.audit.refusals import (
+    PAGE_REFUSALS,
+    AnswerRefused,
+    ApprovalsRefused,
+    CallbackRefused,
+    RequestRefused,
+)
 from consentgate.clients.fetch_results import FAILURE_REASONS
 from consentgate.core.clientinfo import CLIENT_KINDS, ClientKind
-from consentgate.core.events import AuditEvent
 
-#: audit event -> consent decision outcome.
-_DECISIONS: Final = {
-    "consent_asked": "asked",
-    "consent_approved": "approved",
-    "consent_denied": "denied",
+#: audit event type -> consent decision outcome (``consent_silent``: its reason).
+_DECISIONS: Final[dict[type[TypedEvent], str]] = {
+    ConsentAsked: "asked",
+    ConsentApproved: "approved",
+    ConsentDenied: "denied",
 }
-#: audit event -> refusal reason, where the event alone says it.
-_REFUSALS: Final = {
-    "callback_refused": "callback_refused",
-    "request_refused": "bad_request",
-    "registration_refused": "registration_refused",
-    "tamper": "tampered_record",
+#: audit event type -> refusal reason, where the type alone says it.
+_REFUSALS: Final[dict[type[TypedEvent], str]] = {
+    CallbackRefused: "callback_refused",
+    RequestRefused: "bad_request",
+    RegistrationRefused: "registration_refused",
+    Tamper: "tampered_record",
 }
-#: phrases of an ``answer_refused`` (or ``approvals_refused``) message -> refusal reason.
-_ANSWER_REFUSALS: Final = (
-    ("CSRF", "csrf"),
-    ("another site", "cross_site"),
-    ("browser cookie", "no_browser"),
-    ("unusable pending", "expired_page"),
-)
 #: ``client_refused`` reason (a client named by a URL; web/documents.py) -> refusal reason.
 _CLIENT_REFUSALS: Final = {
     "bad_client_id": "client_id_url",
@@ -72,10 +82,10 @@ DECISION_OUTCOMES: Final = ("asked", "approved", "denied", "preapproved", "remem
 _STATUS_CLASSES: Final = tuple(f"{n}xx" for n in range(1, 6))
 
 
-def _kind(event: AuditEvent) -> ClientKind:
+def _kind(event: ConsentAsked | ConsentSilent | ConsentApproved | ConsentDenied) -> ClientKind:
     """The event's ``client_kind``, one of the closed set (a label, so never anything
     else: an event without one counts as ``unknown``)."""
-    kind = event.fields.get("client_kind")
+    kind = event.client_kind
     for known in CLIENT_KINDS:
         if kind == known:
             return known
@@ -245,6 +255,7 @@ class Metrics:
             registry=r,
         )
         self._store_children: dict[str, Any] = {}
+        self._counters = self._audit_counters()
 
     def store_operation(self, operation: str, seconds: float) -> None:
         """One store round trip (``ConsentStore.time_operations``'s callback)."""
@@ -265,27 +276,53 @@ class Metrics:
             self.upstream_seconds.observe(upstream_seconds)
 
     def audit_sink(self, event: AuditEvent) -> None:
-        """Count an audited decision (a sink of the app's :class:`AuditTrail`)."""
-        name = event.event
-        if name == "consent_silent":
-            outcome = "preapproved" if event.fields.get("reason") == "preapproved" else "remembered"
-            self.decision_counts[outcome, _kind(event)] += 1
-        elif name in _DECISIONS:
-            self.decision_counts[_DECISIONS[name], _kind(event)] += 1
-        elif name in ("answer_refused", "approvals_refused"):
-            reason = next((r for phrase, r in _ANSWER_REFUSALS if phrase in event.message), "other")
-            self.refusals.labels(reason).inc()
-        elif name == "client_refused":
-            label = _CLIENT_REFUSALS.get(str(event.fields.get("reason")), "client_refused")
-            self.refusals.labels(label).inc()
-        elif name == "client_document_failed":
-            child = self.document_failures.get(str(event.fields.get("reason")))
-            if child is not None:
-                child.inc()
-        elif name in _REFUSALS:
-            self.refusals.labels(_REFUSALS[name]).inc()
-        elif name == "client_registered":
-            self.registrations.inc()
+        """Count an audited decision (a sink of the app's :class:`AuditTrail`): each
+        label is the event's type or one of its typed fields, never its message."""
+        found = typed(event)
+        if found is not None:
+            count = self._counters.get(type(found))
+            if count is not None:
+                count(found)
+
+    def _audit_counters(self) -> dict[type[TypedEvent], Callable[[Any], None]]:
+        """What each audit event type counts (:meth:`audit_sink`)."""
+        counters: dict[type[TypedEvent], Callable[[Any], None]] = {
+            ConsentSilent: self._silent,
+            AnswerRefused: self._page_refused,
+            ApprovalsRefused: self._page_refused,
+            ClientRefused: self._client_refused,
+            ClientDocumentFailed: self._document_failed,
+            ClientRegistered: lambda event: self.registrations.inc(),
+        }
+        for decided, outcome in _DECISIONS.items():
+            counters[decided] = functools.partial(self._decided, outcome)
+        for refused, reason in _REFUSALS.items():
+            counters[refused] = functools.partial(self._refused, reason)
+        return counters
+
+    def _silent(self, event: ConsentSilent) -> None:
+        outcome = "preapproved" if event.reason == "preapproved" else "remembered"
+        self.decision_counts[outcome, _kind(event)] += 1
+
+    def _decided(self, outcome: str, event: ConsentAsked | ConsentApproved | ConsentDenied) -> None:
+        self.decision_counts[outcome, _kind(event)] += 1
+
+    def _page_refused(self, event: AnswerRefused | ApprovalsRefused) -> None:
+        # An event made by name (not by the gate) has no refusal: "other".
+        label = event.refusal if event.refusal in PAGE_REFUSALS else "other"
+        self.refusals.labels(label).inc()
+
+    def _client_refused(self, event: ClientRefused) -> None:
+        self.refusals.labels(_CLIENT_REFUSALS.get(event.reason, "client_refused")).inc()
+
+    def _document_failed(self, event: ClientDocumentFailed) -> None:
+        child = self.document_failures.get(event.reason)
+        if child is not None:
+            child.inc()
+
+    def _refused(self, reason: str, event: TypedEvent) -> None:
+        # A child made at the first refusal, not before: an unseen reason is no series.
+        self.refusals.labels(reason).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from consentgate.admin.admin_listener import admin_listener
+from consentgate.audit.events import AuditTrail
 from consentgate.config.model import Config
 from consentgate.config.reload_hooks import ReloadHooks
 from consentgate.config.settings import LiveSettings
 from consentgate.core.clock import Clock, system_clock
-from consentgate.core.events import AuditTrail
 from consentgate.core.oauth.issuer import IssuerCache
 from consentgate.core.oauth.oauth_errors import TemporarilyUnavailable
 from consentgate.core.oauth.paths import Route

@@ -32,10 +32,10 @@ from typing import Any
 
 from aiohttp import web
 
+from consentgate.audit.events import AuditTrail, direct_sink
 from consentgate.config.model import Config
 from consentgate.config.reload_rules import ConfigSource
 from consentgate.config.sections_operations import LogConfig
-from consentgate.core.events import AuditTrail, direct_sink
 from consentgate.core.startup_errors import StartupError
 from consentgate.logs.line_writers import AccessLines, DirectLines
 from consentgate.logs.loggers import ACCESS, configure_logging

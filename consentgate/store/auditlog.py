@@ -17,7 +17,7 @@ writes what is queued; what a ``kill -9`` catches in the queue is lost, and the
 A tampered record is found again at every read until someone repairs it: each
 (kind, id, reason) is appended once per process.
 
-Anyone can cause a refused callback (:data:`~consentgate.core.audit.AGGREGATED`), and
+Anyone can cause a refused callback (:data:`~consentgate.audit.rows.AGGREGATED`), and
 one unauthenticated client sent over 3,000 a second, each a signed row: the table
 grew by about 3 KB a request. So those rows are **aggregated**: the first of a
 (event, reason, source network) bucket is appended at once, as its own row with
@@ -38,9 +38,10 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
-from consentgate.core.audit import KEPT, AuditEntry, aggregation_key, entry_for
+from consentgate.audit.events import AuditEvent
+from consentgate.audit.rows import KEPT, aggregation_key, entry_for
+from consentgate.audit.trail import AuditEntry
 from consentgate.core.clock import Clock
-from consentgate.core.events import AuditEvent
 from consentgate.store.store_errors import StoreUnavailable
 
 _log = logging.getLogger("consentgate")
@@ -121,7 +122,7 @@ class AuditWriter:
         return len(self._queue)
 
     def sink(self, event: AuditEvent) -> None:
-        """An :class:`~consentgate.core.events.AuditTrail` sink: queue the event's row."""
+        """An :class:`~consentgate.audit.events.AuditTrail` sink: queue the event's row."""
         if event.event not in KEPT or self._closed:
             return  # the hot path (a remembered approval) stops here
         entry = entry_for(event, int(self._clock()))

@@ -3,7 +3,7 @@
 The audit table's chain and its signed head are both in the database: someone who
 can write the database can delete every row and the head, and what is left verifies
 as an empty trail (docs/store.md). So a gate also records, outside the database, how
-far the chain reached (:class:`~consentgate.core.audit.AuditMark`): in the keys
+far the chain reached (:class:`~consentgate.audit.trail.AuditMark`): in the keys
 directory, which already records that the store was born (:mod:`consentgate.store.birth`)
 and is kept and backed up apart from the data. Both verify commands and ``readyz``
 compare the trail with it.
@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
-from consentgate.core.audit import AuditMark
+from consentgate.audit.chain import AuditMark
 from consentgate.core.clock import Clock
 from consentgate.core.startup_errors import StartupError
 from consentgate.signing.private_files import write_private_file

@@ -21,12 +21,13 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, overload
 
-from consentgate.core.audit import AuditMark, AuditRecord, ChainReport
+from consentgate.audit.chain import AuditMark, ChainReport
+from consentgate.audit.events import AuditTrail
+from consentgate.audit.trail import AuditRecord
 from consentgate.core.clock import Clock, system_clock
-from consentgate.core.events import AuditTrail
 from consentgate.core.oauth.authorization_requests import ConsentQuestion
-from consentgate.core.signed.records import ClientRecord, ConsentRecord
 from consentgate.core.signed.keyring import KeyRing
+from consentgate.core.signed.records import ClientRecord, ConsentRecord
 from consentgate.store.cache import DecisionCache
 from consentgate.store.parts.audit_chain import AuditChain, RevokedBy
 from consentgate.store.parts.consents import ConsentFilter, Consents
@@ -245,7 +246,8 @@ class ConsentStore:
         """True only when an unrevoked, unexpired, validly signed record matches the
         question's subject, client_id, redirect key and resource exactly and its scopes
         include every scope asked (no scope is covered only by an approval of none).
-        Asked with a :class:`~consentgate.core.oauth.authorization_requests.ConsentQuestion`, or its values."""
+        Asked with a :class:`ConsentQuestion`
+        (:mod:`consentgate.core.oauth.authorization_requests`), or its values."""
         if isinstance(subject, ConsentQuestion):
             return await self._consents.answer(subject)
         if client_id is None or redirect_uri is None or scopes is None:

@@ -14,10 +14,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from consentgate.audit.events import AuditTrail
 from consentgate.config.dsn import mask_password
 from consentgate.config.sections_operations import StoreConfig
 from consentgate.core.clock import Clock, system_clock
-from consentgate.core.events import AuditTrail
 from consentgate.core.signed.keyring import KeyRing
 from consentgate.core.startup_errors import StartupError
 from consentgate.store.auditmark import forget_mark

@@ -47,7 +47,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
+
+from consentgate.core.signed.records import RevokeSelector
 
 T = TypeVar("T")
 
@@ -66,7 +68,6 @@ Page: TypeAlias = tuple[list[Row], Cursor | None]
 LookupKey: TypeAlias = tuple[str, str, str, str]
 #: Which unrevoked records :meth:`StoreTransaction.unrevoked_consents` selects; the
 #: value is compared for equality with the column of that name (none for ``"all"``).
-RevokeSelector: TypeAlias = Literal["id", "client_id", "redirect_uri", "subject", "all"]
 #: The new signature of a consent row: id, key_id, signature.
 Resigned: TypeAlias = tuple[str, str, bytes]
 
@@ -139,7 +140,7 @@ class StoreTransaction(Protocol):
         ...
 
     async def insert_audit(self, rows: Sequence[Row]) -> None:
-        """Insert audit rows (``AUDIT_COLUMNS`` order of :mod:`consentgate.core.audit`)."""
+        """Insert audit rows (``AUDIT_COLUMNS`` order of :mod:`consentgate.audit.trail`)."""
         ...
 
     async def audit_first_kept(self, before: int) -> tuple[int, str, int] | None:

@@ -14,15 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from consentgate.store.protocol import (
-    HEARTBEAT_SETTING,
-    Cursor,
-    LookupKey,
-    Page,
-    Resigned,
-    RevokeSelector,
-    Row,
-)
+from consentgate.core.signed.records import RevokeSelector
+from consentgate.store.protocol import HEARTBEAT_SETTING, Cursor, LookupKey, Page, Resigned, Row
 from consentgate.store.sql_statements import Statements, cursor_position
 
 T = TypeVar("T")

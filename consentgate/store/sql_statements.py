@@ -28,8 +28,9 @@ from consentgate.core.signed.records import (
     CLIENT_COLUMNS,
     CONSENT_COLUMNS,
     PENDING_COLUMNS,
+    RevokeSelector,
 )
-from consentgate.store.protocol import Cursor, RevokeSelector
+from consentgate.store.protocol import Cursor
 
 _CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
 _CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from consentgate.audit.events import AuditTrail
 from consentgate.clients.fetcher import DocumentFetcher
 from consentgate.config.reload_hooks import ReloadHooks
 from consentgate.config.reload_rules import ConfigSource
 from consentgate.config.settings import LiveSettings, Settings
 from consentgate.core.clock import Clock
-from consentgate.core.events import AuditTrail
 from consentgate.core.oauth.issuer import IssuerCache
 from consentgate.core.signed.cookies import CookieCrypto
 from consentgate.core.throttle import Throttle

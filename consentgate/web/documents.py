@@ -38,10 +38,16 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 from aiohttp import web
 
+from consentgate.audit.client_events import (
+    ClientDocumentFailed,
+    ClientRefusal,
+    ClientRefused,
+    Where,
+)
 from consentgate.clients.client_id_urls import BadClientIdURL, ClientIdURL, parse_client_id_url
 from consentgate.clients.fetch_results import TRANSIENT, FetchFailed
 from consentgate.clients.fetcher import Admission, DocumentFetcher
@@ -50,11 +56,10 @@ from consentgate.core.oauth.authorization_requests import AuthorizationRequest
 from consentgate.core.oauth.oauth_errors import InvalidRequest, TemporarilyUnavailable
 from consentgate.core.startup_errors import StartupError
 from consentgate.web.appkeys import CLOCK, DOCUMENT_FETCHER, LIVE_SETTINGS, SETTINGS
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.rendering.pages import error_response
 
 #: Why a URL client was refused without a fetch failing (the ``client_refused`` event).
-ClientRefusal = Literal["bad_client_id", "disabled", "blocked_domain", "redirect_uri_not_listed"]
 CLIENT_REFUSALS: Final[tuple[ClientRefusal, ...]] = (
     "bad_client_id",
     "disabled",
@@ -69,8 +74,6 @@ NOT_LISTED: Final = (
     "If you started it, the application may be misconfigured; if you did not, someone "
     "may be trying to use its name."
 )
-
-Where = Literal["authorize", "answer"]
 
 
 @dataclass(frozen=True)
@@ -110,13 +113,14 @@ def _refused(
 ) -> web.Response:
     audit_event(
         request,
-        "client_refused",
-        "client named by a URL refused",
-        reason=reason,
-        at=where,
-        client_id=auth.client_id,
-        redirect_uri=auth.redirect_uri,
-        detail=detail,
+        ClientRefused(
+            request_id=request_id(request),
+            reason=reason,
+            at=where,
+            client_id=auth.client_id,
+            redirect_uri=auth.redirect_uri,
+            detail=detail,
+        ),
     )
     code = InvalidRequest.code if status == 400 else "client_not_accepted"
     return error_response(request, status, code, message, title=title)
@@ -138,13 +142,14 @@ def _fetch_failed(
         )
     audit_event(
         request,
-        "client_document_failed",
-        "client metadata document unusable",
-        reason=failed.reason,
-        at=where,
-        client_id=auth.client_id,
-        detail=failed.detail,
-        cached=failed.cached,
+        ClientDocumentFailed(
+            request_id=request_id(request),
+            reason=failed.reason,
+            at=where,
+            client_id=auth.client_id,
+            detail=failed.detail,
+            cached=failed.cached,
+        ),
     )
     if failed.reason in TRANSIENT:
         response = error_response(

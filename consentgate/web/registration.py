@@ -16,10 +16,11 @@ import logging
 
 from aiohttp import web
 
+from consentgate.audit.client_events import ClientRegistered, RegistrationRefused
 from consentgate.core.oauth.paths import RoutedPath
 from consentgate.upstream.bounded_read import read_up_to
 from consentgate.web.appkeys import STORE
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.relay import (
     RequestTooLarge,
     UpstreamExchange,
@@ -74,9 +75,7 @@ def _unlearnable(request: web.Request, problem: str) -> web.Response:
         "registration refused: the upstream's answer cannot be learned",
         extra={"fields": {"problem": problem}},
     )
-    audit_event(
-        request, "registration_refused", "registration answer not learnable", problem=problem
-    )
+    audit_event(request, RegistrationRefused(request_id=request_id(request), problem=problem))
     return error_response(
         request,
         502,
@@ -100,9 +99,10 @@ async def _learn(request: web.Request, body: bytes) -> str | None:
         return f"cannot be stored ({exc})"
     audit_event(
         request,
-        "client_registered",
-        "client registration observed",
-        client_id=record.client_id,
-        redirect_uris=" ".join(record.redirect_uris),
+        ClientRegistered(
+            request_id=request_id(request),
+            client_id=record.client_id,
+            redirect_uris=tuple(record.redirect_uris),
+        ),
     )
     return None

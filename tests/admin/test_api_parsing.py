@@ -17,7 +17,7 @@ from consentgate.admin.api_parsing import (
     parse_revoke_body,
     token_matches,
 )
-from consentgate.core.audit import parse_since
+from consentgate.core.auditquery import parse_since
 from consentgate.core.paging import decode_cursor, encode_cursor
 
 TOKEN = b"0123456789abcdef" * 4

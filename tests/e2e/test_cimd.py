@@ -53,8 +53,8 @@ from mcp import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 from mcp.shared._httpx_utils import create_mcp_http_client  # noqa: E402
 
+from consentgate.audit.events import AuditEvent, AuditTrail  # noqa: E402
 from consentgate.core.clock import system_clock  # noqa: E402
-from consentgate.core.events import AuditEvent, AuditTrail  # noqa: E402
 from consentgate.metrics.collectors import Metrics  # noqa: E402
 from consentgate.serving.application import create_app  # noqa: E402
 from consentgate.serving.server import start  # noqa: E402

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consentgate.core.events import AuditEvent, direct_sink, log_sink
+from consentgate.audit.events import AuditEvent, direct_sink, log_sink
 from consentgate.core.trust.redact import REDACTED, SECRET_PARAMETERS, redact_query, redact_target
 from consentgate.logs.formatters import Timestamps, quoted_path, text_value
 from consentgate.logs.line_writers import AccessLines, DirectLines, _milliseconds

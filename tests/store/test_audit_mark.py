@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from consentgate import ConsentStore, KeyRing
-from consentgate.core.audit import HEAD_SETTING
+from consentgate.audit.trail import HEAD_SETTING
 from consentgate.store.auditmark import MARK_NAME, read_mark
 from tests.store.conftest import FakeClock, StoreDatabase
 from tests.store.test_audit_table import DAY, approved_event, rows_of

@@ -15,8 +15,8 @@ import logging
 import pytest
 
 from consentgate import ConsentStore, KeyRing
-from consentgate.core.audit import HEAD_SETTING, AuditRecord
-from consentgate.core.events import AuditEvent
+from consentgate.audit.events import AuditEvent
+from consentgate.audit.trail import HEAD_SETTING, AuditRecord
 from consentgate.store import auditlog
 from tests.store.conftest import CB, FakeClock, StoreDatabase, approve
 

@@ -9,7 +9,7 @@ import dataclasses
 import aiohttp
 from aiohttp import web
 
-from consentgate.core.events import AuditEvent, AuditTrail
+from consentgate.audit.events import AuditEvent, AuditTrail
 from consentgate.upstream.pool import UpstreamPool
 from consentgate.web.appkeys import LIVE_SETTINGS, UPSTREAM
 from tests.conftest import StartGate, StartStack, StartUpstream

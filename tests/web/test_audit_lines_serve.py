@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from consentgate.core.events import AuditEvent
+from consentgate.audit.events import AuditEvent
 from consentgate.core.startup_errors import StartupError
 from consentgate.serving import server
 from consentgate.web.appkeys import AUDIT

@@ -11,7 +11,9 @@ import logging
 
 import pytest
 
-from consentgate.core.audit import AuditRecord
+from consentgate.audit.decisions import ConsentApproved, ConsentRecorded
+from consentgate.audit.events import AuditEvent, AuditTrail
+from consentgate.audit.trail import AuditRecord
 from consentgate.web.appkeys import STORE
 from tests.conftest import Stack, StartStack
 from tests.support.browsersim import Browser
@@ -136,3 +138,25 @@ async def test_a_flood_of_refused_callbacks_is_a_handful_of_small_rows_beside_a_
     # The log still has a line for each refusal.
     events = [getattr(r, "fields", {}).get("event") for r in caplog.records]
     assert events.count("callback_refused") == flood
+
+
+async def test_a_remembered_approval_names_one_grant_in_its_decision_and_its_record(
+    start_stack: StartStack,
+) -> None:
+    """The person's decision (``consent_approved``) and the store's record of it
+    (``consent_recorded``) are one grant: the same terms, typed by one base."""
+    events: list[AuditEvent] = []
+    stack = await start_stack(audit=AuditTrail([events.append]))
+    client_id = await register(stack)
+    async with Browser(stack.url) as person:
+        done = await approve_new(
+            person, auth_params(client_id, scope="profile openid"), remember=True
+        )
+        assert done.status == 303
+    (approved,) = [e for e in events if isinstance(e, ConsentApproved)]
+    (recorded,) = [e for e in events if isinstance(e, ConsentRecorded)]
+    assert approved.remembered
+    terms = ("client_id", "scopes", "subject")
+    assert [getattr(approved, t) for t in terms] == [getattr(recorded, t) for t in terms]
+    assert (approved.client_id, approved.scopes) == (client_id, "openid profile")
+    assert recorded.redirect_uri == approved.redirect_uri == CLIENT_REDIRECT

@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from consentgate.audit.events import AuditEvent, AuditTrail
 from consentgate.clients.client_id_urls import parse_client_id_url
-from consentgate.core.events import AuditEvent, AuditTrail
 from consentgate.core.startup_errors import StartupError
 from consentgate.serving.application import create_app
 from consentgate.web.appkeys import DOCUMENT_FETCHER, METRICS, STORE

@@ -7,8 +7,8 @@ import sqlite3
 import aiohttp
 from aiohttp import web
 
-from consentgate.core.audit import HEAD_SETTING
-from consentgate.core.events import AuditEvent
+from consentgate.audit.events import AuditEvent
+from consentgate.audit.trail import HEAD_SETTING
 from consentgate.web.appkeys import STORE
 from tests.conftest import StartGate, StartUpstream, bound_socket
 

@@ -44,6 +44,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
+#: How consents are chosen for revocation (by one record, one client, one redirect URI,
+#: one subject, or all): the CLI's and the admin API's selectors, the store's, and the
+#: ``consents_revoked`` audit row's.
+RevokeSelector = Literal["id", "client_id", "redirect_uri", "subject", "all"]
+
 if TYPE_CHECKING:
     from consentgate.core.signed.keyring import KeyRing
 
@@ -71,7 +76,7 @@ MAX_PENDING_PAYLOAD: Final = 16 * 1024
 #: ``OverflowError`` (sqlite3) or a ``DataError`` (asyncpg) instead of answering.
 STORE_INTEGERS: Final = range(-(2**63), 2**63)
 
-#: Columns of the ``audit`` table, in order (:mod:`consentgate.core.audit`: each row
+#: Columns of the ``audit`` table, in order (:mod:`consentgate.audit.trail`: each row
 #: is hashed into a chain and its hash signed).
 AUDIT_COLUMNS: Final = (
     "seq",

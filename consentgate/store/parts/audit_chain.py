@@ -1,5 +1,5 @@
 """The audit table: the store's events as a hash-chained, signed trail
-(:mod:`consentgate.core.audit` maps, chains, signs and checks the rows;
+(:mod:`consentgate.audit.trail` maps, chains, signs and checks the rows;
 :mod:`consentgate.store.auditlog` queues and batches them), appended in one durable
 transaction, purged past its retention behind a signed checkpoint, and watched by a
 high-water mark kept in the keys directory (:mod:`consentgate.store.auditmark`)."""
@@ -14,19 +14,17 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Final, Literal
 
-from consentgate.core.audit import (
+from consentgate.audit.chain import AuditMark, ChainCheck, ChainReport, mark_problem
+from consentgate.audit.events import AuditEvent
+from consentgate.audit.integrity import KeyRotated
+from consentgate.audit.trail import (
     GENESIS,
     HEAD_SETTING,
     AuditEntry,
-    AuditMark,
     AuditRecord,
-    ChainCheck,
-    ChainReport,
     MalformedAuditRow,
     head_value,
-    mark_problem,
 )
-from consentgate.core.events import AuditEvent
 from consentgate.store.auditlog import AuditWriter
 from consentgate.store.auditmark import MarkKeeper, read_mark
 from consentgate.store.parts.context import StoreContext
@@ -272,10 +270,4 @@ class AuditChain:
 
     def key_rotated(self, previous: str, active: str, *, by: RevokedBy) -> None:
         """Audit a key rotation: the log line and the table's ``key_rotated`` row."""
-        self._ctx.audit.emit(
-            AuditEvent(
-                "key_rotated",
-                f"signing key rotated from {previous} to {active}",
-                fields={"previous_key": previous, "active_key": active, "by": by},
-            )
-        )
+        self._ctx.audit.emit(KeyRotated(previous_key=previous, active_key=active, by=by))

@@ -22,8 +22,8 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from consentgate.core.audit import Revocations
-from consentgate.core.events import AuditEvent
+from consentgate.audit.chain import Revocations
+from consentgate.audit.decisions import ConsentRecorded, ConsentRefreshed, ConsentsRevoked
 from consentgate.core.oauth.authorization_requests import ConsentQuestion
 from consentgate.core.signed.records import (
     MAX_CLIENT_ID_LENGTH,
@@ -31,6 +31,7 @@ from consentgate.core.signed.records import (
     MAX_SUBJECT_LENGTH,
     MAX_URI_LENGTH,
     ConsentRecord,
+    RevokeSelector,
     check_length,
     check_text,
     scope_set,
@@ -42,7 +43,7 @@ from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE, check_limit, every_row, next_cursor, position
 from consentgate.store.parts.publication import Publication
 from consentgate.store.parts.verifier import Failures, VerificationFailure, Verifier
-from consentgate.store.protocol import Cursor, Resigned, RevokeSelector, StoreTransaction
+from consentgate.store.protocol import Cursor, Resigned, StoreTransaction
 
 #: Uses up a consent page inside the approval's transaction (False: used already).
 Claim = Callable[[StoreTransaction], Awaitable[bool]]
@@ -177,27 +178,21 @@ class Consents:
         record, refreshed, before, after = done
         self._publication.kept(ring)
         ctx.cache.after_own_write(before, after, key=key)
-        verb = "refreshed" if refreshed else "recorded"
         ctx.audit.emit(
-            AuditEvent(
-                f"consent_{verb}",
-                f"consent {record.id} {verb} for client {client_id!r} "
-                f"redirect_uri {redirect_uri!r}",
-                fields={
-                    "id": record.id,
-                    "subject": subject,
-                    "client_id": client_id,
-                    "redirect_uri": redirect_uri,
-                    "scopes": " ".join(sorted(granted)),
-                    "resource": resource,
-                    "expires_at": record.expires_at,
-                },
+            (ConsentRefreshed if refreshed else ConsentRecorded)(
+                id=record.id,
+                subject=subject,
+                client_id=client_id,
+                redirect_uri=redirect_uri,
+                scopes=" ".join(sorted(granted)),
+                resource=resource,
+                expires_at=record.expires_at,
             )
         )
         return record
 
     async def answer(self, question: ConsentQuestion) -> bool:
-        """:meth:`is_approved` of one :class:`~consentgate.core.oauth.authorization_requests.ConsentQuestion`."""
+        """:meth:`is_approved` of one :class:`ConsentQuestion`."""
         key = (question.subject, question.client_id, question.redirect_key, question.resource)
         return await self.is_approved(key, question.scopes)
 
@@ -313,18 +308,14 @@ class Consents:
             if cursor is None:
                 break
         ctx.audit.emit(
-            AuditEvent(
-                "consents_revoked",
-                f"revoked {total} consent(s) by {selector}",
-                request_id,
-                fields={
-                    "selector": selector,
-                    "value": value,
-                    "count": total,
-                    "by": by,
-                    "started_at": started,
-                    **({"subject": owner} if owner is not None else {}),
-                },
+            ConsentsRevoked(
+                request_id=request_id,
+                selector=selector,
+                value=value,
+                count=total,
+                by=by,
+                started_at=started,
+                subject=owner,
             )
         )
         return total

@@ -12,8 +12,8 @@ import asyncio
 import enum
 from typing import Final
 
+from consentgate.audit.events import AuditTrail
 from consentgate.core.clock import Clock
-from consentgate.core.events import AuditTrail
 from consentgate.core.signed.keyring import KeyRing
 from consentgate.store.cache import DecisionCache
 from consentgate.store.protocol import StoreBackend

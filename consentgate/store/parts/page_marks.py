@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from consentgate.core.events import AuditEvent
+from consentgate.audit.decisions import ConsentsPurged
 from consentgate.core.signed.records import check_length, check_text
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.protocol import StoreTransaction
@@ -90,12 +90,5 @@ class PageMarks:
         transient, records = await self._ctx.backend.purge(now, records_before=cutoff)
         if records:
             self._ctx.cache.clear()
-            self._ctx.audit.emit(
-                AuditEvent(
-                    "consents_purged",
-                    f"purged {records} consent record(s) expired or revoked "
-                    "before the retention period",
-                    fields={"count": records, "keep_seconds": int(keep_records or 0)},
-                )
-            )
+            self._ctx.audit.emit(ConsentsPurged(count=records, keep_seconds=int(keep_records or 0)))
         return transient + records

@@ -17,8 +17,8 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from consentgate.core.signed.records import check_length, check_text
 from consentgate.core.signed.keyring import KeyRing, jwk_text, public_key_from_jwk_text
+from consentgate.core.signed.records import check_length, check_text
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.protocol import StoreTransaction
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from consentgate.core.events import AuditEvent
+from consentgate.audit.integrity import Tamper
 from consentgate.core.signed.records import (
     ClientRecord,
     ConsentRecord,
@@ -76,14 +76,7 @@ class Verifier:
         """Count and emit one tamper event."""
         self.tamper_events += 1
         failure = VerificationFailure(kind, _text_or_repr(ident), reason)
-        self._ctx.audit.emit(
-            AuditEvent(
-                "tamper",
-                f"tamper event: {kind} record {failure.id!r} is not honoured: {reason}",
-                severity="warning",
-                fields={"kind": kind, "id": failure.id, "reason": reason},
-            )
-        )
+        self._ctx.audit.emit(Tamper(kind=kind, id=failure.id, reason=reason))
         return failure
 
     def _verified(

@@ -40,7 +40,7 @@ History:
 1. The consent, client, pending and used-binding tables, the change counter and its
    triggers (the SQLite schema 3, in one step).
 2. ``settings``.
-3. ``audit``: the hash-chained audit trail (:mod:`consentgate.core.audit`).
+3. ``audit``: the hash-chained audit trail (:mod:`consentgate.audit.trail`).
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
     ),
     (
-        # The hash-chained audit trail (consentgate.core.audit). seq
+        # The hash-chained audit trail (consentgate.audit.trail). seq
         # is assigned by the appender (it is part of what each row's hash covers);
         # appenders take turns on the change counter's row lock every transaction
         # takes first, so the chain never forks across instances.

@@ -20,7 +20,7 @@ Schema history:
    expiry under one signature, so no payload can move to another row), with an
    index by source for the per-address cap; indexes for the retention purge.
 4. ``settings`` (the cookie secret's fingerprint, the public keys, the heartbeat).
-5. ``audit``: the hash-chained audit trail (:mod:`consentgate.core.audit`).
+5. ``audit``: the hash-chained audit trail (:mod:`consentgate.audit.trail`).
 
 The column order of each table is the order of the row codec in
 :mod:`consentgate.core.signed.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
@@ -135,7 +135,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE settings (name TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL)",
     ),
     (
-        # The hash-chained audit trail (consentgate.core.audit). seq
+        # The hash-chained audit trail (consentgate.audit.trail). seq
         # is the chain's position and the rowid; it is assigned by the appender, not
         # by AUTOINCREMENT, because it is part of what each row's hash covers.
         """CREATE TABLE audit (

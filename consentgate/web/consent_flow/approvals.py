@@ -34,6 +34,7 @@ from typing import Final
 
 from aiohttp import web
 
+from consentgate.audit.refusals import ApprovalsRefused
 from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.clients.kinds import client_domain
 from consentgate.core.clientinfo import ApprovalView, build_approval_view
@@ -41,7 +42,7 @@ from consentgate.core.oauth.oauth_errors import InvalidRequest
 from consentgate.core.signed.cookies import same_token
 from consentgate.core.signed.records import ClientRecord
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, REQUEST_ID, SETTINGS, STORE
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.consent_flow.forms import own_page_form
 from consentgate.web.rendering.pages import error_response, render_page, secure
@@ -101,8 +102,7 @@ async def approvals_answer(request: web.Request) -> web.StreamResponse:
     config = request[SETTINGS].config
     form = await own_page_form(
         request,
-        refused_event="approvals_refused",
-        audit_message="approvals change from another site",
+        refused_event=ApprovalsRefused,
         refusal="This change did not come from the approvals page.",
     )
     if isinstance(form, web.Response):
@@ -118,15 +118,15 @@ async def approvals_answer(request: web.Request) -> web.StreamResponse:
         )
     browser = Browser(request)
     if browser.subject is None:
-        audit_event(request, "approvals_refused", "approvals change without browser cookie")
+        audit_event(request, ApprovalsRefused(request_id=request[REQUEST_ID], refusal="no_browser"))
         return error_response(request, 403, "invalid_session", _STALE)
     expected = request.app[COOKIE_CRYPTO].approvals_token(browser.subject)
     if not same_token(form.get("csrf", ""), expected):
         audit_event(
             request,
-            "approvals_refused",
-            "approvals change with a bad CSRF token",
-            subject=browser.subject,
+            ApprovalsRefused(
+                request_id=request[REQUEST_ID], refusal="csrf", subject=browser.subject
+            ),
         )
         return error_response(request, 403, "invalid_csrf", _STALE)
     store = request.app[STORE]

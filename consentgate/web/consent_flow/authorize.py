@@ -25,14 +25,17 @@ Its promises, and the advisories they come from:
 
 from __future__ import annotations
 
+import functools
 import time
 
 from aiohttp import web
 
+from consentgate.audit.decisions import ConsentAsked, ConsentSilent, SilentReason
+from consentgate.audit.refusals import AuthorizeNotNavigation, RequestRefused, program_answer
 from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.clients.kinds import ClientDescription, describe
 from consentgate.clients.metadata_documents import localhost_only
-from consentgate.core.clientinfo import ClientMetadata, build_view
+from consentgate.core.clientinfo import ClientKind, ClientMetadata, build_view
 from consentgate.core.oauth.authorization_requests import (
     AuthorizationRequest,
     parse_authorization_request,
@@ -54,7 +57,7 @@ from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.signed.pending import PendingConsent
 from consentgate.core.signed.records import MAX_PENDING_PAYLOAD
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, METRICS, SETTINGS, STORE
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.consent_flow.client_redirects import redirect_error
 from consentgate.web.consent_flow.flow import forward_authorization
@@ -76,10 +79,7 @@ def _query_of(request: web.Request) -> str:
 def _bad_request(request: web.Request, error: OAuthError, *, program: bool = False) -> web.Response:
     audit_event(
         request,
-        "request_refused",
-        "authorization request refused",
-        error=error.code,
-        reason=error.description,
+        RequestRefused(request_id=request_id(request), error=error.code, reason=error.description),
     )
     if program:
         return json_error(request, error.status, error.code, error.description)
@@ -159,19 +159,23 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
     reason = await _silent_reason(request, auth, browser.subject)
     app[METRICS].authorize_seconds.observe(time.perf_counter() - started)
     if reason is not None:
-        fields = {
-            "reason": reason,
-            "client_id": auth.client_id,
-            "redirect_uri": auth.redirect_uri,
-            "subject": browser.subject or "",
-            **_description(auth, client, listed).audit_fields(),
-        }
+        description = _description(auth, client, listed)
+        silent = functools.partial(
+            ConsentSilent,
+            request_id=request_id(request),
+            reason=reason,
+            client_id=auth.client_id,
+            redirect_uri=auth.redirect_uri,
+            subject=browser.subject or "",
+            client_kind=description.kind,
+            client_domain=description.domain,
+        )
         return await forward_authorization(
             request,
             auth.parameters,
             browser,
             after_post=False,
-            audit=("consent_silent", "authorization relayed without asking", fields),
+            audit=lambda status, bound: silent(upstream_status=status, bound=bound),
         )
 
     if "none" in auth.prompt:
@@ -273,22 +277,23 @@ def _program_refusal(
 
 
 def _audit_program(
-    request: web.Request, auth: AuthorizationRequest, answer: str, kind: str
+    request: web.Request, auth: AuthorizationRequest, answer: str, kind: ClientKind
 ) -> None:
     audit_event(
         request,
-        "authorize_not_navigation",
-        "authorization request from a program answered without relaying",
-        answer=answer,
-        client_id=auth.client_id,
-        redirect_uri=auth.redirect_uri,
-        client_kind=kind,
+        AuthorizeNotNavigation(
+            request_id=request_id(request),
+            answer=program_answer(answer),
+            client_id=auth.client_id,
+            redirect_uri=auth.redirect_uri,
+            client_kind=kind,
+        ),
     )
 
 
 async def _silent_reason(
     request: web.Request, auth: AuthorizationRequest, subject: str | None
-) -> str | None:
+) -> SilentReason | None:
     """Why this request may pass without asking (see :mod:`consentgate.core.oauth.decision`),
     or None to ask."""
     consent = request[SETTINGS].config.consent
@@ -401,15 +406,18 @@ async def _render_consent(
         response.headers.add(
             "Set-Cookie", set_cookie_header(name, "", max_age=0, secure=config.secure_cookies)
         )
+    description = _description(auth, client, listed)
     audit_event(
         request,
-        "consent_asked",
-        "consent page shown",
-        client_id=auth.client_id,
-        redirect_uri=auth.redirect_uri,
-        verified=client is not None,
-        **_description(auth, client, listed).audit_fields(),
-        subject=subject,
-        pending=pending_id,
+        ConsentAsked(
+            request_id=request_id(request),
+            client_id=auth.client_id,
+            redirect_uri=auth.redirect_uri,
+            verified=client is not None,
+            client_kind=description.kind,
+            client_domain=description.domain,
+            subject=subject,
+            pending=pending_id,
+        ),
     )
     return response

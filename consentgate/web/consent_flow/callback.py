@@ -15,14 +15,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from consentgate.core.audit import CallbackRefusal
-from consentgate.core.oauth.authorization_requests import encode_parameters, parse_parameters
+from consentgate.audit.refusals import CallbackAccepted, CallbackRefusal, CallbackRefused
+from consentgate.core.oauth.authorization_requests import (
+    encode_parameters,
+    parse_parameters,
+)
 from consentgate.core.oauth.oauth_errors import OAuthError
 from consentgate.core.oauth.paths import RoutedPath
 from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.trust.forwarding import address_group
 from consentgate.web.appkeys import CLIENT_IP, CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.relay import (
     RequestTooLarge,
@@ -45,18 +48,24 @@ DIFFERENT_BROWSER = (
 
 
 def _refused(
-    request: web.Request, refusal: CallbackRefusal, message: str, **fields: object
+    request: web.Request,
+    refusal: CallbackRefusal,
+    *,
+    subject: str | None = None,
+    reason: str | None = None,
 ) -> None:
     """Audit a refused callback with its fixed reason and the client's network: anyone
     can send one, so the audit table counts them per network rather than keeping a row
-    each (:data:`consentgate.core.audit.AGGREGATED`); the log line keeps each."""
+    each (:data:`consentgate.audit.rows.AGGREGATED`); the log line keeps each."""
     audit_event(
         request,
-        "callback_refused",
-        message,
-        refusal=refusal,
-        source=address_group(request[CLIENT_IP]),
-        **fields,
+        CallbackRefused(
+            request_id=request_id(request),
+            refusal=refusal,
+            source=address_group(request[CLIENT_IP]),
+            subject=subject,
+            reason=reason,
+        ),
     )
 
 
@@ -72,21 +81,16 @@ async def callback(request: web.Request, routed: RoutedPath) -> web.StreamRespon
     try:
         parameters = parse_parameters(request.raw_path.partition("?")[2])
     except OAuthError as exc:
-        _refused(request, "malformed", "malformed callback", reason=exc.description)
+        _refused(request, "malformed", reason=exc.description)
         return error_response(request, 400, exc.code, exc.description)
     state = dict(parameters).get("state")
     browser = Browser(request)
     if not state:
-        _refused(request, "no_state", "callback without state")
+        _refused(request, "no_state")
         return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
     found = crypto.check_binding(state, browser.subject or "", request.cookies)
     if found is None:
-        _refused(
-            request,
-            "no_binding",
-            "callback without this browser's binding cookie",
-            subject=browser.subject or "",
-        )
+        _refused(request, "no_binding", subject=browser.subject or "")
         return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
     key, issued_at = found
     ttl = int(config.consent.binding_ttl)
@@ -94,17 +98,9 @@ async def callback(request: web.Request, routed: RoutedPath) -> web.StreamRespon
     fresh = issued_at <= now + CLOCK_SKEW and now - issued_at <= ttl
     if not fresh or not await app[STORE].use_binding(key, issued_at + ttl):
         refusal: CallbackRefusal = "replayed" if fresh else "expired"
-        _refused(
-            request,
-            refusal,
-            "callback expired or replayed",
-            subject=browser.subject or "",
-            reason=refusal,
-        )
+        _refused(request, refusal, subject=browser.subject or "", reason=refusal)
         return error_response(request, 403, "unbound_flow", DIFFERENT_BROWSER)
-    audit_event(
-        request, "callback_accepted", "callback from the approving browser", subject=browser.subject
-    )
+    audit_event(request, CallbackAccepted(request_id=request_id(request), subject=browser.subject))
 
     binding_cookie = crypto.binding_cookie_name(state)
     target = f"{routed.forward_path}?{encode_parameters(parameters)}"

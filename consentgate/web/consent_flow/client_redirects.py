@@ -17,7 +17,7 @@ from typing import Final
 
 from aiohttp import web
 
-from consentgate.core.events import AuditEvent
+from consentgate.audit.refusals import ErrorRedirectWithheld
 from consentgate.core.oauth.authorization_requests import AuthorizationRequest, error_redirect
 from consentgate.core.oauth.oauth_errors import OAuthError
 from consentgate.core.oauth.upstream_endpoints import metadata_request_headers
@@ -49,19 +49,12 @@ async def redirect_error(
     unknown: the caller shows its local page instead."""
     named = await issuer(request.app)
     if named is None:
-        fields = {
-            "error": error.code,
-            "reason": "issuer_unknown",
-            "client_id": auth.client_id,
-            "redirect_uri": auth.redirect_uri,
-        }
         request.app[AUDIT].emit(
-            AuditEvent(
-                "error_redirect_withheld",
-                "error not redirected: the upstream's issuer is unknown",
-                request[REQUEST_ID],
-                severity="warning",
-                fields=fields,
+            ErrorRedirectWithheld(
+                request_id=request[REQUEST_ID],
+                error=error.code,
+                client_id=auth.client_id,
+                redirect_uri=auth.redirect_uri,
             )
         )
         return None

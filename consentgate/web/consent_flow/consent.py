@@ -23,6 +23,8 @@ import asyncio
 
 from aiohttp import web
 
+from consentgate.audit.decisions import ConsentApproved, ConsentDenied
+from consentgate.audit.refusals import AnswerRefused
 from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.clients.kinds import ClientDescription, describe
 from consentgate.core.oauth.authorization_requests import (
@@ -33,7 +35,7 @@ from consentgate.core.oauth.oauth_errors import AccessDenied, InvalidRequest, OA
 from consentgate.core.signed.cookies import same_token, set_cookie_header
 from consentgate.core.signed.pending import BadPending
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS, STORE
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.consent_flow.client_redirects import redirect_error
 from consentgate.web.consent_flow.flow import forward_authorization
@@ -50,8 +52,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     store = app[STORE]
     form = await own_page_form(
         request,
-        refused_event="answer_refused",
-        audit_message="consent answer from another site",
+        refused_event=AnswerRefused,
         refusal="This answer did not come from the consent page.",
     )
     if isinstance(form, web.Response):
@@ -70,13 +71,14 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         "answered, or was opened in another browser). Start the sign-in again."
     )
     if browser.subject is None:
-        audit_event(request, "answer_refused", "consent answer without browser cookie")
+        audit_event(request, AnswerRefused(request_id=request_id(request), refusal="no_browser"))
         return error_response(request, 403, "invalid_session", stale)
     expected = crypto.csrf_token(pending_id, browser.subject)
     cookie = request.cookies.get(crypto.names.pending(pending_id), "")
     if not (same_token(token, expected) and same_token(cookie, expected)):
         audit_event(
-            request, "answer_refused", "consent answer with a bad CSRF token", pending=pending_id
+            request,
+            AnswerRefused(request_id=request_id(request), refusal="csrf", pending=pending_id),
         )
         return error_response(request, 403, "invalid_csrf", stale)
     try:
@@ -92,10 +94,12 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     except (BadPending, OAuthError) as exc:
         audit_event(
             request,
-            "answer_refused",
-            "consent answer for an unusable pending request",
-            pending=pending_id,
-            reason=str(exc) if isinstance(exc, BadPending) else "unreadable",
+            AnswerRefused(
+                request_id=request_id(request),
+                refusal="expired_page",
+                pending=pending_id,
+                reason=str(exc) if isinstance(exc, BadPending) else "unreadable",
+            ),
         )
         return error_response(request, 403, InvalidRequest.code, stale)
     if is_url_client_id(auth.client_id):
@@ -132,10 +136,12 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     if not used:
         audit_event(
             request,
-            "answer_refused",
-            "consent answer for an unusable pending request",
-            pending=pending_id,
-            reason="already answered",
+            AnswerRefused(
+                request_id=request_id(request),
+                refusal="expired_page",
+                pending=pending_id,
+                reason="already answered",
+            ),
         )
         return error_response(request, 403, InvalidRequest.code, stale)
     clear = set_cookie_header(
@@ -145,16 +151,20 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         same_site="Strict",
         secure=config.secure_cookies,
     )
-    fields = {
-        "client_id": auth.client_id,
-        "redirect_uri": auth.redirect_uri,
-        "scopes": " ".join(sorted(auth.scopes)),
-        "subject": browser.subject,
-        "pending": pending_id,
-        **description.audit_fields(),
-    }
+    subject = browser.subject
+    scopes = " ".join(sorted(auth.scopes))
     if decision == "deny":
-        audit_event(request, "consent_denied", "consent denied", **fields)
+        denied = ConsentDenied(
+            request_id=request_id(request),
+            client_id=auth.client_id,
+            redirect_uri=auth.redirect_uri,
+            scopes=scopes,
+            subject=subject,
+            pending=pending_id,
+            client_kind=description.kind,
+            client_domain=description.domain,
+        )
+        audit_event(request, denied)
         redirected = (
             await redirect_error(request, auth, AccessDenied)
             if shown.redirectable and auth.redirect_uri
@@ -169,6 +179,18 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         auth.parameters,
         browser,
         after_post=True,
-        audit=("consent_approved", "consent approved", {**fields, "remembered": remember}),
+        audit=lambda status, bound: ConsentApproved(
+            request_id=request_id(request),
+            client_id=auth.client_id,
+            redirect_uri=auth.redirect_uri,
+            scopes=scopes,
+            subject=subject,
+            pending=pending_id,
+            client_kind=description.kind,
+            client_domain=description.domain,
+            remembered=remember,
+            upstream_status=status,
+            bound=bound,
+        ),
         extra_cookies=(clear,),
     )

@@ -19,17 +19,18 @@ from __future__ import annotations
 import functools
 import logging
 import urllib.parse
-from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 from multidict import CIMultiDict
 
+from consentgate.audit.events import AuditEvent
 from consentgate.core.oauth.authorization_requests import Parameters, encode_parameters
 from consentgate.core.oauth.upstream_endpoints import EndpointMismatch, callback_mismatch
 from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.trust.urls import split_url
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.relay import (
     RequestTooLarge,
@@ -76,21 +77,21 @@ async def forward_authorization(
     browser: Browser,
     *,
     after_post: bool,
-    audit: tuple[str, str, dict[str, Any]],
+    audit: Callable[[int, bool], AuditEvent],
     extra_cookies: tuple[str, ...] = (),
 ) -> web.StreamResponse:
     """Send exactly the validated request upstream and bind the flow it starts.
 
     The query is re-encoded from the parsed parameters: the upstream receives the
-    request the gate checked, not the client's spelling of it. ``audit`` is the
-    event, message and fields of the one audit line this decision gets.
+    request the gate checked, not the client's spelling of it. ``audit`` makes the
+    one audit event this decision gets, from the upstream's status and whether the
+    flow was bound.
     """
     config = request[SETTINGS].config
     target = f"{config.upstream.authorize_path}?{encode_parameters(parameters)}"
     headers = upstream_headers(request)
     for name in ("Content-Type", "Content-Length", "Origin"):
         headers.popall(name, None)
-    event, message, fields = audit
     try:
         async with UpstreamExchange(
             request, target, method="GET", forward_body=False, headers=headers
@@ -102,9 +103,7 @@ async def forward_authorization(
             if 300 <= status < 400 and location:
                 mismatch = _foreign_callback(request, location)
                 if mismatch is not None:
-                    audit_event(
-                        request, event, message, **fields, upstream_status=status, bound=False
-                    )
+                    audit_event(request, audit(status, False))
                     return _refuse_foreign_callback(request, mismatch)
                 if after_post:
                     status = 303  # RFC 9700 §4.12: never let the browser re-POST the form
@@ -113,12 +112,10 @@ async def forward_authorization(
                 out.add("Set-Cookie", header)
             if after_post:
                 out["Cache-Control"] = "no-store"
-            audit_event(
-                request, event, message, **fields, upstream_status=upstream.status, bound=bound
-            )
+            audit_event(request, audit(upstream.status, bound))
             return await stream_response(request, upstream, out, status=status)
     except UpstreamFailure as exc:
-        audit_event(request, event, message, **fields, upstream_status=exc.status, bound=False)
+        audit_event(request, audit(exc.status, False))
         return upstream_failure_response(request, exc, "upstream_error")
     except RequestTooLarge:  # pragma: no cover - no body is forwarded here
         return error_response(request, 413, "request_too_large", "The request is too large.")

@@ -14,23 +14,30 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from consentgate.audit.refusals import AnswerRefused, ApprovalsRefused
 from consentgate.core.oauth.authorization_requests import parse_parameters
 from consentgate.core.oauth.oauth_errors import OAuthError
 from consentgate.web.appkeys import SETTINGS
-from consentgate.web.audit import audit_event
+from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.consent_flow.browser import from_own_page
 from consentgate.web.guards.bodies import FormTooLarge, read_form
 from consentgate.web.rendering.pages import error_response
 
 
 async def own_page_form(
-    request: web.Request, *, refused_event: str, audit_message: str, refusal: str
+    request: web.Request,
+    *,
+    refused_event: type[AnswerRefused | ApprovalsRefused],
+    refusal: str,
 ) -> dict[str, str] | web.Response:
-    """The posted fields, or the error page to answer. ``audit_message`` is the audit
-    line of a post from another site, ``refusal`` what its error page says."""
+    """The posted fields, or the error page to answer. ``refused_event`` is the audit
+    event of a post from another site, ``refusal`` what its error page says."""
     if not from_own_page(request):
         origin = request.headers.get("Origin")
-        audit_event(request, refused_event, audit_message, origin=origin or "")
+        refused = refused_event(
+            request_id=request_id(request), refusal="cross_site", origin=origin or ""
+        )
+        audit_event(request, refused)
         return error_response(request, 403, "cross_site", refusal)
     try:
         timeout = request[SETTINGS].config.server.body_timeout

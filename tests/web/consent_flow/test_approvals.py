@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from consentgate.core.events import AuditEvent, AuditTrail
+from consentgate.audit.events import AuditEvent, AuditTrail
 from consentgate.web.appkeys import METRICS, STORE
 from tests.conftest import Stack, StartStack
 from tests.support.browsersim import Browser, Page

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
-from consentgate.core.events import AuditEvent, AuditTrail
+from consentgate.audit.events import AuditEvent, AuditTrail
 from tests.conftest import Stack, StartStack
 from tests.support.browsersim import Browser
 from tests.web.consent_flow.test_authorize import auth_params, register

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from consentgate.core.events import AuditEvent, AuditTrail
+from consentgate.audit.events import AuditEvent, AuditTrail
 from tests.conftest import FakeClock, Stack, StartGate, StartUpstream
 from tests.support.browsersim import Browser
 from tests.support.fakeproxy import FakeProxy

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from consentgate.core.events import AuditEvent, AuditTrail, log_sink
+from consentgate.audit.events import AuditEvent, AuditTrail, log_sink
 
 
 def test_an_event_is_frozen_and_its_fields_read_only() -> None:

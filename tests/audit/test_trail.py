@@ -1,12 +1,14 @@
-"""Which audit events the audit table keeps (``core/audit.py``): the writer filters on
+"""Which audit events the audit table keeps (``audit/trail.py``): the writer filters on
 ``KEPT`` by name before it builds a row, so the two must agree."""
 
 from __future__ import annotations
 
 import pytest
 
-from consentgate.core.audit import GENESIS, KEPT, AuditRecord, Revocations, entry_for
-from consentgate.core.events import AuditEvent
+from consentgate.audit.chain import Revocations
+from consentgate.audit.events import AuditEvent
+from consentgate.audit.rows import KEPT, entry_for
+from consentgate.audit.trail import GENESIS, AuditRecord
 from consentgate.core.signed.keyring import KeyRing
 
 

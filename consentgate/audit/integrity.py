@@ -1,0 +1,48 @@
+"""The store's integrity as audit events: a record that failed verification, a key
+rotated (docs/store.md: what the signatures protect and what they cannot)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from consentgate.audit.decisions import Actor
+from consentgate.audit.events import Severity, TypedEvent
+
+#: Which kind of signed record failed verification.
+RecordKind = Literal["consent", "client", "pending"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tamper(TypedEvent):
+    """A stored record whose signature or content does not verify: not honoured."""
+
+    name: ClassVar[str] = "tamper"
+    level: ClassVar[Severity] = "warning"
+
+    kind: RecordKind
+    id: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"tamper event: {self.kind} record {self.id!r} is not honoured: {self.reason}"
+
+    def log_fields(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.id, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyRotated(TypedEvent):
+    """The store's signing key rotated (``consentgate keys rotate``)."""
+
+    name: ClassVar[str] = "key_rotated"
+
+    previous_key: str
+    active_key: str
+    by: Actor = "cli"
+
+    def describe(self) -> str:
+        return f"signing key rotated from {self.previous_key} to {self.active_key}"
+
+    def log_fields(self) -> dict[str, object]:
+        return {"previous_key": self.previous_key, "active_key": self.active_key, "by": self.by}
