@@ -13,7 +13,7 @@ MCP security best practices (2025-11-25) and FastMCP's advisories shape them:
   ``pending-seal`` for the consent page's sealed request), so a value minted for
   one purpose never verifies for another;
 * bounded: one browser id, at most N pending-consent and N flow cookies, each a
-  few dozen bytes (FastMCP issue 3747: cookies that grew per approval broke
+  few dozen bytes (docs/references.md, the FastMCP lessons: cookies that grew per approval broke
   proxies' header limits).
 
 Pure module: no aiohttp import.
@@ -181,7 +181,7 @@ class CookieCrypto:
         neither read nor set (``__Host-`` on https), so another site cannot compute
         the token (OWASP's HMAC-based synchronizer token). It depends on nothing else,
         so every render of the page carries the same token and a reload never breaks
-        a form still on screen (FastMCP issue 4814).
+        a form still on screen (docs/references.md, the FastMCP lessons).
         """
         return _b64(_mac(self._approvals_key, "approvals", subject)[:20])
 

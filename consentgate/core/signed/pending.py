@@ -16,8 +16,8 @@ version byte, the expiry, the page's id, the payload and the browser's subject, 
 compared in constant time: changing any byte, moving it to another browser, or
 keeping it past its expiry makes it unusable. Its content is not secret: it is the
 request the browser itself sent, shown on the page. The form carries it, not a
-cookie (FastMCP issue 3747: cookies must stay few and small), and every render has
-its own (FastMCP issue 4814: a reload must not break the form on screen). Any gate
+cookie (cookies must stay few and small), and every render has its own (a reload
+must not break the form on screen): docs/references.md, the FastMCP lessons. Any gate
 sharing the cookie secret opens it, so instances need no shared pending state;
 rotating the Ed25519 signing keys does not touch it.
 

@@ -1,6 +1,6 @@
 """URLs from untrusted input: split without crashing, and read hosts as a browser will.
 
-Two problems, both from the hardening issue (#10, points 4 and 5):
+Two problems (docs/references.md, "Untrusted URLs and hosts"):
 
 * ``urllib.parse.urlsplit`` raises ``ValueError`` on inputs such as
   ``https://[::1/cb`` or a netloc with a full-width slash (U+FF0F). Every parse of

@@ -239,8 +239,8 @@ class SQLiteBackend(SqlRows):
 
         SQLite goes on reading and writing an unlinked file without an error, so
         without this check a deleted store keeps "remembering" approvals into a file
-        nobody will ever open again, and the next start creates an empty one (issue
-        16). One ERROR line when it is found gone; when the very same file (device
+        nobody will ever open again, and the next start creates an empty one. One
+        ERROR line when it is found gone; when the very same file (device
         and inode) is put back, say by restoring a hard link, one INFO line and the
         store serves again.
         """

@@ -15,7 +15,7 @@ each person an account page listing the consents they granted, each revocable;
   (``CookieCrypto.approvals_token``), and the POST must come from the gate's own
   page (Fetch Metadata, else Origin: ``browser.from_own_page``, as the consent
   answer). The token is the same on every render, so a reload never invalidates
-  a form still on screen (FastMCP issue 4814). Refusals are audited as
+  a form still on screen (docs/references.md, the FastMCP lessons). Refusals are audited as
   ``approvals_refused``; a revocation is audited by the store (``consents_revoked``,
   ``by="self"``).
 * **After a POST, 303** back to the page (RFC 9700 §4.12), so a reload does not

@@ -183,7 +183,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
         # registration is open, so "registered" says nothing about who owns the
         # redirect URI: an error is redirected only to a destination this browser
         # approved for this exact request; anything else gets a local page, or the
-        # gate is an open redirect (RFC 9700 §4.11.2; hardening issue #10, point 10).
+        # gate is an open redirect (RFC 9700 §4.11.2).
         approved = (
             registered
             and browser.subject is not None

@@ -12,7 +12,7 @@ headers of RFC 9700 §4.16 and §4.2.4 and MCP's security best practices:
 
 There is deliberately no ``form-action`` directive: it blocks the redirect chain
 after the consent form (to the IdP, to ``claude://`` redirect URIs) in Chromium
-(FastMCP issue 3369).
+(docs/references.md, the FastMCP lessons).
 """
 
 from __future__ import annotations
