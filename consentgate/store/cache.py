@@ -33,12 +33,12 @@ from __future__ import annotations
 import enum
 from typing import Final, TypeAlias
 
+from consentgate.core.oauth.authorization_requests import ApprovalKey
 from consentgate.core.signed.records import ClientRecord
 
 #: The verified grants of one lookup key: (scopes, expires_at) per record.
 Grants: TypeAlias = tuple[tuple[frozenset[str], int], ...]
 #: subject, client_id, redirect_uri, resource.
-Key: TypeAlias = tuple[str, str, str, str]
 
 
 class Missing(enum.Enum):
@@ -77,7 +77,7 @@ class DecisionCache:
         self.generation = 0
         #: The change counter the cached entries were filled under (None: not yet known).
         self.seen_counter: int | None = None
-        self._decisions: dict[Key, Grants] = {}
+        self._decisions: dict[ApprovalKey, Grants] = {}
         self._clients: dict[str, ClientRecord | None] = {}
 
     def __len__(self) -> int:
@@ -111,7 +111,12 @@ class DecisionCache:
         return True
 
     def after_own_write(
-        self, before: int, after: int, *, key: Key | None = None, client_id: str | None = None
+        self,
+        before: int,
+        after: int,
+        *,
+        key: ApprovalKey | None = None,
+        client_id: str | None = None,
     ) -> None:
         """Forget only what this process's own write changed, when that is all that changed.
 
@@ -134,11 +139,11 @@ class DecisionCache:
 
     # --- decisions -------------------------------------------------------------------
 
-    def grants(self, key: Key) -> Grants | None:
+    def grants(self, key: ApprovalKey) -> Grants | None:
         """The cached grants of ``key`` (possibly empty: a cached "no"), or None."""
         return self._decisions.get(key)
 
-    def put_grants(self, key: Key, grants: Grants, generation: int) -> None:
+    def put_grants(self, key: ApprovalKey, grants: Grants, generation: int) -> None:
         """Cache ``grants`` read while the generation was ``generation``; dropped if an
         invalidation happened since (the read may predate the change)."""
         if generation != self.generation or not self.size:

@@ -25,7 +25,7 @@ from consentgate.audit.chain import AuditMark, ChainReport
 from consentgate.audit.events import AuditTrail
 from consentgate.audit.trail import AuditRecord
 from consentgate.core.clock import Clock, system_clock
-from consentgate.core.oauth.authorization_requests import ConsentQuestion
+from consentgate.core.oauth.authorization_requests import ApprovalKey, ConsentQuestion
 from consentgate.core.signed.keyring import KeyRing
 from consentgate.core.signed.records import ClientRecord, ConsentRecord
 from consentgate.store.cache import DecisionCache
@@ -253,7 +253,7 @@ class ConsentStore:
         if client_id is None or redirect_uri is None or scopes is None:
             raise TypeError("is_approved needs subject, client_id, redirect_uri and scopes")
         return await self._consents.is_approved(
-            (subject, client_id, redirect_uri, resource), scopes
+            ApprovalKey(subject, client_id, redirect_uri, resource), scopes
         )
 
     async def get(self, id: str) -> ConsentRecord | None:

@@ -49,6 +49,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias, TypeVar
 
+from consentgate.core.oauth.authorization_requests import ApprovalKey
 from consentgate.core.signed.records import RevokeSelector
 
 T = TypeVar("T")
@@ -65,7 +66,6 @@ Cursor: TypeAlias = object
 Page: TypeAlias = tuple[list[Row], Cursor | None]
 #: The lookup of the question the store answers: subject, client_id, redirect_uri,
 #: resource (every one matched exactly, byte for byte).
-LookupKey: TypeAlias = tuple[str, str, str, str]
 #: Which unrevoked records :meth:`StoreTransaction.unrevoked_consents` selects; the
 #: value is compared for equality with the column of that name (none for ``"all"``).
 #: The new signature of a consent row: id, key_id, signature.
@@ -86,7 +86,7 @@ class StoreTransaction(Protocol):
         The facade reads it at both ends to tell its own write from anyone else's."""
         ...
 
-    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
+    async def active_consents(self, key: ApprovalKey, now: int) -> list[Row]:
         """Consent rows whose four lookup columns equal ``key`` exactly, with
         ``expires_at > now`` and ``revoked_at`` NULL, in any order."""
         ...
@@ -213,7 +213,7 @@ class StoreBackend(Protocol):
         """
         ...
 
-    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
+    async def active_consents(self, key: ApprovalKey, now: int) -> list[Row]:
         """:meth:`StoreTransaction.active_consents` outside a write transaction: the
         read behind every uncached answer; it must use an index, not a scan."""
         ...

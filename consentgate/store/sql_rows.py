@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from consentgate.core.oauth.authorization_requests import ApprovalKey
 from consentgate.core.signed.records import RevokeSelector
-from consentgate.store.protocol import HEARTBEAT_SETTING, Cursor, LookupKey, Page, Resigned, Row
+from consentgate.store.protocol import HEARTBEAT_SETTING, Cursor, Page, Resigned, Row
 from consentgate.store.sql_statements import Statements, cursor_position
 
 T = TypeVar("T")
@@ -61,7 +62,7 @@ class SqlTransaction:
     async def change_counter(self) -> int:
         raise NotImplementedError
 
-    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
+    async def active_consents(self, key: ApprovalKey, now: int) -> list[Row]:
         if not self._sql.dialect.storable(*key):
             return []
         return await self._run.fetch(self._sql.lookup, (*key, now))
@@ -164,7 +165,7 @@ class SqlRows:
         self._check_open()
         return self._sql.dialect.storable(*values)
 
-    async def active_consents(self, key: LookupKey, now: int) -> list[Row]:
+    async def active_consents(self, key: ApprovalKey, now: int) -> list[Row]:
         if not self._storable(*key):
             return []
         return await self._read(self._sql.lookup, (*key, now))

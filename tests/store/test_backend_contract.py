@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from consentgate import KeyRing
+from consentgate.core.oauth.authorization_requests import ApprovalKey
 from consentgate.store import StoreClosed
 from consentgate.store.protocol import (
     Cursor,
@@ -53,7 +54,8 @@ async def test_rows_come_back_exactly_as_stored_and_are_not_verified(
     await insert(backend, forged)
     assert tuple(await backend.consent("forged") or ()) == forged
     assert [
-        tuple(row) for row in await backend.active_consents(("alice", "client-1", CB, ""), NOW)
+        tuple(row)
+        for row in await backend.active_consents(ApprovalKey("alice", "client-1", CB, ""), NOW)
     ] == [forged]
     async with await database.open(ring) as store:  # the store on top is what verifies
         assert await store.get("forged") is None
@@ -133,7 +135,9 @@ async def test_a_transaction_whose_body_raises_leaves_nothing_behind(
 
     async def body(tx: StoreTransaction) -> None:
         await tx.insert_consent(consent_row("r1"))
-        assert await tx.active_consents(("alice", "client-1", CB, ""), NOW)  # sees its write
+        assert await tx.active_consents(
+            ApprovalKey("alice", "client-1", CB, ""), NOW
+        )  # sees its write
         raise Refused
 
     with pytest.raises(Refused):

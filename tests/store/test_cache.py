@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from consentgate.core.oauth.authorization_requests import ApprovalKey
 from consentgate.core.signed.records import ClientRecord
-from consentgate.store.cache import MISSING, DecisionCache, Grants, Key, covered
+from consentgate.store.cache import MISSING, DecisionCache, Grants, covered
 
 YES: Grants = ((frozenset({"openid"}), 100),)
 
 
-def key(name: str) -> Key:
-    return (name, "client-1", "https://app.example/cb", "")
+def key(name: str) -> ApprovalKey:
+    return ApprovalKey(name, "client-1", "https://app.example/cb", "")
 
 
 def client(client_id: str) -> ClientRecord:

@@ -25,6 +25,7 @@ import asyncpg
 import pytest
 
 from consentgate import ConsentStore, KeyRing
+from consentgate.core.oauth.authorization_requests import ApprovalKey
 from consentgate.core.startup_errors import StartupError
 from consentgate.store.postgres import PostgresBackend, describe, mask_password, migrate
 from consentgate.store.postgres.postgres_backend import LOOKUP
@@ -492,7 +493,12 @@ async def test_the_lookup_is_served_by_the_lookup_index(database: PostgresDataba
     )
     assert "consents_lookup" in " ".join(str(row[0]) for row in plan), plan
     assert (
-        len(await backend.active_consents(("s1", "client-1", "https://c1.example/cb", ""), 0)) == 20
+        len(
+            await backend.active_consents(
+                ApprovalKey("s1", "client-1", "https://c1.example/cb", ""), 0
+            )
+        )
+        == 20
     )
     await backend.close()
 

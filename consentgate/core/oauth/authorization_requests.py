@@ -24,7 +24,7 @@ import ipaddress
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from consentgate.core.memo import remembered
 from consentgate.core.oauth.oauth_errors import (
@@ -291,6 +291,24 @@ class ConsentQuestion:
     client_id: str
     redirect_key: str
     scopes: tuple[str, ...]
+    resource: str
+
+    @property
+    def key(self) -> ApprovalKey:
+        """What the approvals that may answer this question are kept under."""
+        return ApprovalKey(self.subject, self.client_id, self.redirect_key, self.resource)
+
+
+class ApprovalKey(NamedTuple):
+    """What one remembered approval is kept and looked up under: the person (subject),
+    the client, its redirect key and the resource (RFC 8707). Scopes are not part of
+    it: an approval answers a question whose scopes it covers. One name for the key
+    the store's cache, its backends and its records use (a plain tuple underneath, so
+    it binds as SQL parameters as it is)."""
+
+    subject: str
+    client_id: str
+    redirect_key: str
     resource: str
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from consentgate.audit.chain import Revocations
 from consentgate.audit.decisions import ConsentRecorded, ConsentRefreshed, ConsentsRevoked
-from consentgate.core.oauth.authorization_requests import ConsentQuestion
+from consentgate.core.oauth.authorization_requests import ApprovalKey, ConsentQuestion
 from consentgate.core.signed.records import (
     MAX_CLIENT_ID_LENGTH,
     MAX_SCOPE_LENGTH,
@@ -37,7 +37,7 @@ from consentgate.core.signed.records import (
     scope_set,
     sign_record,
 )
-from consentgate.store.cache import Grants, Key, covered
+from consentgate.store.cache import Grants, covered
 from consentgate.store.parts.audit_chain import AuditChain, RevokedBy
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE, check_limit, every_row, next_cursor, position
@@ -132,7 +132,7 @@ class Consents:
         if not ttl >= 1:
             raise ValueError(f"ttl must be at least one second, got {ttl!r}")
         ctx = self._ctx
-        key: Key = (subject, client_id, redirect_uri, resource)
+        key = ApprovalKey(subject, client_id, redirect_uri, resource)
         now = ctx.now()
         unsigned = ConsentRecord(
             id=new_record_id(),
@@ -193,10 +193,9 @@ class Consents:
 
     async def answer(self, question: ConsentQuestion) -> bool:
         """:meth:`is_approved` of one :class:`ConsentQuestion`."""
-        key = (question.subject, question.client_id, question.redirect_key, question.resource)
-        return await self.is_approved(key, question.scopes)
+        return await self.is_approved(question.key, question.scopes)
 
-    async def is_approved(self, key: Key, scopes: Iterable[str]) -> bool:
+    async def is_approved(self, key: ApprovalKey, scopes: Iterable[str]) -> bool:
         """Whether a verified, unrevoked, unexpired record of ``key`` covers ``scopes``.
 
         A request without any scope is covered only by an approval that had none
