@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from consentgate.admin.admin_handlers import add_routes, json_response
 from consentgate.admin.api_parsing import AdminToken, BadRequest, bearer_token
 from consentgate.config.sections_operations import AdminConfig
-from consentgate.core.startup_errors import StartupError
+from consentgate.core.startup_errors import StartupError, cannot_listen
 from consentgate.metrics.collectors import EXPOSITION_TYPE, Metrics
 from consentgate.metrics.worker_merge import LOCAL_PATH, gather, socket_path
 from consentgate.signing.admin_token import load_admin_token
@@ -210,9 +211,14 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
             peers = await _answer_peers(metrics, read_store, place)
         # Under a supervisor every worker binds the admin port (SO_REUSEPORT), as the
         # public one: whichever answers a scrape answers for all.
-        await web.TCPSite(
+        site = web.TCPSite(
             runner, listen.host, listen.port, reuse_address=True, reuse_port=place is not None
-        ).start()
+        )
+        try:
+            await site.start()
+        except OSError as exc:
+            raise cannot_listen("admin.listen", listen, exc) from None
+        log.info("admin listening", extra={"fields": {"address": _urls(runner.addresses)}})
         yield
     finally:
         app[RELOAD_HOOKS].remove(reload_token)
@@ -239,3 +245,11 @@ async def _answer_peers(
     path.unlink(missing_ok=True)  # a restarted worker's old socket
     await web.UnixSite(runner, str(path)).start()
     return runner
+
+
+def _urls(addresses: list[Any]) -> str:
+    """Where the listener listens, as the public listener's ``listening`` line says it."""
+    return ", ".join(
+        f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        for host, port, *_ in addresses
+    )

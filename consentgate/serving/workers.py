@@ -61,6 +61,7 @@ from consentgate.config.model import Config
 from consentgate.config.reload_rules import ConfigSource
 from consentgate.core.startup_errors import StartupError
 from consentgate.logs.loggers import configure_logging
+from consentgate.serving.privileges import warn_if_root
 from consentgate.serving.sdnotify import VARIABLES, Notifier
 from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.store.opening import describe, migrate_store
@@ -168,6 +169,7 @@ class Supervisor:
         """Run until SIGTERM/SIGINT; the exit status of the gate."""
         count = self.config.server.workers
         configure_logging(format=self.config.log.format, level=self.config.log.level)
+        warn_if_root()
         previous = {
             sig: signal.signal(sig, handler)
             for sig, handler in (

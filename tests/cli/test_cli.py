@@ -106,7 +106,9 @@ def test_serve_on_a_port_in_use_says_so_and_exits_1(tmp_path: Path) -> None:
         occupied.close()
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"consentgate: error: cannot listen on 127.0.0.1:{port}: the address is already in use"
+        f"consentgate: error: server.listen: cannot listen on 127.0.0.1:{port}: the address "
+        "is already in use (another process listens there: stop it, or set server.listen to "
+        "a free port)"
     )
     assert "Traceback" not in result.stderr
 
