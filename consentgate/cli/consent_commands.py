@@ -23,6 +23,7 @@ from consentgate.cli.conventions import (
     add_store_keys_argument,
     error,
     json_line,
+    program_name,
     utc,
 )
 from consentgate.cli.store_session import with_store
@@ -35,7 +36,7 @@ def _warn_failures(count: int) -> None:
     if count:
         print(
             f"consentgate: warning: {count} record(s) failed verification and are not "
-            "shown; run: consentgate consents verify",
+            f"shown; run: {program_name()} consents verify",
             file=sys.stderr,
         )
 
@@ -116,7 +117,7 @@ def _cmd_consents_revoke(args: argparse.Namespace) -> int:
         if store.tamper_events:
             print(
                 f"consentgate: warning: {store.tamper_events} matching record(s) failed "
-                "verification and were left as they are; run: consentgate consents verify",
+                f"verification and were left as they are; run: {program_name()} consents verify",
                 file=sys.stderr,
             )
         if args.id is not None and count == 0:

@@ -16,6 +16,7 @@ from consentgate.cli.conventions import (
     Commands,
     add_config_argument,
     load,
+    program_name,
 )
 from consentgate.config.loading import ConfigError
 from consentgate.core.startup_errors import StartupError
@@ -97,7 +98,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     print(f"wrote {config_path} (every key with its default, from config.example.toml)")
     print(f"created the signing key and the cookie secret in {keys_dir} (0700, files 0600)")
     print(f"the consent store will be {config.store.path}, created at the first start")
-    print(f"\nnext: consentgate serve --config {config_path}")
+    print(f"\nnext: {program_name()} serve --config {config_path}")
     return EXIT_OK
 
 
