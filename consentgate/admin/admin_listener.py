@@ -17,6 +17,7 @@ Every answer is JSON (errors too: ``{"error": ..., "message": ...}``) with
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -156,11 +157,13 @@ def _reload_token(config: AdminConfig, token: AdminToken) -> Callable[[], None]:
     def reload_token() -> None:
         assert config.token_file is not None  # noqa: S101 - the config requires it
         try:
-            token.current = load_admin_token(config.token_file)
+            loaded = load_admin_token(config.token_file)
         except StartupError as exc:
             log.error("admin token not reloaded", extra={"fields": {"reason": str(exc)}})
             return
-        log.info("admin token reloaded")
+        if not hmac.compare_digest(loaded, token.current):
+            token.current = loaded
+            log.info("admin token reloaded")
 
     return reload_token
 
@@ -170,8 +173,9 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
 
     Refuses to start (a :class:`StartupError` naming ``admin.token_file``) when the
     token file is unusable: missing, open to group or others, or too short. SIGHUP
-    re-reads it (a rotated token, no restart); a file that no longer loads keeps the
-    token in use."""
+    re-reads it (a rotated token, no restart; logged only when it changed); a file
+    that no longer loads keeps the token in use, and a reload that refused the
+    configuration file does not re-read it at all (:mod:`consentgate.serving.sighup`)."""
     config = app[LIVE_SETTINGS].current.config.admin
     listen = config.listen
     if listen is None:
