@@ -46,7 +46,10 @@ def test_version_names_what_a_bug_report_needs() -> None:
 
 def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "--config", str(ROOT / "config.example.toml")]) == 0
-    assert capsys.readouterr().out == "configuration is valid\n"
+    assert capsys.readouterr().out == (
+        f"{ROOT / 'config.example.toml'}: the file is valid\n"
+        "this machine: nothing that stops serve\n"
+    )
 
 
 def test_check_config_warns_once_about_each_key_that_is_now_ignored(
@@ -59,7 +62,7 @@ def test_check_config_warns_once_about_each_key_that_is_now_ignored(
     )
     assert main(["check-config", "--offline", "--config", str(older)]) == 0
     out, err = capsys.readouterr()
-    assert out.startswith("configuration is valid\n")
+    assert out.startswith(f"{older}: the file is valid\n")
     assert "warning" not in out
     assert err.count("consentgate: warning: consent.max_pending_per_address: ignored") == 1
     assert "consent.max_pending:" not in err
