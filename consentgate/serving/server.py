@@ -153,8 +153,6 @@ async def serve(
     """
     static = {"worker": worker} if worker is not None else None
     configure_logging(format=config.log.format, level=config.log.level, static=static)
-    if worker is None:  # under a supervisor, the supervisor says it once
-        warn_if_root()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLimiter(loop.get_exception_handler()))
     # The audit log's lines, without a logging record, written once per loop iteration.
@@ -215,6 +213,8 @@ async def _serve(
         "listening",
         extra={"fields": {"address": address, "upstream": config.upstream.url}},
     )
+    if worker is None:  # under a supervisor, the supervisor says it once
+        warn_if_root()  # once started: a start that fails stays one line
     systemd = Notifier(log)  # a worker's environment has no NOTIFY_SOCKET: it stays quiet
     status = f"listening on {address}"
     systemd.ready(status)

@@ -169,7 +169,6 @@ class Supervisor:
         """Run until SIGTERM/SIGINT; the exit status of the gate."""
         count = self.config.server.workers
         configure_logging(format=self.config.log.format, level=self.config.log.level)
-        warn_if_root()
         previous = {
             sig: signal.signal(sig, handler)
             for sig, handler in (
@@ -188,6 +187,7 @@ class Supervisor:
                 "supervising workers",
                 extra={"fields": {"workers": count, "address": str(self.config.server.listen)}},
             )
+            warn_if_root()
             status = self._watch()
         finally:
             self._systemd.stopping()
