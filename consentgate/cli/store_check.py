@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from consentgate.cli.conventions import program_name
 from consentgate.config.dsn import describe, password_of
 from consentgate.config.sections_operations import StoreConfig
 from consentgate.core.startup_errors import StartupError
@@ -90,7 +91,7 @@ async def _role_problems(conn: asyncpg.Connection, where: str) -> list[str]:
         return [
             f"the role {role!r} may not create the schema {SCHEMA!r} in {where}, which "
             "serve does at its first start: make it the database's owner, or run "
-            "consentgate migrate as the owner first (docs/store.md, The least privileges)"
+            f"{program_name()} migrate as the owner first (docs/store.md, The least privileges)"
         ]
     if version < SCHEMA_VERSION:
         owner = await conn.fetchval(
@@ -101,7 +102,7 @@ async def _role_problems(conn: asyncpg.Connection, where: str) -> list[str]:
             return [
                 f"the consent store in {where} has schema version {version}; serve would "
                 f"migrate it to {SCHEMA_VERSION}, which only the schema's owner may: run "
-                f"consentgate migrate as the owner first (the role {role!r} is not)"
+                f"{program_name()} migrate as the owner first (the role {role!r} is not)"
             ]
     if not await conn.fetchval("SELECT has_schema_privilege($1, 'USAGE')", SCHEMA):
         return [
