@@ -12,6 +12,7 @@ from aiohttp import web
 
 from consentgate.cli import main
 from consentgate.store.postgres import migrate
+from tests.cli.test_store_cli import run_cli
 from tests.conftest import StartUpstream, admin_token_file
 from tests.support.gateproc import free_port, write_config
 from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
@@ -241,3 +242,23 @@ def test_a_postgres_store_is_checked_for_what_the_role_may_do(
         other,
     )
     assert check_as_gate(other)[0] == 0
+
+
+def test_an_unwritable_store_directory_is_a_problem_of_this_machine_not_a_valid_config(
+    tmp_path: Path,
+) -> None:
+    """As a user who cannot write there (root without its capabilities: file modes
+    apply), the exit code and the last line say serve would fail."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    store = {"path": str(locked / "store.sqlite3")}
+    config = write_config(tmp_path, "http://127.0.0.1:9", 8080, {"store": store})
+    result = run_cli("check-config", "--offline", "--config", str(config), unprivileged=True)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines()[0] == f"{config}: the file is valid"
+    assert result.stderr.splitlines() == [
+        f"consentgate: error: store.path: the gate cannot write in {locked} (SQLite creates "
+        "store.sqlite3-wal and store.sqlite3-shm beside the file)",
+        "consentgate: error: this machine: 1 problem(s) that stop serve (above)",
+    ]
