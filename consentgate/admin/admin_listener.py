@@ -17,15 +17,17 @@ Every answer is JSON (errors too: ``{"error": ..., "message": ...}``) with
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from consentgate.admin.admin_handlers import add_routes, json_response
 from consentgate.admin.api_parsing import AdminToken, BadRequest, bearer_token
 from consentgate.config.sections_operations import AdminConfig
-from consentgate.core.startup_errors import StartupError
+from consentgate.core.startup_errors import StartupError, cannot_listen
 from consentgate.metrics.collectors import EXPOSITION_TYPE, Metrics
 from consentgate.metrics.worker_merge import LOCAL_PATH, gather, socket_path
 from consentgate.signing.admin_token import load_admin_token
@@ -155,11 +157,13 @@ def _reload_token(config: AdminConfig, token: AdminToken) -> Callable[[], None]:
     def reload_token() -> None:
         assert config.token_file is not None  # noqa: S101 - the config requires it
         try:
-            token.current = load_admin_token(config.token_file)
+            loaded = load_admin_token(config.token_file)
         except StartupError as exc:
             log.error("admin token not reloaded", extra={"fields": {"reason": str(exc)}})
             return
-        log.info("admin token reloaded")
+        if not hmac.compare_digest(loaded, token.current):
+            token.current = loaded
+            log.info("admin token reloaded")
 
     return reload_token
 
@@ -169,8 +173,9 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
 
     Refuses to start (a :class:`StartupError` naming ``admin.token_file``) when the
     token file is unusable: missing, open to group or others, or too short. SIGHUP
-    re-reads it (a rotated token, no restart); a file that no longer loads keeps the
-    token in use."""
+    re-reads it (a rotated token, no restart; logged only when it changed); a file
+    that no longer loads keeps the token in use, and a reload that refused the
+    configuration file does not re-read it at all (:mod:`consentgate.serving.sighup`)."""
     config = app[LIVE_SETTINGS].current.config.admin
     listen = config.listen
     if listen is None:
@@ -210,9 +215,14 @@ async def admin_listener(app: web.Application) -> AsyncIterator[None]:
             peers = await _answer_peers(metrics, read_store, place)
         # Under a supervisor every worker binds the admin port (SO_REUSEPORT), as the
         # public one: whichever answers a scrape answers for all.
-        await web.TCPSite(
+        site = web.TCPSite(
             runner, listen.host, listen.port, reuse_address=True, reuse_port=place is not None
-        ).start()
+        )
+        try:
+            await site.start()
+        except OSError as exc:
+            raise cannot_listen("admin.listen", listen, exc) from None
+        log.info("admin listening", extra={"fields": {"address": _urls(runner.addresses)}})
         yield
     finally:
         app[RELOAD_HOOKS].remove(reload_token)
@@ -239,3 +249,11 @@ async def _answer_peers(
     path.unlink(missing_ok=True)  # a restarted worker's old socket
     await web.UnixSite(runner, str(path)).start()
     return runner
+
+
+def _urls(addresses: list[Any]) -> str:
+    """Where the listener listens, as the public listener's ``listening`` line says it."""
+    return ", ".join(
+        f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        for host, port, *_ in addresses
+    )

@@ -23,6 +23,7 @@ from consentgate.cli.conventions import (
     add_store_keys_argument,
     error,
     json_line,
+    program_name,
     utc,
 )
 from consentgate.cli.store_session import with_store
@@ -35,7 +36,7 @@ def _warn_failures(count: int) -> None:
     if count:
         print(
             f"consentgate: warning: {count} record(s) failed verification and are not "
-            "shown; run: consentgate consents verify",
+            f"shown; run: {program_name()} consents verify",
             file=sys.stderr,
         )
 
@@ -116,7 +117,7 @@ def _cmd_consents_revoke(args: argparse.Namespace) -> int:
         if store.tamper_events:
             print(
                 f"consentgate: warning: {store.tamper_events} matching record(s) failed "
-                "verification and were left as they are; run: consentgate consents verify",
+                f"verification and were left as they are; run: {program_name()} consents verify",
                 file=sys.stderr,
             )
         if args.id is not None and count == 0:
@@ -128,9 +129,37 @@ def _cmd_consents_revoke(args: argparse.Namespace) -> int:
     return with_store(args, action)
 
 
+async def _count_by_kind(store: ConsentStore, checked: int) -> dict[str, int]:
+    """How many rows of each kind ``verify_all`` checked, counted as ``consents list``
+    counts (every consent record, revoked and expired included, that verifies, plus
+    those that fail), then the client registrations; what is left of ``checked`` is
+    pending rows an older version left behind (:meth:`ConsentStore.verify_all`)."""
+    from consentgate.store import VerificationFailure
+
+    failures: list[VerificationFailure] = []
+    consents = sum([1 async for _ in store.iter_records(failures=failures)])
+    clients = sum([1 async for _ in store.iter_clients(failures=failures)])
+    consents += sum(failure.kind == "consent" for failure in failures)
+    clients += sum(failure.kind == "client" for failure in failures)
+    return {
+        "consent": consents,
+        "client": clients,
+        "pending": max(0, checked - consents - clients),
+    }
+
+
+#: How ``consents verify`` names each kind of row it counts.
+_KIND_NAMES = {
+    "consent": "consent record(s)",
+    "client": "client registration(s)",
+    "pending": "pending row(s) of an older version",
+}
+
+
 def _cmd_consents_verify(args: argparse.Namespace) -> int:
     async def action(store: ConsentStore) -> int:
         report = await store.verify_all()
+        counts = await _count_by_kind(store, report.checked)
         for failure in report.failures:
             print(f"{failure.kind} {failure.id}: {failure.reason}")
         stored = await store.stored_keys()
@@ -153,15 +182,29 @@ def _cmd_consents_verify(args: argparse.Namespace) -> int:
         chain = await store.verify_audit()
         print_chain(chain)
         behind = await audit_behind_mark(args, store)
+        failing = {kind: sum(f.kind == kind for f in report.failures) for kind in _KIND_NAMES}
+        failing["consent"] += len(restored)
         if report.failures or restored or stored.unreadable or not chain.ok or behind is not None:
-            failed = [f"{len(report.failures) + len(restored)} of {report.checked} record(s)"]
+            failed = [
+                f"{failing[kind]} of {counts[kind]} {name}"
+                for kind, name in _KIND_NAMES.items()
+                if failing[kind]
+            ]
             if stored.unreadable:
                 failed.append(f"{len(stored.unreadable)} stored key(s)")
             if not chain.ok or behind is not None:
                 failed.append("the audit trail")
-            error(f"{' and '.join(failed)} failed verification")
+            listed = ", ".join(failed[:-1]) + " and " if len(failed) > 1 else ""
+            error(f"{listed}{failed[-1]} failed verification")
             return EXIT_FAILURE
-        print(f"all {report.checked} record(s) verify")
+        counted = [
+            f"{counts['consent']} {_KIND_NAMES['consent']} (as consents list counts them: "
+            "revoked and expired included)",
+            f"{counts['client']} {_KIND_NAMES['client']}",
+        ]
+        if counts["pending"]:
+            counted.append(f"{counts['pending']} {_KIND_NAMES['pending']}")
+        print(f"all verify: {', '.join(counted[:-1])} and {counted[-1]}")
         return EXIT_OK
 
     return with_store(args, action, verifying=True)

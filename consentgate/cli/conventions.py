@@ -29,6 +29,14 @@ Handler = Callable[[argparse.Namespace], int]
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
+def program_name(argv0: str | None = None) -> str:
+    """The name to put in a hint (``next: consentgate serve``) so that it is a command
+    that exists here: the single file's own name (``consentgate.pyz``, docs/deploy.md)
+    when run as one, else ``consentgate``. ``argv0`` defaults to ``sys.argv[0]``."""
+    name = Path(sys.argv[0] if argv0 is None else argv0).name
+    return name if name.endswith(".pyz") else "consentgate"
+
+
 def error(message: str) -> None:
     print(f"consentgate: error: {message}", file=sys.stderr)
 

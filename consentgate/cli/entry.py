@@ -24,7 +24,7 @@ from consentgate.cli import (
     setup_commands,
     store_commands,
 )
-from consentgate.cli.conventions import EXIT_FAILURE, EXIT_USAGE, Handler, error
+from consentgate.cli.conventions import EXIT_FAILURE, EXIT_USAGE, Handler, error, program_name
 from consentgate.config.loading import ConfigError
 from consentgate.core.startup_errors import StartupError
 
@@ -56,7 +56,7 @@ class _PrintVersion(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; exposed so tests and docs can inspect it."""
     parser = argparse.ArgumentParser(
-        prog="consentgate",
+        prog=program_name(),
         description="A consent gate in front of a single-client OAuth proxy.",
     )
     parser.add_argument(

@@ -14,7 +14,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from consentgate.cli.conventions import EXIT_OK, Commands, add_config_argument, load, utc
+from consentgate.cli.conventions import (
+    EXIT_OK,
+    Commands,
+    add_config_argument,
+    load,
+    program_name,
+    utc,
+)
 from consentgate.cli.store_session import with_store
 from consentgate.config.model import Config
 from consentgate.core.startup_errors import StartupError
@@ -74,7 +81,7 @@ def _record_rotation(config: Config, previous: str, active: str) -> None:
             file=sys.stderr,
         )
     else:
-        print("recorded in the audit trail (consentgate audit list --event key_rotated)")
+        print(f"recorded in the audit trail ({program_name()} audit list --event key_rotated)")
 
 
 def _cmd_keys_list(args: argparse.Namespace) -> int:

@@ -2,6 +2,8 @@
 will find what it needs on this machine, said before the first start instead of by it.
 
 Errors: the store's directory missing or not writable, a store file others can read,
+a PostgreSQL store that does not answer or whose role may not do what ``serve`` will
+do there (:mod:`consentgate.cli.store_check`),
 a keys directory that cannot be created or that ``serve`` would refuse, an admin
 token file ``serve`` would refuse, a guarded path that is not where the upstream's
 metadata says its endpoint is (:mod:`consentgate.core.oauth.upstream_endpoints`: ``serve`` would
@@ -56,7 +58,9 @@ def _nearest_existing(path: Path) -> Path:
 
 def store_findings(config: Config) -> list[Finding]:
     if config.store.url:
-        return []  # a PostgreSQL store is checked by `consentgate migrate`
+        from consentgate.cli.store_check import postgres_problems
+
+        return [Finding("error", problem) for problem in postgres_problems(config.store)]
     path = config.store.path
     if not path.parent.is_dir():
         return [Finding("error", f"store.path: the directory {path.parent} does not exist")]

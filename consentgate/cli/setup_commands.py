@@ -15,15 +15,18 @@ from consentgate.cli.conventions import (
     EXIT_USAGE,
     Commands,
     add_config_argument,
+    error,
     load,
+    program_name,
 )
 from consentgate.config.loading import ConfigError
 from consentgate.core.startup_errors import StartupError
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    """The file, then what ``serve`` will need on this machine (:mod:`consentgate.core.
-    preflight`): errors exit 1, a silent upstream is a warning."""
+    """Two verdicts: the file (exit 2 with every error), then what ``serve`` will need
+    on this machine (:mod:`consentgate.cli.preflight`): each problem, then their number
+    (exit 1, as ``serve`` would fail); a silent upstream is a warning."""
     from consentgate.cli.preflight import COMPARED_KEYS, preflight
 
     try:
@@ -35,7 +38,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_USAGE
-    print("configuration is valid")
+    print(f"{args.config}: the file is valid", flush=True)
     for warning in _ignored_settings(args.config):
         print(f"consentgate: warning: {warning}", file=sys.stderr)
     findings = preflight(config, upstream=not args.offline)
@@ -46,7 +49,12 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         )
     for finding in findings:
         print(f"consentgate: {finding.level}: {finding.message}", file=sys.stderr)
-    return EXIT_FAILURE if any(f.level == "error" for f in findings) else EXIT_OK
+    problems = sum(finding.level == "error" for finding in findings)
+    if problems:
+        error(f"this machine: {problems} problem(s) that stop serve (above)")
+        return EXIT_FAILURE
+    print("this machine: nothing that stops serve")
+    return EXIT_OK
 
 
 def _ignored_settings(path: Path) -> list[str]:
@@ -97,7 +105,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     print(f"wrote {config_path} (every key with its default, from config.example.toml)")
     print(f"created the signing key and the cookie secret in {keys_dir} (0700, files 0600)")
     print(f"the consent store will be {config.store.path}, created at the first start")
-    print(f"\nnext: consentgate serve --config {config_path}")
+    print(f"\nnext: {program_name()} serve --config {config_path}")
     return EXIT_OK
 
 

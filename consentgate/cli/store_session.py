@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from consentgate.cli.conventions import EXIT_FAILURE, EXIT_OK, error, load
+from consentgate.cli.conventions import EXIT_FAILURE, EXIT_OK, error, load, program_name
 
 if TYPE_CHECKING:
     from consentgate.store import ConsentStore
@@ -83,7 +83,7 @@ async def _use_store_keys(store: ConsentStore, keys_dir: Path) -> bool:
     print(
         f"consentgate: verifying with the public keys kept in the store: "
         f"{', '.join(sorted(stored.keys)) or 'none readable'} "
-        "(compare with consentgate keys list on a gate)",
+        f"(compare with {program_name()} keys list on a gate)",
         file=sys.stderr,
     )
     return True

@@ -197,6 +197,13 @@ class Metrics:
         self.registrations = Counter(
             "consentgate_registrations", "Dynamic registrations seen, learned.", registry=r
         )
+        self.unbound_relays = Counter(
+            "consentgate_unbound_relays",
+            "Approved authorizations relayed without a flow binding: the upstream's redirect "
+            "was not recognised as a hand-off to its IdP, so the callback will be refused "
+            "(docs/deploy.md).",
+            registry=r,
+        )
         upstream_errors = Counter(
             "consentgate_upstream_errors", "Upstream failures, by kind.", ["kind"], registry=r
         )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import signal
 import socket
@@ -36,7 +35,7 @@ from consentgate.audit.events import AuditTrail, direct_sink
 from consentgate.config.model import Config
 from consentgate.config.reload_rules import ConfigSource
 from consentgate.config.sections_operations import LogConfig
-from consentgate.core.startup_errors import StartupError
+from consentgate.core.startup_errors import StartupError, cannot_listen
 from consentgate.logs.line_writers import AccessLines, DirectLines
 from consentgate.logs.loggers import ACCESS, configure_logging
 from consentgate.serving.application import create_app
@@ -46,6 +45,7 @@ from consentgate.serving.connections import (
     GuardedAppRunner,
     fit_descriptor_limit,
 )
+from consentgate.serving.privileges import warn_if_root
 from consentgate.serving.sdnotify import Notifier
 from consentgate.serving.shutdown import ABANDON_TIMEOUT, shut_down
 from consentgate.serving.sighup import reload
@@ -130,12 +130,7 @@ async def start(
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        reason = (
-            "the address is already in use"
-            if exc.errno == errno.EADDRINUSE
-            else (exc.strerror or str(exc))
-        )
-        raise StartupError(f"cannot listen on {listen}: {reason}") from None
+        raise cannot_listen("server.listen", listen, exc) from None
     return runner
 
 
@@ -218,6 +213,8 @@ async def _serve(
         "listening",
         extra={"fields": {"address": address, "upstream": config.upstream.url}},
     )
+    if worker is None:  # under a supervisor, the supervisor says it once
+        warn_if_root()  # once started: a start that fails stays one line
     systemd = Notifier(log)  # a worker's environment has no NOTIFY_SOCKET: it stays quiet
     status = f"listening on {address}"
     systemd.ready(status)

@@ -4,7 +4,9 @@ The order matters:
 
 1. the file is read again with the loader the gate started with
    (``app[CONFIG_SOURCE]``: the same path, environment overrides and secret files);
-   a file with any error is refused whole and the configuration in force stays;
+   a file with any error is refused whole: the configuration in force stays, and
+   nothing else is re-read either (no key ring, no admin token, no logging change),
+   so a refused reload changes nothing at all;
 2. :func:`~consentgate.config.reload_rules.plan_reload` splits the difference: keys read
    per request are applied, keys used at start to open something keep their
    running values until a restart;
@@ -32,8 +34,8 @@ log = logging.getLogger("consentgate")
 
 def reload(app: web.Application) -> tuple[str, ...]:
     """SIGHUP: the configuration (when the app was given where to read it), then every
-    registered reload. Returns the problems that refused the configuration file, or
-    ``()`` when it applied (or there was no file to read)."""
+    registered reload, unless the file was refused. Returns the problems that refused
+    the configuration file, or ``()`` when it applied (or there was no file to read)."""
     source = app.get(CONFIG_SOURCE)
     plan: ReloadPlan | None = None
     problems: tuple[str, ...] = ()
@@ -46,10 +48,11 @@ def reload(app: web.Application) -> tuple[str, ...]:
             problems = plan.problems
         if plan is not None and not plan.refused and plan.applied:
             app[LIVE_SETTINGS].swap(plan.config)
-    app[RELOAD_HOOKS].run()
     if problems:
         _report_refused(problems)
-    elif plan is not None:
+        return problems
+    app[RELOAD_HOOKS].run()
+    if plan is not None:
         _report(plan)
     return problems
 

@@ -61,6 +61,7 @@ from consentgate.config.model import Config
 from consentgate.config.reload_rules import ConfigSource
 from consentgate.core.startup_errors import StartupError
 from consentgate.logs.loggers import configure_logging
+from consentgate.serving.privileges import warn_if_root
 from consentgate.serving.sdnotify import VARIABLES, Notifier
 from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.store.opening import describe, migrate_store
@@ -186,6 +187,7 @@ class Supervisor:
                 "supervising workers",
                 extra={"fields": {"workers": count, "address": str(self.config.server.listen)}},
             )
+            warn_if_root()
             status = self._watch()
         finally:
             self._systemd.stopping()

@@ -1,5 +1,6 @@
-"""``check-config`` pre-flights what ``serve`` will need (issue 15, point 5): the store's
-directory and file, the keys directory, and (a warning only) the upstream."""
+"""``check-config`` pre-flights what ``serve`` will need: the store's directory and file
+(or its PostgreSQL server and role), the keys directory, the admin token, and (a
+warning only) the upstream; the file's verdict and this machine's are separate."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ import pytest
 from aiohttp import web
 
 from consentgate.cli import main
+from consentgate.store.postgres import migrate
+from tests.cli.test_store_cli import run_cli
 from tests.conftest import StartUpstream, admin_token_file
 from tests.support.gateproc import free_port, write_config
+from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
+
+__all__ = ["postgres_cluster"]
 
 
 def check(config: Path, *extra: str) -> int:
@@ -23,7 +29,8 @@ def test_a_ready_machine_passes_and_offline_says_what_it_did_not_check(
 ) -> None:
     assert check(write_config(tmp_path, "http://127.0.0.1:9", 8080), "--offline") == 0
     out, err = capsys.readouterr()
-    assert (out.splitlines()[0], err) == ("configuration is valid", "")
+    assert (out.splitlines()[0], err) == (f"{tmp_path / 'gate.toml'}: the file is valid", "")
+    assert out.splitlines()[-1] == "this machine: nothing that stops serve"
     # What it could not look at, it says it did not.
     assert "not checked (--offline)" in out and "upstream.authorize_path" in out
 
@@ -56,6 +63,7 @@ def test_a_missing_store_directory_is_an_error(
     assert check(config, "--offline") == 1
     assert capsys.readouterr().err == (
         f"consentgate: error: store.path: the directory {tmp_path / 'no'} does not exist\n"
+        "consentgate: error: this machine: 1 problem(s) that stop serve (above)\n"
     )
 
 
@@ -104,6 +112,7 @@ def test_an_admin_token_file_serve_would_refuse_is_an_error(
     assert capsys.readouterr().err == (
         f"consentgate: error: the admin token file (admin.token_file) {token} is accessible "
         f"by group or others (mode 0640); run: chmod 600 {token}\n"
+        "consentgate: error: this machine: 1 problem(s) that stop serve (above)\n"
     )
     token.chmod(0o600)
     assert check(config, "--offline") == 0
@@ -135,10 +144,121 @@ async def test_an_upstream_advertising_another_authorization_path_is_an_error_na
     )
     config = write_config(tmp_path, upstream, 8080, {"upstream": {"authorize_path": "/authorise"}})
     assert await asyncio.to_thread(check, config) == 1
-    [error] = capsys.readouterr().err.splitlines()
+    [error, summary] = capsys.readouterr().err.splitlines()
+    assert summary == "consentgate: error: this machine: 1 problem(s) that stop serve (above)"
     assert error.startswith("consentgate: error: upstream.authorize_path: '/authorise'")
     assert f"authorization_endpoint '{public}/authorize'" in error
     # The same upstream and the right path: nothing to say.
     right = write_config(tmp_path, upstream, 8080)
     assert await asyncio.to_thread(check, right) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_the_file_and_this_machine_get_separate_verdicts_and_each_problem_is_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A valid file on a machine where serve would fail is not "valid" and nothing
+    more: the file's verdict, then every problem of this machine, then their number."""
+    admin = {"listen": f"127.0.0.1:{free_port()}", "token_file": str(tmp_path / "no.token")}
+    store = {"path": str(tmp_path / "no" / "s.db")}
+    config = write_config(tmp_path, "http://127.0.0.1:9", 8080, {"store": store, "admin": admin})
+    assert check(config, "--offline") == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"{config}: the file is valid"
+    lines = err.splitlines()
+    assert len(lines) == 3, err
+    assert lines[0].startswith("consentgate: error: store.path: the directory")
+    assert lines[1].startswith("consentgate: error: cannot read the admin token file")
+    assert lines[2] == ("consentgate: error: this machine: 2 problem(s) that stop serve (above)")
+
+
+def test_a_postgres_store_nobody_answers_is_a_problem_of_this_machine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """serve would fail at once: check-config says so, naming the key and the server
+    (a closed loopback port: nothing listens there)."""
+    port = free_port()
+    url = f"postgresql://gate:hunter2@127.0.0.1:{port}/cg"
+    config = write_config(tmp_path, "http://127.0.0.1:9", 8080, {"store": {"url": url}})
+    assert check(config, "--offline") == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == f"{config}: the file is valid"
+    first, summary = err.splitlines()
+    assert first.startswith(
+        f"consentgate: error: store.url: cannot reach PostgreSQL at 127.0.0.1:{port}/cg"
+    )
+    assert summary == "consentgate: error: this machine: 1 problem(s) that stop serve (above)"
+    assert "hunter2" not in out + err
+
+
+@pytest.mark.slow  # PostgreSQL
+def test_a_postgres_store_is_checked_for_what_the_role_may_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_cluster: PostgresCluster
+) -> None:
+    """What serve does at start, asked of the server: a new store needs a role that may
+    create the schema; a current one, every privilege docs/store.md lists."""
+
+    def check_as_gate(database: str) -> tuple[int, str, str]:
+        url = postgres_cluster.dsn(database, user=GATE_ROLE)
+        config = write_config(tmp_path, "http://127.0.0.1:9", 8080, {"store": {"url": url}})
+        status = check(config, "--offline")
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    where = f"127.0.0.1:{postgres_cluster.port}"
+    owned = postgres_cluster.create_database(owner=GATE_ROLE)
+    status, out, err = check_as_gate(owned)
+    assert (status, err) == (0, ""), err
+    assert out.splitlines()[-1] == "this machine: nothing that stops serve"
+
+    # A database the role does not own, and no schema yet: serve could not create it.
+    other = postgres_cluster.create_database()
+    status, _, err = check_as_gate(other)
+    assert status == 1
+    assert err.splitlines()[0] == (
+        f"consentgate: error: store.url: the role {GATE_ROLE!r} may not create the schema "
+        f"'consentgate' in {where}/{other}, which serve does at its first start: make it "
+        "the database's owner, or run consentgate migrate as the owner first "
+        "(docs/store.md, The least privileges)"
+    )
+
+    # Migrated by its owner; the role may read but not write.
+    asyncio.run(migrate(postgres_cluster.dsn(other)))
+    for grant in (
+        f"GRANT USAGE ON SCHEMA consentgate TO {GATE_ROLE}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA consentgate TO {GATE_ROLE}",
+    ):
+        postgres_cluster.psql(grant, other)
+    status, _, err = check_as_gate(other)
+    assert status == 1
+    first = err.splitlines()[0]
+    assert first.startswith(
+        f"consentgate: error: store.url: the role {GATE_ROLE!r} lacks privileges the gate "
+        f"needs in {where}/{other}: INSERT, UPDATE, DELETE on consentgate.audit"
+    ), first
+    assert "consentgate.schema_version" not in first  # read only: SELECT is enough
+    postgres_cluster.psql(
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA consentgate TO {GATE_ROLE}",
+        other,
+    )
+    assert check_as_gate(other)[0] == 0
+
+
+def test_an_unwritable_store_directory_is_a_problem_of_this_machine_not_a_valid_config(
+    tmp_path: Path,
+) -> None:
+    """As a user who cannot write there (root without its capabilities: file modes
+    apply), the exit code and the last line say serve would fail."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    store = {"path": str(locked / "store.sqlite3")}
+    config = write_config(tmp_path, "http://127.0.0.1:9", 8080, {"store": store})
+    result = run_cli("check-config", "--offline", "--config", str(config), unprivileged=True)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines()[0] == f"{config}: the file is valid"
+    assert result.stderr.splitlines() == [
+        f"consentgate: error: store.path: the gate cannot write in {locked} (SQLite creates "
+        "store.sqlite3-wal and store.sqlite3-shm beside the file)",
+        "consentgate: error: this machine: 1 problem(s) that stop serve (above)",
+    ]

@@ -46,7 +46,10 @@ def test_version_names_what_a_bug_report_needs() -> None:
 
 def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "--config", str(ROOT / "config.example.toml")]) == 0
-    assert capsys.readouterr().out == "configuration is valid\n"
+    assert capsys.readouterr().out == (
+        f"{ROOT / 'config.example.toml'}: the file is valid\n"
+        "this machine: nothing that stops serve\n"
+    )
 
 
 def test_check_config_warns_once_about_each_key_that_is_now_ignored(
@@ -59,7 +62,7 @@ def test_check_config_warns_once_about_each_key_that_is_now_ignored(
     )
     assert main(["check-config", "--offline", "--config", str(older)]) == 0
     out, err = capsys.readouterr()
-    assert out.startswith("configuration is valid\n")
+    assert out.startswith(f"{older}: the file is valid\n")
     assert "warning" not in out
     assert err.count("consentgate: warning: consent.max_pending_per_address: ignored") == 1
     assert "consent.max_pending:" not in err
@@ -106,7 +109,9 @@ def test_serve_on_a_port_in_use_says_so_and_exits_1(tmp_path: Path) -> None:
         occupied.close()
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"consentgate: error: cannot listen on 127.0.0.1:{port}: the address is already in use"
+        f"consentgate: error: server.listen: cannot listen on 127.0.0.1:{port}: the address "
+        "is already in use (another process listens there: stop it, or set server.listen to "
+        "a free port)"
     )
     assert "Traceback" not in result.stderr
 

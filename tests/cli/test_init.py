@@ -4,13 +4,18 @@ for a new operator, nothing overwritten; what it wrote is what ``serve`` runs.""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import stat
+import subprocess
+import sys
+import zipapp
 from pathlib import Path
 
 import pytest
 
 from consentgate.cli import main
+from consentgate.cli.conventions import program_name
 from consentgate.config.loading import load_config
 from tests.support.gateproc import free_port, spawn_serve, wait_ready
 
@@ -106,3 +111,41 @@ async def test_what_init_wrote_is_what_serve_runs(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0
     assert (tmp_path / "var" / "consent.db").exists()
+
+
+def test_run_as_a_single_file_init_names_that_file_in_its_hint(tmp_path: Path) -> None:
+    """The single file is run as ``consentgate.pyz`` (docs/deploy.md): the hint must be a
+    command that exists there. A zipapp of the same entry point stands for the built one."""
+    source = tmp_path / "app"
+    source.mkdir()
+    entry = "from consentgate.cli import main\nraise SystemExit(main())\n"
+    (source / "__main__.py").write_text(entry)
+    pyz = tmp_path / "bin" / "consentgate.pyz"
+    pyz.parent.mkdir()
+    zipapp.create_archive(source, pyz)
+    etc = tmp_path / "etc"
+    flags = ["--public-url", "https://gate.example.com", "--upstream", "http://127.0.0.1:9"]
+    result = subprocess.run(
+        [sys.executable, str(pyz), "init", str(etc), *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"next: consentgate.pyz serve --config {etc / 'consentgate.toml'}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv0", "name"),
+    [
+        ("/usr/local/bin/consentgate.pyz", "consentgate.pyz"),
+        ("dist/gate.pyz", "gate.pyz"),
+        ("/usr/bin/consentgate", "consentgate"),
+        ("/src/consentgate/__main__.py", "consentgate"),
+        ("", "consentgate"),
+    ],
+)
+def test_the_program_names_itself_as_it_was_run(argv0: str, name: str) -> None:
+    assert program_name(argv0) == name

@@ -348,7 +348,32 @@ def test_verify_reports_success_and_exits_0(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(setup.args("consents", "verify")) == 0
-    assert capsys.readouterr().out == "audit trail: empty\nall 4 record(s) verify\n"
+    assert capsys.readouterr().out == (
+        "audit trail: empty\nall verify: 3 consent record(s) (as consents list counts them: "
+        "revoked and expired included) and 1 client registration(s)\n"
+    )
+
+
+def test_verify_counts_records_in_the_terms_of_consents_list(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``consents list`` lists consent records, revoked and expired included; verify
+    also checks the client registrations: each count is named by its kind."""
+    assert main(setup.args("consents", "revoke", "--id", setup.records[1].id)) == 0
+    capsys.readouterr()
+    assert main(setup.args("consents", "list")) == 0
+    listed = capsys.readouterr().out.splitlines()[1:]  # the lines after the header
+    assert len(listed) == 3
+    assert main(setup.args("consents", "verify")) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"all verify: {len(listed)} consent record(s) (as consents list counts them: revoked "
+        "and expired included) and 1 client registration(s)"
+    )
+    tamper(setup, setup.records[0])
+    assert main(setup.args("consents", "verify")) == 1
+    assert capsys.readouterr().err == (
+        f"consentgate: error: 1 of {len(listed)} consent record(s) failed verification\n"
+    )
 
 
 def test_verify_lists_each_failing_record_and_exits_1(
@@ -364,7 +389,7 @@ def test_verify_lists_each_failing_record_and_exits_1(
         # the tampered records found are on the record now
         "audit trail: 2 row(s) verify, an unbroken chain from row 1 to row 2",
     ]
-    assert captured.err == "consentgate: error: 2 of 4 record(s) failed verification\n"
+    assert captured.err == "consentgate: error: 2 of 3 consent record(s) failed verification\n"
 
 
 def run_documented_verifier(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -447,7 +472,10 @@ def test_verify_without_the_keys_directory_uses_the_stores_public_keys(
     without_keys(setup)
     assert main(setup.args("consents", "verify")) == 0
     captured = capsys.readouterr()
-    assert captured.out == "audit trail: empty\nall 4 record(s) verify\n"
+    assert captured.out == (
+        "audit trail: empty\nall verify: 3 consent record(s) (as consents list counts them: "
+        "revoked and expired included) and 1 client registration(s)\n"
+    )
     assert captured.err == (
         f"consentgate: verifying with the public keys kept in the store: {kid} "
         "(compare with consentgate keys list on a gate)\n"
@@ -488,7 +516,10 @@ def test_store_keys_is_asked_for_and_a_forged_key_fails_verification(
     assert main(setup.args("consents", "verify", "--store-keys")) == 1
     out, err = capsys.readouterr()
     assert f"setting {name}: not the public key its name says (edited)" in out.splitlines()
-    assert "4 of 4 record(s) and 1 stored key(s) failed verification" in err
+    assert (
+        "3 of 3 consent record(s), 1 of 1 client registration(s) and 1 stored key(s) failed "
+        "verification"
+    ) in err
 
 
 def test_without_keys_anywhere_verify_says_what_to_do(
@@ -525,14 +556,15 @@ def test_the_exit_codes_of_verify_in_a_real_process(setup: Setup) -> None:
     ok = run_cli(*setup.args("consents", "verify"))
     assert (ok.returncode, ok.stdout, ok.stderr) == (
         0,
-        "audit trail: empty\nall 4 record(s) verify\n",
+        "audit trail: empty\nall verify: 3 consent record(s) (as consents list counts them: "
+        "revoked and expired included) and 1 client registration(s)\n",
         "",
     )
     tamper(setup, setup.records[0])
     failed = run_cli(*setup.args("consents", "verify"))
     assert failed.returncode == 1
     assert failed.stdout.startswith(f"consent {setup.records[0].id}: signature does not match")
-    assert failed.stderr == "consentgate: error: 1 of 4 record(s) failed verification\n"
+    assert failed.stderr == "consentgate: error: 1 of 3 consent record(s) failed verification\n"
 
 
 def test_a_read_only_store_is_a_one_line_error_in_a_real_process(setup: Setup) -> None:
@@ -779,4 +811,4 @@ def test_consents_verify_names_a_record_put_back_from_before_its_revocation(
         f"consent {record.id}: unrevoked, but a signed audit row says it was revoked at "
     )
     assert first.endswith("a copy from before the revocation was put back in the database")
-    assert "1 of 5 record(s) failed verification" in captured.err
+    assert "1 of 4 consent record(s) failed verification" in captured.err

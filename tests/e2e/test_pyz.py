@@ -153,7 +153,10 @@ def test_the_pyz_runs_every_command_from_an_empty_directory(pyz: Pyz, tmp_path: 
     data = tmp_path / "data"
     data.mkdir()
     config = str(write_config(data, "http://127.0.0.1:9", 8080))
-    assert pyz.run("check-config", "--config", config).stdout == "configuration is valid\n"
+    assert pyz.run("check-config", "--config", config).stdout == (
+        f"{config}: the file is valid\nthis machine: nothing that stops serve\n"
+    )
+    assert "next: consentgate.pyz serve --config" in first.stdout  # it names itself
     assert pyz.run("keys", "generate", "--config", config).returncode == 0
     init = pyz.run("store", "init", "--config", config)
     assert init.returncode == 0, init.stderr

@@ -31,7 +31,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import StartUpstream
+from tests.conftest import ADMIN_TOKEN, StartUpstream, admin_section, admin_token_file
 from tests.support.browsersim import Browser, Page
 from tests.support.documenthost import answer, issue, make_authority, running
 from tests.support.fakeproxy import IDP, FakeProxy
@@ -443,3 +443,53 @@ async def test_a_reload_that_blocks_a_domain_refuses_its_next_sign_in_without_co
                 assert "does not accept applications from this web site" in refused.text
             assert host.accepted == 1
             assert upstream.proxy.reached("/authorize") == []
+
+
+async def admin_status(admin_url: str, token: str) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{admin_url}/admin/clients", headers=headers) as response,
+    ):
+        await response.read()
+        return response.status
+
+
+async def test_a_refused_reload_changes_nothing_not_even_the_admin_token(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """ "Refused whole" (README): a file with an error leaves everything as it was, the
+    admin token and the key ring included; and the token's INFO line says it changed
+    only when it did."""
+    admin_port = free_port()
+    admin_url = f"http://127.0.0.1:{admin_port}"
+    sections: dict[str, dict[str, Any]] = {
+        "admin": admin_section(tmp_path, f"127.0.0.1:{admin_port}")
+    }
+    async with running_gate(tmp_path, upstream.url, sections) as gate:
+        assert await admin_status(admin_url, ADMIN_TOKEN) == 200
+        # An unchanged token: a good reload says nothing about it.
+        mark = gate.log.mark()
+        await gate.hup()
+        await gate.log.wait_for("configuration reloaded", start=mark)
+        assert not any("admin token" in line for line in gate.log.since(mark))
+
+        # A new token, and a file with an error: nothing changes.
+        new_token = "fedcba9876543210" * 4
+        admin_token_file(tmp_path, new_token)
+        gate.write({**sections, "server": {"lisen": "127.0.0.1:1"}})
+        mark = gate.log.mark()
+        ready = await gate.hup()
+        assert "configuration not reloaded: 1 error(s)" in ready.fields["STATUS"]
+        await gate.log.wait_for("configuration not reloaded", start=mark)
+        assert await admin_status(admin_url, ADMIN_TOKEN) == 200
+        assert await admin_status(admin_url, new_token) == 401
+        assert not any("admin token" in line for line in gate.log.since(mark))
+
+        # The file fixed: the next SIGHUP applies the new token, and says so.
+        gate.write(sections)
+        mark = gate.log.mark()
+        await gate.hup()
+        await gate.log.wait_for("admin token reloaded", start=mark)
+        assert await admin_status(admin_url, new_token) == 200
+        assert await admin_status(admin_url, ADMIN_TOKEN) == 401

@@ -29,7 +29,7 @@ from consentgate.core.oauth.authorization_requests import Parameters, encode_par
 from consentgate.core.oauth.upstream_endpoints import EndpointMismatch, callback_mismatch
 from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.trust.urls import split_url
-from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS
+from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, METRICS, REQUEST_ID, SETTINGS
 from consentgate.web.audit_emit import audit_event
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.relay import (
@@ -108,6 +108,8 @@ async def forward_authorization(
                 if after_post:
                     status = 303  # RFC 9700 §4.12: never let the browser re-POST the form
                 bound = _bind_flow(request, out, location, browser)
+                if not bound:
+                    _warn_unbound(request, location)
             for header in (*browser.cookies_to_set(), *extra_cookies):
                 out.add("Set-Cookie", header)
             if after_post:
@@ -139,6 +141,50 @@ def _hand_off(location: str, public_url: str) -> str | None:
     if f"{parts.scheme.lower()}://{parts.netloc.lower()}" == _public_origin(public_url):
         return None
     return absolute
+
+
+def unbound_cause(location: str, public_url: str) -> str:
+    """Why a redirect of the upstream's answer to an approved authorization request
+    could not be bound to the browser (:func:`_bind_flow` returned False): the likely
+    cause, for the operator. The binding needs a hand-off to another origin than the
+    gate's carrying exactly one ``state`` (the IdP's callback brings it back)."""
+    absolute = _hand_off(location, public_url)
+    if absolute is None:
+        try:
+            split_url(urllib.parse.urljoin(public_url + "/", location))
+        except ValueError:
+            return "the upstream's redirect is not a URL the gate can parse"
+        return (
+            "the upstream's redirect stays on the gate's own origin (its Location is "
+            "rewritten to server.public_url) instead of handing off to an identity "
+            "provider: the upstream's IdP authorization URL is not where the gate expects "
+            "it; is the IdP served by the upstream itself, or upstream.authorize_path not "
+            "the endpoint that hands off?"
+        )
+    return (
+        "the upstream's redirect to the IdP carries no single state parameter, which the "
+        "IdP's callback must bring back for the gate to recognise the flow: the IdP's "
+        "authorization URL is not the shape the gate expects (OAuth 2.0, RFC 6749 §4.1.1)"
+    )
+
+
+def _warn_unbound(request: web.Request, location: str) -> None:
+    """A WARNING and a count for an approval relayed without a binding: the person
+    approved, the upstream went on, but the callback will be refused
+    (:mod:`consentgate.web.consent_flow.callback`). Only the redirect's origin and
+    path are logged: its query holds the upstream's state."""
+    public_url = request[SETTINGS].config.server.public_url
+    try:
+        parts = split_url(urllib.parse.urljoin(public_url + "/", location))
+        redirect = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    except ValueError:
+        redirect = "(unparseable)"
+    request.app[METRICS].unbound_relays.inc()
+    log.warning(
+        "approved authorization relayed without a flow binding; the IdP's callback will "
+        f"be refused: {unbound_cause(location, public_url)}",
+        extra={"fields": {"request_id": request[REQUEST_ID], "redirect": redirect}},
+    )
 
 
 def _foreign_callback(request: web.Request, location: str) -> EndpointMismatch | None:
