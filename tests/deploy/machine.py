@@ -80,11 +80,12 @@ class Machine:
             )
         self.leader = self._find_leader()
         deadline = time.monotonic() + 120
-        while True:  # until PID 1 has opened its private bus, then until booted
+        while True:  # until PID 1 runs and has opened its private bus, then until booted
             state = self.run("systemctl", "is-system-running", "--wait", check=False, timeout=120)
             if state.stdout.strip() in {"running", "degraded"}:
                 return
-            if "Failed to connect to bus" not in state.stderr or time.monotonic() > deadline:
+            early = "Failed to connect to bus" in state.stderr or state.stdout.strip() == "offline"
+            if not early or time.monotonic() > deadline:
                 raise MachineError(f"systemd did not finish booting: {state.stdout}{state.stderr}")
             time.sleep(0.2)
 
@@ -143,8 +144,15 @@ class Machine:
             cwd="/",
         )
         if check and done.returncode != 0:
+            journal = ""
+            if command[0] == "systemctl":  # the why is in the journal
+                tail = ["journalctl", "--no-pager", "-n", "25", "-o", "short-monotonic"]
+                journal = subprocess.run(
+                    [*enter, *env, *tail], capture_output=True, text=True, timeout=30, check=False
+                ).stdout
             raise MachineError(
                 f"{' '.join(command)!r} exited {done.returncode}:\n{done.stdout}{done.stderr}"
+                f"{journal}"
             )
         return done
 

@@ -240,7 +240,12 @@ def test_the_postgresql_password_reaches_the_gate_as_a_credential(installed: Ins
     machine.sh(f"(umask 077; printf '%s\\n' '{PASSWORD}' > /etc/consentgate/db-password)")
     url = f"postgresql://{PASSWORD_ROLE}@127.0.0.1:{cluster.port}/{database}"
     store = machine.path(f"{DROPINS}/store-url.conf")
-    store.write_text(f"[Service]\nEnvironment=CONSENTGATE_STORE_URL={url}\n")
+    # Keys of their own: the SQLite store's keys record that store (a guard against a
+    # lost store, docs/store.md), and a gate given them with another store stops.
+    store.write_text(
+        f"[Service]\nEnvironment=CONSENTGATE_STORE_URL={url}\n"
+        "Environment=CONSENTGATE_KEYS_DIR=/var/lib/consentgate/pg-keys\n"
+    )
     machine.sh(
         "install -m 0644 /root/checkout/contrib/systemd/consentgate.service.d/db-password.conf"
         f" {DROPINS}/db-password.conf"
@@ -267,6 +272,7 @@ def test_the_postgresql_password_reaches_the_gate_as_a_credential(installed: Ins
 def test_stop_ends_by_the_gates_own_drain_within_the_grace(installed: Installed) -> None:
     machine = installed.machine
     installed.running()
+    earlier = machine.journal(UNIT)
     machine.run("systemctl", "stop", UNIT, timeout=60)
     shown = machine.show(UNIT, "ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
     # Result=success, exited 0: not "timeout" (TimeoutStopSec reached, then SIGKILL).
@@ -277,5 +283,7 @@ def test_stop_ends_by_the_gates_own_drain_within_the_grace(installed: Installed)
         "ExecMainStatus": "0",
     }
     journal = machine.journal(UNIT)
-    assert "consentgate stopped" in journal
-    assert "Killing" not in journal
+    assert journal.startswith(earlier)
+    stopping = journal[len(earlier) :]
+    assert "consentgate stopped" in stopping
+    assert "Killing" not in stopping, stopping
