@@ -15,10 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def pyz_for_debian(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The single file for Debian 12's python3: ``TEST_PYZ`` (``.ci/run`` builds it), else
-    built now with ``tools/build_pyz.py --python /usr/bin/python3`` (needs the index)."""
+    """The single file for the machine's and the image's python3, Debian 12's (3.11):
+    ``TEST_PYZ`` when ``.ci/run`` built it for ``/usr/bin/python3``, else built now with
+    ``tools/build_pyz.py --python /usr/bin/python3`` (needs the package index). On a
+    host whose python3 is another version, the file says so at its first start."""
     given = os.environ.get("TEST_PYZ", "")
-    if given:
+    if given and os.environ.get("TEST_PYZ_PYTHON", "/usr/bin/python3") == "/usr/bin/python3":
         return Path(given)
     output = tmp_path_factory.mktemp("pyz") / "consentgate.pyz"
     built = subprocess.run(
