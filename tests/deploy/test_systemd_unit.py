@@ -12,6 +12,7 @@ kill. Root, debootstrap and systemd-nspawn needed (tests/deploy/debroot.py).
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 import time
@@ -204,6 +205,44 @@ def test_keys_rotated_as_the_services_user_are_in_use_after_a_reload(
     after = installed.running()
     assert (after["MainPID"], after["NRestarts"]) == (before["MainPID"], before["NRestarts"])
     assert after["StatusText"] == f"listening on {installed.url}"
+
+
+def test_the_docs_other_commands_work_under_the_hardening(installed: Installed) -> None:
+    machine = installed.machine
+    installed.running()
+    as_the_service = (
+        "systemd-run --wait --pipe --collect -p DynamicUser=yes -p User=consentgate"
+        " -p StateDirectory=consentgate -p CacheDirectory=consentgate"
+        " -p Environment=SHIV_ROOT=/var/cache/consentgate /usr/local/bin/consentgate.pyz"
+    )
+    config = "--config /etc/consentgate/consentgate.toml"
+    machine.sh(f"{as_the_service} consents verify {config}")  # exit 0: every record verifies
+    assert json.loads(machine.sh(f"{as_the_service} consents list --json {config}")) == []
+    assert "consentgate listening" in machine.sh("journalctl -u consentgate")
+    security = machine.run("systemd-analyze", "security", "--no-pager", UNIT).stdout
+    level = re.search(rf"Overall exposure level for {UNIT}: ([0-9.]+) OK", security)
+    assert level is not None and float(level[1]) <= 1.5, security[-300:]  # docs: 1.5
+
+
+def test_without_its_credential_the_documented_token_stops_the_gate_at_start(
+    installed: Installed,
+) -> None:
+    """What docs/deploy.md and docs/admin-api.md say happens without the drop-in."""
+    machine = installed.machine
+    dropin = machine.path(f"{DROPINS}/admin-token.conf")
+    kept = dropin.read_bytes()
+    dropin.unlink()
+    try:
+        machine.run("systemctl", "daemon-reload")
+        failed = machine.run("systemctl", "restart", UNIT, check=False)
+        assert failed.returncode != 0
+        message = "admin.token_file: cannot read /etc/consentgate/admin.token: Permission denied"
+        assert message in machine.journal(UNIT)
+    finally:
+        dropin.write_bytes(kept)
+        machine.run("systemctl", "daemon-reload")
+        machine.run("systemctl", "reset-failed", UNIT, check=False)
+        machine.run("systemctl", "restart", UNIT)
 
 
 def test_the_watchdog_restarts_a_gate_that_stops_answering_it(installed: Installed) -> None:
