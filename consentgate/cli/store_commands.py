@@ -100,7 +100,7 @@ def add_store(commands: Commands) -> None:
     backup = store_commands.add_parser(
         "backup",
         help="write a consistent copy of the SQLite store while the gate runs "
-        "(PostgreSQL: pg_dump, see docs/operations.md)",
+        "(PostgreSQL: pg_dump, see docs/store.md)",
     )
     add_config_argument(backup)
     backup.add_argument(

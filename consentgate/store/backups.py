@@ -21,7 +21,7 @@ passes on, or change nothing:
   was taken, revocations included) is said, in rows, by the result.
 
 PostgreSQL stores are backed up with ``pg_dump`` and restored with ``pg_restore``
-(docs/operations.md), then checked with ``consents verify`` and ``audit verify``.
+(docs/store.md, "Backups"), then checked with ``consents verify`` and ``audit verify``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from consentgate.store.sqlite.snapshots import (
 POSTGRES_BACKUP = (
     "store.url names a PostgreSQL database: back it up with pg_dump and restore it "
     "with pg_restore, then run consentgate consents verify and consentgate audit "
-    "verify (docs/operations.md, Backups); store backup and store restore copy a "
+    "verify (docs/store.md, "Backups"); store backup and store restore copy a "
     "SQLite store only"
 )
 
