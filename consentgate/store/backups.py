@@ -52,7 +52,7 @@ from consentgate.store.sqlite.snapshots import (
 POSTGRES_BACKUP = (
     "store.url names a PostgreSQL database: back it up with pg_dump and restore it "
     "with pg_restore, then run consentgate consents verify and consentgate audit "
-    "verify (docs/store.md, "Backups"); store backup and store restore copy a "
+    "verify (docs/store.md, Backups); store backup and store restore copy a "
     "SQLite store only"
 )
 
