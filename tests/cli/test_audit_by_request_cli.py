@@ -22,9 +22,7 @@ __all__ = ["postgres_cluster"]  # the session fixture, used here by name
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
-def config(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+def config(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A configuration whose store (SQLite, then PostgreSQL) holds the audit rows of
     three requests, one of them with two rows."""
     path = write_config(tmp_path)

@@ -35,10 +35,6 @@ from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION
 _TABLES: Final = ("consents", "clients")
 
 
-class StoreInUse(StartupError):
-    """The store is open in another process (a running gate, or another command)."""
-
-
 @dataclass(frozen=True, slots=True)
 class CopyFacts:
     """What a copy holds, counted without keys: its schema version and rows."""
@@ -170,7 +166,7 @@ def staged_copy(source: Path, beside: Path) -> Path:
 def put_back(staged: Path, target: Path) -> None:
     """Write the database at ``staged`` into the store at ``target`` (created ``0600``
     when missing), holding the store's exclusive lock from before the first page to
-    the end; :class:`StoreInUse` when another process has the store open."""
+    the end; a StartupError when another process has the store open."""
     if not target.exists():
         _private_new_file(target)
     try:
@@ -180,7 +176,7 @@ def put_back(staged: Path, target: Path) -> None:
                 dst.execute("BEGIN EXCLUSIVE")
                 dst.execute("COMMIT")  # the lock is kept: locking_mode is EXCLUSIVE
             except sqlite3.OperationalError as exc:
-                raise StoreInUse(
+                raise StartupError(
                     f"the consent store {target} is open in another process (a running gate "
                     f"or another consentgate command: {exc}); stop the gate, then restore; "
                     "nothing changed"
