@@ -206,6 +206,7 @@ async def list_audit(request: web.Request) -> web.Response:
             since=query.since,
             event=query.event,
             client_id=query.client_id,
+            request_id=query.request_id,
             cursor=query.page.cursor,
             limit=query.page.limit,
         )

@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from consentgate.core.auditquery import EVENTS, parse_since
 from consentgate.core.clientinfo import CLIENT_KINDS, ClientKind
+from consentgate.core.requestids import parse_request_id
 from consentgate.core.signed.records import RevokeSelector, check_text
 
 #: Records per page when ``limit`` is not given, and the most a page may ask for.
@@ -178,13 +179,16 @@ class AuditQuery:
     since: int | None = None
     event: str | None = None
     client_id: str | None = None
+    request_id: str | None = None
     page: PageQuery = PageQuery()
 
 
 def parse_audit_query(pairs: Iterable[tuple[str, str]], now: float) -> AuditQuery:
     """``since`` (a duration back from now, ``7d``, or a UTC date or time), ``event``
-    (one of the table's events), ``client_id``, and the page."""
-    values = _single(pairs, ("since", "event", "client_id", "limit", "cursor"))
+    (one of the table's events), ``client_id``, ``request_id`` (the id every page of
+    the gate shows the person: :func:`~consentgate.core.requestids.parse_request_id`),
+    and the page."""
+    values = _single(pairs, ("since", "event", "client_id", "request_id", "limit", "cursor"))
     since = None
     if "since" in values:
         try:
@@ -195,7 +199,13 @@ def parse_audit_query(pairs: Iterable[tuple[str, str]], now: float) -> AuditQuer
     if event is not None and event not in EVENTS:
         raise BadRequest(f"event: expected one of {', '.join(EVENTS)}, got {event[:40]!r}")
     client_id = _text("client_id", values["client_id"]) if "client_id" in values else None
-    return AuditQuery(since, event, client_id, _page(values))
+    request_id = values.get("request_id")
+    if request_id is not None:
+        try:
+            parse_request_id("request_id", request_id)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    return AuditQuery(since, event, client_id, request_id, _page(values))
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,9 +96,12 @@ def _since(text: str | None) -> int | None:
 
 def _cmd_audit_list(args: argparse.Namespace) -> int:
     from consentgate.core.auditquery import EVENTS
+    from consentgate.core.requestids import parse_request_id
 
     try:
         since = _since(args.since)
+        if args.request_id is not None:
+            parse_request_id("--request-id", args.request_id)
     except ValueError as exc:
         error(str(exc))
         return EXIT_USAGE
@@ -111,7 +114,7 @@ def _cmd_audit_list(args: argparse.Namespace) -> int:
         if not args.json:
             print("SEQ\tTIME\tEVENT\tACTOR\tCLIENT_ID\tREDIRECT_URI\tSCOPES\tSUBJECT\tDETAIL")
         async for record in store.iter_audit(
-            since=since, event=args.event, client_id=args.client_id
+            since=since, event=args.event, client_id=args.client_id, request_id=args.request_id
         ):
             if args.json:
                 print(json_line(record.as_json()))
@@ -144,6 +147,11 @@ def add_audit(commands: Commands) -> None:
     )
     trail.add_argument("--client", dest="client_id", metavar="ID", help="only this client_id")
     trail.add_argument("--event", metavar="E", help="only this event (approved, denied, ...)")
+    trail.add_argument(
+        "--request-id",
+        metavar="ID",
+        help="only the rows of this request (the id at the foot of every page of the gate)",
+    )
     trail.add_argument("--json", action="store_true", help="one JSON object per line")
     add_store_keys_argument(trail)
     trail.set_defaults(handler=_cmd_audit_list)

@@ -1,12 +1,21 @@
-"""The store's schema and its birth: ``migrate`` (ahead of a deploy; ``serve`` does
-it at start) and ``store init`` (the explicit way to start over)."""
+"""The store's schema, its birth and its copies: ``migrate`` (ahead of a deploy;
+``serve`` does it at start), ``store init`` (the explicit way to start over),
+``store backup`` and ``store restore`` (SQLite; :mod:`consentgate.store.backups`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
-from consentgate.cli.conventions import EXIT_OK, Commands, add_config_argument, load
+from consentgate.cli.conventions import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    Commands,
+    add_config_argument,
+    error,
+    load,
+)
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -33,6 +42,43 @@ def _cmd_store_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_store_backup(args: argparse.Namespace) -> int:
+    """A consistent copy of the SQLite store, taken while the gate runs."""
+    from consentgate.store.backups import backup_store
+    from consentgate.store.opening import describe
+
+    config = load(args)
+    copy = asyncio.run(backup_store(config.store, args.out))
+    print(f"{describe(config.store)}: backed up to {args.out}: {copy.describe()}")
+    return EXIT_OK
+
+
+def _cmd_store_restore(args: argparse.Namespace) -> int:
+    """Put a backup back as the SQLite store, checked, with the gate stopped."""
+    from consentgate.core.signed.keyring import secret_fingerprint
+    from consentgate.signing.key_directory import load_cookie_secret, load_keyring
+    from consentgate.store.backups import POSTGRES_BACKUP, restore_store
+
+    config = load(args)
+    if config.store.url:
+        error(POSTGRES_BACKUP)
+        return EXIT_FAILURE
+    keyring = load_keyring(config.keys.dir, create=False)
+    secret = load_cookie_secret(config.keys.dir, config.keys.cookie_secret, create=False)
+    report = asyncio.run(
+        restore_store(
+            config.store,
+            config.keys.dir,
+            keyring,
+            args.source,
+            cookie_fingerprint=secret_fingerprint(secret),
+        )
+    )
+    for line in report.lines():
+        print(line)
+    return EXIT_OK
+
+
 def add_migrate(commands: Commands) -> None:
     migrate = commands.add_parser(
         "migrate",
@@ -51,3 +97,32 @@ def add_store(commands: Commands) -> None:
     )
     add_config_argument(init)
     init.set_defaults(handler=_cmd_store_init)
+    backup = store_commands.add_parser(
+        "backup",
+        help="write a consistent copy of the SQLite store while the gate runs "
+        "(PostgreSQL: pg_dump, see docs/store.md)",
+    )
+    add_config_argument(backup)
+    backup.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the copy to write (0600; a file there is replaced once the copy is complete)",
+    )
+    backup.set_defaults(handler=_cmd_store_backup)
+    restore = store_commands.add_parser(
+        "restore",
+        help="put a backup back as the SQLite store: checked against the keys "
+        "directory; refused while a gate has the store open",
+    )
+    add_config_argument(restore)
+    restore.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="a file written by store backup with this keys directory",
+    )
+    restore.set_defaults(handler=_cmd_store_restore)

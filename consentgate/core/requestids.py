@@ -8,6 +8,12 @@ still not guessable nor does it count requests.
 
 Called from the event loop's thread only (the gate has one). A forked child must
 not hand out its parent's ids, so ``register_at_fork`` empties the buffer.
+
+What a request id may be (:func:`is_request_id`): the gate's own, or one a trusted
+proxy passed in ``X-Request-Id``: 1 to 128 letters, digits and ``-_.:``. The same
+rule checks the id an operator looks up in the audit trail (``audit list
+--request-id``, the admin API's ``request_id``), so a typo is told apart from an id
+that matches no row.
 """
 
 from __future__ import annotations
@@ -16,6 +22,31 @@ import os
 from typing import Final
 
 _ID_BYTES: Final = 8
+#: The characters a request id is made of (the gate's are lower-case hex).
+REQUEST_ID_CHARACTERS: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:"
+)
+#: The longest request id taken from a trusted proxy, or looked up.
+MAX_REQUEST_ID: Final = 128
+#: Says what :func:`parse_request_id` expects.
+REQUEST_ID_RULE: Final = f"1 to {MAX_REQUEST_ID} letters, digits, '-', '_', '.' or ':'"
+
+
+def is_request_id(text: str) -> bool:
+    """Whether ``text`` is a request id the gate could have given or kept."""
+    return 0 < len(text) <= MAX_REQUEST_ID and set(text) <= REQUEST_ID_CHARACTERS
+
+
+def parse_request_id(name: str, text: str) -> str:
+    """``text`` when it is a request id; ValueError naming ``name`` (the option or
+    parameter) and the rule otherwise."""
+    if not is_request_id(text):
+        raise ValueError(
+            f"{name}: expected {REQUEST_ID_RULE} (the id a page shows), got {text[:40]!r}"
+        )
+    return text
+
+
 _BATCH: Final = 512 * _ID_BYTES
 
 

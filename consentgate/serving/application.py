@@ -27,7 +27,7 @@ from consentgate.core.clock import Clock, system_clock
 from consentgate.core.oauth.issuer import IssuerCache
 from consentgate.core.oauth.oauth_errors import TemporarilyUnavailable
 from consentgate.core.oauth.paths import Route
-from consentgate.core.requestids import new_request_id
+from consentgate.core.requestids import is_request_id, new_request_id
 from consentgate.core.signed.cookies import CookieCrypto, CookieNames
 from consentgate.core.signed.keyring import derive_key, secret_fingerprint
 from consentgate.core.startup_errors import StartupError
@@ -79,7 +79,6 @@ log = logging.getLogger("consentgate")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_REQUEST_ID_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:")
 
 #: How often expired pending requests and flow bindings are deleted.
 PURGE_INTERVAL = 60.0
@@ -126,7 +125,7 @@ async def _handle_in_context(request: web.Request, handler: Handler) -> web.Stre
     request_id = ""
     if trusted:
         incoming = request.headers.get("X-Request-Id", "")
-        if 0 < len(incoming) <= 128 and set(incoming) <= _REQUEST_ID_OK:
+        if is_request_id(incoming):
             request_id = incoming
     request[REQUEST_ID] = request_id or new_request_id()
     request[CLIENT_IP] = forwarding.client_address(

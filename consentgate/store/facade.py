@@ -19,7 +19,7 @@ import builtins
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, Unpack, overload
 
 from consentgate.audit.chain import AuditMark, ChainReport
 from consentgate.audit.events import AuditTrail
@@ -29,7 +29,7 @@ from consentgate.core.oauth.authorization_requests import ApprovalKey, ConsentQu
 from consentgate.core.signed.keyring import KeyRing
 from consentgate.core.signed.records import ClientRecord, ConsentRecord
 from consentgate.store.cache import DecisionCache
-from consentgate.store.parts.audit_chain import AuditChain, RevokedBy
+from consentgate.store.parts.audit_chain import AuditChain, AuditFilters, RevokedBy
 from consentgate.store.parts.consents import ConsentFilter, Consents
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE
@@ -386,38 +386,21 @@ class ConsentStore:
         await self._trail.flush()
 
     async def audit_page(
-        self,
-        *,
-        after: Cursor | None = None,
-        limit: int = PAGE,
-        since: int | None = None,
-        event: str | None = None,
-        client_id: str | None = None,
+        self, *, after: Cursor | None = None, limit: int = PAGE, **filters: Unpack[AuditFilters]
     ) -> tuple[builtins.list[AuditRecord], Cursor | None]:
-        """One page of audit rows, oldest first, matching every filter."""
-        return await self._trail.audit_page(
-            after=after, limit=limit, since=since, event=event, client_id=client_id
-        )
+        """One page of audit rows, oldest first, matching every filter (``since``,
+        ``event``, ``client_id``, ``request_id``)."""
+        return await self._trail.audit_page(after=after, limit=limit, **filters)
 
     async def page_audit(
-        self,
-        *,
-        since: int | None = None,
-        event: str | None = None,
-        client_id: str | None = None,
-        cursor: str | None,
-        limit: int,
+        self, *, cursor: str | None, limit: int, **filters: Unpack[AuditFilters]
     ) -> tuple[builtins.list[AuditRecord], str | None]:
         """:meth:`audit_page` behind an opaque cursor (a malformed one: ValueError)."""
-        return await self._trail.page_audit(
-            since=since, event=event, client_id=client_id, cursor=cursor, limit=limit
-        )
+        return await self._trail.page_audit(cursor=cursor, limit=limit, **filters)
 
-    def iter_audit(
-        self, *, since: int | None = None, event: str | None = None, client_id: str | None = None
-    ) -> AsyncIterator[AuditRecord]:
+    def iter_audit(self, **filters: Unpack[AuditFilters]) -> AsyncIterator[AuditRecord]:
         """Every audit row matching the filters, oldest first, page by page."""
-        return self._trail.iter_audit(since=since, event=event, client_id=client_id)
+        return self._trail.iter_audit(**filters)
 
     async def verify_audit(self) -> ChainReport:
         """Check the whole chain and its signed head; names the first broken row."""

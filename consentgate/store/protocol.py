@@ -293,10 +293,11 @@ class StoreBackend(Protocol):
         since: int | None = None,
         event: str | None = None,
         client_id: str | None = None,
+        request_id: str | None = None,
     ) -> Page:
         """At most ``limit`` audit rows with ``seq`` after the cursor, oldest first,
-        matching every given filter (``at >= since``, equality for ``event`` and
-        ``client_id``); paged as :meth:`consent_page`."""
+        matching every given filter (``at >= since``, equality for ``event``,
+        ``client_id`` and ``request_id``); paged as :meth:`consent_page`."""
         ...
 
     async def ping(self) -> None:

@@ -249,10 +249,13 @@ class SqlRows:
         since: int | None = None,
         event: str | None = None,
         client_id: str | None = None,
+        request_id: str | None = None,
     ) -> Page:
-        if not self._storable(event, client_id):
+        if not self._storable(event, client_id, request_id):
             return [], None
-        sql, params = self._sql.audit_page(after, limit, since, event, client_id)
+        sql, params = self._sql.audit_page(
+            after, limit, since, event, client_id, request_id=request_id
+        )
         return page_of(await self._read(sql, params), limit)
 
     async def ping(self) -> None:

@@ -268,6 +268,8 @@ class Statements:
         since: int | None,
         event: str | None,
         client_id: str | None,
+        *,
+        request_id: str | None = None,
     ) -> tuple[str, list[Any]]:
         """A page of audit rows after the cursor matching every given filter."""
         where = _Where()
@@ -276,6 +278,7 @@ class Statements:
             ("at >= {}", since),
             ("event = {}", event),
             ("client_id = {}", client_id),
+            ("request_id = {}", request_id),
         ):
             if value is not None:
                 where.add(clause, value)

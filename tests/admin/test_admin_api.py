@@ -619,6 +619,30 @@ async def test_a_revocation_answers_its_request_id_and_its_audit_row_carries_it(
     assert [row["request_id"] for row in listed["audit"]] == ids
 
 
+async def test_the_audit_listing_finds_the_rows_of_one_request_id_on_each_backend(
+    admin_on_each_backend: Admin,
+) -> None:
+    admin = admin_on_each_backend
+    ids = []
+    for client_id in ("client-0", "client-1"):
+        await approve(admin.store, "alice", client_id=client_id)
+        _, _, headers = await admin.call(
+            "POST", "/admin/consents/revoke", json={"client_id": client_id}
+        )
+        ids.append(headers["X-Request-Id"])
+    status, body = await admin.get("/admin/audit", request_id=ids[1])
+    assert status == 200
+    assert [(row["seq"], row["request_id"], row["client_id"]) for row in body["audit"]] == [
+        (2, ids[1], "client-1")
+    ]
+    assert body["next_cursor"] is None
+    status, unknown = await admin.get("/admin/audit", request_id="0123456789abcdef")
+    assert (status, unknown) == (200, {"audit": [], "next_cursor": None})
+    status, bad = await admin.get("/admin/audit", request_id="not an id")
+    assert status == 400
+    assert bad["message"].startswith("request_id: expected 1 to 128 letters, digits")
+
+
 # --- integers out of the store's range --------------------------------------------------
 
 

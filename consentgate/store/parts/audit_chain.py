@@ -12,7 +12,7 @@ import functools
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TypedDict
 
 from consentgate.audit.chain import AuditMark, ChainCheck, ChainReport, mark_problem
 from consentgate.audit.events import AuditEvent
@@ -39,6 +39,16 @@ MARK_CHECK_INTERVAL: Final = 3.0
 
 #: Who acted, as the audit trail names it.
 RevokedBy = Literal["cli", "admin", "self", "library"]
+
+
+class AuditFilters(TypedDict, total=False):
+    """The filters of an audit listing; each given one must match (``at >= since``,
+    equality for the others)."""
+
+    since: int | None
+    event: str | None
+    client_id: str | None
+    request_id: str | None
 
 
 class AuditChain:
@@ -109,11 +119,17 @@ class AuditChain:
         since: int | None = None,
         event: str | None = None,
         client_id: str | None = None,
+        request_id: str | None = None,
     ) -> tuple[builtins.list[AuditRecord], Cursor | None]:
         """One page of audit rows, oldest first; unreadable rows are skipped here
         (:meth:`verify` names them)."""
         rows, following = await self._ctx.backend.audit_page(
-            after=after, limit=limit, since=since, event=event, client_id=client_id
+            after=after,
+            limit=limit,
+            since=since,
+            event=event,
+            client_id=client_id,
+            request_id=request_id,
         )
         records: builtins.list[AuditRecord] = []
         for row in rows:
@@ -124,9 +140,10 @@ class AuditChain:
     async def page_audit(
         self,
         *,
-        since: int | None,
-        event: str | None,
-        client_id: str | None,
+        since: int | None = None,
+        event: str | None = None,
+        client_id: str | None = None,
+        request_id: str | None = None,
         cursor: str | None,
         limit: int,
     ) -> tuple[builtins.list[AuditRecord], str | None]:
@@ -138,17 +155,27 @@ class AuditChain:
             since=since,
             event=event,
             client_id=client_id,
+            request_id=request_id,
         )
         return records, next_cursor("audit", following)
 
     async def iter_audit(
-        self, *, since: int | None = None, event: str | None = None, client_id: str | None = None
+        self,
+        *,
+        since: int | None = None,
+        event: str | None = None,
+        client_id: str | None = None,
+        request_id: str | None = None,
     ) -> AsyncIterator[AuditRecord]:
         """Every audit row matching the filters, oldest first, page by page."""
         cursor: Cursor | None = None
         while True:
             records, cursor = await self.audit_page(
-                after=cursor, since=since, event=event, client_id=client_id
+                after=cursor,
+                since=since,
+                event=event,
+                client_id=client_id,
+                request_id=request_id,
             )
             for record in records:
                 yield record

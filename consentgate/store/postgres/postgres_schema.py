@@ -41,6 +41,10 @@ History:
    triggers (the SQLite schema 3, in one step).
 2. ``settings``.
 3. ``audit``: the hash-chained audit trail (:mod:`consentgate.audit.trail`).
+4. An index on the audit's ``request_id`` (with ``seq``, the listing's order): finding
+   the rows of the request whose id a page showed the person (``audit list
+   --request-id``, the admin API's ``request_id``). A request id is at most 128
+   characters, so a B-tree holds it whole.
 """
 
 from __future__ import annotations
@@ -209,6 +213,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         f"CREATE INDEX audit_by_client ON {SCHEMA}.audit USING hash (client_id)",
         f"CREATE INDEX audit_by_event ON {SCHEMA}.audit (event, seq)",
     ),
+    (f"CREATE INDEX audit_by_request ON {SCHEMA}.audit (request_id, seq)",),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -21,6 +21,9 @@ Schema history:
    index by source for the per-address cap; indexes for the retention purge.
 4. ``settings`` (the cookie secret's fingerprint, the public keys, the heartbeat).
 5. ``audit``: the hash-chained audit trail (:mod:`consentgate.audit.trail`).
+6. An index on the audit's ``request_id`` (with ``seq``, the listing's order): finding
+   the rows of the request whose id a page showed the person (``audit list
+   --request-id``, the admin API's ``request_id``).
 
 The column order of each table is the order of the row codec in
 :mod:`consentgate.core.signed.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
@@ -158,6 +161,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX audit_by_client ON audit (client_id, seq)",
         "CREATE INDEX audit_by_event ON audit (event, seq)",
     ),
+    ("CREATE INDEX audit_by_request ON audit (request_id, seq)",),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 #: ``DELETE ... RETURNING`` needs SQLite 3.35 (2021).
