@@ -1,9 +1,8 @@
 """The consent store schema versions this consentgate writes, as plain numbers.
 
 ``consentgate --version`` names them so an operator can tell which releases may open
-a store: a gate opens a store of its own schema, migrates an older one forward (one
-transaction; SQLite at start, PostgreSQL by ``consentgate migrate``) and refuses a
-newer one. They live here, apart from the migrations
+a store: a gate opens a store of its own schema, migrates an older one forward
+(``consentgate migrate``, and ``serve`` at start) and refuses a newer one. They live here, apart from the migrations
 (``store/sqlite/schema.py``, ``store/postgres/schema.py``, where each is the number of
 migrations), so that printing them loads no database driver; a test keeps both
 places equal.
