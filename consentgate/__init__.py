@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from consentgate.signing.key_directory import load_keyring
     from consentgate.store import ConsentStore
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "ClientRecord",

@@ -26,11 +26,13 @@ from consentgate.cli import (
 )
 from consentgate.cli.conventions import EXIT_FAILURE, EXIT_USAGE, Handler, error, program_name
 from consentgate.config.loading import ConfigError
+from consentgate.core.schema_versions import POSTGRES_SCHEMA, SQLITE_SCHEMA
 from consentgate.core.startup_errors import StartupError
 
 
 def release_facts() -> str:
-    """``consentgate --version``: what an operator pastes into a bug report. The
+    """``consentgate --version``: what an operator pastes into a bug report, and the
+    store schema versions this release runs (which stores it opens). The
     versions are read from the installed distributions' metadata, so nothing heavy is
     imported; ``asyncpg`` only when installed (the ``[postgres]`` extra)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -42,11 +44,15 @@ def release_facts() -> str:
         except PackageNotFoundError:
             if name != "asyncpg":
                 parts.append(f"{name} (not installed)")
-    return f"consentgate {__version__} ({', '.join(parts)})"
+    schema = (
+        f"store schema: SQLite {SQLITE_SCHEMA}, PostgreSQL {POSTGRES_SCHEMA} "
+        "(an older store is migrated forward, a newer one refused)"
+    )
+    return f"consentgate {__version__} ({', '.join(parts)})\n{schema}"
 
 
 class _PrintVersion(argparse.Action):
-    """``--version`` on one line (argparse's own action wraps it at the terminal width)."""
+    """``--version`` as written (argparse's own action wraps it at the terminal width)."""
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
         print(release_facts())

@@ -43,6 +43,7 @@ from consentgate.web.appkeys import (
     AUDIT,
     CLIENT_IP,
     CLOCK,
+    CONFIG_FILE_PROBLEMS_LOGGED,
     COOKIE_CRYPTO,
     ENDPOINT_MISMATCHES_LOGGED,
     IN_FLIGHT,
@@ -398,6 +399,7 @@ def create_app(
     app[TEMPLATES] = templates or Templates()
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app[ENDPOINT_MISMATCHES_LOGGED] = set()
+    app[CONFIG_FILE_PROBLEMS_LOGGED] = set()
     app.cleanup_ctx.append(documents_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)

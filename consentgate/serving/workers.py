@@ -22,6 +22,14 @@ The parent supervises:
 * SIGTERM or SIGINT is passed to every worker, which stops as ``serve`` does
   (listener closed, requests in flight get ``shutdown_grace``); a worker still
   running one second after the grace is killed;
+* a worker ends when the parent does, however the parent ended (a kill -9 included):
+  every worker watches the read end of a pipe whose only write end the parent holds
+  and never writes. The kernel closes it when the parent exits, the worker reads
+  end-of-file, and stops as on SIGTERM (requests in flight get ``shutdown_grace``).
+  Otherwise orphaned workers would serve on with the old configuration and keys,
+  beside a restarted gate that binds the port with them (``SO_REUSEPORT``). A pipe
+  rather than Linux's ``PR_SET_PDEATHSIG``: see docs/references.md, "Workers and
+  their supervisor";
 * SIGHUP is passed to every worker: each re-reads the configuration file and its
   keys itself (:mod:`consentgate.serving.sighup`) and logs its own outcome; the parent
   re-reads only its own ``[log]`` format and level (its few lines: workers started,
@@ -49,6 +57,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
@@ -78,20 +87,42 @@ KILL_AFTER_GRACE: Final = 1.0
 STARTUP_FAILED: Final = 3
 
 
+def _stop_when_parent_ends(lifeline: multiprocessing.connection.Connection) -> None:
+    """Wait, in a thread, for the end of the supervisor: the pipe ``lifeline`` reads
+    end-of-file once the one process holding its write end is gone (pipe(7)), whatever
+    ended it. Then SIGTERM to this worker, so it stops the way a supervisor's stop asks
+    (``serve``'s handler: listener closed, requests in flight get ``shutdown_grace``);
+    before ``serve`` has installed that handler nothing is being served and SIGTERM's
+    default action ends the worker at once."""
+
+    def watch() -> None:
+        # The parent never writes: the pipe turns readable at its end-of-file only.
+        multiprocessing.connection.wait([lifeline])
+        log.warning("the supervisor is gone; stopping")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="consentgate-lifeline", daemon=True).start()
+
+
 def _worker_main(
     config: Config,
     number: int,
     listening: multiprocessing.synchronize.Event,
     source: ConfigSource | None = None,
     peers: Path | None = None,
+    *,
+    lifeline: multiprocessing.connection.Connection | None = None,
 ) -> None:
     """The body of one worker process (``spawn``: a fresh interpreter). ``source`` is
-    pickled to it: a module-level loader bound to the file's path, not a closure."""
+    pickled to it: a module-level loader bound to the file's path, not a closure.
+    ``lifeline``: the read end of the supervisor's pipe (:func:`_stop_when_parent_ends`)."""
     from consentgate.serving.server import serve  # noqa: PLC0415 - in the child only
 
     # systemd listens to the parent only (NotifyAccess=main); the parent says READY=1.
     for name in VARIABLES:
         os.environ.pop(name, None)
+    if lifeline is not None:
+        _stop_when_parent_ends(lifeline)
 
     # A Ctrl-C reaches the whole process group; before serve installs its handlers
     # it arrives as KeyboardInterrupt, which is a stop like any other.
@@ -135,6 +166,9 @@ class Supervisor:
         self._next_ping = time.monotonic()
         #: Private (0700) directory where the workers answer each other's metrics.
         self._peers: Path | None = None
+        #: The pipe every worker watches: its write end, held here and never written to,
+        #: closes when this process ends, however it ends (:func:`_stop_when_parent_ends`).
+        self._lifeline: tuple[multiprocessing.connection.Connection, ...] = ()
 
     def prepare(self) -> None:
         """What must exist exactly once, before N processes look for it."""
@@ -153,6 +187,7 @@ class Supervisor:
         process = self._context.Process(
             target=_worker_main,
             args=(self.config, number, listening, self._source, self._peers),
+            kwargs={"lifeline": self._lifeline[0]},
             name=f"consentgate-worker-{number}",
         )
         process.start()
@@ -181,6 +216,7 @@ class Supervisor:
             self.prepare()
             # mkdtemp creates it 0700: only the gate's user reaches the workers' sockets.
             self._peers = Path(tempfile.mkdtemp(prefix="consentgate-workers-"))
+            self._lifeline = self._context.Pipe(duplex=False)  # (read end, write end)
             for number in range(1, count + 1):
                 self._start(number)
             log.info(
@@ -194,6 +230,8 @@ class Supervisor:
             self._stop_all()
             if self._peers is not None:
                 shutil.rmtree(self._peers, ignore_errors=True)
+            for end in self._lifeline:  # after the workers stopped: they watch it
+                end.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         log.info("stopped")

@@ -318,17 +318,21 @@ class UpstreamPool:
             self._sweep = self.loop.call_later(self._keepalive, self._sweep_idle)
 
     def _sweep_idle(self) -> None:
+        """Close the connections idle for ``keepalive_timeout``, traffic or not: one timer
+        per pool, armed when a connection goes idle and none is armed, then at the next
+        expiry while any stays idle (never one timer per request).
+
+        The idle list is settled before anything is closed: closing a connection calls
+        :meth:`_lost` at once, which removes it from that list, so closing while walking
+        it would skip every other expired connection and leave it open, out of the list
+        and never swept."""
         self._sweep = None
         now = self.loop.time()
-        keep = []
-        for conn in self._idle:
-            if conn.closed:
-                continue
-            if now - conn.idle_since >= self._keepalive:
-                conn.close()
-            else:
-                keep.append(conn)
+        keep = [c for c in self._idle if not c.closed and now - c.idle_since < self._keepalive]
+        expired = [c for c in self._idle if not c.closed and now - c.idle_since >= self._keepalive]
         self._idle[:] = keep
+        for conn in expired:
+            conn.close()
         if keep:
             oldest = min(conn.idle_since for conn in keep)
             self._sweep = self.loop.call_at(oldest + self._keepalive, self._sweep_idle)

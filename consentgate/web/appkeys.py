@@ -56,6 +56,9 @@ ISSUER = web.AppKey("issuer", IssuerCache)
 KEY_PROBLEMS: web.AppKey[tuple[str, ...]] = web.AppKey("key_problems")
 #: The endpoint mismatches already logged (``web/endpoints.py``): each is logged once.
 ENDPOINT_MISMATCHES_LOGGED: web.AppKey[set[str]] = web.AppKey("endpoint_mismatches_logged")
+#: The problems of the configuration file on disk already logged by ``readyz``
+#: (``web/probes.py``): each is logged once, until the file loads again.
+CONFIG_FILE_PROBLEMS_LOGGED: web.AppKey[set[str]] = web.AppKey("config_file_problems_logged")
 #: Where SIGHUP re-reads the configuration (``serve`` sets it: the loader of
 #: ``--config FILE``); absent, a reload only runs the hooks below.
 CONFIG_SOURCE: web.AppKey[ConfigSource] = web.AppKey("config_source")

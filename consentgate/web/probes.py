@@ -7,19 +7,40 @@ status counts: it is reachable), the paths the gate guards are the endpoints the
 upstream's metadata advertises (``web/endpoints.py``) and, once the store exists,
 the store is usable and its audit trail has not gone back behind the mark in the
 keys directory.
+
+``readyz`` also warns (still 200, a ``warnings`` entry) when the configuration file
+on disk no longer loads: the gate serves on under the configuration it loaded, as
+after a refused SIGHUP, but its next restart would fail. The probe is public, so it
+says only that; the reasons are logged, once each, until the file loads again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from typing import Final
 
 from aiohttp import web
 
+from consentgate.config.loading import ConfigError
 from consentgate.upstream.failures import UpstreamError
-from consentgate.web.appkeys import KEY_PROBLEMS, STORE, UPSTREAM
+from consentgate.web.appkeys import (
+    CONFIG_FILE_PROBLEMS_LOGGED,
+    CONFIG_SOURCE,
+    KEY_PROBLEMS,
+    STORE,
+    UPSTREAM,
+)
 from consentgate.web.endpoints import endpoint_problems
 from consentgate.web.rendering.pages import secure
+
+log = logging.getLogger("consentgate")
+
+#: ``readyz``'s warning while the configuration file on disk does not load.
+CONFIG_FILE_WARNING: Final = (
+    "configuration: the file on disk does not load, so a restart would fail (the log says why)"
+)
 
 
 def _json(status: int, document: dict[str, object]) -> web.Response:
@@ -71,34 +92,54 @@ async def audit_trail_intact(app: web.Application) -> str | None:
     return None if problem is None else f"audit trail: {problem}"
 
 
+async def config_file_loads(app: web.Application) -> str | None:
+    """None when the configuration file on disk loads (or the gate was given none to
+    re-read: ``app[CONFIG_SOURCE]``), else :data:`CONFIG_FILE_WARNING`. Read in a thread,
+    as a SIGHUP would read it (environment overrides and secret files included), so a
+    slow disk does not hold the event loop."""
+    source = app.get(CONFIG_SOURCE)
+    if source is None:
+        return None
+    logged = app[CONFIG_FILE_PROBLEMS_LOGGED]
+    try:
+        await asyncio.to_thread(source)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            if problem not in logged:
+                logged.add(problem)
+                log.warning(
+                    "the configuration file on disk does not load; a restart would fail",
+                    extra={"fields": {"problem": problem}},
+                )
+        return CONFIG_FILE_WARNING
+    logged.clear()
+    return None
+
+
 async def readyz(request: web.Request) -> web.StreamResponse:
     checks = [
         upstream_reachable(request.app),
         store_usable(request.app),
         audit_trail_intact(request.app),
     ]
-    found, mismatches = await asyncio.gather(
-        asyncio.gather(*checks), endpoint_problems(request.app)
+    found, mismatches, config_file = await asyncio.gather(
+        asyncio.gather(*checks), endpoint_problems(request.app), config_file_loads(request.app)
     )
+    warnings = [config_file] if config_file is not None else []
     problems = [reason for reason in found if reason is not None]
     problems.extend(mismatches)
     if KEY_PROBLEMS in request.app:
         key_problems: tuple[str, ...] = request.app[KEY_PROBLEMS]
         problems.extend(key_problems)
-    if problems:
-        return _json(503, {"status": "unavailable", "reasons": problems})
     store = request.app.get(STORE)
     if store is not None and not store.sees_other_writers:
         # Still correct (every answer is read from the store), so still ready; said so
         # for the operator, since every authorization now costs a database round trip.
-        return _json(
-            200,
-            {
-                "status": "ready",
-                "warnings": [
-                    "store: changes by other instances are not notified right now; "
-                    "answering from the database until the notifications are back"
-                ],
-            },
+        warnings.append(
+            "store: changes by other instances are not notified right now; "
+            "answering from the database until the notifications are back"
         )
-    return _json(200, {"status": "ready"})
+    extra = {"warnings": warnings} if warnings else {}
+    if problems:
+        return _json(503, {"status": "unavailable", "reasons": problems, **extra})
+    return _json(200, {"status": "ready", **extra})

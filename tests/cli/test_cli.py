@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -12,9 +13,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from packaging.version import Version
 
 from consentgate import __version__
 from consentgate.cli import main
+from consentgate.core.schema_versions import POSTGRES_SCHEMA, SQLITE_SCHEMA
 from tests.conftest import StartUpstream, bound_socket
 from tests.support.gateproc import gate_process, write_config
 
@@ -41,7 +44,24 @@ def test_version_names_what_a_bug_report_needs() -> None:
         f"aiohttp {version('aiohttp')}, httptools {version('httptools')}, "
         f"aiosqlite {version('aiosqlite')}, "
         f"cryptography {version('cryptography')}, asyncpg {version('asyncpg')})\n"
+        f"store schema: SQLite {SQLITE_SCHEMA}, PostgreSQL {POSTGRES_SCHEMA} (an older "
+        "store is migrated forward, a newer one refused)\n"
     )
+
+
+def test_the_schema_versions_the_version_line_names_are_the_stores() -> None:
+    from consentgate.store.postgres.postgres_schema import SCHEMA_VERSION as POSTGRES
+    from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION as SQLITE
+
+    assert (SQLITE_SCHEMA, POSTGRES_SCHEMA) == (SQLITE, POSTGRES)
+
+
+def test_the_version_is_later_than_every_release_in_the_changelog() -> None:
+    """A build of today's code must not call itself a release it differs from: the
+    version moves on once a release is made (a ``.devN`` until the next one)."""
+    released = re.findall(r"^## (\d+\.\d+\.\d+)$", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert released
+    assert all(Version(__version__) > Version(release) for release in released)
 
 
 def test_check_config_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:

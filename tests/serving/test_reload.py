@@ -493,3 +493,39 @@ async def test_a_refused_reload_changes_nothing_not_even_the_admin_token(
         await gate.log.wait_for("admin token reloaded", start=mark)
         assert await admin_status(admin_url, new_token) == 200
         assert await admin_status(admin_url, ADMIN_TOKEN) == 401
+
+
+async def readiness(gate_url: str) -> tuple[int, dict[str, Any]]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{gate_url}/_consentgate/readyz") as response,
+    ):
+        return response.status, await response.json()
+
+
+async def test_readyz_warns_while_the_configuration_file_on_disk_would_not_load(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    async with running_gate(tmp_path, upstream.url, {}) as gate:
+        upstream.proxy.public_url = gate.url
+        assert await readiness(gate.url) == (200, {"status": "ready"})
+        config = gate.directory / "gate.toml"
+        good = config.read_text()
+
+        config.write_text(good.replace("[upstream]", "[upstream"))  # not TOML any more
+        mark = gate.log.mark()
+        for _ in range(2):
+            # Still ready (it serves under the configuration it loaded), but a restart
+            # would fail: said so, without the file's contents on a public probe.
+            status, document = await readiness(gate.url)
+            assert (status, document["status"]) == (200, "ready")
+            assert document["warnings"] == [
+                "configuration: the file on disk does not load, so a restart would "
+                "fail (the log says why)"
+            ]
+        (line,) = await gate.log.wait_for("configuration file on disk does not load", start=mark)
+        assert f"{config}: not valid TOML" in line
+        assert "WARNING" in line
+
+        config.write_text(good)
+        assert await readiness(gate.url) == (200, {"status": "ready"})

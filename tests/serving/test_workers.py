@@ -8,6 +8,7 @@ import functools
 import os
 import platform
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -351,3 +352,58 @@ def worker_socket_or_none(pid: int) -> Path | None:
         return worker_socket(pid)
     except (LookupError, OSError):
         return None
+
+
+def port_is_free(url: str) -> bool:
+    """Whether a new listener binds the port of ``url`` without ``SO_REUSEPORT``: no
+    worker is left listening there (``SO_REUSEADDR`` only passes TIME_WAIT leftovers)."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen(1)
+        except OSError:
+            return False
+    return True
+
+
+async def test_workers_whose_supervisor_is_killed_finish_their_requests_and_free_the_port(
+    tmp_path: Path, start_upstream: StartUpstream
+) -> None:
+    arrived = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        arrived.set()
+        await asyncio.sleep(1.0)
+        return web.Response(text="finished")
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    upstream = await start_upstream(app)
+    sections: dict[str, dict[str, Any]] = {"server": {"workers": 2, "shutdown_grace": 5}}
+    workers: set[int] = set()
+    try:
+        async with gate_process(tmp_path, upstream, sections) as gate:
+            await wait_for(lambda: len(worker_pids(gate.pid)) == 2)
+            workers = worker_pids(gate.pid)
+            await wait_for(lambda: all(listens(pid, gate.url) for pid in workers))
+            async with aiohttp.ClientSession() as session:
+                pending = asyncio.ensure_future(session.get(f"{gate.url}/slow"))
+                await asyncio.wait_for(arrived.wait(), 15)
+                gate.process.kill()  # the supervisor: kill -9, no chance to pass anything on
+                # (not process.wait(): it waits for stderr too, which the workers hold)
+                await wait_for(lambda: gate.process.returncode is not None)
+                # The request in flight still ends well: a stop, not a vanishing.
+                async with await asyncio.wait_for(pending, 15) as response:
+                    assert response.status == 200
+                    assert await response.text() == "finished"
+            # A bound that only stops a hung test: the grace is 5 s.
+            await wait_for(lambda: all(dead(pid) for pid in workers), 30)
+            assert port_is_free(gate.url)
+            log = await gate.stderr_text()
+        assert log.count("the supervisor is gone; stopping") == 2, log[-2000:]
+    finally:
+        for pid in workers:  # what the unfixed gate leaves running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -578,6 +580,51 @@ async def test_idle_connections_are_closed_after_the_keepalive_timeout() -> None
         assert pool.idle_connections == 1
         await asyncio.sleep(0.35)
         assert (pool.open_connections, pool.idle_connections) == (0, 0)
+
+
+async def test_every_idle_connection_of_a_burst_closes_on_time_without_more_traffic() -> None:
+    """An aiohttp upstream that would keep its connections for an hour sees every one
+    of a burst's closed by the pool's keep-alive timeout, with no request after it."""
+    burst = 24
+    arrived = 0
+    everyone = asyncio.Event()
+
+    async def hello(request: web.Request) -> web.Response:
+        nonlocal arrived
+        arrived += 1
+        if arrived == burst:
+            everyone.set()
+        await everyone.wait()  # the burst is concurrent: one connection each
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    upstream = TestServer(app, host="127.0.0.1")
+    await upstream.start_server(keepalive_timeout=3600)
+    assert upstream.runner is not None and upstream.runner.server is not None
+    server = upstream.runner.server  # its connections: the upstream's side of each
+    pool = UpstreamPool(
+        str(upstream.make_url("")).rstrip("/"),
+        limit=burst,
+        connect_timeout=2.0,
+        keepalive_timeout=0.2,
+        loop=asyncio.get_running_loop(),
+    )
+    try:
+
+        async def one() -> bytes:
+            return await body_of(await pool.request("GET", "/", []))
+
+        assert await asyncio.gather(*(one() for _ in range(burst))) == [b"ok"] * burst
+        assert (len(server.connections), pool.idle_connections) == (burst, burst)
+        for _ in range(200):  # a bound (10 s) that only stops a hung test; nothing is sent
+            if not server.connections:
+                break
+            await asyncio.sleep(0.05)
+        assert (len(server.connections), pool.open_connections) == (0, 0)
+    finally:
+        await pool.close()
+        await upstream.close()
 
 
 async def test_a_body_the_reader_does_not_take_pauses_the_upstream() -> None:
