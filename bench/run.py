@@ -295,6 +295,8 @@ def gate_config(
     access_log: bool = True,
     workers: int = 1,
     store_url: str = "",
+    store_dir: str = "gate-store",
+    keys_dir: str = "gate-keys",
 ) -> Path:
     path = workdir / f"{name}.toml"
     path.write_text(
@@ -309,11 +311,11 @@ url = "http://127.0.0.1:{upstream_port}"
 issuer = "https://proxy.example"
 
 [store]
-path = "{workdir / "gate-store" / "consentgate.sqlite3"}"
+path = "{workdir / store_dir / "consentgate.sqlite3"}"
 url = "{store_url}"
 
 [keys]
-dir = "{workdir / "gate-keys"}"
+dir = "{workdir / keys_dir}"
 
 [consent]
 service_name = "the benchmark"
@@ -325,12 +327,13 @@ access_log = {"true" if access_log else "false"}
     return path
 
 
-async def prepare_store(workdir: Path, postgres_url: str = "") -> str:
+async def prepare_store(workdir: Path, postgres_url: str = "") -> tuple[str, str]:
     """Keys, cookie secret, one registered client and one remembered approval (in the
     SQLite file, and in the PostgreSQL store when ``postgres_url`` is given).
 
     Returns the browser cookie (``cg_bid=<id>.<tag>``) whose subject approved the
-    client, as the gate will read it (same key directory, same derivation).
+    client, as the gate will read it (same key directory, same derivation), and that
+    subject.
     """
     keyring, cookie, subject = bench_browser(workdir)
     stores = [await ConsentStore.open(workdir / "gate-store" / "consentgate.sqlite3", keyring)]
@@ -340,7 +343,7 @@ async def prepare_store(workdir: Path, postgres_url: str = "") -> str:
         stores.append(ConsentStore(await PostgresBackend.open(postgres_url), keyring))
     for store in stores:
         await _approve_benchmark_client(store, subject)
-    return cookie
+    return cookie, subject
 
 
 def bench_browser(workdir: Path) -> tuple[KeyRing, str, str]:
@@ -355,6 +358,74 @@ def bench_browser(workdir: Path) -> tuple[KeyRing, str, str]:
     crypto = CookieCrypto(lambda purpose: derive_key(secret, purpose), names)
     browser_id, cookie_value = crypto.new_browser_cookie()
     return keyring, f"{names.browser}={cookie_value}", crypto.subject_of(browser_id)
+
+
+#: What a baseline's own code runs to prepare its store: a copy from before a change
+#: may not open a store that today's code made (a newer schema is refused).
+_BASELINE_STORE = """
+import asyncio, sys
+from pathlib import Path
+from consentgate import ConsentStore, load_keyring
+try:
+    from consentgate.core.oauth.authorization_requests import consent_redirect_key
+except ImportError:  # the layout before the packages by concept
+    from consentgate.core.oauth import consent_redirect_key
+workdir, subject, client_id, redirect_uri, scopes = sys.argv[1:6]
+async def main():
+    store = await ConsentStore.open(
+        Path(workdir) / "gate-store" / "consentgate.sqlite3",
+        load_keyring(Path(workdir) / "gate-keys", create=False),
+    )
+    try:
+        await store.upsert_client({
+            "client_id": client_id, "client_name": "Benchmark client",
+            "redirect_uris": [redirect_uri], "grant_types": ["authorization_code"],
+            "response_types": ["code"], "token_endpoint_auth_method": "none",
+        })
+        await store.record(subject, client_id, consent_redirect_key(redirect_uri),
+                           scopes.split(), "", ttl=86400)
+    finally:
+        await store.close()
+asyncio.run(main())
+"""
+
+
+def _own_dirs(base: str) -> dict[str, str]:
+    """A baseline gate's own store and keys directories (see prepare_baseline_store)."""
+    return {"store_dir": f"{base}/gate-store", "keys_dir": f"{base}/gate-keys"} if base else {}
+
+
+def prepare_baseline_store(workdir: Path, label: str, source: Path, subject: str) -> str:
+    """The baseline's own directory (``base-LABEL``): the same keys and cookie secret as
+    today's gate (so the same browser cookie is remembered), and a store made by the
+    baseline's code. Returns the directory's name under ``workdir``."""
+    name = f"base-{label}"
+    base = workdir / name
+    (base / "gate-store").mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys = base / "gate-keys"
+    keys.mkdir(mode=0o700, exist_ok=True)
+    for item in (workdir / "gate-keys").iterdir():
+        # The keys and the cookie secret; not the records of which store they serve.
+        if item.is_file() and not item.name.startswith(("store", "audit-mark")):
+            shutil.copy2(item, keys / item.name)
+    env = clean_env()
+    env["PYTHONPATH"] = f"{source}{os.pathsep}{env['PYTHONPATH']}"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _BASELINE_STORE,
+            str(base),
+            subject,
+            CLIENT_ID,
+            REDIRECT_URI,
+            " ".join(SCOPES),
+        ],
+        env=env,
+        cwd=base,  # not this checkout: a `-c` script puts the current directory first
+        check=True,
+    )
+    return name
 
 
 async def _approve_benchmark_client(store: ConsentStore, subject: str) -> None:
@@ -468,7 +539,11 @@ def start_stack(
         wait_for_http(proc, port, "/small")
         stack.targets["minimal"] = (port, proc)
 
-        stack.browser_cookie = asyncio.run(prepare_store(workdir, postgres_url))
+        stack.browser_cookie, subject = asyncio.run(prepare_store(workdir, postgres_url))
+        baseline_dirs = {
+            label: prepare_baseline_store(workdir, label, source, subject)
+            for label, source in (baselines or {}).items()
+        }
         gates = [("gate", [py, "-m", "consentgate"])]
         if with_uvloop:
             gates.append(("gate+uvloop", [py, "-m", "bench.uvloop_gate"]))
@@ -490,6 +565,7 @@ def start_stack(
                 access_log=name != "gate-nolog",
                 workers=int(name.removeprefix("gate:w")) if name.startswith("gate:w") else 1,
                 store_url=postgres_url if name == "gate:pg" else "",
+                **_own_dirs(baseline_dirs.get(name.removeprefix(BASELINE_PREFIX), "")),
             )
             env = clean_env()
             if name.startswith(BASELINE_PREFIX):
