@@ -24,6 +24,7 @@ from consentgate.config.model import Config
 from consentgate.config.reload_hooks import ReloadHooks
 from consentgate.config.settings import LiveSettings
 from consentgate.core.clock import Clock, system_clock
+from consentgate.core.oauth.idp_handoff import IdpMemory
 from consentgate.core.oauth.issuer import IssuerCache
 from consentgate.core.oauth.oauth_errors import TemporarilyUnavailable
 from consentgate.core.oauth.paths import Route
@@ -45,6 +46,7 @@ from consentgate.web.appkeys import (
     CLOCK,
     COOKIE_CRYPTO,
     ENDPOINT_MISMATCHES_LOGGED,
+    IDP_MEMORY,
     IN_FLIGHT,
     ISSUER,
     KEY_PROBLEMS,
@@ -399,6 +401,7 @@ def create_app(
     app[TEMPLATES] = templates or Templates()
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app[ENDPOINT_MISMATCHES_LOGGED] = set()
+    app[IDP_MEMORY] = IdpMemory()
     app.cleanup_ctx.append(documents_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)

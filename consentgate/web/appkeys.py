@@ -18,6 +18,7 @@ from consentgate.config.reload_hooks import ReloadHooks
 from consentgate.config.reload_rules import ConfigSource
 from consentgate.config.settings import LiveSettings, Settings
 from consentgate.core.clock import Clock
+from consentgate.core.oauth.idp_handoff import IdpMemory
 from consentgate.core.oauth.issuer import IssuerCache
 from consentgate.core.signed.cookies import CookieCrypto
 from consentgate.core.throttle import Throttle
@@ -56,6 +57,9 @@ ISSUER = web.AppKey("issuer", IssuerCache)
 KEY_PROBLEMS: web.AppKey[tuple[str, ...]] = web.AppKey("key_problems")
 #: The endpoint mismatches already logged (``web/endpoints.py``): each is logged once.
 ENDPOINT_MISMATCHES_LOGGED: web.AppKey[set[str]] = web.AppKey("endpoint_mismatches_logged")
+#: What the upstream's hand-offs to its IdP said (``web/consent_flow/flow.py`` learns,
+#: the consent page shows: where the person signs in next, the third-party scopes).
+IDP_MEMORY = web.AppKey("idp_memory", IdpMemory)
 #: Where SIGHUP re-reads the configuration (``serve`` sets it: the loader of
 #: ``--config FILE``); absent, a reload only runs the hooks below.
 CONFIG_SOURCE: web.AppKey[ConfigSource] = web.AppKey("config_source")
