@@ -45,6 +45,8 @@ ATTACKER_HOST = "attacker.localhost"
 
 DEMO_UPSTREAM_CLIENT_ID = "demo-proxy-upstream-client"
 SCOPES = "mcp:tools profile"
+#: The scopes the demo proxy asks the demo IdP for (the IdP ignores them).
+DEMO_IDP_SCOPES = "openid profile email"
 TEMPLATES = web.AppKey("demo_templates", Templates)
 
 
@@ -187,6 +189,9 @@ class DemoProxy:
                 "redirect_uri": f"{self.public_url}/auth/callback",
                 "state": txn_id,
                 "response_type": "code",
+                # What the proxy asks its IdP for: the gate shows it on the next
+                # consent pages, under its own heading (the third-party scopes).
+                "scope": DEMO_IDP_SCOPES,
             }
         )
         raise web.HTTPFound(f"{self.idp_url}/authorize?{upstream}")
