@@ -302,8 +302,7 @@ def parse_scope_list(value: Any, ctx: ParseContext) -> tuple[str, ...]:
     for item in value:
         if not isinstance(item, str) or not _SCOPE_TOKEN.fullmatch(item):
             raise ValueError(
-                f"expected scope tokens without spaces or quotes (RFC 6749 §3.3), "
-                f"got {_fmt(item)}"
+                f"expected scope tokens without spaces or quotes (RFC 6749 §3.3), got {_fmt(item)}"
             )
         if item not in scopes:
             scopes.append(item)

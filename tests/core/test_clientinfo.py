@@ -8,9 +8,9 @@ import pytest
 
 from consentgate.core.clientinfo import (
     ConsentView,
+    age_text,
     build_approval_view,
     build_view,
-    age_text,
     clean_name,
     remaining_text,
     safe_http_url,

@@ -126,9 +126,7 @@ class BackToTheClient(FakeProxy):
             "response_type": "code",
             "scope": "client-chosen",
         }
-        raise web.HTTPFound(
-            request.query["redirect_uri"] + "?" + urllib.parse.urlencode(query)
-        )
+        raise web.HTTPFound(request.query["redirect_uri"] + "?" + urllib.parse.urlencode(query))
 
 
 async def test_a_redirect_to_the_clients_own_site_is_never_taken_for_the_idp(
