@@ -319,7 +319,8 @@ async def _approved_scopes(
     and resource (its active records'), so a step-up page can say which are new. Only
     shown, never decided on: ``is_approved`` still needs one record covering every
     scope asked, and approving records the scopes asked."""
-    if subject is None or not auth.scopes or auth.opaque:
+    remember = request[SETTINGS].config.consent.mode == "remember"
+    if subject is None or not remember or not auth.scopes or auth.opaque:
         return frozenset()
     question = auth.question(subject)
     approved: set[str] = set()
