@@ -41,6 +41,7 @@ __all__ = [
     "parse_duration",
     "parse_fetch_networks",
     "parse_file_path",
+    "parse_host_name",
     "parse_listen",
     "parse_non_negative_int",
     "parse_nonempty_str",
@@ -51,6 +52,7 @@ __all__ = [
     "parse_path_list",
     "parse_positive_int",
     "parse_prefix",
+    "parse_scope_list",
     "parse_str",
     "parse_str_map",
     "parse_uri_list",
@@ -271,6 +273,40 @@ def parse_str_map(value: Any, ctx: ParseContext) -> tuple[tuple[str, str], ...]:
             raise ValueError(f"expected a string for {key!r}, got {_fmt(text)}")
         items.append((str(key), parse_str(text, ctx)))
     return tuple(items)
+
+
+#: A DNS name in ASCII (punycode for internationalised names), as a browser shows it.
+_HOST_NAME: Final = re.compile(
+    r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}")
+
+
+def parse_host_name(value: Any, ctx: ParseContext) -> str:
+    """A host name such as ``accounts.google.com`` (lower case ASCII), or ``""``."""
+    text = parse_str(value, ctx).strip().lower().rstrip(".")
+    if text and not _HOST_NAME.fullmatch(text):
+        raise ValueError(
+            f"expected a host name such as accounts.google.com (no scheme, port or path), "
+            f"got {_fmt(value)}"
+        )
+    return text
+
+
+def parse_scope_list(value: Any, ctx: ParseContext) -> tuple[str, ...]:
+    """A list of OAuth scope tokens (RFC 6749 §3.3), each once."""
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of scope strings, got {_fmt(value)}")
+    scopes: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not _SCOPE_TOKEN.fullmatch(item):
+            raise ValueError(
+                f"expected scope tokens without spaces or quotes (RFC 6749 §3.3), got {_fmt(item)}"
+            )
+        if item not in scopes:
+            scopes.append(item)
+    return tuple(scopes)
 
 
 def parse_optional_file_path(value: Any, ctx: ParseContext) -> Path | None:

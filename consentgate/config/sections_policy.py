@@ -21,9 +21,11 @@ from consentgate.config.parsers import (
     parse_domains,
     parse_duration,
     parse_fetch_networks,
+    parse_host_name,
     parse_nonempty_str,
     parse_optional_file_path,
     parse_positive_int,
+    parse_scope_list,
     parse_str_map,
     parse_uri_list,
 )
@@ -157,6 +159,24 @@ class ConsentConfig:
             parse_str_map,
             "Table of scope = description shown on the consent page.",
             env=False,
+            reload=applies("per request (consent page)"),
+        ),
+    )
+    idp_host: str = field(
+        default="",
+        metadata=spec(
+            parse_host_name,
+            'Host where people sign in after consent ("Next, you sign in at ..."); '
+            '"" learns it from the upstream\'s redirect to its IdP.',
+            reload=applies("per request (consent page)"),
+        ),
+    )
+    upstream_scopes: tuple[str, ...] = field(
+        default=(),
+        metadata=spec(
+            parse_scope_list,
+            "Scopes the upstream asks its IdP for, shown on the consent page; "
+            "[] learns them from the upstream's redirect to its IdP.",
             reload=applies("per request (consent page)"),
         ),
     )

@@ -84,6 +84,16 @@ class Warning:
 class ScopeLine:
     scope: str
     description: str | None
+    #: This browser already approved it for the same client, redirect URI and resource
+    #: (a step-up request asks again only for the others).
+    already_approved: bool = False
+
+
+#: A client that registered less than this long ago gets a warning: a registration
+#: made minutes before the page is what the attack this gate exists for looks like
+#: (docs/references.md, "Confused Deputy Problem"), and a person who did not just add
+#: the application should stop.
+NEW_CLIENT_SECONDS: Final = 3600.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,21 @@ class ConsentView:
     resource: str
     warnings: tuple[Warning, ...]
     offer_remember: bool
+    #: How long ago the gate saw the client register ("registered 4 minutes ago"), or
+    #: None when the gate does not know (a client named by a URL: no registration).
+    client_age: str | None = None
+    #: Where the person signs in next and what that sign-in asks for (the upstream's
+    #: hand-off to its IdP, learned or configured; never the client's words).
+    idp_host: str | None = None
+    idp_scopes: tuple[str, ...] = ()
+    #: Some scopes were approved before and some are new: the page says which.
+    step_up: bool = False
+
+    @property
+    def deny_first(self) -> bool:
+        """Under any warning Deny is the primary action and Allow the secondary one
+        (as Google's unverified-app screen hides "continue"); otherwise as usual."""
+        return bool(self.warnings)
 
 
 def safe_http_url(value: str | None) -> tuple[str, str] | None:
@@ -158,10 +183,26 @@ def shown_redirect(redirect: RedirectTarget | None) -> RedirectTarget | None:
     )
 
 
-def scope_lines(scopes: Iterable[str], descriptions: Mapping[str, str]) -> tuple[ScopeLine, ...]:
-    """Each scope as shown (without bidirectional controls) and the operator's words
-    for it, looked up by the scope as requested."""
-    return tuple(ScopeLine(without_bidi_controls(s), descriptions.get(s)) for s in scopes)
+def scope_lines(
+    scopes: Iterable[str],
+    descriptions: Mapping[str, str],
+    approved: frozenset[str] = frozenset(),
+) -> tuple[ScopeLine, ...]:
+    """Each scope as shown (without bidirectional controls), the operator's words for
+    it, looked up by the scope as requested, and whether ``approved`` holds it."""
+    return tuple(
+        ScopeLine(without_bidi_controls(s), descriptions.get(s), s in approved) for s in scopes
+    )
+
+
+def age_text(seconds: float) -> str:
+    """How long ago something happened, as people say it: ``registered 4 minutes ago``."""
+    seconds = max(seconds, 0.0)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        count = int(seconds // size)
+        if count >= 1:
+            return f"registered {count} {unit}{'' if count == 1 else 's'} ago"
+    return "registered less than a minute ago"
 
 
 def build_view(
@@ -173,6 +214,12 @@ def build_view(
     remember_mode: bool,
     verified_domain: str | None = None,
     localhost_only: bool = False,
+    registered_at: float | None = None,
+    now: float = 0.0,
+    service_name: str = "this service",
+    idp_host: str | None = None,
+    idp_scopes: tuple[str, ...] = (),
+    approved_scopes: frozenset[str] = frozenset(),
 ) -> ConsentView:
     """The consent page's content for a validated request and what the gate knows.
 
@@ -180,6 +227,11 @@ def build_view(
     metadata document, fetched over HTTPS from that host (``clients.client_id_urls``
     gives the host as the browser reads it). ``localhost_only``: that document lists
     only loopback redirect URIs (``metadata_documents.localhost_only``).
+    ``registered_at``: when the gate saw ``client`` register (``now`` on the same
+    clock); less than :data:`NEW_CLIENT_SECONDS` ago is a warning. ``idp_host`` and
+    ``idp_scopes``: the upstream's hand-off to its IdP (``core.oauth.idp_handoff``).
+    ``approved_scopes``: the scopes this browser already approved for the same client,
+    redirect URI and resource; when some requested ones are new, the page says which.
     """
     warnings: list[Warning] = []
     redirect = parse_redirect_uri(request.redirect_uri) if request.redirect_uri else None
@@ -205,6 +257,16 @@ def build_view(
                 "danger",
                 "Unverified client: this gate did not see it register, so nothing it says "
                 "about itself could be checked. Only continue if you started this sign-in.",
+            )
+        )
+    age = now - registered_at if registered_at is not None and client is not None else None
+    if age is not None and age < NEW_CLIENT_SECONDS:
+        warnings.append(
+            Warning(
+                "warning",
+                f"This application registered with {service_name} "
+                f"{age_text(age).removeprefix('registered ')}. If you did not just add it "
+                "yourself, someone else may have: deny.",
             )
         )
     if verified_domain is not None and localhost_only:
@@ -325,10 +387,15 @@ def build_view(
         redirect=shown_redirect(redirect),
         links=tuple(links),
         logo_url=logo,
-        scopes=scope_lines(request.scopes, scope_descriptions),
+        scopes=scope_lines(request.scopes, scope_descriptions, approved_scopes),
         resource=without_bidi_controls(request.resource),
         warnings=tuple(warnings),
         offer_remember=remember_mode and not request.opaque,
+        client_age=age_text(age) if age is not None else None,
+        idp_host=without_bidi_controls(idp_host) if idp_host else None,
+        idp_scopes=tuple(without_bidi_controls(s) for s in idp_scopes),
+        step_up=any(s in approved_scopes for s in request.scopes)
+        and any(s not in approved_scopes for s in request.scopes),
     )
 
 

@@ -39,8 +39,14 @@ from consentgate.web.rendering.templates import Templates
 
 log = logging.getLogger("consentgate")
 
+#: The attacker's host in the demo: a name that reads as a foreign site, resolved to
+#: loopback by the browser itself (``*.localhost``, RFC 6761 §6.3).
+ATTACKER_HOST = "attacker.localhost"
+
 DEMO_UPSTREAM_CLIENT_ID = "demo-proxy-upstream-client"
 SCOPES = "mcp:tools profile"
+#: The scopes the demo proxy asks the demo IdP for (the IdP ignores them).
+DEMO_IDP_SCOPES = "openid profile email"
 TEMPLATES = web.AppKey("demo_templates", Templates)
 
 
@@ -183,6 +189,9 @@ class DemoProxy:
                 "redirect_uri": f"{self.public_url}/auth/callback",
                 "state": txn_id,
                 "response_type": "code",
+                # What the proxy asks its IdP for: the gate shows it on the next
+                # consent pages, under its own heading (the third-party scopes).
+                "scope": DEMO_IDP_SCOPES,
             }
         )
         raise web.HTTPFound(f"{self.idp_url}/authorize?{upstream}")
@@ -258,10 +267,13 @@ class DemoClient:
     @property
     def attacker_url(self) -> str:
         """Where the attacker's client receives codes: this server too, but named
-        ``localhost`` instead of ``127.0.0.1``, so the consent page shows the very
-        difference it teaches to look for: the destination is not the one
-        of the client the person started."""
-        return self.own_url.replace("://127.0.0.1:", "://localhost:", 1)
+        ``attacker.localhost``, which reads as another site yet stays on this computer
+        (browsers resolve every ``*.localhost`` name to loopback without asking DNS,
+        RFC 6761 §6.3). The gate reads the name as an ordinary host, not as "an
+        application on this computer" (only ``localhost`` and loopback addresses are,
+        RFC 8252 §7.3), so the consent page's headline host is what gives the attack
+        away, as a real attacker's site would."""
+        return self.own_url.replace("://127.0.0.1:", f"://{ATTACKER_HOST}:", 1)
 
     def _base(self, redirect_path: str) -> str:
         return self.attacker_url if redirect_path == "/stolen" else self.own_url

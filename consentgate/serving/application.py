@@ -24,6 +24,7 @@ from consentgate.config.model import Config
 from consentgate.config.reload_hooks import ReloadHooks
 from consentgate.config.settings import LiveSettings
 from consentgate.core.clock import Clock, system_clock
+from consentgate.core.oauth.idp_handoff import IdpMemory
 from consentgate.core.oauth.issuer import IssuerCache
 from consentgate.core.oauth.oauth_errors import TemporarilyUnavailable
 from consentgate.core.oauth.paths import Route
@@ -46,6 +47,7 @@ from consentgate.web.appkeys import (
     CONFIG_FILE_PROBLEMS_LOGGED,
     COOKIE_CRYPTO,
     ENDPOINT_MISMATCHES_LOGGED,
+    IDP_MEMORY,
     IN_FLIGHT,
     ISSUER,
     KEY_PROBLEMS,
@@ -400,6 +402,7 @@ def create_app(
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app[ENDPOINT_MISMATCHES_LOGGED] = set()
     app[CONFIG_FILE_PROBLEMS_LOGGED] = set()
+    app[IDP_MEMORY] = IdpMemory()
     app.cleanup_ctx.append(documents_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)

@@ -18,6 +18,7 @@ from consentgate.config.reload_hooks import ReloadHooks
 from consentgate.config.reload_rules import ConfigSource
 from consentgate.config.settings import LiveSettings, Settings
 from consentgate.core.clock import Clock
+from consentgate.core.oauth.idp_handoff import IdpMemory
 from consentgate.core.oauth.issuer import IssuerCache
 from consentgate.core.signed.cookies import CookieCrypto
 from consentgate.core.throttle import Throttle
@@ -59,6 +60,10 @@ ENDPOINT_MISMATCHES_LOGGED: web.AppKey[set[str]] = web.AppKey("endpoint_mismatch
 #: The problems of the configuration file on disk already logged by ``readyz``
 #: (``web/probes.py``): each is logged once, until the file loads again.
 CONFIG_FILE_PROBLEMS_LOGGED: web.AppKey[set[str]] = web.AppKey("config_file_problems_logged")
+
+#: What the upstream's hand-offs to its IdP said (``web/consent_flow/flow.py`` learns,
+#: the consent page shows: where the person signs in next, the third-party scopes).
+IDP_MEMORY = web.AppKey("idp_memory", IdpMemory)
 #: Where SIGHUP re-reads the configuration (``serve`` sets it: the loader of
 #: ``--config FILE``); absent, a reload only runs the hooks below.
 CONFIG_SOURCE: web.AppKey[ConfigSource] = web.AppKey("config_source")

@@ -442,3 +442,24 @@ def test_the_document_lifetimes_must_be_in_order() -> None:
         {**MINIMAL, "clients": {"fetch_max_ttl": "30m", "fetch_default_ttl": "1h"}}
     )
     assert ceiling.startswith("clients.fetch_max_ttl: ")
+
+
+def test_the_idp_host_and_upstream_scopes_are_checked_naming_key_and_value() -> None:
+    problems = problems_of(
+        {
+            **MINIMAL,
+            "consent": {
+                "idp_host": "https://accounts.example.com/",
+                "upstream_scopes": ["openid", "two words"],
+            },
+        }
+    )
+    assert any(p.startswith("consent.idp_host:") and "https://accounts" in p for p in problems)
+    assert any(p.startswith("consent.upstream_scopes:") and "two words" in p for p in problems)
+    config = config_from_mapping(
+        {**MINIMAL, "consent": {"idp_host": "Accounts.Example.com.", "upstream_scopes": ["a"]}},
+        base_dir=Path("/srv"),
+        environ={},
+    )
+    assert config.consent.idp_host == "accounts.example.com"
+    assert config.consent.upstream_scopes == ("a",)

@@ -74,6 +74,8 @@ SAMPLES: dict[str, Any] = {
     "consent.allow_request_object": True,
     "consent.show_logos": True,
     "consent.scope_descriptions": {"openid": "Your identity"},
+    "consent.idp_host": "accounts.example.com",
+    "consent.upstream_scopes": ["openid", "email"],
     "log.format": "json",
     "log.level": "debug",
     "log.access_log": False,

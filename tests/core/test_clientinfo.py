@@ -8,6 +8,7 @@ import pytest
 
 from consentgate.core.clientinfo import (
     ConsentView,
+    age_text,
     build_approval_view,
     build_view,
     clean_name,
@@ -316,3 +317,67 @@ def test_an_approval_of_a_url_client_shows_its_verified_domain_instead_of_a_name
     assert view.client_id == "https://notes.example/client.json"
     unknown = build_approval_view(make_record(), None, scope_descriptions={}, now=0)
     assert unknown.verified_domain is None and not unknown.verified
+
+
+# --- a decision that is easier to get right --------------------------------------------
+
+
+def plain_view(**options: object) -> ConsentView:
+    """A registered client sending the result to its own https site: no warning."""
+    return build_view(
+        request(),  # type: ignore[arg-type]
+        Meta(),
+        scope_descriptions={},
+        show_logos=False,
+        remember_mode=True,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "registered less than a minute ago"),
+        (59, "registered less than a minute ago"),
+        (60, "registered 1 minute ago"),
+        (240, "registered 4 minutes ago"),
+        (7200, "registered 2 hours ago"),
+        (86400 * 3 + 5, "registered 3 days ago"),
+    ],
+)
+def test_a_clients_age_reads_as_people_say_it(seconds: float, text: str) -> None:
+    assert age_text(seconds) == text
+
+
+def test_a_client_registered_minutes_ago_is_a_warning_and_makes_deny_the_first_action() -> None:
+    view = plain_view(registered_at=1000.0, now=1240.0, service_name="Acme MCP")
+    assert view.client_age == "registered 4 minutes ago"
+    assert any("registered with Acme MCP 4 minutes ago" in w.text for w in view.warnings)
+    assert view.deny_first
+
+
+def test_a_client_registered_long_ago_is_only_a_fact_and_allow_stays_first() -> None:
+    view = plain_view(registered_at=1000.0, now=1000.0 + 3 * 86400)
+    assert view.client_age == "registered 3 days ago"
+    assert view.warnings == ()
+    assert not view.deny_first
+
+
+def test_a_client_without_a_known_registration_time_says_nothing_about_its_age() -> None:
+    assert plain_view().client_age is None
+    url_client = cimd_view("https://app.example.com/cb", Meta())
+    assert url_client.client_age is None
+
+
+def test_step_up_marks_the_already_approved_scopes_and_the_new_ones() -> None:
+    view = plain_view(approved_scopes=frozenset({"a"}))
+    assert view.step_up
+    assert [(s.scope, s.already_approved) for s in view.scopes] == [("a", True), ("b", False)]
+    assert not plain_view(approved_scopes=frozenset({"a", "b", "c"})).step_up
+    assert not plain_view().step_up
+
+
+def test_the_idp_host_and_its_scopes_are_shown_without_bidi_controls() -> None:
+    view = plain_view(idp_host="accounts.example", idp_scopes=("openid", "dri\u202eve"))
+    assert view.idp_host == "accounts.example"
+    assert view.idp_scopes == ("openid", "drive")

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import aiohttp
@@ -15,12 +16,21 @@ from consentgate.demo import run_demo
 from tests.support.browsersim import Browser, Page
 
 
+def on_loopback(url: str) -> str:
+    """``url`` with a ``*.localhost`` host replaced by 127.0.0.1, as a browser resolves
+    it (RFC 6761 §6.3) and as the system resolver here may not: no DNS query leaves."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname and parts.hostname.endswith(".localhost"):
+        return parts._replace(netloc=f"127.0.0.1:{parts.port}").geturl()
+    return url
+
+
 async def follow(browser: Browser, page: Page, limit: int = 10) -> Page:
     """Follow redirects the way a browser navigates (cross-site after leaving the gate)."""
     for _ in range(limit):
         if page.status not in (301, 302, 303, 307, 308):
             return page
-        page = await browser.get(page.location, site="cross-site")
+        page = await browser.get(on_loopback(page.location), site="cross-site")
     raise AssertionError("too many redirects")
 
 
@@ -55,10 +65,18 @@ async def test_the_demo_attack_stops_at_the_consent_page(tmp_path: Path) -> None
         consent = await follow(browser, link)
         assert consent.is_consent_page
         assert "Totally Legit Assistant" in consent.text
-        assert "an application on this computer" in consent.text
-        # Not the demo client's 127.0.0.1: the difference the page teaches to look for.
+        # The headline host reads as another site, not as "an application on this
+        # computer" like the demo client's 127.0.0.1: the headline gives it away.
+        assert '<p class="host" aria-describedby="destination-heading"><bdi>attacker.localhost' in (
+            consent.text
+        )
+        assert "an application on this computer" not in consent.text
         client_host = stack.client_url.removeprefix("http://")  # 127.0.0.1:<port>
-        assert "(localhost)" in consent.text and client_host not in consent.text
+        assert client_host not in consent.text
+        # A warning is shown, so Deny is the first, primary action.
+        assert consent.text.index('value="deny" class="deny primary"') < consent.text.index(
+            'value="approve"'
+        )
         denied = await browser.answer(consent, "deny")
         assert denied.status == 303
         result = await follow(browser, denied)

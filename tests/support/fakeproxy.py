@@ -53,6 +53,8 @@ class FakeProxy:
     transactions: dict[str, Transaction] = field(default_factory=dict)
     registration_bodies: list[bytes] = field(default_factory=list)
     issuer: str = "https://proxy.example"
+    #: The ``scope`` the proxy asks its IdP for in the hand-off (None: none named).
+    idp_scope: str | None = None
 
     def reached(self, path: str) -> list[Arrival]:
         return [a for a in self.arrivals if a.raw_path.split("?")[0] == path]
@@ -102,18 +104,15 @@ class FakeProxy:
         self.transactions[txn] = Transaction(
             query.get("client_id", ""), query.get("redirect_uri", ""), query.get("state"), query
         )
-        target = (
-            IDP
-            + "?"
-            + urllib.parse.urlencode(
-                {
-                    "client_id": UPSTREAM_CLIENT_ID,
-                    "redirect_uri": f"{self.public_url}/auth/callback",
-                    "state": txn,
-                    "response_type": "code",
-                }
-            )
-        )
+        handoff = {
+            "client_id": UPSTREAM_CLIENT_ID,
+            "redirect_uri": f"{self.public_url}/auth/callback",
+            "state": txn,
+            "response_type": "code",
+        }
+        if self.idp_scope is not None:
+            handoff["scope"] = self.idp_scope
+        target = IDP + "?" + urllib.parse.urlencode(handoff)
         raise web.HTTPFound(target)
 
     async def _callback(self, request: web.Request) -> web.Response:

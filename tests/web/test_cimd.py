@@ -177,6 +177,21 @@ async def test_a_first_sign_in_shows_the_verified_domain_and_declared_name_nothi
     assert asked.fields["client_kind"] == "metadata_document"
 
 
+async def test_a_url_clients_page_guesses_no_age_and_puts_deny_first_under_its_warning(
+    start_cimd: Any,
+) -> None:
+    """A client named by a URL never registered and the gate keeps no first-seen time
+    for it: the page says nothing about its age rather than guess. Its loopback-only
+    document is a warning, so Deny is the primary, first action."""
+    cimd = await start_cimd()
+    async with Browser(cimd.stack.url) as browser:
+        page = await browser.authorize(sign_in(cimd.client_id))
+    assert "cannot prevent localhost impersonation" in page.text
+    assert "egistered" not in page.text
+    deny = page.text.index('value="deny" class="deny primary"')
+    assert deny < page.text.index('value="approve" class="approve secondary"')
+
+
 async def test_approval_relays_the_request_unchanged(start_cimd: Any) -> None:
     cimd = await start_cimd()
     async with Browser(cimd.stack.url) as browser:

@@ -55,8 +55,8 @@ from consentgate.core.oauth.oauth_errors import (
 from consentgate.core.oauth.paths import RoutedPath
 from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.signed.pending import PendingConsent
-from consentgate.core.signed.records import MAX_PENDING_PAYLOAD
-from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, METRICS, SETTINGS, STORE
+from consentgate.core.signed.records import MAX_PENDING_PAYLOAD, ClientRecord
+from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, IDP_MEMORY, METRICS, SETTINGS, STORE
 from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.consent_flow.client_redirects import redirect_error
@@ -312,6 +312,31 @@ async def _silent_reason(
     return "remembered" if approved else None
 
 
+async def _approved_scopes(
+    request: web.Request, auth: AuthorizationRequest, subject: str | None
+) -> frozenset[str]:
+    """The scopes this browser already approved for the request's client, redirect key
+    and resource (its active records'), so a step-up page can say which are new. Only
+    shown, never decided on: ``is_approved`` still needs one record covering every
+    scope asked, and approving records the scopes asked."""
+    remember = request[SETTINGS].config.consent.mode == "remember"
+    if subject is None or not remember or not auth.scopes or auth.opaque:
+        return frozenset()
+    question = auth.question(subject)
+    approved: set[str] = set()
+    records = request.app[STORE].iter_records(
+        client_id=question.client_id,
+        redirect_uri=question.redirect_key,
+        subject=subject,
+        include_revoked=False,
+        include_expired=False,
+    )
+    async for record in records:
+        if record.resource == question.resource:
+            approved.update(record.scopes)
+    return frozenset(approved)
+
+
 async def _refuse_to_client(
     request: web.Request,
     auth: AuthorizationRequest,
@@ -349,7 +374,9 @@ async def _render_consent(
     config = request[SETTINGS].config
     crypto = app[COOKIE_CRYPTO]
     now = app[CLOCK]()
+    approved = await _approved_scopes(request, auth, browser.subject)
     subject = browser.ensure()
+    learned = app[IDP_MEMORY].known(config.upstream.url)
     view = build_view(
         auth,
         client,
@@ -358,6 +385,12 @@ async def _render_consent(
         remember_mode=config.consent.mode == "remember",
         verified_domain=listed.client.host if listed is not None else None,
         localhost_only=listed is not None and localhost_only(listed.document),
+        registered_at=client.registered_at if isinstance(client, ClientRecord) else None,
+        now=now,
+        service_name=config.consent.service_name,
+        idp_host=config.consent.idp_host or (learned.host if learned else None),
+        idp_scopes=config.consent.upstream_scopes or (learned.scopes if learned else ()),
+        approved_scopes=approved,
     )
     pending = PendingConsent.of(
         auth.parameters,

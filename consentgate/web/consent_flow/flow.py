@@ -8,6 +8,10 @@
   upstream answers with gets a per-transaction cookie holding a MAC of its
   ``state``; the callback (:mod:`consentgate.web.consent_flow.callback`) needs that cookie, once
   (FastMCP GHSA-rww4-4w9c-7733).
+* A bound hand-off that reads as an authorization request to the IdP teaches the
+  gate the IdP's host and the scopes the upstream asks it for
+  (:mod:`consentgate.core.oauth.idp_handoff`), for the next consent pages: the
+  upstream's answer, never the client's request.
 * That check happens only at ``upstream.callback_path``: a hand-off whose
   ``redirect_uri`` names another callback (:func:`consentgate.core.oauth.upstream_endpoints.
   callback_mismatch`) would bring the browser back where nothing checks it, so the
@@ -26,10 +30,11 @@ from multidict import CIMultiDict
 
 from consentgate.audit.events import AuditEvent
 from consentgate.core.oauth.authorization_requests import Parameters, encode_parameters
+from consentgate.core.oauth.idp_handoff import read_handoff
 from consentgate.core.oauth.upstream_endpoints import EndpointMismatch, callback_mismatch
 from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.trust.urls import split_url
-from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, METRICS, REQUEST_ID, SETTINGS
+from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, IDP_MEMORY, METRICS, REQUEST_ID, SETTINGS
 from consentgate.web.audit_emit import audit_event
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.relay import (
@@ -108,7 +113,9 @@ async def forward_authorization(
                 if after_post:
                     status = 303  # RFC 9700 §4.12: never let the browser re-POST the form
                 bound = _bind_flow(request, out, location, browser)
-                if not bound:
+                if bound:
+                    _learn_idp(request, parameters, location)
+                else:
                     _warn_unbound(request, location)
             for header in (*browser.cookies_to_set(), *extra_cookies):
                 out.add("Set-Cookie", header)
@@ -214,6 +221,19 @@ def _refuse_foreign_callback(request: web.Request, mismatch: EndpointMismatch) -
         f"does not check ({mismatch.key} differs), so it was stopped here. Nothing was "
         "shared; the operator has to correct the configuration.",
     )
+
+
+def _learn_idp(request: web.Request, parameters: Parameters, location: str) -> None:
+    """Remember what this hand-off says about the upstream's IdP (its host, the scopes
+    asked), unless it is not one (``idp_handoff.read_handoff``)."""
+    config = request[SETTINGS].config
+    absolute = _hand_off(location, config.server.public_url)
+    if absolute is None:
+        return
+    redirect_uri = next((value for name, value in parameters if name == "redirect_uri"), "")
+    handoff = read_handoff(absolute, client_redirect_uri=redirect_uri)
+    if handoff is not None:
+        request.app[IDP_MEMORY].learn(config.upstream.url, handoff)
 
 
 def _bind_flow(

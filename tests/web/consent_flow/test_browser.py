@@ -44,6 +44,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # The demo's attacker host: chromium resolves *.localhost to loopback itself (RFC
+    # 6761 §6.3); the rule makes sure no DNS query is ever sent for it.
+    "--host-resolver-rules=MAP attacker.localhost 127.0.0.1",
 ]
 
 
@@ -168,11 +171,50 @@ async def test_consent_page_renders_cleanly_and_is_readable(
     assert await page.get_by_role("button", name="Allow").is_visible()
     assert await page.get_by_role("button", name="Deny").is_visible()
     assert await page.get_by_label("Remember this decision").count() == 1
-    assert "an application on this computer" in await page.inner_text("main")
-    assert await page.inner_text("p.host") == "localhost"  # the attacker's, not 127.0.0.1
+    # The attacker's host, not the demo client's 127.0.0.1: the headline gives it away.
+    assert await page.inner_text("p.host") == "attacker.localhost"
+    assert "an application on this computer" not in await page.inner_text("main")
     await assert_readable(page)
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "consent-page.png"), full_page=True)
+    assert console.errors == []
+    await context.close()
+
+
+async def test_under_a_warning_deny_is_the_filled_first_button(
+    chromium: Browser, demo: DemoStack
+) -> None:
+    """The attacker's page (a new client, a foreign host over plain http) puts Deny
+    first and filled, Allow second and outlined; after one real sign-in it also says
+    where the person signs in next and what the IdP will be asked for."""
+    context = await chromium.new_context(viewport={"width": 1000, "height": 900})
+    page = await context.new_page()
+    console = Console(page)
+    await sign_in_remembered(page, demo)  # teaches the gate the demo IdP's host
+    await open_consent(page, demo, attack=True)
+    order = await page.eval_on_selector_all(
+        ".actions button", "(buttons) => buttons.map((b) => b.textContent.trim())"
+    )
+    assert order == ["Deny", "Allow"]
+    deny = page.get_by_role("button", name="Deny")
+    allow = page.get_by_role("button", name="Allow")
+    deny_box, allow_box = await deny.bounding_box(), await allow.bounding_box()
+    assert deny_box is not None and allow_box is not None
+    assert deny_box["x"] < allow_box["x"]  # side by side on a wide screen, Deny first
+    filled = "(b) => getComputedStyle(b).backgroundColor"
+    assert await deny.evaluate(filled) not in ("rgba(0, 0, 0, 0)", "transparent")
+    assert await allow.evaluate(filled) in ("rgba(0, 0, 0, 0)", "transparent")
+    main = await page.inner_text("main")
+    assert "registered less than a minute ago" in main.lower()
+    idp_host = browser_host(demo.idp_url.split("//")[1].rsplit(":", 1)[0])
+    assert f"Next, you sign in at {idp_host}" in main
+    assert await page.locator("ul.idp-scopes li").all_inner_texts() == [
+        "openid",
+        "profile",
+        "email",
+    ]
+    await assert_readable(page)
+    await save_screenshot(page, "consent-page-warning.png")
     assert console.errors == []
     await context.close()
 
@@ -199,10 +241,12 @@ async def test_approve_by_clicking_completes_the_sign_in(
     await context.close()
 
 
-@pytest.mark.parametrize(("key_presses", "outcome"), [(1, "Hello alice"), (2, "access_denied")])
+@pytest.mark.parametrize(("key_presses", "outcome"), [(1, "access_denied"), (2, "Hello alice")])
 async def test_approve_and_deny_work_with_the_keyboard_alone(
     chromium: Browser, demo: DemoStack, key_presses: int, outcome: str
 ) -> None:
+    """The demo client is new and receives on this computer: warnings, so the keyboard
+    reaches Deny first (the primary action), then Allow."""
     context = await chromium.new_context()
     page = await context.new_page()
     await open_consent(page, demo)
@@ -210,9 +254,9 @@ async def test_approve_and_deny_work_with_the_keyboard_alone(
     for _ in range(key_presses):
         await page.keyboard.press("Tab")
     focused = await page.evaluate("document.activeElement.textContent")
-    assert focused == ("Allow" if key_presses == 1 else "Deny")
+    assert focused == ("Deny" if key_presses == 1 else "Allow")
     await page.keyboard.press("Enter")
-    if key_presses == 1:
+    if key_presses == 2:
         await page.wait_for_selector("text=Demo identity provider")
         await page.focus("#user")
         await page.keyboard.press("Enter")
@@ -282,7 +326,7 @@ async def test_phone_viewport_in_dark_mode_renders_well(chromium: Browser, demo:
     deny = await page.get_by_role("button", name="Deny").bounding_box()
     assert approve is not None and deny is not None
     assert approve["height"] >= 44 and approve["width"] > 300  # a thumb-sized target
-    assert deny["y"] > approve["y"]  # stacked on a narrow screen
+    assert approve["y"] > deny["y"]  # stacked on a narrow screen, Deny first (a warning)
     await assert_readable(page)
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "consent-page-phone-dark.png"), full_page=True)
@@ -329,7 +373,7 @@ async def test_the_approvals_page_with_two_approvals_renders_cleanly_and_is_read
     await page.goto(demo.gate_url + "/_consentgate/approvals")
     assert await page.locator("li.approval").count() == 2
     hosts = await page.locator("p.host").all_inner_texts()
-    assert sorted(hosts) == ["127.0.0.1", "localhost"]  # the attacker's is not hidden
+    assert sorted(hosts) == ["127.0.0.1", "attacker.localhost"]  # the attacker's is not hidden
     assert await page.get_by_role("button", name="Revoke all").is_visible()
     await assert_readable(page)
     await save_screenshot(page, "approvals-page.png")

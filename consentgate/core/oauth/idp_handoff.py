@@ -1,0 +1,124 @@
+"""What the upstream's hand-off to its identity provider says: the IdP's host and the
+third-party scopes it asks for.
+
+The gate relays the upstream's answer to every approved authorization request; for a
+single-client OAuth proxy that answer is a redirect to the IdP's own authorization
+endpoint (RFC 6749 §4.1.1), carrying the ``scope`` the proxy asks the IdP for. The
+consent page uses it to say where the person signs in next and which third-party
+scopes that sign-in requests (MCP security best practices: the consent UI MUST
+display the specific third-party API scopes being requested; docs/references.md).
+
+Only the upstream's answer is read, never the client's request, and only a Location
+that reads as an authorization request to another site: it names a ``redirect_uri``
+(the caller has checked it is the gate's callback, ``upstream_endpoints.
+callback_mismatch``), one ``state`` and a ``response_type``, carries no ``error``,
+and is not on the origin of the client's own redirect URI (an upstream sending an
+error back to the client would otherwise teach the gate the client's host). What is
+learned is kept per upstream, in memory (:class:`IdpMemory`); ``[consent] idp_host``
+and ``[consent] upstream_scopes`` state it instead (docs/consent-decisions.md).
+
+Pure module: no aiohttp import, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass
+from typing import Final
+
+from consentgate.core.trust.bidi import has_bidi_controls
+from consentgate.core.trust.urls import BadURL, browser_host, split_authority, split_url
+
+#: At most this many scopes are kept from one hand-off, each at most this long: the
+#: page lists them, and an upstream is not a reason to render a megabyte.
+MAX_SCOPES: Final = 32
+MAX_SCOPE_LENGTH: Final = 200
+#: The upstreams remembered at once (one in practice; a reload may change it).
+MAX_UPSTREAMS: Final = 8
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+@dataclass(frozen=True)
+class IdpHandoff:
+    """The IdP's host as the browser reads it, and the scopes the upstream asks it for."""
+
+    host: str
+    scopes: tuple[str, ...]
+
+
+def _origin(url: str) -> str | None:
+    """``scheme://host:port`` as the browser reads it, or None (not a web URL)."""
+    try:
+        parts = split_url(url)
+        _, spelled, port = split_authority(parts.netloc)
+        return f"{parts.scheme.lower()}://{browser_host(spelled)}:{port}"
+    except BadURL:
+        return None
+
+
+def scope_tokens(value: str) -> tuple[str, ...]:
+    """The scope tokens of a ``scope`` value (RFC 6749 §3.3), in order, without
+    repeats; anything that is not a scope token is dropped, and so is the rest past
+    :data:`MAX_SCOPES`."""
+    tokens: list[str] = []
+    for token in value.split(" "):
+        if (
+            token
+            and len(token) <= MAX_SCOPE_LENGTH
+            and _SCOPE_TOKEN.fullmatch(token)
+            and token not in tokens
+        ):
+            tokens.append(token)
+    return tuple(tokens[:MAX_SCOPES])
+
+
+def read_handoff(location: str, *, client_redirect_uri: str) -> IdpHandoff | None:
+    """What an absolute ``location`` the upstream answered with says about its IdP, or
+    None when it does not read as an authorization request to another site (module
+    docstring): then nothing is learned."""
+    if has_bidi_controls(location):
+        return None
+    try:
+        parts = split_url(location)
+        if parts.scheme.lower() not in ("http", "https"):
+            return None
+        host = browser_host(split_authority(parts.netloc)[1])
+        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    except (BadURL, ValueError):
+        return None
+    names = [name for name, _ in pairs]
+    if (
+        not host
+        or names.count("state") != 1
+        or "response_type" not in names
+        or "redirect_uri" not in names
+        or "error" in names
+    ):
+        return None
+    if client_redirect_uri and _origin(client_redirect_uri) == _origin(location):
+        return None
+    scope = " ".join(value for name, value in pairs if name == "scope")
+    return IdpHandoff(host, scope_tokens(scope))
+
+
+class IdpMemory:
+    """The last hand-off seen per upstream URL, in this process's memory.
+
+    The latest wins: an upstream whose IdP or scopes change is shown as it is now.
+    Bounded by :data:`MAX_UPSTREAMS` (the oldest entry goes first)."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[str, IdpHandoff] = {}
+
+    def learn(self, upstream: str, handoff: IdpHandoff) -> None:
+        self._seen.pop(upstream, None)
+        self._seen[upstream] = handoff
+        while len(self._seen) > MAX_UPSTREAMS:
+            del self._seen[next(iter(self._seen))]
+
+    def known(self, upstream: str) -> IdpHandoff | None:
+        return self._seen.get(upstream)

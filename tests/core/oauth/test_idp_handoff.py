@@ -1,0 +1,75 @@
+"""What the upstream's hand-off to its IdP teaches the consent page (pure)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+
+from consentgate.core.oauth.idp_handoff import (
+    MAX_SCOPES,
+    MAX_UPSTREAMS,
+    IdpHandoff,
+    IdpMemory,
+    read_handoff,
+    scope_tokens,
+)
+
+CALLBACK = "https://gate.example/auth/callback"
+CLIENT = "https://client.example/cb"
+
+
+def handoff(base: str = "https://accounts.example/o/oauth2/auth", **extra: str) -> str:
+    query = {
+        "client_id": "proxy",
+        "redirect_uri": CALLBACK,
+        "response_type": "code",
+        "state": "s1",
+        "scope": "openid email https://api.example/drive.readonly",
+        **extra,
+    }
+    return f"{base}?{urlencode({k: v for k, v in query.items() if v != '-'})}"
+
+
+def test_an_authorization_request_to_the_idp_gives_its_host_and_scopes() -> None:
+    assert read_handoff(handoff(), client_redirect_uri=CLIENT) == IdpHandoff(
+        "accounts.example", ("openid", "email", "https://api.example/drive.readonly")
+    )
+
+
+def test_an_internationalised_idp_host_is_shown_as_the_browser_reads_it() -> None:
+    read = read_handoff(handoff("https://g\u043e\u043egle.com/auth"), client_redirect_uri=CLIENT)
+    assert read is not None and read.host == "xn--ggle-55da.com"
+
+
+@pytest.mark.parametrize(
+    "missing", [{"redirect_uri": "-"}, {"state": "-"}, {"response_type": "-"}, {"error": "x"}]
+)
+def test_a_location_that_is_not_an_authorization_request_teaches_nothing(
+    missing: dict[str, str],
+) -> None:
+    assert read_handoff(handoff(**missing), client_redirect_uri=CLIENT) is None
+
+
+def test_a_redirect_back_to_the_clients_own_site_teaches_nothing() -> None:
+    """An upstream answering with an error to the client's redirect URI, which the client
+    spelled to look like a hand-off, must not teach the gate the client's host."""
+    forged = handoff("https://client.example/cb")
+    assert read_handoff(forged, client_redirect_uri=CLIENT) is None
+    assert read_handoff(forged, client_redirect_uri="https://other.example/cb") is not None
+
+
+def test_scopes_are_scope_tokens_each_once_and_bounded() -> None:
+    assert scope_tokens('a  b a "c" d\x01 e') == ("a", "b", "e")
+    assert len(scope_tokens(" ".join(f"s{i}" for i in range(100)))) == MAX_SCOPES
+
+
+def test_the_memory_keeps_the_latest_hand_off_per_upstream_and_is_bounded() -> None:
+    memory = IdpMemory()
+    memory.learn("http://up", IdpHandoff("a.example", ()))
+    memory.learn("http://up", IdpHandoff("b.example", ("x",)))
+    assert memory.known("http://up") == IdpHandoff("b.example", ("x",))
+    for i in range(MAX_UPSTREAMS + 1):
+        memory.learn(f"http://other{i}", IdpHandoff("c.example", ()))
+    assert memory.known("http://up") is None
+    assert memory.known("http://other-unknown") is None
