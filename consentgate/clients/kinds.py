@@ -64,13 +64,6 @@ class ClientDescription:
         """The listing fields (``consents list --json``, ``GET /admin/consents``)."""
         return {"client_kind": self.kind, "client_domain": self.domain}
 
-    def audit_fields(self) -> dict[str, str]:
-        """The audit event's fields (its log line, its row's detail, the metrics'
-        ``client_kind`` label): the domain only when there is one."""
-        if self.domain is None:
-            return {"client_kind": self.kind}
-        return {"client_kind": self.kind, "client_domain": self.domain}
-
 
 def describe(client_id: str, *, registered: bool) -> ClientDescription:
     return ClientDescription(
