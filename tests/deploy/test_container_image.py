@@ -182,6 +182,7 @@ async def test_the_images_consentgate_serves_a_consent_page_and_stops_on_sigterm
                 _, stderr = await serve.communicate()
             assert serve.returncode == 0, stderr.decode()
             assert b"consentgate stopped" in stderr
+            print(f"\nthe image's consentgate serve, its log:\n{stderr.decode()}")  # -s shows it
         finally:
             if serve.returncode is None:
                 os.killpg(serve.pid, signal.SIGKILL)
