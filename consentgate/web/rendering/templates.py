@@ -203,6 +203,10 @@ class Templates:
                     f"ui.templates_dir: the template {at} is refused: {exc}"
                 ) from None
 
+    @property
+    def environment(self) -> jinja2.Environment:
+        return self._env
+
     @classmethod
     def from_config(cls, ui: UiConfig) -> Templates:
         """The templates and assets ``[ui]`` names."""
