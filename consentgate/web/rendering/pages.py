@@ -70,9 +70,19 @@ def wants_html(request: web.Request) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
 
-def page_context(config: Config, templates: Templates, request_id: str) -> dict[str, Any]:
-    """The variables every template gets (docs/branding.md, the template contract)."""
-    asset_base = f"{config.server.prefix}/static"
+def page_context(
+    config: Config,
+    templates: Templates,
+    request_id: str,
+    *,
+    asset_base: str | None = None,
+    approvals_url: str | None = None,
+) -> dict[str, Any]:
+    """The variables every template gets (docs/branding.md, the template contract).
+    ``asset_base`` and ``approvals_url`` default to the gate's own paths (the
+    ``pages`` command points them at its files)."""
+    if asset_base is None:
+        asset_base = f"{config.server.prefix}/static"
     assets = templates.asset_urls(asset_base)
     return {
         "service_name": config.consent.service_name,
@@ -82,7 +92,7 @@ def page_context(config: Config, templates: Templates, request_id: str) -> dict[
         "favicon_url": assets.get("favicon.svg", ""),
         "logo_url": assets.get("logo", ""),
         "support_url": config.ui.support_url,
-        "approvals_url": f"{config.server.prefix}/approvals",
+        "approvals_url": approvals_url or f"{config.server.prefix}/approvals",
         "request_id": request_id,
     }
 
