@@ -25,8 +25,8 @@ ADVICE_TEXT: Final[dict[Advice, str]] = {
     "restart": "Go back to the application and start the sign-in again.",
     "reopen": "Open your approvals page again and retry.",
     "application": (
-        "Go back to the application. If this keeps happening, the application's "
-        "developer needs to fix it."
+        "Go back to the application and try again; if it fails the same way, the "
+        "application's developer needs to fix it."
     ),
     "address": "Check the address, or go back to the page you came from.",
     "support": "If this keeps happening, contact support.",
@@ -44,7 +44,18 @@ class ErrorWording:
 
     @property
     def advice_text(self) -> tuple[str, ...]:
-        return tuple(ADVICE_TEXT[a] for a in self.advice)
+        """The advice as sentences; "contact support" is the page's own line, with
+        the link and the request id, so it is not repeated here."""
+        return tuple(ADVICE_TEXT[a] for a in self.advice if a != "support")
+
+    def template_values(self) -> dict[str, object]:
+        """What ``error.html`` gets (docs/branding.md, the template contract)."""
+        return {
+            "title": self.title,
+            "happened": self.happened,
+            "advice": self.advice_text,
+            "offer_support": "support" in self.advice,
+        }
 
 
 _TRY_AGAIN = ErrorWording(

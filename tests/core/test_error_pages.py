@@ -29,6 +29,7 @@ def test_every_error_page_says_what_happened_and_what_to_do_in_plain_words(
     page = error_wording(int(key) if key.isdigit() else 400, key)
     assert page.title and page.happened and page.advice
     words = " ".join([page.title, page.happened, *page.advice_text]).lower()
+    assert page.advice_text or page.advice == ("support",)
     for term in OPERATOR_TERMS:
         assert term not in words, (key, term)
 
@@ -55,6 +56,13 @@ def test_the_advice_fits_what_happened(status: int, code: str, advice: str) -> N
 def test_an_unknown_code_falls_back_on_its_status() -> None:
     assert error_wording(503, "something_new") == error_wording(503, "temporarily_unavailable")
     assert error_wording(418, "teapot").advice == error_wording(400, "x").advice
+
+
+def test_contact_support_is_the_pages_own_line_not_repeated_in_the_list() -> None:
+    page = error_wording(503, "temporarily_unavailable")
+    assert page.template_values()["offer_support"] is True
+    assert "contact support" not in " ".join(page.advice_text).lower()
+    assert error_wording(404, "not_found").template_values()["offer_support"] is False
 
 
 def test_every_advice_has_its_words() -> None:

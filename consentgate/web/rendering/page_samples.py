@@ -113,13 +113,7 @@ def _approvals(config: Config) -> dict[str, Any]:
 
 
 def _error(status: int, code: str) -> dict[str, Any]:
-    wording = error_wording(status, code)
-    return {
-        "title": wording.title,
-        "happened": wording.happened,
-        "advice": wording.advice_text,
-        "code": code,
-    }
+    return {"code": code, **error_wording(status, code).template_values()}
 
 
 def sample_pages(config: Config) -> list[SamplePage]:

@@ -146,10 +146,8 @@ def error_response(
             request,
             "error.html",
             status=status,
-            title=wording.title,
-            happened=wording.happened,
-            advice=wording.advice_text,
             code=code,
+            **wording.template_values(),
         )
     return json_error(request, status, code, message)
 

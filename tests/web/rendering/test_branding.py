@@ -127,11 +127,13 @@ async def test_an_error_page_says_what_to_do_links_support_and_keeps_operator_te
 async def test_without_a_support_url_the_page_asks_to_quote_the_request_id_to_the_operator(
     start_stack: StartStack,
 ) -> None:
-    stack = await start_stack()
+    stack = await start_stack(consent={"service_name": "Acme Notes"})
     async with Browser(stack.url) as browser:
-        page = await browser.get("/_consentgate/nothing-here")
-    assert page.status == 404
-    assert "Page not found" in page.text
-    assert "quote the request id" in page.text
-    assert page.headers["X-Request-Id"] in page.text
-    assert "Contact support" not in page.text
+        page = await browser.authorize({"client_id": "c"})
+        missing = await browser.get("/_consentgate/nothing-here")
+    assert "If this keeps happening, tell the people who run Acme Notes" in page.text
+    assert f"quote the request id <code>{page.headers['X-Request-Id']}</code>" in page.text
+    assert "contact support" not in page.text.lower()
+    assert missing.status == 404
+    assert "Page not found" in missing.text
+    assert f"Request id for support: <code>{missing.headers['X-Request-Id']}</code>" in missing.text
