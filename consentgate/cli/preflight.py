@@ -3,7 +3,8 @@ will find what it needs on this machine, said before the first start instead of 
 
 Errors: the store's directory missing or not writable, a store file others can read,
 a keys directory that cannot be created or that ``serve`` would refuse, an admin
-token file ``serve`` would refuse, a guarded path that is not where the upstream's
+token file ``serve`` would refuse, ``[ui]`` templates or a logo ``serve`` would refuse
+(docs/branding.md), a guarded path that is not where the upstream's
 metadata says its endpoint is (:mod:`consentgate.core.oauth.upstream_endpoints`: ``serve`` would
 refuse to start). Warnings: the upstream does not answer (it may start later;
 ``readyz`` says so meanwhile), or it publishes no metadata to compare the paths with.
@@ -163,9 +164,25 @@ def endpoint_findings(config: Config) -> list[Finding]:
     ]
 
 
+def ui_findings(config: Config) -> list[Finding]:
+    """The templates and the logo, loaded and compiled as ``serve`` does at start."""
+    from consentgate.web.rendering.templates import Templates
+
+    try:
+        Templates.from_config(config.ui)
+    except StartupError as exc:
+        return [Finding("error", str(exc))]
+    return []
+
+
 def preflight(config: Config, *, upstream: bool = True) -> list[Finding]:
     """Everything found, errors first."""
-    findings = [*store_findings(config), *keys_findings(config), *admin_findings(config)]
+    findings = [
+        *store_findings(config),
+        *keys_findings(config),
+        *admin_findings(config),
+        *ui_findings(config),
+    ]
     if upstream:
         findings += upstream_findings(config)
         findings += endpoint_findings(config)
