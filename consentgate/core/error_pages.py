@@ -15,7 +15,7 @@ The wording of every page is listed in docs/branding.md. Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 #: What a person can do about it.
 Advice = Literal["retry", "restart", "reopen", "application", "address", "support", "close"]
@@ -48,7 +48,7 @@ class ErrorWording:
         the link and the request id, so it is not repeated here."""
         return tuple(ADVICE_TEXT[a] for a in self.advice if a != "support")
 
-    def template_values(self) -> dict[str, object]:
+    def template_values(self) -> dict[str, Any]:
         """What ``error.html`` gets (docs/branding.md, the template contract)."""
         return {
             "title": self.title,
