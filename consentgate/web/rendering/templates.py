@@ -168,9 +168,14 @@ class Templates:
         #: Logical name (``consent.css``, ``favicon.svg``, ``theme.css``, ``logo``) ->
         #: served name.
         self.asset_names: dict[str, str] = {}
-        for path in sorted(self.directory.iterdir()):
-            if path.suffix in CONTENT_TYPES and path.is_file():
-                self._add_asset(path.name, self._asset_bytes(path.name))
+        names = {
+            path.name
+            for folder in searched
+            for path in folder.iterdir()
+            if path.suffix in CONTENT_TYPES and path.is_file()
+        }
+        for name in sorted(names):
+            self._add_asset(name, self._asset_bytes(name))
         if accent:
             self._add_asset("theme.css", theme_css(accent).encode("ascii"))
         if logo is not None:

@@ -150,3 +150,14 @@ def test_a_logo_that_cannot_be_served_stops_the_start_naming_the_key(
 def test_a_templates_directory_that_is_not_a_directory_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(StartupError, match=r"ui\.templates_dir"):
         Templates(overrides=tmp_path / "nowhere")
+
+
+def test_an_image_or_stylesheet_of_the_theme_is_served_hashed_under_its_name(
+    tmp_path: Path,
+) -> None:
+    directory = theme(tmp_path, brand_css=".card { border-width: 3px; }")
+    (directory / "notes.txt").write_text("not an asset")
+    templates = Templates(overrides=directory)
+    served = templates.asset_names["brand.css"]
+    assert served.startswith("brand.") and templates.assets[served].immutable
+    assert "notes.txt" not in templates.asset_names
