@@ -229,7 +229,7 @@ def error_log(caplog: pytest.LogCaptureFixture) -> ErrorLog:
     def reason(response: Any) -> str:
         request_id = response.headers["X-Request-Id"]
         lines = [
-            f"{record.getMessage()} [{record.__dict__['fields']['code']}]"
+            f"{record.__dict__['fields']['reason']} [{record.__dict__['fields']['code']}]"
             for record in caplog.records
             if record.name == "consentgate.pages"
             and record.__dict__.get("fields", {}).get("request_id") == request_id

@@ -131,14 +131,16 @@ def error_response(
     and are the JSON's ``error_description``, never shown on the page."""
     if wants_html(request):
         wording = error_wording(status, page or code)
+        # The reason is a field, not the message: it may quote the request, and a
+        # field is written quoted and escaped on one line.
         log.info(
-            "error page: %s",
-            f"{title}: {message}" if title else message,
+            "error page",
             extra={
                 "fields": {
                     "request_id": request.get(REQUEST_ID, ""),
                     "status": status,
                     "code": code,
+                    "reason": f"{title}: {message}" if title else message,
                 }
             },
         )
