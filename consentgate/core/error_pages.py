@@ -97,7 +97,12 @@ _PROMPT_NONE = ErrorWording(
 _BY_CODE: Final[dict[str, ErrorWording]] = {
     "invalid_session": _START_AGAIN,
     "invalid_csrf": _START_AGAIN,
-    "unbound_flow": _START_AGAIN,
+    "unbound_flow": ErrorWording(
+        "This sign-in was not started in this browser",
+        "The sign-in you are coming back from was started in another browser, or it "
+        "expired or was already completed, so it was stopped here. Nothing was shared.",
+        ("restart", "support"),
+    ),
     "stale_page": _START_AGAIN,
     "stale_approvals": ErrorWording(
         "This page has expired",
