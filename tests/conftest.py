@@ -213,3 +213,28 @@ def restore_logging() -> Iterator[None]:
     logger.setLevel(saved[1])
     logger.propagate = saved[2]
     root.handlers[:] = saved_root
+
+
+#: What :func:`error_log` returns: the operator's message logged for one error page.
+ErrorLog = Callable[[Any], str]
+
+
+@pytest.fixture
+def error_log(caplog: pytest.LogCaptureFixture) -> ErrorLog:
+    """The operator's reason for an error page, read from the log by the response's
+    request id: a page tells the person what to do in plain words, and the reason
+    (a parameter, the upstream, an error code) is logged (``web/rendering/pages.py``)."""
+    caplog.set_level(logging.INFO, logger="consentgate.pages")
+
+    def reason(response: Any) -> str:
+        request_id = response.headers["X-Request-Id"]
+        lines = [
+            f"{record.__dict__['fields']['reason']} [{record.__dict__['fields']['code']}]"
+            for record in caplog.records
+            if record.name == "consentgate.pages"
+            and record.__dict__.get("fields", {}).get("request_id") == request_id
+        ]
+        assert len(lines) == 1, (request_id, lines)
+        return lines[0]
+
+    return reason

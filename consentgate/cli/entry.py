@@ -20,6 +20,7 @@ from consentgate.cli import (
     audit_commands,
     consent_commands,
     key_commands,
+    pages_commands,
     serve_commands,
     setup_commands,
     store_commands,
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands.add_keys(commands)
     consent_commands.add_consents(commands)
     audit_commands.add_audit(commands)
+    pages_commands.add_pages(commands)
 
     return parser
 

@@ -5,7 +5,8 @@ Errors: the store's directory missing or not writable, a store file others can r
 a PostgreSQL store that does not answer or whose role may not do what ``serve`` will
 do there (:mod:`consentgate.cli.store_check`),
 a keys directory that cannot be created or that ``serve`` would refuse, an admin
-token file ``serve`` would refuse, a guarded path that is not where the upstream's
+token file ``serve`` would refuse, ``[ui]`` templates or a logo ``serve`` would refuse
+(docs/branding.md), a guarded path that is not where the upstream's
 metadata says its endpoint is (:mod:`consentgate.core.oauth.upstream_endpoints`: ``serve`` would
 refuse to start). Warnings: the upstream does not answer (it may start later;
 ``readyz`` says so meanwhile), or it publishes no metadata to compare the paths with.
@@ -167,9 +168,25 @@ def endpoint_findings(config: Config) -> list[Finding]:
     ]
 
 
+def ui_findings(config: Config) -> list[Finding]:
+    """The templates and the logo, loaded and compiled as ``serve`` does at start."""
+    from consentgate.web.rendering.templates import Templates
+
+    try:
+        Templates.from_config(config.ui)
+    except StartupError as exc:
+        return [Finding("error", str(exc))]
+    return []
+
+
 def preflight(config: Config, *, upstream: bool = True) -> list[Finding]:
     """Everything found, errors first."""
-    findings = [*store_findings(config), *keys_findings(config), *admin_findings(config)]
+    findings = [
+        *store_findings(config),
+        *keys_findings(config),
+        *admin_findings(config),
+        *ui_findings(config),
+    ]
     if upstream:
         findings += upstream_findings(config)
         findings += endpoint_findings(config)

@@ -23,6 +23,7 @@ from consentgate.config.sections_operations import (
 )
 from consentgate.config.sections_policy import ClientsConfig, ConsentConfig
 from consentgate.config.sections_traffic import ServerConfig, UpstreamConfig
+from consentgate.config.sections_ui import UiConfig
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Config:
     audit: AuditConfig = field(default_factory=AuditConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     clients: ClientsConfig = field(default_factory=ClientsConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
 
     @property
     def secure_cookies(self) -> bool:
@@ -55,6 +57,7 @@ SECTIONS: Final[dict[str, type[Any]]] = {
     "audit": AuditConfig,
     "admin": AdminConfig,
     "clients": ClientsConfig,
+    "ui": UiConfig,
 }
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "HostPort",
     "Network",
     "bounded_int",
+    "parse_accent_color",
     "parse_bool",
     "parse_cidr_list",
     "parse_database_url",
@@ -55,6 +56,7 @@ __all__ = [
     "parse_scope_list",
     "parse_str",
     "parse_str_map",
+    "parse_support_url",
     "parse_uri_list",
     "parse_url_path",
 ]
@@ -347,3 +349,38 @@ def parse_fetch_networks(value: Any, _: ParseContext) -> tuple[Network, ...]:
 def parse_domains(value: Any, _: ParseContext) -> tuple[DomainEntry, ...]:
     """Blocked or allowed client hosts, read by ``clients.domain_policy``'s own parser."""
     return parse_domain_entries(value)
+
+
+#: ``#rgb`` or ``#rrggbb`` and nothing else: the value is written into a CSS file, so a
+#: looser grammar (names, functions, ``;``) would let a configuration value write CSS.
+_ACCENT_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+
+
+def parse_accent_color(value: Any, ctx: ParseContext) -> str:
+    """``""`` (the shipped colours) or a hex colour, ``#rgb`` or ``#rrggbb``."""
+    text = parse_str(value, ctx)
+    if text and _ACCENT_COLOR.fullmatch(text) is None:
+        raise ValueError(f'expected a hex colour such as "#1d4ed8" or "#15c", got {_fmt(value)}')
+    return text.lower()
+
+
+_MAILBOX = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
+def parse_support_url(value: Any, ctx: ParseContext) -> str:
+    """``""``, an ``https://`` URL with a host, or ``mailto:`` one address: a link people
+    follow from an error page, so no other scheme (``javascript:``, ``http:``)."""
+    text = parse_str(value, ctx).strip()
+    if not text:
+        return ""
+    bad = ValueError(f'expected an https:// URL or "mailto:" and one address, got {_fmt(value)}')
+    if _CONTROL_OR_SPACE.search(text):
+        raise bad
+    if text.lower().startswith("mailto:"):
+        if _MAILBOX.fullmatch(text[len("mailto:") :]) is None:
+            raise bad
+        return text
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme.lower() != "https" or not parts.hostname or parts.username is not None:
+        raise bad
+    return text

@@ -75,7 +75,7 @@ from consentgate.web.guards.inflight import InFlight
 from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register
 from consentgate.web.relay import SERVER_HEADER, relay
-from consentgate.web.rendering.pages import error_response
+from consentgate.web.rendering.pages import ASSET_CSP, error_response
 from consentgate.web.rendering.templates import Templates
 
 log = logging.getLogger("consentgate")
@@ -363,16 +363,19 @@ async def _purge_forever(store: ConsentStore, keep_records: float, keep_audit: f
 
 
 async def _static_asset(request: web.Request) -> web.StreamResponse:
+    """The stylesheets, the favicon and the logo. A content-hashed name is cached for a
+    year, ``immutable`` (RFC 8246): a changed file is a new name. Served with a CSP of
+    its own (``sandbox``, no script) so an SVG opened as a document stays inert."""
     name = request.match_info["name"]
-    body = request.app[TEMPLATES].assets.get(name)
-    if body is None:
+    asset = request.app[TEMPLATES].assets.get(name)
+    if asset is None:
         return error_response(request, 404, "not_found", "There is nothing at this address.")
-    content_type = {"css": "text/css", "svg": "image/svg+xml", "png": "image/png"}.get(
-        name.rsplit(".", 1)[-1], "application/octet-stream"
+    response = web.Response(body=asset.body, content_type=asset.content_type)
+    response.headers["Cache-Control"] = (
+        "public, max-age=31536000, immutable" if asset.immutable else "public, max-age=3600"
     )
-    response = web.Response(body=body, content_type=content_type)
-    response.headers["Cache-Control"] = "public, max-age=3600"
     response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = ASSET_CSP
     return response
 
 
@@ -398,7 +401,7 @@ def create_app(
     app[AUDIT].add_sink(app[METRICS].audit_sink)
     app[STORE_LOG] = Throttle(STORE_LOG_INTERVAL)
     app[UPSTREAM_LOG] = Throttle(STORE_LOG_INTERVAL)
-    app[TEMPLATES] = templates or Templates()
+    app[TEMPLATES] = templates or Templates.from_config(config.ui)
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app[ENDPOINT_MISMATCHES_LOGGED] = set()
     app[CONFIG_FILE_PROBLEMS_LOGGED] = set()

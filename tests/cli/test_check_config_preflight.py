@@ -118,6 +118,30 @@ def test_an_admin_token_file_serve_would_refuse_is_an_error(
     assert check(config, "--offline") == 0
 
 
+def test_a_template_or_logo_serve_would_refuse_is_an_error_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    theme = tmp_path / "theme"
+    theme.mkdir()
+    (theme / "error.html").write_text("<p>{{ title|safe }}</p>")
+    ui = {"templates_dir": str(theme)}
+    config = write_config(tmp_path, "http://127.0.0.1:9", 8080, {"ui": ui})
+    assert check(config, "--offline") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("consentgate: error: ui.templates_dir: the template ")
+    assert "error.html" in err and "safe filter is not allowed" in err
+    (theme / "error.html").write_text("<p>{{ title }}</p>")
+    logo = theme / "logo.gif"
+    logo.write_bytes(b"GIF89a")
+    write_config(tmp_path, "http://127.0.0.1:9", 8080, {"ui": {**ui, "logo_file": str(logo)}})
+    assert check(config, "--offline") == 1
+    assert "ui.logo_file" in capsys.readouterr().err
+    logo.rename(theme / "logo.png")
+    ui["logo_file"] = str(theme / "logo.png")
+    write_config(tmp_path, "http://127.0.0.1:9", 8080, {"ui": ui})
+    assert check(config, "--offline") == 0
+
+
 def metadata_upstream(document: dict[str, object]) -> web.Application:
     async def metadata(request: web.Request) -> web.Response:
         return web.json_response(document)

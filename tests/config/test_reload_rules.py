@@ -96,6 +96,10 @@ SAMPLES: dict[str, Any] = {
     "clients.fetch_max_concurrent": 4,
     "clients.blocked_domains": ["evil.example"],
     "clients.allowed_domains": ["example.com"],
+    "ui.templates_dir": "theme",
+    "ui.logo_file": "logo.svg",
+    "ui.accent_color": "#0a7",
+    "ui.support_url": "mailto:help@example.com",
 }
 
 

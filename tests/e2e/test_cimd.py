@@ -323,7 +323,7 @@ async def test_an_attackers_redirect_uri_on_the_url_client_id_is_refused_before_
         page = trip.last
         assert page.status == 400 and page.location == ""
         assert not page.is_consent_page
-        assert "does not list" in page.text
+        assert "This sign-in could not start" in page.text  # the reason is audited below
         assert not trip.visited(cimd.idp.url)
     assert cimd.relayed() == relayed_before
     assert attacker.received == []

@@ -440,7 +440,12 @@ async def test_a_reload_that_blocks_a_domain_refuses_its_next_sign_in_without_co
                 async with Browser(gate.url) as browser:
                     refused = await browser.authorize(auth_params(blocked))
                 assert refused.status == 403, refused.text[:300]
-                assert "does not accept applications from this web site" in refused.text
+                assert "This application cannot sign in here" in refused.text
+                await gate.log.wait_for(
+                    "does not accept applications from this web site",
+                    refused.headers["X-Request-Id"],
+                    start=mark,
+                )
             assert host.accepted == 1
             assert upstream.proxy.reached("/authorize") == []
 

@@ -28,6 +28,7 @@ from consentgate.serving.application import create_app
 from consentgate.web.appkeys import DOCUMENT_FETCHER, METRICS, STORE
 from consentgate.web.documents import documents_ctx
 from tests.conftest import (
+    ErrorLog,
     FakeClock,
     Stack,
     StartGate,
@@ -281,6 +282,7 @@ async def test_prompt_none_redirects_consent_required_only_to_an_approved_listed
 
 
 async def test_an_attackers_redirect_uri_on_a_real_clients_client_id_is_refused_before_any_prompt(
+    error_log: ErrorLog,
     start_cimd: Any,
 ) -> None:
     cimd = await start_cimd()
@@ -290,7 +292,7 @@ async def test_an_attackers_redirect_uri_on_a_real_clients_client_id_is_refused_
     assert page.status == 400
     assert page.location == ""
     assert not page.is_consent_page
-    assert "does not list" in page.text
+    assert "does not list" in error_log(page)
     assert cimd.relayed == 0
     (refused,) = cimd.named("client_refused")
     assert refused.fields["reason"] == "redirect_uri_not_listed"
@@ -300,6 +302,7 @@ async def test_an_attackers_redirect_uri_on_a_real_clients_client_id_is_refused_
 
 
 async def test_a_document_that_drops_the_redirect_uri_ends_the_silent_pass(
+    error_log: ErrorLog,
     start_cimd: Any,
 ) -> None:
     cimd = await start_cimd(fetch_min_ttl="1s", publish=False)
@@ -312,7 +315,7 @@ async def test_a_document_that_drops_the_redirect_uri_ends_the_silent_pass(
         cimd.clock.advance(2)
         after = await browser.authorize(sign_in(cimd.client_id), site="same-origin")
     assert after.status == 400 and after.location == ""
-    assert "does not list" in after.text
+    assert "does not list" in error_log(after)
     assert cimd.relayed == 2
     assert len(cimd.host.requests) == 2
 
@@ -336,6 +339,7 @@ async def test_the_answer_is_refused_when_the_document_no_longer_lists_the_redir
 
 
 async def test_a_remembered_sign_in_whose_document_cannot_be_fetched_again_is_refused(
+    error_log: ErrorLog,
     start_cimd: Any,
 ) -> None:
     """Fail closed: a stale document whose revalidation fails is dropped, and without
@@ -348,7 +352,7 @@ async def test_a_remembered_sign_in_whose_document_cannot_be_fetched_again_is_re
         cimd.clock.advance(2)
         after = await browser.authorize(sign_in(cimd.client_id), site="same-origin")
     assert after.status == 502 and after.location == ""
-    assert "did not return its description" in after.text
+    assert "did not return its description" in error_log(after)
     assert cimd.relayed == 1
     (failed,) = cimd.named("client_document_failed")
     assert failed.fields["reason"] == "http_status"
@@ -363,25 +367,28 @@ async def test_a_remembered_sign_in_whose_document_cannot_be_fetched_again_is_re
     ids=["blocked", "not-allowed"],
 )
 async def test_a_refused_domain_gets_the_refusal_page_and_its_host_sees_no_connection(
-    start_cimd: Any, clients: dict[str, Any]
+    error_log: ErrorLog, start_cimd: Any, clients: dict[str, Any]
 ) -> None:
     cimd = await start_cimd(**clients)
     async with Browser(cimd.stack.url) as browser:
         page = await browser.authorize(sign_in(cimd.client_id))
     assert page.status == 403 and page.location == ""
-    assert "does not accept applications from this web site" in page.text
+    assert "does not accept applications from this web site" in error_log(page)
+    assert "This application cannot sign in here" in page.text
     assert cimd.host.accepted == 0
     assert cimd.relayed == 0
     (refused,) = cimd.named("client_refused")
     assert refused.fields["reason"] == "blocked_domain"
 
 
-async def test_with_fetching_off_a_url_client_gets_the_refusal_page(start_cimd: Any) -> None:
+async def test_with_fetching_off_a_url_client_gets_the_refusal_page(
+    error_log: ErrorLog, start_cimd: Any
+) -> None:
     cimd = await start_cimd(fetch_documents=False)
     async with Browser(cimd.stack.url) as browser:
         page = await browser.authorize(sign_in(cimd.client_id))
     assert page.status == 403
-    assert "does not accept applications named by a web address" in page.text
+    assert "does not accept applications named by a web address" in error_log(page)
     assert cimd.host.accepted == 0 and cimd.relayed == 0
 
 
@@ -394,13 +401,13 @@ async def test_with_fetching_off_a_url_client_gets_the_refusal_page(start_cimd: 
     ],
 )
 async def test_a_client_id_url_that_breaks_a_rule_gets_a_page_never_a_redirect(
-    start_cimd: Any, client_id: str, words: str
+    error_log: ErrorLog, start_cimd: Any, client_id: str, words: str
 ) -> None:
     cimd = await start_cimd()
     async with Browser(cimd.stack.url) as browser:
         page = await browser.authorize(sign_in(client_id))
     assert page.status == 400 and page.location == ""
-    assert words in page.text
+    assert words in error_log(page)
     assert cimd.relayed == 0
     assert cimd.named("client_refused")[0].fields["reason"] == "bad_client_id"
 
@@ -409,6 +416,7 @@ async def test_a_client_id_url_that_breaks_a_rule_gets_a_page_never_a_redirect(
 
 
 async def test_a_document_host_that_is_down_gets_the_error_page_and_nothing_upstream(
+    error_log: ErrorLog,
     start_cimd: Any,
 ) -> None:
     cimd = await start_cimd()
@@ -419,7 +427,8 @@ async def test_a_document_host_that_is_down_gets_the_error_page_and_nothing_upst
     async with Browser(cimd.stack.url) as browser:
         page = await browser.authorize(sign_in(client_id))
     assert page.status == 502 and page.location == ""
-    assert "could not reach the address this application is named by" in page.text
+    assert "could not reach the address this application is named by" in error_log(page)
+    assert "This application could not be checked" in page.text
     assert cimd.relayed == 0
     (failed,) = cimd.named("client_document_failed")
     assert failed.fields["reason"] == "connect_failed"

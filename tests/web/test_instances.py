@@ -208,7 +208,7 @@ async def test_postgres_stopped_under_running_gates_fails_closed_and_recovers_by
             await asyncio.sleep(0.1)
         back_ready = await browser.get("/_consentgate/readyz")
     assert refused.status == 503
-    assert "Try again shortly" in refused.text
+    assert "Please try again in a minute" in refused.text
     assert not fleet.proxy.reached("/authorize")  # nothing unconsented was relayed
     assert ready.status == 503 and "store: unreachable" in ready.text, ready.text
     assert relayed.status == 200  # relaying needs no store

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from tests.conftest import StartGate, StartUpstream
+from tests.conftest import ErrorLog, StartGate, StartUpstream
 from tests.support import rawhttp
 
 
@@ -397,7 +397,10 @@ async def test_host_header_follows_the_configured_mode(
 
 
 async def test_unreachable_upstream_gives_502_as_json_or_page(
-    start_gate: StartGate, client: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+    error_log: ErrorLog,
+    start_gate: StartGate,
+    client: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from tests.conftest import bound_socket
 
@@ -423,7 +426,8 @@ async def test_unreachable_upstream_gives_502_as_json_or_page(
     async with client.get(f"{gate.url}/x", headers={"Accept": "text/html"}) as response:
         assert response.status == 502
         page = await response.text()
-        assert "unreachable" in page
+        assert "unreachable" in error_log(response)
+        assert "unreachable" not in page and "Please try again in a minute" in page
         assert response.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 

@@ -59,7 +59,7 @@ def assert_refused(page: Page) -> None:
     """The page a person sees while the store is out: a 503 that says to retry."""
     assert page.status == 503, (page.status, page.text[:300])
     assert page.headers["Retry-After"] == "30"
-    assert "Try again shortly" in page.text
+    assert "Please try again in a minute" in page.text
     assert "Traceback" not in page.text and "sqlite" not in page.text.lower()
 
 

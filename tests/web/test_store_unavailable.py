@@ -44,7 +44,7 @@ async def test_a_locked_store_refuses_consent_answers_with_503_and_relays_the_re
     assert shown.is_consent_page  # showing a page writes nothing
     assert page.status == 503
     assert page.headers["Retry-After"] == "30"
-    assert "Try again shortly" in page.text
+    assert "Please try again in a minute" in page.text
     assert "Traceback" not in page.text and "sqlite" not in page.text.lower()
     assert not unconsented  # nothing unconsented was relayed
     assert relayed_status == 200  # the relay does not need the store

@@ -18,6 +18,10 @@ each person an account page listing the consents they granted, each revocable;
   a form still on screen (docs/references.md, the FastMCP lessons). Refusals are audited as
   ``approvals_refused``; a revocation is audited by the store (``consents_revoked``,
   ``by="self"``).
+* **Revoke all asks first**: the list's "Revoke all" (a secondary button) posts
+  ``action=revoke_all`` without ``confirm=yes`` and gets a confirmation page
+  (``approvals_confirm.html``, the count and what it means); only its form, which
+  carries ``confirm=yes`` and the same CSRF token, revokes. No script needed.
 * **After a POST, 303** back to the page (RFC 9700 §4.12), so a reload does not
   post the form again.
 * **Headers**: the gate's page headers (``web/rendering/pages.py``): no framing (RFC 9700
@@ -114,12 +118,16 @@ async def approvals_answer(request: web.Request) -> web.StreamResponse:
         and not (0 < len(record_id) <= _MAX_ID_LENGTH and set(record_id) <= _ID_CHARS)
     ):
         return error_response(
-            request, InvalidRequest.status, InvalidRequest.code, "The form is incomplete."
+            request,
+            InvalidRequest.status,
+            InvalidRequest.code,
+            "The form is incomplete.",
+            page="stale_approvals",
         )
     browser = Browser(request)
     if browser.subject is None:
         audit_event(request, ApprovalsRefused(request_id=request[REQUEST_ID], refusal="no_browser"))
-        return error_response(request, 403, "invalid_session", _STALE)
+        return error_response(request, 403, "invalid_session", _STALE, page="stale_approvals")
     expected = request.app[COOKIE_CRYPTO].approvals_token(browser.subject)
     if not same_token(form.get("csrf", ""), expected):
         audit_event(
@@ -128,7 +136,7 @@ async def approvals_answer(request: web.Request) -> web.StreamResponse:
                 request_id=request[REQUEST_ID], refusal="csrf", subject=browser.subject
             ),
         )
-        return error_response(request, 403, "invalid_csrf", _STALE)
+        return error_response(request, 403, "invalid_csrf", _STALE, page="stale_approvals")
     store = request.app[STORE]
     # Shielded: a browser that goes away must not cancel a revocation half way.
     request_id = request[REQUEST_ID]
@@ -136,6 +144,8 @@ async def approvals_answer(request: web.Request) -> web.StreamResponse:
         await asyncio.shield(
             store.revoke(id=record_id, owner=browser.subject, by="self", request_id=request_id)
         )
+    elif form.get("confirm") != "yes":
+        return await _confirm_revoke_all(request, browser.subject, expected)
     else:
         await asyncio.shield(
             store.revoke(subject=browser.subject, by="self", request_id=request_id)
@@ -143,3 +153,18 @@ async def approvals_answer(request: web.Request) -> web.StreamResponse:
     response = web.Response(status=303, headers={"Location": f"{config.server.prefix}/approvals"})
     secure(response)
     return response
+
+
+async def _confirm_revoke_all(request: web.Request, subject: str, token: str) -> web.Response:
+    """The confirmation page of "Revoke all": what it revokes, and the one form that
+    does it."""
+    records = await request.app[STORE].list(
+        subject=subject, include_revoked=False, include_expired=False
+    )
+    return render_page(
+        request,
+        "approvals_confirm.html",
+        count=len(records),
+        csrf_token=token,
+        action=f"{request[SETTINGS].config.server.prefix}/approvals",
+    )

@@ -62,7 +62,11 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     decision = form.get("decision", "")
     if decision not in ("approve", "deny") or not pending_id.isalnum() or len(pending_id) > 64:
         return error_response(
-            request, InvalidRequest.status, InvalidRequest.code, "The answer is incomplete."
+            request,
+            InvalidRequest.status,
+            InvalidRequest.code,
+            "The answer is incomplete.",
+            page="stale_page",
         )
 
     browser = Browser(request)
@@ -101,7 +105,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
                 reason=str(exc) if isinstance(exc, BadPending) else "unreadable",
             ),
         )
-        return error_response(request, 403, InvalidRequest.code, stale)
+        return error_response(request, 403, InvalidRequest.code, stale, page="stale_page")
     if is_url_client_id(auth.client_id):
         # The document may have changed since the page was shown: nothing is approved,
         # remembered or relayed (nor an error redirected) unless it still lists the
@@ -143,7 +147,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
                 reason="already answered",
             ),
         )
-        return error_response(request, 403, InvalidRequest.code, stale)
+        return error_response(request, 403, InvalidRequest.code, stale, page="stale_page")
     clear = set_cookie_header(
         crypto.names.pending(pending_id),
         "",

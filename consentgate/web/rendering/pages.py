@@ -10,6 +10,15 @@ headers of RFC 9700 §4.16 and §4.2.4 and MCP's security best practices:
   leak to a linked site;
 * ``Cache-Control: no-store``, ``X-Content-Type-Options: nosniff``.
 
+The headers are set here after the template is rendered, so an operator's template
+(``[ui] templates_dir``) cannot change them (docs/branding.md).
+
+An error page says, in plain words, what happened and what the person can do
+(``core/error_pages.py``), with the request id to quote; the operator's message
+(which names the upstream, a parameter or an error code) goes to the
+``consentgate.pages`` log with the same request id, and stays the
+``error_description`` of the JSON that programs get.
+
 There is deliberately no ``form-action`` directive: it blocks the redirect chain
 after the consent form (to the IdP, to ``claude://`` redirect URIs) in Chromium
 (docs/references.md, the FastMCP lessons).
@@ -18,15 +27,24 @@ after the consent form (to the IdP, to ``claude://`` redirect URIs) in Chromium
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Final
 
 from aiohttp import web
 
+from consentgate.config.model import Config
+from consentgate.core.error_pages import error_wording
 from consentgate.web.appkeys import REQUEST_ID, SETTINGS, TEMPLATES
+from consentgate.web.rendering.templates import Templates
+
+log = logging.getLogger("consentgate.pages")
 
 CSP: Final = (
     "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+#: The static assets' own policy: a stylesheet or an image needs none of it, and an
+#: SVG opened as a document must not run script (``sandbox``).
+ASSET_CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 CSP_WITH_REMOTE_IMAGES: Final = CSP.replace("img-src 'self'", "img-src 'self' https:")
 
 SECURITY_HEADERS: Final = {
@@ -52,6 +70,33 @@ def wants_html(request: web.Request) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
 
+def page_context(
+    config: Config,
+    templates: Templates,
+    request_id: str,
+    *,
+    asset_base: str | None = None,
+    approvals_url: str | None = None,
+) -> dict[str, Any]:
+    """The variables every template gets (docs/branding.md, the template contract).
+    ``asset_base`` and ``approvals_url`` default to the gate's own paths (the
+    ``pages`` command points them at its files)."""
+    if asset_base is None:
+        asset_base = f"{config.server.prefix}/static"
+    assets = templates.asset_urls(asset_base)
+    return {
+        "service_name": config.consent.service_name,
+        "asset_base": asset_base,
+        "assets": assets,
+        "stylesheets": [assets[name] for name in ("consent.css", "theme.css") if name in assets],
+        "favicon_url": assets.get("favicon.svg", ""),
+        "logo_url": assets.get("logo", ""),
+        "support_url": config.ui.support_url,
+        "approvals_url": approvals_url or f"{config.server.prefix}/approvals",
+        "request_id": request_id,
+    }
+
+
 def render_page(
     request: web.Request,
     template: str,
@@ -60,16 +105,11 @@ def render_page(
     csp: str = CSP,
     **context: Any,
 ) -> web.Response:
-    """A full HTML page of the gate, with the security headers."""
-    config = request[SETTINGS].config
-    body = request.app[TEMPLATES].render(
-        template,
-        service_name=config.consent.service_name,
-        asset_base=f"{config.server.prefix}/static",
-        approvals_url=f"{config.server.prefix}/approvals",
-        request_id=request.get(REQUEST_ID, ""),
-        **context,
-    )
+    """A full HTML page of the gate, with the security headers (set after rendering,
+    so no template changes them)."""
+    templates = request.app[TEMPLATES]
+    base = page_context(request[SETTINGS].config, templates, request.get(REQUEST_ID, ""))
+    body = templates.render(template, **{**base, **context})
     response = web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
     secure(response, csp=csp)
     return response
@@ -82,16 +122,34 @@ def error_response(
     message: str,
     *,
     title: str | None = None,
+    page: str | None = None,
 ) -> web.Response:
-    """An error as a small page (browsers) or JSON (everything else); never a trace."""
+    """An error as a small page (browsers) or JSON (everything else); never a trace.
+
+    The page's words come from ``core/error_pages.error_wording(status, page or code)``;
+    ``message`` (and ``title``, the operator's heading) are logged with the request id
+    and are the JSON's ``error_description``, never shown on the page."""
     if wants_html(request):
+        wording = error_wording(status, page or code)
+        # The reason is a field, not the message: it may quote the request, and a
+        # field is written quoted and escaped on one line.
+        log.info(
+            "error page",
+            extra={
+                "fields": {
+                    "request_id": request.get(REQUEST_ID, ""),
+                    "status": status,
+                    "code": code,
+                    "reason": f"{title}: {message}" if title else message,
+                }
+            },
+        )
         return render_page(
             request,
             "error.html",
             status=status,
-            title=title or _default_title(status),
-            message=message,
             code=code,
+            **wording.template_values(),
         )
     return json_error(request, status, code, message)
 
@@ -108,16 +166,3 @@ def json_error(request: web.Request, status: int, code: str, message: str) -> we
     )
     secure(response)
     return response
-
-
-def _default_title(status: int) -> str:
-    return {
-        400: "This request cannot be accepted",
-        403: "This request was refused",
-        404: "Not found",
-        405: "Method not allowed",
-        413: "The request is too large",
-        502: "The service behind this gate is unreachable",
-        503: "The service is not ready",
-        504: "The service behind this gate did not answer in time",
-    }.get(status, "Something went wrong")

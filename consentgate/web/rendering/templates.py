@@ -1,8 +1,27 @@
-"""Page templates from ``static/``, rendered by Jinja2 with autoescaping on.
+"""Page templates from ``static/``, or the operator's ``[ui] templates_dir``, rendered
+by Jinja2 with autoescaping on; the assets they link, served under content-hashed
+names.
 
-Client metadata shown on the consent page is self-asserted (RFC 7591): a
-``client_name`` of ``<script>`` must render as text. Autoescaping is enabled for
-every template, and templates never mark client data ``|safe``.
+Client metadata shown on the pages is self-asserted (RFC 7591, and a metadata
+document is its author's words): a ``client_name`` of ``<script>`` must render as
+text whoever wrote the template. So the environment, for the shipped templates and
+an operator's alike, has autoescaping on and no way to turn it off: the ``safe``
+filter does not exist, and a template that names it (``|safe``, ``{% filter safe %}``)
+or opens an ``{% autoescape %}`` block is refused when it is compiled, which is at
+start (every template is compiled then). The security headers are the handler's
+(``pages.py``), never a template's: a template that carries ``<meta http-equiv>`` or a
+referrer policy other than ``no-referrer`` is refused too, since a ``<meta>`` can
+loosen what the ``Referrer-Policy`` header says (docs/branding.md).
+
+An operator's template is trusted code otherwise (Jinja is not a sandbox against the
+person who writes the template); the rule keeps a slip from turning a client's name
+into markup.
+
+Assets (the stylesheet, the favicon, the operator's logo, the accent colour's
+stylesheet) are held in memory and named by the SHA-256 of their bytes
+(``consent.3f2a9c01b4de.css``), so they are served ``immutable`` with a year's
+lifetime and a change is a new name (RFC 8246). The accent colour is a generated
+stylesheet, not an inline style, so the CSP keeps ``style-src 'self'``.
 
 The templates ship inside the installed package (``consentgate/static``); in a
 source checkout they are read from the top-level ``static/`` directory.
@@ -12,15 +31,38 @@ Pure module: no aiohttp import.
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import jinja2
+import jinja2.ext
+from jinja2.lexer import Token, TokenStream
 
+from consentgate.config.sections_ui import UiConfig
 from consentgate.core.startup_errors import StartupError
 
 #: ``consentgate/``: this module lives in ``consentgate/web/rendering/``.
 _PACKAGE_DIR = Path(__file__).resolve().parents[2]
+
+#: Served asset types, by suffix.
+CONTENT_TYPES: Final[Mapping[str, str]] = {
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".ico": "image/x-icon",
+}
+#: The suffixes ``[ui] logo_file`` may have.
+LOGO_SUFFIXES: Final = frozenset(CONTENT_TYPES) - {".css"}
+MAX_LOGO_BYTES: Final = 512 * 1024
+#: The assets the templates link, by their logical name.
+SHIPPED_ASSETS: Final = ("consent.css", "favicon.svg")
 
 
 def static_dir() -> Path:
@@ -34,23 +76,184 @@ def static_dir() -> Path:
     )
 
 
-class Templates:
-    """The template environment plus the static assets served from memory."""
+@dataclass(frozen=True)
+class Asset:
+    """One served file: its bytes, its type, and whether its name is its content's
+    hash (then it may be cached for a year, ``immutable``)."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    body: bytes
+    content_type: str
+    immutable: bool
+
+
+_META_REFRESH_OR_POLICY = re.compile(r"http-equiv", re.IGNORECASE)
+_REFERRER_SETTING = re.compile(
+    r"""(?:name\s*=\s*["']?referrer|referrerpolicy\s*=)(?P<rest>[^>]*)""", re.IGNORECASE
+)
+
+
+class EscapedClientValues(jinja2.ext.Extension):
+    """Refuses, when a template is compiled, what would let a value out unescaped
+    (``safe``, ``{% autoescape %}``) or loosen the page's headers (``<meta
+    http-equiv>``, a referrer policy other than ``no-referrer``)."""
+
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        previous: Token | None = None
+        for token in stream:
+            refusal = _refusal(previous, token)
+            if refusal is not None:
+                raise jinja2.TemplateSyntaxError(
+                    refusal, token.lineno, stream.name, stream.filename
+                )
+            yield token
+            previous = token
+
+
+def _refusal(previous: Token | None, token: Token) -> str | None:
+    if token.type == "data":
+        text = str(token.value)
+        if _META_REFRESH_OR_POLICY.search(text):
+            return "<meta http-equiv> is not allowed: the gate sets the page's headers"
+        for found in _REFERRER_SETTING.finditer(text):
+            if "no-referrer" not in found.group("rest").split(">")[0]:
+                return 'a referrer policy other than "no-referrer" is not allowed'
+        return None
+    if token.type != "name" or previous is None:
+        return None
+    if token.value == "autoescape" and previous.type == "block_begin":
+        return "{% autoescape %} blocks are not allowed: every value is escaped"
+    if token.value == "safe" and (
+        previous.type == "pipe" or (previous.type == "name" and previous.value == "filter")
+    ):
+        return "the safe filter is not allowed: client-provided values stay escaped"
+    return None
+
+
+class Templates:
+    """The template environment plus the static assets served from memory.
+
+    ``overrides``: a directory whose files replace the shipped ones of the same name
+    (templates and assets); ``logo``: an image shown on every page; ``accent``: a
+    checked ``#rgb``/``#rrggbb`` colour (``config.parsers.parse_accent_color``).
+    Every template is compiled here, so an error is a :class:`StartupError`.
+    """
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        overrides: Path | None = None,
+        logo: Path | None = None,
+        accent: str = "",
+    ) -> None:
         self.directory = directory or static_dir()
+        self.overrides = overrides
+        searched = [self.directory]
+        if overrides is not None:
+            if not overrides.is_dir():
+                raise StartupError(f"ui.templates_dir: {overrides} is not a directory")
+            searched.insert(0, overrides)
         self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(self.directory),
+            loader=jinja2.FileSystemLoader(searched),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            extensions=[EscapedClientValues],
         )
-        self.assets: dict[str, bytes] = {
-            path.name: path.read_bytes()
-            for path in sorted(self.directory.iterdir())
-            if path.suffix in {".css", ".svg", ".png", ".ico"}
+        del self._env.filters["safe"]
+        #: Served name -> asset; the hashed names and, for templates written against
+        #: ``{{ asset_base }}/consent.css``, the plain names (short-lived).
+        self.assets: dict[str, Asset] = {}
+        #: Logical name (``consent.css``, ``favicon.svg``, ``theme.css``, ``logo``) ->
+        #: served name.
+        self.asset_names: dict[str, str] = {}
+        names = {
+            path.name
+            for folder in searched
+            for path in folder.iterdir()
+            if path.suffix in CONTENT_TYPES and path.is_file()
         }
+        for name in sorted(names):
+            self._add_asset(name, self._asset_bytes(name))
+        if accent:
+            self._add_asset("theme.css", theme_css(accent).encode("ascii"))
+        if logo is not None:
+            self._add_asset(f"logo{logo.suffix.lower()}", _logo_bytes(logo), logical="logo")
+        self._compile_all(searched)
+
+    def _asset_bytes(self, name: str) -> bytes:
+        if self.overrides is not None and (self.overrides / name).is_file():
+            return (self.overrides / name).read_bytes()
+        return (self.directory / name).read_bytes()
+
+    def _add_asset(self, name: str, body: bytes, *, logical: str | None = None) -> None:
+        stem, _, suffix = name.rpartition(".")
+        content_type = CONTENT_TYPES[f".{suffix}"]
+        hashed = f"{stem}.{hashlib.sha256(body).hexdigest()[:12]}.{suffix}"
+        self.assets[hashed] = Asset(body, content_type, immutable=True)
+        self.assets.setdefault(name, Asset(body, content_type, immutable=False))
+        self.asset_names[logical or name] = hashed
+
+    def _compile_all(self, searched: list[Path]) -> None:
+        names = {p.name for d in searched for p in d.iterdir() if p.suffix == ".html"}
+        for name in sorted(names):
+            try:
+                self._env.get_template(name)
+            except jinja2.TemplateError as exc:
+                where = getattr(exc, "filename", None) or name
+                line = getattr(exc, "lineno", None)
+                at = f"{where}, line {line}" if line else where
+                raise StartupError(
+                    f"ui.templates_dir: the template {at} is refused: {exc}"
+                ) from None
+
+    @property
+    def environment(self) -> jinja2.Environment:
+        return self._env
+
+    @classmethod
+    def from_config(cls, ui: UiConfig) -> Templates:
+        """The templates and assets ``[ui]`` names."""
+        return cls(overrides=ui.templates_dir, logo=ui.logo_file, accent=ui.accent_color)
+
+    def asset_urls(self, base: str) -> dict[str, str]:
+        """Logical name -> URL under ``base`` (``{prefix}/static``)."""
+        return {logical: f"{base}/{served}" for logical, served in self.asset_names.items()}
 
     def render(self, name: str, **context: Any) -> str:
         return self._env.get_template(name).render(**context)
+
+
+def _logo_bytes(path: Path) -> bytes:
+    if path.suffix.lower() not in LOGO_SUFFIXES:
+        raise StartupError(
+            f"ui.logo_file: {path} must be one of {', '.join(sorted(LOGO_SUFFIXES))}"
+        )
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise StartupError(f"ui.logo_file: {path} cannot be read: {exc.strerror}") from None
+    if not body or len(body) > MAX_LOGO_BYTES:
+        raise StartupError(
+            f"ui.logo_file: {path} has {len(body)} bytes; it must have 1 to {MAX_LOGO_BYTES}"
+        )
+    return body
+
+
+def theme_css(accent: str) -> str:
+    """The stylesheet of an accent colour (already checked to be ``#rgb``/``#rrggbb``):
+    the colour for the primary button and links, and black or white text on it,
+    whichever contrasts more (WCAG 2.1 relative luminance)."""
+    digits = accent.lstrip("#")
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    if re.fullmatch(r"[0-9a-f]{6}", digits.lower()) is None:
+        raise ValueError(f"ui.accent_color: expected #rgb or #rrggbb, got {accent!r}")
+    channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    text = "#000000" if (luminance + 0.05) / 0.05 > 1.05 / (luminance + 0.05) else "#ffffff"
+    colour = f"#{digits.lower()}"
+    rule = f":root {{ --accent: {colour}; --accent-text: {text}; }}\n"
+    return f"/* [ui] accent_color */\n{rule}@media (prefers-color-scheme: dark) {{ {rule}}}\n"

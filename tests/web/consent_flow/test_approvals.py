@@ -55,6 +55,17 @@ async def change(
         return Page(response.status, response.headers, await response.text())
 
 
+_CONFIRM_FORM = re.compile(r'<form method="post" action="[^"]*">(.*?)</form>', re.DOTALL)
+_FIELD = re.compile(r'<(?:input type="hidden"|button type="submit") name="([^"]*)" value="([^"]*)"')
+
+
+def confirmation_form(page: Page) -> dict[str, str]:
+    """The fields the confirmation page's one form submits (hidden inputs and its button)."""
+    forms = _CONFIRM_FORM.findall(page.text)
+    assert len(forms) == 1, forms
+    return {name: html.unescape(value) for name, value in _FIELD.findall(forms[0])}
+
+
 async def revoke_first(browser: Browser, page: Page) -> Page:
     return await change(
         browser, {"csrf": token_of(page), "id": listed_ids(page)[0], "action": "revoke"}
@@ -128,7 +139,7 @@ async def test_another_browser_cannot_revoke_by_posting_someones_id(stack: Stack
         done = await change(mallory, form)
         assert done.status == 303  # nothing of his revoked, and nothing said about hers
         assert await active_count(stack) == 2
-        everything = await change(mallory, {**form, "action": "revoke_all"})
+        everything = await change(mallory, {**form, "action": "revoke_all", "confirm": "yes"})
         assert everything.status == 303
         assert await active_count(stack) == 1  # his own only
         assert listed_ids(await alice.get(APPROVALS)) == [alice_id]
@@ -260,7 +271,9 @@ async def test_revoke_all_revokes_every_approval_of_this_browser_and_no_one_else
         await approve_new(alice, beta, remember=True)
         await approve_new(bob, alpha, remember=True)
         page = await alice.get(APPROVALS)
-        done = await change(alice, {"csrf": token_of(page), "action": "revoke_all"})
+        asked = await change(alice, {"csrf": token_of(page), "action": "revoke_all"})
+        assert asked.status == 200 and await active_count(stack) == 3
+        done = await change(alice, confirmation_form(asked))
         after = await alice.get(APPROVALS)
         assert done.status == 303 and done.location == APPROVALS
         assert listed_ids(after) == []
@@ -347,5 +360,49 @@ async def test_an_unavailable_store_answers_the_503_page(stack: Stack, tmp_path:
     for response in (listing, revoking):
         assert response.status == 503, response.text[:300]
         assert response.headers["Retry-After"] == "30"
-        assert "Try again shortly" in response.text
+        assert "Please try again in a minute" in response.text
         assert "Traceback" not in response.text
+
+
+async def test_revoke_all_first_shows_a_confirmation_page_and_revokes_nothing(
+    stack: Stack,
+) -> None:
+    alpha, beta = await two_clients(stack)
+    async with Browser(stack.url) as alice:
+        await approve_new(alice, alpha, remember=True)
+        await approve_new(alice, beta, remember=True)
+        page = await alice.get(APPROVALS)
+        asked = await change(alice, {"csrf": token_of(page), "action": "revoke_all"})
+        assert await silent(alice, alpha) and await silent(alice, beta)
+    assert asked.status == 200
+    assert "Revoke all 2 approvals?" in asked.text
+    assert confirmation_form(asked) == {
+        "csrf": token_of(page),
+        "confirm": "yes",
+        "action": "revoke_all",
+    }
+    assert f'href="{APPROVALS}"' in asked.text  # the way back keeps them
+    assert asked.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in asked.headers["Content-Security-Policy"]
+    assert "<script" not in asked.text
+    assert await active_count(stack) == 2
+
+
+async def test_the_confirmation_needs_the_csrf_token_as_every_change(stack: Stack) -> None:
+    params = auth_params(await register(stack))
+    async with Browser(stack.url) as alice:
+        await approve_new(alice, params, remember=True)
+        refused = await change(alice, {"csrf": "x", "action": "revoke_all", "confirm": "yes"})
+    assert refused.status == 403
+    assert await active_count(stack) == 1
+
+
+async def test_revoke_all_is_a_secondary_button_not_the_primary_one(stack: Stack) -> None:
+    params = auth_params(await register(stack))
+    async with Browser(stack.url) as alice:
+        await approve_new(alice, params, remember=True)
+        page = await alice.get(APPROVALS)
+    buttons = re.findall(r'<button [^>]*value="revoke_all"[^>]*>', page.text)
+    assert len(buttons) == 1
+    assert 'class="deny revoke-all"' in buttons[0]
+    assert 'class="approve' not in page.text  # no primary button on the list

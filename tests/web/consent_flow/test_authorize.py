@@ -20,7 +20,7 @@ import pytest
 from consentgate.core.signed.pending import MAX_SEALED_LENGTH
 from consentgate.signing.key_directory import load_keyring, rotate_keys
 from consentgate.web.appkeys import STORE
-from tests.conftest import FakeClock, Stack, StartStack
+from tests.conftest import ErrorLog, FakeClock, Stack, StartStack
 from tests.support import rawhttp
 from tests.support.browsersim import Browser, Page
 from tests.support.fakeproxy import IDP, UPSTREAM_CLIENT_ID
@@ -155,13 +155,15 @@ async def test_ambiguous_spellings_of_the_authorize_path_are_refused(
         "client_id=a&redirect_uri=https%3A%2F%2Fc%2Fcb&scope=a&scope=b",
     ],
 )
-async def test_repeated_parameters_are_refused_locally(stack: Stack, query: str) -> None:
+async def test_repeated_parameters_are_refused_locally(
+    error_log: ErrorLog, stack: Stack, query: str
+) -> None:
     response = await rawhttp.request(
         stack.url, f"/authorize?{query}", headers=[("Accept", "text/html")]
     )
     assert response.status == 400
     assert "Location" not in response.headers
-    assert b"more than once" in response.body
+    assert "more than once" in error_log(response)
     assert stack.proxy.reached("/authorize") == []
 
 
@@ -191,23 +193,26 @@ async def test_a_parameter_in_both_query_and_form_body_is_repeated(stack: Stack)
     ],
 )
 async def test_missing_or_malformed_client_or_redirect_gives_a_page_never_a_redirect(
-    stack: Stack, params: dict[str, str], fragment: str
+    error_log: ErrorLog, stack: Stack, params: dict[str, str], fragment: str
 ) -> None:
     async with Browser(stack.url) as browser:
         page = await browser.authorize(params)
     assert page.status == 400
     assert page.location == ""
-    assert fragment in page.text
+    assert fragment in error_log(page)
+    assert "This sign-in could not start" in page.text
     assert stack.proxy.reached("/authorize") == []
 
 
 @pytest.mark.parametrize("name", ["request_uri", "request"])
-async def test_par_and_jar_are_refused_unless_enabled(stack: Stack, name: str) -> None:
+async def test_par_and_jar_are_refused_unless_enabled(
+    error_log: ErrorLog, stack: Stack, name: str
+) -> None:
     client_id = await register(stack)
     async with Browser(stack.url) as browser:
         page = await browser.authorize({**auth_params(client_id), name: "urn:x"})
     assert page.status == 400
-    assert name in page.text
+    assert name in error_log(page)
     assert stack.proxy.reached("/authorize") == []
 
 
@@ -320,7 +325,7 @@ async def test_prompt_consent_always_asks(stack: Stack) -> None:
 
 @pytest.mark.parametrize("site", ["cross-site", None, "none"])
 async def test_prompt_none_for_an_unapproved_client_is_a_local_page_not_a_redirect(
-    stack: Stack, site: str | None
+    error_log: ErrorLog, stack: Stack, site: str | None
 ) -> None:
     """#10.10: anyone can register any redirect URI, so answering ``consent_required``
     by redirecting there made the gate an open redirect (RFC 9700 §4.11.2)."""
@@ -331,7 +336,8 @@ async def test_prompt_none_for_an_unapproved_client_is_a_local_page_not_a_redire
         page = await browser.authorize(params, site=site)
     assert page.status == 400
     assert "Location" not in page.headers
-    assert "consent_required" in page.text
+    assert "consent_required" in error_log(page)
+    assert "This sign-in needs your approval" in page.text
     assert stack.proxy.reached("/authorize") == []
 
 
@@ -465,6 +471,7 @@ async def test_registration_responses_pass_untouched_and_are_learned_without_sec
 
 
 async def test_known_client_with_an_unregistered_redirect_uri_is_refused_without_redirect(
+    error_log: ErrorLog,
     stack: Stack,
 ) -> None:
     client_id = await register(stack)
@@ -473,7 +480,7 @@ async def test_known_client_with_an_unregistered_redirect_uri_is_refused_without
         page = await browser.authorize(params)
     assert page.status == 400
     assert page.location == ""
-    assert "not one this client registered" in page.text
+    assert "not one this client registered" in error_log(page)
     assert stack.proxy.reached("/authorize") == []
 
 
@@ -499,6 +506,7 @@ async def test_the_upstreams_own_client_id_goes_through_consent(stack: Stack) ->
 
 
 async def test_a_url_client_id_is_not_shown_as_an_unverified_client_but_checked(
+    error_log: ErrorLog,
     start_stack: StartStack,
 ) -> None:
     """A client named by a URL goes through its metadata document (tests/web/test_cimd.py);
@@ -509,7 +517,7 @@ async def test_a_url_client_id_is_not_shown_as_an_unverified_client_but_checked(
         page = await browser.authorize(params)
     assert page.status == 403 and page.location == ""
     assert not page.is_consent_page
-    assert "does not accept applications from this web site" in page.text
+    assert "does not accept applications from this web site" in error_log(page)
     assert stack.proxy.reached("/authorize") == []
 
 
@@ -822,13 +830,14 @@ async def test_callback_in_the_approving_browser_completes_and_clears_the_bindin
     assert len(stack.proxy.reached("/auth/callback")) == 1
 
 
-async def test_callback_from_another_browser_is_refused(stack: Stack) -> None:
+async def test_callback_from_another_browser_is_refused(error_log: ErrorLog, stack: Stack) -> None:
     """GHSA-rww4-4w9c-7733: the attacker approves, the victim signs in at the IdP."""
     async with Browser(stack.url) as attacker, Browser(stack.url) as victim:
         state = await approved_idp_state(stack, attacker)
         back = await victim.get(f"/auth/callback?code=victims-code&state={state}")
     assert back.status == 403
-    assert "not started in this browser" in back.text
+    assert "not started in this browser" in error_log(back)
+    assert "start the sign-in again" in back.text
     assert stack.proxy.reached("/auth/callback") == []
 
 

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from consentgate.audit.events import AuditEvent, AuditTrail
-from tests.conftest import FakeClock, Stack, StartGate, StartUpstream
+from tests.conftest import ErrorLog, FakeClock, Stack, StartGate, StartUpstream
 from tests.support.browsersim import Browser
 from tests.support.fakeproxy import FakeProxy
 from tests.web.consent_flow.test_authorize import CLIENT_REDIRECT, auth_params, register
@@ -131,7 +131,7 @@ async def test_without_a_known_issuer_a_deny_is_a_local_page_not_a_redirect_with
 
 
 async def test_prompt_none_without_a_known_issuer_is_a_local_page(
-    start_upstream: StartUpstream, start_gate: StartGate
+    error_log: ErrorLog, start_upstream: StartUpstream, start_gate: StartGate
 ) -> None:
     proxy = IssuerProxy(available=False)  # not yet readable when the gate starts
     clock = FakeClock()
@@ -152,7 +152,7 @@ async def test_prompt_none_without_a_known_issuer_is_a_local_page(
         )
 
     assert (refused.status, refused.location) == (400, "")
-    assert "consent_required" in refused.text
+    assert "consent_required" in error_log(refused)
     assert redirected.status == 303
     assert redirected.location_query()["iss"] == proxy.issuer
 

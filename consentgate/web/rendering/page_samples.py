@@ -1,0 +1,140 @@
+"""Every page the gate renders, with sample data: what ``consentgate pages`` writes so
+an operator can review a theme (``[ui]``) without a sign-in (docs/branding.md).
+
+The samples go through the same builders as the real pages (``core/clientinfo``'s
+views, ``core/error_pages``' wording), so a template that renders here renders for
+a person; a variable a template needs and no page gives fails here first.
+
+Pure module: no aiohttp import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from consentgate.config.model import Config
+from consentgate.core.clientinfo import build_approval_view, build_view
+from consentgate.core.error_pages import all_wordings, error_wording
+from consentgate.core.oauth.authorization_requests import parse_authorization_request
+from consentgate.core.signed.records import ConsentRecord
+
+#: The sample's "now": a fixed instant, so two runs write the same files.
+SAMPLE_NOW = 1_800_000_000.0
+
+
+@dataclass(frozen=True)
+class SampleClient:
+    """A registration as the consent page reads it (``clientinfo.ClientMetadata``)."""
+
+    client_name: str | None = "Example Notes"
+    client_uri: str | None = "https://notes.example/"
+    logo_uri: str | None = None
+    tos_uri: str | None = "https://notes.example/terms"
+    policy_uri: str | None = "https://notes.example/privacy"
+
+
+@dataclass(frozen=True)
+class SamplePage:
+    """One file: its name, the template, and the page's own variables."""
+
+    filename: str
+    template: str
+    context: Mapping[str, Any]
+
+
+def _request(redirect_uri: str, scope: str) -> Any:
+    parameters = (
+        ("response_type", "code"),
+        ("client_id", "sample-client"),
+        ("redirect_uri", redirect_uri),
+        ("scope", scope),
+        ("state", "sample"),
+        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        ("code_challenge_method", "S256"),
+    )
+    return parse_authorization_request(
+        parameters, allow_request_uri=False, allow_request_object=False
+    )
+
+
+def _remember_text(seconds: float) -> str:
+    days = round(seconds / 86400)
+    return f"{days} days" if days != 1 else "1 day"
+
+
+def _consent(config: Config, *, warnings: bool) -> dict[str, Any]:
+    descriptions = dict(config.consent.scope_descriptions)
+    if warnings:  # an unknown client returning to this computer: the page warns
+        request = _request("http://127.0.0.1:33418/callback", "notes:read notes:write")
+        client = None
+    else:
+        request = _request("https://notes.example/oauth/callback", "notes:read")
+        client = SampleClient()
+    view = build_view(
+        request,
+        client,
+        scope_descriptions=descriptions,
+        show_logos=False,
+        remember_mode=config.consent.mode == "remember",
+    )
+    return {
+        "view": view,
+        "pending_id": "sample",
+        "sealed": "sample",
+        "csrf_token": "sample",
+        "action": "#",
+        "remember_days": _remember_text(config.consent.remember_for),
+    }
+
+
+def _approvals(config: Config) -> dict[str, Any]:
+    record = ConsentRecord(
+        id="sample-record",
+        subject="sample",
+        client_id="sample-client",
+        redirect_uri="https://notes.example/oauth/callback",
+        scopes=frozenset({"notes:read"}),
+        resource="",
+        granted_at=int(SAMPLE_NOW) - 3 * 86400,
+        expires_at=int(SAMPLE_NOW) + 27 * 86400,
+        revoked_at=None,
+        key_id="sample",
+        signature=b"",
+    )
+    view = build_approval_view(
+        record,
+        SampleClient(),
+        scope_descriptions=dict(config.consent.scope_descriptions),
+        now=SAMPLE_NOW,
+    )
+    return {"approvals": [view], "csrf_token": "sample", "action": "#"}
+
+
+def _error(status: int, code: str) -> dict[str, Any]:
+    return {"code": code, **error_wording(status, code).template_values()}
+
+
+def sample_pages(config: Config) -> list[SamplePage]:
+    """Every page, in the order an operator reviews them."""
+    pages = [
+        SamplePage("consent.html", "consent.html", _consent(config, warnings=False)),
+        SamplePage("consent-warnings.html", "consent.html", _consent(config, warnings=True)),
+        SamplePage("denied.html", "denied.html", {}),
+        SamplePage("approvals.html", "approvals.html", _approvals(config)),
+        SamplePage(
+            "approvals-empty.html",
+            "approvals.html",
+            {"approvals": [], "csrf_token": "", "action": "#"},
+        ),
+        SamplePage(
+            "approvals-confirm.html",
+            "approvals_confirm.html",
+            {"count": 3, "csrf_token": "sample", "action": "#"},
+        ),
+    ]
+    for key in all_wordings():
+        status = int(key) if key.isdigit() else 400
+        pages.append(SamplePage(f"error-{key}.html", "error.html", _error(status, key)))
+    return pages
