@@ -55,12 +55,14 @@ async def test_the_consent_page_wears_the_operators_logo_and_accent_under_the_st
     page = await context.new_page()
     console = Console(page)
     await page.goto(f"{stack.url}/authorize?" + urlencode(auth_params(client_id)))
-    await page.wait_for_selector("button.approve")
+    # The accent colours the primary action: Allow, or Deny under a warning (a client
+    # registered a moment ago, as here, is one).
+    await page.wait_for_selector("button.primary")
     logo_width = await page.eval_on_selector("img.brand-logo", "img => img.naturalWidth")
     background = await page.eval_on_selector(
-        "button.approve", "b => getComputedStyle(b).backgroundColor"
+        "button.primary", "b => getComputedStyle(b).backgroundColor"
     )
-    text = await page.eval_on_selector("button.approve", "b => getComputedStyle(b).color")
+    text = await page.eval_on_selector("button.primary", "b => getComputedStyle(b).color")
     await save_screenshot(page, "consent-page-branded.png")
     assert logo_width == 168
     assert parse_rgb(background) == (0x6D, 0x28, 0xD9)
