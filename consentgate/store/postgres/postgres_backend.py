@@ -7,7 +7,11 @@ never signs, verifies or emits audit events (the facade does).
 Decisions and their sources (docs/references.md, docs/store.md "PostgreSQL"):
 
 * asyncpg (the fastest asyncio driver, and LISTEN/NOTIFY built in), imported by this
-  package only. A bounded pool (``min_size=1``, ``max_size=pool_size``);
+  package only. A bounded pool (``max_size=pool_size``) with no floor (``min_size=0``):
+  a connection is made when a request needs one (open() has just connected for the
+  migrations, so a bad URL is still refused at start). A floor would have asyncpg
+  refill it in the background while the server is down or shutting down, logging a
+  traceback on every retry; without one, an outage is the gate's own rate-limited line;
   ``statement_timeout`` as a server setting of every connection, so a query stuck
   behind a lock fails instead of holding a request forever, and asyncpg's own
   ``command_timeout`` a little longer as the client-side backstop for a silent
@@ -37,8 +41,9 @@ Decisions and their sources (docs/references.md, docs/store.md "PostgreSQL"):
   keeps working without waiting for its own notification.
 * Keyset pagination on each table's ``seq`` identity column; the cursor the facade
   passes back is the last ``seq`` of the previous page.
-* An outage while serving (the server down or restarting, a statement past
-  ``statement_timeout``, a deadlock with someone's psql session) is raised as
+* An outage while serving (the server down, restarting or shutting down, a connection
+  lost or closing under a query, a statement past ``statement_timeout``, a deadlock
+  with someone's psql session: ``error_mapping.OUTAGE_ERRORS``) is raised as
   :class:`~consentgate.store.store_errors.StoreUnavailable`, naming the server and the
   reason: the gate fails closed on it and the pool reconnects by itself when the
   server is back. A constraint violated or a bug stays the driver's exception.
@@ -237,7 +242,7 @@ class PostgresBackend(SqlRows):
             pool = await asyncpg.create_pool(
                 dsn,
                 password=password,
-                min_size=1,
+                min_size=0,
                 max_size=pool_size,
                 timeout=connect_timeout,
                 command_timeout=statement_timeout + connect_timeout,
