@@ -1,0 +1,58 @@
+"""A newer consentgate migrates the store under a running older one (a rolling restart
+on one host, or a second instance upgraded first on a shared PostgreSQL store).
+
+The older gate's SQL was written for the schema it knows; after the migration its
+statements may fail in ways that look like bugs (500s) or, worse, succeed against
+tables whose meaning changed. It must notice that the schema moved past it: not
+ready (``store: upgraded by a newer consentgate; restart``), and every request that
+needs the store refused with the 503 page, nothing relayed (fail closed). The newer
+gate is simulated by what its migration leaves: one more table and the schema version
+moved on by one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION
+from tests.conftest import StartStack
+from tests.support.browsersim import Browser
+from tests.web.consent_flow.test_authorize import approve_new, auth_params, register
+from tests.web.test_store_faults import assert_refused, readiness, relays
+
+UPGRADED = (503, ["store: upgraded by a newer consentgate; restart"])
+
+
+def migrate_like_a_newer_gate(path: str) -> None:
+    """What a newer gate's SQLite migration leaves: a table this gate does not know and
+    ``user_version`` one past this gate's :data:`SCHEMA_VERSION`, in one transaction."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("CREATE TABLE newer_feature (id INTEGER PRIMARY KEY, note TEXT)")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+async def test_a_sqlite_store_migrated_by_a_newer_gate_makes_the_older_not_ready_and_refuse(
+    start_stack: StartStack,
+) -> None:
+    stack = await start_stack()
+    client_id = await register(stack)
+    async with Browser(stack.url) as alice, Browser(stack.url) as bob:
+        assert (await approve_new(alice, auth_params(client_id))).status == 303
+        asked = await bob.authorize(auth_params(client_id))
+        assert asked.is_consent_page
+        relayed_before = relays(stack)
+        assert await readiness(stack.url) == (200, [])
+
+        migrate_like_a_newer_gate(str(stack.gate.config.store.path))
+
+        assert await readiness(stack.url) == UPGRADED
+        assert_refused(await bob.answer(asked, "approve", remember=True))
+        assert_refused(await alice.authorize({**auth_params(client_id), "state": "again"}))
+        assert_refused(await bob.authorize({**auth_params(client_id), "state": "new"}))
+        assert relays(stack) == relayed_before  # nothing relayed past a store it cannot read
+        assert await readiness(stack.url) == UPGRADED  # until a restart
