@@ -56,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -75,6 +76,7 @@ from consentgate.store.postgres.error_mapping import (
 from consentgate.store.postgres.listener import COUNTER, ChangeListener
 from consentgate.store.postgres.postgres_schema import (
     SCHEMA,
+    SCHEMA_VERSION,
     apply_migrations,
     check_database,
     close_connection,
@@ -82,9 +84,11 @@ from consentgate.store.postgres.postgres_schema import (
 from consentgate.store.protocol import Row, StoreTransaction
 from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
 from consentgate.store.sql_statements import POSTGRES, Statements
-from consentgate.store.store_errors import StoreClosed, StoreUnavailable
+from consentgate.store.store_errors import StoreClosed, StoreUnavailable, upgraded_past
 
 T = TypeVar("T")
+
+_log = logging.getLogger("consentgate")
 
 _SQL: Final = Statements(dataclasses.replace(POSTGRES, schema=f"{SCHEMA}."))
 #: The read behind every uncached answer; served by the ``consents_lookup`` index (the
@@ -92,6 +96,8 @@ _SQL: Final = Statements(dataclasses.replace(POSTGRES, schema=f"{SCHEMA}."))
 LOOKUP: Final = _SQL.lookup
 #: The first statement of every read-then-write transaction (see the module docstring).
 _LOCK_COUNTER: Final = f"{COUNTER} FOR UPDATE"
+#: The schema version now, against this code's SCHEMA_VERSION.
+_SCHEMA_NOW: Final = f"SELECT coalesce(max(version), 0) FROM {SCHEMA}.schema_version"  # noqa: S608
 #: How long close() waits for the pool's connections to come back before cutting them.
 _CLOSE_TIMEOUT: Final = 10.0
 
@@ -190,6 +196,7 @@ class PostgresBackend(SqlRows):
         self._inflight: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
+        self._upgraded: StoreUnavailable | None = None
 
     @classmethod
     async def open(
@@ -306,6 +313,38 @@ class PostgresBackend(SqlRows):
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosed
+        if self._upgraded is not None:
+            raise self._upgraded
+
+    async def _schema_moved(self) -> StoreUnavailable | None:
+        """The outage once a newer consentgate migrated the database past
+        :data:`SCHEMA_VERSION` (kind ``upgraded``), else None; read at every readiness
+        write probe and after a statement failed for a reason that is not an outage
+        (this code's SQL against a schema it does not know). Stays so until a restart:
+        every operation raises it (:meth:`_check_open`); one ERROR line. A read that
+        fails cannot tell (None): the operation's own error stands."""
+        if self._upgraded is None:
+            try:
+                async with self._pool.acquire(timeout=self._wait) as conn:
+                    found = int(await conn.fetchval(_SCHEMA_NOW))
+            except Exception:
+                return None
+            if found <= SCHEMA_VERSION:
+                return None
+            self._upgraded = upgraded_past(self.where, found, SCHEMA_VERSION)
+            _log.error(
+                "consent store upgraded by a newer consentgate; nothing is approved or "
+                "honoured until this gate is restarted with the newer version",
+                extra={"fields": {"where": self.where, "reason": str(self._upgraded)}},
+            )
+        return self._upgraded
+
+    async def heartbeat(self, value: str) -> None:
+        """The readiness write probe, then whether the schema moved past this code."""
+        await super().heartbeat(value)
+        moved = await self._schema_moved()
+        if moved is not None:
+            raise moved
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
@@ -325,6 +364,11 @@ class PostgresBackend(SqlRows):
             if self._closed and isinstance(exc, asyncpg.InterfaceError):
                 raise StoreClosed from None  # close() ran while this waited
             raise unavailable(exc, self.where) from exc
+        except asyncpg.PostgresError as exc:  # this SQL refused: by a newer schema?
+            moved = await self._schema_moved()
+            if moved is not None:
+                raise moved from exc
+            raise
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Row]:
         self._check_open()
@@ -397,7 +441,7 @@ class PostgresBackend(SqlRows):
         Delay: another instance's change is reflected once its notification arrived
         and the listener read the counter (a LAN round trip or two, well under a
         millisecond); this backend's own commits at once."""
-        if self._closed:
+        if self._closed or self._upgraded is not None:
             return None
         return self._listener.counter
 
