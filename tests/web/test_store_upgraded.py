@@ -94,3 +94,31 @@ async def test_a_postgres_store_migrated_by_a_newer_gate_makes_the_older_not_rea
         assert_refused(await bob.authorize({**auth_params(client_id), "state": "new"}))
         assert relays(stack) == relayed_before
         assert await readiness(stack.url) == UPGRADED  # until a restart
+
+
+@pytest.mark.slow  # a PostgreSQL cluster
+async def test_a_statement_a_newer_postgres_schema_refuses_is_a_503_at_once_not_a_500(
+    start_stack: StartStack, postgres_cluster: PostgresCluster
+) -> None:
+    """Before the next readiness probe: the newer schema refuses the older gate's insert
+    (a column it does not fill), and the gate asks whether the schema moved before it
+    calls that a bug."""
+    database = postgres_cluster.create_database(owner=GATE_ROLE)
+    stack = await start_stack(store={"url": postgres_cluster.dsn(database, user=GATE_ROLE)})
+    client_id = await register(stack)
+    async with Browser(stack.url) as bob:
+        asked = await bob.authorize(auth_params(client_id))
+        assert asked.is_consent_page
+        assert await readiness(stack.url) == (200, [])  # kept a few seconds: no probe now
+        relayed_before = relays(stack)
+
+        postgres_cluster.psql(
+            f"ALTER TABLE {SCHEMA}.consents ADD COLUMN newer text NOT NULL DEFAULT ''; "  # noqa: S608
+            f"ALTER TABLE {SCHEMA}.consents ALTER COLUMN newer DROP DEFAULT; "
+            f"INSERT INTO {SCHEMA}.schema_version (version) VALUES ({PG_VERSION + 1})",
+            database,
+        )
+
+        assert_refused(await bob.answer(asked, "approve", remember=True))
+        assert relays(stack) == relayed_before
+        assert await readiness(stack.url) == UPGRADED
