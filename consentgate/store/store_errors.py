@@ -11,8 +11,17 @@ from __future__ import annotations
 from typing import Literal
 
 #: What kind of outage, as ``readyz`` names it (``store: read-only``) and the log counts it.
+#: ``upgraded``: a newer consentgate migrated the store past the schema this one knows.
 OutageKind = Literal[
-    "locked", "read-only", "disk full", "I/O error", "corrupt", "gone", "unreachable", "unavailable"
+    "locked",
+    "read-only",
+    "disk full",
+    "I/O error",
+    "corrupt",
+    "gone",
+    "upgraded",
+    "unreachable",
+    "unavailable",
 ]
 
 
@@ -46,3 +55,14 @@ class StoreClosed(StoreError, RuntimeError):
 
     def __init__(self, message: str = "the consent store is closed") -> None:
         super().__init__(message)
+
+
+def upgraded_past(where: str, found: int, known: int) -> StoreUnavailable:
+    """The store at ``where`` was migrated to schema ``found`` by a newer consentgate
+    while this one (schema ``known``) had it open: its statements were written for a
+    schema that is gone, so it answers nothing more until restarted (fail closed)."""
+    return StoreUnavailable(
+        f"the consent store {where} was upgraded by a newer consentgate (schema version "
+        f"{found}; this one knows {known}); restart the gate with the newer version",
+        "upgraded",
+    )

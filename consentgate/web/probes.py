@@ -78,7 +78,11 @@ async def store_usable(app: web.Application) -> str | None:
         problem = await app[STORE].health()
     except Exception as exc:
         return f"store: unusable ({type(exc).__name__})"
-    return None if problem is None else f"store: {problem.kind}"
+    if problem is None:
+        return None
+    if problem.kind == "upgraded":
+        return "store: upgraded by a newer consentgate; restart"
+    return f"store: {problem.kind}"
 
 
 async def audit_trail_intact(app: web.Application) -> str | None:

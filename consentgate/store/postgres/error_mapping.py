@@ -30,14 +30,25 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )
-#: A server that cannot answer now (down, restarting, failing over, overloaded, a
-#: statement past its timeout, a deadlock or serialisation failure to retry) rather than
-#: a mistake of the caller: raised as StoreUnavailable while serving.
+#: A connection the server is closing under a request: PostgreSQL sends its FATAL error
+#: (57P01 on ``pg_ctl stop -m fast`` or ``pg_terminate_backend``) before it closes the
+#: socket, and a query started in between finds asyncpg's protocol still consuming that
+#: error: ``InternalClientError: cannot switch to state N; another operation (2) is in
+#: progress`` rather than a connection error. The connection is lost either way.
+CONNECTION_LOST_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and asyncpg's lost connection
+    asyncpg.InterfaceError,  # a connection closed or closing under the call
+    asyncpg.exceptions.InternalClientError,
+)
+#: A server that cannot answer now (down, restarting, shutting down, failing over,
+#: overloaded, a statement past its timeout, a deadlock or serialisation failure to
+#: retry), or a connection lost on the way, rather than a mistake of the caller: raised
+#: as StoreUnavailable while serving. ``OperatorInterventionError`` is SQLSTATE class
+#: 57: 57P01 (admin shutdown), 57P02 (crash shutdown), 57P03 (cannot connect now).
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
+    *CONNECTION_LOST_ERRORS,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.TransactionRollbackError,
@@ -115,7 +126,8 @@ def outage_kind(exc: BaseException) -> OutageKind:
     or a primary demoted in a failover, SQLSTATE 25006), ``disk full`` (53100),
     ``locked`` (a lock or statement past its timeout, a deadlock: 55P03, 57014,
     40P01, or no pooled connection free in time), ``unreachable`` (the connection
-    lost or refused, the server shutting down), else ``unavailable``."""
+    lost, closing under a query or refused, the server shutting down or ending the
+    session: 08xxx, 57P01-57P05), else ``unavailable``."""
     if isinstance(exc, asyncpg.exceptions.ReadOnlySQLTransactionError):
         return "read-only"
     if isinstance(exc, asyncpg.exceptions.DiskFullError):
@@ -133,8 +145,12 @@ def outage_kind(exc: BaseException) -> OutageKind:
         OSError
         | asyncpg.PostgresConnectionError
         | asyncpg.InterfaceError
-        | asyncpg.exceptions.AdminShutdownError
-        | asyncpg.exceptions.CannotConnectNowError,
+        | asyncpg.exceptions.InternalClientError
+        | asyncpg.exceptions.AdminShutdownError  # 57P01
+        | asyncpg.exceptions.CrashShutdownError  # 57P02
+        | asyncpg.exceptions.CannotConnectNowError  # 57P03
+        | asyncpg.exceptions.DatabaseDroppedError  # 57P04
+        | asyncpg.exceptions.IdleSessionTimeoutError,  # 57P05
     ):
         return "unreachable"
     return "unavailable"
@@ -143,4 +159,6 @@ def outage_kind(exc: BaseException) -> OutageKind:
 def unavailable(exc: BaseException, where: str) -> StoreUnavailable:
     """The outage ``exc`` while serving, as the error the gate fails closed on."""
     reason = " ".join((str(exc) or type(exc).__name__).split())
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        reason = f"the server closed the connection under a query ({reason})"
     return StoreUnavailable(f"the consent store in PostgreSQL {where}: {reason}", outage_kind(exc))

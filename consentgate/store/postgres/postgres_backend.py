@@ -7,7 +7,11 @@ never signs, verifies or emits audit events (the facade does).
 Decisions and their sources (docs/references.md, docs/store.md "PostgreSQL"):
 
 * asyncpg (the fastest asyncio driver, and LISTEN/NOTIFY built in), imported by this
-  package only. A bounded pool (``min_size=1``, ``max_size=pool_size``);
+  package only. A bounded pool (``max_size=pool_size``) with no floor (``min_size=0``):
+  a connection is made when a request needs one (open() has just connected for the
+  migrations, so a bad URL is still refused at start). A floor would have asyncpg
+  refill it in the background while the server is down or shutting down, logging a
+  traceback on every retry; without one, an outage is the gate's own rate-limited line;
   ``statement_timeout`` as a server setting of every connection, so a query stuck
   behind a lock fails instead of holding a request forever, and asyncpg's own
   ``command_timeout`` a little longer as the client-side backstop for a silent
@@ -37,8 +41,9 @@ Decisions and their sources (docs/references.md, docs/store.md "PostgreSQL"):
   keeps working without waiting for its own notification.
 * Keyset pagination on each table's ``seq`` identity column; the cursor the facade
   passes back is the last ``seq`` of the previous page.
-* An outage while serving (the server down or restarting, a statement past
-  ``statement_timeout``, a deadlock with someone's psql session) is raised as
+* An outage while serving (the server down, restarting or shutting down, a connection
+  lost or closing under a query, a statement past ``statement_timeout``, a deadlock
+  with someone's psql session: ``error_mapping.OUTAGE_ERRORS``) is raised as
   :class:`~consentgate.store.store_errors.StoreUnavailable`, naming the server and the
   reason: the gate fails closed on it and the pool reconnects by itself when the
   server is back. A constraint violated or a bug stays the driver's exception.
@@ -51,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -70,6 +76,7 @@ from consentgate.store.postgres.error_mapping import (
 from consentgate.store.postgres.listener import COUNTER, ChangeListener
 from consentgate.store.postgres.postgres_schema import (
     SCHEMA,
+    SCHEMA_VERSION,
     apply_migrations,
     check_database,
     close_connection,
@@ -77,9 +84,11 @@ from consentgate.store.postgres.postgres_schema import (
 from consentgate.store.protocol import Row, StoreTransaction
 from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
 from consentgate.store.sql_statements import POSTGRES, Statements
-from consentgate.store.store_errors import StoreClosed, StoreUnavailable
+from consentgate.store.store_errors import StoreClosed, StoreUnavailable, upgraded_past
 
 T = TypeVar("T")
+
+_log = logging.getLogger("consentgate")
 
 _SQL: Final = Statements(dataclasses.replace(POSTGRES, schema=f"{SCHEMA}."))
 #: The read behind every uncached answer; served by the ``consents_lookup`` index (the
@@ -87,6 +96,8 @@ _SQL: Final = Statements(dataclasses.replace(POSTGRES, schema=f"{SCHEMA}."))
 LOOKUP: Final = _SQL.lookup
 #: The first statement of every read-then-write transaction (see the module docstring).
 _LOCK_COUNTER: Final = f"{COUNTER} FOR UPDATE"
+#: The schema version now, against this code's SCHEMA_VERSION.
+_SCHEMA_NOW: Final = f"SELECT coalesce(max(version), 0) FROM {SCHEMA}.schema_version"  # noqa: S608
 #: How long close() waits for the pool's connections to come back before cutting them.
 _CLOSE_TIMEOUT: Final = 10.0
 
@@ -185,6 +196,7 @@ class PostgresBackend(SqlRows):
         self._inflight: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
+        self._upgraded: StoreUnavailable | None = None
 
     @classmethod
     async def open(
@@ -237,7 +249,7 @@ class PostgresBackend(SqlRows):
             pool = await asyncpg.create_pool(
                 dsn,
                 password=password,
-                min_size=1,
+                min_size=0,
                 max_size=pool_size,
                 timeout=connect_timeout,
                 command_timeout=statement_timeout + connect_timeout,
@@ -301,6 +313,38 @@ class PostgresBackend(SqlRows):
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosed
+        if self._upgraded is not None:
+            raise self._upgraded
+
+    async def _schema_moved(self) -> StoreUnavailable | None:
+        """The outage once a newer consentgate migrated the database past
+        :data:`SCHEMA_VERSION` (kind ``upgraded``), else None; read at every readiness
+        write probe and after a statement failed for a reason that is not an outage
+        (this code's SQL against a schema it does not know). Stays so until a restart:
+        every operation raises it (:meth:`_check_open`); one ERROR line. A read that
+        fails cannot tell (None): the operation's own error stands."""
+        if self._upgraded is None:
+            try:
+                async with self._pool.acquire(timeout=self._wait) as conn:
+                    found = int(await conn.fetchval(_SCHEMA_NOW))
+            except Exception:
+                return None
+            if found <= SCHEMA_VERSION:
+                return None
+            self._upgraded = upgraded_past(self.where, found, SCHEMA_VERSION)
+            _log.error(
+                "consent store upgraded by a newer consentgate; nothing is approved or "
+                "honoured until this gate is restarted with the newer version",
+                extra={"fields": {"where": self.where, "reason": str(self._upgraded)}},
+            )
+        return self._upgraded
+
+    async def heartbeat(self, value: str) -> None:
+        """The readiness write probe, then whether the schema moved past this code."""
+        await super().heartbeat(value)
+        moved = await self._schema_moved()
+        if moved is not None:
+            raise moved
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
@@ -320,6 +364,11 @@ class PostgresBackend(SqlRows):
             if self._closed and isinstance(exc, asyncpg.InterfaceError):
                 raise StoreClosed from None  # close() ran while this waited
             raise unavailable(exc, self.where) from exc
+        except asyncpg.PostgresError as exc:  # this SQL refused: by a newer schema?
+            moved = await self._schema_moved()
+            if moved is not None:
+                raise moved from exc
+            raise
 
     async def _read(self, sql: str, params: Sequence[Any]) -> list[Row]:
         self._check_open()
@@ -392,7 +441,7 @@ class PostgresBackend(SqlRows):
         Delay: another instance's change is reflected once its notification arrived
         and the listener read the counter (a LAN round trip or two, well under a
         millisecond); this backend's own commits at once."""
-        if self._closed:
+        if self._closed or self._upgraded is not None:
             return None
         return self._listener.counter
 

@@ -68,8 +68,8 @@ from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
 from consentgate.store.sql_statements import SQLITE, Statements
 from consentgate.store.sqlite.files import check_location, startup_error
 from consentgate.store.sqlite.outages import file_identity, unavailable_on_failure
-from consentgate.store.sqlite.sqlite_schema import migrate, rollback
-from consentgate.store.store_errors import StoreClosed, StoreUnavailable
+from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION, migrate, rollback
+from consentgate.store.store_errors import StoreClosed, StoreUnavailable, upgraded_past
 
 # Operational, not audit: a failure while cleaning up after a failed open.
 _log = logging.getLogger("consentgate")
@@ -174,6 +174,10 @@ class SQLiteBackend(SqlRows):
         #: none) means the store was deleted or replaced under the gate.
         self._identity = file_identity(path)
         self._gone: str | None = None
+        #: ``PRAGMA data_version`` when the schema version was last read, and the
+        #: outage once a newer consentgate migrated the file (:meth:`_check_schema`).
+        self._schema_read_at: int | None = None
+        self._upgraded: StoreUnavailable | None = None
 
     @classmethod
     async def open(
@@ -249,6 +253,7 @@ class SQLiteBackend(SqlRows):
             if self._gone is not None:
                 self._gone = None
                 _log.info("consent store back", extra={"fields": {"path": str(self.path)}})
+            self._check_schema()
             return
         if self._gone is None:
             self._gone = (
@@ -265,6 +270,33 @@ class SQLiteBackend(SqlRows):
             f"{self._gone}; put the file back, or restore it from a backup and restart the gate",
             "gone",
         )
+
+    def _check_schema(self) -> None:
+        """Raise :class:`StoreUnavailable` (kind ``upgraded``) once another process
+        (a newer consentgate starting on this file) migrated it past
+        :data:`SCHEMA_VERSION`: this code's statements were written for a schema that
+        is gone. ``user_version`` is read again only when ``PRAGMA data_version``
+        says another connection committed (a migration commits), so the usual call is
+        one PRAGMA on the probe connection. Stays so until a restart; one ERROR line.
+        A probe that fails cannot tell: the read or write that follows says why."""
+        if self._upgraded is None:
+            try:
+                changed = self._probe.execute("PRAGMA data_version").fetchall()[0][0]
+                if changed == self._schema_read_at:
+                    return
+                found = int(self._probe.execute("PRAGMA user_version").fetchall()[0][0])
+            except (sqlite3.Error, IndexError):
+                return
+            self._schema_read_at = changed
+            if found <= SCHEMA_VERSION:
+                return
+            self._upgraded = upgraded_past(str(self.path), found, SCHEMA_VERSION)
+            _log.error(
+                "consent store upgraded by a newer consentgate; nothing is approved or "
+                "honoured until this gate is restarted with the newer version",
+                extra={"fields": {"path": str(self.path), "reason": str(self._upgraded)}},
+            )
+        raise self._upgraded
 
     # --- plumbing ------------------------------------------------------------------
 
@@ -386,6 +418,10 @@ class SQLiteBackend(SqlRows):
         it is back."""
         if self._gone is not None or file_identity(self.path) != self._identity:
             return None  # a stat, about a microsecond: a gone file is never trusted
+        try:
+            self._check_schema()
+        except StoreUnavailable:
+            return None  # a newer schema: no cached answer is trusted either
         try:
             version = self._probe.execute("PRAGMA data_version").fetchall()[0][0]
             if version == self._seen_data_version:
