@@ -181,6 +181,14 @@ class ConsentStore:
         """Keep the ring's public keys in the store; name each kid stored differently."""
         return await self._publication.publish_keys()
 
+    async def announce_active_key(self, kid: str) -> None:
+        """Name ``kid`` the fleet's signing key (``keys activate``, ``keys rotate``)."""
+        await self._publication.announce_active_key(kid)
+
+    async def announced_active_key(self) -> str:
+        """The fleet's signing key as last announced, or ""."""
+        return await self._publication.announced_active_key()
+
     async def stored_keys(self) -> StoredKeys:
         """The public keys kept in the store (see :mod:`~consentgate.store.parts.publication`)."""
         return await self._publication.stored_keys()

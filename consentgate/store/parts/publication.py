@@ -29,6 +29,10 @@ COOKIE_FINGERPRINT: Final = "cookie_secret_fingerprint"
 #: The prefix of the settings that keep the public key of each signing key.
 SIGNING_KEY_PREFIX: Final = "signing_key:"
 
+#: The setting naming the key the operator made the fleet's signing key (``consentgate
+#: keys activate`` or ``rotate``); a gate signing with another one is behind (``readyz``).
+ACTIVE_KEY: Final = "active_signing_key"
+
 
 @dataclass(frozen=True, slots=True)
 class StoredKeys:
@@ -77,6 +81,15 @@ class Publication:
                 problems.append(kid)
             self._published.add(kid)
         return tuple(problems)
+
+    async def announce_active_key(self, kid: str) -> None:
+        """Say in the store that ``kid`` is now the signing key of the gates sharing it."""
+        check_length("kid", check_text("kid", kid), 64)
+        await self._ctx.backend.set_setting(ACTIVE_KEY, kid)
+
+    async def announced_active_key(self) -> str:
+        """The kid of :meth:`announce_active_key`, or "" when none was announced."""
+        return (await self._ctx.backend.settings(ACTIVE_KEY)).get(ACTIVE_KEY, "")
 
     async def stored_keys(self) -> StoredKeys:
         """The public keys kept in the store (see :data:`SIGNING_KEY_PREFIX`)."""
