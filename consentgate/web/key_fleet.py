@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from consentgate.core.signed.keyring import KeyRing
+from consentgate.core.signed.keyring import KID_LENGTH, KeyRing
 from consentgate.core.startup_errors import StartupError
 from consentgate.signing.key_directory import load_keyring
 from consentgate.store import ConsentStore
 
 log = logging.getLogger("consentgate")
+
+_KID_RE = re.compile(rf"^[A-Za-z0-9_-]{{{KID_LENGTH}}}$")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ async def learn_keys(store: ConsentStore, keys_dir: Path) -> tuple[str, ...]:
 
 def _lag(ring: KeyRing, published: set[str], active: str) -> KeyLag:
     lag = KeyLag()
+    if active and not _KID_RE.match(active):
+        # Not a key id (edited in the database): ``readyz`` is public and says only that.
+        lag.warnings.append("keys: the store's signing key setting is not a key id")
+        active = ""
     lacking = sorted(published - set(ring.kids) - {active})
     if active and not ring.has_key(active):
         lag.problems.append(
