@@ -298,9 +298,14 @@ async def _watch_forever(store: ConsentStore, keys_dir: Path) -> None:
     another gate staged (:func:`~consentgate.web.key_fleet.learn_keys`)."""
     while True:
         await asyncio.sleep(WATCH_INTERVAL)
-        with contextlib.suppress(StoreUnavailable):
+        try:
             store.check_identity()
             await learn_keys(store, keys_dir)
+        except StoreUnavailable:
+            pass  # readiness and the requests that need the store say so
+        except Exception:
+            # This loop must outlive any one failure: it also watches the store file.
+            log.exception("the keys published in the store were not checked")
 
 
 async def _check_shared_secret(store: ConsentStore, secret: bytes) -> tuple[str, ...]:

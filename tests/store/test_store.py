@@ -940,6 +940,23 @@ async def test_a_key_is_kept_in_the_store_before_its_first_record(
         await store.close()
 
 
+async def test_the_announced_signing_key_is_seen_by_every_process_and_is_not_a_stored_key(
+    database: StoreDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    first = await database.open(ring, clock=clock)
+    second = await database.open(ring, clock=clock)
+    try:
+        assert await second.announced_active_key() == ""
+        await first.announce_active_key(ring.active_kid)
+        assert await second.announced_active_key() == ring.active_kid
+        assert (await second.stored_keys()).unreadable == ()
+        with pytest.raises(ValueError, match="kid"):
+            await first.announce_active_key("x" * 65)
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_a_verifying_ring_from_the_stored_keys_checks_every_record(
     database: StoreDatabase, ring: KeyRing, clock: FakeClock
 ) -> None:
