@@ -1,12 +1,12 @@
 """Rotating the signing key of two gate processes on one store, one of them not yet
 reloaded (docs/deploy.md, "Rotating the keys of several instances").
 
-Two ``consentgate serve`` processes share one SQLite file, as two instances share a
-database; each has its own keys directory, a copy of the first, as each host has its
-own copy of the keys (a secret mounted on every host, updated on each at its own
-time). A round-robin front sends each request of one browser to the gate the test
-chooses, so a consent page rendered by one gate is answered on the other, and an
-approval remembered by one is asked of the other.
+Two ``consentgate serve`` processes share one store (a SQLite file, or a PostgreSQL
+database), as two instances do; each has its own keys directory, a copy of the
+first, as each host has its own copy of the keys (a secret mounted on every host,
+updated on each at its own time). A round-robin front sends each request of one
+browser to the gate the test chooses, so a consent page rendered by one gate is
+answered on the other, and an approval remembered by one is asked of the other.
 """
 
 from __future__ import annotations
@@ -29,10 +29,13 @@ from tests.conftest import StartUpstream
 from tests.support.browsersim import Browser
 from tests.support.fakeproxy import FakeProxy
 from tests.support.gateproc import GateProcess, gate_process, write_config
+from tests.support.pgcluster import GATE_ROLE, PostgresCluster, postgres_cluster
 from tests.support.roundrobin import RoundRobin
 from tests.web.consent_flow.test_authorize import CLIENT_REDIRECT, auth_params
 
 pytestmark = pytest.mark.slow  # two gate processes and several CLI runs
+
+__all__ = ["postgres_cluster"]  # the session fixture, used by name on PostgreSQL
 
 A, B = 0, 1
 
@@ -104,8 +107,18 @@ async def _drain(process: GateProcess, lines: list[str]) -> None:
         lines.append(line.decode(errors="replace"))
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path, start_upstream: StartUpstream) -> AsyncIterator[Fleet]:
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The ``[store]`` both gates use: one SQLite file, or one PostgreSQL database."""
+    if request.param == "sqlite":
+        return {"path": str(tmp_path / "store.sqlite3")}
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return {"url": cluster.dsn(cluster.create_database(owner=GATE_ROLE), user=GATE_ROLE)}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def fleet(
+    request: pytest.FixtureRequest, tmp_path: Path, start_upstream: StartUpstream
+) -> AsyncIterator[Fleet]:
     proxy = FakeProxy()
     upstream = await start_upstream(proxy.app())
     target = [A]
@@ -118,7 +131,7 @@ async def fleet(tmp_path: Path, start_upstream: StartUpstream) -> AsyncIterator[
         proxy.public_url = url
         sections: dict[str, dict[str, Any]] = {
             "server": {"public_url": url},
-            "store": {"path": str(tmp_path / "store.sqlite3")},
+            "store": shared_store(request, tmp_path),
         }
         await consentgate(
             "keys", "generate", "--config", str(write_config(homes[A], upstream, 0, sections))
