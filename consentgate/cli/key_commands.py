@@ -73,7 +73,12 @@ def _cmd_keys_add(args: argparse.Namespace) -> int:
     config = load(args)
     kid = stage_key(config.keys.dir)
     print(f"new key {kid}: it verifies, it does not sign yet")
-    if _in_store(config, _publish):
+
+    async def publish(store: ConsentStore) -> None:
+        await _publish(store)
+        await store.announce_key("staged", kid)
+
+    if _in_store(config, publish):
         print("published in the store; a gate whose keys directory has it now verifies with it")
     print(
         f"next: copy the keys directory to every gate, wait until no gate's readyz names {kid}, "
@@ -118,7 +123,7 @@ def _record_rotation(config: Config, previous: str, active: str) -> None:
 
     async def record(store: ConsentStore) -> None:
         await _publish(store)
-        await store.announce_active_key(active)
+        await store.announce_key("active", active)
         store.key_rotated(previous, active)
 
     if _in_store(config, record):

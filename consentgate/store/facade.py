@@ -34,7 +34,12 @@ from consentgate.store.parts.consents import ConsentFilter, Consents
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE
 from consentgate.store.parts.page_marks import PageClaim, PageMarks
-from consentgate.store.parts.publication import Publication, StoredKeys
+from consentgate.store.parts.publication import (
+    AnnouncedKeys,
+    KeyRole,
+    Publication,
+    StoredKeys,
+)
 from consentgate.store.parts.readiness import Readiness
 from consentgate.store.parts.registrations import Registrations
 from consentgate.store.parts.verifier import (
@@ -181,13 +186,13 @@ class ConsentStore:
         """Keep the ring's public keys in the store; name each kid stored differently."""
         return await self._publication.publish_keys()
 
-    async def announce_active_key(self, kid: str) -> None:
-        """Name ``kid`` the fleet's signing key (``keys activate``, ``keys rotate``)."""
-        await self._publication.announce_active_key(kid)
+    async def announce_key(self, role: KeyRole, kid: str) -> None:
+        """Name ``kid`` the fleet's signing key or staged key (``keys activate``, ``add``)."""
+        await self._publication.announce_key(role, kid)
 
-    async def announced_active_key(self) -> str:
-        """The fleet's signing key as last announced, or ""."""
-        return await self._publication.announced_active_key()
+    async def announced_keys(self) -> AnnouncedKeys:
+        """The fleet's signing key and staged key as last announced."""
+        return await self._publication.announced_keys()
 
     async def stored_keys(self) -> StoredKeys:
         """The public keys kept in the store (see :mod:`~consentgate.store.parts.publication`)."""

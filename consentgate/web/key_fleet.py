@@ -4,12 +4,14 @@ this gate is behind.
 Gates sharing a store must verify every key any of them signs with, or a record one
 gate signs is absent on another (an approval asked again, a registration unknown).
 So a rotation has two steps (docs/deploy.md, "Rotating the keys of several
-instances"): ``consentgate keys add`` stages a key that only verifies and publishes
-its kid in the store; ``keys activate`` makes it the signing key once every gate knows
-it. A gate learns a staged key without a reload: when the store publishes a kid its
-ring lacks, it re-reads *its own keys directory* for it (:func:`learn_keys`).
+instances"): ``consentgate keys add`` stages a key that only verifies and names
+it in the store; ``keys activate`` makes it the signing key once every gate knows
+it. A gate learns a staged key without a reload: when the store names a staged or
+signing kid its ring lacks, it re-reads *its own keys directory* for it
+(:func:`learn_keys`). Only the kids named so count: a retired key deleted from every
+keys directory (which revokes its records) stays published, and is no lag.
 
-The store says *which* keys exist; it never supplies the key itself. The public keys
+The store says *which* keys to use; it never supplies the key itself. The public keys
 kept in the store are not trusted for verifying: anyone who can write the database
 could publish a key of their own and forge approvals with it, which the signatures
 exist to detect (docs/store.md, "Limits"). The keys directory stays the only source of
@@ -28,6 +30,7 @@ from consentgate.core.signed.keyring import KID_LENGTH, KeyRing
 from consentgate.core.startup_errors import StartupError
 from consentgate.signing.key_directory import load_keyring
 from consentgate.store import ConsentStore
+from consentgate.store.parts.publication import AnnouncedKeys
 
 log = logging.getLogger("consentgate")
 
@@ -43,18 +46,17 @@ class KeyLag:
     warnings: list[str] = field(default_factory=list)
 
 
-async def _published_kids(store: ConsentStore) -> set[str]:
-    stored = await store.stored_keys()
-    return set(stored.keys)
+def _named(announced: AnnouncedKeys) -> set[str]:
+    return {kid for kid in (announced.active, announced.staged) if _KID_RE.match(kid)}
 
 
 async def learn_keys(store: ConsentStore, keys_dir: Path) -> tuple[str, ...]:
-    """Add to the store's ring, as verify-only keys, the keys of ``keys_dir`` whose kid
-    the store publishes and the ring lacks; the signing key does not change (that is a
-    reload's, SIGHUP). Returns the kids learned. A directory that does not load is
-    logged and changes nothing."""
+    """Add to the store's ring, as verify-only keys, the keys of ``keys_dir`` that the
+    store names (the staged key, the signing key) and the ring lacks; the signing key
+    does not change (that is a reload's, SIGHUP). Returns the kids learned. A directory
+    that does not load is logged and changes nothing."""
     ring = store.keyring
-    missing = await _published_kids(store) - set(ring.kids)
+    missing = _named(await store.announced_keys()) - set(ring.kids)
     if not missing:
         return ()
     try:
@@ -71,27 +73,28 @@ async def learn_keys(store: ConsentStore, keys_dir: Path) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _lag(ring: KeyRing, published: set[str], active: str) -> KeyLag:
+def _lag(ring: KeyRing, announced: AnnouncedKeys) -> KeyLag:
     lag = KeyLag()
-    if active and not _KID_RE.match(active):
+    active, staged = announced.active, announced.staged
+    if any(kid and not _KID_RE.match(kid) for kid in (active, staged)):
         # Not a key id (edited in the database): ``readyz`` is public and says only that.
         lag.warnings.append("keys: the store's signing key setting is not a key id")
-        active = ""
-    lacking = sorted(published - set(ring.kids) - {active})
-    if active and not ring.has_key(active):
-        lag.problems.append(
-            f"keys: the store's signing key {active} is not in this gate's keys directory, "
-            "so records signed with it are refused here; copy the keys directory to this gate"
-        )
-    elif active and ring.can_sign and ring.active_kid != active:
+    if active and _KID_RE.match(active):
+        if not ring.has_key(active):
+            lag.problems.append(
+                f"keys: the store's signing key {active} is not in this gate's keys "
+                "directory, so records signed with it are refused here; copy the keys "
+                "directory to this gate"
+            )
+        elif ring.can_sign and ring.active_kid != active:
+            lag.warnings.append(
+                f"keys: this gate signs with {ring.active_kid}, the store's signing key is "
+                f"{active}; reload this gate (SIGHUP) once its keys directory has it"
+            )
+    if staged and _KID_RE.match(staged) and staged != active and not ring.has_key(staged):
         lag.warnings.append(
-            f"keys: this gate signs with {ring.active_kid}, the store's signing key is "
-            f"{active}; reload this gate (SIGHUP) once its keys directory has it"
-        )
-    if lacking:
-        lag.warnings.append(
-            f"keys: the store publishes key(s) {', '.join(lacking)} that this gate's keys "
-            "directory lacks; copy the keys directory to this gate before activating them"
+            f"keys: the store names the staged key {staged}, which this gate's keys "
+            "directory lacks; copy the keys directory to this gate before activating it"
         )
     return lag
 
@@ -100,8 +103,7 @@ async def key_lag(store: ConsentStore) -> KeyLag:
     """What ``readyz`` says about this gate's keys. A store that cannot be read says
     nothing here (the store check reports it)."""
     try:
-        published = await _published_kids(store)
-        active = await store.announced_active_key()
+        announced = await store.announced_keys()
     except Exception:
         return KeyLag()
-    return _lag(store.keyring, published, active)
+    return _lag(store.keyring, announced)

@@ -30,6 +30,7 @@ from consentgate.core.signed.records import sign_record
 from consentgate.signing.key_directory import load_keyring, rotate_keys
 from consentgate.store import StoreClosed
 from consentgate.store.parts.page_marks import PAGE_MARK_MARGIN
+from consentgate.store.parts.publication import AnnouncedKeys, StoredKeys
 from tests.store.conftest import (
     CB,
     T0,
@@ -940,18 +941,19 @@ async def test_a_key_is_kept_in_the_store_before_its_first_record(
         await store.close()
 
 
-async def test_the_announced_signing_key_is_seen_by_every_process_and_is_not_a_stored_key(
+async def test_the_announced_keys_are_seen_by_every_process_and_are_not_stored_keys(
     database: StoreDatabase, ring: KeyRing, clock: FakeClock
 ) -> None:
     first = await database.open(ring, clock=clock)
     second = await database.open(ring, clock=clock)
     try:
-        assert await second.announced_active_key() == ""
-        await first.announce_active_key(ring.active_kid)
-        assert await second.announced_active_key() == ring.active_kid
-        assert (await second.stored_keys()).unreadable == ()
+        assert await second.announced_keys() == AnnouncedKeys("", "")
+        await first.announce_key("staged", "staged-kid")
+        await first.announce_key("active", ring.active_kid)
+        assert await second.announced_keys() == AnnouncedKeys(ring.active_kid, "staged-kid")
+        assert (await second.stored_keys()) == StoredKeys({}, ())  # named, not kept
         with pytest.raises(ValueError, match="kid"):
-            await first.announce_active_key("x" * 65)
+            await first.announce_key("active", "x" * 65)
     finally:
         await first.close()
         await second.close()
