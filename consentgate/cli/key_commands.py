@@ -1,5 +1,11 @@
 """``consentgate keys``: the signing keys and the cookie secret of the keys
-directory (generate, rotate, list, adopt-cookie-secret).
+directory (generate, rotate, add, activate, list, adopt-cookie-secret).
+
+``rotate`` makes a new key and signs with it at once: the form for one gate. Gates
+sharing a store rotate in two steps, ``add`` (a key that verifies, published in the
+store, learned by every gate whose keys directory has it) and ``activate`` once every
+gate's ``readyz`` stops naming it, so no gate meets a record signed with a key it
+lacks (docs/deploy.md, "Rotating the keys of several instances").
 
 The key modules are imported inside the handlers, so ``--version`` and
 ``check-config`` stay light.
@@ -11,6 +17,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,8 +59,55 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
     kid = rotate_keys(config.keys.dir)
     print(f"new active signing key {kid}; the previous keys keep verifying their records")
     print("a running gate signs with it after a SIGHUP (it re-reads the keys) or a restart")
+    print(
+        "for one gate only: several gates sharing a store use 'keys add', then 'keys activate' "
+        "(docs/deploy.md)"
+    )
     _record_rotation(config, previous, kid)
     return EXIT_OK
+
+
+def _cmd_keys_add(args: argparse.Namespace) -> int:
+    from consentgate.signing.key_directory import stage_key
+
+    config = load(args)
+    kid = stage_key(config.keys.dir)
+    print(f"new key {kid}: it verifies, it does not sign yet")
+
+    async def publish(store: ConsentStore) -> None:
+        await _publish(store)
+        await store.announce_key("staged", kid)
+
+    if _in_store(config, publish):
+        print("published in the store; a gate whose keys directory has it now verifies with it")
+    print(
+        f"next: copy the keys directory to every gate, wait until no gate's readyz names {kid}, "
+        f"then run: {program_name()} keys activate {kid}"
+    )
+    return EXIT_OK
+
+
+def _cmd_keys_activate(args: argparse.Namespace) -> int:
+    from consentgate.signing.key_directory import activate_key
+
+    config = load(args)
+    previous = activate_key(config.keys.dir, args.kid)
+    if previous == args.kid:
+        print(f"{args.kid} is already the active signing key")
+    else:
+        print(f"{args.kid} is now the active signing key (was {previous})")
+    print("each gate signs with it after a SIGHUP or a restart; until then with the previous key")
+    if previous != args.kid:
+        _record_rotation(config, previous, args.kid)
+    return EXIT_OK
+
+
+async def _publish(store: ConsentStore) -> None:
+    differing = await store.publish_keys()
+    if differing:
+        raise StartupError(
+            f"the store keeps another public key under key id(s) {', '.join(differing)}"
+        )
 
 
 def _active_kid(directory: Path) -> str:
@@ -63,25 +117,37 @@ def _active_kid(directory: Path) -> str:
 
 
 def _record_rotation(config: Config, previous: str, active: str) -> None:
-    """Append ``key_rotated`` to the store's audit trail, when there is a store to write."""
+    """Append ``key_rotated`` to the store's audit trail and name ``active`` the store's
+    signing key (a gate signing with another is behind: ``readyz``), when there is a
+    store to write."""
+
+    async def record(store: ConsentStore) -> None:
+        await _publish(store)
+        await store.announce_key("active", active)
+        store.key_rotated(previous, active)
+
+    if _in_store(config, record):
+        print(f"recorded in the audit trail ({program_name()} audit list --event key_rotated)")
+
+
+def _in_store(config: Config, action: Callable[[ConsentStore], Awaitable[None]]) -> bool:
+    """Run ``action`` on the store with the keys directory's ring; False (and a note)
+    when there is no store to write."""
     from consentgate.signing.key_directory import load_keyring
     from consentgate.store.opening import open_store
     from consentgate.store.store_errors import StoreUnavailable
 
-    async def record() -> None:
+    async def run() -> None:
         keyring = load_keyring(config.keys.dir, create=False)
         async with await open_store(config.store, keyring, create=False) as store:
-            store.key_rotated(previous, active)
+            await action(store)
 
     try:
-        asyncio.run(record())
+        asyncio.run(run())
     except (StartupError, StoreUnavailable) as exc:
-        print(
-            f"consentgate: note: the rotation is not in the audit trail ({exc})",
-            file=sys.stderr,
-        )
-    else:
-        print(f"recorded in the audit trail ({program_name()} audit list --event key_rotated)")
+        print(f"consentgate: note: the store was not updated ({exc})", file=sys.stderr)
+        return False
+    return True
 
 
 def _cmd_keys_list(args: argparse.Namespace) -> int:
@@ -135,10 +201,26 @@ def add_keys(commands: Commands) -> None:
     add_config_argument(generate)
     generate.set_defaults(handler=_cmd_keys_generate)
     rotate = key_commands.add_parser(
-        "rotate", help="make a new active signing key; the old ones keep verifying"
+        "rotate",
+        help="one gate: make a new active signing key; the old ones keep verifying "
+        "(several gates: keys add, then keys activate)",
     )
     add_config_argument(rotate)
     rotate.set_defaults(handler=_cmd_keys_rotate)
+    add = key_commands.add_parser(
+        "add",
+        help="several gates: make a new key that verifies but does not sign yet, "
+        "and publish it in the store (then: keys activate)",
+    )
+    add_config_argument(add)
+    add.set_defaults(handler=_cmd_keys_add)
+    activate = key_commands.add_parser(
+        "activate",
+        help="make a key of the keys directory the signing key, once every gate knows it",
+    )
+    add_config_argument(activate)
+    activate.add_argument("kid", metavar="KID", help="the key id (see: keys list)")
+    activate.set_defaults(handler=_cmd_keys_activate)
     listing = key_commands.add_parser("list", help="list the keys, the active one first")
     add_config_argument(listing)
     listing.add_argument("--json", action="store_true", help="print JSON")

@@ -15,6 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -72,6 +73,7 @@ from consentgate.web.endpoints import endpoints_at_start
 from consentgate.web.guards.bodies import RequestBodyStalled
 from consentgate.web.guards.endings import report_ended_early, why_ended_early
 from consentgate.web.guards.inflight import InFlight
+from consentgate.web.key_fleet import learn_keys
 from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register
 from consentgate.web.relay import SERVER_HEADER, relay
@@ -278,7 +280,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
     app[RELOAD_HOOKS].add(reload_keys)
     purge = asyncio.create_task(_purge_forever(store, config.store.keep_expired, config.audit.keep))
-    watch = asyncio.create_task(_watch_forever(store))
+    watch = asyncio.create_task(_watch_forever(store, config.keys.dir))
     try:
         yield
     finally:
@@ -290,13 +292,20 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-async def _watch_forever(store: ConsentStore) -> None:
+async def _watch_forever(store: ConsentStore, keys_dir: Path) -> None:
     """Notice a store file deleted or replaced under the gate even when nobody uses
-    it; the backend logs it once, and from then on refuses."""
+    it (the backend logs it once, and from then on refuses), and learn the keys
+    another gate staged (:func:`~consentgate.web.key_fleet.learn_keys`)."""
     while True:
         await asyncio.sleep(WATCH_INTERVAL)
-        with contextlib.suppress(StoreUnavailable):
+        try:
             store.check_identity()
+            await learn_keys(store, keys_dir)
+        except StoreUnavailable:
+            pass  # readiness and the requests that need the store say so
+        except Exception:
+            # This loop must outlive any one failure: it also watches the store file.
+            log.exception("the keys published in the store were not checked")
 
 
 async def _check_shared_secret(store: ConsentStore, secret: bytes) -> tuple[str, ...]:

@@ -259,6 +259,42 @@ def rotate_keys(directory: str | os.PathLike[str]) -> str:
     return kid
 
 
+def stage_key(directory: str | os.PathLike[str]) -> str:
+    """``consentgate keys add``: a new key that verifies but does not sign yet.
+
+    The first step of a fleet's rotation: every gate learns the key (its keys
+    directory, once the store publishes its kid) before any gate signs with it, so no
+    gate ever meets a record signed with a key it lacks. Returns the new kid;
+    :func:`activate_key` makes it the signing key.
+    """
+    path = Path(directory)
+    _prepare_directory(path, create=False)
+    with directory_lock(path):
+        _load_locked(path, create=False)  # refuse to add to a broken directory
+        return _new_key_file(path)
+
+
+def activate_key(directory: str | os.PathLike[str], kid: str) -> str:
+    """``consentgate keys activate KID``: make a key of the directory the signing key.
+
+    Returns the previously active kid. A running gate signs with it once it reloads
+    (SIGHUP) or restarts; until then it keeps signing with the previous key, which
+    every gate still verifies.
+    """
+    path = Path(directory)
+    _prepare_directory(path, create=False)
+    with directory_lock(path):
+        ring, _ = _load_locked(path, create=False)
+        if not ring.has_key(kid):
+            raise StartupError(
+                f"the key directory {path} has no key {kid!r} ({path / key_file_name(kid)}); "
+                "see: consentgate keys list"
+            )
+        previous = ring.active_kid
+        _set_active(path, kid)
+    return previous
+
+
 def list_keys(directory: str | os.PathLike[str]) -> list[KeyInfo]:
     """``consentgate keys list``: every key, the active one first, then oldest first."""
     path = Path(directory)

@@ -34,7 +34,12 @@ from consentgate.store.parts.consents import ConsentFilter, Consents
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE
 from consentgate.store.parts.page_marks import PageClaim, PageMarks
-from consentgate.store.parts.publication import Publication, StoredKeys
+from consentgate.store.parts.publication import (
+    AnnouncedKeys,
+    KeyRole,
+    Publication,
+    StoredKeys,
+)
 from consentgate.store.parts.readiness import Readiness
 from consentgate.store.parts.registrations import Registrations
 from consentgate.store.parts.verifier import (
@@ -180,6 +185,14 @@ class ConsentStore:
     async def publish_keys(self) -> tuple[str, ...]:
         """Keep the ring's public keys in the store; name each kid stored differently."""
         return await self._publication.publish_keys()
+
+    async def announce_key(self, role: KeyRole, kid: str) -> None:
+        """Name ``kid`` the fleet's signing key or staged key (``keys activate``, ``add``)."""
+        await self._publication.announce_key(role, kid)
+
+    async def announced_keys(self) -> AnnouncedKeys:
+        """The fleet's signing key and staged key as last announced."""
+        return await self._publication.announced_keys()
 
     async def stored_keys(self) -> StoredKeys:
         """The public keys kept in the store (see :mod:`~consentgate.store.parts.publication`)."""

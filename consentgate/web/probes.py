@@ -6,7 +6,8 @@ orchestrator does not restart a healthy gate because its upstream is down.
 status counts: it is reachable), the paths the gate guards are the endpoints the
 upstream's metadata advertises (``web/endpoints.py``) and, once the store exists,
 the store is usable and its audit trail has not gone back behind the mark in the
-keys directory.
+keys directory, and this gate has the key the store names the fleet's signing key
+(a gate that is behind a key rotation warns: :mod:`consentgate.web.key_fleet`).
 
 ``readyz`` also warns (still 200, a ``warnings`` entry) when the configuration file
 on disk no longer loads: the gate serves on under the configuration it loaded, as
@@ -33,6 +34,7 @@ from consentgate.web.appkeys import (
     UPSTREAM,
 )
 from consentgate.web.endpoints import endpoint_problems
+from consentgate.web.key_fleet import KeyLag, key_lag
 from consentgate.web.rendering.pages import secure
 
 log = logging.getLogger("consentgate")
@@ -136,6 +138,9 @@ async def readyz(request: web.Request) -> web.StreamResponse:
         key_problems: tuple[str, ...] = request.app[KEY_PROBLEMS]
         problems.extend(key_problems)
     store = request.app.get(STORE)
+    keys = await key_lag(store) if store is not None else KeyLag()
+    problems.extend(keys.problems)
+    warnings.extend(keys.warnings)
     if store is not None and not store.sees_other_writers:
         # Still correct (every answer is read from the store), so still ready; said so
         # for the operator, since every authorization now costs a database round trip.

@@ -18,12 +18,14 @@ from consentgate.core.startup_errors import StartupError
 from consentgate.signing.key_directory import (
     ACTIVE_FILE,
     COOKIE_SECRET_FILE,
+    activate_key,
     generate_keys,
     key_file_name,
     list_keys,
     load_cookie_secret,
     load_keyring,
     rotate_keys,
+    stage_key,
 )
 
 
@@ -194,6 +196,28 @@ def test_a_deleted_key_file_makes_its_signatures_unverifiable(tmp_path: Path) ->
     rotate_keys(directory)
     (directory / key_file_name(kid)).unlink()
     assert not load_keyring(directory).verify(kid, b"data", signature)
+
+
+def test_a_staged_key_verifies_but_does_not_sign_until_it_is_activated(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    first = load_keyring(directory).active_kid
+    staged = stage_key(directory)
+    ring = load_keyring(directory)
+    assert (ring.active_kid, ring.has_key(staged)) == (first, True)
+    assert mode(directory / key_file_name(staged)) == 0o600
+    assert activate_key(directory, staged) == first
+    assert load_keyring(directory).active_kid == staged
+    assert load_keyring(directory).has_key(first)
+
+
+def test_activating_a_key_the_directory_lacks_is_refused_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "keys"
+    first = load_keyring(directory).active_kid
+    with pytest.raises(StartupError, match=r"has no key 'AAAAAAAAAAAAAAAA'.*keys list"):
+        activate_key(directory, "AAAAAAAAAAAAAAAA")
+    assert load_keyring(directory).active_kid == first
 
 
 def test_rotating_a_missing_directory_is_refused(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from consentgate.core.signed.records import sign_record
 from consentgate.signing.key_directory import load_keyring, rotate_keys
 from consentgate.store import StoreClosed
 from consentgate.store.parts.page_marks import PAGE_MARK_MARGIN
+from consentgate.store.parts.publication import AnnouncedKeys, StoredKeys
 from tests.store.conftest import (
     CB,
     T0,
@@ -938,6 +939,24 @@ async def test_a_key_is_kept_in_the_store_before_its_first_record(
         assert stored.unreadable == ()
     finally:
         await store.close()
+
+
+async def test_the_announced_keys_are_seen_by_every_process_and_are_not_stored_keys(
+    database: StoreDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    first = await database.open(ring, clock=clock)
+    second = await database.open(ring, clock=clock)
+    try:
+        assert await second.announced_keys() == AnnouncedKeys("", "")
+        await first.announce_key("staged", "staged-kid")
+        await first.announce_key("active", ring.active_kid)
+        assert await second.announced_keys() == AnnouncedKeys(ring.active_kid, "staged-kid")
+        assert (await second.stored_keys()) == StoredKeys({}, ())  # named, not kept
+        with pytest.raises(ValueError, match="kid"):
+            await first.announce_key("active", "x" * 65)
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_a_verifying_ring_from_the_stored_keys_checks_every_record(

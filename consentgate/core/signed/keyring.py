@@ -219,6 +219,15 @@ class KeyRing:
         self._signing_key()
         return KeyRing(Ed25519PrivateKey.generate(), self._public.values())
 
+    def with_verifying(self, public_keys: Iterable[Ed25519PublicKey]) -> KeyRing:
+        """This ring, signing with the same key, that also verifies ``public_keys``: a
+        key staged for a fleet (``consentgate keys add``) is known to every gate before
+        any gate signs with it (docs/deploy.md, "Rotating the keys of several instances")."""
+        known = [*self._public.values(), *public_keys]
+        if self._active is None:
+            return KeyRing.verifying(known)
+        return KeyRing(self._active, known)
+
     def without(self, kid: str) -> KeyRing:
         """A ring that no longer knows ``kid``: its records become absent."""
         remaining = [key for i, key in self._public.items() if i != kid]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -28,6 +28,22 @@ COOKIE_FINGERPRINT: Final = "cookie_secret_fingerprint"
 
 #: The prefix of the settings that keep the public key of each signing key.
 SIGNING_KEY_PREFIX: Final = "signing_key:"
+
+#: The settings naming the key the operator made the fleet's signing key (``consentgate
+#: keys activate`` or ``rotate``: a gate signing with another one is behind) and the key
+#: staged last (``keys add``: a gate whose keys directory lacks it is not ready for it).
+#: Named, not kept: a gate takes keys only from its own keys directory.
+ANNOUNCED_PREFIX: Final = "signing_key_"
+KeyRole = Literal["active", "staged"]
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncedKeys:
+    """The kids the store names as the fleet's signing key and as the key staged last
+    ("" when none was named)."""
+
+    active: str = ""
+    staged: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +93,20 @@ class Publication:
                 problems.append(kid)
             self._published.add(kid)
         return tuple(problems)
+
+    async def announce_key(self, role: KeyRole, kid: str) -> None:
+        """Say in the store that ``kid`` is now the signing key (``active``) or the key
+        staged last (``staged``) of the gates sharing it."""
+        check_length("kid", check_text("kid", kid), 64)
+        await self._ctx.backend.set_setting(ANNOUNCED_PREFIX + role, kid)
+
+    async def announced_keys(self) -> AnnouncedKeys:
+        """The kids of :meth:`announce_key`."""
+        settings = await self._ctx.backend.settings(ANNOUNCED_PREFIX)
+        return AnnouncedKeys(
+            settings.get(ANNOUNCED_PREFIX + "active", ""),
+            settings.get(ANNOUNCED_PREFIX + "staged", ""),
+        )
 
     async def stored_keys(self) -> StoredKeys:
         """The public keys kept in the store (see :data:`SIGNING_KEY_PREFIX`)."""

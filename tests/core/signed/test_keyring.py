@@ -57,6 +57,19 @@ def test_a_rotated_ring_signs_with_a_new_key_and_still_verifies_the_old_one() ->
     assert new.sign(b"data")[0] == new.active_kid
 
 
+def test_a_ring_that_learns_a_key_verifies_it_and_keeps_signing_with_its_own() -> None:
+    ring = KeyRing.generate()
+    other = KeyRing.generate()
+    kid, signature = other.sign(b"data")
+    public = other.public_key(kid)
+    assert public is not None
+    learned = ring.with_verifying([public])
+    assert learned.active_kid == ring.active_kid
+    assert learned.verify(kid, b"data", signature)
+    assert not ring.verify(kid, b"data", signature)
+    assert KeyRing.verifying([]).with_verifying([public]).kids == (kid,)
+
+
 def test_a_ring_without_a_retired_key_no_longer_verifies_its_signatures() -> None:
     old = KeyRing.generate()
     kid, signature = old.sign(b"data")
