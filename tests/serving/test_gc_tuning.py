@@ -53,9 +53,7 @@ async def test_the_gate_freezes_and_raises_the_threshold_once_it_listens(
         # Once serve has set its handlers (right after this call): a graceful stop.
         asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGTERM)
 
-    config = make_config(
-        tmp_path, "http://127.0.0.1:9", server={"listen": "127.0.0.1:0"}
-    )
+    config = make_config(tmp_path, "http://127.0.0.1:9", server={"listen": "127.0.0.1:0"})
     await asyncio.wait_for(server.serve(config, listening=listening), 30)
     ((frozen, thresholds),) = seen
     assert frozen > 0
