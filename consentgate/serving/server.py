@@ -45,6 +45,7 @@ from consentgate.serving.connections import (
     GuardedAppRunner,
     fit_descriptor_limit,
 )
+from consentgate.serving.gc_tuning import settle_garbage_collector
 from consentgate.serving.privileges import warn_if_root
 from consentgate.serving.sdnotify import Notifier
 from consentgate.serving.shutdown import ABANDON_TIMEOUT, shut_down
@@ -215,6 +216,8 @@ async def _serve(
     )
     if worker is None:  # under a supervisor, the supervisor says it once
         warn_if_root()  # once started: a start that fails stays one line
+    # Built and listening: what exists now lives as long as the process.
+    settle_garbage_collector()
     systemd = Notifier(log)  # a worker's environment has no NOTIFY_SOCKET: it stays quiet
     status = f"listening on {address}"
     systemd.ready(status)

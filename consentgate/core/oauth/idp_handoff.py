@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -51,7 +52,14 @@ class IdpHandoff:
 def _origin(url: str) -> str | None:
     """``scheme://host:port`` as the browser reads it, or None (not a web URL)."""
     try:
-        parts = split_url(url)
+        return _origin_of(split_url(url))
+    except BadURL:
+        return None
+
+
+def _origin_of(parts: urllib.parse.SplitResult) -> str | None:
+    """:func:`_origin` of a URL already split."""
+    try:
         _, spelled, port = split_authority(parts.netloc)
         return f"{parts.scheme.lower()}://{browser_host(spelled)}:{port}"
     except BadURL:
@@ -78,14 +86,31 @@ def read_handoff(location: str, *, client_redirect_uri: str) -> IdpHandoff | Non
     """What an absolute ``location`` the upstream answered with says about its IdP, or
     None when it does not read as an authorization request to another site (module
     docstring): then nothing is learned."""
+    try:
+        parts = split_url(location)
+        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    except (BadURL, ValueError):
+        return None
+    return read_split_handoff(location, parts, pairs, client_redirect_uri=client_redirect_uri)
+
+
+def read_split_handoff(
+    location: str,
+    parts: urllib.parse.SplitResult,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    client_redirect_uri: str,
+) -> IdpHandoff | None:
+    """:func:`read_handoff` of a ``location`` the caller has split already (``parts``,
+    its ``split_url``) and whose query it has parsed (``pairs``, its ``parse_qsl``
+    with blank values kept): the gate's hot path reads the same Location for its
+    flow binding, and parses it once."""
     if has_bidi_controls(location):
         return None
     try:
-        parts = split_url(location)
         if parts.scheme.lower() not in ("http", "https"):
             return None
         host = browser_host(split_authority(parts.netloc)[1])
-        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     except (BadURL, ValueError):
         return None
     names = [name for name, _ in pairs]
@@ -97,7 +122,7 @@ def read_handoff(location: str, *, client_redirect_uri: str) -> IdpHandoff | Non
         or "error" in names
     ):
         return None
-    if client_redirect_uri and _origin(client_redirect_uri) == _origin(location):
+    if client_redirect_uri and _origin(client_redirect_uri) == _origin_of(parts):
         return None
     scope = " ".join(value for name, value in pairs if name == "scope")
     return IdpHandoff(host, scope_tokens(scope))

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -160,7 +160,17 @@ def callback_mismatch(location: str, config: Config, rules: PathRules) -> Endpoi
         query = urllib.parse.urlsplit(location).query
     except ValueError:
         return None
-    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+    return callback_mismatch_in(
+        urllib.parse.parse_qsl(query, keep_blank_values=True), config, rules
+    )
+
+
+def callback_mismatch_in(
+    pairs: Sequence[tuple[str, str]], config: Config, rules: PathRules
+) -> EndpointMismatch | None:
+    """:func:`callback_mismatch` of a hand-off's query the caller has parsed already
+    (``parse_qsl`` with blank values kept): the gate's hot path parses it once."""
+    for name, value in pairs:
         if name == "redirect_uri" and not _agrees(value, config, rules, Route.CALLBACK):
             key = "upstream.callback_path"
             return EndpointMismatch(key, _configured(config, key), "redirect_uri", value)

@@ -21,6 +21,7 @@ Pure module: no aiohttp import.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -208,13 +209,29 @@ def _domain_to_ascii(domain: str) -> str:
     return ".".join(labels)
 
 
+#: Hosts read by :func:`browser_host` kept with their answer: the same few hosts (the
+#: IdP's, the clients') come back on every relayed authorization, and the IDNA
+#: mapping is most of the cost of reading one. Longer spellings than a DNS name can
+#: be (RFC 1035 §2.3.4: 255 octets) are read each time, so the memory stays bounded.
+HOST_MEMORY: Final = 256
+_MEMORABLE_HOST: Final = 255
+
+
 def browser_host(spelled: str) -> str:
     """The host a browser contacts for the host part ``spelled`` of an http(s) URL.
 
     Raises :class:`BadURL` where a browser would refuse the URL. The answer is
     ASCII: punycode for internationalised labels, dotted quads for IPv4 (whatever
-    number form was written), bracketed canonical IPv6.
+    number form was written), bracketed canonical IPv6. A pure function: answers
+    are remembered (:data:`HOST_MEMORY`), refusals are not.
     """
+    if len(spelled) > _MEMORABLE_HOST:
+        return _read_host(spelled)
+    return _remembered_host(spelled)
+
+
+def _read_host(spelled: str) -> str:
+    """:func:`browser_host`, read afresh."""
     if not spelled:
         raise BadURL("the URL has no host")
     if spelled.startswith("["):
@@ -228,6 +245,10 @@ def browser_host(spelled: str) -> str:
     if _ends_in_a_number(ascii_domain):
         return _ipv4(ascii_domain)
     return ascii_domain
+
+
+#: The LRU memory of :func:`browser_host` (an exception is never stored).
+_remembered_host = functools.lru_cache(maxsize=HOST_MEMORY)(_read_host)
 
 
 def is_plainly_spelled(spelled: str, host: str) -> bool:

@@ -24,14 +24,15 @@ import functools
 import logging
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from consentgate.audit.events import AuditEvent
 from consentgate.core.oauth.authorization_requests import Parameters, encode_parameters
-from consentgate.core.oauth.idp_handoff import read_handoff
-from consentgate.core.oauth.upstream_endpoints import EndpointMismatch, callback_mismatch
+from consentgate.core.oauth.idp_handoff import read_split_handoff
+from consentgate.core.oauth.upstream_endpoints import EndpointMismatch, callback_mismatch_in
 from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.trust.urls import split_url
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, IDP_MEMORY, METRICS, REQUEST_ID, SETTINGS
@@ -60,20 +61,17 @@ def _origin_of(url: str) -> str:
 _public_origin = functools.lru_cache(maxsize=8)(_origin_of)
 
 
-def _states_in(query: str) -> list[str]:
-    """The values of ``state`` in ``query``, decoded exactly as
-    ``parse_qsl(query, keep_blank_values=True)`` decodes them; only the names of the
-    other parameters are decoded (the IdP's query is long, only ``state`` matters)."""
-    states: list[str] = []
-    for piece in query.split("&"):
-        if not piece:
-            continue
-        name, _, value = piece.partition("=")
-        if "%" in name or "+" in name:
-            name = urllib.parse.unquote_plus(name)
-        if name == "state":
-            states.append(urllib.parse.unquote_plus(value))
-    return states
+@dataclass(frozen=True, slots=True)
+class _HandOff:
+    """The upstream's redirect to another origin than the gate's, split and its query
+    parsed once: the callback check, the flow binding and what is learned of the IdP
+    all read this one parse of the same Location."""
+
+    #: The Location as an absolute URL.
+    absolute: str
+    parts: urllib.parse.SplitResult
+    #: ``parse_qsl(parts.query, keep_blank_values=True)``.
+    pairs: list[tuple[str, str]]
 
 
 async def forward_authorization(
@@ -106,15 +104,16 @@ async def forward_authorization(
             location = out.get("Location")
             bound = False
             if 300 <= status < 400 and location:
-                mismatch = _foreign_callback(request, location)
+                handoff = _hand_off(location, config.server.public_url)
+                mismatch = _foreign_callback(request, handoff)
                 if mismatch is not None:
                     audit_event(request, audit(status, False))
                     return _refuse_foreign_callback(request, mismatch)
                 if after_post:
                     status = 303  # RFC 9700 §4.12: never let the browser re-POST the form
-                bound = _bind_flow(request, out, location, browser)
+                bound = _bind_flow(request, out, handoff, browser)
                 if bound:
-                    _learn_idp(request, parameters, location)
+                    _learn_idp(request, parameters, handoff)
                 else:
                     _warn_unbound(request, location)
             for header in (*browser.cookies_to_set(), *extra_cookies):
@@ -130,10 +129,10 @@ async def forward_authorization(
         return error_response(request, 413, "request_too_large", "The request is too large.")
 
 
-def _hand_off(location: str, public_url: str) -> str | None:
-    """``location`` as an absolute URL when it sends the browser to another origin
-    than the gate's (a hand-off to the IdP), else None; None too when it cannot be
-    parsed (no binding then, so its callback is refused: fails closed)."""
+def _hand_off(location: str, public_url: str) -> _HandOff | None:
+    """``location`` split, when it sends the browser to another origin than the
+    gate's (a hand-off to the IdP), else None; None too when it cannot be parsed (no
+    binding then, so its callback is refused: fails closed)."""
     try:
         # An absolute http(s) Location is its own join: urljoin would only re-split it
         # (the origin and the query it yields are the Location's own).
@@ -143,11 +142,12 @@ def _hand_off(location: str, public_url: str) -> str | None:
             else urllib.parse.urljoin(public_url + "/", location)
         )
         parts = split_url(absolute)
+        if f"{parts.scheme.lower()}://{parts.netloc.lower()}" == _public_origin(public_url):
+            return None
+        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:  # BadURL included
         return None
-    if f"{parts.scheme.lower()}://{parts.netloc.lower()}" == _public_origin(public_url):
-        return None
-    return absolute
+    return _HandOff(absolute, parts, pairs)
 
 
 def unbound_cause(location: str, public_url: str) -> str:
@@ -155,8 +155,8 @@ def unbound_cause(location: str, public_url: str) -> str:
     could not be bound to the browser (:func:`_bind_flow` returned False): the likely
     cause, for the operator. The binding needs a hand-off to another origin than the
     gate's carrying exactly one ``state`` (the IdP's callback brings it back)."""
-    absolute = _hand_off(location, public_url)
-    if absolute is None:
+    handoff = _hand_off(location, public_url)
+    if handoff is None:
         try:
             split_url(urllib.parse.urljoin(public_url + "/", location))
         except ValueError:
@@ -194,12 +194,11 @@ def _warn_unbound(request: web.Request, location: str) -> None:
     )
 
 
-def _foreign_callback(request: web.Request, location: str) -> EndpointMismatch | None:
-    settings = request[SETTINGS]
-    absolute = _hand_off(location, settings.config.server.public_url)
-    if absolute is None:
+def _foreign_callback(request: web.Request, handoff: _HandOff | None) -> EndpointMismatch | None:
+    if handoff is None:
         return None
-    return callback_mismatch(absolute, settings.config, settings.path_rules)
+    settings = request[SETTINGS]
+    return callback_mismatch_in(handoff.pairs, settings.config, settings.path_rules)
 
 
 def _refuse_foreign_callback(request: web.Request, mismatch: EndpointMismatch) -> web.Response:
@@ -223,21 +222,22 @@ def _refuse_foreign_callback(request: web.Request, mismatch: EndpointMismatch) -
     )
 
 
-def _learn_idp(request: web.Request, parameters: Parameters, location: str) -> None:
+def _learn_idp(request: web.Request, parameters: Parameters, handoff: _HandOff | None) -> None:
     """Remember what this hand-off says about the upstream's IdP (its host, the scopes
     asked), unless it is not one (``idp_handoff.read_handoff``)."""
-    config = request[SETTINGS].config
-    absolute = _hand_off(location, config.server.public_url)
-    if absolute is None:
+    if handoff is None:
         return
+    config = request[SETTINGS].config
     redirect_uri = next((value for name, value in parameters if name == "redirect_uri"), "")
-    handoff = read_handoff(absolute, client_redirect_uri=redirect_uri)
-    if handoff is not None:
-        request.app[IDP_MEMORY].learn(config.upstream.url, handoff)
+    learned = read_split_handoff(
+        handoff.absolute, handoff.parts, handoff.pairs, client_redirect_uri=redirect_uri
+    )
+    if learned is not None:
+        request.app[IDP_MEMORY].learn(config.upstream.url, learned)
 
 
 def _bind_flow(
-    request: web.Request, out: CIMultiDict[str], location: str, browser: Browser
+    request: web.Request, out: CIMultiDict[str], handoff: _HandOff | None, browser: Browser
 ) -> bool:
     """Bind the upstream's redirect to another origin carrying ``state`` to this browser.
 
@@ -248,10 +248,9 @@ def _bind_flow(
     """
     app = request.app
     config = request[SETTINGS].config
-    absolute = _hand_off(location, config.server.public_url)
-    if absolute is None:
+    if handoff is None:
         return False  # not a hand-off to the IdP, or nobody can parse it
-    states = _states_in(split_url(absolute).query)
+    states = [value for name, value in handoff.pairs if name == "state"]
     if len(states) != 1 or not states[0]:
         return False
     crypto = app[COOKIE_CRYPTO]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
@@ -12,6 +12,7 @@ from consentgate.core.oauth.idp_handoff import (
     IdpHandoff,
     IdpMemory,
     read_handoff,
+    read_split_handoff,
     scope_tokens,
 )
 
@@ -57,6 +58,29 @@ def test_a_redirect_back_to_the_clients_own_site_teaches_nothing() -> None:
     forged = handoff("https://client.example/cb")
     assert read_handoff(forged, client_redirect_uri=CLIENT) is None
     assert read_handoff(forged, client_redirect_uri="https://other.example/cb") is not None
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        handoff(),
+        handoff("https://g\u043e\u043egle.com/auth"),
+        handoff(state="-"),
+        handoff(error="x"),
+        handoff("https://client.example/cb"),
+        handoff("ftp://accounts.example/auth"),
+        handoff("https://accounts.example\u202e/auth"),
+    ],
+)
+def test_a_location_split_by_the_caller_reads_as_the_same_location_unsplit(
+    location: str,
+) -> None:
+    parts = urlsplit(location)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    for client in (CLIENT, "https://other.example/cb", ""):
+        assert read_split_handoff(
+            location, parts, pairs, client_redirect_uri=client
+        ) == read_handoff(location, client_redirect_uri=client)
 
 
 def test_scopes_are_scope_tokens_each_once_and_bounded() -> None:

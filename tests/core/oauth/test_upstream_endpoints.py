@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from consentgate.config.settings import path_rules
 from consentgate.core.oauth.upstream_endpoints import (
     callback_mismatch,
+    callback_mismatch_in,
     endpoint_mismatches,
     metadata_request_headers,
     parse_metadata,
@@ -120,6 +122,10 @@ def test_the_callback_named_in_the_idp_hand_off_must_be_the_configured_one(
     assert around is not None  # the IdP would return around the gate
     twice = ours + "&redirect_uri=https%3A%2F%2Fgate.example%2Fx"
     assert callback_mismatch(twice, cfg, rules) is not None
+    elsewhere = idp + "https%3A%2F%2Fgate.example%2Foauth%2Fcallback"
+    for location in (ours, elsewhere, twice, "https://idp.example/authorize?state=s"):
+        pairs = parse_qsl(urlsplit(location).query, keep_blank_values=True)
+        assert callback_mismatch_in(pairs, cfg, rules) == callback_mismatch(location, cfg, rules)
 
 
 def test_the_metadata_is_asked_as_a_request_through_the_gate_would_ask(tmp_path: Path) -> None:

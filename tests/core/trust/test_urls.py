@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consentgate.core.trust import urls
 from consentgate.core.trust.urls import (
     BadURL,
     browser_host,
@@ -177,6 +178,35 @@ def test_an_invisible_joiner_out_of_place_is_not_called_mixed_directions() -> No
     with pytest.raises(BadURL) as raised:
         browser_host("a\u200db.example")
     assert "directions" not in str(raised.value)
+
+
+def test_a_host_read_again_is_answered_from_memory_and_a_refusal_is_read_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    urls._remembered_host.cache_clear()
+    mapped: list[str] = []
+    to_ascii = urls._domain_to_ascii
+
+    def counting(domain: str) -> str:
+        mapped.append(domain)
+        return to_ascii(domain)
+
+    monkeypatch.setattr(urls, "_domain_to_ascii", counting)
+    for _ in range(3):
+        assert browser_host("G\u043e\u043egle.com") == "xn--ggle-55da.com"
+        with pytest.raises(BadURL):
+            browser_host("xn--a.example")
+    assert mapped == ["G\u043e\u043egle.com", *["xn--a.example"] * 3]
+
+
+def test_the_memory_of_hosts_is_bounded() -> None:
+    for number in range(urls.HOST_MEMORY + 50):
+        assert browser_host(f"h{number}.example") == f"h{number}.example"
+    assert urls._remembered_host.cache_info().currsize == urls.HOST_MEMORY
+    before = urls._remembered_host.cache_info()
+    long = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 63, "example"])
+    assert browser_host(long) == long  # longer than a DNS name can be: read, not kept
+    assert urls._remembered_host.cache_info() == before
 
 
 _HOST_CHARS = st.sampled_from(
