@@ -85,6 +85,7 @@ from consentgate.store.protocol import Row, StoreTransaction
 from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
 from consentgate.store.sql_statements import POSTGRES, Statements
 from consentgate.store.store_errors import StoreClosed, StoreUnavailable, upgraded_past
+from consentgate.store.tracked_work import TrackedWork
 
 T = TypeVar("T")
 
@@ -193,7 +194,7 @@ class PostgresBackend(SqlRows):
         self._listener = listener
         #: Where the store lives, as ``host:port/dbname`` (for messages; no credentials).
         self.where = where
-        self._inflight: set[asyncio.Task[Any]] = set()
+        self._inflight = TrackedWork()
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
         self._upgraded: StoreUnavailable | None = None
@@ -300,8 +301,7 @@ class PostgresBackend(SqlRows):
         await asyncio.shield(self._closing)
 
     async def _finish(self) -> None:
-        if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self._inflight.wait()
         await self._listener.close()
         try:
             await asyncio.wait_for(self._pool.close(), _CLOSE_TIMEOUT)
@@ -378,17 +378,6 @@ class PostgresBackend(SqlRows):
         async with self._connection() as conn:
             return [tuple(row) for row in await conn.fetch(sql, *params)]
 
-    def _track(self, work: Awaitable[T]) -> asyncio.Task[T]:
-        task = asyncio.ensure_future(work)
-        self._inflight.add(task)
-        task.add_done_callback(self._forget)
-        return task
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._inflight.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a caller that was cancelled never will
-
     async def _write_rows(self, body: Callable[[Runner], Awaitable[T]]) -> T:
         """Run ``body`` in one transaction on a pool connection, shielded from
         cancellation and tracked, so close() waits for it."""
@@ -398,7 +387,7 @@ class PostgresBackend(SqlRows):
             async with self._connection() as conn, conn.transaction():
                 return await body(_Runner(conn))
 
-        return await asyncio.shield(self._track(transaction()))
+        return await asyncio.shield(self._inflight.start(transaction()))
 
     async def _write_one(self, sql: str, params: Sequence[Any]) -> list[Row]:
         """One statement, atomic on its own; shielded and tracked like :meth:`_write_rows`."""
@@ -407,7 +396,7 @@ class PostgresBackend(SqlRows):
         async def statement() -> list[Row]:
             return await self._fetch_now(sql, params)
 
-        return await asyncio.shield(self._track(statement()))
+        return await asyncio.shield(self._inflight.start(statement()))
 
     async def transaction(
         self, body: Callable[[StoreTransaction], Awaitable[T]], *, durable: bool = False
@@ -430,7 +419,7 @@ class PostgresBackend(SqlRows):
                 self._listener.advance(counter)
                 return result
 
-        return await asyncio.shield(self._track(run()))
+        return await asyncio.shield(self._inflight.start(run()))
 
     # --- change detection ------------------------------------------------------------
 

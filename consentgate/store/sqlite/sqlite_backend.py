@@ -70,6 +70,7 @@ from consentgate.store.sqlite.files import check_location, startup_error
 from consentgate.store.sqlite.outages import file_identity, unavailable_on_failure
 from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION, migrate, rollback
 from consentgate.store.store_errors import StoreClosed, StoreUnavailable, upgraded_past
+from consentgate.store.tracked_work import TrackedWork
 
 # Operational, not audit: a failure while cleaning up after a failed open.
 _log = logging.getLogger("consentgate")
@@ -166,7 +167,7 @@ class SQLiteBackend(SqlRows):
         self._wait = wait
         self._lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
-        self._inflight: set[asyncio.Task[Any]] = set()
+        self._inflight = TrackedWork()
         self._closed = False
         self._seen_data_version: int | None = None
         self._seen_counter = 0
@@ -226,8 +227,7 @@ class SQLiteBackend(SqlRows):
         self._closed = True
 
         async def finish() -> None:
-            if self._inflight:
-                await asyncio.gather(*self._inflight, return_exceptions=True)
+            await self._inflight.wait()
             async with self._lock, self._read_lock:
                 self._probe.close()
                 await self._reader.close()
@@ -336,17 +336,6 @@ class SQLiteBackend(SqlRows):
             with unavailable_on_failure(self.path):
                 return list(await self._reader.execute_fetchall(sql, params))
 
-    def _track(self, work: Awaitable[T]) -> asyncio.Task[T]:
-        task = asyncio.ensure_future(work)
-        self._inflight.add(task)
-        task.add_done_callback(self._forget)
-        return task
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._inflight.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a caller that was cancelled never will
-
     async def _write(
         self, body: Callable[[aiosqlite.Connection], Awaitable[T]], *, durable: bool = False
     ) -> T:
@@ -384,7 +373,7 @@ class SQLiteBackend(SqlRows):
                             await db.execute("PRAGMA synchronous = NORMAL")
                 return result
 
-        return await asyncio.shield(self._track(transaction()))
+        return await asyncio.shield(self._inflight.start(transaction()))
 
     async def transaction(
         self, body: Callable[[StoreTransaction], Awaitable[T]], *, durable: bool = False
@@ -407,7 +396,7 @@ class SQLiteBackend(SqlRows):
                 with unavailable_on_failure(self.path):
                     return list(await self._db.execute_fetchall(sql, params))
 
-        return await asyncio.shield(self._track(statement()))
+        return await asyncio.shield(self._inflight.start(statement()))
 
     # --- change detection ------------------------------------------------------------
 
