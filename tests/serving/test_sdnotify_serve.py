@@ -62,9 +62,11 @@ def worker_pids(parent: int) -> set[int]:
     """The parent's worker processes (not multiprocessing's resource tracker)."""
     found = set()
     for task in Path(f"/proc/{parent}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.add(int(pid))
+        with contextlib.suppress(OSError):  # a thread or a child may end while we read
+            for pid in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        found.add(int(pid))
     return found
 
 

@@ -30,10 +30,11 @@ def worker_pids(parent: int) -> set[int]:
     """The parent's worker processes (not multiprocessing's resource tracker)."""
     found = set()
     for task in Path(f"/proc/{parent}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"spawn_main" in cmdline:
-                found.add(int(pid))
+        with contextlib.suppress(OSError):  # a thread or a child may end while we read
+            for pid in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        found.add(int(pid))
     return found
 
 
@@ -42,7 +43,7 @@ def dead(pid: int) -> bool:
     it are reset, a limit of SO_REUSEPORT that docs/deploy.md states)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped, maybe between open and read
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
@@ -193,7 +194,7 @@ async def hold_workers_as_they_appear(parent: int, count: int) -> set[int]:
 def stopped_or_gone(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped, maybe between open and read
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("T", "Z", "X")
 
