@@ -45,7 +45,7 @@ from consentgate.web.appkeys import (
     AUDIT,
     CLIENT_IP,
     CLOCK,
-    CONFIG_FILE_PROBLEMS_LOGGED,
+    CONFIG_FILE_PROBE,
     COOKIE_CRYPTO,
     ENDPOINT_MISMATCHES_LOGGED,
     IDP_MEMORY,
@@ -64,6 +64,7 @@ from consentgate.web.appkeys import (
     UPSTREAM,
     UPSTREAM_LOG,
 )
+from consentgate.web.config_file_probe import ConfigFileProbe
 from consentgate.web.consent_flow.approvals import approvals_answer, approvals_page
 from consentgate.web.consent_flow.authorize import authorize
 from consentgate.web.consent_flow.callback import callback
@@ -413,7 +414,7 @@ def create_app(
     app[TEMPLATES] = templates or Templates.from_config(config.ui)
     app[ISSUER] = IssuerCache(config.upstream.issuer, clock)
     app[ENDPOINT_MISMATCHES_LOGGED] = set()
-    app[CONFIG_FILE_PROBLEMS_LOGGED] = set()
+    app[CONFIG_FILE_PROBE] = ConfigFileProbe()
     app[IDP_MEMORY] = IdpMemory()
     app.cleanup_ctx.append(documents_ctx)
     app.cleanup_ctx.append(_upstream_ctx)

@@ -27,6 +27,7 @@ from consentgate.logs.line_writers import AccessLines
 from consentgate.metrics.collectors import Metrics
 from consentgate.store import ConsentStore
 from consentgate.upstream.upstream_client import Upstream
+from consentgate.web.config_file_probe import ConfigFileProbe
 from consentgate.web.guards.inflight import InFlight, Sending
 from consentgate.web.rendering.templates import Templates
 
@@ -57,9 +58,9 @@ ISSUER = web.AppKey("issuer", IssuerCache)
 KEY_PROBLEMS: web.AppKey[tuple[str, ...]] = web.AppKey("key_problems")
 #: The endpoint mismatches already logged (``web/endpoints.py``): each is logged once.
 ENDPOINT_MISMATCHES_LOGGED: web.AppKey[set[str]] = web.AppKey("endpoint_mismatches_logged")
-#: The problems of the configuration file on disk already logged by ``readyz``
-#: (``web/probes.py``): each is logged once, until the file loads again.
-CONFIG_FILE_PROBLEMS_LOGGED: web.AppKey[set[str]] = web.AppKey("config_file_problems_logged")
+#: ``readyz``'s check that the configuration file on disk loads: one read at a time, each
+#: problem logged once (``web/config_file_probe.py``).
+CONFIG_FILE_PROBE = web.AppKey("config_file_probe", ConfigFileProbe)
 
 #: What the upstream's hand-offs to its IdP said (``web/consent_flow/flow.py`` learns,
 #: the consent page shows: where the person signs in next, the third-party scopes).

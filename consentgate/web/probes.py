@@ -20,14 +20,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Final
 
 from aiohttp import web
 
-from consentgate.config.loading import ConfigError
 from consentgate.upstream.failures import UpstreamError
 from consentgate.web.appkeys import (
-    CONFIG_FILE_PROBLEMS_LOGGED,
+    CONFIG_FILE_PROBE,
     CONFIG_SOURCE,
     KEY_PROBLEMS,
     STORE,
@@ -38,11 +36,6 @@ from consentgate.web.key_fleet import KeyLag, key_lag
 from consentgate.web.rendering.pages import secure
 
 log = logging.getLogger("consentgate")
-
-#: ``readyz``'s warning while the configuration file on disk does not load.
-CONFIG_FILE_WARNING: Final = (
-    "configuration: the file on disk does not load, so a restart would fail (the log says why)"
-)
 
 
 def _json(status: int, document: dict[str, object]) -> web.Response:
@@ -100,26 +93,13 @@ async def audit_trail_intact(app: web.Application) -> str | None:
 
 async def config_file_loads(app: web.Application) -> str | None:
     """None when the configuration file on disk loads (or the gate was given none to
-    re-read: ``app[CONFIG_SOURCE]``), else :data:`CONFIG_FILE_WARNING`. Read in a thread,
-    as a SIGHUP would read it (environment overrides and secret files included), so a
-    slow disk does not hold the event loop."""
+    re-read: ``app[CONFIG_SOURCE]``), else the warning; read as a SIGHUP would read it
+    (environment overrides and secret files included), one read at a time
+    (:mod:`consentgate.web.config_file_probe`)."""
     source = app.get(CONFIG_SOURCE)
     if source is None:
         return None
-    logged = app[CONFIG_FILE_PROBLEMS_LOGGED]
-    try:
-        await asyncio.to_thread(source)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            if problem not in logged:
-                logged.add(problem)
-                log.warning(
-                    "the configuration file on disk does not load; a restart would fail",
-                    extra={"fields": {"problem": problem}},
-                )
-        return CONFIG_FILE_WARNING
-    logged.clear()
-    return None
+    return await app[CONFIG_FILE_PROBE].check(source)
 
 
 async def readyz(request: web.Request) -> web.StreamResponse:
