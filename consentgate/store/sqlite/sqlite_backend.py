@@ -271,17 +271,22 @@ class SQLiteBackend(SqlRows):
             "gone",
         )
 
-    def _check_schema(self) -> None:
+    def _check_schema(self, data_version: int | None = None) -> None:
         """Raise :class:`StoreUnavailable` (kind ``upgraded``) once another process
         (a newer consentgate starting on this file) migrated it past
         :data:`SCHEMA_VERSION`: this code's statements were written for a schema that
         is gone. ``user_version`` is read again only when ``PRAGMA data_version``
         says another connection committed (a migration commits), so the usual call is
-        one PRAGMA on the probe connection. Stays so until a restart; one ERROR line.
-        A probe that fails cannot tell: the read or write that follows says why."""
+        one PRAGMA on the probe connection, none when the caller read ``data_version``
+        already. Stays so until a restart; one ERROR line. A probe that fails cannot
+        tell: the read or write that follows says why."""
         if self._upgraded is None:
             try:
-                changed = self._probe.execute("PRAGMA data_version").fetchall()[0][0]
+                changed = (
+                    self._probe.execute("PRAGMA data_version").fetchall()[0][0]
+                    if data_version is None
+                    else data_version
+                )
                 if changed == self._schema_read_at:
                     return
                 found = int(self._probe.execute("PRAGMA user_version").fetchall()[0][0])
@@ -408,14 +413,14 @@ class SQLiteBackend(SqlRows):
         if self._gone is not None or file_identity(self.path) != self._identity:
             return None  # a stat, about a microsecond: a gone file is never trusted
         try:
-            self._check_schema()
-        except StoreUnavailable:
-            return None  # a newer schema: no cached answer is trusted either
-        try:
+            # One data_version read serves both questions: the schema and the counter.
             version = self._probe.execute("PRAGMA data_version").fetchall()[0][0]
+            self._check_schema(version)
             if version == self._seen_data_version:
                 return self._seen_counter
             counter = self._probe.execute(COUNTER).fetchall()[0][0]
+        except StoreUnavailable:
+            return None  # a newer schema: no cached answer is trusted either
         except (sqlite3.Error, IndexError):
             self._seen_data_version = None
             return None
