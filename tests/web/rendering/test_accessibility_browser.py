@@ -20,6 +20,7 @@ import pytest
 from playwright.async_api import Browser
 
 from consentgate.cli import main
+from consentgate.demo import DemoStack
 from tests.conftest import StartUpstream
 from tests.support.axe import (
     FAILING,
@@ -31,7 +32,12 @@ from tests.support.axe import (
     static_site,
     table,
 )
-from tests.web.consent_flow.test_browser import chromium  # noqa: F401 (a fixture)
+from tests.web.consent_flow.test_browser import (  # noqa: F401 (chromium, demo: fixtures)
+    chromium,
+    demo,
+    open_consent,
+    sign_in_remembered,
+)
 from tests.web.rendering.test_branded_browser import ACCENT, LOGO
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -162,3 +168,36 @@ async def test_the_audit_reports_a_page_without_a_language_and_with_faint_text(
     found = {v.rule for v in await audit(page, script) if v.impact in FAILING}
     assert found == {"html-has-lang", "color-contrast"}
     await context.close()
+
+
+async def test_the_demos_real_pages_have_no_serious_or_critical_violation(
+    chromium: Browser,  # noqa: F811
+    demo: DemoStack,  # noqa: F811
+) -> None:
+    """The pages as a real sign-in shows them (the client's age, where the person signs
+    in next and what the IdP is asked for, two approvals, the "Revoke all" step, an
+    error), from the demo's gate with its own CSP bypassed for the audit only."""
+    script = axe_script()
+    found: dict[tuple[str, str], list[Violation]] = {}
+    for scheme in SCHEMES:
+        for width_name, width in WIDTHS:
+            context = await chromium.new_context(
+                viewport={"width": width, "height": 900},
+                color_scheme=scheme,  # type: ignore[arg-type]
+                bypass_csp=True,
+            )
+            page = await context.new_page()
+            variant = f"{width_name}/{scheme}"
+            await sign_in_remembered(page, demo)  # the IdP's host; an approval here
+            await open_consent(page, demo, attack=True)
+            found[("consent (attacker)", variant)] = await audit(page, script)
+            await page.goto(demo.gate_url + "/_consentgate/approvals")
+            found[("approvals", variant)] = await audit(page, script)
+            await page.get_by_role("button", name="Revoke all").click()
+            await page.wait_for_selector("button.revoke-all-confirmed")
+            found[("approvals confirm", variant)] = await audit(page, script)
+            await page.goto(demo.gate_url + "/authorize?client_id=unknown")
+            found[("error 400", variant)] = await audit(page, script)
+            await context.close()
+    failing = report("the demo's gate", found)
+    assert failing == [], "\n".join(failing)

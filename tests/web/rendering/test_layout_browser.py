@@ -91,21 +91,42 @@ async def sample(start_upstream: StartUpstream, tmp_path: Path) -> PageSet:
     return await serve_pages(tmp_path, start_upstream, accent=None)
 
 
-@pytest.mark.parametrize("direction", ["ltr", "rtl"])
-async def test_no_page_scrolls_sideways_on_a_375_px_phone(
+#: WCAG 2.2 SC 1.4.12: the text spacing a reader may impose without losing content.
+TEXT_SPACING = """() => {
+  const style = document.createElement("style");
+  style.textContent = "* { line-height: 1.5 !important; letter-spacing: 0.12em !important;" +
+    " word-spacing: 0.16em !important; } p { margin-bottom: 2em !important; }";
+  document.head.appendChild(style);
+}"""
+
+
+@pytest.mark.parametrize(
+    ("width", "direction", "spacing"),
+    [(375, "ltr", False), (375, "rtl", False), (320, "ltr", True), (320, "rtl", True)],
+)
+async def test_no_page_scrolls_sideways_on_a_phone(
     chromium: Browser,  # noqa: F811
     sample: PageSet,
+    width: int,
     direction: str,
+    spacing: bool,
 ) -> None:
-    context = await chromium.new_context(viewport=PHONE)
+    """375 px, a small phone; 320 px, where WCAG 2.2 SC 1.4.10 (reflow) asks for no
+    sideways scrolling, here with the reader's text spacing of SC 1.4.12 imposed
+    (``bypass_csp``: the spacing is an injected stylesheet, as a reader's extension's)."""
+    context = await chromium.new_context(viewport={"width": width, "height": 740}, bypass_csp=True)
     page = await context.new_page()
     overflowing = {}
     for name in sample.names:
         await page.goto(f"{sample.url}/{name}")
         await page.evaluate(f"document.documentElement.dir = '{direction}'")
-        width = await page.evaluate("document.scrollingElement.scrollWidth")
-        if width > PHONE["width"]:
-            overflowing[name] = width
+        if spacing:
+            await page.evaluate(TEXT_SPACING)
+            spaced = await page.evaluate("getComputedStyle(document.body).wordSpacing")
+            assert spaced != "0px", "the text spacing did not apply"
+        scroll_width = await page.evaluate("document.scrollingElement.scrollWidth")
+        if scroll_width > width:
+            overflowing[name] = scroll_width
     assert overflowing == {}
     await context.close()
 
