@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from playwright.async_api import Browser
@@ -57,7 +58,8 @@ support_url = "https://help.example/ticket"
 
 #: (name, viewport width): a small phone and a laptop.
 WIDTHS = (("375px", 375), ("desktop", 1280))
-SCHEMES = ("light", "dark")
+Scheme = Literal["light", "dark"]
+SCHEMES: tuple[Scheme, ...] = ("light", "dark")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ async def serve_pages(
     return PageSet(await start_upstream(static_site(out)), names)
 
 
-def variants() -> Iterator[tuple[str, int, str, str]]:
+def variants() -> Iterator[tuple[str, int, Scheme, str]]:
     for scheme in SCHEMES:
         for width_name, width in WIDTHS:
             for direction in ("ltr", "rtl"):
@@ -105,7 +107,7 @@ async def audit_page_set(
     for label, width, scheme, direction in variants():
         context = await chromium.new_context(
             viewport={"width": width, "height": 900},
-            color_scheme=scheme,  # type: ignore[arg-type]
+            color_scheme=scheme,
             bypass_csp=True,
         )
         page = await context.new_page()
@@ -183,7 +185,7 @@ async def test_the_demos_real_pages_have_no_serious_or_critical_violation(
         for width_name, width in WIDTHS:
             context = await chromium.new_context(
                 viewport={"width": width, "height": 900},
-                color_scheme=scheme,  # type: ignore[arg-type]
+                color_scheme=scheme,
                 bypass_csp=True,
             )
             page = await context.new_page()

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, ViewportSize
 
 from consentgate.demo import DemoStack
 from tests.conftest import StartStack, StartUpstream
@@ -33,13 +33,13 @@ from tests.web.consent_flow.test_browser import (  # noqa: F401 (chromium, demo:
     parse_rgb,
     sign_in_remembered,
 )
-from tests.web.rendering.test_accessibility_browser import PageSet, serve_pages
+from tests.web.rendering.test_accessibility_browser import PageSet, Scheme, serve_pages
 from tests.web.rendering.test_branded_browser import ACCENT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PHONE = {"width": 375, "height": 740}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 375, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 #: An element as a short readable name: its tag and its text (or id).
 NAME = """(e) => e.tagName.toLowerCase() + ":" +
@@ -219,9 +219,9 @@ async def test_every_focused_control_shows_a_ring_that_contrasts_with_the_card(
     chromium: Browser,  # noqa: F811
     sample: PageSet,
     name: str,
-    scheme: str,
+    scheme: Scheme,
 ) -> None:
-    context = await chromium.new_context(viewport=DESKTOP, color_scheme=scheme)  # type: ignore[arg-type]
+    context = await chromium.new_context(viewport=DESKTOP, color_scheme=scheme)
     page = await context.new_page()
     await page.goto(f"{sample.url}/{name}")
     order = await tab_through(page)
