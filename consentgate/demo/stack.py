@@ -23,7 +23,7 @@ import signal
 import socket
 import tempfile
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -382,11 +382,18 @@ def _url(sock: socket.socket) -> str:
 
 
 @contextlib.asynccontextmanager
-async def run_demo(port: int = 0, data_dir: Path | None = None) -> AsyncIterator[DemoStack]:
+async def run_demo(
+    port: int = 0,
+    data_dir: Path | None = None,
+    *,
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+) -> AsyncIterator[DemoStack]:
     """Start the four servers on 127.0.0.1; stop them and remove the data on exit.
 
     Every socket is bound before any server starts, so each server knows the
     others' URLs (the proxy builds its URLs from the gate's public origin).
+    ``sections`` adds keys to the gate's configuration, section by section (``{"ui":
+    {...}}``: the themed gate of tools/screenshots.py).
     """
     templates = Templates()
     runners: list[web.AppRunner] = []
@@ -412,25 +419,25 @@ async def run_demo(port: int = 0, data_dir: Path | None = None) -> AsyncIterator
         await serve(
             DemoClient(gate_url=urls["gate"], own_url=urls["client"]).app(templates), "client"
         )
-        config = config_from_mapping(
-            {
-                "server": {
-                    "public_url": urls["gate"],
-                    "listen": urls["gate"].removeprefix("http://"),
-                },
-                "upstream": {"url": urls["proxy"]},
-                "store": {"path": str(directory / "consentgate.sqlite3")},
-                "keys": {"dir": str(directory / "keys")},
-                "consent": {
-                    "service_name": "the Demo MCP Server",
-                    "scope_descriptions": {
-                        "mcp:tools": "Use the server's tools on your behalf",
-                        "profile": "See your user name",
-                    },
+        settings: dict[str, dict[str, Any]] = {
+            "server": {
+                "public_url": urls["gate"],
+                "listen": urls["gate"].removeprefix("http://"),
+            },
+            "upstream": {"url": urls["proxy"]},
+            "store": {"path": str(directory / "consentgate.sqlite3")},
+            "keys": {"dir": str(directory / "keys")},
+            "consent": {
+                "service_name": "the Demo MCP Server",
+                "scope_descriptions": {
+                    "mcp:tools": "Use the server's tools on your behalf",
+                    "profile": "See your user name",
                 },
             },
-            environ={},
-        )
+        }
+        for name, values in (sections or {}).items():
+            settings[name] = {**settings.get(name, {}), **values}
+        config = config_from_mapping(settings, environ={})
         runners.append(await start(config, sock=sockets["gate"]))
         yield DemoStack(urls["gate"], urls["client"], urls["proxy"], urls["idp"], directory, config)
     finally:

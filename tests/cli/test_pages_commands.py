@@ -87,3 +87,20 @@ def test_a_theme_the_gate_would_refuse_is_refused_with_the_same_words(
     assert "ui.templates_dir: the template" in err and "base.html" in err
     assert "safe filter is not allowed" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_samples_include_a_step_up_and_a_client_with_a_verified_domain(
+    tmp_path: Path,
+) -> None:
+    """Every state of the consent page is in the sample set, so a theme and the
+    accessibility audit see them: new scopes beside approved ones, where the person
+    signs in next, and a client named by a URL whose domain is verified."""
+    config = write_theme(tmp_path)
+    out = tmp_path / "out"
+    assert main(["pages", "--config", str(config), "--out", str(out)]) == 0
+    step_up = (out / "consent-step-up.html").read_text()
+    assert 'class="scopes new-scopes"' in step_up and 'class="scopes approved-scopes"' in step_up
+    assert "Next, you sign in at" in step_up and 'class="scopes idp-scopes"' in step_up
+    verified = (out / "consent-verified.html").read_text()
+    assert 'class="verified"' in verified
+    assert "consent-step-up.html" in (out / "index.html").read_text()

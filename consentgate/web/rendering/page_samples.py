@@ -44,10 +44,10 @@ class SamplePage:
     context: Mapping[str, Any]
 
 
-def _request(redirect_uri: str, scope: str) -> Any:
+def _request(redirect_uri: str, scope: str, client_id: str = "sample-client") -> Any:
     parameters = (
         ("response_type", "code"),
-        ("client_id", "sample-client"),
+        ("client_id", client_id),
         ("redirect_uri", redirect_uri),
         ("scope", scope),
         ("state", "sample"),
@@ -89,6 +89,38 @@ def _consent(config: Config, *, warnings: bool) -> dict[str, Any]:
     }
 
 
+def _consent_state(config: Config, *, verified: bool) -> dict[str, Any]:
+    """The consent page's other states: a step-up (a known client asks for one scope
+    more than this browser approved, and the IdP's host and scopes are known), or a
+    client named by a URL whose metadata document verified its domain."""
+    if verified:
+        request = _request(
+            "https://notes.example/oauth/callback",
+            "notes:read",
+            client_id="https://notes.example/oauth/client.json",
+        )
+        extra: dict[str, Any] = {"verified_domain": "notes.example"}
+    else:
+        request = _request("https://notes.example/oauth/callback", "notes:read notes:write")
+        extra = {
+            "idp_host": "accounts.example",
+            "idp_scopes": ("openid", "email"),
+            "approved_scopes": frozenset({"notes:read"}),
+        }
+    view = build_view(
+        request,
+        SampleClient(),
+        scope_descriptions=dict(config.consent.scope_descriptions),
+        show_logos=False,
+        remember_mode=config.consent.mode == "remember",
+        registered_at=SAMPLE_NOW - 40 * 86400,
+        now=SAMPLE_NOW,
+        service_name=config.consent.service_name,
+        **extra,
+    )
+    return {**_consent(config, warnings=False), "view": view}
+
+
 def _approvals(config: Config) -> dict[str, Any]:
     record = ConsentRecord(
         id="sample-record",
@@ -121,6 +153,8 @@ def sample_pages(config: Config) -> list[SamplePage]:
     pages = [
         SamplePage("consent.html", "consent.html", _consent(config, warnings=False)),
         SamplePage("consent-warnings.html", "consent.html", _consent(config, warnings=True)),
+        SamplePage("consent-step-up.html", "consent.html", _consent_state(config, verified=False)),
+        SamplePage("consent-verified.html", "consent.html", _consent_state(config, verified=True)),
         SamplePage("denied.html", "denied.html", {}),
         SamplePage("approvals.html", "approvals.html", _approvals(config)),
         SamplePage(

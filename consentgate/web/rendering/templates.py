@@ -44,6 +44,7 @@ from jinja2.lexer import Token, TokenStream
 
 from consentgate.config.sections_ui import UiConfig
 from consentgate.core.startup_errors import StartupError
+from consentgate.web.rendering.accent import link_colour, text_on
 
 #: ``consentgate/``: this module lives in ``consentgate/web/rendering/``.
 _PACKAGE_DIR = Path(__file__).resolve().parents[2]
@@ -243,17 +244,16 @@ def _logo_bytes(path: Path) -> bytes:
 
 def theme_css(accent: str) -> str:
     """The stylesheet of an accent colour (already checked to be ``#rgb``/``#rrggbb``):
-    the colour for the primary button and links, and black or white text on it,
-    whichever contrasts more (WCAG 2.1 relative luminance)."""
+    the colour for the primary button, black or white text on it, whichever
+    contrasts more, and the links' colour per scheme, shaded until it reads on the
+    card (``accent.py``, WCAG 2.2 SC 1.4.3)."""
     digits = accent.lstrip("#")
     if len(digits) == 3:
         digits = "".join(c * 2 for c in digits)
     if re.fullmatch(r"[0-9a-f]{6}", digits.lower()) is None:
         raise ValueError(f"ui.accent_color: expected #rgb or #rrggbb, got {accent!r}")
-    channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-    text = "#000000" if (luminance + 0.05) / 0.05 > 1.05 / (luminance + 0.05) else "#ffffff"
     colour = f"#{digits.lower()}"
-    rule = f":root {{ --accent: {colour}; --accent-text: {text}; }}\n"
-    return f"/* [ui] accent_color */\n{rule}@media (prefers-color-scheme: dark) {{ {rule}}}\n"
+    button = f"--accent: {colour}; --accent-text: {text_on(colour)};"
+    light = f":root {{ {button} --link: {link_colour(colour, 'light')}; }}\n"
+    dark = f":root {{ {button} --link: {link_colour(colour, 'dark')}; }}\n"
+    return f"/* [ui] accent_color */\n{light}@media (prefers-color-scheme: dark) {{ {dark}}}\n"

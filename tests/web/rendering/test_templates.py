@@ -5,12 +5,14 @@ content-hashed names; the accent colour is a stylesheet, never an inline style."
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import jinja2
 import pytest
 
 from consentgate.core.startup_errors import StartupError
+from consentgate.web.rendering.accent import SURFACES
 from consentgate.web.rendering.templates import Templates, theme_css
 
 NAME = '<script>alert("x")</script>'
@@ -161,3 +163,42 @@ def test_an_image_or_stylesheet_of_the_theme_is_served_hashed_under_its_name(
     served = templates.asset_names["brand.css"]
     assert served.startswith("brand.") and templates.assets[served].immutable
     assert "notes.txt" not in templates.asset_names
+
+
+def shipped_surfaces() -> dict[str, list[str]]:
+    """The page and card backgrounds of the shipped consent.css, light then dark."""
+    css = (Path(__file__).resolve().parents[3] / "static" / "consent.css").read_text()
+    light, dark = css.split("@media (prefers-color-scheme: dark)", 1)
+    pick = re.compile(r"--(?:bg|card):\s*(#[0-9a-f]{6})")
+    return {"light": pick.findall(light), "dark": pick.findall(dark.split("}", 1)[0])}
+
+
+def wcag_contrast(a: str, b: str) -> float:
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(a), luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize(
+    "accent", ["#6d28d9", "#1d4ed8", "#f59e0b", "#fe0", "#0a7", "#000", "#fff", "#7aa2ff"]
+)
+def test_links_in_the_accent_colour_stay_readable_on_the_card_in_light_and_dark(
+    accent: str,
+) -> None:
+    """WCAG 2.2 SC 1.4.3: link text at least 4.5:1 on the page and card backgrounds of
+    both colour schemes, whatever accent the operator chose; the button keeps the
+    accent itself (its text is black or white, whichever contrasts)."""
+    css = theme_css(accent)
+    light, dark = css.split("@media (prefers-color-scheme: dark)", 1)
+    surfaces = shipped_surfaces()
+    assert surfaces == {scheme: list(colours) for scheme, colours in SURFACES.items()}
+    for scheme, block in (("light", light), ("dark", dark)):
+        match = re.search(r"--link: (#[0-9a-f]{6});", block)
+        assert match is not None, f"{scheme}: no --link in {css!r}"
+        for surface in surfaces[scheme]:
+            ratio = wcag_contrast(match[1], surface)
+            assert ratio >= 4.5, f"{accent} {scheme}: {match[1]} on {surface} is {ratio:.2f}"
