@@ -69,9 +69,11 @@ async def _problems(store: StoreConfig) -> list[str]:
 
 
 async def _role_problems(conn: asyncpg.Connection, where: str) -> list[str]:
+    from consentgate.core.schema_versions import runs_on
     from consentgate.store.postgres.postgres_schema import (
         SCHEMA,
         SCHEMA_VERSION,
+        recorded_level,
         schema_version,
     )
 
@@ -80,7 +82,9 @@ async def _role_problems(conn: asyncpg.Connection, where: str) -> list[str]:
         return [f"the database {where} has encoding {encoding}; the consent store needs UTF8"]
     role = str(await conn.fetchval("SELECT current_user"))
     version = await schema_version(conn, where)
-    if version > SCHEMA_VERSION:
+    if version > SCHEMA_VERSION and not runs_on(
+        SCHEMA_VERSION, version, await recorded_level(conn, version)
+    ):
         return [
             f"the consent store in {where} has schema version {version}, newer than the "
             f"{SCHEMA_VERSION} this consentgate knows; upgrade consentgate"

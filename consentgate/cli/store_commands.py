@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 from consentgate.cli.conventions import (
@@ -15,17 +16,46 @@ from consentgate.cli.conventions import (
     add_config_argument,
     error,
     load,
+    program_name,
 )
 
 
+def _wait_duration(text: str) -> float:
+    from consentgate.config.parsers import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    """Bring the store's schema up to date ahead of a deploy (``serve`` does it at start)."""
+    """Bring the store's schema up to date ahead of a deploy (``serve`` does it at start);
+    refused while gates the new schema would break are attached, or (``--wait``)
+    once they left."""
+    from consentgate.core.attached_gates import GatesAttached
+    from consentgate.core.schema_versions import POSTGRES_SCHEMA, SQLITE_SCHEMA
     from consentgate.store.opening import describe, migrate_store
 
     config = load(args)
-    before, after = asyncio.run(migrate_store(config.store, config.keys.dir))
     where = describe(config.store)
-    if before == after:
+    told: list[int] = []
+
+    def waiting(refusal: GatesAttached) -> None:
+        if len(refusal.gates) not in told:  # once, and again when the count changes
+            told.append(len(refusal.gates))
+            print(f"{program_name()}: waiting: {refusal}", file=sys.stderr)
+
+    before, after = asyncio.run(
+        migrate_store(config.store, config.keys.dir, wait=args.wait or 0.0, waiting=waiting)
+    )
+    own = POSTGRES_SCHEMA if config.store.url else SQLITE_SCHEMA
+    if after > own:
+        print(
+            f"{where}: schema version {after}, newer than this consentgate's {own} and "
+            "recorded as still running it; nothing to migrate"
+        )
+    elif before == after:
         print(f"{where}: schema version {after}, up to date")
     else:
         print(f"{where}: migrated from schema version {before} to {after}")
@@ -85,6 +115,14 @@ def add_migrate(commands: Commands) -> None:
         help="create the store or bring its schema up to date (serve does it at start)",
     )
     add_config_argument(migrate)
+    migrate.add_argument(
+        "--wait",
+        type=_wait_duration,
+        metavar="DURATION",
+        help="when gates of an older consentgate that the new schema would break are "
+        "still attached, wait up to DURATION (90s, 10m) for them to stop, then migrate "
+        "(default: refuse at once, naming them)",
+    )
     migrate.set_defaults(handler=_cmd_migrate)
 
 

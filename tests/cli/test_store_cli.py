@@ -632,6 +632,39 @@ def test_migrate_refuses_a_store_newer_than_the_code(
     assert "upgrade consentgate" in err
 
 
+def test_migrate_leaves_a_newer_store_that_still_runs_this_code_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rollback across an additive migration: the older code opens the newer store."""
+    from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION
+    from tests.support.later_release import migrate_sqlite_later
+
+    config = write_config(tmp_path)
+    store = tmp_path / "store.sqlite3"
+    assert main(["migrate", "--config", str(config)]) == 0
+    asyncio.run(migrate_sqlite_later(store, level=SCHEMA_VERSION))
+    capsys.readouterr()
+    assert main(["migrate", "--config", str(config)]) == 0
+    assert capsys.readouterr().out == (
+        f"sqlite:{store}: schema version {SCHEMA_VERSION + 1}, newer than this consentgate's "
+        f"{SCHEMA_VERSION} and recorded as still running it; nothing to migrate\n"
+    )
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
+    conn.close()
+
+
+def test_migrate_wait_takes_a_duration_and_refuses_what_is_not_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    with pytest.raises(SystemExit) as usage:
+        main(["migrate", "--config", str(config), "--wait", "soon"])
+    assert usage.value.code == 2
+    assert "expected seconds or a duration" in capsys.readouterr().err
+    assert main(["migrate", "--config", str(config), "--wait", "90s"]) == 0
+
+
 def test_a_postgres_url_without_the_driver_says_what_to_install(tmp_path: Path) -> None:
     """The extra is optional: without asyncpg the gate says which package to install."""
     config = write_config(tmp_path)

@@ -1,0 +1,113 @@
+"""Two versions on one store, with a real gate process: a migration of a later release
+that would break the running gate is refused naming the gate's process, waits for it
+to stop (``--wait``'s loop) and then goes ahead; an additive one goes ahead under it
+while it keeps serving. On one SQLite file and on a real PostgreSQL.
+
+The later release's migration is this code's plus synthetic steps of a declared level
+(tests/support/later_release.py): no release of this code has a breaking step yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from consentgate.core.attached_gates import GatesAttached
+from consentgate.core.schema_versions import POSTGRES_SCHEMA, SQLITE_SCHEMA
+from consentgate.store.opening import while_gates_attached
+from consentgate.store.parts.readiness import HEALTH_INTERVAL
+from tests.conftest import StartUpstream
+from tests.serving.test_key_rotation import shared_store
+from tests.support.browsersim import Browser
+from tests.support.fakeproxy import FakeProxy
+from tests.support.gateproc import gate_process, spawn_serve
+from tests.support.later_release import migrate_postgres_later, migrate_sqlite_later
+from tests.support.pgcluster import postgres_cluster
+from tests.web.consent_flow.test_authorize import CLIENT_REDIRECT, approve_new, auth_params
+
+pytestmark = pytest.mark.slow  # gate processes
+
+__all__ = ["postgres_cluster"]  # the session fixture, used by name on PostgreSQL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_section(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    return shared_store(request, tmp_path)
+
+
+async def migrate_later(store: dict[str, str], *, level: int, extra: int = 1) -> tuple[int, int]:
+    if "path" in store:
+        return await migrate_sqlite_later(Path(store["path"]), level=level, extra=extra)
+    return await migrate_postgres_later(store["url"], level=level, extra=extra)
+
+
+async def readyz(url: str) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/_consentgate/readyz") as response,
+    ):
+        return response.status, await response.json()
+
+
+async def register(url: str) -> str:
+    body = {"redirect_uris": [CLIENT_REDIRECT], "client_name": "Example Client"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/register", json=body) as response,
+    ):
+        assert response.status == 201
+        client_id: str = (await response.json())["client_id"]
+    return client_id
+
+
+async def test_a_later_breaking_migration_waits_for_the_running_gate_an_additive_one_does_not(
+    tmp_path: Path, start_upstream: StartUpstream, store_section: dict[str, str]
+) -> None:
+    proxy = FakeProxy()
+    upstream = await start_upstream(proxy.app())
+    schema = SQLITE_SCHEMA if "path" in store_section else POSTGRES_SCHEMA
+    sections = {"store": store_section}
+    async with gate_process(tmp_path, upstream, sections, create_store=True) as gate:
+        proxy.public_url = gate.url
+        client_id = await register(gate.url)
+
+        # Breaking for the running gate: refused, naming its process; nothing changed.
+        with pytest.raises(GatesAttached) as refused:
+            await migrate_later(store_section, level=schema + 1)
+        assert [attached.pid for attached in refused.value.gates] == [gate.pid]
+        assert f"pid {gate.pid} (consentgate " in str(refused.value)
+        assert (await readyz(gate.url))[0] == 200
+
+        # Additive: goes ahead under the running gate, which keeps serving.
+        assert await migrate_later(store_section, level=schema) == (schema, schema + 1)
+        async with Browser(gate.url) as alice:
+            assert (await approve_new(alice, auth_params(client_id))).status == 303
+            assert (await alice.authorize(auth_params(client_id, state="again"))).status == 302
+        await asyncio.sleep(HEALTH_INTERVAL + 0.5)  # the next probe reads the version again
+        assert (await readyz(gate.url))[0] == 200
+
+        # Breaking again, now waiting: it goes ahead once the gate stopped.
+        migration = asyncio.create_task(
+            while_gates_attached(
+                lambda: migrate_later(store_section, level=schema + 2, extra=2), 60, poll=0.2
+            )
+        )
+        await asyncio.sleep(1.0)
+        assert not migration.done()
+        gate.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(gate.process.wait(), 15) == 0
+        assert await asyncio.wait_for(migration, 15) == (schema + 1, schema + 2)
+
+    # This code does not run on what the breaking migration left: refused at start,
+    # one line, no traceback.
+    process = await spawn_serve(tmp_path / "gate.toml")
+    assert await asyncio.wait_for(process.wait(), 30) != 0
+    assert process.stderr is not None
+    stderr = (await process.stderr.read()).decode()
+    assert f"has schema version {schema + 2}, newer than the {schema}" in stderr
+    assert "Traceback" not in stderr
