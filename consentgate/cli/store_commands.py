@@ -1,6 +1,7 @@
 """The store's schema, its birth and its copies: ``migrate`` (ahead of a deploy;
 ``serve`` does it at start), ``store init`` (the explicit way to start over),
-``store backup`` and ``store restore`` (SQLite; :mod:`consentgate.store.backups`)."""
+``store backup`` and ``store restore`` (SQLite; :mod:`consentgate.store.backups`),
+``store gates`` (who is attached: :mod:`consentgate.core.attached_gates`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from consentgate.cli.conventions import (
     EXIT_FAILURE,
@@ -17,7 +19,11 @@ from consentgate.cli.conventions import (
     error,
     load,
     program_name,
+    utc,
 )
+
+if TYPE_CHECKING:
+    from consentgate.core.attached_gates import AttachedGate
 
 
 def _wait_duration(text: str) -> float:
@@ -59,6 +65,35 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         print(f"{where}: schema version {after}, up to date")
     else:
         print(f"{where}: migrated from schema version {before} to {after}")
+    return EXIT_OK
+
+
+def _cmd_store_gates(args: argparse.Namespace) -> int:
+    """The gates attached to the store, fresh and stale: who a migration waits for."""
+    from consentgate.core.signed.keyring import KeyRing
+    from consentgate.store.opening import open_store
+
+    config = load(args)
+
+    async def attached() -> tuple[list[AttachedGate], int]:
+        # No keys: the rows are not signed records, and this may run on any machine.
+        async with await open_store(config.store, KeyRing.verifying(()), create=False) as store:
+            return await store.gates.attached(), int(store.clock())
+
+    gates, now = asyncio.run(attached())
+    print("\t".join(("INSTANCE", "HOST", "PID", "RELEASE", "SCHEMA", "STARTED", "SEEN", "STATE")))
+    for gate in gates:
+        fields = (
+            gate.instance,
+            gate.host,
+            str(gate.pid),
+            gate.software,
+            str(gate.schema_version),
+            utc(gate.started_at),
+            f"{gate.age(now)} s ago",
+            "attached" if gate.fresh(now) else "stale (ignored)",
+        )
+        print("\t".join(fields))
     return EXIT_OK
 
 
@@ -149,6 +184,13 @@ def add_store(commands: Commands) -> None:
         help="the copy to write (0600; a file there is replaced once the copy is complete)",
     )
     backup.set_defaults(handler=_cmd_store_backup)
+    gates = store_commands.add_parser(
+        "gates",
+        help="list the gates attached to the store (a migration that would break one "
+        "waits for it): host, pid, release, schema, last seen",
+    )
+    add_config_argument(gates)
+    gates.set_defaults(handler=_cmd_store_gates)
     restore = store_commands.add_parser(
         "restore",
         help="put a backup back as the SQLite store: checked against the keys "

@@ -27,6 +27,9 @@ from consentgate.core.startup_errors import StartupError
 REFRESH_EVERY: Final = 15
 #: How many refreshes a row may miss before it is stale (a minute at 15 s).
 STALE_AFTER: Final = 4
+#: Seconds a stale row is kept for ``consentgate store gates`` before a starting gate
+#: deletes it (a gate killed without stopping leaves its row behind).
+FORGET_AFTER: Final = 86_400
 #: The columns of a ``gates`` row, in the order rows cross the store's boundary.
 GATE_COLUMNS: Final = (
     "instance",

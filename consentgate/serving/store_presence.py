@@ -65,6 +65,9 @@ class _Announcer:
                 "this gate is attached to the store",
                 extra={"fields": {"instance": gate.instance, "schema": gate.schema_version}},
             )
+            # The next start tries again; a stale row blocks nothing.
+            with contextlib.suppress(StoreError, OSError):
+                await self.store.gates.forget_stale()
         self.failing = False
 
     async def forever(self) -> None:

@@ -318,6 +318,10 @@ class StoreBackend(Protocol):
         """Delete the row of the attached gate ``instance`` (none: nothing happens)."""
         ...
 
+    async def forget_gates(self, seen_before: int) -> int:
+        """Delete the rows of gates last seen before ``seen_before``; how many."""
+        ...
+
     async def attached_gates(self) -> list[Row]:
         """Every attached gate's row, stale ones included, oldest start first."""
         ...

@@ -270,5 +270,10 @@ class SqlRows:
     async def leave_gate(self, instance: str) -> None:
         await self._write_one(self._sql.leave_gate, (instance,))
 
+    async def forget_gates(self, seen_before: int) -> int:
+        return await self._write_rows(
+            lambda run: run.execute(self._sql.forget_gates, (seen_before,))
+        )
+
     async def attached_gates(self) -> list[Row]:
         return await self._read(self._sql.attached_gates, ())

@@ -241,6 +241,7 @@ class Statements:
             + ", ".join(f"{column} = excluded.{column}" for column in GATE_COLUMNS[1:])
         )
         self.leave_gate = d.sql(f"DELETE FROM {self.gates} WHERE instance = $1")  # noqa: S608
+        self.forget_gates = d.sql(f"DELETE FROM {self.gates} WHERE seen_at < $1")  # noqa: S608
         self.attached_gates = (
             f"SELECT {_GATE_SELECT} FROM {self.gates} ORDER BY started_at, instance"  # noqa: S608
         )

@@ -665,6 +665,42 @@ def test_migrate_wait_takes_a_duration_and_refuses_what_is_not_one(
     assert main(["migrate", "--config", str(config), "--wait", "90s"]) == 0
 
 
+def test_store_gates_lists_the_attached_gates_fresh_and_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from consentgate import KeyRing
+    from consentgate.core.attached_gates import REFRESH_EVERY, STALE_AFTER
+
+    config = write_config(tmp_path)
+    store_path = tmp_path / "store.sqlite3"
+    assert main(["migrate", "--config", str(config)]) == 0
+    now = time.time()
+
+    async def attach() -> tuple[str, str]:
+        killed_clock = lambda: now - STALE_AFTER * REFRESH_EVERY - 5  # noqa: E731
+        async with (
+            await ConsentStore.open(store_path, KeyRing.generate()) as running,
+            await ConsentStore.open(store_path, KeyRing.generate(), clock=killed_clock) as killed,
+        ):
+            await running.gates.announce("0.2.0")
+            await killed.gates.announce("0.1.9")
+            return running.gates.instance, killed.gates.instance
+
+    running, killed = asyncio.run(attach())
+    capsys.readouterr()
+    assert main(["store", "gates", "--config", str(config)]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split("\t") == [
+        "INSTANCE", "HOST", "PID", "RELEASE", "SCHEMA", "STARTED", "SEEN", "STATE"
+    ]  # fmt: skip
+    rows = {line.split("\t")[0]: line.split("\t") for line in lines}
+    assert rows[running][2:5] == [str(os.getpid()), "0.2.0", "7"]
+    assert rows[running][7] == "attached"
+    assert rows[killed][3] == "0.1.9"
+    assert rows[killed][7] == "stale (ignored)"
+    assert not (tmp_path / "keys").exists()  # listing needs no keys
+
+
 def test_a_postgres_url_without_the_driver_says_what_to_install(tmp_path: Path) -> None:
     """The extra is optional: without asyncpg the gate says which package to install."""
     config = write_config(tmp_path)

@@ -14,7 +14,12 @@ import os
 import pytest
 
 from consentgate import KeyRing
-from consentgate.core.attached_gates import REFRESH_EVERY, STALE_AFTER, GatesAttached
+from consentgate.core.attached_gates import (
+    FORGET_AFTER,
+    REFRESH_EVERY,
+    STALE_AFTER,
+    GatesAttached,
+)
 from consentgate.core.startup_errors import StartupError
 from consentgate.store import ConsentStore
 from tests.store.conftest import (
@@ -171,3 +176,19 @@ async def test_a_newer_store_that_records_no_level_is_refused(
         )
     with pytest.raises(StartupError, match="newer than the"):
         await database.open(ring)
+
+
+async def test_a_row_not_seen_for_a_day_is_forgotten_and_a_recent_one_kept(
+    database: StoreDatabase, ring: KeyRing, clock: FakeClock
+) -> None:
+    later = FakeClock(clock.now + FORGET_AFTER + 1)
+    async with (
+        await database.open(ring, clock=clock) as killed,
+        await database.open(ring, clock=later) as starting,
+    ):
+        await killed.gates.announce("0.2.0")  # never withdrawn
+        await starting.gates.announce("0.2.0")
+        assert await starting.gates.forget_stale() == 1
+        assert [gate.instance for gate in await starting.gates.attached()] == [
+            starting.gates.instance
+        ]

@@ -17,7 +17,7 @@ import os
 import secrets
 import socket
 
-from consentgate.core.attached_gates import REFRESH_EVERY, AttachedGate
+from consentgate.core.attached_gates import FORGET_AFTER, REFRESH_EVERY, AttachedGate
 from consentgate.store.parts.context import StoreContext
 
 
@@ -58,6 +58,12 @@ class GatePresence:
     async def withdraw(self) -> None:
         """Delete this process's row (a clean stop)."""
         await self._ctx.backend.leave_gate(self.instance)
+
+    async def forget_stale(self) -> int:
+        """Delete the rows of gates not seen for
+        :data:`~consentgate.core.attached_gates.FORGET_AFTER` seconds (killed, never
+        back); a starting gate does it once. Returns how many."""
+        return await self._ctx.backend.forget_gates(self._ctx.now() - FORGET_AFTER)
 
     async def attached(self) -> list[AttachedGate]:
         """Every gate's row, stale ones included, oldest start first."""
