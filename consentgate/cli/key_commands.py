@@ -157,14 +157,20 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
     keys = list_keys(config.keys.dir)
     if args.json:
         items = [
-            {"kid": k.kid, "active": k.active, "created_at": k.created_at, "file": str(k.path)}
+            {
+                "kid": k.kid,
+                "active": k.active,
+                "status": k.status,
+                "created_at": k.created_at,
+                "file": str(k.path),
+            }
             for k in keys
         ]
         print(json.dumps(items, indent=2))
         return EXIT_OK
     print("KID\tSTATUS\tCREATED\tFILE")
     for key in keys:
-        status = "active" if key.active else "retired"
+        status = "staged (verify only)" if key.status == "staged" else key.status
         print(f"{key.kid}\t{status}\t{utc(key.created_at)}\t{key.path}")
     return EXIT_OK
 

@@ -159,6 +159,33 @@ def test_keys_rotate_and_list_show_the_new_active_key_first(
     assert listed[0]["file"] == str(setup.keys / key_file_name(new))
 
 
+def test_keys_list_names_a_key_added_and_not_yet_active_staged_not_retired(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = load_keyring(setup.keys).active_kid
+    assert main(setup.args("keys", "add")) == 0
+    added = next(kid for kid in load_keyring(setup.keys).kids if kid != first)
+    capsys.readouterr()
+    assert main(setup.args("keys", "list")) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [line.split("\t")[:2] for line in lines] == [
+        [first, "active"],
+        [added, "staged (verify only)"],
+    ]
+    assert main(setup.args("keys", "list", "--json")) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(item["kid"], item["status"]) for item in listed] == [
+        (first, "active"),
+        (added, "staged"),
+    ]
+    # Activated, it signs; the key it replaced is retired (it signed records once).
+    assert main(setup.args("keys", "activate", added)) == 0
+    capsys.readouterr()
+    assert main(setup.args("keys", "list")) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [line.split("\t")[:2] for line in lines] == [[added, "active"], [first, "retired"]]
+
+
 def test_keys_list_without_a_key_directory_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
