@@ -806,6 +806,25 @@ def test_revocations_are_listed_by_audit_list_with_who_revoked(
     assert len(capsys.readouterr().out.splitlines()) == 1  # the header only
 
 
+def test_keys_add_and_activate_are_both_in_the_audit_trail(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = load_keyring(setup.keys).active_kid
+    assert main(setup.args("keys", "add")) == 0
+    added = next(kid for kid in load_keyring(setup.keys).kids if kid != first)
+    assert "recorded in the audit trail" in capsys.readouterr().out
+    assert main(setup.args("keys", "activate", added)) == 0
+    capsys.readouterr()
+    assert main(setup.args("audit", "list", "--json")) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(x["event"], x["actor"], x["detail"]) for x in lines] == [
+        ("key_added", "cli", {"key": added, "active_key": first}),
+        ("key_rotated", "cli", {"active_key": added, "previous_key": first}),
+    ]
+    assert main(setup.args("audit", "list", "--event", "key_added")) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
 def test_audit_list_refuses_an_unknown_event_or_a_bad_since(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:
