@@ -73,9 +73,9 @@ async def _role_problems(conn: asyncpg.Connection, where: str) -> list[str]:
     from consentgate.store.postgres.postgres_schema import (
         SCHEMA,
         SCHEMA_VERSION,
-        recorded_level,
         schema_version,
     )
+    from consentgate.store.postgres.two_versions import recorded_level
 
     encoding = str(await conn.fetchval("SHOW server_encoding"))
     if encoding.upper() not in {"UTF8", "UTF-8"}:

@@ -192,3 +192,9 @@ async def test_a_row_not_seen_for_a_day_is_forgotten_and_a_recent_one_kept(
         assert [gate.instance for gate in await starting.gates.attached()] == [
             starting.gates.instance
         ]
+
+
+def test_the_postgres_reads_of_two_versions_name_the_store_s_schema() -> None:
+    from consentgate.store.postgres import postgres_schema, two_versions
+
+    assert two_versions.SCHEMA == postgres_schema.SCHEMA

@@ -81,8 +81,8 @@ from consentgate.store.postgres.postgres_schema import (
     apply_migrations,
     check_database,
     close_connection,
-    recorded_level,
 )
+from consentgate.store.postgres.two_versions import recorded_level
 from consentgate.store.protocol import Row, StoreTransaction
 from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
 from consentgate.store.sql_statements import POSTGRES, Statements

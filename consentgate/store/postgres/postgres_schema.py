@@ -65,13 +65,13 @@ from collections.abc import Sequence
 from typing import Final
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from consentgate.config.dsn import describe, password_of
-from consentgate.core.attached_gates import GATE_COLUMNS, AttachedGate, blocking, gates_attached
+from consentgate.core.attached_gates import blocking, gates_attached
 from consentgate.core.schema_versions import POSTGRES_COMPATIBLE_FROM, compatible_from, runs_on
 from consentgate.core.startup_errors import StartupError
 from consentgate.store.postgres.error_mapping import CLOSE_ERRORS, OPEN_ERRORS, startup_error
+from consentgate.store.postgres.two_versions import attached_gates, recorded_level
 
 # Operational, not audit: which database was migrated from which version.
 _log = logging.getLogger("consentgate")
@@ -286,37 +286,6 @@ async def schema_version(conn: asyncpg.Connection, where: str) -> int:
     return int(await conn.fetchval(f"SELECT coalesce(max(version), 0) FROM {_VERSION_TABLE}"))
 
 
-async def recorded_level(
-    conn: asyncpg.Connection | PoolConnectionProxy[asyncpg.Record], version: int
-) -> int | None:
-    """The level the database records for ``version``; None when it records none (no
-    row, a NULL, or no ``compatible_from`` column: no promise). Runs in a savepoint
-    when a transaction is open, so a missing column does not abort it."""
-    try:
-        async with conn.transaction():
-            value = await conn.fetchval(
-                f"SELECT compatible_from FROM {_VERSION_TABLE} WHERE version = $1",
-                version,
-            )
-    except (asyncpg.UndefinedColumnError, asyncpg.UndefinedTableError):
-        return None
-    return None if value is None else int(value)
-
-
-async def _attached(conn: asyncpg.Connection) -> list[AttachedGate]:
-    """The gates attached to the database (none before the ``gates`` table exists)."""
-    exists = await conn.fetchval(
-        "SELECT 1 FROM pg_catalog.pg_class c "
-        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = $1 AND c.relname = 'gates'",
-        SCHEMA,
-    )
-    if not exists:
-        return []
-    rows = await conn.fetch(f"SELECT {', '.join(GATE_COLUMNS)} FROM {SCHEMA}.gates")
-    return [AttachedGate.from_row(tuple(row)) for row in rows]
-
-
 async def apply_migrations(
     conn: asyncpg.Connection,
     where: str,
@@ -361,7 +330,7 @@ async def apply_migrations(
             )
         level = compatible_from(levels, target)
         now = int(time.time())
-        blockers = blocking(await _attached(conn), compatible_from=level, now=now)
+        blockers = blocking(await attached_gates(conn), compatible_from=level, now=now)
         if blockers:
             raise gates_attached(
                 f"in PostgreSQL {where}", blockers, target=target, compatible_from=level, now=now
