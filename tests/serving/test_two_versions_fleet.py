@@ -1,7 +1,8 @@
 """Two versions on one store, with a real gate process: a migration of a later release
 that would break the running gate is refused naming the gate's process, waits for it
 to stop (``--wait``'s loop) and then goes ahead; an additive one goes ahead under it
-while it keeps serving. On one SQLite file and on a real PostgreSQL.
+while it keeps serving. On one SQLite file and on a real PostgreSQL. And with several
+workers, each is a gate of its own in the store.
 
 The later release's migration is this code's plus synthetic steps of a declared level
 (tests/support/later_release.py): no release of this code has a breaking step yet.
@@ -10,7 +11,9 @@ The later release's migration is this code's plus synthetic steps of a declared 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from consentgate.store.opening import while_gates_attached
 from consentgate.store.parts.readiness import HEALTH_INTERVAL
 from tests.conftest import StartUpstream
 from tests.serving.test_key_rotation import shared_store
+from tests.serving.test_workers import wait_for, worker_pids
 from tests.support.browsersim import Browser
 from tests.support.fakeproxy import FakeProxy
 from tests.support.gateproc import gate_process, spawn_serve
@@ -111,3 +115,33 @@ async def test_a_later_breaking_migration_waits_for_the_running_gate_an_additive
     stderr = (await process.stderr.read()).decode()
     assert f"has schema version {schema + 2}, newer than the {schema}" in stderr
     assert "Traceback" not in stderr
+
+
+def attached_pids(store_path: Path) -> set[int]:
+    with sqlite3.connect(store_path) as conn:
+        pids = {int(row[0]) for row in conn.execute("SELECT pid FROM gates")}
+    conn.close()
+    return pids
+
+
+async def test_every_worker_is_a_gate_of_its_own_and_leaves_when_the_gate_stops(
+    tmp_path: Path, start_upstream: StartUpstream
+) -> None:
+    upstream = await start_upstream(FakeProxy().app())
+    store_path = tmp_path / "store.sqlite3"
+    sections: dict[str, dict[str, Any]] = {"server": {"workers": 2, "shutdown_grace": 3}}
+    async with gate_process(tmp_path, upstream, sections, create_store=True) as gate:
+        await wait_for(lambda: len(worker_pids(gate.pid)) == 2)
+        workers = worker_pids(gate.pid)
+        await wait_for(lambda: attached_pids(store_path) == workers)
+        assert gate.pid not in attached_pids(store_path)  # the supervisor serves nothing
+
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)  # leaves its row: stale in a minute
+        await wait_for(lambda: len(worker_pids(gate.pid) - {killed}) == 2)
+        replaced = worker_pids(gate.pid)
+        await wait_for(lambda: attached_pids(store_path) == replaced | {killed})
+
+        gate.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(gate.process.wait(), 15) == 0
+    assert attached_pids(store_path) == {killed}
