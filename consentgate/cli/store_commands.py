@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,9 +49,16 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     told: list[int] = []
 
     def waiting(refusal: GatesAttached) -> None:
-        if len(refusal.gates) not in told:  # once, and again when the count changes
-            told.append(len(refusal.gates))
-            print(f"{program_name()}: waiting: {refusal}", file=sys.stderr)
+        count = len(refusal.gates)
+        if told[-1:] != [count]:  # once, and again when the count changes
+            told.append(count)
+            now = int(time.time())
+            print(
+                f"{program_name()}: waiting up to {args.wait:g} s for {count} gate(s) of an "
+                f"older consentgate to leave {where}: "
+                + "; ".join(gate.describe(now) for gate in refusal.gates),
+                file=sys.stderr,
+            )
 
     before, after = asyncio.run(
         migrate_store(config.store, config.keys.dir, wait=args.wait or 0.0, waiting=waiting)
