@@ -223,25 +223,26 @@ def recorded_level(db: sqlite3.Connection, version: int) -> int | None:
     return int(rows[0][0]) if rows else None
 
 
-async def _recorded_level(db: aiosqlite.Connection, version: int) -> int | None:
+async def _rows_if_there(
+    db: aiosqlite.Connection, sql: str, params: Sequence[object] = ()
+) -> list[sqlite3.Row] | None:
+    """The rows of ``sql``; None when its table does not exist (an older schema)."""
     try:
-        rows = list(await db.execute_fetchall(_LEVEL, (version,)))
+        return list(await db.execute_fetchall(sql, params))
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
             return None
         raise
+
+
+async def _recorded_level(db: aiosqlite.Connection, version: int) -> int | None:
+    rows = await _rows_if_there(db, _LEVEL, (version,))
     return int(rows[0][0]) if rows else None
 
 
 async def _attached(db: aiosqlite.Connection) -> list[AttachedGate]:
     """The gates attached to the file (none before the ``gates`` table exists)."""
-    try:
-        rows = await db.execute_fetchall(_GATES)
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []
-        raise
-    return [AttachedGate.from_row(row) for row in rows]
+    return [AttachedGate.from_row(row) for row in await _rows_if_there(db, _GATES) or []]
 
 
 async def migrate(
