@@ -78,13 +78,6 @@ def test_every_schema_version_has_a_level_at_most_itself_and_never_going_back(
     assert list(levels) == sorted(levels)
 
 
-def test_the_table_of_attached_gates_is_an_additive_step_for_the_schema_before_it() -> None:
-    # Gates of the schema before it keep running while it is added: no deadlock on the
-    # rolling restart that brings the table in.
-    assert SQLITE_COMPATIBLE_FROM[-1] == SQLITE_SCHEMA - 1
-    assert POSTGRES_COMPATIBLE_FROM[-1] == POSTGRES_SCHEMA - 1
-
-
 def test_a_fresh_gate_older_than_the_target_s_level_blocks_the_migration() -> None:
     old = gate(7, seen=5)
     assert blocking([old], compatible_from=8, now=NOW) == (old,)

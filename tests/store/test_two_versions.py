@@ -198,3 +198,21 @@ def test_the_postgres_reads_of_two_versions_name_the_store_s_schema() -> None:
     from consentgate.store.postgres import postgres_schema, two_versions
 
     assert two_versions.SCHEMA == postgres_schema.SCHEMA
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_step_that_brings_the_table_of_attached_gates_is_additive(backend: str) -> None:
+    """Gates of the schema before it keep running while it is added: no deadlock on the
+    rolling restart that brings the table in (found by its statement, whatever its
+    number once other migrations are merged)."""
+    from consentgate.store.postgres import postgres_schema
+    from consentgate.store.sqlite import sqlite_schema
+
+    schema = sqlite_schema if backend == "sqlite" else postgres_schema
+    (index,) = [
+        n
+        for n, step in enumerate(schema.MIGRATIONS)
+        if any("TABLE gates" in s or "TABLE consentgate.gates" in s for s in step)
+    ]
+    assert schema.LEVELS[index] == schema.LEVELS[index - 1]
+    assert index + 1 == schema.LEVELS_FROM
