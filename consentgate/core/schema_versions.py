@@ -16,8 +16,9 @@ the version before it working, and the gates of that code keep serving while a n
 one migrates under them, so a rolling restart through it needs no stop; a breaking
 one (a table whose meaning changed) declares itself, and the gates of older code stop
 answering. So an additive version takes the level of the version before it (whatever
-code ran on that still runs), a breaking one its own number. The level is a promise both ways: the older code runs on the newer schema,
-and the newer code tolerates what the older one writes while both run. The store
+code ran on that still runs), a breaking one its own number. The level is a promise
+both ways: the older code runs on the newer schema, and the newer code tolerates what
+the older one writes while both run. The store
 records the level next to its version when it migrates, so that a gate meeting a
 newer store reads the promise of the code that wrote it, not its own guess. Versions
 made before the levels were recorded declare their own number (their code never
