@@ -11,6 +11,7 @@ The later release's migration is this code's plus synthetic steps of a declared 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -121,6 +122,15 @@ async def test_a_later_breaking_migration_waits_for_the_running_gate_an_additive
     assert "Traceback" not in stderr
 
 
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process handles SIGTERM (its bit in /proc's SigCgt mask)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
 def attached_pids(store_path: Path) -> set[int]:
     with sqlite3.connect(store_path) as conn:
         pids = {int(row[0]) for row in conn.execute("SELECT pid FROM gates")}
@@ -135,20 +145,36 @@ async def test_every_worker_is_a_gate_of_its_own_and_leaves_when_the_gate_stops(
     store_path = tmp_path / "store.sqlite3"
     sections: dict[str, dict[str, Any]] = {"server": {"workers": 2, "shutdown_grace": 3}}
     async with gate_process(tmp_path, upstream, sections, create_store=True) as gate:
-        await wait_for(lambda: len(worker_pids(gate.pid)) == 2)
-        workers = worker_pids(gate.pid)
+        workers: set[int] = set()
+
+        def two_workers() -> bool:
+            workers.clear()
+            workers.update(worker_pids(gate.pid))
+            return len(workers) == 2
+
+        await wait_for(two_workers)
         await wait_for(lambda: attached_pids(store_path) == workers)
         assert gate.pid not in attached_pids(store_path)  # the supervisor serves nothing
 
         killed = min(workers)
         os.kill(killed, signal.SIGKILL)  # leaves its row: stale in a minute
-        await wait_for(lambda: len(worker_pids(gate.pid) - {killed}) == 2)
-        replaced = worker_pids(gate.pid)
+        replaced: set[int] = set()
+
+        def two_workers_again() -> bool:  # one reading of /proc, kept when it is right
+            replaced.clear()
+            replaced.update(worker_pids(gate.pid) - {killed})
+            return len(replaced) == 2
+
+        await wait_for(two_workers_again)
         await wait_for(lambda: attached_pids(store_path) == replaced | {killed})
+        # A worker killed by a SIGTERM that comes before it handles one leaves its row
+        # (stale in a minute, like the killed one's): stop once both handle it.
+        await wait_for(lambda: all(catches_sigterm(pid) for pid in replaced))
 
         gate.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(gate.process.wait(), 15) == 0
-    assert attached_pids(store_path) == {killed}
+        log = await gate.stderr_text()
+    assert attached_pids(store_path) == {killed}, log[-3000:]
 
 
 async def a_store_under_an_announcing_older_gate(path: Path) -> None:
