@@ -119,14 +119,15 @@ def gates_attached(
 ) -> GatesAttached:
     """The refusal of a migration of the store at ``where`` to schema ``target``, which
     runs only code of schema ``compatible_from`` or newer, under ``gates``."""
-    count = f"{len(gates)} gate{'s' if len(gates) != 1 else ''}"
+    plural = len(gates) != 1
+    count = f"{len(gates)} gate{'s' if plural else ''}"
     named = "; ".join(gate.describe(now) for gate in gates)
     return GatesAttached(
         f"the consent store {where} was not migrated to schema version {target}, which "
         f"runs only code of schema {compatible_from} or newer: {count} of an older "
-        f"consentgate still use it: {named}; stop those gates first (a gate leaves the "
-        "store when it stops; one killed without stopping is ignored "
-        f"{STALE_AFTER * REFRESH_EVERY} s after it was last seen), or run consentgate "
-        "migrate --wait DURATION to wait for them to leave",
+        f"consentgate still {'use' if plural else 'uses'} it: {named}; stop those gates "
+        "first (a gate leaves the store when it stops; one killed without stopping is "
+        f"ignored {STALE_AFTER * REFRESH_EVERY} s after it was last seen), or run "
+        "consentgate migrate --wait DURATION to wait for them to leave",
         gates,
     )
