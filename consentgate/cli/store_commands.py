@@ -195,7 +195,7 @@ def add_store(commands: Commands) -> None:
     gates = store_commands.add_parser(
         "gates",
         help="list the gates attached to the store (a migration that would break one "
-        "waits for it): host, pid, release, schema, last seen",
+        "refuses, or waits with --wait): host, pid, release, schema, last seen",
     )
     add_config_argument(gates)
     gates.set_defaults(handler=_cmd_store_gates)
