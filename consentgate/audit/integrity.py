@@ -1,5 +1,5 @@
 """The store's integrity as audit events: a record that failed verification, a key
-rotated (docs/store.md: what the signatures protect and what they cannot)."""
+added or rotated (docs/store.md: what the signatures protect and what they cannot)."""
 
 from __future__ import annotations
 
@@ -46,3 +46,22 @@ class KeyRotated(TypedEvent):
 
     def log_fields(self) -> dict[str, object]:
         return {"previous_key": self.previous_key, "active_key": self.active_key, "by": self.by}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyAdded(TypedEvent):
+    """A key added to the keys directory that verifies and does not sign yet
+    (``consentgate keys add``, the first step of a fleet's rotation): from now on a
+    record signed with it is honoured by every gate that has it."""
+
+    name: ClassVar[str] = "key_added"
+
+    key: str
+    active_key: str
+    by: Actor = "cli"
+
+    def describe(self) -> str:
+        return f"signing key {self.key} added (verifies; {self.active_key} still signs)"
+
+    def log_fields(self) -> dict[str, object]:
+        return {"key": self.key, "active_key": self.active_key, "by": self.by}

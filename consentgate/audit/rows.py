@@ -21,7 +21,7 @@ from consentgate.audit.decisions import (
 )
 from consentgate.audit.decoding import typed
 from consentgate.audit.events import AuditEvent, TypedEvent
-from consentgate.audit.integrity import KeyRotated, Tamper
+from consentgate.audit.integrity import KeyAdded, KeyRotated, Tamper
 from consentgate.audit.refusals import CALLBACK_REFUSALS, CallbackRefused
 from consentgate.audit.trail import AuditEntry
 
@@ -100,6 +100,11 @@ def _key_rotated(event: KeyRotated, at: int) -> AuditEntry:
     return AuditEntry(at, "key_rotated", actor=event.by or "cli", detail=detail)
 
 
+def _key_added(event: KeyAdded, at: int) -> AuditEntry:
+    detail = {"key": event.key, "active_key": event.active_key}
+    return AuditEntry(at, "key_added", actor=event.by or "cli", detail=detail)
+
+
 _ROWS: Final[Mapping[type[TypedEvent], Callable[[Any, int], AuditEntry | None]]] = {
     ConsentApproved: _decision,
     ConsentDenied: _decision,
@@ -108,6 +113,7 @@ _ROWS: Final[Mapping[type[TypedEvent], Callable[[Any, int], AuditEntry | None]]]
     Tamper: _tampered,
     CallbackRefused: _callback_refused,
     KeyRotated: _key_rotated,
+    KeyAdded: _key_added,
 }
 #: The names of the events the table keeps a row of: the writer passes over every
 #: other event (a remembered approval relayed, a page shown: one per request) by its

@@ -47,7 +47,8 @@ def release_facts() -> str:
                 parts.append(f"{name} (not installed)")
     schema = (
         f"store schema: SQLite {SQLITE_SCHEMA}, PostgreSQL {POSTGRES_SCHEMA} "
-        "(an older store is migrated forward, a newer one refused)"
+        "(an older store is migrated forward; a newer one is opened only when it records "
+        "that it still runs these)"
     )
     return f"consentgate {__version__} ({', '.join(parts)})\n{schema}"
 

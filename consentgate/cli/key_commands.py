@@ -68,18 +68,22 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_add(args: argparse.Namespace) -> int:
+    from consentgate.audit.integrity import KeyAdded
     from consentgate.signing.key_directory import stage_key
 
     config = load(args)
+    active = _active_kid(config.keys.dir)
     kid = stage_key(config.keys.dir)
     print(f"new key {kid}: it verifies, it does not sign yet")
 
     async def publish(store: ConsentStore) -> None:
         await _publish(store)
         await store.announce_key("staged", kid)
+        store.audit.emit(KeyAdded(key=kid, active_key=active))  # the trail's row, at close
 
     if _in_store(config, publish):
         print("published in the store; a gate whose keys directory has it now verifies with it")
+        print(f"recorded in the audit trail ({program_name()} audit list --event key_added)")
     print(
         f"next: copy the keys directory to every gate, wait until no gate's readyz names {kid}, "
         f"then run: {program_name()} keys activate {kid}"
@@ -157,14 +161,20 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
     keys = list_keys(config.keys.dir)
     if args.json:
         items = [
-            {"kid": k.kid, "active": k.active, "created_at": k.created_at, "file": str(k.path)}
+            {
+                "kid": k.kid,
+                "active": k.active,
+                "status": k.status,
+                "created_at": k.created_at,
+                "file": str(k.path),
+            }
             for k in keys
         ]
         print(json.dumps(items, indent=2))
         return EXIT_OK
     print("KID\tSTATUS\tCREATED\tFILE")
     for key in keys:
-        status = "active" if key.active else "retired"
+        status = "staged (verify only)" if key.status == "staged" else key.status
         print(f"{key.kid}\t{status}\t{utc(key.created_at)}\t{key.path}")
     return EXIT_OK
 

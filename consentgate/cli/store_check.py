@@ -69,18 +69,22 @@ async def _problems(store: StoreConfig) -> list[str]:
 
 
 async def _role_problems(conn: asyncpg.Connection, where: str) -> list[str]:
+    from consentgate.core.schema_versions import runs_on
     from consentgate.store.postgres.postgres_schema import (
         SCHEMA,
         SCHEMA_VERSION,
         schema_version,
     )
+    from consentgate.store.postgres.two_versions import recorded_level
 
     encoding = str(await conn.fetchval("SHOW server_encoding"))
     if encoding.upper() not in {"UTF8", "UTF-8"}:
         return [f"the database {where} has encoding {encoding}; the consent store needs UTF8"]
     role = str(await conn.fetchval("SELECT current_user"))
     version = await schema_version(conn, where)
-    if version > SCHEMA_VERSION:
+    if version > SCHEMA_VERSION and not runs_on(
+        SCHEMA_VERSION, version, await recorded_level(conn, version)
+    ):
         return [
             f"the consent store in {where} has schema version {version}, newer than the "
             f"{SCHEMA_VERSION} this consentgate knows; upgrade consentgate"

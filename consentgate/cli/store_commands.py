@@ -1,12 +1,16 @@
 """The store's schema, its birth and its copies: ``migrate`` (ahead of a deploy;
 ``serve`` does it at start), ``store init`` (the explicit way to start over),
-``store backup`` and ``store restore`` (SQLite; :mod:`consentgate.store.backups`)."""
+``store backup`` and ``store restore`` (SQLite; :mod:`consentgate.store.backups`),
+``store gates`` (who is attached: :mod:`consentgate.core.attached_gates`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from consentgate.cli.conventions import (
     EXIT_FAILURE,
@@ -15,20 +19,89 @@ from consentgate.cli.conventions import (
     add_config_argument,
     error,
     load,
+    program_name,
+    utc,
 )
+
+if TYPE_CHECKING:
+    from consentgate.core.attached_gates import AttachedGate
+
+
+def _wait_duration(text: str) -> float:
+    from consentgate.config.parsers import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    """Bring the store's schema up to date ahead of a deploy (``serve`` does it at start)."""
+    """Bring the store's schema up to date ahead of a deploy (``serve`` does it at start);
+    refused while gates the new schema would break are attached, or (``--wait``)
+    once they left."""
+    from consentgate.core.attached_gates import GatesAttached
+    from consentgate.core.schema_versions import POSTGRES_SCHEMA, SQLITE_SCHEMA
     from consentgate.store.opening import describe, migrate_store
 
     config = load(args)
-    before, after = asyncio.run(migrate_store(config.store, config.keys.dir))
     where = describe(config.store)
-    if before == after:
+    told: list[int] = []
+
+    def waiting(refusal: GatesAttached) -> None:
+        count = len(refusal.gates)
+        if told[-1:] != [count]:  # once, and again when the count changes
+            told.append(count)
+            now = int(time.time())
+            print(
+                f"{program_name()}: waiting up to {args.wait:g} s for {count} gate(s) of an "
+                f"older consentgate to leave {where}: "
+                + "; ".join(gate.describe(now) for gate in refusal.gates),
+                file=sys.stderr,
+            )
+
+    before, after = asyncio.run(
+        migrate_store(config.store, config.keys.dir, wait=args.wait or 0.0, waiting=waiting)
+    )
+    own = POSTGRES_SCHEMA if config.store.url else SQLITE_SCHEMA
+    if after > own:
+        print(
+            f"{where}: schema version {after}, newer than this consentgate's {own} and "
+            "recorded as still running it; nothing to migrate"
+        )
+    elif before == after:
         print(f"{where}: schema version {after}, up to date")
     else:
         print(f"{where}: migrated from schema version {before} to {after}")
+    return EXIT_OK
+
+
+def _cmd_store_gates(args: argparse.Namespace) -> int:
+    """The gates attached to the store, fresh and stale: who a migration waits for."""
+    from consentgate.core.signed.keyring import KeyRing
+    from consentgate.store.opening import open_store
+
+    config = load(args)
+
+    async def attached() -> tuple[list[AttachedGate], int]:
+        # No keys: the rows are not signed records, and this may run on any machine.
+        async with await open_store(config.store, KeyRing.verifying(()), create=False) as store:
+            return await store.gates.attached(), int(store.clock())
+
+    gates, now = asyncio.run(attached())
+    print("\t".join(("INSTANCE", "HOST", "PID", "RELEASE", "SCHEMA", "STARTED", "SEEN", "STATE")))
+    for gate in gates:
+        fields = (
+            gate.instance,
+            gate.host,
+            str(gate.pid),
+            gate.software,
+            str(gate.schema_version),
+            utc(gate.started_at),
+            f"{gate.age(now)} s ago",
+            "attached" if gate.fresh(now) else "stale (ignored)",
+        )
+        print("\t".join(fields))
     return EXIT_OK
 
 
@@ -85,6 +158,14 @@ def add_migrate(commands: Commands) -> None:
         help="create the store or bring its schema up to date (serve does it at start)",
     )
     add_config_argument(migrate)
+    migrate.add_argument(
+        "--wait",
+        type=_wait_duration,
+        metavar="DURATION",
+        help="when gates of an older consentgate that the new schema would break are "
+        "still attached, wait up to DURATION (90s, 10m) for them to stop, then migrate "
+        "(default: refuse at once, naming them)",
+    )
     migrate.set_defaults(handler=_cmd_migrate)
 
 
@@ -111,6 +192,13 @@ def add_store(commands: Commands) -> None:
         help="the copy to write (0600; a file there is replaced once the copy is complete)",
     )
     backup.set_defaults(handler=_cmd_store_backup)
+    gates = store_commands.add_parser(
+        "gates",
+        help="list the gates attached to the store (a migration that would break one "
+        "refuses, or waits with --wait): host, pid, release, schema, last seen",
+    )
+    add_config_argument(gates)
+    gates.set_defaults(handler=_cmd_store_gates)
     restore = store_commands.add_parser(
         "restore",
         help="put a backup back as the SQLite store: checked against the keys "

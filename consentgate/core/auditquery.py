@@ -21,6 +21,7 @@ EVENTS: Final = (
     "tampered",
     "callback_refused",
     "key_rotated",
+    "key_added",
     "audit_purged",
     "audit_dropped",
 )

@@ -36,6 +36,7 @@ from consentgate.core.startup_errors import StartupError
 from consentgate.core.throttle import Throttle
 from consentgate.core.trust import forwarding
 from consentgate.metrics.collectors import Metrics
+from consentgate.serving.store_presence import store_presence
 from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.store import ConsentStore
 from consentgate.store.opening import open_store
@@ -419,6 +420,7 @@ def create_app(
     app.cleanup_ctx.append(documents_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(store_presence)
     app.cleanup_ctx.append(endpoints_at_start)
     app.cleanup_ctx.append(admin_listener)
     prefix = config.server.prefix

@@ -4,6 +4,8 @@ Layout of ``[keys] dir`` (directory 0700, every file 0600)::
 
     ed25519-<kid>.pem   PKCS#8 PEM private key, one per key ever generated
     active              the kid that signs new records (replaced atomically)
+    staged              the kids added by ``keys add`` and not yet activated (a label:
+                        ``keys list`` tells them from retired keys; the gate ignores it)
     cookie.secret       32 random bytes; the gate derives per-purpose keys from it
 
 A key file whose name does not match its content (the kid is the key's RFC 7638
@@ -25,7 +27,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -42,6 +44,7 @@ from consentgate.signing.private_files import (
 KEY_FILE_PREFIX: Final = "ed25519-"
 KEY_FILE_SUFFIX: Final = ".pem"
 ACTIVE_FILE: Final = "active"
+STAGED_FILE: Final = "staged"
 COOKIE_SECRET_FILE: Final = "cookie.secret"  # noqa: S105 - a file name, not a secret
 _KID_RE: Final = re.compile(r"^[A-Za-z0-9_-]{16}$")
 _KEY_FILE_RE: Final = re.compile(r"^ed25519-([A-Za-z0-9_-]{16})\.pem$")
@@ -59,6 +62,13 @@ class KeyInfo:
     active: bool
     created_at: float
     path: Path
+    #: Added by ``keys add`` and not yet activated: it verifies and has never signed.
+    staged: bool = False
+
+    @property
+    def status(self) -> Literal["active", "staged", "retired"]:
+        """``active``, ``staged`` or ``retired`` (verifies the records it once signed)."""
+        return "active" if self.active else "staged" if self.staged else "retired"
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,26 @@ def _new_key_file(directory: Path) -> str:
 
 def _set_active(directory: Path, kid: str) -> None:
     write_private_file(directory / ACTIVE_FILE, f"{kid}\n".encode("ascii"))
+    staged = _read_staged(directory)
+    if kid in staged:
+        _set_staged(directory, staged - {kid})
+
+
+def _read_staged(directory: Path) -> set[str]:
+    """The kids of the ``staged`` file; a label only, so an unreadable one is empty."""
+    try:
+        text = (directory / STAGED_FILE).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {line.strip() for line in text.splitlines() if _KID_RE.match(line.strip())}
+
+
+def _set_staged(directory: Path, kids: set[str]) -> None:
+    if kids:
+        text = "".join(f"{kid}\n" for kid in sorted(kids))
+        write_private_file(directory / STAGED_FILE, text.encode("ascii"))
+    else:
+        (directory / STAGED_FILE).unlink(missing_ok=True)
 
 
 def _load_locked(directory: Path, *, create: bool) -> tuple[KeyRing, bool]:
@@ -271,7 +301,9 @@ def stage_key(directory: str | os.PathLike[str]) -> str:
     _prepare_directory(path, create=False)
     with directory_lock(path):
         _load_locked(path, create=False)  # refuse to add to a broken directory
-        return _new_key_file(path)
+        kid = _new_key_file(path)
+        _set_staged(path, _read_staged(path) | {kid})
+        return kid
 
 
 def activate_key(directory: str | os.PathLike[str], kid: str) -> str:
@@ -300,10 +332,12 @@ def list_keys(directory: str | os.PathLike[str]) -> list[KeyInfo]:
     path = Path(directory)
     _prepare_directory(path, create=False)
     ring, _ = _load_locked(path, create=False)
+    staged = _read_staged(path)
     infos = []
     for kid in ring.kids:
         file = path / key_file_name(kid)
-        infos.append(KeyInfo(kid, kid == ring.active_kid, file.stat().st_mtime, file))
+        active = kid == ring.active_kid
+        infos.append(KeyInfo(kid, active, file.stat().st_mtime, file, kid in staged))
     return [infos[0], *sorted(infos[1:], key=lambda info: (info.created_at, info.kid))]
 
 

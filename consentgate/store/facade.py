@@ -34,6 +34,7 @@ from consentgate.store.parts.consents import ConsentFilter, Consents
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE
 from consentgate.store.parts.page_marks import PageClaim, PageMarks
+from consentgate.store.parts.presence import GatePresence
 from consentgate.store.parts.publication import (
     AnnouncedKeys,
     KeyRole,
@@ -86,6 +87,7 @@ class ConsentStore:
         self._marks = PageMarks(ctx)
         self._trail = AuditChain(ctx, self._publication)
         self._readiness = Readiness(ctx)
+        self.gates = GatePresence(ctx)  # this gate's row among the attached gates
 
     @classmethod
     async def open(

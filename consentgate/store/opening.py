@@ -8,15 +8,19 @@ only when a URL asks for PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Final, TypeVar
 
 from consentgate.audit.events import AuditTrail
 from consentgate.config.dsn import mask_password
 from consentgate.config.sections_operations import StoreConfig
+from consentgate.core.attached_gates import GatesAttached
 from consentgate.core.clock import Clock, system_clock
 from consentgate.core.signed.keyring import KeyRing
 from consentgate.core.startup_errors import StartupError
@@ -32,6 +36,11 @@ from consentgate.store.facade import ConsentStore
 from consentgate.store.protocol import StoreBackend
 
 _log = logging.getLogger("consentgate.store")
+
+T = TypeVar("T")
+
+#: Seconds between two attempts of a migration waiting for attached gates to leave.
+WAIT_POLL: Final = 2.0
 
 
 @contextlib.contextmanager
@@ -186,10 +195,51 @@ async def create_store(
     return f"{where}: created an empty consent store (schema version {after})"
 
 
-async def migrate_store(store: StoreConfig, keys_dir: Path | None = None) -> tuple[int, int]:
+async def while_gates_attached(
+    attempt: Callable[[], Awaitable[T]],
+    wait: float,
+    *,
+    waiting: Callable[[GatesAttached], None] | None = None,
+    poll: float = WAIT_POLL,
+) -> T:
+    """``attempt()`` (a migration), tried again every ``poll`` seconds for at most
+    ``wait`` seconds while it is refused because older gates are still attached
+    (:class:`~consentgate.core.attached_gates.GatesAttached`): a rolling stop of the
+    old gates lets it through as soon as the last one left (or went stale). Each
+    attempt is a transaction of its own: nothing is held while waiting. ``waiting``
+    hears each refusal before the pause; the last refusal is raised, saying how long
+    it waited."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return await attempt()
+        except GatesAttached as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if wait <= 0:
+                    raise
+                raise GatesAttached(f"{exc} (waited {wait:g} s)", exc.gates) from None
+            if waiting is not None:
+                waiting(exc)
+            await asyncio.sleep(min(poll, left))
+
+
+async def migrate_store(
+    store: StoreConfig,
+    keys_dir: Path | None = None,
+    *,
+    wait: float = 0.0,
+    waiting: Callable[[GatesAttached], None] | None = None,
+) -> tuple[int, int]:
     """Bring the configured store's schema up to date (``consentgate migrate``), creating
     it when absent and nothing says one existed (``keys_dir``: see :func:`open_store`);
-    returns the schema versions before and after. Needs no keys."""
+    returns the schema versions before and after. Needs no keys. Refused while gates
+    the new schema would break are attached; ``wait`` seconds (``--wait``) for them to
+    leave first (:func:`while_gates_attached`)."""
+    return await while_gates_attached(lambda: _migrate_once(store, keys_dir), wait, waiting=waiting)
+
+
+async def _migrate_once(store: StoreConfig, keys_dir: Path | None) -> tuple[int, int]:
     refusal = _refusal(store, keys_dir)
     if not store.url:
         if refusal is not None:

@@ -309,6 +309,28 @@ class StoreBackend(Protocol):
         the store can still be written; raises :class:`StoreUnavailable` when not."""
         ...
 
+    async def announce_gate(self, row: Row) -> None:
+        """Insert or replace the row of one attached gate (``GATE_COLUMNS`` order of
+        :mod:`consentgate.core.attached_gates`), keyed by its instance id."""
+        ...
+
+    async def leave_gate(self, instance: str) -> None:
+        """Delete the row of the attached gate ``instance`` (none: nothing happens)."""
+        ...
+
+    async def forget_gates(self, seen_before: int) -> int:
+        """Delete the rows of gates last seen before ``seen_before``; how many."""
+        ...
+
+    async def attached_gates(self) -> list[Row]:
+        """Every attached gate's row, stale ones included, oldest start first."""
+        ...
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version this backend's code runs (what a gate announces)."""
+        ...
+
     def check_identity(self) -> None:
         """Raise :class:`StoreUnavailable` (kind ``gone``) when the database this backend
         has open is no longer the configured one; cheap, and run on a timer."""

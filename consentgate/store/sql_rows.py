@@ -263,3 +263,17 @@ class SqlRows:
 
     async def heartbeat(self, value: str) -> None:
         await self.set_setting(HEARTBEAT_SETTING, value)
+
+    async def announce_gate(self, row: Row) -> None:
+        await self._write_one(self._sql.announce_gate, tuple(row))
+
+    async def leave_gate(self, instance: str) -> None:
+        await self._write_one(self._sql.leave_gate, (instance,))
+
+    async def forget_gates(self, seen_before: int) -> int:
+        return await self._write_rows(
+            lambda run: run.execute(self._sql.forget_gates, (seen_before,))
+        )
+
+    async def attached_gates(self) -> list[Row]:
+        return await self._read(self._sql.attached_gates, ())

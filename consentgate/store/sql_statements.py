@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from consentgate.core.attached_gates import GATE_COLUMNS
 from consentgate.core.signed.records import (
     AUDIT_COLUMNS,
     CLIENT_COLUMNS,
@@ -36,6 +37,7 @@ _CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
 _CLIENT_SELECT: Final = ", ".join(CLIENT_COLUMNS)
 _PENDING_SELECT: Final = ", ".join(PENDING_COLUMNS)
 _AUDIT_SELECT: Final = ", ".join(AUDIT_COLUMNS)
+_GATE_SELECT: Final = ", ".join(GATE_COLUMNS)
 _NUMBERED: Final = re.compile(r"\$(\d+)")
 
 
@@ -231,6 +233,18 @@ class Statements:
         )
         self.audit_count_before = d.sql(f"SELECT count(*) FROM {self.audit} WHERE seq < $1")  # noqa: S608
         self.delete_audit_before = d.sql(f"DELETE FROM {self.audit} WHERE seq < $1")  # noqa: S608
+        # --- the attached gates (consentgate.core.attached_gates)
+        self.gates = f"{s}gates"
+        self.announce_gate = d.sql(
+            f"INSERT INTO {self.gates} ({_GATE_SELECT}) "  # noqa: S608 - constants
+            f"VALUES ({_values(len(GATE_COLUMNS))}) ON CONFLICT (instance) DO UPDATE SET "
+            + ", ".join(f"{column} = excluded.{column}" for column in GATE_COLUMNS[1:])
+        )
+        self.leave_gate = d.sql(f"DELETE FROM {self.gates} WHERE instance = $1")  # noqa: S608
+        self.forget_gates = d.sql(f"DELETE FROM {self.gates} WHERE seen_at < $1")  # noqa: S608
+        self.attached_gates = (
+            f"SELECT {_GATE_SELECT} FROM {self.gates} ORDER BY started_at, instance"  # noqa: S608
+        )
 
     def unrevoked(
         self, selector: RevokeSelector, value: str | None, after: Cursor | None, limit: int

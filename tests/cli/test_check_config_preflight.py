@@ -286,3 +286,23 @@ def test_an_unwritable_store_directory_is_a_problem_of_this_machine_not_a_valid_
         "store.sqlite3-wal and store.sqlite3-shm beside the file)",
         "consentgate: error: this machine: 1 problem(s) that stop serve (above)",
     ]
+
+
+@pytest.mark.slow  # a PostgreSQL cluster
+def test_a_newer_postgres_store_passes_only_when_it_records_that_it_runs_this_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_cluster: PostgresCluster
+) -> None:
+    """As serve decides at start: a newer schema that keeps this code working is fine (a
+    rollback across an additive migration), one that does not is an error."""
+    from consentgate.store.postgres.postgres_schema import SCHEMA_VERSION
+    from tests.support.later_release import migrate_postgres_later
+
+    database = postgres_cluster.create_database(owner=GATE_ROLE)
+    url = postgres_cluster.dsn(database, user=GATE_ROLE)
+    config = write_config(tmp_path, "http://127.0.0.1:9", 8080, {"store": {"url": url}})
+    asyncio.run(migrate_postgres_later(url, level=SCHEMA_VERSION))
+    assert check(config, "--offline") == 0, capsys.readouterr().err
+    capsys.readouterr()
+    asyncio.run(migrate_postgres_later(url, level=SCHEMA_VERSION + 2, extra=2))
+    assert check(config, "--offline") == 1
+    assert f"has schema version {SCHEMA_VERSION + 2}, newer than the" in capsys.readouterr().err

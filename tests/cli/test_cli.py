@@ -45,7 +45,8 @@ def test_version_names_what_a_bug_report_needs() -> None:
         f"aiosqlite {version('aiosqlite')}, "
         f"cryptography {version('cryptography')}, asyncpg {version('asyncpg')})\n"
         f"store schema: SQLite {SQLITE_SCHEMA}, PostgreSQL {POSTGRES_SCHEMA} (an older "
-        "store is migrated forward, a newer one refused)\n"
+        "store is migrated forward; a newer one is opened only when it records that it "
+        "still runs these)\n"
     )
 
 

@@ -175,6 +175,23 @@ def test_a_backup_of_a_store_with_other_keys_is_refused_naming_them(
     assert setup.store.read_bytes() == before
 
 
+def test_a_newer_store_that_still_runs_this_code_is_backed_up_and_one_that_does_not_is_not(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the gate decides at start (docs/store.md, "Two versions on one store"): after
+    a rollback across an additive migration the older code backs its store up."""
+    from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION
+    from tests.support.later_release import migrate_sqlite_later
+
+    asyncio.run(migrate_sqlite_later(setup.store, level=SCHEMA_VERSION))
+    copy = tmp_path / "copy.sqlite3"
+    assert main(setup.args("store", "backup", "--out", str(copy))) == 0
+    assert f"schema version {SCHEMA_VERSION + 1}" in capsys.readouterr().out
+    asyncio.run(migrate_sqlite_later(setup.store, level=SCHEMA_VERSION + 2, extra=2))
+    assert main(setup.args("store", "backup", "--out", str(tmp_path / "again.sqlite3"))) == 1
+    assert f"schema version {SCHEMA_VERSION + 2}, newer than the" in capsys.readouterr().err
+
+
 def test_store_backup_refuses_to_write_over_the_store_itself(
     setup: Setup, capsys: pytest.CaptureFixture[str]
 ) -> None:

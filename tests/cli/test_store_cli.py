@@ -159,6 +159,33 @@ def test_keys_rotate_and_list_show_the_new_active_key_first(
     assert listed[0]["file"] == str(setup.keys / key_file_name(new))
 
 
+def test_keys_list_names_a_key_added_and_not_yet_active_staged_not_retired(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = load_keyring(setup.keys).active_kid
+    assert main(setup.args("keys", "add")) == 0
+    added = next(kid for kid in load_keyring(setup.keys).kids if kid != first)
+    capsys.readouterr()
+    assert main(setup.args("keys", "list")) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [line.split("\t")[:2] for line in lines] == [
+        [first, "active"],
+        [added, "staged (verify only)"],
+    ]
+    assert main(setup.args("keys", "list", "--json")) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(item["kid"], item["status"]) for item in listed] == [
+        (first, "active"),
+        (added, "staged"),
+    ]
+    # Activated, it signs; the key it replaced is retired (it signed records once).
+    assert main(setup.args("keys", "activate", added)) == 0
+    capsys.readouterr()
+    assert main(setup.args("keys", "list")) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [line.split("\t")[:2] for line in lines] == [[added, "active"], [first, "retired"]]
+
+
 def test_keys_list_without_a_key_directory_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -632,6 +659,75 @@ def test_migrate_refuses_a_store_newer_than_the_code(
     assert "upgrade consentgate" in err
 
 
+def test_migrate_leaves_a_newer_store_that_still_runs_this_code_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rollback across an additive migration: the older code opens the newer store."""
+    from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION
+    from tests.support.later_release import migrate_sqlite_later
+
+    config = write_config(tmp_path)
+    store = tmp_path / "store.sqlite3"
+    assert main(["migrate", "--config", str(config)]) == 0
+    asyncio.run(migrate_sqlite_later(store, level=SCHEMA_VERSION))
+    capsys.readouterr()
+    assert main(["migrate", "--config", str(config)]) == 0
+    assert capsys.readouterr().out == (
+        f"sqlite:{store}: schema version {SCHEMA_VERSION + 1}, newer than this consentgate's "
+        f"{SCHEMA_VERSION} and recorded as still running it; nothing to migrate\n"
+    )
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
+    conn.close()
+
+
+def test_migrate_wait_takes_a_duration_and_refuses_what_is_not_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    with pytest.raises(SystemExit) as usage:
+        main(["migrate", "--config", str(config), "--wait", "soon"])
+    assert usage.value.code == 2
+    assert "expected seconds or a duration" in capsys.readouterr().err
+    assert main(["migrate", "--config", str(config), "--wait", "90s"]) == 0
+
+
+def test_store_gates_lists_the_attached_gates_fresh_and_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from consentgate import KeyRing
+    from consentgate.core.attached_gates import REFRESH_EVERY, STALE_AFTER
+
+    config = write_config(tmp_path)
+    store_path = tmp_path / "store.sqlite3"
+    assert main(["migrate", "--config", str(config)]) == 0
+    now = time.time()
+
+    async def attach() -> tuple[str, str]:
+        killed_clock = lambda: now - STALE_AFTER * REFRESH_EVERY - 5  # noqa: E731
+        async with (
+            await ConsentStore.open(store_path, KeyRing.generate()) as running,
+            await ConsentStore.open(store_path, KeyRing.generate(), clock=killed_clock) as killed,
+        ):
+            await running.gates.announce("0.2.0")
+            await killed.gates.announce("0.1.9")
+            return running.gates.instance, killed.gates.instance
+
+    running, killed = asyncio.run(attach())
+    capsys.readouterr()
+    assert main(["store", "gates", "--config", str(config)]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split("\t") == [
+        "INSTANCE", "HOST", "PID", "RELEASE", "SCHEMA", "STARTED", "SEEN", "STATE"
+    ]  # fmt: skip
+    rows = {line.split("\t")[0]: line.split("\t") for line in lines}
+    assert rows[running][2:5] == [str(os.getpid()), "0.2.0", "7"]
+    assert rows[running][7] == "attached"
+    assert rows[killed][3] == "0.1.9"
+    assert rows[killed][7] == "stale (ignored)"
+    assert not (tmp_path / "keys").exists()  # listing needs no keys
+
+
 def test_a_postgres_url_without_the_driver_says_what_to_install(tmp_path: Path) -> None:
     """The extra is optional: without asyncpg the gate says which package to install."""
     config = write_config(tmp_path)
@@ -708,6 +804,25 @@ def test_revocations_are_listed_by_audit_list_with_who_revoked(
     assert len(table) == 2 and "\trevoked\tcli\tclient-1\t" in table[1]
     assert main(setup.args("audit", "list", "--event", "denied", "--since", "1d")) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1  # the header only
+
+
+def test_keys_add_and_activate_are_both_in_the_audit_trail(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = load_keyring(setup.keys).active_kid
+    assert main(setup.args("keys", "add")) == 0
+    added = next(kid for kid in load_keyring(setup.keys).kids if kid != first)
+    assert "recorded in the audit trail" in capsys.readouterr().out
+    assert main(setup.args("keys", "activate", added)) == 0
+    capsys.readouterr()
+    assert main(setup.args("audit", "list", "--json")) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(x["event"], x["actor"], x["detail"]) for x in lines] == [
+        ("key_added", "cli", {"key": added, "active_key": first}),
+        ("key_rotated", "cli", {"active_key": added, "previous_key": first}),
+    ]
+    assert main(setup.args("audit", "list", "--event", "key_added")) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
 
 
 def test_audit_list_refuses_an_unknown_event_or_a_bad_since(

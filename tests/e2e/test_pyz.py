@@ -138,8 +138,8 @@ def test_the_pyz_runs_every_command_from_an_empty_directory(pyz: Pyz, tmp_path: 
     assert re.fullmatch(
         r"consentgate \S+ \(Python 3\.\d+\.\d+, aiohttp \S+, httptools \S+, aiosqlite \S+, "
         r"cryptography \S+, asyncpg \S+\)\n"
-        r"store schema: SQLite \d+, PostgreSQL \d+ \(an older store is migrated forward, "
-        r"a newer one refused\)\n",
+        r"store schema: SQLite \d+, PostgreSQL \d+ \(an older store is migrated forward; "
+        r"a newer one is opened only when it records that it still runs these\)\n",
         version.stdout,
     ), version.stdout
     first = pyz.run(

@@ -23,7 +23,7 @@ from consentgate.audit.decisions import (
     ConsentsRevoked,
 )
 from consentgate.audit.events import Severity, TypedEvent
-from consentgate.audit.integrity import KeyRotated, Tamper
+from consentgate.audit.integrity import KeyAdded, KeyRotated, Tamper
 from consentgate.audit.refusals import (
     AnswerRefused,
     ApprovalsRefused,
@@ -356,5 +356,10 @@ EXAMPLES: tuple[Example, ...] = (
         KeyRotated(previous_key="k1", active_key="k2", by="cli"),
         "signing key rotated from k1 to k2",
         {"previous_key": "k1", "active_key": "k2", "by": "cli"},
+    ),
+    Example(
+        KeyAdded(key="k3", active_key="k2", by="cli"),
+        "signing key k3 added (verifies; k2 still signs)",
+        {"key": "k3", "active_key": "k2", "by": "cli"},
     ),
 )

@@ -65,6 +65,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from consentgate.config.dsn import describe, password_of
+from consentgate.core.schema_versions import runs_on
 from consentgate.core.startup_errors import StartupError
 from consentgate.store.postgres.error_mapping import (
     CLOSE_ERRORS,
@@ -81,6 +82,7 @@ from consentgate.store.postgres.postgres_schema import (
     check_database,
     close_connection,
 )
+from consentgate.store.postgres.two_versions import recorded_level
 from consentgate.store.protocol import Row, StoreTransaction
 from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
 from consentgate.store.sql_statements import POSTGRES, Statements
@@ -316,20 +318,29 @@ class PostgresBackend(SqlRows):
         if self._upgraded is not None:
             raise self._upgraded
 
+    @property
+    def schema_version(self) -> int:
+        return SCHEMA_VERSION
+
     async def _schema_moved(self) -> StoreUnavailable | None:
         """The outage once a newer consentgate migrated the database past
-        :data:`SCHEMA_VERSION` (kind ``upgraded``), else None; read at every readiness
-        write probe and after a statement failed for a reason that is not an outage
-        (this code's SQL against a schema it does not know). Stays so until a restart:
-        every operation raises it (:meth:`_check_open`); one ERROR line. A read that
-        fails cannot tell (None): the operation's own error stands."""
+        :data:`SCHEMA_VERSION` to a schema whose recorded level no longer runs this
+        code (kind ``upgraded``; :func:`~consentgate.core.schema_versions.runs_on`, no
+        level recorded is no promise), else None; read at every readiness write probe
+        and after a statement failed for a reason that is not an outage (this code's
+        SQL against a schema it does not know). Stays so until a restart: every
+        operation raises it (:meth:`_check_open`); one ERROR line. A read that fails
+        cannot tell (None): the operation's own error stands."""
         if self._upgraded is None:
             try:
                 async with self._pool.acquire(timeout=self._wait) as conn:
                     found = int(await conn.fetchval(_SCHEMA_NOW))
+                    if found <= SCHEMA_VERSION:
+                        return None
+                    level = await recorded_level(conn, found)
             except Exception:
                 return None
-            if found <= SCHEMA_VERSION:
+            if runs_on(SCHEMA_VERSION, found, level):
                 return None
             self._upgraded = upgraded_past(self.where, found, SCHEMA_VERSION)
             _log.error(

@@ -8,7 +8,8 @@ version. Migrations only go forward and run in one transaction at open (or with
 holding ``pg_advisory_xact_lock(MIGRATION_LOCK)``: five instances starting at once
 on an empty database take turns, the first migrates, the others find the work done.
 A failed migration leaves the database as it was (DDL is transactional in
-PostgreSQL). A version newer than this code knows is refused (upgrade consentgate);
+PostgreSQL). A version newer than this code knows is refused (upgrade consentgate) unless its
+recorded level keeps this code working (below);
 a ``consentgate`` schema that has tables but no version table is someone else's and
 is refused too, untouched.
 
@@ -45,18 +46,32 @@ History:
    the rows of the request whose id a page showed the person (``audit list
    --request-id``, the admin API's ``request_id``). A request id is at most 128
    characters, so a B-tree holds it whole.
+5. ``gates``, the gates attached to the store (:mod:`consentgate.core.attached_gates`),
+   and the ``compatible_from`` column of ``schema_version``: for each version from this
+   one on, the oldest version whose code runs on it
+   (:mod:`consentgate.core.schema_versions`). Additive: the code of 4 runs on it.
+
+Two versions on one store (docs/store.md): under the migration lock, a migration reads
+the fresh rows of ``gates`` and refuses when its target's level leaves one of them
+behind; a database whose version is newer than this code is opened when the level it
+records still runs this code, refused otherwise (no level recorded: no promise).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from typing import Final
 
 import asyncpg
 
 from consentgate.config.dsn import describe, password_of
+from consentgate.core.attached_gates import blocking, gates_attached
+from consentgate.core.schema_versions import POSTGRES_COMPATIBLE_FROM, compatible_from, runs_on
 from consentgate.core.startup_errors import StartupError
 from consentgate.store.postgres.error_mapping import CLOSE_ERRORS, OPEN_ERRORS, startup_error
+from consentgate.store.postgres.two_versions import attached_gates, recorded_level
 
 # Operational, not audit: which database was migrated from which version.
 _log = logging.getLogger("consentgate")
@@ -214,8 +229,28 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         f"CREATE INDEX audit_by_event ON {SCHEMA}.audit (event, seq)",
     ),
     (f"CREATE INDEX audit_by_request ON {SCHEMA}.audit (request_id, seq)",),
+    (
+        # The gates attached to the store, each refreshing its own row
+        # (consentgate.core.attached_gates), and the compatibility level of each
+        # schema version from this one on (consentgate.core.schema_versions).
+        f"""CREATE TABLE {SCHEMA}.gates (
+            instance {_TEXT} NOT NULL PRIMARY KEY,
+            schema_version integer NOT NULL,
+            software {_TEXT} NOT NULL,
+            host {_TEXT} NOT NULL,
+            pid integer NOT NULL,
+            started_at bigint NOT NULL,
+            seen_at bigint NOT NULL,
+            refresh_every integer NOT NULL
+        )""",
+        f"ALTER TABLE {SCHEMA}.schema_version ADD COLUMN compatible_from integer",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
+#: Per version, the oldest version whose code runs on it (kept beside the migrations).
+LEVELS: Final = POSTGRES_COMPATIBLE_FROM
+#: The first version that records its level in ``schema_version.compatible_from``.
+LEVELS_FROM: Final = 5
 
 _VERSION_TABLE: Final = f"{SCHEMA}.schema_version"
 _BOOTSTRAP: Final = (
@@ -252,51 +287,75 @@ async def schema_version(conn: asyncpg.Connection, where: str) -> int:
 
 
 async def apply_migrations(
-    conn: asyncpg.Connection, where: str, *, migrate: bool, refuse_empty: str | None = None
+    conn: asyncpg.Connection,
+    where: str,
+    *,
+    migrate: bool,
+    refuse_empty: str | None = None,
+    migrations: Sequence[Sequence[str]] = MIGRATIONS,
+    levels: Sequence[int] = LEVELS,
 ) -> tuple[int, int]:
     """Bring the database to :data:`SCHEMA_VERSION` (with ``migrate``) or check it is
     there (without); returns (version found, version now). One transaction, under the
     migration lock; DDL runs only when something is missing, so a role that may not
-    create anything opens an up-to-date database.
+    create anything opens an up-to-date database. A newer database this code runs on
+    is left as it is (its version, twice). Refuses, changing nothing, while a fresh
+    attached gate runs code the target no longer runs
+    (:class:`~consentgate.core.attached_gates.GatesAttached`).
 
     ``refuse_empty``: the startup error's text when the database has no consent
     store at all, where there is evidence one existed (a failover to an empty
-    database; :mod:`consentgate.store.birth`)."""
+    database; :mod:`consentgate.store.birth`). ``migrations`` and ``levels``: this
+    code's, unless a test brings a schema of a later release, in the same form."""
+    target = len(migrations)
     async with conn.transaction():
         await conn.execute(f"SET LOCAL statement_timeout = '{MIGRATION_TIMEOUT}s'")
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         found = await schema_version(conn, where)
-        if found > SCHEMA_VERSION:
-            raise StartupError(
-                f"the consent store in PostgreSQL {where} has schema version {found}, newer "
-                f"than the {SCHEMA_VERSION} this consentgate knows; upgrade consentgate"
-            )
-        if found == SCHEMA_VERSION:
+        if found > target:
+            if not runs_on(target, found, await recorded_level(conn, found)):
+                raise StartupError(
+                    f"the consent store in PostgreSQL {where} has schema version {found}, "
+                    f"newer than the {target} this consentgate knows; upgrade consentgate"
+                )
+            return found, found
+        if found == target:
             return found, found
         if found == 0 and refuse_empty is not None:
             raise StartupError(refuse_empty)
         if not migrate:
             raise StartupError(
                 f"the consent store in PostgreSQL {where} has schema version {found}; this "
-                f"consentgate needs {SCHEMA_VERSION}: run consentgate migrate"
+                f"consentgate needs {target}: run consentgate migrate"
+            )
+        level = compatible_from(levels, target)
+        now = int(time.time())
+        blockers = blocking(await attached_gates(conn), compatible_from=level, now=now)
+        if blockers:
+            raise gates_attached(
+                f"in PostgreSQL {where}", blockers, target=target, compatible_from=level, now=now
             )
         if found == 0:
             for statement in _BOOTSTRAP:
                 await conn.execute(statement)
-        for index in range(found, SCHEMA_VERSION):
-            for statement in MIGRATIONS[index]:
+        for index in range(found, target):
+            for statement in migrations[index]:
                 await conn.execute(statement)
-            await conn.execute(
-                f"INSERT INTO {_VERSION_TABLE} (version) VALUES ($1)",
-                index + 1,
-            )
+            if index + 1 < LEVELS_FROM:
+                await conn.execute(f"INSERT INTO {_VERSION_TABLE} (version) VALUES ($1)", index + 1)
+            else:
+                await conn.execute(
+                    f"INSERT INTO {_VERSION_TABLE} (version, compatible_from) VALUES ($1, $2)",
+                    index + 1,
+                    levels[index],
+                )
     _log.info(
         "consent store in PostgreSQL %s migrated from schema version %d to %d",
         where,
         found,
-        SCHEMA_VERSION,
+        target,
     )
-    return found, SCHEMA_VERSION
+    return found, target
 
 
 async def close_connection(conn: asyncpg.Connection, seconds: float) -> None:

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from consentgate.core.schema_versions import runs_on
 from consentgate.core.startup_errors import StartupError
-from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION
+from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION, recorded_level
 
 #: The tables every consentgate store has had since its first schema.
 _TABLES: Final = ("consents", "clients")
@@ -63,7 +64,8 @@ def _table_names(conn: sqlite3.Connection) -> set[str]:
 def facts(path: Path, *, what: str = "the file") -> CopyFacts:
     """The schema version and row counts of the consent store at ``path``; a
     StartupError saying why when it is not one (not SQLite, another application's
-    database, a schema newer than this consentgate knows, damaged pages)."""
+    database, a newer schema that does not record that it still runs this consentgate,
+    damaged pages)."""
     if not path.is_file():
         raise StartupError(f"{what} {path} does not exist or is not a file")
     try:
@@ -77,7 +79,7 @@ def facts(path: Path, *, what: str = "the file") -> CopyFacts:
                     f"{what} {path} is not a consentgate store (a SQLite database without "
                     "its tables or schema version)"
                 )
-            if version > SCHEMA_VERSION:
+            if not runs_on(SCHEMA_VERSION, version, recorded_level(conn, version)):
                 raise StartupError(
                     f"{what} {path} has schema version {version}, newer than the "
                     f"{SCHEMA_VERSION} this consentgate knows; upgrade consentgate first"

@@ -59,6 +59,7 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
+from consentgate.core.schema_versions import runs_on
 from consentgate.core.startup_errors import StartupError
 from consentgate.store.protocol import (
     Row,
@@ -68,7 +69,12 @@ from consentgate.store.sql_rows import Runner, SqlRows, SqlTransaction
 from consentgate.store.sql_statements import SQLITE, Statements
 from consentgate.store.sqlite.files import check_location, startup_error
 from consentgate.store.sqlite.outages import file_identity, unavailable_on_failure
-from consentgate.store.sqlite.sqlite_schema import SCHEMA_VERSION, migrate, rollback
+from consentgate.store.sqlite.sqlite_schema import (
+    SCHEMA_VERSION,
+    migrate,
+    recorded_level,
+    rollback,
+)
 from consentgate.store.store_errors import StoreClosed, StoreUnavailable, upgraded_past
 from consentgate.store.tracked_work import TrackedWork
 
@@ -179,6 +185,8 @@ class SQLiteBackend(SqlRows):
         #: outage once a newer consentgate migrated the file (:meth:`_check_schema`).
         self._schema_read_at: int | None = None
         self._upgraded: StoreUnavailable | None = None
+        #: A newer schema found to keep this code working (its level read once).
+        self._runs_on_newer: int | None = None
 
     @classmethod
     async def open(
@@ -271,15 +279,22 @@ class SQLiteBackend(SqlRows):
             "gone",
         )
 
+    @property
+    def schema_version(self) -> int:
+        return SCHEMA_VERSION
+
     def _check_schema(self, data_version: int | None = None) -> None:
         """Raise :class:`StoreUnavailable` (kind ``upgraded``) once another process
         (a newer consentgate starting on this file) migrated it past
-        :data:`SCHEMA_VERSION`: this code's statements were written for a schema that
-        is gone. ``user_version`` is read again only when ``PRAGMA data_version``
-        says another connection committed (a migration commits), so the usual call is
-        one PRAGMA on the probe connection, none when the caller read ``data_version``
-        already. Stays so until a restart; one ERROR line. A probe that fails cannot
-        tell: the read or write that follows says why."""
+        :data:`SCHEMA_VERSION` to a schema whose recorded level no longer runs this
+        code (:func:`~consentgate.core.schema_versions.runs_on`; no level recorded is
+        no promise): this code's statements were written for a schema that is gone.
+        ``user_version`` is read again only when ``PRAGMA data_version`` says another
+        connection committed (a migration commits), so the usual call is one PRAGMA on
+        the probe connection, none when the caller read ``data_version`` already; the
+        level only when the version is newer, once per version. Stays so until a
+        restart; one ERROR line. A probe that fails cannot tell: the read or write
+        that follows says why."""
         if self._upgraded is None:
             try:
                 changed = (
@@ -290,10 +305,15 @@ class SQLiteBackend(SqlRows):
                 if changed == self._schema_read_at:
                     return
                 found = int(self._probe.execute("PRAGMA user_version").fetchall()[0][0])
+                if found <= SCHEMA_VERSION or found == self._runs_on_newer:
+                    self._schema_read_at = changed
+                    return
+                level = recorded_level(self._probe, found)
             except (sqlite3.Error, IndexError):
                 return
             self._schema_read_at = changed
-            if found <= SCHEMA_VERSION:
+            if runs_on(SCHEMA_VERSION, found, level):
+                self._runs_on_newer = found
                 return
             self._upgraded = upgraded_past(str(self.path), found, SCHEMA_VERSION)
             _log.error(

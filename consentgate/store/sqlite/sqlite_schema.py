@@ -3,9 +3,10 @@
 ``PRAGMA user_version`` is the schema version. Migrations only go forward and run
 inside one ``BEGIN IMMEDIATE`` transaction at open, so two processes opening an old
 file at once migrate it once, and a failed migration leaves the file as it was. A
-file with a newer version than this code knows is refused (upgrade consentgate);
-a SQLite file without a version that already has tables is some other
-application's database and is refused too, untouched.
+file with a newer version than this code knows is refused (upgrade consentgate)
+unless the level it records keeps this code working (below); a SQLite file without a
+version that already has tables is some other application's database and is refused
+too, untouched.
 
 Schema history:
 
@@ -24,6 +25,16 @@ Schema history:
 6. An index on the audit's ``request_id`` (with ``seq``, the listing's order): finding
    the rows of the request whose id a page showed the person (``audit list
    --request-id``, the admin API's ``request_id``).
+7. ``gates``, the gates attached to the store (:mod:`consentgate.core.attached_gates`),
+   and ``schema_levels``: for each version from this one on, the oldest version whose
+   code runs on it (:mod:`consentgate.core.schema_versions`). Additive: the code of 6
+   runs on it.
+
+Two versions on one store (docs/store.md): a migration reads the fresh rows of
+``gates`` first and refuses when its target's level leaves one of them behind
+(:func:`~consentgate.core.attached_gates.blocking`); a file whose version is newer than
+this code is opened when the level it records still runs this code, refused
+otherwise, and a missing level is no promise (refused).
 
 The column order of each table is the order of the row codec in
 :mod:`consentgate.core.signed.records` (``CONSENT_COLUMNS``, ``CLIENT_COLUMNS``,
@@ -35,11 +46,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 import aiosqlite
 
+from consentgate.core.attached_gates import AttachedGate, blocking, gates_attached
+from consentgate.core.schema_versions import SQLITE_COMPATIBLE_FROM, compatible_from, runs_on
 from consentgate.core.startup_errors import StartupError
 
 # Operational, not audit: which file was migrated from which version.
@@ -162,23 +177,108 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX audit_by_event ON audit (event, seq)",
     ),
     ("CREATE INDEX audit_by_request ON audit (request_id, seq)",),
+    (
+        # The gates attached to the store, each refreshing its own row
+        # (consentgate.core.attached_gates), and the compatibility level of each
+        # schema version from this one on (consentgate.core.schema_versions).
+        """CREATE TABLE gates (
+            instance TEXT NOT NULL PRIMARY KEY,
+            schema_version INTEGER NOT NULL,
+            software TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at INTEGER NOT NULL,
+            seen_at INTEGER NOT NULL,
+            refresh_every INTEGER NOT NULL
+        )""",
+        """CREATE TABLE schema_levels (
+            version INTEGER NOT NULL PRIMARY KEY,
+            compatible_from INTEGER NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
+#: Per version, the oldest version whose code runs on it (kept beside the migrations).
+LEVELS: Final = SQLITE_COMPATIBLE_FROM
+#: The first version that records its level in ``schema_levels``.
+LEVELS_FROM: Final = 7
+_LEVEL: Final = "SELECT compatible_from FROM schema_levels WHERE version = ?"
+_GATES: Final = (
+    "SELECT instance, schema_version, software, host, pid, started_at, seen_at, "
+    "refresh_every FROM gates"
+)
 #: ``DELETE ... RETURNING`` needs SQLite 3.35 (2021).
 MIN_SQLITE_VERSION: Final = (3, 35, 0)
 
 
-async def migrate(db: aiosqlite.Connection, path: Path) -> tuple[int, int]:
+def recorded_level(db: sqlite3.Connection, version: int) -> int | None:
+    """The level the file records for ``version``; None when it records none (no such
+    row, or no ``schema_levels`` table: no promise). Other errors propagate."""
+    try:
+        rows = db.execute(_LEVEL, (version,)).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return int(rows[0][0]) if rows else None
+
+
+async def _rows_if_there(
+    db: aiosqlite.Connection, sql: str, params: Sequence[object] = ()
+) -> list[sqlite3.Row] | None:
+    """The rows of ``sql``; None when its table does not exist (an older schema)."""
+    try:
+        return list(await db.execute_fetchall(sql, params))
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+
+
+async def _recorded_level(db: aiosqlite.Connection, version: int) -> int | None:
+    rows = await _rows_if_there(db, _LEVEL, (version,))
+    return int(rows[0][0]) if rows else None
+
+
+async def _attached(db: aiosqlite.Connection) -> list[AttachedGate]:
+    """The gates attached to the file (none before the ``gates`` table exists)."""
+    return [AttachedGate.from_row(row) for row in await _rows_if_there(db, _GATES) or []]
+
+
+async def migrate(
+    db: aiosqlite.Connection,
+    path: Path,
+    *,
+    migrations: Sequence[Sequence[str]] = MIGRATIONS,
+    levels: Sequence[int] = LEVELS,
+) -> tuple[int, int]:
     """Bring the file at ``path`` to :data:`SCHEMA_VERSION`, in one transaction; returns
-    the schema versions before and after."""
+    the schema versions before and after (a newer file this code runs on: its own
+    version, twice, untouched). Refuses, changing nothing, while a fresh attached gate
+    runs code the target no longer runs (:class:`~consentgate.core.attached_gates.
+    GatesAttached`).
+
+    ``migrations`` and ``levels``: this code's, unless a test brings a schema of a
+    later release (a breaking step no release has yet), in the same form."""
+    target = len(migrations)
     await db.execute("BEGIN IMMEDIATE")
     try:
         version = int(next(iter(await db.execute_fetchall("PRAGMA user_version")))[0])
-        if version > SCHEMA_VERSION:
-            raise StartupError(
-                f"the consent store {path} has schema version {version}, newer than the "
-                f"{SCHEMA_VERSION} this consentgate knows; upgrade consentgate"
+        if version > target:
+            if not runs_on(target, version, await _recorded_level(db, version)):
+                raise StartupError(
+                    f"the consent store {path} has schema version {version}, newer than the "
+                    f"{target} this consentgate knows; upgrade consentgate"
+                )
+            await db.execute("COMMIT")
+            _log.info(
+                "consent store %s has schema version %d, newer than this consentgate's "
+                "%d, which it keeps working",
+                path,
+                version,
+                target,
             )
+            return version, version
         if version == 0:
             other = list(
                 await db.execute_fetchall(
@@ -190,24 +290,37 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> tuple[int, int]:
                     f"the consent store {path} is a SQLite database of something else "
                     f"(it has a {other[0][0]!r} and no consentgate schema version)"
                 )
-        for index in range(version, SCHEMA_VERSION):
-            for statement in MIGRATIONS[index]:
+        if version < target:
+            level = compatible_from(levels, target)
+            now = int(time.time())
+            blockers = blocking(await _attached(db), compatible_from=level, now=now)
+            if blockers:
+                raise gates_attached(
+                    str(path), blockers, target=target, compatible_from=level, now=now
+                )
+        for index in range(version, target):
+            for statement in migrations[index]:
                 await db.execute(statement)
+            if index + 1 >= LEVELS_FROM:
+                await db.execute(
+                    "INSERT OR REPLACE INTO schema_levels (version, compatible_from) VALUES (?, ?)",
+                    (index + 1, levels[index]),
+                )
         # Written even when unchanged: the write that proves the file is writable
         # now, not at the first approval.
-        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        await db.execute(f"PRAGMA user_version = {target}")
         await db.execute("COMMIT")
     except BaseException:
         await rollback(db)
         raise
-    if version != SCHEMA_VERSION:
+    if version != target:
         _log.info(
             "consent store %s migrated from schema version %d to %d",
             path,
             version,
-            SCHEMA_VERSION,
+            target,
         )
-    return version, SCHEMA_VERSION
+    return version, target
 
 
 async def rollback(db: aiosqlite.Connection) -> None:
