@@ -99,7 +99,12 @@ def test_the_enabled_languages_keep_the_operators_order_each_once(tmp_path: Path
 
 @pytest.mark.parametrize(
     ("key", "given"),
-    [("languages", ["de", "xx"]), ("languages", []), ("languages", "de"), ("default_language", "klingon")],
+    [
+        ("languages", ["de", "xx"]),
+        ("languages", []),
+        ("languages", "de"),
+        ("default_language", "klingon"),
+    ],
 )
 def test_a_language_that_does_not_ship_is_refused_naming_the_key_and_the_value(
     tmp_path: Path, key: str, given: Any

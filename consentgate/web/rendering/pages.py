@@ -19,6 +19,13 @@ An error page says, in plain words, what happened and what the person can do
 ``consentgate.pages`` log with the same request id, and stays the
 ``error_description`` of the JSON that programs get.
 
+A page speaks the language chosen for its request (``core/negotiation.py``): the
+authorization request's ``ui_locales`` when the handler read one
+(:func:`choose_language`), else the browser's ``Accept-Language``; the choice is kept
+for the request, so its error pages speak the same language as its consent page.
+Pages are ``no-store``; they still carry ``Vary: Accept-Language``, so that no cache
+that ignores ``no-store`` could hand one person's language to another.
+
 There is deliberately no ``form-action`` directive: it blocks the redirect chain
 after the consent form (to the IdP, to ``claude://`` redirect URIs) in Chromium
 (docs/references.md, the FastMCP lessons).
@@ -34,7 +41,9 @@ from aiohttp import web
 
 from consentgate.config.model import Config
 from consentgate.core.error_pages import error_wording
-from consentgate.web.appkeys import REQUEST_ID, SETTINGS, TEMPLATES
+from consentgate.core.negotiation import negotiate
+from consentgate.web.appkeys import PAGE_LANGUAGE, REQUEST_ID, SETTINGS, TEMPLATES
+from consentgate.web.rendering.catalogs import Catalog
 from consentgate.web.rendering.templates import Templates
 
 log = logging.getLogger("consentgate.pages")
@@ -68,6 +77,30 @@ def secure(response: web.StreamResponse, *, csp: str = CSP) -> web.StreamRespons
 def wants_html(request: web.Request) -> bool:
     """Browsers ask for text/html; API clients (MCP, curl -H json) get JSON."""
     return "text/html" in request.headers.get("Accept", "")
+
+
+def choose_language(request: web.Request, ui_locales: str | None) -> str:
+    """Choose the language of this request's pages: ``ui_locales`` (the authorization
+    request's, OpenID Connect Core 1.0 §3.1.2.1) first, then ``Accept-Language``,
+    among ``[ui] languages``, else ``[ui] default_language``."""
+    ui = request[SETTINGS].config.ui
+    chosen = negotiate(
+        ui_locales, request.headers.get("Accept-Language"), ui.languages, ui.default_language
+    )
+    request[PAGE_LANGUAGE] = chosen
+    return chosen
+
+
+def page_language(request: web.Request) -> str:
+    """The language of this request's pages: chosen before, else from
+    ``Accept-Language``."""
+    chosen = request.get(PAGE_LANGUAGE)
+    return chosen if chosen is not None else choose_language(request, None)
+
+
+def page_translator(request: web.Request) -> Catalog:
+    """The words of this request's pages (for ``core`` builders)."""
+    return request.app[TEMPLATES].catalog(page_language(request))
 
 
 def page_context(
@@ -109,9 +142,10 @@ def render_page(
     so no template changes them)."""
     templates = request.app[TEMPLATES]
     base = page_context(request[SETTINGS].config, templates, request.get(REQUEST_ID, ""))
-    body = templates.render(template, **{**base, **context})
+    body = templates.render(template, language=page_language(request), **{**base, **context})
     response = web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
     secure(response, csp=csp)
+    response.headers["Vary"] = "Accept-Language"
     return response
 
 
@@ -149,7 +183,7 @@ def error_response(
             "error.html",
             status=status,
             code=code,
-            **wording.template_values(),
+            **wording.template_values(page_translator(request)),
         )
     return json_error(request, status, code, message)
 

@@ -23,6 +23,13 @@ stylesheet) are held in memory and named by the SHA-256 of their bytes
 lifetime and a change is a new name (RFC 8246). The accent colour is a generated
 stylesheet, not an inline style, so the CSP keeps ``style-src 'self'``.
 
+Each language has its own environment with that language's catalog installed
+(Jinja's ``i18n`` extension, new-style gettext): ``{% trans %}`` blocks and ``_()``
+are translated, and their placeholders are escaped like any value, since new-style
+gettext formats them after marking only the catalog's text as markup. The English
+environment compiles every template at start; the others compile each on first use
+(the syntax is the same whatever the language).
+
 The templates ship inside the installed package (``consentgate/static``); in a
 source checkout they are read from the top-level ``static/`` directory.
 
@@ -43,7 +50,9 @@ import jinja2.ext
 from jinja2.lexer import Token, TokenStream
 
 from consentgate.config.sections_ui import UiConfig
+from consentgate.core.negotiation import direction
 from consentgate.core.startup_errors import StartupError
+from consentgate.web.rendering.catalogs import Catalog, shipped_catalogs
 
 #: ``consentgate/``: this module lives in ``consentgate/web/rendering/``.
 _PACKAGE_DIR = Path(__file__).resolve().parents[2]
@@ -145,6 +154,7 @@ class Templates:
         overrides: Path | None = None,
         logo: Path | None = None,
         accent: str = "",
+        catalogs: Mapping[str, Catalog] | None = None,
     ) -> None:
         self.directory = directory or static_dir()
         self.overrides = overrides
@@ -153,15 +163,11 @@ class Templates:
             if not overrides.is_dir():
                 raise StartupError(f"ui.templates_dir: {overrides} is not a directory")
             searched.insert(0, overrides)
-        self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(searched),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            extensions=[EscapedClientValues],
-        )
-        del self._env.filters["safe"]
+        self._searched = searched
+        #: Language -> its messages, durations and moments.
+        self.catalogs: Mapping[str, Catalog] = shipped_catalogs() if catalogs is None else catalogs
+        self._by_language: dict[str, jinja2.Environment] = {}
+        self._env = self._environment("en")
         #: Served name -> asset; the hashed names and, for templates written against
         #: ``{{ asset_base }}/consent.css``, the plain names (short-lived).
         self.assets: dict[str, Asset] = {}
@@ -208,6 +214,33 @@ class Templates:
                     f"ui.templates_dir: the template {at} is refused: {exc}"
                 ) from None
 
+    def _environment(self, language: str) -> jinja2.Environment:
+        """The environment of one language, made on first use."""
+        env = self._by_language.get(language)
+        if env is not None:
+            return env
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(self._searched),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            extensions=[EscapedClientValues, "jinja2.ext.i18n"],
+        )
+        del env.filters["safe"]
+        # A {% trans %} block's message is its text with the whitespace collapsed, so
+        # reflowing a template does not change its message ids.
+        env.policies["ext.i18n.trimmed"] = True
+        env.install_gettext_translations(  # type: ignore[attr-defined]
+            self.catalog(language).translations, newstyle=True
+        )
+        self._by_language[language] = env
+        return env
+
+    def catalog(self, language: str) -> Catalog:
+        """The catalog of a shipped language (English for any other)."""
+        return self.catalogs.get(language) or self.catalogs["en"]
+
     @property
     def environment(self) -> jinja2.Environment:
         return self._env
@@ -221,8 +254,12 @@ class Templates:
         """Logical name -> URL under ``base`` (``{prefix}/static``)."""
         return {logical: f"{base}/{served}" for logical, served in self.asset_names.items()}
 
-    def render(self, name: str, **context: Any) -> str:
-        return self._env.get_template(name).render(**context)
+    def render(self, name: str, *, language: str = "en", **context: Any) -> str:
+        """The page ``name`` in ``language``; ``language`` and ``direction`` (``ltr`` or
+        ``rtl``) are variables of every template (docs/branding.md)."""
+        language = language if language in self.catalogs else "en"
+        template = self._environment(language).get_template(name)
+        return template.render(language=language, direction=direction(language), **context)
 
 
 def _logo_bytes(path: Path) -> bytes:
