@@ -126,9 +126,15 @@ def cmd_compile(into: Path) -> None:
         print(f"{target}")
 
 
+def _texts(value: object) -> tuple[str, ...]:
+    """A message's id or string as its forms (one, or a plural's several)."""
+    if isinstance(value, list | tuple):
+        return tuple(str(form or "") for form in value)
+    return (str(value or ""),)
+
+
 def _translated(message: Message) -> bool:
-    strings = message.string if isinstance(message.string, tuple) else (message.string,)
-    return bool(strings) and all(strings) and not message.fuzzy
+    return all(_texts(message.string)) and not message.fuzzy
 
 
 def _names(text: str) -> set[str]:
@@ -159,16 +165,16 @@ def problems() -> list[str]:
             if not _translated(message):
                 found.append(f"{where}: {message.id!r} is not translated (empty or fuzzy)")
                 continue
-            ids_text = message.id if isinstance(message.id, tuple) else (message.id,)
-            wanted = _names(ids_text[-1])
-            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+            forms = _texts(message.id)
+            wanted = _names(forms[-1])
+            allowed = wanted | _names(forms[0])
+            strings = _texts(message.string)
             for index, string in enumerate(strings):
                 names = _names(string)
-                plural_form = len(strings) > 1
-                # A plural form may leave the number out ("one approval"); never add one.
-                if (plural_form and not names <= wanted | _names(ids_text[0])) or (
-                    not plural_form and names != wanted
-                ):
+                # A plural form may leave the number out (Arabic's "one approval", its
+                # own word); never add a name, and the last ("other") form has them all.
+                last = index == len(strings) - 1
+                if not names <= allowed or (last and names != wanted):
                     found.append(
                         f"{where}: {message.id!r} form {index} has placeholders "
                         f"{sorted(names)}, the message {sorted(wanted)}"
