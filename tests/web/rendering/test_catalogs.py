@@ -63,9 +63,13 @@ def checkout_copy(tmp_path: Path) -> ModuleType:
         ignore=shutil.ignore_patterns("__pycache__", "*.mo"),
     )
     tool = load_tool()
-    tool.ROOT = tmp_path
-    tool.LOCALES = tmp_path / "consentgate" / "locales"
-    tool.TEMPLATE = tool.LOCALES / "consentgate.pot"
+    locales = tmp_path / "consentgate" / "locales"
+    for name, value in (
+        ("ROOT", tmp_path),
+        ("LOCALES", locales),
+        ("TEMPLATE", locales / "consentgate.pot"),
+    ):
+        setattr(tool, name, value)
     assert tool.problems() == []
     return tool
 
