@@ -87,3 +87,24 @@ def test_a_theme_the_gate_would_refuse_is_refused_with_the_same_words(
     assert "ui.templates_dir: the template" in err and "base.html" in err
     assert "safe filter is not allowed" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_pages_are_written_in_the_language_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_theme(tmp_path)
+    out = tmp_path / "out"
+    assert main(["pages", "--config", str(config), "--out", str(out), "--language", "ar"]) == 0
+    consent = (out / "consent.html").read_text()
+    assert '<html lang="ar" dir="rtl">' in consent
+    assert ">سماح</button>" in consent
+
+
+def test_a_language_that_is_not_enabled_is_refused_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_theme(tmp_path)
+    config.write_text(CONFIG + 'languages = ["en", "de"]\n')
+    out = tmp_path / "out"
+    assert main(["pages", "--config", str(config), "--out", str(out), "--language", "fr"]) != 0
+    assert "--language: 'fr' is not one of ui.languages ['en', 'de']" in capsys.readouterr().err
