@@ -101,21 +101,52 @@ _REFERRER_SETTING = re.compile(
 )
 
 
+#: The translation functions and how many of their first arguments are messages.
+_MESSAGE_ARGUMENTS: Final = {"_": 1, "gettext": 1, "ngettext": 2, "pgettext": 2, "npgettext": 3}
+
+
 class EscapedClientValues(jinja2.ext.Extension):
     """Refuses, when a template is compiled, what would let a value out unescaped
-    (``safe``, ``{% autoescape %}``) or loosen the page's headers (``<meta
-    http-equiv>``, a referrer policy other than ``no-referrer``)."""
+    (``safe``, ``{% autoescape %}``, a translation of anything but a literal message)
+    or loosen the page's headers (``<meta http-equiv>``, a referrer policy other than
+    ``no-referrer``)."""
 
     def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
-        previous: Token | None = None
-        for token in stream:
-            refusal = _refusal(previous, token)
+        tokens = list(stream)
+        for index, token in enumerate(tokens):
+            previous = tokens[index - 1] if index else None
+            refusal = _refusal(previous, token) or _translation_refusal(tokens, index)
             if refusal is not None:
                 raise jinja2.TemplateSyntaxError(
                     refusal, token.lineno, stream.name, stream.filename
                 )
-            yield token
-            previous = token
+        yield from tokens
+
+
+def _translation_refusal(tokens: list[Token], index: int) -> str | None:
+    """A translation is trusted markup (new-style gettext marks the catalog's text
+    safe and escapes only the named values formatted into it), so ``_(client_name)``
+    would look a client's words up in the catalog and show them unescaped: the
+    messages must be literals (``_("Deny")``, keyword values after them are escaped)."""
+    token = tokens[index]
+    if token.type != "name" or token.value not in _MESSAGE_ARGUMENTS:
+        return None
+    if index and tokens[index - 1].type == "dot":
+        return None  # an attribute of some value, not the translation function
+    refusal = (
+        f"only a literal message may be translated: {token.value}() must be called with "
+        "quoted text; a value in a message is a named argument or a {% trans %} variable"
+    )
+    expected = ["lparen"]
+    for _ in range(_MESSAGE_ARGUMENTS[str(token.value)]):
+        expected += ["string", "comma|rparen"]
+    following = tokens[index + 1 : index + 1 + len(expected)]
+    if len(following) < len(expected):
+        return refusal
+    for seen, wanted in zip(following, expected, strict=True):
+        if seen.type not in wanted.split("|"):
+            return refusal
+    return None
 
 
 def _refusal(previous: Token | None, token: Token) -> str | None:
