@@ -85,6 +85,11 @@ def write(path: Path, catalog: Catalog) -> None:
 
 def cmd_extract() -> Catalog:
     template = extracted()
+    if TEMPLATE.is_file():
+        before = read(TEMPLATE)
+        if [(m.id, m.locations) for m in before] == [(m.id, m.locations) for m in template]:
+            # Unchanged messages keep their date: no diff in every catalog for nothing.
+            template.creation_date = before.creation_date
     write(TEMPLATE, template)
     print(f"{TEMPLATE.relative_to(ROOT)}: {len(template)} messages")
     return template
