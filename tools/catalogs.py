@@ -83,11 +83,16 @@ def write(path: Path, catalog: Catalog) -> None:
     path.write_bytes(buffer.getvalue())
 
 
+def _listing(catalog: Catalog) -> list[tuple[object, list[str]]]:
+    """The messages and the files they are in (the .pot keeps no line numbers)."""
+    return [(m.id, sorted({path for path, _ in m.locations})) for m in catalog if m.id]
+
+
 def cmd_extract() -> Catalog:
     template = extracted()
     if TEMPLATE.is_file():
         before = read(TEMPLATE)
-        if [(m.id, m.locations) for m in before] == [(m.id, m.locations) for m in template]:
+        if _listing(before) == _listing(template):
             # Unchanged messages keep their date: no diff in every catalog for nothing.
             template.creation_date = before.creation_date
     write(TEMPLATE, template)
