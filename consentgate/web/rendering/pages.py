@@ -23,8 +23,10 @@ A page speaks the language chosen for its request (``core/negotiation.py``): the
 authorization request's ``ui_locales`` when the handler read one
 (:func:`choose_language`), else the browser's ``Accept-Language``; the choice is kept
 for the request, so its error pages speak the same language as its consent page.
-Pages are ``no-store``; they still carry ``Vary: Accept-Language``, so that no cache
-that ignores ``no-store`` could hand one person's language to another.
+The page says its language in ``Content-Language`` (RFC 9110 §8.5) as well as in
+``<html lang>``. Pages are ``no-store``; they still carry ``Vary: Accept-Language``,
+so that no cache that ignores ``no-store`` could hand one person's language to
+another.
 
 There is deliberately no ``form-action`` directive: it blocks the redirect chain
 after the consent form (to the IdP, to ``claude://`` redirect URIs) in Chromium
@@ -142,9 +144,11 @@ def render_page(
     so no template changes them)."""
     templates = request.app[TEMPLATES]
     base = page_context(request[SETTINGS].config, templates, request.get(REQUEST_ID, ""))
-    body = templates.render(template, language=page_language(request), **{**base, **context})
+    language = page_language(request)
+    body = templates.render(template, language=language, **{**base, **context})
     response = web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
     secure(response, csp=csp)
+    response.headers["Content-Language"] = language
     response.headers["Vary"] = "Accept-Language"
     return response
 

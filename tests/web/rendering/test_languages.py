@@ -43,6 +43,7 @@ async def test_a_german_browser_gets_a_german_consent_page(stack: Stack) -> None
     assert ">Zulassen</button>" in page.text and ">Ablehnen</button>" in page.text
     assert "Where your sign-in result goes" not in page.text
     assert page.headers["Vary"] == "Accept-Language"
+    assert page.headers["Content-Language"] == "de"
     assert page.headers["Cache-Control"] == "no-store"
 
 
@@ -117,6 +118,7 @@ async def test_an_error_page_speaks_the_browsers_language(stack: Stack) -> None:
     assert page.status == 404
     assert lang_and_dir(page) == ("ar", "rtl")
     assert "الصفحة غير موجودة" in page.text
+    assert page.headers["Content-Language"] == "ar"
 
 
 async def test_a_refused_authorization_request_speaks_its_ui_locales(stack: Stack) -> None:
