@@ -61,6 +61,7 @@ def _cmd_pages(args: argparse.Namespace) -> int:
             config,
             templates,
             "0123456789abcdef",
+            language=language,
             asset_base="static",
             approvals_url="approvals.html",
         )

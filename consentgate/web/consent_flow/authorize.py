@@ -71,6 +71,7 @@ from consentgate.web.rendering.pages import (
     json_error,
     page_translator,
     render_page,
+    shown_service_name,
 )
 
 
@@ -384,7 +385,7 @@ async def _render_consent(
         localhost_only=listed is not None and localhost_only(listed.document),
         registered_at=client.registered_at if isinstance(client, ClientRecord) else None,
         now=now,
-        service_name=config.consent.service_name,
+        service_name=shown_service_name(config, tr),
         idp_host=config.consent.idp_host or (learned.host if learned else None),
         idp_scopes=config.consent.upstream_scopes or (learned.scopes if learned else ()),
         approved_scopes=approved,

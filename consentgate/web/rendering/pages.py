@@ -42,8 +42,10 @@ from typing import Any, Final
 from aiohttp import web
 
 from consentgate.config.model import Config
+from consentgate.config.sections_policy import DEFAULT_SERVICE_NAME
 from consentgate.core.error_pages import error_wording
 from consentgate.core.negotiation import negotiate
+from consentgate.core.translation import N_, Translator
 from consentgate.web.appkeys import PAGE_LANGUAGE, REQUEST_ID, SETTINGS, TEMPLATES
 from consentgate.web.rendering.catalogs import Catalog
 from consentgate.web.rendering.templates import Templates
@@ -105,22 +107,31 @@ def page_translator(request: web.Request) -> Catalog:
     return request.app[TEMPLATES].catalog(page_language(request))
 
 
+def shown_service_name(config: Config, tr: Translator) -> str:
+    """``[consent] service_name``, or its default ("this service") in the page's
+    language: an operator's name is shown as written."""
+    name = config.consent.service_name
+    return tr.gettext(N_("this service")) if name == DEFAULT_SERVICE_NAME else name
+
+
 def page_context(
     config: Config,
     templates: Templates,
     request_id: str,
     *,
+    language: str = "en",
     asset_base: str | None = None,
     approvals_url: str | None = None,
 ) -> dict[str, Any]:
     """The variables every template gets (docs/branding.md, the template contract).
-    ``asset_base`` and ``approvals_url`` default to the gate's own paths (the
-    ``pages`` command points them at its files)."""
+    ``language``: the page's (for the default service name). ``asset_base`` and
+    ``approvals_url`` default to the gate's own paths (the ``pages`` command points
+    them at its files)."""
     if asset_base is None:
         asset_base = f"{config.server.prefix}/static"
     assets = templates.asset_urls(asset_base)
     return {
-        "service_name": config.consent.service_name,
+        "service_name": shown_service_name(config, templates.catalog(language)),
         "asset_base": asset_base,
         "assets": assets,
         "stylesheets": [assets[name] for name in ("consent.css", "theme.css") if name in assets],
@@ -143,8 +154,10 @@ def render_page(
     """A full HTML page of the gate, with the security headers (set after rendering,
     so no template changes them)."""
     templates = request.app[TEMPLATES]
-    base = page_context(request[SETTINGS].config, templates, request.get(REQUEST_ID, ""))
     language = page_language(request)
+    base = page_context(
+        request[SETTINGS].config, templates, request.get(REQUEST_ID, ""), language=language
+    )
     body = templates.render(template, language=language, **{**base, **context})
     response = web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
     secure(response, csp=csp)

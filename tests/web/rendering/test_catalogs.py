@@ -97,7 +97,7 @@ def test_a_translation_that_drops_or_invents_a_placeholder_fails_the_check(
     text = po.read_text()
     text = text.replace(
         'msgstr "Zugriff abgelehnt"', 'msgstr "Zugriff für %(name)s abgelehnt"'
-    ).replace("Sie haben dieser Anwendung nicht erlaubt, %(service)s", "Sie haben es")
+    ).replace("erlaubt, bei %(service)s in Ihrem Namen", "erlaubt, in Ihrem Namen")
     po.write_text(text)
     found = "\n".join(checkout_copy.problems())
     assert "'Access denied' form 0 has placeholders ['name'], the message []" in found

@@ -155,3 +155,25 @@ async def test_a_new_clients_age_reads_in_the_language(start_stack: StartStack) 
         page = await browser.authorize(auth_params(client_id))
     assert "Registriert vor 4 Minuten" in page.text
     assert "hat sich vor 4 Minuten bei Acme MCP registriert" in page.text
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("de", "möchte bei diesem Dienst in Ihrem Namen auftreten"),
+        ("fr", "souhaite utiliser ce service en votre nom"),
+        ("ar", "استخدام هذه الخدمة باسمك"),
+    ],
+)
+async def test_the_default_service_name_is_said_in_the_pages_language(
+    start_stack: StartStack, language: str, words: str
+) -> None:
+    """``[consent] service_name`` left at its default ("this service") is the gate's
+    word, not the operator's: it is translated with the page."""
+    stack = await start_stack()
+    client_id = await register(stack, client_name="Notes")
+    async with Browser(stack.url) as browser:
+        browser.session.headers["Accept-Language"] = language
+        page = await browser.authorize(auth_params(client_id))
+    assert words in page.text
+    assert "this service" not in page.text
