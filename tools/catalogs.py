@@ -2,7 +2,7 @@
 
     python tools/catalogs.py extract   # consentgate/locales/consentgate.pot from the sources
     python tools/catalogs.py update    # extract, then merge into every language's .po
-    python tools/catalogs.py compile [--into DIR]   # .po -> .mo (the wheel's build does it)
+    python tools/catalogs.py compile --into DIR   # .po -> .mo (the wheel's build does it)
     python tools/catalogs.py check     # CI: catalogs match the sources, all translated
 
 The messages are the templates' ``{% trans %}`` blocks and ``_()`` calls (Jinja's
@@ -198,7 +198,8 @@ def main() -> int:
     sub.add_parser("extract")
     sub.add_parser("update")
     compiling = sub.add_parser("compile")
-    compiling.add_argument("--into", type=Path, default=LOCALES)
+    # Never into the checkout by default: a stale .mo there would shadow an edited .po.
+    compiling.add_argument("--into", type=Path, required=True)
     sub.add_parser("check")
     args = parser.parse_args()
     if args.command == "extract":
