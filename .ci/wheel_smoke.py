@@ -24,8 +24,9 @@ def free_port() -> int:
         return port
 
 
-def get(url: str, accept: str) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers={"Accept": accept})  # noqa: S310 - loopback
+def get(url: str, accept: str, language: str = "en") -> tuple[int, str]:
+    headers = {"Accept": accept, "Accept-Language": language}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
             return response.status, response.read().decode()
@@ -64,6 +65,13 @@ def main(executable: str) -> int:
             assert "<!doctype html>" in page, page[:200]
             assert "Please try again in a minute" in page, page[:2000]
             assert "unreachable" not in page, page[:2000]
+            # The compiled catalogs of the wheel (hatch_build.py), not a checkout's .po.
+            status, page = get(f"{base}/anything", "text/html", "de-DE,de;q=0.9")
+            assert status == 502, status
+            assert '<html lang="de" dir="ltr">' in page, page[:200]
+            assert "Bitte versuchen Sie es in einer Minute erneut" in page, page[:2000]
+            status, page = get(f"{base}/anything", "text/html", "ar")
+            assert '<html lang="ar" dir="rtl">' in page, page[:200]
             status, css = get(f"{base}/_consentgate/static/consent.css", "text/css")
             assert status == 200 and "prefers-color-scheme" in css
         finally:
@@ -71,7 +79,19 @@ def main(executable: str) -> int:
             _, stderr = process.communicate(timeout=20)
         assert process.returncode == 0, stderr
         assert "Traceback" not in stderr, stderr
-    print("installed wheel serves its pages: ok")
+    installed = subprocess.run(  # noqa: S603
+        [
+            str(Path(executable).with_name("python")),
+            "-c",
+            "import consentgate.web.rendering.catalogs as c; "
+            "print(all(c.catalog_path(l, '.mo').is_file() for l in c.SHIPPED_LANGUAGES))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert installed.stdout.strip() == "True", installed.stdout
+    print("installed wheel serves its pages, in German and Arabic too: ok")
     return 0
 
 

@@ -3,8 +3,9 @@
     python tools/build_pyz.py [--python /usr/bin/python3.11] [--output dist/consentgate.pyz]
 
 The file is a PEP 441 zipapp made with shiv: every runtime dependency (aiohttp,
-aiosqlite, cryptography, jinja2, idna, and asyncpg for a PostgreSQL store), the
-templates and the static assets inside, and nothing needed on the machine but a
+aiosqlite, cryptography, jinja2, babel with the CLDR data of the shipped languages
+only, idna, and asyncpg for a PostgreSQL store), the templates, the compiled
+catalogs and the static assets inside, and nothing needed on the machine but a
 ``python3`` of the version it was built for. Why shiv rather than pex: the result
 is a plain zipapp with a bootstrap of a few hundred lines and no runtime of its
 own; it unpacks once into a cache (``~/.shiv``, or ``SHIV_ROOT``) keyed by the
@@ -100,6 +101,19 @@ def install_for(facts: dict[str, str], python: str, site: Path, requirement: str
     run(sys.executable, "-m", "pip", *base, *targeting, requirement)
 
 
+def prune_locale_data(site: Path) -> None:
+    """Keep Babel's CLDR data for the languages the pages speak, and its root.
+
+    Babel ships data for about a thousand locales (some 30 MB); the gate reads only
+    the locales of its catalogs (``consentgate/locales``), which Babel resolves
+    through their parent, ``root``. The wheel's own compiled catalogs stay as built."""
+    data = site / "babel" / "locale-data"
+    keep = {"root"} | {path.name for path in (ROOT / "consentgate" / "locales").iterdir()}
+    for path in data.glob("*.dat"):
+        if path.stem not in keep:
+            path.unlink()
+
+
 def preamble(path: Path, version: str, platform: str) -> None:
     """A check that runs before the gate is imported: the right Python, in one line."""
     path.write_text(
@@ -148,6 +162,7 @@ def main() -> int:
         run(*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", wheels, ROOT)
         (wheel,) = wheels.glob("consentgate-*.whl")
         install_for(facts, python, site, f"consentgate[postgres] @ {wheel.as_uri()}")
+        prune_locale_data(site)
         check = work / "preamble.py"
         preamble(check, facts["version"], facts["platform"])
         args.output.parent.mkdir(parents=True, exist_ok=True)

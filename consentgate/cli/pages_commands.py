@@ -1,6 +1,7 @@
 """``consentgate pages``: every page the gate renders, with sample data, written to a
 directory with its assets, so an operator reviews a theme (``[ui]``) in any browser
-without a sign-in (docs/branding.md).
+without a sign-in (docs/branding.md), in one language (``--language``, default
+``[ui] default_language``).
 
 The pages are rendered by the same environment as the running gate's (the operator's
 ``templates_dir`` and its refusals, the logo, the accent stylesheet), so a template
@@ -30,6 +31,11 @@ def add_pages(commands: Commands) -> None:
         metavar="DIR",
         help="directory to write the pages and their assets to (created if missing)",
     )
+    pages.add_argument(
+        "--language",
+        metavar="LANG",
+        help="the language of the pages: one of [ui] languages (default: [ui] default_language)",
+    )
     pages.set_defaults(handler=_cmd_pages)
 
 
@@ -39,6 +45,12 @@ def _cmd_pages(args: argparse.Namespace) -> int:
     from consentgate.web.rendering.templates import Templates
 
     config = load(args)
+    language = (args.language or config.ui.default_language).lower()
+    if language not in config.ui.languages:
+        raise StartupError(
+            f"--language: {args.language!r} is not one of ui.languages "
+            f"{list(config.ui.languages)!r}"
+        )
     templates = Templates.from_config(config.ui)
     out: Path = args.out
     try:
@@ -49,12 +61,14 @@ def _cmd_pages(args: argparse.Namespace) -> int:
             config,
             templates,
             "0123456789abcdef",
+            language=language,
             asset_base="static",
             approvals_url="approvals.html",
         )
         written = []
-        for page in sample_pages(config):
-            text = templates.render(page.template, **{**base, **page.context})
+        for page in sample_pages(config, templates.catalog(language)):
+            context = {**base, **page.context}
+            text = templates.render(page.template, language=language, **context)
             (out / page.filename).write_text(text, encoding="utf-8")
             written.append(page.filename)
         (out / "index.html").write_text(_index(written), encoding="utf-8")

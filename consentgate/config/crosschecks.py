@@ -16,6 +16,7 @@ from consentgate.config.model import SECTIONS, Config
 from consentgate.config.sections_operations import AdminConfig
 from consentgate.config.sections_policy import ClientsConfig
 from consentgate.config.sections_traffic import ServerConfig, UpstreamConfig
+from consentgate.config.sections_ui import UiConfig
 
 
 def check_config(config: Config) -> list[str]:
@@ -31,6 +32,12 @@ def cross_checks(built: dict[str, Any], problems: list[str]) -> None:
     """Append to ``problems`` what the sections in ``built`` (by name) break together."""
     server: ServerConfig = built["server"]
     upstream: UpstreamConfig = built["upstream"]
+    ui: UiConfig = built["ui"]
+    if ui.default_language not in ui.languages:
+        problems.append(
+            f"ui.default_language: {ui.default_language!r} is not one of ui.languages "
+            f"{list(ui.languages)!r}"
+        )
     gate_paths = {
         "upstream.authorize_path": upstream.authorize_path,
         "upstream.register_path": upstream.register_path,

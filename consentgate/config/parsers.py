@@ -43,6 +43,8 @@ __all__ = [
     "parse_fetch_networks",
     "parse_file_path",
     "parse_host_name",
+    "parse_language",
+    "parse_languages",
     "parse_listen",
     "parse_non_negative_int",
     "parse_nonempty_str",
@@ -384,3 +386,29 @@ def parse_support_url(value: Any, ctx: ParseContext) -> str:
     if parts.scheme.lower() != "https" or not parts.hostname or parts.username is not None:
         raise bad
     return text
+
+
+#: The languages whose catalogs ship in ``consentgate/locales`` (a test compares the
+#: two), as BCP 47 primary subtags; ``[ui] languages`` chooses among them.
+SHIPPED_LANGUAGES: Final = ("en", "de", "fr", "es", "ja", "ar")
+
+
+def parse_language(value: Any, ctx: ParseContext) -> str:
+    """One shipped language, by its BCP 47 tag (``"de"``; case does not matter)."""
+    text = parse_str(value, ctx).strip().lower()
+    if text not in SHIPPED_LANGUAGES:
+        listed = ", ".join(f'"{code}"' for code in SHIPPED_LANGUAGES)
+        raise ValueError(f"expected one of the shipped languages {listed}, got {_fmt(value)}")
+    return text
+
+
+def parse_languages(value: Any, ctx: ParseContext) -> tuple[str, ...]:
+    """A non-empty list of shipped languages, each once, in the operator's order."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"expected a non-empty list of language tags, got {_fmt(value)}")
+    chosen: list[str] = []
+    for item in value:
+        language = parse_language(item, ctx)
+        if language not in chosen:
+            chosen.append(language)
+    return tuple(chosen)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from consentgate.config.keyspec import applies, obsolete, restart, spec
 from consentgate.config.parsers import (
@@ -34,6 +34,11 @@ from consentgate.config.parsers import (
 ConsentMode = Literal["remember", "always"]
 
 
+#: ``[consent] service_name`` when the operator names none: the gate's own words, so
+#: the pages say it in their language (``web/rendering/pages.shown_service_name``).
+DEFAULT_SERVICE_NAME: Final = "this service"
+
+
 @dataclass(frozen=True)
 class ConsentConfig:
     """When and how the gate asks."""
@@ -47,7 +52,7 @@ class ConsentConfig:
         ),
     )
     service_name: str = field(
-        default="this service",
+        default=DEFAULT_SERVICE_NAME,
         metadata=spec(
             parse_nonempty_str,
             "Name shown on the consent page.",

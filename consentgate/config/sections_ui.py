@@ -1,5 +1,6 @@
-"""``[ui]``: how the gate's pages look: the operator's templates, logo, accent colour
-and support link (docs/branding.md).
+"""``[ui]``: how the gate's pages look and speak: the operator's templates, logo,
+accent colour, support link, and the languages the pages are offered in
+(docs/branding.md).
 
 Each key is one field: its type, default, parser, doc and reload behaviour
 (:mod:`consentgate.config.keyspec`). The templates and the assets are read, checked
@@ -14,7 +15,10 @@ from pathlib import Path
 
 from consentgate.config.keyspec import applies, restart, spec
 from consentgate.config.parsers import (
+    SHIPPED_LANGUAGES,
     parse_accent_color,
+    parse_language,
+    parse_languages,
     parse_optional_file_path,
     parse_support_url,
 )
@@ -63,5 +67,25 @@ class UiConfig:
             "error page with the request id; empty: the pages ask them to tell the "
             "service's operator.",
             reload=applies("per request (error pages)"),
+        ),
+    )
+    languages: tuple[str, ...] = field(
+        default=SHIPPED_LANGUAGES,
+        metadata=spec(
+            parse_languages,
+            "The languages the pages may be shown in, chosen per request from the "
+            "authorization request's ui_locales (OpenID Connect Core 1.0 §3.1.2.1), then "
+            'the browser\'s Accept-Language: any of "en", "de", "fr", "es", "ja", "ar" '
+            "(right to left). Default: all of them.",
+            reload=applies("per request"),
+        ),
+    )
+    default_language: str = field(
+        default="en",
+        metadata=spec(
+            parse_language,
+            "The language of a page when neither ui_locales nor Accept-Language names "
+            "one of [ui] languages; must be one of them.",
+            reload=applies("per request"),
         ),
     )

@@ -17,6 +17,10 @@ as a link with a control character is not.
 The self-service approvals page (``web/consent_flow/approvals.py``) shows each remembered
 approval with the same words: :func:`build_approval_view`.
 
+Every sentence the view holds is in the language of the ``tr`` it was built with
+(:mod:`consentgate.core.translation`); the client's words are put into them as
+values, never looked up in a catalog.
+
 Pure module: no aiohttp import.
 """
 
@@ -24,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
@@ -37,6 +40,7 @@ from consentgate.core.oauth.authorization_requests import (
 )
 from consentgate.core.oauth.oauth_errors import OAuthError
 from consentgate.core.signed.records import ConsentRecord
+from consentgate.core.translation import N_, PLAIN_ENGLISH, Translator
 from consentgate.core.trust.bidi import has_bidi_controls, without_bidi_controls
 from consentgate.core.trust.urls import BadURL, browser_host, split_authority, split_url
 
@@ -114,8 +118,9 @@ class ConsentView:
     resource: str
     warnings: tuple[Warning, ...]
     offer_remember: bool
-    #: How long ago the gate saw the client register ("registered 4 minutes ago"), or
-    #: None when the gate does not know (a client named by a URL: no registration).
+    #: How long ago the gate saw the client register ("4 minutes ago", in the page's
+    #: language), or None when the gate does not know (a client named by a URL: no
+    #: registration).
     client_age: str | None = None
     #: Where the person signs in next and what that sign-in asks for (the upstream's
     #: hand-off to its IdP, learned or configured; never the client's words).
@@ -195,16 +200,6 @@ def scope_lines(
     )
 
 
-def age_text(seconds: float) -> str:
-    """How long ago something happened, as people say it: ``registered 4 minutes ago``."""
-    seconds = max(seconds, 0.0)
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        count = int(seconds // size)
-        if count >= 1:
-            return f"registered {count} {unit}{'' if count == 1 else 's'} ago"
-    return "registered less than a minute ago"
-
-
 def build_view(
     request: AuthorizationRequest,
     client: ClientMetadata | None,
@@ -220,6 +215,7 @@ def build_view(
     idp_host: str | None = None,
     idp_scopes: tuple[str, ...] = (),
     approved_scopes: frozenset[str] = frozenset(),
+    tr: Translator = PLAIN_ENGLISH,
 ) -> ConsentView:
     """The consent page's content for a validated request and what the gate knows.
 
@@ -232,6 +228,7 @@ def build_view(
     ``idp_scopes``: the upstream's hand-off to its IdP (``core.oauth.idp_handoff``).
     ``approved_scopes``: the scopes this browser already approved for the same client,
     redirect URI and resource; when some requested ones are new, the page says which.
+    ``tr``: the page's language, for the warnings, the link labels and the age.
     """
     warnings: list[Warning] = []
     redirect = parse_redirect_uri(request.redirect_uri) if request.redirect_uri else None
@@ -255,8 +252,11 @@ def build_view(
         warnings.append(
             Warning(
                 "danger",
-                "Unverified client: this gate did not see it register, so nothing it says "
-                "about itself could be checked. Only continue if you started this sign-in.",
+                tr.gettext(
+                    "Unverified client: this gate did not see it register, so nothing it "
+                    "says about itself could be checked. Only continue if you started this "
+                    "sign-in."
+                ),
             )
         )
     age = now - registered_at if registered_at is not None and client is not None else None
@@ -264,28 +264,35 @@ def build_view(
         warnings.append(
             Warning(
                 "warning",
-                f"This application registered with {service_name} "
-                f"{age_text(age).removeprefix('registered ')}. If you did not just add it "
-                "yourself, someone else may have: deny.",
+                tr.gettext(
+                    "This application registered with %(service)s %(age)s. If you did not "
+                    "just add it yourself, someone else may have: deny."
+                )
+                % {"service": service_name, "age": tr.ago(age)},
             )
         )
     if verified_domain is not None and localhost_only:
         warnings.append(
             Warning(
                 "danger",
-                "This application lists only addresses on this computer as destinations. "
-                "Any program on this computer can claim to be it, and the verified domain "
-                "cannot tell them apart (Client ID Metadata Documents cannot prevent "
-                "localhost impersonation by themselves). Continue only if you started this "
-                "sign-in yourself, just now, in the application you expect.",
+                tr.gettext(
+                    "This application lists only addresses on this computer as "
+                    "destinations. Any program on this computer can claim to be it, and the "
+                    "verified domain cannot tell them apart (Client ID Metadata Documents "
+                    "cannot prevent localhost impersonation by themselves). Continue only if "
+                    "you started this sign-in yourself, just now, in the application you "
+                    "expect."
+                ),
             )
         )
     if request.opaque:
         warnings.append(
             Warning(
                 "danger",
-                "This request keeps its details in a signed request object the gate cannot "
-                "read; the destination shown may not be where the result goes.",
+                tr.gettext(
+                    "This request keeps its details in a signed request object the gate "
+                    "cannot read; the destination shown may not be where the result goes."
+                ),
             )
         )
     if redirect is not None:
@@ -293,25 +300,34 @@ def build_view(
             warnings.append(
                 Warning(
                     "warning",
-                    "The result goes to an application on this computer "
-                    f"({redirect.host}). Continue only if you are running it right now.",
+                    tr.gettext(
+                        "The result goes to an application on this computer (%(host)s). "
+                        "Continue only if you are running it right now."
+                    )
+                    % {"host": redirect.host},
                 )
             )
         elif redirect.kind == "custom":
             warnings.append(
                 Warning(
                     "warning",
-                    f"The result goes to an app installed on this device "
-                    f"(the {redirect.scheme}: address scheme). Any app can claim a scheme, "
-                    "and what follows the scheme is not a website anyone checked.",
+                    tr.gettext(
+                        "The result goes to an app installed on this device (the "
+                        "%(scheme)s: address scheme). Any app can claim a scheme, and what "
+                        "follows the scheme is not a website anyone checked."
+                    )
+                    % {"scheme": redirect.scheme},
                 )
             )
         elif redirect.kind == "insecure":
             warnings.append(
                 Warning(
                     "danger",
-                    f"The result is sent over plain http to {redirect.host}: anyone on the "
-                    "network path can read it.",
+                    tr.gettext(
+                        "The result is sent over plain http to %(host)s: anyone on the "
+                        "network path can read it."
+                    )
+                    % {"host": redirect.host},
                 )
             )
 
@@ -319,9 +335,12 @@ def build_view(
         warnings.append(
             Warning(
                 "danger",
-                f"The destination's address is written with look-alike or encoded "
-                f"characters; your browser reads it as {redirect.host}. It is not the "
-                "site its letters may suggest.",
+                tr.gettext(
+                    "The destination's address is written with look-alike or encoded "
+                    "characters; your browser reads it as %(host)s. It is not the site its "
+                    "letters may suggest."
+                )
+                % {"host": redirect.host},
             )
         )
 
@@ -335,8 +354,14 @@ def build_view(
             warnings.append(
                 Warning(
                     "warning",
-                    f"The client identifies itself by {metadata_host}, but the result goes "
-                    f"to {redirect.headline if redirect else redirect_host}.",
+                    tr.gettext(
+                        "The client identifies itself by %(client_host)s, but the result "
+                        "goes to %(destination)s."
+                    )
+                    % {
+                        "client_host": metadata_host,
+                        "destination": redirect.headline if redirect else redirect_host,
+                    },
                 )
             )
 
@@ -346,23 +371,25 @@ def build_view(
     if client is not None:
         name = clean_name(client.client_name)
         for label, value in (
-            ("Website", client.client_uri),
-            ("Privacy policy", client.policy_uri),
-            ("Terms of service", client.tos_uri),
+            (N_("Website"), client.client_uri),
+            (N_("Privacy policy"), client.policy_uri),
+            (N_("Terms of service"), client.tos_uri),
         ):
             safe = safe_http_url(value)
             if safe is None:
                 continue
             differs = outside_domain(safe[1]) if verified_domain else elsewhere(safe[1])
-            links.append(Link(label, safe[0], safe[1], differs))
+            links.append(Link(tr.gettext(label), safe[0], safe[1], differs))
         if any(link.host_differs for link in links):
             warnings.append(
                 Warning(
                     "warning",
-                    "Links declared by the client point outside its verified domain."
+                    tr.gettext("Links declared by the client point outside its verified domain.")
                     if verified_domain
-                    else "Links declared by the client point to a different site than the "
-                    "one receiving the result.",
+                    else tr.gettext(
+                        "Links declared by the client point to a different site than the one "
+                        "receiving the result."
+                    ),
                 )
             )
         logo_safe = safe_http_url(client.logo_uri)
@@ -391,7 +418,7 @@ def build_view(
         resource=without_bidi_controls(request.resource),
         warnings=tuple(warnings),
         offer_remember=remember_mode and not request.opaque,
-        client_age=age_text(age) if age is not None else None,
+        client_age=tr.ago(age) if age is not None else None,
         idp_host=without_bidi_controls(idp_host) if idp_host else None,
         idp_scopes=tuple(without_bidi_controls(s) for s in idp_scopes),
         step_up=any(s in approved_scopes for s in request.scopes)
@@ -425,19 +452,6 @@ class ApprovalView:
     expires_in: str
 
 
-def utc_text(timestamp: float) -> str:
-    """A moment as people read it, in UTC: ``2027-01-15 08:00 UTC``."""
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
-
-
-def remaining_text(seconds: float) -> str:
-    """How long until a moment: ``in 29 days``, ``within a day``."""
-    days = int(seconds // 86400)
-    if days >= 2:
-        return f"in {days} days"
-    return "in 1 day" if days == 1 else "within a day"
-
-
 def build_approval_view(
     record: ConsentRecord,
     client: ClientMetadata | None,
@@ -445,6 +459,7 @@ def build_approval_view(
     scope_descriptions: Mapping[str, str],
     now: float,
     verified_domain: str | None = None,
+    tr: Translator = PLAIN_ENGLISH,
 ) -> ApprovalView:
     """What the approvals page says about one of this browser's approvals.
 
@@ -470,7 +485,7 @@ def build_approval_view(
         any_port=loopback_without_port(record.redirect_uri) is not None,
         scopes=scope_lines(sorted(record.scopes), scope_descriptions),
         resource=without_bidi_controls(record.resource),
-        approved_at=utc_text(record.granted_at),
-        expires_at=utc_text(record.expires_at),
-        expires_in=remaining_text(record.expires_at - now),
+        approved_at=tr.moment(record.granted_at),
+        expires_at=tr.moment(record.expires_at),
+        expires_in=tr.within(record.expires_at - now),
     )

@@ -9,7 +9,9 @@ support) and gives the request id to quote; the operator's message goes to the l
 with the same request id (``web/rendering/pages.error_response``). Programs that
 asked for JSON keep the OAuth error and its description (RFC 6749 §5.2).
 
-The wording of every page is listed in docs/branding.md. Pure: no I/O.
+The wording of every page is listed in docs/branding.md; its sentences are message
+ids of the catalogs (:mod:`consentgate.core.translation`), translated when a page
+is rendered. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -17,20 +19,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from consentgate.core.translation import N_, PLAIN_ENGLISH, Translator
+
 #: What a person can do about it.
 Advice = Literal["retry", "restart", "reopen", "application", "address", "support", "close"]
 
 ADVICE_TEXT: Final[dict[Advice, str]] = {
-    "retry": "Wait a minute, then try again.",
-    "restart": "Go back to the application and start the sign-in again.",
-    "reopen": "Open your approvals page again and retry.",
+    "retry": N_("Wait a minute, then try again."),
+    "restart": N_("Go back to the application and start the sign-in again."),
+    "reopen": N_("Open your approvals page again and retry."),
     "application": (
-        "Go back to the application and try again; if it fails the same way, the "
-        "application's developer needs to fix it."
+        N_(
+            "Go back to the application and try again; if it fails the same way, the "
+            "application's developer needs to fix it."
+        )
     ),
-    "address": "Check the address, or go back to the page you came from.",
-    "support": "If this keeps happening, contact support.",
-    "close": "You can close this window.",
+    "address": N_("Check the address, or go back to the page you came from."),
+    "support": N_("If this keeps happening, contact support."),
+    "close": N_("You can close this window."),
 }
 
 
@@ -42,54 +48,65 @@ class ErrorWording:
     happened: str
     advice: tuple[Advice, ...]
 
-    @property
-    def advice_text(self) -> tuple[str, ...]:
+    def advice_text(self, tr: Translator = PLAIN_ENGLISH) -> tuple[str, ...]:
         """The advice as sentences; "contact support" is the page's own line, with
         the link and the request id, so it is not repeated here."""
-        return tuple(ADVICE_TEXT[a] for a in self.advice if a != "support")
+        return tuple(tr.gettext(ADVICE_TEXT[a]) for a in self.advice if a != "support")
 
-    def template_values(self) -> dict[str, Any]:
-        """What ``error.html`` gets (docs/branding.md, the template contract)."""
+    def template_values(self, tr: Translator = PLAIN_ENGLISH) -> dict[str, Any]:
+        """What ``error.html`` gets (docs/branding.md, the template contract), in the
+        language of ``tr``."""
         return {
-            "title": self.title,
-            "happened": self.happened,
-            "advice": self.advice_text,
+            "title": tr.gettext(self.title),
+            "happened": tr.gettext(self.happened),
+            "advice": self.advice_text(tr),
             "offer_support": "support" in self.advice,
         }
 
 
 _TRY_AGAIN = ErrorWording(
-    "Please try again in a minute",
-    "The service is busy or briefly unavailable, so your sign-in was not completed. "
-    "Nothing was shared.",
+    N_("Please try again in a minute"),
+    N_(
+        "The service is busy or briefly unavailable, so your sign-in was not completed. "
+        "Nothing was shared."
+    ),
     ("retry", "support"),
 )
 _START_AGAIN = ErrorWording(
-    "This page has expired",
-    "This sign-in page is no longer valid in this browser: it expired, was already "
-    "answered, or was opened in another browser or tab. Nothing was shared.",
+    N_("This page has expired"),
+    N_(
+        "This sign-in page is no longer valid in this browser: it expired, was already "
+        "answered, or was opened in another browser or tab. Nothing was shared."
+    ),
     ("restart", "support"),
 )
 _BAD_REQUEST = ErrorWording(
-    "This sign-in could not start",
-    "The application sent a sign-in request that this service cannot accept. Nothing was shared.",
+    N_("This sign-in could not start"),
+    N_(
+        "The application sent a sign-in request that this service cannot accept. "
+        "Nothing was shared."
+    ),
     ("application", "support"),
 )
 _NOT_ACCEPTED = ErrorWording(
-    "This application cannot sign in here",
-    "This service does not accept sign-ins from this application. Nothing was shared.",
+    N_("This application cannot sign in here"),
+    N_("This service does not accept sign-ins from this application. Nothing was shared."),
     ("application", "support"),
 )
 _CONFIGURATION = ErrorWording(
-    "Sign-in is not available right now",
-    "This service is not set up correctly at the moment, so your sign-in was stopped "
-    "before anything was shared.",
+    N_("Sign-in is not available right now"),
+    N_(
+        "This service is not set up correctly at the moment, so your sign-in was stopped "
+        "before anything was shared."
+    ),
     ("support", "close"),
 )
 _PROMPT_NONE = ErrorWording(
-    "This sign-in needs your approval",
-    "The application asked to sign you in without showing any page, but you have not "
-    "approved it yet. Nothing was shared.",
+    N_("This sign-in needs your approval"),
+    N_(
+        "The application asked to sign you in without showing any page, but you have not "
+        "approved it yet. Nothing was shared."
+    ),
     ("restart",),
 )
 
@@ -98,31 +115,39 @@ _BY_CODE: Final[dict[str, ErrorWording]] = {
     "invalid_session": _START_AGAIN,
     "invalid_csrf": _START_AGAIN,
     "unbound_flow": ErrorWording(
-        "This sign-in was not started in this browser",
-        "The sign-in you are coming back from was started in another browser, or it "
-        "expired or was already completed, so it was stopped here. Nothing was shared.",
+        N_("This sign-in was not started in this browser"),
+        N_(
+            "The sign-in you are coming back from was started in another browser, or it "
+            "expired or was already completed, so it was stopped here. Nothing was shared."
+        ),
         ("restart", "support"),
     ),
     "stale_page": _START_AGAIN,
     "stale_approvals": ErrorWording(
-        "This page has expired",
-        "This change did not come from your approvals page in this browser, so nothing "
-        "was changed.",
+        N_("This page has expired"),
+        N_(
+            "This change did not come from your approvals page in this browser, so nothing "
+            "was changed."
+        ),
         ("reopen", "support"),
     ),
     "cross_site": ErrorWording(
-        "This request was refused",
-        "The request did not come from this service's own page, so it was refused. "
-        "Nothing was changed.",
+        N_("This request was refused"),
+        N_(
+            "The request did not come from this service's own page, so it was refused. "
+            "Nothing was changed."
+        ),
         ("restart", "support"),
     ),
     "client_not_accepted": _NOT_ACCEPTED,
     "unauthorized_client": _NOT_ACCEPTED,
     "invalid_client": _BAD_REQUEST,
     "client_document_unavailable": ErrorWording(
-        "This application could not be checked",
-        "This service could not read the application's description right now, so it "
-        "cannot show who is asking. Nothing was shared.",
+        N_("This application could not be checked"),
+        N_(
+            "This service could not read the application's description right now, so it "
+            "cannot show who is asking. Nothing was shared."
+        ),
         ("retry", "support"),
     ),
     "upstream_misconfigured": _CONFIGURATION,
@@ -131,24 +156,26 @@ _BY_CODE: Final[dict[str, ErrorWording]] = {
     "consent_required": _PROMPT_NONE,
     "login_required": _PROMPT_NONE,
     "request_timeout": ErrorWording(
-        "The connection was too slow",
-        "Your browser stopped sending this request before it was complete.",
+        N_("The connection was too slow"),
+        N_("Your browser stopped sending this request before it was complete."),
         ("retry", "support"),
     ),
-    "not_found": ErrorWording("Page not found", "There is nothing at this address.", ("address",)),
+    "not_found": ErrorWording(
+        N_("Page not found"), N_("There is nothing at this address."), ("address",)
+    ),
     "method_not_allowed": ErrorWording(
-        "This page cannot be used this way",
-        "This address was opened in a way it does not support.",
+        N_("This page cannot be used this way"),
+        N_("This address was opened in a way it does not support."),
         ("address", "support"),
     ),
     "request_too_large": ErrorWording(
-        "This request is too large",
-        "The request is larger than this service accepts. Nothing was shared.",
+        N_("This request is too large"),
+        N_("The request is larger than this service accepts. Nothing was shared."),
         ("application", "support"),
     ),
     "internal_error": ErrorWording(
-        "Something went wrong",
-        "This service ran into a problem with your request. Nothing was shared.",
+        N_("Something went wrong"),
+        N_("This service ran into a problem with your request. Nothing was shared."),
         ("retry", "support"),
     ),
 }
@@ -156,8 +183,8 @@ _BY_CODE: Final[dict[str, ErrorWording]] = {
 _BY_STATUS: Final[dict[int, ErrorWording]] = {
     400: _BAD_REQUEST,
     403: ErrorWording(
-        "This request was refused",
-        "This service refused the request. Nothing was shared.",
+        N_("This request was refused"),
+        N_("This service refused the request. Nothing was shared."),
         ("application", "support"),
     ),
     404: _BY_CODE["not_found"],

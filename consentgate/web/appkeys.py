@@ -89,6 +89,8 @@ WORKER_PLACE = web.AppKey("worker_place", WorkerPlace)
 
 SETTINGS = web.RequestKey("settings", Settings)
 REQUEST_ID = web.RequestKey("request_id", str)
+#: The language of the request's pages, once chosen (``rendering/pages.page_language``).
+PAGE_LANGUAGE = web.RequestKey("page_language", str)
 PEER_IP: web.RequestKey[IPAddress | None] = web.RequestKey("peer_ip")
 CLIENT_IP = web.RequestKey("client_ip", str)
 UPSTREAM_SECONDS = web.RequestKey("upstream_seconds", float)

@@ -104,3 +104,24 @@ def test_the_samples_include_a_step_up_and_a_client_with_a_verified_domain(
     verified = (out / "consent-verified.html").read_text()
     assert 'class="verified"' in verified
     assert "consent-step-up.html" in (out / "index.html").read_text()
+
+
+def test_the_pages_are_written_in_the_language_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_theme(tmp_path)
+    out = tmp_path / "out"
+    assert main(["pages", "--config", str(config), "--out", str(out), "--language", "ar"]) == 0
+    consent = (out / "consent.html").read_text()
+    assert '<html lang="ar" dir="rtl">' in consent
+    assert ">سماح</button>" in consent
+
+
+def test_a_language_that_is_not_enabled_is_refused_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_theme(tmp_path)
+    config.write_text(CONFIG + 'languages = ["en", "de"]\n')
+    out = tmp_path / "out"
+    assert main(["pages", "--config", str(config), "--out", str(out), "--language", "fr"]) != 0
+    assert "--language: 'fr' is not one of ui.languages ['en', 'de']" in capsys.readouterr().err

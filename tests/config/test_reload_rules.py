@@ -100,6 +100,8 @@ SAMPLES: dict[str, Any] = {
     "ui.logo_file": "logo.svg",
     "ui.accent_color": "#0a7",
     "ui.support_url": "mailto:help@example.com",
+    "ui.languages": ["de", "en"],
+    "ui.default_language": "de",
 }
 
 

@@ -83,3 +83,42 @@ def test_the_templates_directory_and_the_logo_are_relative_to_the_config_file(
     ui = load(tmp_path, templates_dir="theme", logo_file="theme/logo.svg")
     assert ui.templates_dir == tmp_path / "theme"
     assert ui.logo_file == tmp_path / "theme" / "logo.svg"
+
+
+def test_the_pages_speak_every_shipped_language_and_english_by_default(tmp_path: Path) -> None:
+    ui = load(tmp_path)
+    assert ui.languages == ("en", "de", "fr", "es", "ja", "ar")
+    assert ui.default_language == "en"
+
+
+def test_the_enabled_languages_keep_the_operators_order_each_once(tmp_path: Path) -> None:
+    ui = load(tmp_path, languages=["DE", "ar", "de"], default_language="ar")
+    assert ui.languages == ("de", "ar")
+    assert ui.default_language == "ar"
+
+
+@pytest.mark.parametrize(
+    ("key", "given"),
+    [
+        ("languages", ["de", "xx"]),
+        ("languages", []),
+        ("languages", "de"),
+        ("default_language", "klingon"),
+    ],
+)
+def test_a_language_that_does_not_ship_is_refused_naming_the_key_and_the_value(
+    tmp_path: Path, key: str, given: Any
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load(tmp_path, **{key: given})
+    assert f"ui.{key}" in str(refused.value)
+    if isinstance(given, str) or given:
+        assert repr(given if isinstance(given, str) else given[1]) in str(refused.value)
+
+
+def test_a_default_language_that_is_not_enabled_is_refused_naming_both_keys(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load(tmp_path, languages=["de", "fr"], default_language="en")
+    assert "ui.default_language: 'en' is not one of ui.languages" in str(refused.value)

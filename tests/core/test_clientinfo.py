@@ -8,19 +8,17 @@ import pytest
 
 from consentgate.core.clientinfo import (
     ConsentView,
-    age_text,
     build_approval_view,
     build_view,
     clean_name,
-    remaining_text,
     safe_http_url,
     same_site_host,
-    utc_text,
 )
 from consentgate.core.oauth.authorization_requests import (
     parse_authorization_request,
     parse_parameters,
 )
+from consentgate.core.translation import PLAIN_ENGLISH
 from tests.core.signed.test_records import make_record
 
 
@@ -190,8 +188,8 @@ def test_an_approval_of_an_unknown_client_or_a_loopback_uri_says_so() -> None:
     ],
 )
 def test_remaining_time_reads_in_days(seconds: float, text: str) -> None:
-    assert remaining_text(seconds) == text
-    assert utc_text(0) == "1970-01-01 00:00 UTC"
+    assert PLAIN_ENGLISH.within(seconds) == text
+    assert PLAIN_ENGLISH.moment(0) == "1970-01-01 00:00 UTC"
 
 
 BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
@@ -337,28 +335,28 @@ def plain_view(**options: object) -> ConsentView:
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [
-        (-5, "registered less than a minute ago"),
-        (59, "registered less than a minute ago"),
-        (60, "registered 1 minute ago"),
-        (240, "registered 4 minutes ago"),
-        (7200, "registered 2 hours ago"),
-        (86400 * 3 + 5, "registered 3 days ago"),
+        (-5, "less than a minute ago"),
+        (59, "less than a minute ago"),
+        (60, "1 minute ago"),
+        (240, "4 minutes ago"),
+        (7200, "2 hours ago"),
+        (86400 * 3 + 5, "3 days ago"),
     ],
 )
 def test_a_clients_age_reads_as_people_say_it(seconds: float, text: str) -> None:
-    assert age_text(seconds) == text
+    assert PLAIN_ENGLISH.ago(seconds) == text
 
 
 def test_a_client_registered_minutes_ago_is_a_warning_and_makes_deny_the_first_action() -> None:
     view = plain_view(registered_at=1000.0, now=1240.0, service_name="Acme MCP")
-    assert view.client_age == "registered 4 minutes ago"
+    assert view.client_age == "4 minutes ago"
     assert any("registered with Acme MCP 4 minutes ago" in w.text for w in view.warnings)
     assert view.deny_first
 
 
 def test_a_client_registered_long_ago_is_only_a_fact_and_allow_stays_first() -> None:
     view = plain_view(registered_at=1000.0, now=1000.0 + 3 * 86400)
-    assert view.client_age == "registered 3 days ago"
+    assert view.client_age == "3 days ago"
     assert view.warnings == ()
     assert not view.deny_first
 

@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import subprocess
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +166,32 @@ def test_the_pyz_runs_every_command_from_an_empty_directory(pyz: Pyz, tmp_path: 
     listing = pyz.run("consents", "list", "--config", config, "--json")
     assert listing.returncode == 0, listing.stderr
     assert json.loads(listing.stdout) == []
+
+
+def test_the_pyz_speaks_every_language_from_its_compiled_catalogs(pyz: Pyz, tmp_path: Path) -> None:
+    """The file carries the wheel's .mo files (hatch_build.py), not the .po sources
+    alone, and Babel's CLDR data for the shipped languages (tools/build_pyz.py prunes
+    the rest): the sample pages come out in German and in Arabic, right to left, with
+    Arabic dates."""
+    with zipfile.ZipFile(pyz.command[1]) as archive:
+        names = archive.namelist()
+    for language in ("en", "de", "fr", "es", "ja", "ar"):
+        assert f"site-packages/consentgate/locales/{language}/LC_MESSAGES/consentgate.mo" in names
+        assert f"site-packages/babel/locale-data/{language}.dat" in names
+    assert "site-packages/babel/locale-data/zu.dat" not in names
+    data = tmp_path / "data"
+    data.mkdir()
+    config = str(write_config(data, "http://127.0.0.1:9", 8080))
+    for language, html_tag, word in (
+        ("de", '<html lang="de" dir="ltr">', ">Zulassen</button>"),
+        ("ar", '<html lang="ar" dir="rtl">', "تاريخ الانتهاء"),
+    ):
+        out = tmp_path / language
+        done = pyz.run("pages", "--config", config, "--out", str(out), "--language", language)
+        assert done.returncode == 0, done.stderr
+        consent = (out / "consent.html").read_text()
+        assert html_tag in consent
+        assert word in consent + (out / "approvals.html").read_text()
 
 
 async def test_the_pyz_runs_the_demo(pyz: Pyz) -> None:

@@ -49,7 +49,12 @@ from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, REQUEST_ID, SETTINGS, 
 from consentgate.web.audit_emit import audit_event
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.consent_flow.forms import own_page_form
-from consentgate.web.rendering.pages import error_response, render_page, secure
+from consentgate.web.rendering.pages import (
+    error_response,
+    page_translator,
+    render_page,
+    secure,
+)
 
 #: Characters of a record id (``store.parts.consents.new_record_id``: base64url).
 _ID_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -81,6 +86,7 @@ async def approvals_page(request: web.Request) -> web.StreamResponse:
                 clients[record.client_id] = await store.get_client(record.client_id)
         now = request.app[CLOCK]()
         descriptions = dict(config.consent.scope_descriptions)
+        tr = page_translator(request)
         views = [
             build_approval_view(
                 record,
@@ -88,6 +94,7 @@ async def approvals_page(request: web.Request) -> web.StreamResponse:
                 scope_descriptions=descriptions,
                 now=now,
                 verified_domain=client_domain(record.client_id),
+                tr=tr,
             )
             for record in records
         ]

@@ -66,9 +66,12 @@ from consentgate.web.guards.bodies import FormTooLarge, read_form
 from consentgate.web.rendering.pages import (
     CSP,
     CSP_WITH_REMOTE_IMAGES,
+    choose_language,
     error_response,
     json_error,
+    page_translator,
     render_page,
+    shown_service_name,
 )
 
 
@@ -92,14 +95,6 @@ def _bad_request(request: web.Request, error: OAuthError, *, program: bool = Fal
     )
 
 
-def _duration_text(seconds: float) -> str:
-    days = seconds / 86400
-    if days >= 1:
-        return f"{round(days)} days" if round(days) != 1 else "1 day"
-    hours = max(round(seconds / 3600), 1)
-    return f"{hours} hours" if hours != 1 else "1 hour"
-
-
 async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamResponse:
     """Intercept an authorization request: relay it only with this browser's consent."""
     app = request.app
@@ -119,6 +114,8 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
             await read_form(request, config.server.body_timeout) if request.method == "POST" else ""
         )
         parameters = parse_parameters(_query_of(request), body)
+        # The pages of this request, its errors too, speak the language it asks for.
+        choose_language(request, dict(parameters).get("ui_locales"))
         auth = parse_authorization_request(
             parameters,
             allow_request_uri=config.consent.allow_request_uri,
@@ -377,6 +374,7 @@ async def _render_consent(
     approved = await _approved_scopes(request, auth, browser.subject)
     subject = browser.ensure()
     learned = app[IDP_MEMORY].known(config.upstream.url)
+    tr = page_translator(request)
     view = build_view(
         auth,
         client,
@@ -387,10 +385,11 @@ async def _render_consent(
         localhost_only=listed is not None and localhost_only(listed.document),
         registered_at=client.registered_at if isinstance(client, ClientRecord) else None,
         now=now,
-        service_name=config.consent.service_name,
+        service_name=shown_service_name(config, tr),
         idp_host=config.consent.idp_host or (learned.host if learned else None),
         idp_scopes=config.consent.upstream_scopes or (learned.scopes if learned else ()),
         approved_scopes=approved,
+        tr=tr,
     )
     pending = PendingConsent.of(
         auth.parameters,
@@ -418,7 +417,7 @@ async def _render_consent(
         sealed=sealed,
         csrf_token=csrf,
         action=f"{config.server.prefix}/consent",
-        remember_days=_duration_text(config.consent.remember_for),
+        remember_days=tr.duration(config.consent.remember_for),
     )
     for header in browser.cookies_to_set():
         response.headers.add("Set-Cookie", header)

@@ -41,7 +41,7 @@ from consentgate.web.consent_flow.client_redirects import redirect_error
 from consentgate.web.consent_flow.flow import forward_authorization
 from consentgate.web.consent_flow.forms import own_page_form
 from consentgate.web.documents import listed_client
-from consentgate.web.rendering.pages import error_response, render_page
+from consentgate.web.rendering.pages import choose_language, error_response, render_page
 
 
 async def consent_answer(request: web.Request) -> web.StreamResponse:
@@ -90,8 +90,12 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         if page.id != pending_id:
             raise BadPending("sealed for another page")
         shown = page.consent
+        shown_parameters = parse_parameters(shown.query)
+        # The answer's pages speak the consent page's language: the sealed request's
+        # ui_locales, then Accept-Language, among the enabled languages.
+        choose_language(request, dict(shown_parameters).get("ui_locales"))
         auth = parse_authorization_request(
-            parse_parameters(shown.query),
+            shown_parameters,
             allow_request_uri=config.consent.allow_request_uri,
             allow_request_object=config.consent.allow_request_object,
         )

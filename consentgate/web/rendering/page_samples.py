@@ -3,7 +3,8 @@ an operator can review a theme (``[ui]``) without a sign-in (docs/branding.md).
 
 The samples go through the same builders as the real pages (``core/clientinfo``'s
 views, ``core/error_pages``' wording), so a template that renders here renders for
-a person; a variable a template needs and no page gives fails here first.
+a person; a variable a template needs and no page gives fails here first. The
+samples' sentences are in the language of the translator given (``--language``).
 
 Pure module: no aiohttp import.
 """
@@ -19,6 +20,7 @@ from consentgate.core.clientinfo import build_approval_view, build_view
 from consentgate.core.error_pages import all_wordings, error_wording
 from consentgate.core.oauth.authorization_requests import parse_authorization_request
 from consentgate.core.signed.records import ConsentRecord
+from consentgate.core.translation import Translator
 
 #: The sample's "now": a fixed instant, so two runs write the same files.
 SAMPLE_NOW = 1_800_000_000.0
@@ -59,12 +61,7 @@ def _request(redirect_uri: str, scope: str, client_id: str = "sample-client") ->
     )
 
 
-def _remember_text(seconds: float) -> str:
-    days = round(seconds / 86400)
-    return f"{days} days" if days != 1 else "1 day"
-
-
-def _consent(config: Config, *, warnings: bool) -> dict[str, Any]:
+def _consent(config: Config, tr: Translator, *, warnings: bool) -> dict[str, Any]:
     descriptions = dict(config.consent.scope_descriptions)
     if warnings:  # an unknown client returning to this computer: the page warns
         request = _request("http://127.0.0.1:33418/callback", "notes:read notes:write")
@@ -78,6 +75,7 @@ def _consent(config: Config, *, warnings: bool) -> dict[str, Any]:
         scope_descriptions=descriptions,
         show_logos=False,
         remember_mode=config.consent.mode == "remember",
+        tr=tr,
     )
     return {
         "view": view,
@@ -85,11 +83,11 @@ def _consent(config: Config, *, warnings: bool) -> dict[str, Any]:
         "sealed": "sample",
         "csrf_token": "sample",
         "action": "#",
-        "remember_days": _remember_text(config.consent.remember_for),
+        "remember_days": tr.duration(config.consent.remember_for),
     }
 
 
-def _consent_state(config: Config, *, verified: bool) -> dict[str, Any]:
+def _consent_state(config: Config, tr: Translator, *, verified: bool) -> dict[str, Any]:
     """The consent page's other states: a step-up (a known client asks for one scope
     more than this browser approved, and the IdP's host and scopes are known), or a
     client named by a URL whose metadata document verified its domain."""
@@ -116,12 +114,13 @@ def _consent_state(config: Config, *, verified: bool) -> dict[str, Any]:
         registered_at=SAMPLE_NOW - 40 * 86400,
         now=SAMPLE_NOW,
         service_name=config.consent.service_name,
+        tr=tr,
         **extra,
     )
-    return {**_consent(config, warnings=False), "view": view}
+    return {**_consent(config, tr, warnings=False), "view": view}
 
 
-def _approvals(config: Config) -> dict[str, Any]:
+def _approvals(config: Config, tr: Translator) -> dict[str, Any]:
     record = ConsentRecord(
         id="sample-record",
         subject="sample",
@@ -140,23 +139,24 @@ def _approvals(config: Config) -> dict[str, Any]:
         SampleClient(),
         scope_descriptions=dict(config.consent.scope_descriptions),
         now=SAMPLE_NOW,
+        tr=tr,
     )
     return {"approvals": [view], "csrf_token": "sample", "action": "#"}
 
 
-def _error(status: int, code: str) -> dict[str, Any]:
-    return {"code": code, **error_wording(status, code).template_values()}
+def _error(status: int, code: str, tr: Translator) -> dict[str, Any]:
+    return {"code": code, **error_wording(status, code).template_values(tr)}
 
 
-def sample_pages(config: Config) -> list[SamplePage]:
-    """Every page, in the order an operator reviews them."""
+def sample_pages(config: Config, tr: Translator) -> list[SamplePage]:
+    """Every page, in the order an operator reviews them, in the language of ``tr``."""
     pages = [
-        SamplePage("consent.html", "consent.html", _consent(config, warnings=False)),
-        SamplePage("consent-warnings.html", "consent.html", _consent(config, warnings=True)),
-        SamplePage("consent-step-up.html", "consent.html", _consent_state(config, verified=False)),
-        SamplePage("consent-verified.html", "consent.html", _consent_state(config, verified=True)),
+        SamplePage("consent.html", "consent.html", _consent(config, tr, warnings=False)),
+        SamplePage("consent-warnings.html", "consent.html", _consent(config, tr, warnings=True)),
+        SamplePage("consent-step-up.html", "consent.html", _consent_state(config, tr, verified=False)),
+        SamplePage("consent-verified.html", "consent.html", _consent_state(config, tr, verified=True)),
         SamplePage("denied.html", "denied.html", {}),
-        SamplePage("approvals.html", "approvals.html", _approvals(config)),
+        SamplePage("approvals.html", "approvals.html", _approvals(config, tr)),
         SamplePage(
             "approvals-empty.html",
             "approvals.html",
@@ -170,5 +170,5 @@ def sample_pages(config: Config) -> list[SamplePage]:
     ]
     for key in all_wordings():
         status = int(key) if key.isdigit() else 400
-        pages.append(SamplePage(f"error-{key}.html", "error.html", _error(status, key)))
+        pages.append(SamplePage(f"error-{key}.html", "error.html", _error(status, key, tr)))
     return pages

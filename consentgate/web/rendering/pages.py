@@ -19,6 +19,15 @@ An error page says, in plain words, what happened and what the person can do
 ``consentgate.pages`` log with the same request id, and stays the
 ``error_description`` of the JSON that programs get.
 
+A page speaks the language chosen for its request (``core/negotiation.py``): the
+authorization request's ``ui_locales`` when the handler read one
+(:func:`choose_language`), else the browser's ``Accept-Language``; the choice is kept
+for the request, so its error pages speak the same language as its consent page.
+The page says its language in ``Content-Language`` (RFC 9110 §8.5) as well as in
+``<html lang>``. Pages are ``no-store``; they still carry ``Vary: Accept-Language``,
+so that no cache that ignores ``no-store`` could hand one person's language to
+another.
+
 There is deliberately no ``form-action`` directive: it blocks the redirect chain
 after the consent form (to the IdP, to ``claude://`` redirect URIs) in Chromium
 (docs/references.md, the FastMCP lessons).
@@ -33,8 +42,12 @@ from typing import Any, Final
 from aiohttp import web
 
 from consentgate.config.model import Config
+from consentgate.config.sections_policy import DEFAULT_SERVICE_NAME
 from consentgate.core.error_pages import error_wording
-from consentgate.web.appkeys import REQUEST_ID, SETTINGS, TEMPLATES
+from consentgate.core.negotiation import negotiate
+from consentgate.core.translation import N_, Translator
+from consentgate.web.appkeys import PAGE_LANGUAGE, REQUEST_ID, SETTINGS, TEMPLATES
+from consentgate.web.rendering.catalogs import Catalog
 from consentgate.web.rendering.templates import Templates
 
 log = logging.getLogger("consentgate.pages")
@@ -70,22 +83,55 @@ def wants_html(request: web.Request) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
 
+def choose_language(request: web.Request, ui_locales: str | None) -> str:
+    """Choose the language of this request's pages: ``ui_locales`` (the authorization
+    request's, OpenID Connect Core 1.0 §3.1.2.1) first, then ``Accept-Language``,
+    among ``[ui] languages``, else ``[ui] default_language``."""
+    ui = request[SETTINGS].config.ui
+    chosen = negotiate(
+        ui_locales, request.headers.get("Accept-Language"), ui.languages, ui.default_language
+    )
+    request[PAGE_LANGUAGE] = chosen
+    return chosen
+
+
+def page_language(request: web.Request) -> str:
+    """The language of this request's pages: chosen before, else from
+    ``Accept-Language``."""
+    chosen = request.get(PAGE_LANGUAGE)
+    return chosen if chosen is not None else choose_language(request, None)
+
+
+def page_translator(request: web.Request) -> Catalog:
+    """The words of this request's pages (for ``core`` builders)."""
+    return request.app[TEMPLATES].catalog(page_language(request))
+
+
+def shown_service_name(config: Config, tr: Translator) -> str:
+    """``[consent] service_name``, or its default ("this service") in the page's
+    language: an operator's name is shown as written."""
+    name = config.consent.service_name
+    return tr.gettext(N_("this service")) if name == DEFAULT_SERVICE_NAME else name
+
+
 def page_context(
     config: Config,
     templates: Templates,
     request_id: str,
     *,
+    language: str = "en",
     asset_base: str | None = None,
     approvals_url: str | None = None,
 ) -> dict[str, Any]:
     """The variables every template gets (docs/branding.md, the template contract).
-    ``asset_base`` and ``approvals_url`` default to the gate's own paths (the
-    ``pages`` command points them at its files)."""
+    ``language``: the page's (for the default service name). ``asset_base`` and
+    ``approvals_url`` default to the gate's own paths (the ``pages`` command points
+    them at its files)."""
     if asset_base is None:
         asset_base = f"{config.server.prefix}/static"
     assets = templates.asset_urls(asset_base)
     return {
-        "service_name": config.consent.service_name,
+        "service_name": shown_service_name(config, templates.catalog(language)),
         "asset_base": asset_base,
         "assets": assets,
         "stylesheets": [assets[name] for name in ("consent.css", "theme.css") if name in assets],
@@ -108,10 +154,15 @@ def render_page(
     """A full HTML page of the gate, with the security headers (set after rendering,
     so no template changes them)."""
     templates = request.app[TEMPLATES]
-    base = page_context(request[SETTINGS].config, templates, request.get(REQUEST_ID, ""))
-    body = templates.render(template, **{**base, **context})
+    language = page_language(request)
+    base = page_context(
+        request[SETTINGS].config, templates, request.get(REQUEST_ID, ""), language=language
+    )
+    body = templates.render(template, language=language, **{**base, **context})
     response = web.Response(status=status, text=body, content_type="text/html", charset="utf-8")
     secure(response, csp=csp)
+    response.headers["Content-Language"] = language
+    response.headers["Vary"] = "Accept-Language"
     return response
 
 
@@ -149,7 +200,7 @@ def error_response(
             "error.html",
             status=status,
             code=code,
-            **wording.template_values(),
+            **wording.template_values(page_translator(request)),
         )
     return json_error(request, status, code, message)
 

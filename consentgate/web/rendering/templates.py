@@ -23,6 +23,13 @@ stylesheet) are held in memory and named by the SHA-256 of their bytes
 lifetime and a change is a new name (RFC 8246). The accent colour is a generated
 stylesheet, not an inline style, so the CSP keeps ``style-src 'self'``.
 
+Each language has its own environment with that language's catalog installed
+(Jinja's ``i18n`` extension, new-style gettext): ``{% trans %}`` blocks and ``_()``
+are translated, and their placeholders are escaped like any value, since new-style
+gettext formats them after marking only the catalog's text as markup. The English
+environment compiles every template at start; the others compile each on first use
+(the syntax is the same whatever the language).
+
 The templates ship inside the installed package (``consentgate/static``); in a
 source checkout they are read from the top-level ``static/`` directory.
 
@@ -43,8 +50,10 @@ import jinja2.ext
 from jinja2.lexer import Token, TokenStream
 
 from consentgate.config.sections_ui import UiConfig
+from consentgate.core.negotiation import direction
 from consentgate.core.startup_errors import StartupError
 from consentgate.web.rendering.accent import link_colour, text_on
+from consentgate.web.rendering.catalogs import Catalog, shipped_catalogs
 
 #: ``consentgate/``: this module lives in ``consentgate/web/rendering/``.
 _PACKAGE_DIR = Path(__file__).resolve().parents[2]
@@ -93,21 +102,52 @@ _REFERRER_SETTING = re.compile(
 )
 
 
+#: The translation functions and how many of their first arguments are messages.
+_MESSAGE_ARGUMENTS: Final = {"_": 1, "gettext": 1, "ngettext": 2, "pgettext": 2, "npgettext": 3}
+
+
 class EscapedClientValues(jinja2.ext.Extension):
     """Refuses, when a template is compiled, what would let a value out unescaped
-    (``safe``, ``{% autoescape %}``) or loosen the page's headers (``<meta
-    http-equiv>``, a referrer policy other than ``no-referrer``)."""
+    (``safe``, ``{% autoescape %}``, a translation of anything but a literal message)
+    or loosen the page's headers (``<meta http-equiv>``, a referrer policy other than
+    ``no-referrer``)."""
 
     def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
-        previous: Token | None = None
-        for token in stream:
-            refusal = _refusal(previous, token)
+        tokens = list(stream)
+        for index, token in enumerate(tokens):
+            previous = tokens[index - 1] if index else None
+            refusal = _refusal(previous, token) or _translation_refusal(tokens, index)
             if refusal is not None:
                 raise jinja2.TemplateSyntaxError(
                     refusal, token.lineno, stream.name, stream.filename
                 )
-            yield token
-            previous = token
+        yield from tokens
+
+
+def _translation_refusal(tokens: list[Token], index: int) -> str | None:
+    """A translation is trusted markup (new-style gettext marks the catalog's text
+    safe and escapes only the named values formatted into it), so ``_(client_name)``
+    would look a client's words up in the catalog and show them unescaped: the
+    messages must be literals (``_("Deny")``, keyword values after them are escaped)."""
+    token = tokens[index]
+    if token.type != "name" or token.value not in _MESSAGE_ARGUMENTS:
+        return None
+    if index and tokens[index - 1].type == "dot":
+        return None  # an attribute of some value, not the translation function
+    refusal = (
+        f"only a literal message may be translated: {token.value}() must be called with "
+        "quoted text; a value in a message is a named argument or a {% trans %} variable"
+    )
+    expected = ["lparen"]
+    for _ in range(_MESSAGE_ARGUMENTS[str(token.value)]):
+        expected += ["string", "comma|rparen"]
+    following = tokens[index + 1 : index + 1 + len(expected)]
+    if len(following) < len(expected):
+        return refusal
+    for seen, wanted in zip(following, expected, strict=True):
+        if seen.type not in wanted.split("|"):
+            return refusal
+    return None
 
 
 def _refusal(previous: Token | None, token: Token) -> str | None:
@@ -146,6 +186,7 @@ class Templates:
         overrides: Path | None = None,
         logo: Path | None = None,
         accent: str = "",
+        catalogs: Mapping[str, Catalog] | None = None,
     ) -> None:
         self.directory = directory or static_dir()
         self.overrides = overrides
@@ -154,15 +195,11 @@ class Templates:
             if not overrides.is_dir():
                 raise StartupError(f"ui.templates_dir: {overrides} is not a directory")
             searched.insert(0, overrides)
-        self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(searched),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            extensions=[EscapedClientValues],
-        )
-        del self._env.filters["safe"]
+        self._searched = searched
+        #: Language -> its messages, durations and moments.
+        self.catalogs: Mapping[str, Catalog] = shipped_catalogs() if catalogs is None else catalogs
+        self._by_language: dict[str, jinja2.Environment] = {}
+        self._env = self._environment("en")
         #: Served name -> asset; the hashed names and, for templates written against
         #: ``{{ asset_base }}/consent.css``, the plain names (short-lived).
         self.assets: dict[str, Asset] = {}
@@ -209,6 +246,33 @@ class Templates:
                     f"ui.templates_dir: the template {at} is refused: {exc}"
                 ) from None
 
+    def _environment(self, language: str) -> jinja2.Environment:
+        """The environment of one language, made on first use."""
+        env = self._by_language.get(language)
+        if env is not None:
+            return env
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(self._searched),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            extensions=[EscapedClientValues, "jinja2.ext.i18n"],
+        )
+        del env.filters["safe"]
+        # A {% trans %} block's message is its text with the whitespace collapsed, so
+        # reflowing a template does not change its message ids.
+        env.policies["ext.i18n.trimmed"] = True
+        env.install_gettext_translations(  # type: ignore[attr-defined]
+            self.catalog(language).translations, newstyle=True
+        )
+        self._by_language[language] = env
+        return env
+
+    def catalog(self, language: str) -> Catalog:
+        """The catalog of a shipped language (English for any other)."""
+        return self.catalogs.get(language) or self.catalogs["en"]
+
     @property
     def environment(self) -> jinja2.Environment:
         return self._env
@@ -222,8 +286,12 @@ class Templates:
         """Logical name -> URL under ``base`` (``{prefix}/static``)."""
         return {logical: f"{base}/{served}" for logical, served in self.asset_names.items()}
 
-    def render(self, name: str, **context: Any) -> str:
-        return self._env.get_template(name).render(**context)
+    def render(self, name: str, *, language: str = "en", **context: Any) -> str:
+        """The page ``name`` in ``language``; ``language`` and ``direction`` (``ltr`` or
+        ``rtl``) are variables of every template (docs/branding.md)."""
+        language = language if language in self.catalogs else "en"
+        template = self._environment(language).get_template(name)
+        return template.render(language=language, direction=direction(language), **context)
 
 
 def _logo_bytes(path: Path) -> bytes:

@@ -202,3 +202,37 @@ def test_links_in_the_accent_colour_stay_readable_on_the_card_in_light_and_dark(
         for surface in surfaces[scheme]:
             ratio = wcag_contrast(match[1], surface)
             assert ratio >= 4.5, f"{accent} {scheme}: {match[1]} on {surface} is {ratio:.2f}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ _(client_name) }}",
+        "{{ gettext(client_name) }}",
+        '{{ _("Deny" ~ client_name) }}',
+        '{{ ngettext("one", client_name, 2) }}',
+        "{{ _(*names) }}",
+        "{% set t = _ %}{{ t(client_name) }}",
+    ],
+)
+def test_a_template_that_would_translate_a_value_is_refused_at_start(
+    tmp_path: Path, source: str
+) -> None:
+    """A translation is trusted markup (new-style gettext marks the catalog's text
+    safe), so ``_(client_name)`` would both look a client's words up in a catalog and
+    let them out unescaped: only literal messages may be translated."""
+    with pytest.raises(StartupError) as refused:
+        Templates(overrides=theme(tmp_path, consent_html=source))
+    assert "only a literal message may be translated" in str(refused.value)
+
+
+def test_literal_messages_and_trans_blocks_with_values_are_allowed(tmp_path: Path) -> None:
+    templates = Templates(
+        overrides=theme(
+            tmp_path,
+            custom_html='{{ _("Deny") }} {{ ngettext("%(num)d day", "%(num)d days", 2) }} '
+            "{% trans name=client_name %}Hello {{ name }}{% endtrans %}",
+        )
+    )
+    page = templates.render("custom.html", language="de", client_name=NAME)
+    assert page.startswith("Ablehnen 2 days Hello &lt;script&gt;")
