@@ -153,8 +153,12 @@ def sample_pages(config: Config, tr: Translator) -> list[SamplePage]:
     pages = [
         SamplePage("consent.html", "consent.html", _consent(config, tr, warnings=False)),
         SamplePage("consent-warnings.html", "consent.html", _consent(config, tr, warnings=True)),
-        SamplePage("consent-step-up.html", "consent.html", _consent_state(config, tr, verified=False)),
-        SamplePage("consent-verified.html", "consent.html", _consent_state(config, tr, verified=True)),
+        SamplePage(
+            "consent-step-up.html", "consent.html", _consent_state(config, tr, verified=False)
+        ),
+        SamplePage(
+            "consent-verified.html", "consent.html", _consent_state(config, tr, verified=True)
+        ),
         SamplePage("denied.html", "denied.html", {}),
         SamplePage("approvals.html", "approvals.html", _approvals(config, tr)),
         SamplePage(
