@@ -100,6 +100,13 @@ SAMPLES: dict[str, Any] = {
     "ui.logo_file": "logo.svg",
     "ui.accent_color": "#0a7",
     "ui.support_url": "mailto:help@example.com",
+    "identity.issuer": "https://idp.example",
+    "identity.client_id": "gate",
+    "identity.client_secret": "a-secret",
+    "identity.scopes": ["openid", "profile"],
+    "identity.subject_claim": "oid",
+    "identity.display_claim": "preferred_username",
+    "identity.session_lifetime": "1h",
 }
 
 
