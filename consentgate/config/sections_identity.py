@@ -100,7 +100,9 @@ def parse_session_lifetime(value: Any, ctx: ParseContext) -> float:
 def parse_client_id(value: Any, ctx: ParseContext) -> str:
     text = parse_str(value, ctx)
     if len(text) > 512 or any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
-        raise ValueError(f"expected a client_id without spaces or control characters, got {_fmt(value)}")
+        raise ValueError(
+            f"expected a client_id without spaces or control characters, got {_fmt(value)}"
+        )
     return text
 
 

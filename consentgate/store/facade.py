@@ -48,6 +48,7 @@ from consentgate.store.parts.verifier import (
     VerificationReport,
     Verifier,
 )
+from consentgate.store.parts.waiting_signins import WaitingSignIns
 from consentgate.store.protocol import Cursor, StoreBackend
 from consentgate.store.store_errors import StoreUnavailable
 
@@ -86,6 +87,8 @@ class ConsentStore:
         self._marks = PageMarks(ctx)
         self._trail = AuditChain(ctx, self._publication)
         self._readiness = Readiness(ctx)
+        #: Authorization requests waiting for a sign-in at the gate ([identity]).
+        self.signins = WaitingSignIns(ctx, self._verifier)
 
     @classmethod
     async def open(

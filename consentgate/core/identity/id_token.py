@@ -41,6 +41,7 @@ LEEWAY: Final = 60
 #: Longest ID token read (characters).
 MAX_TOKEN_LENGTH: Final = 16 * 1024
 
+
 @dataclass(frozen=True, slots=True)
 class Expected:
     """What this sign-in expects of its ID token."""

@@ -62,7 +62,11 @@ class SignInStart:
 
     @classmethod
     def new(cls) -> SignInStart:
-        return cls(_b64(secrets.token_bytes(32)), _b64(secrets.token_bytes(32)), _b64(secrets.token_bytes(48)))
+        return cls(
+            _b64(secrets.token_bytes(32)),
+            _b64(secrets.token_bytes(32)),
+            _b64(secrets.token_bytes(48)),
+        )
 
     @property
     def challenge(self) -> str:
@@ -88,7 +92,13 @@ class Waiting:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"v": FORMAT, "q": self.query, "s": self.fetch_site, "n": self.nonce, "c": self.verifier},
+            {
+                "v": FORMAT,
+                "q": self.query,
+                "s": self.fetch_site,
+                "n": self.nonce,
+                "c": self.verifier,
+            },
             separators=(",", ":"),
         )
 
@@ -100,7 +110,12 @@ class Waiting:
             raise ValueError("not JSON") from None
         if not isinstance(value, dict) or value.get("v") != FORMAT:
             raise ValueError("not a waiting sign-in")
-        query, site, nonce, verifier = value.get("q"), value.get("s"), value.get("n"), value.get("c")
+        query, site, nonce, verifier = (
+            value.get("q"),
+            value.get("s"),
+            value.get("n"),
+            value.get("c"),
+        )
         if not (
             isinstance(query, str)
             and (site is None or isinstance(site, str))

@@ -30,7 +30,9 @@ def test_the_metadata_of_the_configured_issuer_is_read() -> None:
     assert metadata.iss_parameter_supported is False
 
 
-@pytest.mark.parametrize("issuer", ["https://idp.example/realm/", "https://IDP.example/realm", "https://evil.example"])
+@pytest.mark.parametrize(
+    "issuer", ["https://idp.example/realm/", "https://IDP.example/realm", "https://evil.example"]
+)
 def test_metadata_naming_another_issuer_even_by_a_trailing_slash_is_refused(issuer: str) -> None:
     with pytest.raises(DiscoveryError, match="issuer"):
         parse_metadata(document(issuer=issuer), ISSUER)
@@ -72,4 +74,7 @@ def test_the_rfc_9207_flag_is_read() -> None:
 
 def test_the_metadata_url_is_under_the_issuers_path() -> None:
     assert metadata_url(ISSUER) == "https://idp.example/realm/.well-known/openid-configuration"
-    assert metadata_url("https://idp.example/") == "https://idp.example/.well-known/openid-configuration"
+    assert (
+        metadata_url("https://idp.example/")
+        == "https://idp.example/.well-known/openid-configuration"
+    )

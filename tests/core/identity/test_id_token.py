@@ -35,7 +35,9 @@ def claims(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def sign(key: RSAKey | ECKey, payload: dict[str, Any], *, kid: str | None = "k1", alg: str = "RS256") -> str:
+def sign(
+    key: RSAKey | ECKey, payload: dict[str, Any], *, kid: str | None = "k1", alg: str = "RS256"
+) -> str:
     header: dict[str, Any] = {"alg": alg}
     if kid is not None:
         header["kid"] = kid
@@ -55,7 +57,9 @@ def reason(token: str, keys: dict[str, Any], expected: Expected = EXPECTED) -> s
     return caught.value.reason
 
 
-def test_a_token_signed_by_the_providers_key_with_the_expected_claims_is_believed(rsa: RSAKey) -> None:
+def test_a_token_signed_by_the_providers_key_with_the_expected_claims_is_believed(
+    rsa: RSAKey,
+) -> None:
     verified = verify_id_token(sign(rsa, claims()), public(rsa), EXPECTED, NOW)
     assert verified["sub"] == "alice-sub"
 
@@ -133,7 +137,9 @@ def test_the_key_is_chosen_by_kid_among_several(rsa: RSAKey) -> None:
 
 
 def test_an_algorithm_the_provider_does_not_list_is_refused(rsa: RSAKey) -> None:
-    expected = Expected(issuer=ISSUER, client_id=CLIENT, nonce="n-123", provider_algorithms=["ES256"])
+    expected = Expected(
+        issuer=ISSUER, client_id=CLIENT, nonce="n-123", provider_algorithms=["ES256"]
+    )
     assert reason(sign(rsa, claims()), public(rsa), expected) == "algorithm"
 
 

@@ -36,7 +36,9 @@ def test_the_subject_is_a_digest_of_the_issuer_and_the_subject_claim() -> None:
 
 def test_a_token_without_the_subject_claim_names_nobody() -> None:
     with pytest.raises(IdTokenRejected):
-        person_from_claims({"email": "x"}, issuer=ISSUER, subject_claim="sub", display_claim="email")
+        person_from_claims(
+            {"email": "x"}, issuer=ISSUER, subject_claim="sub", display_claim="email"
+        )
 
 
 def test_a_session_opens_in_its_own_browser_until_it_expires() -> None:
@@ -50,6 +52,10 @@ def test_a_session_opens_in_its_own_browser_until_it_expires() -> None:
 def test_an_edited_session_opens_for_nobody() -> None:
     value = seal_session(KEY, "browser-1", alice(), 2000)
     version, digest, display, expires, tag = value.split(".")
-    assert open_session(KEY, ".".join((version, digest, display, "9999", tag)), "browser-1", 0) is None
+    assert (
+        open_session(KEY, ".".join((version, digest, display, "9999", tag)), "browser-1", 0) is None
+    )
     other = person_subject(ISSUER, "mallory").removeprefix("person:")
-    assert open_session(KEY, ".".join((version, other, display, expires, tag)), "browser-1", 0) is None
+    assert (
+        open_session(KEY, ".".join((version, other, display, expires, tag)), "browser-1", 0) is None
+    )

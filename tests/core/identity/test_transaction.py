@@ -46,7 +46,9 @@ def test_every_sign_in_has_its_own_secrets_and_the_store_key_is_not_the_state() 
     assert first.state not in state_key(first.state)
 
 
-def test_an_answer_with_another_iss_is_refused_even_when_the_provider_does_not_advertise_it() -> None:
+def test_an_answer_with_another_iss_is_refused_even_when_the_provider_does_not_advertise_it() -> (
+    None
+):
     with pytest.raises(CallbackRefused) as caught:
         callback_code({"code": "c", "iss": "https://evil.example"}, metadata())
     assert caught.value.reason == "issuer"
