@@ -125,6 +125,18 @@ _BY_CODE: Final[dict[str, ErrorWording]] = {
         "cannot show who is asking. Nothing was shared.",
         ("retry", "support"),
     ),
+    "signin_unavailable": ErrorWording(
+        "Sign-in is not available right now",
+        "This service could not reach the sign-in service that confirms who you are, "
+        "so your sign-in was stopped before anything was shared.",
+        ("retry", "support"),
+    ),
+    "signin_failed": ErrorWording(
+        "You could not be signed in",
+        "The sign-in service did not confirm who you are, so your sign-in was stopped. "
+        "Nothing was shared.",
+        ("restart", "support"),
+    ),
     "upstream_misconfigured": _CONFIGURATION,
     "registration_unreadable": _CONFIGURATION,
     "interaction_required": _PROMPT_NONE,
@@ -152,6 +164,9 @@ _BY_CODE: Final[dict[str, ErrorWording]] = {
         ("retry", "support"),
     ),
 }
+
+#: A sign-in at the gate ([identity]) coming back to a browser that did not start it.
+_BY_CODE["signin_stale"] = _BY_CODE["unbound_flow"]
 
 _BY_STATUS: Final[dict[int, ErrorWording]] = {
     400: _BAD_REQUEST,

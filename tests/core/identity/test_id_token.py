@@ -45,7 +45,7 @@ def sign(
 
 
 def public(*keys: RSAKey | ECKey) -> dict[str, Any]:
-    return KeySet(list(keys)).as_dict(private=False)
+    return dict(KeySet(list(keys)).as_dict(private=False))
 
 
 EXPECTED = Expected(issuer=ISSUER, client_id=CLIENT, nonce="n-123")

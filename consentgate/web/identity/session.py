@@ -1,0 +1,51 @@
+"""The gate's sign-in session in one browser: who is signed in, and its cookie.
+
+The cookie (``__Host-cg_sess`` on https: Secure, HttpOnly, SameSite=Lax, Path=/; MCP
+security best practices' cookie rules, docs/references.md) holds a MACed value bound
+to the person and to this browser's identity cookie
+(:func:`consentgate.core.identity.person.seal_session`), so copied into another
+browser it names nobody. It grants nothing upstream: it only says whose approvals the
+gate looks up. Reading it is one HMAC, so a remembered authorization costs what it
+cost without a sign-in.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from consentgate.core.identity.person import Person, open_session, seal_session
+from consentgate.core.signed.cookies import set_cookie_header
+from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS
+from consentgate.web.consent_flow.browser import Browser
+
+
+def current_person(request: web.Request, browser: Browser) -> Person | None:
+    """The person signed in in this browser, or None (identity off, no session, a
+    forged, expired or another browser's session)."""
+    if not request[SETTINGS].config.identity.enabled or browser.subject is None:
+        return None
+    crypto = request.app[COOKIE_CRYPTO]
+    value = request.cookies.get(crypto.names.session)
+    if value is None:
+        return None
+    return open_session(crypto.session_key, value, browser.subject, request.app[CLOCK]())
+
+
+def session_cookie(request: web.Request, browser_subject: str, person: Person) -> str:
+    """The ``Set-Cookie`` that signs ``person`` in in this browser."""
+    config = request[SETTINGS].config
+    crypto = request.app[COOKIE_CRYPTO]
+    lifetime = int(config.identity.session_lifetime)
+    expires_at = int(request.app[CLOCK]()) + lifetime
+    value = seal_session(crypto.session_key, browser_subject, person, expires_at)
+    return set_cookie_header(
+        crypto.names.session, value, max_age=lifetime, secure=config.secure_cookies
+    )
+
+
+def signed_out_cookie(request: web.Request) -> str:
+    """The ``Set-Cookie`` that ends the session in this browser."""
+    crypto = request.app[COOKIE_CRYPTO]
+    return set_cookie_header(
+        crypto.names.session, "", max_age=0, secure=request[SETTINGS].config.secure_cookies
+    )

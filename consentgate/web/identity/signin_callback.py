@@ -1,0 +1,106 @@
+"""The identity provider's answer to the gate's own sign-in, and the return to the
+authorization request that waited ([identity]).
+
+In order, each failure a page and nothing relayed:
+
+1. ``state`` names a request waiting for *this* browser; it is taken once
+   (:mod:`consentgate.store.parts.waiting_signins`): a replayed callback, a ``state``
+   swapped in from another browser's sign-in, or one that expired finds nothing
+   (``signin_stale``).
+2. ``iss`` (RFC 9207 §2.4): required when the provider advertises it, compared
+   exactly whenever present, before an error is believed; a provider's ``error``
+   fails closed (``signin_failed``).
+3. The code is exchanged with the PKCE verifier (RFC 7636 §4.5), the ID token
+   verified (:mod:`consentgate.core.identity.id_token`): signature, ``iss``, ``aud``,
+   ``azp``, ``exp``/``iat``, and the ``nonce`` this sign-in sent.
+4. The session cookie is set, and the waiting request is decided as if it had just
+   arrived, **with the ``Sec-Fetch-Site`` it arrived with**: the provider's return is
+   always a cross-site navigation, and must neither make a remembered approval ask
+   again nor make a cross-site arrival silent (FastMCP GHSA-6x8h-498w-gv8c).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from consentgate.core.identity.person import person_from_claims
+from consentgate.core.identity.token_errors import IdTokenRejected
+from consentgate.core.identity.transaction import (
+    CallbackRefused,
+    Waiting,
+    callback_code,
+    callback_state,
+    state_key,
+)
+from consentgate.core.oauth.authorization_requests import parse_parameters
+from consentgate.core.oauth.oauth_errors import OAuthError
+from consentgate.web.appkeys import IDENTITY, REQUEST_ID, SETTINGS, STORE
+from consentgate.web.consent_flow.authorize import resume_authorization
+from consentgate.web.consent_flow.browser import Browser
+from consentgate.web.identity.provider import ProviderUnavailable, TokenRefused
+from consentgate.web.identity.session import session_cookie
+from consentgate.web.identity.signin_start import UNAVAILABLE, redirect_uri
+from consentgate.web.rendering.pages import error_response
+
+log = logging.getLogger("consentgate")
+
+STALE = (
+    "the sign-in's state names no request waiting for this browser (another browser's, "
+    "expired, or already used)"
+)
+
+
+def _failed(request: web.Request, reason: str) -> web.Response:
+    log.info(
+        "gate sign-in refused",
+        extra={"fields": {"request_id": request[REQUEST_ID], "reason": reason}},
+    )
+    return error_response(request, 403, "signin_failed", f"sign-in refused: {reason}")
+
+
+async def signin_callback(request: web.Request) -> web.StreamResponse:
+    """GET {prefix}/signin: the provider's answer to the gate's sign-in."""
+    identity = request[SETTINGS].config.identity
+    try:
+        parameters = dict(parse_parameters(request.raw_path.partition("?")[2]))
+        state = callback_state(parameters)
+    except OAuthError as exc:
+        return error_response(request, 400, exc.code, exc.description)
+    except CallbackRefused:
+        return error_response(request, 403, "signin_stale", STALE)
+    browser = Browser(request)
+    if browser.subject is None:
+        return error_response(request, 403, "signin_stale", STALE)
+    payload = await request.app[STORE].signins.take(state_key(state), browser.subject)
+    if payload is None:
+        return error_response(request, 403, "signin_stale", STALE)
+    try:
+        waiting = Waiting.from_json(payload)
+    except ValueError:
+        return error_response(request, 403, "signin_stale", STALE)
+    provider = request.app[IDENTITY]
+    try:
+        code = callback_code(parameters, await provider.metadata())
+        token = await provider.exchange(code, waiting.verifier, redirect_uri(request))
+        claims = await provider.verify(token, waiting.nonce)
+        person = person_from_claims(
+            claims,
+            issuer=identity.issuer,
+            subject_claim=identity.subject_claim,
+            display_claim=identity.display_claim,
+        )
+    except ProviderUnavailable:
+        return error_response(request, 503, "signin_unavailable", UNAVAILABLE)
+    except (CallbackRefused, IdTokenRejected) as exc:
+        return _failed(request, exc.reason)
+    except TokenRefused as exc:
+        return _failed(request, f"token endpoint: {exc}")
+    return await resume_authorization(
+        request,
+        waiting.query,
+        fetch_site=waiting.fetch_site,
+        person=person,
+        extra_cookies=(session_cookie(request, browser.subject, person),),
+    )
