@@ -74,8 +74,8 @@ from consentgate.web.endpoints import endpoints_at_start
 from consentgate.web.guards.bodies import RequestBodyStalled
 from consentgate.web.guards.endings import report_ended_early, why_ended_early
 from consentgate.web.guards.inflight import InFlight
-from consentgate.web.identity.opening import identity_ctx
 from consentgate.web.identity.signin_callback import signin_callback
+from consentgate.web.identity.signin_setup import identity_ctx
 from consentgate.web.identity.signin_start import CALLBACK_PATH
 from consentgate.web.key_fleet import learn_keys
 from consentgate.web.probes import healthz, readyz

@@ -254,9 +254,7 @@ async def _decide(
         # approved for this exact request; anything else gets a local page, or the
         # gate is an open redirect (RFC 9700 §4.11.2).
         approved = (
-            registered
-            and approver is not None
-            and await store.is_approved(auth.question(approver))
+            registered and approver is not None and await store.is_approved(auth.question(approver))
         )
         return await _refuse_to_client(request, auth, approved, ConsentRequired)
     return await _render_consent(

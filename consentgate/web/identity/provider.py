@@ -76,7 +76,7 @@ class IdentityProvider:
         self._failed_at: float | None = None
         self._failure = ""
         self._keys: dict[str, Any] | None = None
-        self._keys_at = 0.0
+        self._refreshed_at: float | None = None
         self._metadata_lock = asyncio.Lock()
         self._keys_lock = asyncio.Lock()
 
@@ -147,19 +147,22 @@ class IdentityProvider:
             raise ProviderUnavailable(f"{url}: {exc}") from None
 
     async def key_set(self, *, refresh: bool = False) -> dict[str, Any]:
-        """The provider's key set; ``refresh`` fetches it again unless it was fetched in
-        the last :data:`KEY_REFRESH_INTERVAL` seconds."""
+        """The provider's key set; ``refresh`` fetches it again unless it was fetched
+        again in the last :data:`KEY_REFRESH_INTERVAL` seconds."""
         if self._keys is not None and not refresh:
             return self._keys
         async with self._keys_lock:
-            stale = self._clock() - self._keys_at >= KEY_REFRESH_INTERVAL
-            if self._keys is None or (refresh and stale):
+            last = self._refreshed_at
+            allowed = last is None or self._clock() - last >= KEY_REFRESH_INTERVAL
+            if self._keys is None or (refresh and allowed):
                 metadata = await self.metadata() if self._metadata is None else self._metadata
                 status, body = await self._request("GET", metadata.jwks_uri)
                 keys = _json_object(body) if status == 200 else None
                 if keys is None or not isinstance(keys.get("keys"), list):
                     raise ProviderUnavailable(f"{metadata.jwks_uri}: no key set (status {status})")
-                self._keys, self._keys_at = keys, self._clock()
+                if self._keys is not None:
+                    self._refreshed_at = self._clock()
+                self._keys = keys
             return self._keys
 
     async def exchange(self, code: str, verifier: str, redirect_uri: str) -> str:
