@@ -3,7 +3,7 @@
     python tools/build_pyz.py [--python /usr/bin/python3.11] [--output dist/consentgate.pyz]
 
 The file is a PEP 441 zipapp made with shiv: every runtime dependency (aiohttp,
-aiosqlite, cryptography, jinja2, idna, and asyncpg for a PostgreSQL store), the
+aiosqlite, cryptography, jinja2, idna, asyncpg for a PostgreSQL store, joserfc for [identity]), the
 templates and the static assets inside, and nothing needed on the machine but a
 ``python3`` of the version it was built for. Why shiv rather than pex: the result
 is a plain zipapp with a bootstrap of a few hundred lines and no runtime of its
@@ -147,7 +147,7 @@ def main() -> int:
         run(*pip, "install", "--quiet", "--target", tools, SHIV)
         run(*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", wheels, ROOT)
         (wheel,) = wheels.glob("consentgate-*.whl")
-        install_for(facts, python, site, f"consentgate[postgres] @ {wheel.as_uri()}")
+        install_for(facts, python, site, f"consentgate[postgres,identity] @ {wheel.as_uri()}")
         check = work / "preamble.py"
         preamble(check, facts["version"], facts["platform"])
         args.output.parent.mkdir(parents=True, exist_ok=True)

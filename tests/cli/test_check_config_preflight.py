@@ -286,3 +286,32 @@ def test_an_unwritable_store_directory_is_a_problem_of_this_machine_not_a_valid_
         "store.sqlite3-wal and store.sqlite3-shm beside the file)",
         "consentgate: error: this machine: 1 problem(s) that stop serve (above)",
     ]
+
+
+async def test_check_config_reads_the_identity_providers_metadata_and_names_a_wrong_issuer(
+    tmp_path: Path, start_upstream: StartUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OpenID Connect Discovery §4.3: the metadata's issuer must be the configured one."""
+    from tests.support.testidp import TestIdp, identity_section
+
+    idp = TestIdp()
+    idp.url = await start_upstream(idp.app())
+    answering = await start_upstream(web.Application())
+    good = write_config(tmp_path, answering, 8080, {"identity": identity_section(idp)})
+    assert await asyncio.to_thread(check, good) == 0
+    assert "identity" not in capsys.readouterr().err
+    wrong = identity_section(idp, issuer=idp.url + "/")  # the document says idp.url
+    config = write_config(tmp_path, answering, 8080, {"identity": wrong})
+    assert await asyncio.to_thread(check, config) == 1
+    error = capsys.readouterr().err.splitlines()[0]
+    assert error.startswith("consentgate: error: identity.issuer:") and "identical" in error
+    idp.down = True
+    assert await asyncio.to_thread(check, good) == 0
+    assert "identity.issuer:" in capsys.readouterr().err  # a warning: serve starts anyway
+
+
+def test_check_config_refuses_an_issuer_without_the_gates_client_id(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, "http://127.0.0.1:9", 8080, {"identity": {"issuer": "https://idp.example"}}
+    )
+    assert check(config, "--offline") == 1
