@@ -34,6 +34,7 @@ from consentgate.store.parts.consents import ConsentFilter, Consents
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE
 from consentgate.store.parts.page_marks import PageClaim, PageMarks
+from consentgate.store.parts.person_names import PersonNames
 from consentgate.store.parts.publication import (
     AnnouncedKeys,
     KeyRole,
@@ -87,8 +88,8 @@ class ConsentStore:
         self._marks = PageMarks(ctx)
         self._trail = AuditChain(ctx, self._publication)
         self._readiness = Readiness(ctx)
-        #: Authorization requests waiting for a sign-in at the gate ([identity]).
-        self.signins = WaitingSignIns(ctx, self._verifier)
+        self.signins = WaitingSignIns(ctx, self._verifier)  # [identity]: parts/waiting_signins
+        self.people = PersonNames(ctx)  # [identity]: parts/person_names
 
     @classmethod
     async def open(

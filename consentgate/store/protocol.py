@@ -303,10 +303,11 @@ class StoreBackend(Protocol):
         event: str | None = None,
         client_id: str | None = None,
         request_id: str | None = None,
+        subject: str | None = None,
     ) -> Page:
         """At most ``limit`` audit rows with ``seq`` after the cursor, oldest first,
         matching every given filter (``at >= since``, equality for ``event``,
-        ``client_id`` and ``request_id``); paged as :meth:`consent_page`."""
+        ``client_id``, ``request_id`` and ``subject``); paged as :meth:`consent_page`."""
         ...
 
     async def ping(self) -> None:

@@ -259,11 +259,12 @@ class SqlRows:
         event: str | None = None,
         client_id: str | None = None,
         request_id: str | None = None,
+        subject: str | None = None,
     ) -> Page:
-        if not self._storable(event, client_id, request_id):
+        if not self._storable(event, client_id, request_id, subject):
             return [], None
         sql, params = self._sql.audit_page(
-            after, limit, since, event, client_id, request_id=request_id
+            after, limit, since, event, client_id, request_id=request_id, subject=subject
         )
         return page_of(await self._read(sql, params), limit)
 

@@ -278,6 +278,7 @@ class Statements:
         client_id: str | None,
         *,
         request_id: str | None = None,
+        subject: str | None = None,
     ) -> tuple[str, list[Any]]:
         """A page of audit rows after the cursor matching every given filter."""
         where = _Where()
@@ -287,6 +288,7 @@ class Statements:
             ("event = {}", event),
             ("client_id = {}", client_id),
             ("request_id = {}", request_id),
+            ("subject = {}", subject),
         ):
             if value is not None:
                 where.add(clause, value)

@@ -21,6 +21,7 @@ In order, each failure a page and nothing relayed:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -97,6 +98,9 @@ async def signin_callback(request: web.Request) -> web.StreamResponse:
         return _failed(request, exc.reason)
     except TokenRefused as exc:
         return _failed(request, f"token endpoint: {exc}")
+    # The name operators find this person by (consents list --user); shielded, one
+    # small write on a person's first sign-in in this process.
+    await asyncio.shield(request.app[STORE].people.remember(person.subject, person.display))
     return await resume_authorization(
         request,
         waiting.query,
