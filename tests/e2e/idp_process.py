@@ -6,8 +6,8 @@ runs oidc-provider-mock on 127.0.0.1 (a free port) with client registration
 required (``open``: any client_id and secret accepted, as the gate's own sign-in
 uses it in tests/e2e/test_identity.py), prints ``READY http://127.0.0.1:<port>``
 once it accepts connections, and stops when its standard input closes: the test
-session that started it closes the pipe, and a test session that dies closes it too, so no IdP outlives
-its tests.
+session that started it closes the pipe, and a test session that dies closes it
+too, so no IdP outlives its tests.
 
 Why a process and not a thread: Authlib emits a DeprecationWarning inside the
 token endpoint. Warning filters are process-wide, so under pytest's
