@@ -64,7 +64,7 @@ from consentgate.web.consent_flow.client_redirects import redirect_error
 from consentgate.web.consent_flow.flow import forward_authorization
 from consentgate.web.documents import ListedClient, listed_client
 from consentgate.web.guards.bodies import FormTooLarge, read_form
-from consentgate.web.identity.session import current_person
+from consentgate.web.identity.session import current_person, page_owner
 from consentgate.web.identity.signin_start import start_signin
 from consentgate.web.rendering.pages import (
     CSP,
@@ -505,8 +505,9 @@ async def _render_consent(
         )
     pending_id = crypto.new_pending_id(now)
     ttl = int(config.consent.pending_ttl)
-    sealed = crypto.seal_pending(pending_id, subject, int(now) + ttl, pending)
-    csrf = crypto.csrf_token(pending_id, subject)
+    owner = page_owner(subject, person)
+    sealed = crypto.seal_pending(pending_id, owner, int(now) + ttl, pending)
+    csrf = crypto.csrf_token(pending_id, owner)
     response = render_page(
         request,
         "consent.html",

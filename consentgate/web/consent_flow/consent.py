@@ -41,7 +41,7 @@ from consentgate.web.consent_flow.client_redirects import redirect_error
 from consentgate.web.consent_flow.flow import forward_authorization
 from consentgate.web.consent_flow.forms import own_page_form
 from consentgate.web.documents import listed_client
-from consentgate.web.identity.session import current_person
+from consentgate.web.identity.session import current_person, page_owner
 from consentgate.web.rendering.pages import error_response, render_page
 
 
@@ -85,7 +85,8 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         audit_event(request, AnswerRefused(request_id=request_id(request), refusal="no_browser"))
         return error_response(request, 403, "invalid_session", stale)
     approver = person.subject if person is not None else browser.subject
-    expected = crypto.csrf_token(pending_id, browser.subject)
+    owner = page_owner(browser.subject, person)
+    expected = crypto.csrf_token(pending_id, owner)
     cookie = request.cookies.get(crypto.names.pending(pending_id), "")
     if not (same_token(token, expected) and same_token(cookie, expected)):
         audit_event(
@@ -94,7 +95,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         )
         return error_response(request, 403, "invalid_csrf", stale)
     try:
-        page = crypto.open_pending(form.get("sealed", ""), browser.subject, app[CLOCK]())
+        page = crypto.open_pending(form.get("sealed", ""), owner, app[CLOCK]())
         if page.id != pending_id:
             raise BadPending("sealed for another page")
         shown = page.consent

@@ -31,6 +31,14 @@ def current_person(request: web.Request, browser: Browser) -> Person | None:
     return open_session(crypto.session_key, value, browser.subject, request.app[CLOCK]())
 
 
+def page_owner(browser_subject: str, person: Person | None) -> str:
+    """Whom a consent page is sealed for (its seal and its CSRF token,
+    :mod:`consentgate.core.signed.pending`): the browser, and with ``[identity]`` the
+    person it says is signed in, so a page shown to one person cannot be answered
+    after another signed in in the same browser."""
+    return browser_subject if person is None else f"{browser_subject} {person.subject}"
+
+
 def session_cookie(request: web.Request, browser_subject: str, person: Person) -> str:
     """The ``Set-Cookie`` that signs ``person`` in in this browser."""
     config = request[SETTINGS].config

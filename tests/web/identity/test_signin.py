@@ -300,3 +300,30 @@ async def test_the_approvals_page_lists_what_the_person_approved_in_every_browse
         await signed_in_authorize(phone, auth_params(client_id, state="p"), site="cross-site")
         page = await phone.get("/_consentgate/approvals")
     assert client_id in page.text and "Signed in as" in page.text
+
+
+async def test_a_page_shown_to_one_person_cannot_be_answered_by_the_next_one(
+    setup: Setup,
+) -> None:
+    """A consent page says whose approval it records ("Signed in as alice"): after
+    alice signs out and bob signs in in the same browser, her open page is stale."""
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as shared:
+        alices_page = await signed_in_authorize(shared, auth_params(client_id))
+        assert "alice@example.com" in alices_page.text
+        token = (await shared.get("/_consentgate/approvals")).form()["csrf"]
+        async with shared.session.post(
+            setup.stack.url + "/_consentgate/approvals",
+            data={"csrf": token, "action": "sign_out"},
+            headers={"Sec-Fetch-Site": "same-origin", "Accept": "text/html"},
+            allow_redirects=False,
+        ) as signed_out:
+            assert signed_out.status == 303
+        setup.idp.user = dict(BOB)
+        bobs_page = await signed_in_authorize(shared, auth_params(client_id, state="bob"))
+        assert "bob@example.com" in bobs_page.text
+        answered = await shared.answer(alices_page, "approve", remember=True)
+    assert answered.status == 403
+    assert setup.upstream_authorizations() == 0
+    store = setup.stack.gate.app[STORE]
+    assert await store.list(subject=person_subject(setup.idp.url, BOB["sub"])) == []
