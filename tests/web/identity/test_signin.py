@@ -327,3 +327,43 @@ async def test_a_page_shown_to_one_person_cannot_be_answered_by_the_next_one(
     assert setup.upstream_authorizations() == 0
     store = setup.stack.gate.app[STORE]
     assert await store.list(subject=person_subject(setup.idp.url, BOB["sub"])) == []
+
+
+async def test_an_approval_made_before_identity_was_on_still_passes_in_its_browser(
+    start_upstream: StartUpstream, start_stack: StartStack
+) -> None:
+    """Records made before [identity] stay browser-bound and keep working: the same
+    store and keys, a gate without [identity], then one with it."""
+    before = await start_stack()
+    client_id = await register(before)
+    params = auth_params(client_id)
+    idp = TestIdp()
+    idp.url = await start_upstream(idp.app())
+    after = await start_stack(identity=identity_section(idp))
+    async with Browser(before.url) as browser:
+        page = await browser.authorize(params)
+        assert (await browser.answer(page, "approve", remember=True)).status == 303
+        browser.gate_url = after.url  # the same browser cookie, at the gate with [identity]
+        again = await signed_in_authorize(browser, {**params, "state": "after"})
+    assert again.status == 302 and again.location.startswith(IDP)
+    assert len(after.proxy.reached("/authorize")) == 1
+
+
+async def test_an_approval_made_in_one_browser_is_revoked_from_another(setup: Setup) -> None:
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as laptop:
+        await approve_as_signed_in(setup, laptop, auth_params(client_id))
+    store = setup.stack.gate.app[STORE]
+    (record,) = await store.list(subject=person_subject(setup.idp.url, ALICE["sub"]))
+    async with Browser(setup.stack.url) as phone:
+        await signed_in_authorize(phone, auth_params(client_id, state="p"), site="cross-site")
+        token = (await phone.get("/_consentgate/approvals")).form()["csrf"]
+        async with phone.session.post(
+            setup.stack.url + "/_consentgate/approvals",
+            data={"csrf": token, "action": "revoke", "id": record.id},
+            headers={"Sec-Fetch-Site": "same-origin", "Accept": "text/html"},
+            allow_redirects=False,
+        ) as revoked:
+            assert revoked.status == 303
+    (after,) = await store.list(subject=record.subject)
+    assert after.revoked_at is not None
