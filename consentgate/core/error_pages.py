@@ -183,6 +183,7 @@ _BY_STATUS: Final[dict[int, ErrorWording]] = {
     502: _TRY_AGAIN,
     503: _TRY_AGAIN,
     504: _TRY_AGAIN,
+    429: _TRY_AGAIN,
 }
 
 

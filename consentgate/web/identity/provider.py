@@ -40,6 +40,7 @@ from consentgate.core.identity.discovery import (
     metadata_url,
     parse_metadata,
 )
+from consentgate.core.identity.start_budget import StartBudget
 from consentgate.core.identity.token_errors import UNKNOWN_KID, IdTokenRejected
 
 log = logging.getLogger("consentgate")
@@ -77,6 +78,8 @@ class IdentityProvider:
         self._failure = ""
         self._keys: dict[str, Any] | None = None
         self._refreshed_at: float | None = None
+        #: Sign-in starts per client network (each writes a waiting row).
+        self.starts = StartBudget(clock)
         self._metadata_lock = asyncio.Lock()
         self._keys_lock = asyncio.Lock()
 

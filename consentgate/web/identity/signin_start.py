@@ -8,7 +8,8 @@ request, and its ``Sec-Fetch-Site`` as it arrived, in the store
 :data:`WAIT_SECONDS`; then it sends the browser to the provider with ``state``,
 ``nonce`` and a PKCE S256 challenge (:mod:`consentgate.core.identity.transaction`).
 Nothing of the original request goes to the provider. A provider that cannot be
-reached fails closed: a page, nothing relayed.
+reached fails closed: a page, nothing relayed. Each start writes a row, so starts
+are a budget per client network (:mod:`consentgate.core.identity.start_budget`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from consentgate.core.identity.transaction import (
 )
 from consentgate.core.oauth.authorization_requests import AuthorizationRequest, encode_parameters
 from consentgate.core.signed.records import MAX_PENDING_PAYLOAD
-from consentgate.web.appkeys import CLOCK, IDENTITY, SETTINGS, STORE
+from consentgate.core.trust.forwarding import address_group
+from consentgate.web.appkeys import CLIENT_IP, CLOCK, IDENTITY, SETTINGS, STORE
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.identity.provider import ProviderUnavailable
 from consentgate.web.rendering.pages import error_response, secure
@@ -50,10 +52,17 @@ async def start_signin(
 ) -> web.Response:
     """Keep the request waiting and send the browser to the provider."""
     config = request[SETTINGS].config.identity
+    provider = request.app[IDENTITY]
     try:
-        metadata = await request.app[IDENTITY].metadata()
+        metadata = await provider.metadata()
     except ProviderUnavailable:
         return error_response(request, 503, "signin_unavailable", UNAVAILABLE)
+    if not provider.starts.take(address_group(request[CLIENT_IP])):
+        response = error_response(
+            request, 429, "temporarily_unavailable", "too many sign-ins started from this network"
+        )
+        response.headers["Retry-After"] = "60"
+        return response
     start = SignInStart.new()
     waiting = Waiting(encode_parameters(auth.parameters), fetch_site, start.nonce, start.verifier)
     payload = waiting.to_json()

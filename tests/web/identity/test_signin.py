@@ -367,3 +367,20 @@ async def test_an_approval_made_in_one_browser_is_revoked_from_another(setup: Se
             assert revoked.status == 303
     (after,) = await store.list(subject=record.subject)
     assert after.revoked_at is not None
+
+
+async def test_a_network_starting_too_many_sign_ins_is_told_to_wait_and_writes_nothing(
+    setup: Setup,
+) -> None:
+    """Each start writes a waiting row: starts are a budget per client network."""
+    from consentgate.core.identity.start_budget import StartBudget
+    from consentgate.web.appkeys import IDENTITY
+
+    setup.stack.gate.app[IDENTITY].starts = StartBudget(lambda: 1000.0, limit=2)
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as browser:
+        pages = [await browser.authorize(auth_params(client_id, state=f"s{n}")) for n in range(3)]
+    assert [page.status for page in pages] == [302, 302, 429]
+    assert pages[2].headers["Retry-After"] == "60"
+    assert "Please try again in a minute" in pages[2].text
+    assert await setup.stack.gate.app[STORE].count_pending() == 2
