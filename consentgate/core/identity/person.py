@@ -97,9 +97,9 @@ def seal_session(key: bytes, browser_subject: str, person: Person, expires_at: i
     return ".".join((_VERSION, digest, display, expires, tag))
 
 
-def open_session(key: bytes, value: str | None, browser_subject: str, now: float) -> Person | None:
-    """The person of a session cookie value, or None: absent, forged, another
-    browser's, or expired."""
+def read_session(key: bytes, value: str | None, browser_subject: str) -> tuple[Person, int] | None:
+    """The person of a session cookie value and when it expires, or None: absent,
+    forged or another browser's. A pure function of its arguments (cacheable)."""
     if not value or len(value) > 1024 or value.count(".") != 4:
         return None
     version, digest, display_b64, expires, tag = value.split(".")
@@ -113,6 +113,13 @@ def open_session(key: bytes, value: str | None, browser_subject: str, now: float
     expected = _mac(key, browser_subject, subject, display, expires)
     if not hmac.compare_digest(tag.encode("ascii", "replace"), expected.encode("ascii")):
         return None
-    if int(expires) <= now:
+    return Person(subject, display), int(expires)
+
+
+def open_session(key: bytes, value: str | None, browser_subject: str, now: float) -> Person | None:
+    """The person of a session cookie value, or None: absent, forged, another
+    browser's, or expired."""
+    read = read_session(key, value, browser_subject)
+    if read is None or read[1] <= now:
         return None
-    return Person(subject, display)
+    return read[0]

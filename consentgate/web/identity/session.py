@@ -5,15 +5,19 @@ security best practices' cookie rules, docs/references.md) holds a MACed value b
 to the person and to this browser's identity cookie
 (:func:`consentgate.core.identity.person.seal_session`), so copied into another
 browser it names nobody. It grants nothing upstream: it only says whose approvals the
-gate looks up. Reading it is one HMAC, so a remembered authorization costs what it
-cost without a sign-in.
+gate looks up. A browser sends the same value on every request: its verified
+reading is remembered (a bounded LRU of a pure function, as the browser cookie's in
+``CookieCrypto``), and only the expiry is compared per request, so a remembered
+authorization costs what it cost without a sign-in.
 """
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
-from consentgate.core.identity.person import Person, open_session, seal_session
+from consentgate.core.identity.person import Person, read_session, seal_session
 from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS
 from consentgate.web.consent_flow.browser import Browser
@@ -28,7 +32,13 @@ def current_person(request: web.Request, browser: Browser) -> Person | None:
     value = request.cookies.get(crypto.names.session)
     if value is None:
         return None
-    return open_session(crypto.session_key, value, browser.subject, request.app[CLOCK]())
+    read = _read_session(crypto.session_key, value, browser.subject)
+    if read is None or read[1] <= request.app[CLOCK]():
+        return None
+    return read[0]
+
+
+_read_session = functools.lru_cache(maxsize=4096)(read_session)
 
 
 def page_owner(browser_subject: str, person: Person | None) -> str:
