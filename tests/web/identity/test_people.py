@@ -120,3 +120,22 @@ async def test_the_cli_lists_and_revokes_by_user(
     assert await asyncio.to_thread(cli, "consents", "revoke", "--user", ALICE["email"]) == 0
     assert "revoked 1 consent(s)" in capsys.readouterr().out
     assert await asyncio.to_thread(cli, "consents", "revoke", "--user", "carol@example.com") == 1
+
+
+async def test_a_revocation_by_name_at_one_gate_is_honoured_by_another_sharing_the_store(
+    operated: Operated, start_stack: StartStack
+) -> None:
+    setup = operated.setup
+    client_id = await register(setup.stack)
+    other = await start_stack(identity=identity_section(setup.idp))  # same store and keys
+    params = auth_params(client_id)
+    async with Browser(setup.stack.url) as laptop:
+        await approve_as_signed_in(setup, laptop, params)
+    async with Browser(other.url) as phone:
+        silent = await signed_in_authorize(phone, {**params, "state": "before"})
+        assert silent.status == 302  # the person's approval, at the other gate
+        status, answer = await operated.revoke({"user": ALICE["email"]})
+        assert (status, answer) == (200, {"revoked": 1})
+        asked = await phone.authorize({**params, "state": "after"})  # signed in already
+    assert asked.is_consent_page
+    assert len(other.proxy.reached("/authorize")) == 1
