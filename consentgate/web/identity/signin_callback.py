@@ -22,10 +22,10 @@ In order, each failure a page and nothing relayed:
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from aiohttp import web
 
+from consentgate.audit.identity_events import SignedIn, SignInRefusal, SignInRefused
 from consentgate.core.identity.person import person_from_claims
 from consentgate.core.identity.token_errors import IdTokenRejected
 from consentgate.core.identity.transaction import (
@@ -37,7 +37,9 @@ from consentgate.core.identity.transaction import (
 )
 from consentgate.core.oauth.authorization_requests import parse_parameters
 from consentgate.core.oauth.oauth_errors import OAuthError
-from consentgate.web.appkeys import IDENTITY, REQUEST_ID, SETTINGS, STORE
+from consentgate.core.trust.forwarding import address_group
+from consentgate.web.appkeys import CLIENT_IP, IDENTITY, SETTINGS, STORE
+from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.consent_flow.authorize import resume_authorization
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.identity.provider import ProviderUnavailable, TokenRefused
@@ -45,20 +47,33 @@ from consentgate.web.identity.session import session_cookie
 from consentgate.web.identity.signin_start import UNAVAILABLE, redirect_uri
 from consentgate.web.rendering.pages import error_response
 
-log = logging.getLogger("consentgate")
-
 STALE = (
     "the sign-in's state names no request waiting for this browser (another browser's, "
     "expired, or already used)"
 )
 
 
-def _failed(request: web.Request, reason: str) -> web.Response:
-    log.info(
-        "gate sign-in refused",
-        extra={"fields": {"request_id": request[REQUEST_ID], "reason": reason}},
+def _refused(request: web.Request, refusal: SignInRefusal, check: str | None = None) -> None:
+    """Audit a refused sign-in by its fixed reason and the client's network."""
+    audit_event(
+        request,
+        SignInRefused(
+            request_id=request_id(request),
+            refusal=refusal,
+            source=address_group(request[CLIENT_IP]),
+            check=check,
+        ),
     )
-    return error_response(request, 403, "signin_failed", f"sign-in refused: {reason}")
+
+
+def _stale(request: web.Request) -> web.Response:
+    _refused(request, "stale")
+    return error_response(request, 403, "signin_stale", STALE)
+
+
+def _failed(request: web.Request, refusal: SignInRefusal, check: str) -> web.Response:
+    _refused(request, refusal, check)
+    return error_response(request, 403, "signin_failed", f"sign-in refused: {check}")
 
 
 async def signin_callback(request: web.Request) -> web.StreamResponse:
@@ -70,17 +85,17 @@ async def signin_callback(request: web.Request) -> web.StreamResponse:
     except OAuthError as exc:
         return error_response(request, 400, exc.code, exc.description)
     except CallbackRefused:
-        return error_response(request, 403, "signin_stale", STALE)
+        return _stale(request)
     browser = Browser(request)
     if browser.subject is None:
-        return error_response(request, 403, "signin_stale", STALE)
+        return _stale(request)
     payload = await request.app[STORE].signins.take(state_key(state), browser.subject)
     if payload is None:
-        return error_response(request, 403, "signin_stale", STALE)
+        return _stale(request)
     try:
         waiting = Waiting.from_json(payload)
     except ValueError:
-        return error_response(request, 403, "signin_stale", STALE)
+        return _stale(request)
     provider = request.app[IDENTITY]
     try:
         code = callback_code(parameters, await provider.metadata())
@@ -93,11 +108,19 @@ async def signin_callback(request: web.Request) -> web.StreamResponse:
             display_claim=identity.display_claim,
         )
     except ProviderUnavailable:
+        _refused(request, "unavailable")
         return error_response(request, 503, "signin_unavailable", UNAVAILABLE)
-    except (CallbackRefused, IdTokenRejected) as exc:
-        return _failed(request, exc.reason)
+    except CallbackRefused as exc:
+        refusal: SignInRefusal = "issuer" if exc.reason == "issuer" else "provider_error"
+        return _failed(request, refusal, exc.reason)
+    except IdTokenRejected as exc:
+        return _failed(request, "token", exc.reason)
     except TokenRefused as exc:
-        return _failed(request, f"token endpoint: {exc}")
+        return _failed(request, "token", f"token endpoint: {exc}")
+    audit_event(
+        request,
+        SignedIn(request_id=request_id(request), subject=person.subject, browser=browser.subject),
+    )
     # The name operators find this person by (consents list --user); shielded, one
     # small write on a person's first sign-in in this process.
     await asyncio.shield(request.app[STORE].people.remember(person.subject, person.display))

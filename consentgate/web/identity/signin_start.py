@@ -19,6 +19,7 @@ from typing import Final
 
 from aiohttp import web
 
+from consentgate.audit.identity_events import SignInRefusal, SignInRefused
 from consentgate.core.identity.transaction import (
     SignInStart,
     Waiting,
@@ -29,6 +30,7 @@ from consentgate.core.oauth.authorization_requests import AuthorizationRequest, 
 from consentgate.core.signed.records import MAX_PENDING_PAYLOAD
 from consentgate.core.trust.forwarding import address_group
 from consentgate.web.appkeys import CLIENT_IP, CLOCK, IDENTITY, SETTINGS, STORE
+from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.identity.provider import ProviderUnavailable
 from consentgate.web.rendering.pages import error_response, secure
@@ -39,6 +41,17 @@ WAIT_SECONDS: Final = 600
 CALLBACK_PATH: Final = "/signin"
 
 UNAVAILABLE: Final = "the identity provider cannot be reached; no sign-in, nothing relayed"
+
+
+def _refused(request: web.Request, refusal: SignInRefusal) -> None:
+    audit_event(
+        request,
+        SignInRefused(
+            request_id=request_id(request),
+            refusal=refusal,
+            source=address_group(request[CLIENT_IP]),
+        ),
+    )
 
 
 def redirect_uri(request: web.Request) -> str:
@@ -56,8 +69,10 @@ async def start_signin(
     try:
         metadata = await provider.metadata()
     except ProviderUnavailable:
+        _refused(request, "unavailable")
         return error_response(request, 503, "signin_unavailable", UNAVAILABLE)
     if not provider.starts.take(address_group(request[CLIENT_IP])):
+        _refused(request, "busy")
         response = error_response(
             request, 429, "temporarily_unavailable", "too many sign-ins started from this network"
         )

@@ -384,3 +384,29 @@ async def test_a_network_starting_too_many_sign_ins_is_told_to_wait_and_writes_n
     assert pages[2].headers["Retry-After"] == "60"
     assert "Please try again in a minute" in pages[2].text
     assert await setup.stack.gate.app[STORE].count_pending() == 2
+
+
+async def test_a_sign_in_and_a_swapped_state_are_audited_with_the_person_and_a_fixed_reason(
+    start_upstream: StartUpstream, start_stack: StartStack
+) -> None:
+    from consentgate.audit.events import AuditEvent, AuditTrail
+
+    events: list[AuditEvent] = []
+    idp = TestIdp()
+    idp.url = await start_upstream(idp.app())
+    stack = await start_stack(
+        identity=identity_section(idp), audit=AuditTrail(sinks=[events.append])
+    )
+    client_id = await register(stack)
+    async with Browser(stack.url) as victim, Browser(stack.url) as attacker:
+        attackers = await attacker.get(
+            (await attacker.authorize(auth_params(client_id))).location, site="cross-site"
+        )
+        await victim.get(attackers.location, site="cross-site")  # swapped
+        own = await signed_in_authorize(victim, auth_params(client_id, state="own"))
+        assert own.is_consent_page
+    named = [(e.event, e.fields.get("refusal") or e.fields.get("subject")) for e in events]
+    alice = person_subject(idp.url, ALICE["sub"])
+    assert ("signin_refused", "stale") in named
+    assert ("signed_in", alice) in named
+    assert ("consent_asked", alice) in named
