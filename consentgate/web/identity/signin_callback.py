@@ -79,6 +79,8 @@ def _failed(request: web.Request, refusal: SignInRefusal, check: str) -> web.Res
 async def signin_callback(request: web.Request) -> web.StreamResponse:
     """GET {prefix}/signin: the provider's answer to the gate's sign-in."""
     identity = request[SETTINGS].config.identity
+    if request.method != "GET":  # a HEAD (a prefetch) must not use the sign-in up
+        return error_response(request, 405, "method_not_allowed", "The sign-in takes GET only.")
     try:
         parameters = dict(parse_parameters(request.raw_path.partition("?")[2]))
         state = callback_state(parameters)

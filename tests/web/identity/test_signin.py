@@ -410,3 +410,14 @@ async def test_a_sign_in_and_a_swapped_state_are_audited_with_the_person_and_a_f
     assert ("signin_refused", "stale") in named
     assert ("signed_in", alice) in named
     assert ("consent_asked", alice) in named
+
+
+async def test_a_head_of_the_sign_in_answer_does_not_use_it_up(setup: Setup) -> None:
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as browser:
+        started = await browser.authorize(auth_params(client_id))
+        answered = await browser.get(started.location, site="cross-site")
+        async with browser.session.head(answered.location, allow_redirects=False) as head:
+            assert head.status == 405
+        page = await browser.get(answered.location, site="cross-site")
+    assert page.is_consent_page
