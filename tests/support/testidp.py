@@ -55,6 +55,10 @@ class TestIdp:
     send_kid: bool = True
     claim_changes: dict[str, Any] = field(default_factory=dict)
     forge_with: RSAKey | None = None
+    #: Answer with a page whose "Continue" link (``#continue``) goes back, as a person
+    #: signing in at a real provider does: the return is then started by the
+    #: provider's page (a browser labels it cross-site), not a redirect.
+    continue_page: bool = False
     #: What it saw.
     authorizations: list[dict[str, str]] = field(default_factory=list)
     token_requests: int = 0
@@ -115,6 +119,10 @@ class TestIdp:
         if iss is not None:
             back["iss"] = iss
         location = f"{query['redirect_uri']}?{urllib.parse.urlencode(back)}"
+        if self.continue_page:
+            link = location.replace("&", "&amp;").replace('"', "&quot;")
+            page = f'<!doctype html><a id="continue" href="{link}">Continue</a>'
+            return web.Response(text=page, content_type="text/html")
         return web.Response(status=302, headers={"Location": location})
 
     async def _token(self, request: web.Request) -> web.Response:
