@@ -4,8 +4,8 @@
 
 The file is a PEP 441 zipapp made with shiv: every runtime dependency (aiohttp,
 aiosqlite, cryptography, jinja2, babel with the CLDR data of the shipped languages
-only, idna, and asyncpg for a PostgreSQL store), the templates, the compiled
-catalogs and the static assets inside, and nothing needed on the machine but a
+only, idna, asyncpg for a PostgreSQL store, joserfc for [identity]), the templates,
+the compiled catalogs and the static assets inside, and nothing needed on the machine but a
 ``python3`` of the version it was built for. Why shiv rather than pex: the result
 is a plain zipapp with a bootstrap of a few hundred lines and no runtime of its
 own; it unpacks once into a cache (``~/.shiv``, or ``SHIV_ROOT``) keyed by the
@@ -161,7 +161,7 @@ def main() -> int:
         run(*pip, "install", "--quiet", "--target", tools, SHIV)
         run(*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", wheels, ROOT)
         (wheel,) = wheels.glob("consentgate-*.whl")
-        install_for(facts, python, site, f"consentgate[postgres] @ {wheel.as_uri()}")
+        install_for(facts, python, site, f"consentgate[postgres,identity] @ {wheel.as_uri()}")
         prune_locale_data(site)
         check = work / "preamble.py"
         preamble(check, facts["version"], facts["platform"])

@@ -70,11 +70,14 @@ async def list_consents(request: web.Request) -> web.Response:
     """``GET /admin/consents``: a page of verified records, filtered; ``next_cursor``."""
     query = parse_consent_query(request.rel_url.query.items())
     store = _store(request)
+    subject = query.subject if query.user is None else await _one_person(store, query.user)
+    if subject == "":
+        return json_response({"consents": [], "next_cursor": None})
     try:
         records, next_cursor = await store.page_records(
             client_id=query.client_id,
             redirect_uri=query.redirect_uri,
-            subject=query.subject,
+            subject=subject,
             active_only=query.active,
             cursor=query.page.cursor,
             limit=query.page.limit,
@@ -130,7 +133,13 @@ async def revoke_consents(request: web.Request) -> web.Response:
     # The admin listener has no request context: this id ties the audit row to the
     # answer (X-Request-Id), which the operator's tooling can log.
     request_id = new_request_id()
-    count = await _store(request).revoke(**selected.arguments(), by="admin", request_id=request_id)
+    store = _store(request)
+    if selected.by_user:
+        count = 0
+        for subject in await store.people.subjects_named(selected.value or ""):
+            count += await store.revoke(subject=subject, by="admin", request_id=request_id)
+    else:
+        count = await store.revoke(**selected.arguments(), by="admin", request_id=request_id)
     response = json_response({"revoked": count})
     response.headers["X-Request-Id"] = request_id
     return response
@@ -201,12 +210,16 @@ async def list_audit(request: web.Request) -> web.Response:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(FLUSH_WAIT):
             await store.flush_audit()
+    subject = None if query.user is None else await _one_person(store, query.user)
+    if subject == "":
+        return json_response({"audit": [], "next_cursor": None})
     try:
         records, next_cursor = await store.page_audit(
             since=query.since,
             event=query.event,
             client_id=query.client_id,
             request_id=query.request_id,
+            subject=subject,
             cursor=query.page.cursor,
             limit=query.page.limit,
         )
@@ -215,6 +228,19 @@ async def list_audit(request: web.Request) -> web.Response:
     return json_response(
         {"audit": [record.as_json() for record in records], "next_cursor": next_cursor}
     )
+
+
+async def _one_person(store: ConsentStore, user: str) -> str:
+    """The one subject shown as ``user`` ([identity]); "" when nobody is. A name two
+    subjects share (an email that moved to another account) is refused, naming them:
+    a page of one listing follows one subject (ask by ``subject``)."""
+    subjects = await store.people.subjects_named(user)
+    if len(subjects) > 1:
+        named = ", ".join(subjects)
+        raise BadRequest(
+            f"user: {len(subjects)} people are named {user[:60]!r}: {named}; ask by subject"
+        )
+    return subjects[0] if subjects else ""
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

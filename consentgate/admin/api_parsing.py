@@ -127,6 +127,8 @@ class ConsentQuery:
     client_id: str | None = None
     redirect_uri: str | None = None
     subject: str | None = None
+    #: A person's name ([identity] display claim): the subjects shown by it.
+    user: str | None = None
     active: bool = False
     page: PageQuery = PageQuery()
 
@@ -162,13 +164,16 @@ def parse_clients_query(pairs: Iterable[tuple[str, str]]) -> ClientsQuery:
 
 
 def parse_consent_query(pairs: Iterable[tuple[str, str]]) -> ConsentQuery:
-    """The filters ``client_id``, ``redirect_uri``, ``subject``, ``active`` (``true``:
-    unrevoked and unexpired only; ``false``, the default: every record), and the page."""
-    values = _single(pairs, (*_FILTERS, "active", "limit", "cursor"))
+    """The filters ``client_id``, ``redirect_uri``, ``subject`` or ``user`` (a person's
+    name, [identity]), ``active`` (``true``: unrevoked and unexpired only; ``false``,
+    the default: every record), and the page."""
+    values = _single(pairs, (*_FILTERS, "user", "active", "limit", "cursor"))
     active = values.get("active", "false")
     if active not in ("true", "false"):
         raise BadRequest(f"active: expected true or false, got {active[:40]!r}")
-    filters = {name: _text(name, values[name]) for name in _FILTERS if name in values}
+    filters = {name: _text(name, values[name]) for name in (*_FILTERS, "user") if name in values}
+    if "subject" in filters and "user" in filters:
+        raise BadRequest("name subject or user, not both")
     return ConsentQuery(**filters, active=active == "true", page=_page(values))
 
 
@@ -181,6 +186,8 @@ class AuditQuery:
     client_id: str | None = None
     request_id: str | None = None
     page: PageQuery = PageQuery()
+    #: A person's name ([identity] display claim).
+    user: str | None = None
 
 
 def parse_audit_query(pairs: Iterable[tuple[str, str]], now: float) -> AuditQuery:
@@ -188,7 +195,9 @@ def parse_audit_query(pairs: Iterable[tuple[str, str]], now: float) -> AuditQuer
     (one of the table's events), ``client_id``, ``request_id`` (the id every page of
     the gate shows the person: :func:`~consentgate.core.requestids.parse_request_id`),
     and the page."""
-    values = _single(pairs, ("since", "event", "client_id", "request_id", "limit", "cursor"))
+    values = _single(
+        pairs, ("since", "event", "client_id", "request_id", "user", "limit", "cursor")
+    )
     since = None
     if "since" in values:
         try:
@@ -205,7 +214,8 @@ def parse_audit_query(pairs: Iterable[tuple[str, str]], now: float) -> AuditQuer
             parse_request_id("request_id", request_id)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-    return AuditQuery(since, event, client_id, request_id, _page(values))
+    user = _text("user", values["user"]) if "user" in values else None
+    return AuditQuery(since, event, client_id, request_id, _page(values), user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +224,8 @@ class RevokeRequest:
 
     selector: RevokeSelector
     value: str | None
+    #: ``{"user": NAME}`` ([identity]): ``subject`` of every subject shown by that name.
+    by_user: bool = False
 
     def arguments(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`ConsentStore.revoke`."""
@@ -231,16 +243,24 @@ def parse_revoke_body(body: bytes) -> RevokeRequest:
         raise BadRequest("the body is not JSON") from None
     if not isinstance(document, dict):
         raise BadRequest(f"expected a JSON object, got {type(document).__name__}")
-    known = (*_SELECTORS, "all", "confirm")
+    known = (*_SELECTORS, "user", "all", "confirm")
     unknown = sorted(set(document) - set(known))
     if unknown:
         raise BadRequest(f"unknown field {unknown[0]!r} (known: {', '.join(known)})")
     chosen = [name for name in (*_SELECTORS, "all") if name in document]
-    if len(chosen) != 1:
+    if len(chosen) + ("user" in document) != 1:
+        given = [*chosen, *(["user"] if "user" in document else [])]
         raise BadRequest(
-            "name exactly one of id, client_id, redirect_uri, subject, all; "
-            f"got {', '.join(chosen) or 'none'}"
+            "name exactly one of id, client_id, redirect_uri, subject, user, all; "
+            f"got {', '.join(given) or 'none'}"
         )
+    if "user" in document:
+        user = document["user"]
+        if not isinstance(user, str):
+            raise BadRequest(f"user: expected a string, got {json.dumps(user)[:40]}")
+        if "confirm" in document:
+            raise BadRequest('confirm goes only with "all": true')
+        return RevokeRequest("subject", _text("user", user), by_user=True)
     selector = chosen[0]
     value = document[selector]
     if selector == "all":

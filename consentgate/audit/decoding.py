@@ -15,13 +15,13 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Final
 
-from consentgate.audit import client_events, decisions, integrity, refusals
+from consentgate.audit import client_events, decisions, identity_events, integrity, refusals
 from consentgate.audit.events import AuditEvent, TypedEvent
 
 #: Every event type of the gate, by its name.
 EVENT_TYPES: Final[Mapping[str, type[TypedEvent]]] = {
     cls.name: cls
-    for module in (decisions, refusals, client_events, integrity)
+    for module in (decisions, refusals, client_events, integrity, identity_events)
     for cls in vars(module).values()
     if isinstance(cls, type)
     and issubclass(cls, TypedEvent)

@@ -23,7 +23,10 @@ from consentgate.cli.conventions import (
 from consentgate.cli.store_session import with_store
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from consentgate.audit.chain import ChainReport
+    from consentgate.audit.trail import AuditRecord
     from consentgate.store import ConsentStore
 
 
@@ -94,6 +97,11 @@ def _since(text: str | None) -> int | None:
         raise ValueError(f"--{exc}") from None
 
 
+async def _each(records: list[AuditRecord]) -> AsyncIterator[AuditRecord]:
+    for record in records:
+        yield record
+
+
 def _cmd_audit_list(args: argparse.Namespace) -> int:
     from consentgate.core.auditquery import EVENTS
     from consentgate.core.requestids import parse_request_id
@@ -113,9 +121,23 @@ def _cmd_audit_list(args: argparse.Namespace) -> int:
         await store.flush_audit()
         if not args.json:
             print("SEQ\tTIME\tEVENT\tACTOR\tCLIENT_ID\tREDIRECT_URI\tSCOPES\tSUBJECT\tDETAIL")
-        async for record in store.iter_audit(
-            since=since, event=args.event, client_id=args.client_id, request_id=args.request_id
-        ):
+        filters = {
+            "since": since,
+            "event": args.event,
+            "client_id": args.client_id,
+            "request_id": args.request_id,
+        }
+        if args.user is None:
+            records = store.iter_audit(**filters)
+        else:
+            # Several subjects may share a name ([identity]): their rows, in chain order.
+            named = [
+                record
+                for subject in await store.people.subjects_named(args.user)
+                async for record in store.iter_audit(**filters, subject=subject)
+            ]
+            records = _each(sorted(named, key=lambda r: r.seq))
+        async for record in records:
             if args.json:
                 print(json_line(record.as_json()))
                 continue
@@ -151,6 +173,11 @@ def add_audit(commands: Commands) -> None:
         "--request-id",
         metavar="ID",
         help="only the rows of this request (the id at the foot of every page of the gate)",
+    )
+    trail.add_argument(
+        "--user",
+        metavar="NAME",
+        help="only the rows of this person ([identity] display claim, e.g. email)",
     )
     trail.add_argument("--json", action="store_true", help="one JSON object per line")
     add_store_keys_argument(trail)

@@ -29,6 +29,9 @@ from consentgate.cli.conventions import (
 from consentgate.cli.store_session import with_store
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from consentgate.core.signed.records import ConsentRecord
     from consentgate.store import ConsentStore
 
 
@@ -55,12 +58,19 @@ def _cmd_consents_list(args: argparse.Namespace) -> int:
         described = Describer(is_registered)
         failures: list[VerificationFailure] = []
         now = store.clock()
-        records = store.iter_records(
-            client_id=args.client_id,
-            redirect_uri=args.redirect_uri,
-            subject=args.subject,
-            failures=failures,
-        )
+        subjects = await _subjects(store, args)
+
+        async def each_subject() -> AsyncIterator[ConsentRecord]:
+            for subject in subjects:
+                async for record in store.iter_records(
+                    client_id=args.client_id,
+                    redirect_uri=args.redirect_uri,
+                    subject=subject,
+                    failures=failures,
+                ):
+                    yield record
+
+        records = each_subject()
         out = sys.stdout
         if args.json:
             out.write("[")
@@ -100,12 +110,33 @@ def _cmd_consents_list(args: argparse.Namespace) -> int:
     return with_store(args, action, verifying=True)
 
 
+async def _subjects(store: ConsentStore, args: argparse.Namespace) -> list[str | None]:
+    """The subjects ``--user`` names ([identity]: every subject shown by that name,
+    :mod:`consentgate.store.parts.person_names`), else ``--subject`` (None: any)."""
+    if args.user is None:
+        return [args.subject]
+    subjects: list[str | None] = list(await store.people.subjects_named(args.user))
+    if not subjects:
+        print(f"consentgate: warning: nobody signed in as {args.user!r}", file=sys.stderr)
+    return subjects
+
+
 def _cmd_consents_revoke(args: argparse.Namespace) -> int:
     if args.all and not args.yes:
         error("--all revokes every consent; add --yes to confirm")
         return EXIT_USAGE
 
     async def action(store: ConsentStore) -> int:
+        if args.user is not None:
+            subjects = await store.people.subjects_named(args.user)
+            if not subjects:
+                error(f"nobody signed in as {args.user!r}")
+                return EXIT_FAILURE
+            count = 0
+            for subject in subjects:
+                count += await store.revoke(subject=subject, by="cli")
+            print(f"revoked {count} consent(s) of {len(subjects)} person(s) named {args.user!r}")
+            return EXIT_OK
         count = await store.revoke(
             id=args.id,
             client_id=args.client_id,
@@ -260,7 +291,11 @@ def add_consents(commands: Commands) -> None:
     add_config_argument(show)
     show.add_argument("--client", dest="client_id", metavar="ID", help="only this client_id")
     show.add_argument("--redirect-uri", metavar="URI", help="only this exact redirect_uri")
-    show.add_argument("--subject", metavar="S", help="only this subject")
+    who = show.add_mutually_exclusive_group()
+    who.add_argument("--subject", metavar="S", help="only this subject")
+    who.add_argument(
+        "--user", metavar="NAME", help="only this person's ([identity] display claim, e.g. email)"
+    )
     show.add_argument("--json", action="store_true", help="print a JSON array")
     add_store_keys_argument(show)
     show.set_defaults(handler=_cmd_consents_list)
@@ -272,6 +307,9 @@ def add_consents(commands: Commands) -> None:
     which.add_argument("--client", dest="client_id", metavar="ID", help="every consent of a client")
     which.add_argument("--redirect-uri", metavar="URI", help="every consent for a redirect_uri")
     which.add_argument("--subject", metavar="S", help="every consent of one subject (browser)")
+    which.add_argument(
+        "--user", metavar="NAME", help="every consent of a person ([identity] display claim)"
+    )
     which.add_argument("--all", action="store_true", help="every consent (needs --yes)")
     revoke.add_argument("--yes", action="store_true", help="confirm --all")
     revoke.set_defaults(handler=_cmd_consents_revoke)

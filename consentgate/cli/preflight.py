@@ -179,6 +179,46 @@ def ui_findings(config: Config) -> list[Finding]:
     return []
 
 
+def identity_findings(config: Config, *, online: bool) -> list[Finding]:
+    """``[identity]``: what ``serve`` would refuse (no client_id, no JOSE library) and,
+    online, the issuer's metadata as the sign-in reads it (OpenID Connect Discovery
+    §4.3: its ``issuer`` identical to the configured one; an error), and whether it and
+    its key set answer at all (a warning: sign-ins fail closed until they do)."""
+    if not config.identity.enabled:
+        return []
+    from consentgate.core.identity.discovery import DiscoveryError, metadata_url, parse_metadata
+    from consentgate.web.identity.signin_setup import identity_problems
+
+    findings = [Finding("error", problem) for problem in identity_problems(config)]
+    if not online:
+        return findings
+    url = metadata_url(config.identity.issuer)
+    try:
+        metadata = parse_metadata(_get(url), config.identity.issuer)
+        _get(metadata.jwks_uri)
+    except DiscoveryError as exc:
+        findings.append(Finding("error", f"identity.issuer: {url}: {exc}"))
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        findings.append(
+            Finding(
+                "warning",
+                f"identity.issuer: {url} or its key set does not answer "
+                f"({type(exc).__name__}); serve starts anyway, and every sign-in fails "
+                "closed until it does",
+            )
+        )
+    return findings
+
+
+def _get(url: str) -> bytes:
+    ask = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(ask, timeout=5.0) as response:  # noqa: S310 - our config
+        body: bytes = response.read(MAX_METADATA_BYTES + 1)
+    if len(body) > MAX_METADATA_BYTES:
+        raise ValueError("too large")
+    return body
+
+
 def preflight(config: Config, *, upstream: bool = True) -> list[Finding]:
     """Everything found, errors first."""
     findings = [
@@ -186,6 +226,7 @@ def preflight(config: Config, *, upstream: bool = True) -> list[Finding]:
         *keys_findings(config),
         *admin_findings(config),
         *ui_findings(config),
+        *identity_findings(config, online=upstream),
     ]
     if upstream:
         findings += upstream_findings(config)

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from consentgate.config.keyspec import doc_of, reload_of
+from consentgate.config.sections_identity import IdentityConfig
 from consentgate.config.sections_operations import (
     AdminConfig,
     AuditConfig,
@@ -40,6 +41,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     clients: ClientsConfig = field(default_factory=ClientsConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
 
     @property
     def secure_cookies(self) -> bool:
@@ -58,6 +60,7 @@ SECTIONS: Final[dict[str, type[Any]]] = {
     "admin": AdminConfig,
     "clients": ClientsConfig,
     "ui": UiConfig,
+    "identity": IdentityConfig,
 }
 
 

@@ -150,6 +150,18 @@ _BY_CODE: Final[dict[str, ErrorWording]] = {
         ),
         ("retry", "support"),
     ),
+    "signin_unavailable": ErrorWording(
+        "Sign-in is not available right now",
+        "This service could not reach the sign-in service that confirms who you are, "
+        "so your sign-in was stopped before anything was shared.",
+        ("retry", "support"),
+    ),
+    "signin_failed": ErrorWording(
+        "You could not be signed in",
+        "The sign-in service did not confirm who you are, so your sign-in was stopped. "
+        "Nothing was shared.",
+        ("restart", "support"),
+    ),
     "upstream_misconfigured": _CONFIGURATION,
     "registration_unreadable": _CONFIGURATION,
     "interaction_required": _PROMPT_NONE,
@@ -180,6 +192,9 @@ _BY_CODE: Final[dict[str, ErrorWording]] = {
     ),
 }
 
+#: A sign-in at the gate ([identity]) coming back to a browser that did not start it.
+_BY_CODE["signin_stale"] = _BY_CODE["unbound_flow"]
+
 _BY_STATUS: Final[dict[int, ErrorWording]] = {
     400: _BAD_REQUEST,
     403: ErrorWording(
@@ -195,6 +210,7 @@ _BY_STATUS: Final[dict[int, ErrorWording]] = {
     502: _TRY_AGAIN,
     503: _TRY_AGAIN,
     504: _TRY_AGAIN,
+    429: _TRY_AGAIN,
 }
 
 

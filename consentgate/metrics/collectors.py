@@ -230,9 +230,10 @@ class Metrics:
         info.labels(__version__, platform.python_version()).set(1)
         self.pending_pages = Gauge(
             "consentgate_pending_pages",
-            "Unexpired pending consent rows in the store (read at each scrape): only rows an "
-            "earlier version left, since consent pages carry their request sealed in the "
-            'page; pages shown are consentgate_consent_decisions_total{outcome="asked"}.',
+            "Unexpired pending rows in the store (read at each scrape): authorization "
+            "requests waiting for a sign-in at the gate ([identity]) and rows an earlier "
+            "version left, since consent pages carry their request sealed in the page; "
+            'pages shown are consentgate_consent_decisions_total{outcome="asked"}.',
             registry=r,
         )
         self.requests_in_flight = Gauge(

@@ -75,6 +75,9 @@ from consentgate.web.endpoints import endpoints_at_start
 from consentgate.web.guards.bodies import RequestBodyStalled
 from consentgate.web.guards.endings import report_ended_early, why_ended_early
 from consentgate.web.guards.inflight import InFlight
+from consentgate.web.identity.signin_callback import signin_callback
+from consentgate.web.identity.signin_setup import identity_ctx
+from consentgate.web.identity.signin_start import CALLBACK_PATH
 from consentgate.web.key_fleet import learn_keys
 from consentgate.web.probes import healthz, readyz
 from consentgate.web.registration import register
@@ -421,6 +424,7 @@ def create_app(
     app.cleanup_ctx.append(_upstream_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(store_presence)
+    app.cleanup_ctx.append(identity_ctx)
     app.cleanup_ctx.append(endpoints_at_start)
     app.cleanup_ctx.append(admin_listener)
     prefix = config.server.prefix
@@ -430,5 +434,7 @@ def create_app(
     app.router.add_post(f"{prefix}/consent", in_context(consent_answer))
     app.router.add_get(f"{prefix}/approvals", in_context(approvals_page))
     app.router.add_post(f"{prefix}/approvals", in_context(approvals_answer))
+    if config.identity.enabled:
+        app.router.add_get(f"{prefix}{CALLBACK_PATH}", in_context(signin_callback))
     app.router.add_route("*", "/{tail:.*}", in_context(dispatch))
     return app

@@ -34,13 +34,9 @@ from consentgate.store.parts.consents import ConsentFilter, Consents
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE
 from consentgate.store.parts.page_marks import PageClaim, PageMarks
+from consentgate.store.parts.person_names import PersonNames
 from consentgate.store.parts.presence import GatePresence
-from consentgate.store.parts.publication import (
-    AnnouncedKeys,
-    KeyRole,
-    Publication,
-    StoredKeys,
-)
+from consentgate.store.parts.publication import AnnouncedKeys, KeyRole, Publication, StoredKeys
 from consentgate.store.parts.readiness import Readiness
 from consentgate.store.parts.registrations import Registrations
 from consentgate.store.parts.verifier import (
@@ -49,6 +45,7 @@ from consentgate.store.parts.verifier import (
     VerificationReport,
     Verifier,
 )
+from consentgate.store.parts.waiting_signins import WaitingSignIns
 from consentgate.store.protocol import Cursor, StoreBackend
 from consentgate.store.store_errors import StoreUnavailable
 
@@ -88,6 +85,8 @@ class ConsentStore:
         self._trail = AuditChain(ctx, self._publication)
         self._readiness = Readiness(ctx)
         self.gates = GatePresence(ctx)  # this gate's row among the attached gates
+        self.signins = WaitingSignIns(ctx, self._verifier)  # [identity]: parts/waiting_signins
+        self.people = PersonNames(ctx)  # [identity]: parts/person_names
 
     @classmethod
     async def open(

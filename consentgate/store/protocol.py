@@ -256,6 +256,15 @@ class StoreBackend(Protocol):
         """How many pending rows have ``expires_at > now``."""
         ...
 
+    async def put_pending(self, row: Row) -> None:
+        """Insert one pending row (``PENDING_COLUMNS`` order); ids are random digests."""
+        ...
+
+    async def take_pending(self, id: str, subject: str) -> Row | None:
+        """Delete and return the pending row with this id and subject, or None. One
+        atomic ``DELETE ... RETURNING``: of concurrent callers exactly one gets it."""
+        ...
+
     async def use_binding(self, key: str, expires_at: int) -> bool:
         """Remember ``key`` as used until ``expires_at``; False when it already was.
         One atomic insert-if-absent (``INSERT ... ON CONFLICT DO NOTHING``): of
@@ -294,10 +303,11 @@ class StoreBackend(Protocol):
         event: str | None = None,
         client_id: str | None = None,
         request_id: str | None = None,
+        subject: str | None = None,
     ) -> Page:
         """At most ``limit`` audit rows with ``seq`` after the cursor, oldest first,
         matching every given filter (``at >= since``, equality for ``event``,
-        ``client_id`` and ``request_id``); paged as :meth:`consent_page`."""
+        ``client_id``, ``request_id`` and ``subject``); paged as :meth:`consent_page`."""
         ...
 
     async def ping(self) -> None:

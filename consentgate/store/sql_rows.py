@@ -207,6 +207,15 @@ class SqlRows:
         rows = await self._read(self._sql.pending_page, (cursor_position(after), limit))
         return page_of(rows, limit)
 
+    async def put_pending(self, row: Row) -> None:
+        await self._write_one(self._sql.insert_pending, tuple(row))
+
+    async def take_pending(self, id: str, subject: str) -> Row | None:
+        if not self._storable(id, subject):
+            return None
+        rows = await self._write_one(self._sql.take_pending, (id, subject))
+        return rows[0] if rows else None
+
     async def count_pending(self, now: int) -> int:
         rows = await self._read(self._sql.count_pending, (now,))
         return int(rows[0][0])
@@ -250,11 +259,12 @@ class SqlRows:
         event: str | None = None,
         client_id: str | None = None,
         request_id: str | None = None,
+        subject: str | None = None,
     ) -> Page:
-        if not self._storable(event, client_id, request_id):
+        if not self._storable(event, client_id, request_id, subject):
             return [], None
         sql, params = self._sql.audit_page(
-            after, limit, since, event, client_id, request_id=request_id
+            after, limit, since, event, client_id, request_id=request_id, subject=subject
         )
         return page_of(await self._read(sql, params), limit)
 

@@ -192,6 +192,14 @@ class Statements:
             f"SELECT {pos}, {_PENDING_SELECT} FROM {self.pending} "  # noqa: S608 - constants
             f"WHERE {pos} > $1 ORDER BY {pos} LIMIT $2"
         )
+        self.insert_pending = d.sql(
+            f"INSERT INTO {self.pending} ({_PENDING_SELECT}) "  # noqa: S608 - constants
+            f"VALUES ({_values(len(PENDING_COLUMNS))})"
+        )
+        self.take_pending = d.sql(
+            f"DELETE FROM {self.pending} WHERE id = $1 AND subject = $2 "  # noqa: S608
+            f"RETURNING {_PENDING_SELECT}"
+        )
         self.count_pending = d.sql(f"SELECT count(*) FROM {self.pending} WHERE expires_at > $1")  # noqa: S608
         self.use_binding = d.sql(
             f"INSERT INTO {self.bindings} (key, expires_at) VALUES ($1, $2) "  # noqa: S608
@@ -284,6 +292,7 @@ class Statements:
         client_id: str | None,
         *,
         request_id: str | None = None,
+        subject: str | None = None,
     ) -> tuple[str, list[Any]]:
         """A page of audit rows after the cursor matching every given filter."""
         where = _Where()
@@ -293,6 +302,7 @@ class Statements:
             ("event = {}", event),
             ("client_id = {}", client_id),
             ("request_id = {}", request_id),
+            ("subject = {}", subject),
         ):
             if value is not None:
                 where.add(clause, value)

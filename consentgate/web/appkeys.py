@@ -29,6 +29,7 @@ from consentgate.store import ConsentStore
 from consentgate.upstream.upstream_client import Upstream
 from consentgate.web.config_file_probe import ConfigFileProbe
 from consentgate.web.guards.inflight import InFlight, Sending
+from consentgate.web.identity.provider import IdentityProvider
 from consentgate.web.rendering.templates import Templates
 
 
@@ -84,6 +85,8 @@ IN_FLIGHT = web.AppKey("in_flight", InFlight)
 #: process: its cache is what lets /authorize and the consent answer re-check a
 #: document in about a microsecond.
 DOCUMENT_FETCHER = web.AppKey("document_fetcher", DocumentFetcher)
+#: The identity provider of the gate's own sign-in (set only with ``[identity]``).
+IDENTITY = web.AppKey("identity", IdentityProvider)
 #: Set in a worker process only (see :class:`WorkerPlace`).
 WORKER_PLACE = web.AppKey("worker_place", WorkerPlace)
 

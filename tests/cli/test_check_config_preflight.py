@@ -306,3 +306,32 @@ def test_a_newer_postgres_store_passes_only_when_it_records_that_it_runs_this_co
     asyncio.run(migrate_postgres_later(url, level=SCHEMA_VERSION + 2, extra=2))
     assert check(config, "--offline") == 1
     assert f"has schema version {SCHEMA_VERSION + 2}, newer than the" in capsys.readouterr().err
+
+
+async def test_check_config_reads_the_identity_providers_metadata_and_names_a_wrong_issuer(
+    tmp_path: Path, start_upstream: StartUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OpenID Connect Discovery §4.3: the metadata's issuer must be the configured one."""
+    from tests.support.testidp import TestIdp, identity_section
+
+    idp = TestIdp()
+    idp.url = await start_upstream(idp.app())
+    answering = await start_upstream(web.Application())
+    good = write_config(tmp_path, answering, 8080, {"identity": identity_section(idp)})
+    assert await asyncio.to_thread(check, good) == 0
+    assert "identity" not in capsys.readouterr().err
+    wrong = identity_section(idp, issuer=idp.url + "/")  # the document says idp.url
+    config = write_config(tmp_path, answering, 8080, {"identity": wrong})
+    assert await asyncio.to_thread(check, config) == 1
+    error = capsys.readouterr().err.splitlines()[0]
+    assert error.startswith("consentgate: error: identity.issuer:") and "identical" in error
+    idp.down = True
+    assert await asyncio.to_thread(check, good) == 0
+    assert "identity.issuer:" in capsys.readouterr().err  # a warning: serve starts anyway
+
+
+def test_check_config_refuses_an_issuer_without_the_gates_client_id(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, "http://127.0.0.1:9", 8080, {"identity": {"issuer": "https://idp.example"}}
+    )
+    assert check(config, "--offline") == 1

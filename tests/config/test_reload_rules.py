@@ -102,6 +102,13 @@ SAMPLES: dict[str, Any] = {
     "ui.support_url": "mailto:help@example.com",
     "ui.languages": ["de", "en"],
     "ui.default_language": "de",
+    "identity.issuer": "https://idp.example",
+    "identity.client_id": "gate",
+    "identity.client_secret": "a-secret",
+    "identity.scopes": ["openid", "profile"],
+    "identity.subject_claim": "oid",
+    "identity.display_claim": "preferred_username",
+    "identity.session_lifetime": "1h",
 }
 
 

@@ -1,12 +1,13 @@
 """The upstream IdP for the end-to-end tests, as its own process.
 
-    python tests/e2e/idp_process.py
+    python tests/e2e/idp_process.py [open]
 
 runs oidc-provider-mock on 127.0.0.1 (a free port) with client registration
-required, prints ``READY http://127.0.0.1:<port>`` once it accepts connections,
-and stops when its standard input closes: the test session that started it
-closes the pipe, and a test session that dies closes it too, so no IdP outlives
-its tests.
+required (``open``: any client_id and secret accepted, as the gate's own sign-in
+uses it in tests/e2e/test_identity.py), prints ``READY http://127.0.0.1:<port>``
+once it accepts connections, and stops when its standard input closes: the test
+session that started it closes the pipe, and a test session that dies closes it
+too, so no IdP outlives its tests.
 
 Why a process and not a thread: Authlib emits a DeprecationWarning inside the
 token endpoint. Warning filters are process-wide, so under pytest's
@@ -33,7 +34,7 @@ HOST = "127.0.0.1"
 
 
 def main() -> None:
-    app = oidc_provider_mock.app(require_client_registration=True)
+    app = oidc_provider_mock.app(require_client_registration=sys.argv[1:] != ["open"])
     server = make_server(HOST, 0, app, threaded=True)
 
     def stop_when_stdin_closes() -> None:

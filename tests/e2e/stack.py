@@ -81,12 +81,14 @@ class IdP:
 
 
 @contextlib.contextmanager
-def run_idp(log_path: Path) -> Iterator[IdP]:
-    """Start the IdP process; stop it (close its stdin, then wait) on exit."""
+def run_idp(log_path: Path, *, open_registration: bool = False) -> Iterator[IdP]:
+    """Start the IdP process; stop it (close its stdin, then wait) on exit.
+    ``open_registration``: any client_id and secret is accepted (oidc-provider-mock's
+    default), as for the gate's own sign-in ([identity])."""
     script = Path(__file__).with_name("idp_process.py")
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, str(script)],
+            [sys.executable, str(script), *(["open"] if open_registration else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,

@@ -23,6 +23,7 @@ from consentgate.audit.decisions import (
     ConsentsRevoked,
 )
 from consentgate.audit.events import Severity, TypedEvent
+from consentgate.audit.identity_events import SignedIn, SignInRefused
 from consentgate.audit.integrity import KeyAdded, KeyRotated, Tamper
 from consentgate.audit.refusals import (
     AnswerRefused,
@@ -361,5 +362,20 @@ EXAMPLES: tuple[Example, ...] = (
         KeyAdded(key="k3", active_key="k2", by="cli"),
         "signing key k3 added (verifies; k2 still signs)",
         {"key": "k3", "active_key": "k2", "by": "cli"},
+    ),
+    Example(
+        SignedIn(request_id="r", subject="person:" + SUBJECT, browser=SUBJECT),
+        "signed in at the gate",
+        {"subject": "person:" + SUBJECT, "browser": SUBJECT},
+    ),
+    Example(
+        SignInRefused(request_id="r", refusal="token", source="::1/64", check="nonce"),
+        "sign-in token refused",
+        {"refusal": "token", "source": "::1/64", "check": "nonce"},
+    ),
+    Example(
+        SignInRefused(request_id="r", refusal="stale", source="192.0.2.7"),
+        "sign-in answer not waited for by this browser",
+        {"refusal": "stale", "source": "192.0.2.7"},
     ),
 )

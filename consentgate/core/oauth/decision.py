@@ -17,7 +17,10 @@ The rule, in the order it is applied (each line is a test in tests/core/oauth/te
    cannot have started: ``Sec-Fetch-Site`` none, same-origin or same-site; a
    missing header means ask (FastMCP GHSA-6x8h-498w-gv8c).
 6. Otherwise the store decides: an unrevoked, unexpired, validly signed approval
-   by this browser of this client, redirect URI, resource and every scope.
+   by this browser of this client, redirect URI, resource and every scope (with
+   ``[identity]``: by the signed-in person, or by this browser before identity was
+   on; ``Sec-Fetch-Site`` is the one the request first arrived with, before the
+   sign-in's round trip through the provider).
 
 Only the last step needs I/O, so :func:`first_look` answers the first five as a
 pure function and says when the store has to be asked (``LOOK_UP``).

@@ -91,6 +91,11 @@ class CookieNames:
     def binding_prefix(self) -> str:
         return f"{self.prefix}b_"
 
+    @property
+    def session(self) -> str:
+        """The gate's sign-in session ([identity]; :mod:`consentgate.core.identity.person`)."""
+        return f"{self.prefix}sess"
+
 
 @dataclass(frozen=True)
 class Binding:
@@ -115,6 +120,8 @@ class CookieCrypto:
         self._binding_key = derive("binding")
         self._approvals_key = derive("approvals-csrf")
         self._seal_key = derive("pending-seal")
+        #: The MAC key of the sign-in session's value ([identity]).
+        self.session_key = derive("identity-session")
         # A browser sends the same cookie on every request: its verified reading and
         # its subject are remembered (bounded LRUs; pure functions of the value and
         # this instance's keys, a forged value is remembered as None).

@@ -49,6 +49,7 @@ class AuditFilters(TypedDict, total=False):
     event: str | None
     client_id: str | None
     request_id: str | None
+    subject: str | None
 
 
 class AuditChain:
@@ -120,6 +121,7 @@ class AuditChain:
         event: str | None = None,
         client_id: str | None = None,
         request_id: str | None = None,
+        subject: str | None = None,
     ) -> tuple[builtins.list[AuditRecord], Cursor | None]:
         """One page of audit rows, oldest first; unreadable rows are skipped here
         (:meth:`verify` names them)."""
@@ -130,6 +132,7 @@ class AuditChain:
             event=event,
             client_id=client_id,
             request_id=request_id,
+            subject=subject,
         )
         records: builtins.list[AuditRecord] = []
         for row in rows:
@@ -144,6 +147,7 @@ class AuditChain:
         event: str | None = None,
         client_id: str | None = None,
         request_id: str | None = None,
+        subject: str | None = None,
         cursor: str | None,
         limit: int,
     ) -> tuple[builtins.list[AuditRecord], str | None]:
@@ -156,6 +160,7 @@ class AuditChain:
             event=event,
             client_id=client_id,
             request_id=request_id,
+            subject=subject,
         )
         return records, next_cursor("audit", following)
 
@@ -166,6 +171,7 @@ class AuditChain:
         event: str | None = None,
         client_id: str | None = None,
         request_id: str | None = None,
+        subject: str | None = None,
     ) -> AsyncIterator[AuditRecord]:
         """Every audit row matching the filters, oldest first, page by page."""
         cursor: Cursor | None = None
@@ -176,6 +182,7 @@ class AuditChain:
                 event=event,
                 client_id=client_id,
                 request_id=request_id,
+                subject=subject,
             )
             for record in records:
                 yield record

@@ -42,6 +42,7 @@ from consentgate.audit.refusals import ApprovalsRefused
 from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.clients.kinds import client_domain
 from consentgate.core.clientinfo import ApprovalView, build_approval_view
+from consentgate.core.identity.person import Person
 from consentgate.core.oauth.oauth_errors import InvalidRequest
 from consentgate.core.signed.cookies import same_token
 from consentgate.core.signed.records import ClientRecord
@@ -49,6 +50,7 @@ from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, REQUEST_ID, SETTINGS, 
 from consentgate.web.audit_emit import audit_event
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.consent_flow.forms import own_page_form
+from consentgate.web.identity.session import current_person, signed_out_cookie
 from consentgate.web.rendering.pages import (
     error_response,
     page_translator,
@@ -70,13 +72,16 @@ async def approvals_page(request: web.Request) -> web.StreamResponse:
     """GET {prefix}/approvals: this browser's active approvals, each with Revoke."""
     config = request[SETTINGS].config
     browser = Browser(request)
+    person = current_person(request, browser)
     views: list[ApprovalView] = []
     token = ""
     if browser.subject is not None:
         store = request.app[STORE]
-        records = await store.list(
-            subject=browser.subject, include_revoked=False, include_expired=False
-        )
+        records = []
+        for subject in _owners(browser.subject, person):
+            records += await store.list(
+                subject=subject, include_revoked=False, include_expired=False
+            )
         records.sort(key=lambda record: record.granted_at, reverse=True)
         clients: dict[str, ClientRecord | None] = {}
         for record in records:
@@ -105,7 +110,15 @@ async def approvals_page(request: web.Request) -> web.StreamResponse:
         approvals=views,
         csrf_token=token,
         action=f"{config.server.prefix}/approvals",
+        signed_in_as=person.display if person is not None else "",
     )
+
+
+def _owners(browser_subject: str, person: Person | None) -> tuple[str, ...]:
+    """Whose approvals this page shows and revokes: the signed-in person's, from every
+    browser where they signed in ([identity]), and this browser's own (made before
+    identity was on, or without a sign-in)."""
+    return (browser_subject,) if person is None else (person.subject, browser_subject)
 
 
 async def approvals_answer(request: web.Request) -> web.StreamResponse:
@@ -120,7 +133,7 @@ async def approvals_answer(request: web.Request) -> web.StreamResponse:
         return form
     action = form.get("action", "")
     record_id = form.get("id", "")
-    if action not in ("revoke", "revoke_all") or (
+    if action not in ("revoke", "revoke_all", "sign_out") or (
         action == "revoke"
         and not (0 < len(record_id) <= _MAX_ID_LENGTH and set(record_id) <= _ID_CHARS)
     ):
@@ -145,33 +158,42 @@ async def approvals_answer(request: web.Request) -> web.StreamResponse:
         )
         return error_response(request, 403, "invalid_csrf", _STALE, page="stale_approvals")
     store = request.app[STORE]
+    owners = _owners(browser.subject, current_person(request, browser))
     # Shielded: a browser that goes away must not cancel a revocation half way.
     request_id = request[REQUEST_ID]
-    if action == "revoke":
-        await asyncio.shield(
-            store.revoke(id=record_id, owner=browser.subject, by="self", request_id=request_id)
-        )
-    elif form.get("confirm") != "yes":
-        return await _confirm_revoke_all(request, browser.subject, expected)
-    else:
-        await asyncio.shield(
-            store.revoke(subject=browser.subject, by="self", request_id=request_id)
-        )
     response = web.Response(status=303, headers={"Location": f"{config.server.prefix}/approvals"})
+    if action == "sign_out":
+        response.headers.add("Set-Cookie", signed_out_cookie(request))
+    elif action == "revoke":
+        for owner in owners:
+            await asyncio.shield(
+                store.revoke(id=record_id, owner=owner, by="self", request_id=request_id)
+            )
+    elif form.get("confirm") != "yes":
+        return await _confirm_revoke_all(request, owners, expected)
+    else:
+        for owner in owners:
+            await asyncio.shield(store.revoke(subject=owner, by="self", request_id=request_id))
     secure(response)
     return response
 
 
-async def _confirm_revoke_all(request: web.Request, subject: str, token: str) -> web.Response:
+async def _confirm_revoke_all(
+    request: web.Request, owners: tuple[str, ...], token: str
+) -> web.Response:
     """The confirmation page of "Revoke all": what it revokes, and the one form that
     does it."""
-    records = await request.app[STORE].list(
-        subject=subject, include_revoked=False, include_expired=False
-    )
+    count = 0
+    for owner in owners:
+        count += len(
+            await request.app[STORE].list(
+                subject=owner, include_revoked=False, include_expired=False
+            )
+        )
     return render_page(
         request,
         "approvals_confirm.html",
-        count=len(records),
+        count=count,
         csrf_token=token,
         action=f"{request[SETTINGS].config.server.prefix}/approvals",
     )

@@ -36,6 +36,7 @@ from consentgate.clients.client_id_urls import is_url_client_id
 from consentgate.clients.kinds import ClientDescription, describe
 from consentgate.clients.metadata_documents import localhost_only
 from consentgate.core.clientinfo import ClientKind, ClientMetadata, build_view
+from consentgate.core.identity.person import Person
 from consentgate.core.oauth.authorization_requests import (
     AuthorizationRequest,
     parse_authorization_request,
@@ -63,6 +64,8 @@ from consentgate.web.consent_flow.client_redirects import redirect_error
 from consentgate.web.consent_flow.flow import forward_authorization
 from consentgate.web.documents import ListedClient, listed_client
 from consentgate.web.guards.bodies import FormTooLarge, read_form
+from consentgate.web.identity.session import current_person, page_owner
+from consentgate.web.identity.signin_start import start_signin
 from consentgate.web.rendering.pages import (
     CSP,
     CSP_WITH_REMOTE_IMAGES,
@@ -97,7 +100,6 @@ def _bad_request(request: web.Request, error: OAuthError, *, program: bool = Fal
 
 async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamResponse:
     """Intercept an authorization request: relay it only with this browser's consent."""
-    app = request.app
     config = request[SETTINGS].config
     started = time.perf_counter()
     if request.method not in ("GET", "POST"):
@@ -126,6 +128,67 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
     except FormTooLarge:
         return error_response(request, 413, "request_too_large", "The form is too large.")
 
+    return await _decide(
+        request,
+        auth,
+        program=program,
+        fetch_site=request.headers.get("Sec-Fetch-Site"),
+        started=started,
+    )
+
+
+async def resume_authorization(
+    request: web.Request,
+    query: str,
+    *,
+    fetch_site: str | None,
+    person: Person,
+    extra_cookies: tuple[str, ...],
+) -> web.StreamResponse:
+    """Decide the authorization request that waited for the gate's sign-in
+    (:mod:`consentgate.web.identity.signin_callback`), now for ``person``, judged by
+    how it first arrived (``fetch_site``), never by the provider's return navigation;
+    ``extra_cookies`` (the new session) go on whatever the answer is."""
+    config = request[SETTINGS].config
+    try:
+        auth = parse_authorization_request(
+            parse_parameters(query),
+            allow_request_uri=config.consent.allow_request_uri,
+            allow_request_object=config.consent.allow_request_object,
+        )
+    except OAuthError as exc:
+        response: web.StreamResponse = _bad_request(request, exc)
+    else:
+        response = await _decide(
+            request,
+            auth,
+            program=False,
+            fetch_site=fetch_site,
+            started=time.perf_counter(),
+            person=person,
+            extra_cookies=extra_cookies,
+        )
+    if not response.prepared:
+        for header in extra_cookies:
+            if header not in response.headers.getall("Set-Cookie", ()):
+                response.headers.add("Set-Cookie", header)
+    return response
+
+
+async def _decide(
+    request: web.Request,
+    auth: AuthorizationRequest,
+    *,
+    program: bool,
+    fetch_site: str | None,
+    started: float,
+    person: Person | None = None,
+    extra_cookies: tuple[str, ...] = (),
+) -> web.StreamResponse:
+    """Everything after parsing: the client, the sign-in at the gate ([identity]), the
+    decision, and the relay, the page or the refusal."""
+    app = request.app
+    config = request[SETTINGS].config
     store = app[STORE]
     listed: ListedClient | None = None
     client: ClientMetadata | None
@@ -153,7 +216,12 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
         )
 
     browser = Browser(request)
-    reason = await _silent_reason(request, auth, browser.subject)
+    if config.identity.enabled and person is None:
+        person = current_person(request, browser)
+        if person is None and _needs_person(request, auth, fetch_site):
+            return await start_signin(request, auth, browser, fetch_site)
+    approver = person.subject if person is not None else browser.subject
+    reason = await _silent_reason(request, auth, approver, fetch_site, browser.subject)
     app[METRICS].authorize_seconds.observe(time.perf_counter() - started)
     if reason is not None:
         description = _description(auth, client, listed)
@@ -163,7 +231,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
             reason=reason,
             client_id=auth.client_id,
             redirect_uri=auth.redirect_uri,
-            subject=browser.subject or "",
+            subject=approver or "",
             client_kind=description.kind,
             client_domain=description.domain,
         )
@@ -173,6 +241,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
             browser,
             after_post=False,
             audit=lambda status, bound: silent(upstream_status=status, bound=bound),
+            extra_cookies=extra_cookies,
         )
 
     if "none" in auth.prompt:
@@ -182,14 +251,30 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
         # approved for this exact request; anything else gets a local page, or the
         # gate is an open redirect (RFC 9700 §4.11.2).
         approved = (
-            registered
-            and browser.subject is not None
-            and await store.is_approved(auth.question(browser.subject))
+            registered and approver is not None and await store.is_approved(auth.question(approver))
         )
         return await _refuse_to_client(request, auth, approved, ConsentRequired)
     return await _render_consent(
-        request, auth, client if registered else None, browser, listed=listed
+        request, auth, client if registered else None, browser, listed=listed, person=person
     )
+
+
+def _needs_person(request: web.Request, auth: AuthorizationRequest, fetch_site: str | None) -> bool:
+    """Whether this request waits for a sign-in at the gate: not when the operator
+    preapproved its redirect URI (no person decides), and not with ``prompt=none``
+    (no page may be shown: it is answered ``consent_required`` as for a browser
+    without approvals, OIDC Core §3.1.2.6)."""
+    if "none" in auth.prompt:
+        return False
+    consent = request[SETTINGS].config.consent
+    look = first_look(
+        auth,
+        mode=consent.mode,
+        preapproved_redirect_uris=consent.preapproved_redirect_uris,
+        has_browser=True,
+        fetch_site=fetch_site,
+    )
+    return look is not FirstLook.PREAPPROVED
 
 
 def _description(
@@ -289,23 +374,33 @@ def _audit_program(
 
 
 async def _silent_reason(
-    request: web.Request, auth: AuthorizationRequest, subject: str | None
+    request: web.Request,
+    auth: AuthorizationRequest,
+    subject: str | None,
+    fetch_site: str | None,
+    browser_subject: str | None,
 ) -> SilentReason | None:
     """Why this request may pass without asking (see :mod:`consentgate.core.oauth.decision`),
-    or None to ask."""
+    or None to ask. ``fetch_site`` is how the request arrived at the gate (for a request
+    that waited for a sign-in, as it first arrived). With a person signed in
+    (``subject`` is theirs), an approval this browser made before identity was turned
+    on still counts (``browser_subject``)."""
     consent = request[SETTINGS].config.consent
     look = first_look(
         auth,
         mode=consent.mode,
         preapproved_redirect_uris=consent.preapproved_redirect_uris,
         has_browser=subject is not None,
-        fetch_site=request.headers.get("Sec-Fetch-Site"),
+        fetch_site=fetch_site,
     )
     if look is FirstLook.PREAPPROVED:
         return "preapproved"
     if look is FirstLook.ASK or subject is None:
         return None
-    approved = await request.app[STORE].is_approved(auth.question(subject))
+    store = request.app[STORE]
+    approved = await store.is_approved(auth.question(subject))
+    if not approved and browser_subject is not None and browser_subject != subject:
+        approved = await store.is_approved(auth.question(browser_subject))
     return "remembered" if approved else None
 
 
@@ -361,6 +456,7 @@ async def _render_consent(
     browser: Browser,
     *,
     listed: ListedClient | None = None,
+    person: Person | None = None,
 ) -> web.StreamResponse:
     """Show the consent page for the validated request, sealed into its form.
 
@@ -371,7 +467,9 @@ async def _render_consent(
     config = request[SETTINGS].config
     crypto = app[COOKIE_CRYPTO]
     now = app[CLOCK]()
-    approved = await _approved_scopes(request, auth, browser.subject)
+    approved = await _approved_scopes(
+        request, auth, person.subject if person is not None else browser.subject
+    )
     subject = browser.ensure()
     learned = app[IDP_MEMORY].known(config.upstream.url)
     tr = page_translator(request)
@@ -406,8 +504,9 @@ async def _render_consent(
         )
     pending_id = crypto.new_pending_id(now)
     ttl = int(config.consent.pending_ttl)
-    sealed = crypto.seal_pending(pending_id, subject, int(now) + ttl, pending)
-    csrf = crypto.csrf_token(pending_id, subject)
+    owner = page_owner(subject, person)
+    sealed = crypto.seal_pending(pending_id, owner, int(now) + ttl, pending)
+    csrf = crypto.csrf_token(pending_id, owner)
     response = render_page(
         request,
         "consent.html",
@@ -418,6 +517,8 @@ async def _render_consent(
         csrf_token=csrf,
         action=f"{config.server.prefix}/consent",
         remember_days=tr.duration(config.consent.remember_for),
+        signed_in_as=person.display if person is not None else "",
+        signout_token=crypto.approvals_token(subject) if person is not None else "",
     )
     for header in browser.cookies_to_set():
         response.headers.add("Set-Cookie", header)
@@ -448,7 +549,7 @@ async def _render_consent(
             verified=client is not None,
             client_kind=description.kind,
             client_domain=description.domain,
-            subject=subject,
+            subject=person.subject if person is not None else subject,
             pending=pending_id,
         ),
     )

@@ -41,6 +41,7 @@ from consentgate.web.consent_flow.client_redirects import redirect_error
 from consentgate.web.consent_flow.flow import forward_authorization
 from consentgate.web.consent_flow.forms import own_page_form
 from consentgate.web.documents import listed_client
+from consentgate.web.identity.session import current_person, page_owner
 from consentgate.web.rendering.pages import choose_language, error_response, render_page
 
 
@@ -77,7 +78,15 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     if browser.subject is None:
         audit_event(request, AnswerRefused(request_id=request_id(request), refusal="no_browser"))
         return error_response(request, 403, "invalid_session", stale)
-    expected = crypto.csrf_token(pending_id, browser.subject)
+    # With [identity], the approval is the signed-in person's; a session that ended
+    # while the page was open leaves nobody to record it for: the page is stale.
+    person = current_person(request, browser)
+    if config.identity.enabled and person is None:
+        audit_event(request, AnswerRefused(request_id=request_id(request), refusal="no_browser"))
+        return error_response(request, 403, "invalid_session", stale)
+    approver = person.subject if person is not None else browser.subject
+    owner = page_owner(browser.subject, person)
+    expected = crypto.csrf_token(pending_id, owner)
     cookie = request.cookies.get(crypto.names.pending(pending_id), "")
     if not (same_token(token, expected) and same_token(cookie, expected)):
         audit_event(
@@ -86,7 +95,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         )
         return error_response(request, 403, "invalid_csrf", stale)
     try:
-        page = crypto.open_pending(form.get("sealed", ""), browser.subject, app[CLOCK]())
+        page = crypto.open_pending(form.get("sealed", ""), owner, app[CLOCK]())
         if page.id != pending_id:
             raise BadPending("sealed for another page")
         shown = page.consent
@@ -125,7 +134,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
     if remember:
         # The page is used up and the approval remembered in one durable commit: a
         # store failing in between leaves the page answerable once it is back.
-        question = auth.question(browser.subject)
+        question = auth.question(approver)
         recorded = await asyncio.shield(
             store.approve_page(
                 page.id,
@@ -159,7 +168,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         same_site="Strict",
         secure=config.secure_cookies,
     )
-    subject = browser.subject
+    subject = approver
     scopes = " ".join(sorted(auth.scopes))
     if decision == "deny":
         denied = ConsentDenied(
