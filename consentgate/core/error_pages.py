@@ -151,15 +151,19 @@ _BY_CODE: Final[dict[str, ErrorWording]] = {
         ("retry", "support"),
     ),
     "signin_unavailable": ErrorWording(
-        "Sign-in is not available right now",
-        "This service could not reach the sign-in service that confirms who you are, "
-        "so your sign-in was stopped before anything was shared.",
+        N_("Sign-in is not available right now"),
+        N_(
+            "This service could not reach the sign-in service that confirms who you are, "
+            "so your sign-in was stopped before anything was shared."
+        ),
         ("retry", "support"),
     ),
     "signin_failed": ErrorWording(
-        "You could not be signed in",
-        "The sign-in service did not confirm who you are, so your sign-in was stopped. "
-        "Nothing was shared.",
+        N_("You could not be signed in"),
+        N_(
+            "The sign-in service did not confirm who you are, so your sign-in was stopped. "
+            "Nothing was shared."
+        ),
         ("restart", "support"),
     ),
     "upstream_misconfigured": _CONFIGURATION,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from consentgate.config.model import Config
 from consentgate.core.clientinfo import build_approval_view, build_view
@@ -148,6 +148,11 @@ def _error(status: int, code: str, tr: Translator) -> dict[str, Any]:
     return {"code": code, **error_wording(status, code).template_values(tr)}
 
 
+#: With ``[identity]``: the person the gate signed in (the consent page's "not you?",
+#: the approvals page's sign-out).
+_SIGNED_IN: Final = {"signed_in_as": "alice@example.com", "signout_token": "sample"}
+
+
 def sample_pages(config: Config, tr: Translator) -> list[SamplePage]:
     """Every page, in the order an operator reviews them, in the language of ``tr``."""
     pages = [
@@ -159,8 +164,16 @@ def sample_pages(config: Config, tr: Translator) -> list[SamplePage]:
         SamplePage(
             "consent-verified.html", "consent.html", _consent_state(config, tr, verified=True)
         ),
+        SamplePage(
+            "consent-signed-in.html",
+            "consent.html",
+            {**_consent(config, tr, warnings=False), **_SIGNED_IN, "approvals_url": "#"},
+        ),
         SamplePage("denied.html", "denied.html", {}),
         SamplePage("approvals.html", "approvals.html", _approvals(config, tr)),
+        SamplePage(
+            "approvals-signed-in.html", "approvals.html", {**_approvals(config, tr), **_SIGNED_IN}
+        ),
         SamplePage(
             "approvals-empty.html",
             "approvals.html",

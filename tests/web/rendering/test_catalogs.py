@@ -124,7 +124,7 @@ def _visible_text(page: str) -> set[str]:
 DATA = re.compile(
     r"^[\s()·.,:;\-—&]*$|consentgate|notes|Example Notes|sample|0123456789abcdef|127\.0\.0\.1"
     r"|mcp\.example\.com|^https?://|^\d|^/oauth/|^:\d+/callback"
-    r"|accounts\.example|^openid$|^email$"  # the step-up sample's IdP host and scopes
+    r"|accounts\.example|^openid$|^email$|@example\.com"  # IdP host and scopes, a person
 )
 #: Words a language writes as English does.
 SAME_WORDS = {"de": {"Website"}}
