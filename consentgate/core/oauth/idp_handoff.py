@@ -28,13 +28,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from consentgate.core.memo import remembered
 from consentgate.core.trust.bidi import has_bidi_controls
-from consentgate.core.trust.urls import BadURL, browser_host, split_authority, split_url
+from consentgate.core.trust.urls import (
+    BadURL,
+    browser_host,
+    query_pairs,
+    split_authority,
+    split_url,
+)
 
 #: At most this many scopes are kept from one hand-off, each at most this long: the
 #: page lists them, and an upstream is not a reason to render a megabyte.
 MAX_SCOPES: Final = 32
 MAX_SCOPE_LENGTH: Final = 200
+#: The longest redirect URI or scope value whose reading is remembered (core/memo.py).
+MAX_ORIGIN_TEXT: Final = 512
 #: The upstreams remembered at once (one in practice; a reload may change it).
 MAX_UPSTREAMS: Final = 8
 #: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
@@ -49,8 +58,10 @@ class IdpHandoff:
     scopes: tuple[str, ...]
 
 
+@remembered(MAX_ORIGIN_TEXT)
 def _origin(url: str) -> str | None:
-    """``scheme://host:port`` as the browser reads it, or None (not a web URL)."""
+    """``scheme://host:port`` as the browser reads it, or None (not a web URL).
+    Remembered: it is asked of the client's redirect URI on every relayed sign-in."""
     try:
         return _origin_of(split_url(url))
     except BadURL:
@@ -66,10 +77,12 @@ def _origin_of(parts: urllib.parse.SplitResult) -> str | None:
         return None
 
 
+@remembered(MAX_ORIGIN_TEXT)
 def scope_tokens(value: str) -> tuple[str, ...]:
     """The scope tokens of a ``scope`` value (RFC 6749 §3.3), in order, without
     repeats; anything that is not a scope token is dropped, and so is the rest past
-    :data:`MAX_SCOPES`."""
+    :data:`MAX_SCOPES`. Remembered: an upstream asks its IdP for the same scopes on
+    every sign-in."""
     tokens: list[str] = []
     for token in value.split(" "):
         if (
@@ -88,7 +101,7 @@ def read_handoff(location: str, *, client_redirect_uri: str) -> IdpHandoff | Non
     docstring): then nothing is learned."""
     try:
         parts = split_url(location)
-        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        pairs = query_pairs(parts.query)
     except (BadURL, ValueError):
         return None
     return read_split_handoff(location, parts, pairs, client_redirect_uri=client_redirect_uri)
