@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -141,22 +141,61 @@ def read_split_handoff(
     return IdpHandoff(host, scope_tokens(scope))
 
 
+def handoff_key(
+    parts: urllib.parse.SplitResult,
+    pairs: Sequence[tuple[str, str]],
+    client_redirect_uri: str,
+) -> tuple[str, ...]:
+    """Everything :func:`read_split_handoff`'s answer depends on, except whether the
+    Location reads as a hand-off at all: the scheme and authority (the IdP's host,
+    its origin), the client's redirect URI (compared with that origin) and the
+    ``scope`` values. Two hand-offs with the same key read as the same
+    :class:`IdpHandoff`, or one of them as nothing (its ``state``, its bidi controls,
+    an ``error``): :meth:`IdpMemory.learn_from` reads only a key it has not learned."""
+    return (
+        parts.scheme,
+        parts.netloc,
+        client_redirect_uri,
+        *(value for name, value in pairs if name == "scope"),
+    )
+
+
 class IdpMemory:
     """The last hand-off seen per upstream URL, in this process's memory.
 
     The latest wins: an upstream whose IdP or scopes change is shown as it is now.
     Bounded by :data:`MAX_UPSTREAMS` (the oldest entry goes first)."""
 
-    __slots__ = ("_seen",)
+    __slots__ = ("_keys", "_seen")
 
     def __init__(self) -> None:
         self._seen: dict[str, IdpHandoff] = {}
+        #: The :func:`handoff_key` of what is known of each upstream, when it was
+        #: learned through :meth:`learn_from`.
+        self._keys: dict[str, tuple[str, ...]] = {}
 
     def learn(self, upstream: str, handoff: IdpHandoff) -> None:
+        self._keys.pop(upstream, None)
         self._seen.pop(upstream, None)
         self._seen[upstream] = handoff
         while len(self._seen) > MAX_UPSTREAMS:
-            del self._seen[next(iter(self._seen))]
+            oldest = next(iter(self._seen))
+            del self._seen[oldest]
+            self._keys.pop(oldest, None)
+
+    def learn_from(
+        self, upstream: str, key: tuple[str, ...], read: Callable[[], IdpHandoff | None]
+    ) -> None:
+        """:meth:`learn` what ``read`` answers, unless it is None, or unless ``key``
+        is the key of what is known of ``upstream`` already: then the answer could only
+        be what is known, or nothing, and what is known stays (the latest still)."""
+        if upstream in self._seen and self._keys.get(upstream) == key:
+            self._seen[upstream] = self._seen.pop(upstream)
+            return
+        learned = read()
+        if learned is not None:
+            self.learn(upstream, learned)
+            self._keys[upstream] = key
 
     def known(self, upstream: str) -> IdpHandoff | None:
         return self._seen.get(upstream)

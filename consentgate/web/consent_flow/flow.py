@@ -31,7 +31,7 @@ from multidict import CIMultiDict
 
 from consentgate.audit.events import AuditEvent
 from consentgate.core.oauth.authorization_requests import Parameters, encode_parameters
-from consentgate.core.oauth.idp_handoff import read_split_handoff
+from consentgate.core.oauth.idp_handoff import handoff_key, read_split_handoff
 from consentgate.core.oauth.upstream_endpoints import EndpointMismatch, callback_mismatch_in
 from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.core.trust.urls import query_pairs, split_url
@@ -224,16 +224,19 @@ def _refuse_foreign_callback(request: web.Request, mismatch: EndpointMismatch) -
 
 def _learn_idp(request: web.Request, parameters: Parameters, handoff: _HandOff | None) -> None:
     """Remember what this hand-off says about the upstream's IdP (its host, the scopes
-    asked), unless it is not one (``idp_handoff.read_handoff``)."""
+    asked), unless it is not one (``idp_handoff.read_handoff``); one keyed like the
+    hand-off learned last is not read again (``IdpMemory.learn_from``)."""
     if handoff is None:
         return
     config = request[SETTINGS].config
     redirect_uri = next((value for name, value in parameters if name == "redirect_uri"), "")
-    learned = read_split_handoff(
-        handoff.absolute, handoff.parts, handoff.pairs, client_redirect_uri=redirect_uri
+    request.app[IDP_MEMORY].learn_from(
+        config.upstream.url,
+        handoff_key(handoff.parts, handoff.pairs, redirect_uri),
+        lambda: read_split_handoff(
+            handoff.absolute, handoff.parts, handoff.pairs, client_redirect_uri=redirect_uri
+        ),
     )
-    if learned is not None:
-        request.app[IDP_MEMORY].learn(config.upstream.url, learned)
 
 
 def _bind_flow(
