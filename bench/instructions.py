@@ -119,20 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         servers: dict[str, tuple[int, Process, Path]] = {}
 
-        def under_callgrind(name: str, argv: list[str], env: dict[str, str]) -> None:
-            port = free_port()
-            out = workdir / f"callgrind.{name.replace(':', '-')}"
-            valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"]
-            command = [*valgrind, *[a.replace("{port}", str(port)) for a in argv]]
-            process = processes.start(name, command, None, env=env)
-            servers[name] = (port, process, out)
-
-        under_callgrind(
-            "minimal",
-            [py, "-m", "bench.minimal_proxy", "--port", "{port}"]
-            + ["--upstream", f"http://127.0.0.1:{upstream_port}"],
-            clean_env(),
-        )
+        upstream_url = f"http://127.0.0.1:{upstream_port}"
+        port = free_port()
+        out = workdir / "callgrind.minimal"
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", py, "-m"]
+        command += ["bench.minimal_proxy", "--port", str(port), "--upstream", upstream_url]
+        servers["minimal"] = (port, processes.start("minimal", command, None), out)
         gates = [("gate", None), *((BASELINE_PREFIX + n, s) for n, s in baselines.items())]
         for name, source in gates:
             env = clean_env()
@@ -140,12 +132,14 @@ def main(argv: list[str] | None = None) -> int:
                 env["PYTHONPATH"] = f"{source}{os.pathsep}{env['PYTHONPATH']}"
             port = free_port()
             label = name.removeprefix(BASELINE_PREFIX)
+            own = _own_dirs(dirs.get(label, "") if source is not None else "")
             config = gate_config(
                 workdir,
                 name.replace(":", "-"),
                 port,
                 upstream_port,
-                **_own_dirs(dirs.get(label, "") if source is not None else ""),
+                store_dir=own.get("store_dir", "gate-store"),
+                keys_dir=own.get("keys_dir", "gate-keys"),
             )
             out = workdir / f"callgrind.{name.replace(':', '-')}"
             command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
@@ -101,13 +103,23 @@ def test_the_memory_keeps_the_latest_hand_off_per_upstream_and_is_bounded() -> N
     assert memory.known("http://other-unknown") is None
 
 
+def _nothing(reads: list[int]) -> Callable[[], IdpHandoff | None]:
+    """A reading that teaches nothing, counted in ``reads``."""
+
+    def read() -> IdpHandoff | None:
+        reads.append(1)
+        return None
+
+    return read
+
+
 def _key(location: str, client: str = CLIENT) -> tuple[str, ...]:
     parts = urlsplit(location)
     return handoff_key(parts, parse_qsl(parts.query, keep_blank_values=True), client)
 
 
 def test_a_hand_off_keyed_like_the_one_learned_last_is_not_read_again() -> None:
-    memory, reads = IdpMemory(), []
+    memory, reads = IdpMemory(), list[int]()
 
     def read() -> IdpHandoff:
         reads.append(1)
@@ -129,18 +141,18 @@ def test_a_hand_off_keyed_like_the_one_learned_last_is_not_read_again() -> None:
     ],
 )
 def test_a_hand_off_of_another_idp_or_other_scopes_is_read_again(other: str) -> None:
-    memory, reads = IdpMemory(), []
+    memory, reads = IdpMemory(), list[int]()
     memory.learn_from("http://up", _key(handoff()), lambda: IdpHandoff("a.example", ()))
-    memory.learn_from("http://up", _key(other), lambda: reads.append(1) or None)
+    memory.learn_from("http://up", _key(other), _nothing(reads))
     memory.learn_from("http://up", _key(handoff(), "https://other.example/cb"), lambda: None)
     assert memory.known("http://up") == IdpHandoff("a.example", ())
     assert reads == [1]
 
 
 def test_a_hand_off_that_teaches_nothing_is_read_again_next_time() -> None:
-    memory, reads = IdpMemory(), []
+    memory, reads = IdpMemory(), list[int]()
     for _ in range(2):
-        memory.learn_from("http://up", _key(handoff()), lambda: reads.append(1) or None)
+        memory.learn_from("http://up", _key(handoff()), _nothing(reads))
     assert reads == [1, 1]
     assert memory.known("http://up") is None
 
@@ -172,14 +184,14 @@ def test_learning_through_the_key_knows_what_reading_every_hand_off_knows() -> N
         keyed.learn_from(
             "http://up",
             _key(location, client),
-            lambda loc=location, c=client: read_handoff(loc, client_redirect_uri=c),
+            functools.partial(read_handoff, location, client_redirect_uri=client),
         )
         assert keyed.known("http://up") == every.known("http://up")
 
 
 def test_learning_directly_makes_the_next_keyed_hand_off_read_again() -> None:
-    memory, reads = IdpMemory(), []
+    memory, reads = IdpMemory(), list[int]()
     memory.learn_from("http://up", _key(handoff()), lambda: IdpHandoff("a.example", ()))
     memory.learn("http://up", IdpHandoff("b.example", ()))
-    memory.learn_from("http://up", _key(handoff()), lambda: reads.append(1) or None)
+    memory.learn_from("http://up", _key(handoff()), _nothing(reads))
     assert reads == [1]
