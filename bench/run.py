@@ -1337,6 +1337,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "'throwaway' for a temporary cluster started as the tests start theirs",
     )
     parser.add_argument("--soak-chunk", type=float, default=10.0, help="seconds per soak chunk")
+    parser.add_argument(
+        "--fastmcp",
+        action="store_true",
+        help="then compare gate + FastMCP with FastMCP's own consent (bench/fastmcp_bench.py; "
+        "the e2e extra), once the servers above are stopped",
+    )
     parser.add_argument("--update-doc", action="store_true", help="write docs/performance.md")
     parser.add_argument("--json", type=Path, help="also write the raw results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -1368,6 +1374,16 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    status = _main(args)
+    if status == 0 and args.fastmcp:
+        from bench import fastmcp_bench  # noqa: PLC0415 - needs the e2e extra
+
+        print("\ngate + FastMCP against FastMCP's own consent:", flush=True)
+        status = fastmcp_bench.main(["--rounds", str(max(args.rounds * 2, 4))])
+    return status
+
+
+def _main(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
