@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import html
+import importlib.util
 import json
 import os
 import re
@@ -365,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16, help="browsers at once")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("fastmcp") is None:
+        print("bench: FastMCP is not installed: pip install -e '.[e2e]'", file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="consentgate-fastmcp-bench-"))
     processes = Processes(workdir)
     try:
