@@ -1,6 +1,6 @@
 """Benchmark of the consent store's answer: ``python bench/store_bench.py [--records N]``.
 
-Targets from the issue (a benchmark, not a timed test):
+Targets (a benchmark, not a timed test; docs/performance.md):
 
 * ``is_approved`` uncached p50 <= 1 ms;
 * a repeated lookup served by the cache of verified answers <= 50 µs;
