@@ -85,6 +85,9 @@ AUTHORIZE_QUERY = urllib.parse.urlencode(
 )
 AUTHORIZE_PATH = f"/authorize?{AUTHORIZE_QUERY}"
 POST_BYTES = 1024
+#: The request header that has bench/upstream.py answer /authorize with its short
+#: Location (the ``authorize-short`` scenario); without it, the realistic one.
+SHORT_ANSWER_HEADER = "X-Bench-Authorize"
 PACED_DELAY_MS = 10
 TARGET_ORDER = ("direct", "nginx", "minimal", "gate", "gate+uvloop", "gate-nolog")
 #: Gates run from other copies of the package (``--baseline NAME=DIR``) are named so.
@@ -297,6 +300,7 @@ def gate_config(
     store_url: str = "",
     store_dir: str = "gate-store",
     keys_dir: str = "gate-keys",
+    issuer: str = "https://proxy.example",
 ) -> Path:
     path = workdir / f"{name}.toml"
     path.write_text(
@@ -308,7 +312,7 @@ workers = {workers}
 
 [upstream]
 url = "http://127.0.0.1:{upstream_port}"
-issuer = "https://proxy.example"
+issuer = "{issuer}"
 
 [store]
 path = "{workdir / store_dir / "consentgate.sqlite3"}"
@@ -600,9 +604,10 @@ class Scenario:
     gate_only: bool = False
     delay_ms: int = 0
     unit: str = "req/s"
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
     def headers(self, stack: Stack) -> list[tuple[str, str]]:
-        headers: list[tuple[str, str]] = []
+        headers: list[tuple[str, str]] = list(self.extra_headers)
         if self.browser:
             headers += [("Cookie", stack.browser_cookie), ("Accept", "text/html")]
         if self.fetch_site is not None:
@@ -625,6 +630,16 @@ SCENARIOS: tuple[Scenario, ...] = (
         fetch_site="none",
     ),
     Scenario(
+        "authorize-short",
+        "/authorize, remembered, the upstream's short answer (~170 B Location)",
+        "wrk",
+        AUTHORIZE_PATH,
+        expect_status=302,
+        browser=True,
+        fetch_site="none",
+        extra_headers=((SHORT_ANSWER_HEADER, "short"),),
+    ),
+    Scenario(
         "render",
         "consent page render",
         "wrk",
@@ -642,6 +657,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         unit="pairs/s",
     ),
 )
+
+
+def scenario_named(key: str) -> Scenario:
+    return next(s for s in SCENARIOS if s.key == key)
+
+
 PACED = Scenario(
     "paced",
     f"small GET paced ({PACED_DELAY_MS} ms pause per connection): latency below saturation",
@@ -837,13 +858,18 @@ def preflight(stack: Stack) -> None:
         )
         check(status == 200, f"{target} POST /echo answered {status}")
         check(json.loads(body) == {"received": POST_BYTES}, f"{target} POST /echo: {body!r}")
-        headers = dict(SCENARIOS[4].headers(stack))
-        status, answer, _ = http_request(port, "GET", AUTHORIZE_PATH, headers)
-        check(status == 302, f"{target} remembered /authorize answered {status}, not 302")
-        location = answer.get("Location", "")
-        check(location.startswith(IDP_PREFIX), f"{target} /authorize went to {location!r}")
+        for key, least, most in (("authorize", 330, 420), ("authorize-short", 120, 200)):
+            headers = dict(scenario_named(key).headers(stack))
+            status, answer, _ = http_request(port, "GET", AUTHORIZE_PATH, headers)
+            check(status == 302, f"{target} remembered /authorize answered {status}, not 302")
+            location = answer.get("Location", "")
+            check(location.startswith(IDP_PREFIX), f"{target} /authorize went to {location!r}")
+            check(
+                least <= len(location) <= most,
+                f"{target} {key}: a {len(location)}-byte Location, not {least}-{most}",
+            )
         if is_gate(target):
-            headers = dict(SCENARIOS[5].headers(stack))
+            headers = dict(scenario_named("render").headers(stack))
             status, _, body = http_request(port, "GET", AUTHORIZE_PATH, headers)
             check(status == 200, f"{target} consent page answered {status}")
             check(b'name="decision" value="approve"' in body, f"{target}: no consent form")
@@ -1055,6 +1081,7 @@ def verdicts(results: list[Result], gate_rss_mib: float | None) -> list[Verdict]
         out.append(Verdict("remembered /authorize >= 2,500 req/s", text, best.rate >= 2500))
     else:
         out.append(Verdict("remembered /authorize >= 2,500 req/s", "not measured", None))
+    out.append(_authorize_verdict(index))
     if gate_rss_mib is not None:
         out.append(
             Verdict(
@@ -1064,6 +1091,24 @@ def verdicts(results: list[Result], gate_rss_mib: float | None) -> list[Verdict]
             )
         )
     return out
+
+
+def _authorize_verdict(index: dict[tuple[str, int, str], Result]) -> Verdict:
+    """Remembered /authorize (the realistic upstream answer) against the minimal proxy
+    relaying the same request: per-round ratios of rates, and of CPU per request."""
+    label = "remembered /authorize >= 0.8x the minimal proxy's relay of it"
+    parts, met = [], True
+    for (s, c, t), gate in sorted(index.items()):
+        floor = index.get((s, c, "minimal"))
+        if s != "authorize" or t != "gate" or floor is None or not floor.rate:
+            continue
+        ratio = rate_ratio(gate, floor)
+        cpu = gate.cpu_us_per_request / floor.cpu_us_per_request if floor.cpu_us_per_request else 0
+        parts.append(f"{ratio:.2f}x @{c} (CPU {cpu:.2f}x)")
+        met = met and ratio >= 0.8
+    if not parts:
+        return Verdict(label, "not measured", None)
+    return Verdict(label, ", ".join(parts), met)
 
 
 def format_verdicts(items: list[Verdict]) -> str:
@@ -1292,6 +1337,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "'throwaway' for a temporary cluster started as the tests start theirs",
     )
     parser.add_argument("--soak-chunk", type=float, default=10.0, help="seconds per soak chunk")
+    parser.add_argument(
+        "--fastmcp",
+        action="store_true",
+        help="then compare gate + FastMCP with FastMCP's own consent (bench/fastmcp_bench.py; "
+        "the e2e extra), once the servers above are stopped",
+    )
     parser.add_argument("--update-doc", action="store_true", help="write docs/performance.md")
     parser.add_argument("--json", type=Path, help="also write the raw results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -1323,6 +1374,16 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    status = _main(args)
+    if status == 0 and args.fastmcp:
+        from bench import fastmcp_bench  # noqa: PLC0415 - needs the e2e extra
+
+        print("\ngate + FastMCP against FastMCP's own consent:", flush=True)
+        status = fastmcp_bench.main(["--rounds", str(max(args.rounds * 2, 4))])
+    return status
+
+
+def _main(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2

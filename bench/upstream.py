@@ -8,9 +8,14 @@
 * ``GET /sse``    an event stream: one event at once, then silence for 30 s (the
   benchmark client disconnects after the first event; the server runs with
   ``handler_cancellation`` so the stream ends with the connection);
-* ``GET /authorize``  302 to a third-party IdP with a fresh ``state``, like a
-  FastMCP OAuthProxy with its own consent off (keeps no transaction: the
-  benchmark never calls back, and memory must stay flat);
+* ``GET /authorize``  302 to a third-party IdP as a real OAuth proxy answers (a
+  FastMCP OAuthProxy with its own consent off): a ``Location`` of about 366 bytes
+  with a fresh ``state`` and PKCE challenge, the upstream's own ``client_id``, its
+  callback, the IdP scopes and the ``resource``. It keeps no transaction (the
+  benchmark never calls back, and memory must stay flat). A request carrying
+  ``X-Bench-Authorize: short`` gets the former short answer instead (``state``,
+  ``client_id``, ``redirect_uri``, ``response_type``: about 150 bytes), the
+  ``authorize-short`` scenario of bench/run.py;
 * ``POST /register``  201 with a client_id, for completeness;
 * ``/.well-known/oauth-authorization-server``  the issuer.
 
@@ -73,16 +78,52 @@ def _public_origin(request: web.Request) -> str:
     return f"{request.headers.get('X-Forwarded-Proto', 'http')}://{host}"
 
 
-async def authorize(request: web.Request) -> web.Response:
+#: The header that asks for the short answer (:func:`short_authorize_location`).
+SHORT_HEADER = "X-Bench-Authorize"
+#: What an IdP registration of a real proxy looks like: an opaque client id, the
+#: scopes it asks the IdP for, and the MCP server it protects (RFC 8707 resource).
+IDP_CLIENT_ID = "0oa8f3kx2LmQ7rT9b5d7"
+IDP_SCOPES = "openid profile email offline_access"
+
+
+def authorize_location(public_origin: str) -> str:
+    """The IdP authorization URL a FastMCP OAuthProxy answers ``/authorize`` with:
+    fresh ``state`` and PKCE challenge per transaction (43 characters each, 32 random
+    bytes), its callback on the public origin, the IdP scopes and the ``resource``
+    (about 366 bytes behind ``http://127.0.0.1:PORT``)."""
+    query = urllib.parse.urlencode(
+        {
+            "response_type": "code",
+            "client_id": IDP_CLIENT_ID,
+            "redirect_uri": public_origin + "/auth/callback",
+            "state": secrets.token_urlsafe(32),
+            "scope": IDP_SCOPES,
+            "code_challenge": secrets.token_urlsafe(32),
+            "code_challenge_method": "S256",
+            "resource": public_origin + "/mcp",
+        }
+    )
+    return f"{IDP}?{query}"
+
+
+def short_authorize_location(public_origin: str) -> str:
+    """The benchmark's former answer: four parameters, a 16-character state."""
     query = urllib.parse.urlencode(
         {
             "client_id": "fixed-upstream-client",
-            "redirect_uri": _public_origin(request) + "/auth/callback",
+            "redirect_uri": public_origin + "/auth/callback",
             "state": secrets.token_urlsafe(12),
             "response_type": "code",
         }
     )
-    return web.Response(status=302, headers={"Location": f"{IDP}?{query}"})
+    return f"{IDP}?{query}"
+
+
+async def authorize(request: web.Request) -> web.Response:
+    origin = _public_origin(request)
+    short = request.headers.get(SHORT_HEADER) == "short"
+    location = short_authorize_location(origin) if short else authorize_location(origin)
+    return web.Response(status=302, headers={"Location": location})
 
 
 async def register(request: web.Request) -> web.Response:

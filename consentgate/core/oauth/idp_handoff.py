@@ -24,17 +24,26 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from consentgate.core.memo import remembered
 from consentgate.core.trust.bidi import has_bidi_controls
-from consentgate.core.trust.urls import BadURL, browser_host, split_authority, split_url
+from consentgate.core.trust.urls import (
+    BadURL,
+    browser_host,
+    query_pairs,
+    split_authority,
+    split_url,
+)
 
 #: At most this many scopes are kept from one hand-off, each at most this long: the
 #: page lists them, and an upstream is not a reason to render a megabyte.
 MAX_SCOPES: Final = 32
 MAX_SCOPE_LENGTH: Final = 200
+#: The longest redirect URI or scope value whose reading is remembered (core/memo.py).
+MAX_ORIGIN_TEXT: Final = 512
 #: The upstreams remembered at once (one in practice; a reload may change it).
 MAX_UPSTREAMS: Final = 8
 #: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
@@ -49,8 +58,10 @@ class IdpHandoff:
     scopes: tuple[str, ...]
 
 
+@remembered(MAX_ORIGIN_TEXT)
 def _origin(url: str) -> str | None:
-    """``scheme://host:port`` as the browser reads it, or None (not a web URL)."""
+    """``scheme://host:port`` as the browser reads it, or None (not a web URL).
+    Remembered: it is asked of the client's redirect URI on every relayed sign-in."""
     try:
         return _origin_of(split_url(url))
     except BadURL:
@@ -66,10 +77,12 @@ def _origin_of(parts: urllib.parse.SplitResult) -> str | None:
         return None
 
 
+@remembered(MAX_ORIGIN_TEXT)
 def scope_tokens(value: str) -> tuple[str, ...]:
     """The scope tokens of a ``scope`` value (RFC 6749 §3.3), in order, without
     repeats; anything that is not a scope token is dropped, and so is the rest past
-    :data:`MAX_SCOPES`."""
+    :data:`MAX_SCOPES`. Remembered: an upstream asks its IdP for the same scopes on
+    every sign-in."""
     tokens: list[str] = []
     for token in value.split(" "):
         if (
@@ -88,7 +101,7 @@ def read_handoff(location: str, *, client_redirect_uri: str) -> IdpHandoff | Non
     docstring): then nothing is learned."""
     try:
         parts = split_url(location)
-        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        pairs = query_pairs(parts.query)
     except (BadURL, ValueError):
         return None
     return read_split_handoff(location, parts, pairs, client_redirect_uri=client_redirect_uri)
@@ -128,22 +141,61 @@ def read_split_handoff(
     return IdpHandoff(host, scope_tokens(scope))
 
 
+def handoff_key(
+    parts: urllib.parse.SplitResult,
+    pairs: Sequence[tuple[str, str]],
+    client_redirect_uri: str,
+) -> tuple[str, ...]:
+    """Everything :func:`read_split_handoff`'s answer depends on, except whether the
+    Location reads as a hand-off at all: the scheme and authority (the IdP's host,
+    its origin), the client's redirect URI (compared with that origin) and the
+    ``scope`` values. Two hand-offs with the same key read as the same
+    :class:`IdpHandoff`, or one of them as nothing (its ``state``, its bidi controls,
+    an ``error``): :meth:`IdpMemory.learn_from` reads only a key it has not learned."""
+    return (
+        parts.scheme,
+        parts.netloc,
+        client_redirect_uri,
+        *(value for name, value in pairs if name == "scope"),
+    )
+
+
 class IdpMemory:
     """The last hand-off seen per upstream URL, in this process's memory.
 
     The latest wins: an upstream whose IdP or scopes change is shown as it is now.
     Bounded by :data:`MAX_UPSTREAMS` (the oldest entry goes first)."""
 
-    __slots__ = ("_seen",)
+    __slots__ = ("_keys", "_seen")
 
     def __init__(self) -> None:
         self._seen: dict[str, IdpHandoff] = {}
+        #: The :func:`handoff_key` of what is known of each upstream, when it was
+        #: learned through :meth:`learn_from`.
+        self._keys: dict[str, tuple[str, ...]] = {}
 
     def learn(self, upstream: str, handoff: IdpHandoff) -> None:
+        self._keys.pop(upstream, None)
         self._seen.pop(upstream, None)
         self._seen[upstream] = handoff
         while len(self._seen) > MAX_UPSTREAMS:
-            del self._seen[next(iter(self._seen))]
+            oldest = next(iter(self._seen))
+            del self._seen[oldest]
+            self._keys.pop(oldest, None)
+
+    def learn_from(
+        self, upstream: str, key: tuple[str, ...], read: Callable[[], IdpHandoff | None]
+    ) -> None:
+        """:meth:`learn` what ``read`` answers, unless it is None, or unless ``key``
+        is the key of what is known of ``upstream`` already: then the answer could only
+        be what is known, or nothing, and what is known stays (the latest still)."""
+        if upstream in self._seen and self._keys.get(upstream) == key:
+            self._seen[upstream] = self._seen.pop(upstream)
+            return
+        learned = read()
+        if learned is not None:
+            self.learn(upstream, learned)
+            self._keys[upstream] = key
 
     def known(self, upstream: str) -> IdpHandoff | None:
         return self._seen.get(upstream)

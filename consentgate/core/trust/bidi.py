@@ -32,7 +32,9 @@ _BIDI: Final = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")
 
 
 def has_bidi_controls(text: str) -> bool:
-    return _BIDI.search(text) is not None
+    """Whether ``text`` holds one of :data:`BIDI_CONTROLS`; all of them lie outside
+    ASCII, so an ASCII text (``isascii`` reads a flag of the string) is not searched."""
+    return not text.isascii() and _BIDI.search(text) is not None
 
 
 def without_bidi_controls(text: str) -> str:

@@ -31,10 +31,10 @@ from multidict import CIMultiDict
 
 from consentgate.audit.events import AuditEvent
 from consentgate.core.oauth.authorization_requests import Parameters, encode_parameters
-from consentgate.core.oauth.idp_handoff import read_split_handoff
+from consentgate.core.oauth.idp_handoff import handoff_key, read_split_handoff
 from consentgate.core.oauth.upstream_endpoints import EndpointMismatch, callback_mismatch_in
 from consentgate.core.signed.cookies import set_cookie_header
-from consentgate.core.trust.urls import split_url
+from consentgate.core.trust.urls import query_pairs, split_url
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, IDP_MEMORY, METRICS, REQUEST_ID, SETTINGS
 from consentgate.web.audit_emit import audit_event
 from consentgate.web.consent_flow.browser import Browser
@@ -70,7 +70,7 @@ class _HandOff:
     #: The Location as an absolute URL.
     absolute: str
     parts: urllib.parse.SplitResult
-    #: ``parse_qsl(parts.query, keep_blank_values=True)``.
+    #: ``parse_qsl(parts.query, keep_blank_values=True)``, as ``query_pairs`` reads it.
     pairs: list[tuple[str, str]]
 
 
@@ -144,7 +144,7 @@ def _hand_off(location: str, public_url: str) -> _HandOff | None:
         parts = split_url(absolute)
         if f"{parts.scheme.lower()}://{parts.netloc.lower()}" == _public_origin(public_url):
             return None
-        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        pairs = query_pairs(parts.query)
     except ValueError:  # BadURL included
         return None
     return _HandOff(absolute, parts, pairs)
@@ -224,16 +224,19 @@ def _refuse_foreign_callback(request: web.Request, mismatch: EndpointMismatch) -
 
 def _learn_idp(request: web.Request, parameters: Parameters, handoff: _HandOff | None) -> None:
     """Remember what this hand-off says about the upstream's IdP (its host, the scopes
-    asked), unless it is not one (``idp_handoff.read_handoff``)."""
+    asked), unless it is not one (``idp_handoff.read_handoff``); one keyed like the
+    hand-off learned last is not read again (``IdpMemory.learn_from``)."""
     if handoff is None:
         return
     config = request[SETTINGS].config
     redirect_uri = next((value for name, value in parameters if name == "redirect_uri"), "")
-    learned = read_split_handoff(
-        handoff.absolute, handoff.parts, handoff.pairs, client_redirect_uri=redirect_uri
+    request.app[IDP_MEMORY].learn_from(
+        config.upstream.url,
+        handoff_key(handoff.parts, handoff.pairs, redirect_uri),
+        lambda: read_split_handoff(
+            handoff.absolute, handoff.parts, handoff.pairs, client_redirect_uri=redirect_uri
+        ),
     )
-    if learned is not None:
-        request.app[IDP_MEMORY].learn(config.upstream.url, learned)
 
 
 def _bind_flow(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import random
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
@@ -11,6 +14,7 @@ from consentgate.core.oauth.idp_handoff import (
     MAX_UPSTREAMS,
     IdpHandoff,
     IdpMemory,
+    handoff_key,
     read_handoff,
     read_split_handoff,
     scope_tokens,
@@ -97,3 +101,97 @@ def test_the_memory_keeps_the_latest_hand_off_per_upstream_and_is_bounded() -> N
         memory.learn(f"http://other{i}", IdpHandoff("c.example", ()))
     assert memory.known("http://up") is None
     assert memory.known("http://other-unknown") is None
+
+
+def _nothing(reads: list[int]) -> Callable[[], IdpHandoff | None]:
+    """A reading that teaches nothing, counted in ``reads``."""
+
+    def read() -> IdpHandoff | None:
+        reads.append(1)
+        return None
+
+    return read
+
+
+def _key(location: str, client: str = CLIENT) -> tuple[str, ...]:
+    parts = urlsplit(location)
+    return handoff_key(parts, parse_qsl(parts.query, keep_blank_values=True), client)
+
+
+def test_a_hand_off_keyed_like_the_one_learned_last_is_not_read_again() -> None:
+    memory, reads = IdpMemory(), list[int]()
+
+    def read() -> IdpHandoff:
+        reads.append(1)
+        return IdpHandoff("accounts.example", ("openid",))
+
+    memory.learn_from("http://up", _key(handoff(state="s1")), read)
+    memory.learn_from("http://up", _key(handoff(state="s2")), read)  # only the state differs
+    assert len(reads) == 1
+    assert memory.known("http://up") == IdpHandoff("accounts.example", ("openid",))
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        handoff("https://login.example/o/oauth2/auth"),
+        handoff(scope="openid"),
+        handoff(scope="-"),
+        handoff("http://accounts.example/o/oauth2/auth"),
+    ],
+)
+def test_a_hand_off_of_another_idp_or_other_scopes_is_read_again(other: str) -> None:
+    memory, reads = IdpMemory(), list[int]()
+    memory.learn_from("http://up", _key(handoff()), lambda: IdpHandoff("a.example", ()))
+    memory.learn_from("http://up", _key(other), _nothing(reads))
+    memory.learn_from("http://up", _key(handoff(), "https://other.example/cb"), lambda: None)
+    assert memory.known("http://up") == IdpHandoff("a.example", ())
+    assert reads == [1]
+
+
+def test_a_hand_off_that_teaches_nothing_is_read_again_next_time() -> None:
+    memory, reads = IdpMemory(), list[int]()
+    for _ in range(2):
+        memory.learn_from("http://up", _key(handoff()), _nothing(reads))
+    assert reads == [1, 1]
+    assert memory.known("http://up") is None
+
+
+def test_learning_through_the_key_knows_what_reading_every_hand_off_knows() -> None:
+    """The key holds everything a reading depends on but whether the Location reads as
+    a hand-off at all; a Location that does not teaches nothing, so skipping the read
+    of one keyed like the last one learned never changes what is known."""
+    chooser = random.Random(7)
+    locations = [
+        handoff(state=f"s{i}", scope=scope)
+        for i, scope in enumerate(["openid", "openid email", "-", "a\u202eb"])
+    ]
+    locations += [
+        handoff(state="-"),
+        handoff(error="access_denied"),
+        handoff(state="s\u202e"),
+        handoff("https://client.example/cb"),
+        handoff("https://login.example/auth", state="x"),
+        handoff("ftp://accounts.example/auth"),
+    ]
+    every, keyed = IdpMemory(), IdpMemory()
+    for _ in range(500):
+        location = chooser.choice(locations)
+        client = chooser.choice([CLIENT, "https://other.example/cb"])
+        learned = read_handoff(location, client_redirect_uri=client)
+        if learned is not None:
+            every.learn("http://up", learned)
+        keyed.learn_from(
+            "http://up",
+            _key(location, client),
+            functools.partial(read_handoff, location, client_redirect_uri=client),
+        )
+        assert keyed.known("http://up") == every.known("http://up")
+
+
+def test_learning_directly_makes_the_next_keyed_hand_off_read_again() -> None:
+    memory, reads = IdpMemory(), list[int]()
+    memory.learn_from("http://up", _key(handoff()), lambda: IdpHandoff("a.example", ()))
+    memory.learn("http://up", IdpHandoff("b.example", ()))
+    memory.learn_from("http://up", _key(handoff()), _nothing(reads))
+    assert reads == [1]

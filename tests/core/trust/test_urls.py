@@ -5,6 +5,7 @@ contacts (WHATWG URL Standard host parsing, UTS #46), which the consent page sho
 from __future__ import annotations
 
 import ipaddress
+import urllib.parse
 
 import pytest
 from hypothesis import given, settings
@@ -278,3 +279,33 @@ def test_a_host_is_plainly_spelled_only_when_written_as_the_browser_reads_it(
     spelled: str, plain: bool
 ) -> None:
     assert is_plainly_spelled(spelled, browser_host(spelled)) is plain
+
+
+_QUERY_TEXT = st.lists(
+    st.sampled_from([*"ab=&+%;2EFzé€ \u202e", "%41", "%E2%82%AC", "%e2%82", "%zz"]),
+    max_size=30,
+).map("".join)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "a=1&b=2",
+        "a=%zz&b=%E2%82%AC&c=%e2%82&d&e=&=f&&g=h+i%2Bj",
+        "state=%41%42&state=x",
+        "x=\u00e9%41&y=%C3%A9",
+        "redirect_uri=http%3A%2F%2F127.0.0.1%3A41234%2Fauth%2Fcallback&scope=openid+email",
+        "a;b=c&d=e;f",
+        "%73tate=1",
+        "a==b&=&&&",
+    ],
+)
+def test_query_pairs_reads_a_query_as_parse_qsl_keeping_blank_values(query: str) -> None:
+    assert urls.query_pairs(query) == urllib.parse.parse_qsl(query, keep_blank_values=True)
+
+
+@settings(max_examples=400)
+@given(_QUERY_TEXT)
+def test_query_pairs_reads_any_query_as_parse_qsl_keeping_blank_values(query: str) -> None:
+    assert urls.query_pairs(query) == urllib.parse.parse_qsl(query, keep_blank_values=True)

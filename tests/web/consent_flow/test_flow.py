@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from consentgate.core.oauth import idp_handoff
+from consentgate.core.trust import urls
+from consentgate.web.consent_flow import flow
 from tests.conftest import StartStack
 from tests.support.browsersim import Browser
 from tests.web.consent_flow.test_authorize import approve_new, auth_params, register
@@ -26,15 +29,22 @@ async def test_a_remembered_authorization_parses_the_idp_hand_off_once(
     client_id = await register(stack)
     parsed: list[str] = []
     parse_qsl = urllib.parse.parse_qsl
+    query_pairs = urls.query_pairs
 
     def counting_parse_qsl(query: Any, *args: Any, **kwargs: Any) -> Any:
         if sys._getframe(1).f_globals["__name__"].startswith("consentgate"):
             parsed.append(query)
         return parse_qsl(query, *args, **kwargs)
 
+    def counting_query_pairs(query: str) -> list[tuple[str, str]]:
+        parsed.append(query)
+        return query_pairs(query)
+
     async with Browser(stack.url) as browser:
         await approve_new(browser, auth_params(client_id))
         monkeypatch.setattr(urllib.parse, "parse_qsl", counting_parse_qsl)
+        for module in (urls, flow, idp_handoff):
+            monkeypatch.setattr(module, "query_pairs", counting_query_pairs)
         relayed = await browser.authorize(auth_params(client_id))
         monkeypatch.undo()
     assert relayed.status == 302
