@@ -4,7 +4,7 @@ continues under, and what waits behind it.
 The provider's answer arrives at ``{prefix}/signin?code=…&state=…``. Were the consent
 page shown there, the code would stay in the address bar and the history, and a
 reload would send a used ``state`` back. So the answer, once checked, sets the session
-and redirects (303, RFC 9700 §4.12) to ``{prefix}/signin/continue?ref=…``: a fresh,
+and redirects (303, RFC 9700 §4.12) to ``{prefix}/signin/continue?signin_ref=…``: a fresh,
 random reference (32 bytes), not the ``state``; the store keeps, under a digest of it
 and bound to the browser, the waiting request, how it *first* arrived (its
 ``Sec-Fetch-Site``: the cross-site rule judges that arrival, never the provider's
@@ -27,6 +27,9 @@ from typing import Final
 
 #: The path the answer redirects to, under ``[server] prefix``.
 CONTINUE_PATH: Final = "/signin/continue"
+#: The query parameter that carries the reference; redacted in every log line like a
+#: code (:data:`consentgate.core.trust.redact.SECRET_PARAMETERS`).
+REFERENCE_PARAMETER: Final = "signin_ref"
 #: How long the reference waits for the browser to follow the redirect (seconds).
 CONTINUE_SECONDS: Final = 300
 #: The reference: 32 random bytes, base64url without padding.

@@ -35,6 +35,7 @@ from consentgate.core.identity.person import person_from_claims
 from consentgate.core.identity.resumption import (
     CONTINUE_PATH,
     CONTINUE_SECONDS,
+    REFERENCE_PARAMETER,
     Continuation,
     continue_key,
     new_reference,
@@ -148,7 +149,9 @@ async def signin_callback(request: web.Request) -> web.StreamResponse:
         )
     )
     server = request[SETTINGS].config.server
-    location = f"{server.public_url}{server.prefix}{CONTINUE_PATH}?ref={reference}"
+    location = (
+        f"{server.public_url}{server.prefix}{CONTINUE_PATH}?{REFERENCE_PARAMETER}={reference}"
+    )
     response = web.Response(status=303, headers={"Location": location})
     secure(response)
     response.headers.add("Set-Cookie", session_cookie(request, browser.subject, person))

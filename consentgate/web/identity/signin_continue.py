@@ -1,5 +1,5 @@
 """Where an authorization request continues after the gate's sign-in ([identity]):
-``GET {prefix}/signin/continue?ref=…``, the clean URL the provider's answer redirects
+``GET {prefix}/signin/continue?signin_ref=…``, the clean URL the provider's answer redirects
 to (:mod:`consentgate.core.identity.resumption`).
 
 The reference is taken once from the store, matching this browser
@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from consentgate.core.identity.resumption import Continuation, continue_key, is_reference
+from consentgate.core.identity.resumption import (
+    REFERENCE_PARAMETER,
+    Continuation,
+    continue_key,
+    is_reference,
+)
 from consentgate.core.oauth.authorization_requests import parse_parameters
 from consentgate.core.oauth.oauth_errors import OAuthError
 from consentgate.web.appkeys import STORE
@@ -40,7 +45,9 @@ async def signin_continue(request: web.Request) -> web.StreamResponse:
     if request.method != "GET":  # a HEAD (a prefetch) must not use the reference up
         return error_response(request, 405, "method_not_allowed", "This page takes GET only.")
     try:
-        reference = dict(parse_parameters(request.raw_path.partition("?")[2])).get("ref", "")
+        reference = dict(parse_parameters(request.raw_path.partition("?")[2])).get(
+            REFERENCE_PARAMETER, ""
+        )
     except OAuthError as exc:
         return error_response(request, 400, exc.code, exc.description)
     browser = Browser(request)

@@ -4,6 +4,7 @@ that nothing reached the upstream."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from tests.support.testidp import ALICE, BOB, TestIdp, identity_section
 from tests.web.consent_flow.test_authorize import auth_params, register
 
 SIGNIN = "/_consentgate/signin"
-CONTINUE = "/_consentgate/signin/continue?ref="
+CONTINUE = "/_consentgate/signin/continue?signin_ref="
 
 
 @dataclass
@@ -455,7 +456,7 @@ async def test_the_sign_in_answer_redirects_to_a_clean_url_without_the_providers
         page = await browser.get(back.location, site="cross-site")
     target = urlsplit(back.location)
     assert back.location.startswith(setup.stack.url + CONTINUE)
-    assert list(dict(parse_qsl(target.query))) == ["ref"]
+    assert list(dict(parse_qsl(target.query))) == ["signin_ref"]
     assert code not in back.location and "state" not in back.location
     assert back.headers["Referrer-Policy"] == "no-referrer" and len(sessions) == 1
     assert page.is_consent_page and "alice@example.com" in page.text
@@ -542,3 +543,23 @@ async def test_a_made_up_reference_gets_the_clear_page(setup: Setup, ref: str) -
         page = await browser.get(CONTINUE + ref, site="cross-site")
     assert page.status in (400, 410) and "Traceback" not in page.text
     assert setup.upstream_authorizations() == 0
+
+
+async def test_neither_the_code_nor_the_clean_urls_reference_is_written_to_the_log(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reference is single use and bound to the browser, but it stands for a
+    signed-in request for a while: like the code and the state, it is redacted."""
+    caplog.set_level(logging.INFO, logger="consentgate")
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as browser:
+        started = await browser.authorize(auth_params(client_id))
+        answered = await browser.get(started.location, site="cross-site")
+        back = await browser.get(answered.location, site="cross-site")
+        page = await browser.get(back.location, site="cross-site")
+    assert page.is_consent_page
+    code = dict(parse_qsl(urlsplit(answered.location).query))["code"]
+    reference = dict(parse_qsl(urlsplit(back.location).query))["signin_ref"]
+    logged = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
+    assert "signin/continue?signin_ref=[redacted]" in logged
+    assert code not in logged and reference not in logged
