@@ -563,3 +563,16 @@ async def test_neither_the_code_nor_the_clean_urls_reference_is_written_to_the_l
     logged = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
     assert "signin/continue?signin_ref=[redacted]" in logged
     assert code not in logged and reference not in logged
+
+
+async def test_the_remember_choice_of_a_signed_in_person_says_it_follows_them(
+    setup: Setup,
+) -> None:
+    """With a sign-in the approval is the person's, in every browser where they sign
+    in: the checkbox must not say "in this browser"."""
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as browser:
+        page = await signed_in_authorize(browser, auth_params(client_id))
+    assert page.is_consent_page
+    assert "in every browser where you sign in" in page.text
+    assert "in this browser for" not in page.text
