@@ -86,10 +86,16 @@ async def list_consents(request: web.Request) -> web.Response:
         raise BadRequest(f"cursor: {exc}") from None
     now = store.clock()
     described = describer(store)
+    # The name a person signed in with ([identity]), beside their subject; None else.
+    names = await store.people.names() if records else {}
     return json_response(
         {
             "consents": [
-                {**consent_listing(r, now), **(await described(r.client_id)).fields()}
+                {
+                    **consent_listing(r, now),
+                    "user": names.get(r.subject),
+                    **(await described(r.client_id)).fields(),
+                }
                 for r in records
             ],
             "next_cursor": next_cursor,

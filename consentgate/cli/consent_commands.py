@@ -59,6 +59,8 @@ def _cmd_consents_list(args: argparse.Namespace) -> int:
         failures: list[VerificationFailure] = []
         now = store.clock()
         subjects = await _subjects(store, args)
+        # The name a person signed in with ([identity]), beside their subject.
+        names = await store.people.names()
 
         async def each_subject() -> AsyncIterator[ConsentRecord]:
             for subject in subjects:
@@ -78,12 +80,13 @@ def _cmd_consents_list(args: argparse.Namespace) -> int:
             async for record in records:
                 out.write("\n" if first else ",\n")
                 description = await described(record.client_id)
-                out.write(json_line({**consent_listing(record, now), **description.fields()}))
+                listed = {**consent_listing(record, now), "user": names.get(record.subject)}
+                out.write(json_line({**listed, **description.fields()}))
                 first = False
             out.write("\n]\n")
         else:
             columns = (
-                "ID STATUS SUBJECT CLIENT_ID REDIRECT_URI SCOPES RESOURCE GRANTED EXPIRES "
+                "ID STATUS SUBJECT USER CLIENT_ID REDIRECT_URI SCOPES RESOURCE GRANTED EXPIRES "
                 "CLIENT_KIND CLIENT_DOMAIN"
             )
             out.write(columns.replace(" ", "\t") + "\n")
@@ -93,6 +96,7 @@ def _cmd_consents_list(args: argparse.Namespace) -> int:
                     record.id,
                     record.status(now),
                     record.subject,
+                    _cell(names.get(record.subject)),
                     record.client_id,
                     record.redirect_uri,
                     " ".join(sorted(record.scopes)) or "-",
@@ -108,6 +112,15 @@ def _cmd_consents_list(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return with_store(args, action, verifying=True)
+
+
+def _cell(value: str | None) -> str:
+    """A value for one tab-separated cell: "-" when none, tabs and line ends made spaces
+    (a display claim is the provider's text, :func:`consentgate.core.identity.person.clean_display`
+    removes control characters already)."""
+    if not value:
+        return "-"
+    return " ".join(value.split())
 
 
 async def _subjects(store: ConsentStore, args: argparse.Namespace) -> list[str | None]:

@@ -18,6 +18,7 @@ the upstream is asked with the standard library, so ``check-config`` stays light
 from __future__ import annotations
 
 import os
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -192,10 +193,17 @@ def identity_findings(config: Config, *, online: bool) -> list[Finding]:
     findings = [Finding("error", problem) for problem in identity_problems(config)]
     if not online:
         return findings
+    from consentgate.web.identity.provider import provider_tls
+
+    try:  # with identity.ca_file: the private CA the provider is reached with
+        tls = provider_tls(config.identity)
+    except ValueError:  # reported above, by identity_problems
+        tls = True
+    context = tls if isinstance(tls, ssl.SSLContext) else None
     url = metadata_url(config.identity.issuer)
     try:
-        metadata = parse_metadata(_get(url), config.identity.issuer)
-        _get(metadata.jwks_uri)
+        metadata = parse_metadata(_get(url, context), config.identity.issuer)
+        _get(metadata.jwks_uri, context)
     except DiscoveryError as exc:
         findings.append(Finding("error", f"identity.issuer: {url}: {exc}"))
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -210,9 +218,9 @@ def identity_findings(config: Config, *, online: bool) -> list[Finding]:
     return findings
 
 
-def _get(url: str) -> bytes:
+def _get(url: str, context: ssl.SSLContext | None = None) -> bytes:
     ask = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
-    with urllib.request.urlopen(ask, timeout=5.0) as response:  # noqa: S310 - our config
+    with urllib.request.urlopen(ask, timeout=5.0, context=context) as response:  # noqa: S310
         body: bytes = response.read(MAX_METADATA_BYTES + 1)
     if len(body) > MAX_METADATA_BYTES:
         raise ValueError("too large")

@@ -100,10 +100,12 @@ async def system_resolve(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
+def tls_context(
+    ca_file: Path | None = None, *, key: str = "clients.fetch_ca_file"
+) -> ssl.SSLContext:
     """Certificates verified against the system's roots plus ``ca_file`` (PEM); host
-    names checked; TLS 1.2 at least. Raises ``ValueError`` naming the key for a CA
-    file that cannot be loaded."""
+    names checked; TLS 1.2 at least. Raises ``ValueError`` naming ``key`` (the config
+    key the file came from) for a CA file that cannot be loaded."""
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if ca_file is not None:
@@ -111,7 +113,7 @@ def tls_context(ca_file: Path | None = None) -> ssl.SSLContext:
             context.load_verify_locations(cafile=str(ca_file))
         except (OSError, ssl.SSLError) as exc:
             raise ValueError(
-                f"clients.fetch_ca_file: cannot load CA certificates from {str(ca_file)!r} ({exc})"
+                f"{key}: cannot load CA certificates from {str(ca_file)!r} ({exc})"
             ) from None
     return context
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 import ipaddress
 import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from consentgate.config.keyspec import ParseContext, restart, spec
 from consentgate.config.parsers import (
     _fmt,
     parse_duration,
+    parse_optional_file_path,
     parse_scope_list,
     parse_str,
 )
@@ -170,6 +172,15 @@ class IdentityConfig:
             parse_session_lifetime,
             "How long a gate sign-in lasts in one browser before the person signs in again.",
             reload=restart(_AT_START),
+        ),
+    )
+    ca_file: Path | None = field(
+        default=None,
+        metadata=spec(
+            parse_optional_file_path,
+            "PEM file of CA certificates trusted for the issuer (its metadata, keys and "
+            "token endpoint) besides the system's; empty: the system's only.",
+            reload=restart("the sign-in's TLS context is built at start"),
         ),
     )
 

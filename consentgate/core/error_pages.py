@@ -158,6 +158,14 @@ _BY_CODE: Final[dict[str, ErrorWording]] = {
         ),
         ("retry", "support"),
     ),
+    "signin_used": ErrorWording(
+        N_("This page was already used"),
+        N_(
+            "This page continued a sign-in that has already gone on, or it expired or was "
+            "opened in another browser, so nothing more was done here. Nothing was shared."
+        ),
+        ("restart", "support"),
+    ),
     "signin_failed": ErrorWording(
         N_("You could not be signed in"),
         N_(

@@ -25,6 +25,7 @@ from consentgate.config.model import Config
 from consentgate.config.reload_hooks import ReloadHooks
 from consentgate.config.settings import LiveSettings
 from consentgate.core.clock import Clock, system_clock
+from consentgate.core.identity.resumption import CONTINUE_PATH
 from consentgate.core.oauth.idp_handoff import IdpMemory
 from consentgate.core.oauth.issuer import IssuerCache
 from consentgate.core.oauth.oauth_errors import TemporarilyUnavailable
@@ -76,6 +77,7 @@ from consentgate.web.guards.bodies import RequestBodyStalled
 from consentgate.web.guards.endings import report_ended_early, why_ended_early
 from consentgate.web.guards.inflight import InFlight
 from consentgate.web.identity.signin_callback import signin_callback
+from consentgate.web.identity.signin_continue import signin_continue
 from consentgate.web.identity.signin_setup import identity_ctx
 from consentgate.web.identity.signin_start import CALLBACK_PATH
 from consentgate.web.key_fleet import learn_keys
@@ -436,5 +438,6 @@ def create_app(
     app.router.add_post(f"{prefix}/approvals", in_context(approvals_answer))
     if config.identity.enabled:
         app.router.add_get(f"{prefix}{CALLBACK_PATH}", in_context(signin_callback))
+        app.router.add_get(f"{prefix}{CONTINUE_PATH}", in_context(signin_continue))
     app.router.add_route("*", "/{tail:.*}", in_context(dispatch))
     return app

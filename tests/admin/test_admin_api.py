@@ -201,6 +201,7 @@ async def test_consents_are_listed_with_the_cli_field_names_and_filtered(admin: 
     assert set(first) == {
         "id",
         "subject",
+        "user",
         "client_id",
         "redirect_uri",
         "scopes",
@@ -214,6 +215,7 @@ async def test_consents_are_listed_with_the_cli_field_names_and_filtered(admin: 
         "client_kind",
         "client_domain",
     }
+    assert first["user"] is None  # nobody signed in with this subject ([identity])
     assert [c["status"] for c in body["consents"]] == [
         "active",
         "active",

@@ -330,6 +330,31 @@ async def test_check_config_reads_the_identity_providers_metadata_and_names_a_wr
     assert "identity.issuer:" in capsys.readouterr().err  # a warning: serve starts anyway
 
 
+async def test_check_config_reaches_a_provider_behind_a_private_ca_with_identity_ca_file(
+    tmp_path: Path, start_upstream: StartUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.documenthost import issue, make_authority
+    from tests.support.testidp import TestIdp, identity_section
+
+    authority = make_authority(tmp_path, "private-idp-ca")
+    idp = TestIdp()
+    idp.url = await start_upstream(idp.app(), ssl=issue(authority, tmp_path))
+    answering = await start_upstream(web.Application())
+    trusted = identity_section(idp, ca_file=str(authority.cert_file))
+    config = write_config(tmp_path, answering, 8080, {"identity": trusted})
+    assert await asyncio.to_thread(check, config) == 0
+    assert "identity" not in capsys.readouterr().err
+    untrusted = write_config(tmp_path, answering, 8080, {"identity": identity_section(idp)})
+    assert await asyncio.to_thread(check, untrusted) == 0
+    assert "identity.issuer:" in capsys.readouterr().err  # not trusted: the warning
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    broken = identity_section(idp, ca_file=str(garbage))
+    config = write_config(tmp_path, answering, 8080, {"identity": broken})
+    assert await asyncio.to_thread(check, config) == 1
+    assert "identity.ca_file: cannot load CA certificates" in capsys.readouterr().err
+
+
 def test_check_config_refuses_an_issuer_without_the_gates_client_id(tmp_path: Path) -> None:
     config = write_config(
         tmp_path, "http://127.0.0.1:9", 8080, {"identity": {"issuer": "https://idp.example"}}

@@ -222,6 +222,7 @@ def test_consents_list_prints_a_table_of_the_records(
         "ID",
         "STATUS",
         "SUBJECT",
+        "USER",
         "CLIENT_ID",
         "REDIRECT_URI",
         "SCOPES",
@@ -233,18 +234,19 @@ def test_consents_list_prints_a_table_of_the_records(
     ]
     first = lines[1].split("\t")
     record = setup.records[0]
-    assert first[:7] == [
+    assert first[:8] == [
         record.id,
         "active",
         "alice",
+        "-",  # no person signed in with this subject ([identity])
         "client-1",
         "https://one.example/cb",
         "openid profile",
         "-",
     ]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first[7])
-    assert first[9:] == ["registered", "-"]
-    assert lines[3].split("\t")[9:] == ["unknown", "-"]  # client-2 has no registration
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first[8])
+    assert first[10:] == ["registered", "-"]
+    assert lines[3].split("\t")[10:] == ["unknown", "-"]  # client-2 has no registration
     assert len(lines) == 4
 
 
@@ -255,8 +257,8 @@ def test_consents_list_tells_a_url_client_by_its_kind_and_domain(
     (record,) = populate(setup.store.parent, [("carol", url, "http://127.0.0.1/callback")])
     assert main(setup.args("consents", "list", "--client", url)) == 0
     (row,) = capsys.readouterr().out.splitlines()[1:]
-    assert row.split("\t")[3] == url
-    assert row.split("\t")[9:] == ["metadata_document", "notes.example"]
+    assert row.split("\t")[4] == url
+    assert row.split("\t")[10:] == ["metadata_document", "notes.example"]
     assert main(setup.args("consents", "list", "--json")) == 0
     listed = {item["id"]: item for item in json.loads(capsys.readouterr().out)}
     assert (listed[record.id]["client_kind"], listed[record.id]["client_domain"]) == (

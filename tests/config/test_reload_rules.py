@@ -109,6 +109,7 @@ SAMPLES: dict[str, Any] = {
     "identity.subject_claim": "oid",
     "identity.display_claim": "preferred_username",
     "identity.session_lifetime": "1h",
+    "identity.ca_file": "private-idp-ca.pem",
 }
 
 

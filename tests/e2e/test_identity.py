@@ -77,11 +77,12 @@ async def test_consent_follows_the_person_to_a_second_browser_and_not_to_another
     assert asked.consent_page is not None
     assert "Signed in as <strong><bdi>alice</bdi></strong>" in asked.consent_page.text
     paths = [hop.url.split("?")[0] for hop in asked.trip.hops]
-    assert paths[:4] == [
+    assert paths[:5] == [
         f"{signed.url}/authorize",
         signed.idp.authorize_url,
         signed.idp.authorize_url,
         f"{signed.url}{SIGNIN}",
+        f"{signed.url}{SIGNIN}/continue",  # the answer's 303 to a URL without the code
     ]
     assert len(signed.fastmcp.log.reached("/authorize")) == 1  # only after consent
 

@@ -39,6 +39,7 @@ SECRET_PARAMETERS: Final = frozenset(
         "registration_access_token",
         "device_code",
         "nonce",
+        "signin_ref",  # the gate's own: where a sign-in continues (core/identity/resumption)
     }
 )
 REDACTED: Final = "[redacted]"

@@ -138,17 +138,11 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
 
 
 async def resume_authorization(
-    request: web.Request,
-    query: str,
-    *,
-    fetch_site: str | None,
-    person: Person,
-    extra_cookies: tuple[str, ...],
+    request: web.Request, query: str, *, fetch_site: str | None, person: Person
 ) -> web.StreamResponse:
     """Decide the authorization request that waited for the gate's sign-in
-    (:mod:`consentgate.web.identity.signin_callback`), now for ``person``, judged by
-    how it first arrived (``fetch_site``), never by the provider's return navigation;
-    ``extra_cookies`` (the new session) go on whatever the answer is."""
+    (:mod:`consentgate.web.identity.signin_continue`), now for ``person``, judged by
+    how it first arrived (``fetch_site``), never by the provider's return navigation."""
     config = request[SETTINGS].config
     try:
         auth = parse_authorization_request(
@@ -157,22 +151,15 @@ async def resume_authorization(
             allow_request_object=config.consent.allow_request_object,
         )
     except OAuthError as exc:
-        response: web.StreamResponse = _bad_request(request, exc)
-    else:
-        response = await _decide(
-            request,
-            auth,
-            program=False,
-            fetch_site=fetch_site,
-            started=time.perf_counter(),
-            person=person,
-            extra_cookies=extra_cookies,
-        )
-    if not response.prepared:
-        for header in extra_cookies:
-            if header not in response.headers.getall("Set-Cookie", ()):
-                response.headers.add("Set-Cookie", header)
-    return response
+        return _bad_request(request, exc)
+    return await _decide(
+        request,
+        auth,
+        program=False,
+        fetch_site=fetch_site,
+        started=time.perf_counter(),
+        person=person,
+    )
 
 
 async def _decide(
@@ -183,7 +170,6 @@ async def _decide(
     fetch_site: str | None,
     started: float,
     person: Person | None = None,
-    extra_cookies: tuple[str, ...] = (),
 ) -> web.StreamResponse:
     """Everything after parsing: the client, the sign-in at the gate ([identity]), the
     decision, and the relay, the page or the refusal."""
@@ -241,7 +227,6 @@ async def _decide(
             browser,
             after_post=False,
             audit=lambda status, bound: silent(upstream_status=status, bound=bound),
-            extra_cookies=extra_cookies,
         )
 
     if "none" in auth.prompt:

@@ -26,11 +26,13 @@ import asyncio
 import base64
 import json
 import logging
+import ssl
 import urllib.parse
 from typing import Any, Final
 
 import aiohttp
 
+from consentgate.clients.https_get import tls_context
 from consentgate.config.sections_identity import IdentityConfig
 from consentgate.core.clock import Clock
 from consentgate.core.identity.discovery import (
@@ -65,12 +67,23 @@ def _basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
+def provider_tls(config: IdentityConfig) -> ssl.SSLContext | bool:
+    """The TLS context the provider is reached with: the system's roots, plus
+    ``[identity] ca_file`` when set (a private IdP), as ``[clients] fetch_ca_file`` does
+    for document hosts; ``ValueError`` naming ``identity.ca_file`` when it cannot be
+    loaded (checked at start and by ``check-config``)."""
+    if config.ca_file is None:
+        return True
+    return tls_context(config.ca_file, key="identity.ca_file")
+
+
 class IdentityProvider:
     """Metadata, keys and the token exchange of the configured issuer."""
 
     def __init__(self, config: IdentityConfig, clock: Clock) -> None:
         self._config = config
         self._clock = clock
+        self._tls = provider_tls(config)
         self._session: aiohttp.ClientSession | None = None
         self._metadata: ProviderMetadata | None = None
         self._metadata_at = 0.0
@@ -92,6 +105,7 @@ class IdentityProvider:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 cookie_jar=aiohttp.DummyCookieJar(),
+                connector=aiohttp.TCPConnector(ssl=self._tls),
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT),
                 trust_env=False,
             )

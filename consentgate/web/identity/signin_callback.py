@@ -13,10 +13,15 @@ In order, each failure a page and nothing relayed:
 3. The code is exchanged with the PKCE verifier (RFC 7636 §4.5), the ID token
    verified (:mod:`consentgate.core.identity.id_token`): signature, ``iss``, ``aud``,
    ``azp``, ``exp``/``iat``, and the ``nonce`` this sign-in sent.
-4. The session cookie is set, and the waiting request is decided as if it had just
-   arrived, **with the ``Sec-Fetch-Site`` it arrived with**: the provider's return is
-   always a cross-site navigation, and must neither make a remembered approval ask
-   again nor make a cross-site arrival silent (FastMCP GHSA-6x8h-498w-gv8c).
+4. The session cookie is set and the browser is redirected (303, RFC 9700 §4.12) to
+   a clean URL of the gate carrying only a fresh, single-use reference
+   (:mod:`consentgate.core.identity.resumption`): the code leaves the address bar and
+   the history, and a reload cannot send it again. There
+   (:mod:`consentgate.web.identity.signin_continue`) the waiting request is decided as
+   if it had just arrived, **with the ``Sec-Fetch-Site`` it first arrived with**: the
+   provider's return is always a cross-site navigation, and must neither make a
+   remembered approval ask again nor make a cross-site arrival silent (FastMCP
+   GHSA-6x8h-498w-gv8c).
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ from aiohttp import web
 
 from consentgate.audit.identity_events import SignedIn, SignInRefusal, SignInRefused
 from consentgate.core.identity.person import person_from_claims
+from consentgate.core.identity.resumption import (
+    CONTINUE_PATH,
+    CONTINUE_SECONDS,
+    REFERENCE_PARAMETER,
+    Continuation,
+    continue_key,
+    new_reference,
+)
 from consentgate.core.identity.token_errors import IdTokenRejected
 from consentgate.core.identity.transaction import (
     CallbackRefused,
@@ -38,14 +51,13 @@ from consentgate.core.identity.transaction import (
 from consentgate.core.oauth.authorization_requests import parse_parameters
 from consentgate.core.oauth.oauth_errors import OAuthError
 from consentgate.core.trust.forwarding import address_group
-from consentgate.web.appkeys import CLIENT_IP, IDENTITY, SETTINGS, STORE
+from consentgate.web.appkeys import CLIENT_IP, CLOCK, IDENTITY, SETTINGS, STORE
 from consentgate.web.audit_emit import audit_event, request_id
-from consentgate.web.consent_flow.authorize import resume_authorization
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.identity.provider import ProviderUnavailable, TokenRefused
 from consentgate.web.identity.session import session_cookie
 from consentgate.web.identity.signin_start import UNAVAILABLE, redirect_uri
-from consentgate.web.rendering.pages import error_response
+from consentgate.web.rendering.pages import error_response, secure
 
 STALE = (
     "the sign-in's state names no request waiting for this browser (another browser's, "
@@ -126,10 +138,21 @@ async def signin_callback(request: web.Request) -> web.StreamResponse:
     # The name operators find this person by (consents list --user); shielded, one
     # small write on a person's first sign-in in this process.
     await asyncio.shield(request.app[STORE].people.remember(person.subject, person.display))
-    return await resume_authorization(
-        request,
-        waiting.query,
-        fetch_site=waiting.fetch_site,
-        person=person,
-        extra_cookies=(session_cookie(request, browser.subject, person),),
+    # The request waits on under a new reference, bound to this browser and person;
+    # shielded, so a browser that goes away leaves no half write.
+    reference = new_reference()
+    continuation = Continuation(waiting.query, waiting.fetch_site, person.subject)
+    expires_at = int(request.app[CLOCK]()) + CONTINUE_SECONDS
+    await asyncio.shield(
+        request.app[STORE].signins.hold(
+            continue_key(reference), browser.subject, continuation.to_json(), expires_at
+        )
     )
+    server = request[SETTINGS].config.server
+    location = (
+        f"{server.public_url}{server.prefix}{CONTINUE_PATH}?{REFERENCE_PARAMETER}={reference}"
+    )
+    response = web.Response(status=303, headers={"Location": location})
+    secure(response)
+    response.headers.add("Set-Cookie", session_cookie(request, browser.subject, person))
+    return response

@@ -20,7 +20,11 @@ from aiohttp import web
 from consentgate.config.model import Config
 from consentgate.core.startup_errors import StartupError
 from consentgate.web.appkeys import CLOCK, IDENTITY, LIVE_SETTINGS
-from consentgate.web.identity.provider import IdentityProvider, ProviderUnavailable
+from consentgate.web.identity.provider import (
+    IdentityProvider,
+    ProviderUnavailable,
+    provider_tls,
+)
 
 log = logging.getLogger("consentgate")
 
@@ -36,6 +40,11 @@ def identity_problems(config: Config) -> list[str]:
             f"identity.client_id: required when identity.issuer is set (issuer is "
             f"{identity.issuer!r}): the gate signs in as its own client there"
         )
+    if identity.ca_file is not None:
+        try:
+            provider_tls(identity)
+        except ValueError as exc:
+            problems.append(str(exc))
     if importlib.util.find_spec("joserfc") is None:
         problems.append(
             "identity.issuer: set, but the JOSE library of the sign-in (joserfc) is not "

@@ -15,6 +15,8 @@ import aiohttp
 import pytest
 
 from consentgate.cli import main
+from consentgate.core.identity.person import person_subject
+from consentgate.web.appkeys import STORE
 from tests.conftest import ADMIN_TOKEN, StartStack, StartUpstream, admin_section
 from tests.support.browsersim import Browser
 from tests.support.gateproc import free_port, write_config
@@ -139,3 +141,39 @@ async def test_a_revocation_by_name_at_one_gate_is_honoured_by_another_sharing_t
         asked = await phone.authorize({**params, "state": "after"})  # signed in already
     assert asked.is_consent_page
     assert len(other.proxy.reached("/authorize")) == 1
+
+
+async def test_the_cli_list_shows_each_persons_name_beside_the_subject(
+    operated: Operated, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await alice_and_bob_approve(operated)
+    config = str(operated.config_file)
+
+    def cli(*args: str) -> int:
+        return main([*args, "--config", config])
+
+    assert await asyncio.to_thread(cli, "consents", "list") == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split("\t")[2:4] == ["SUBJECT", "USER"]
+    shown = sorted(tuple(row.split("\t")[2:4]) for row in rows)
+    alice = person_subject(operated.setup.idp.url, ALICE["sub"])
+    bob = person_subject(operated.setup.idp.url, BOB["sub"])
+    assert shown == sorted([(alice, ALICE["email"]), (bob, BOB["email"])])
+    assert await asyncio.to_thread(cli, "consents", "list", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted((item["subject"], item["user"]) for item in listed) == shown
+
+
+async def test_the_admin_api_listing_names_the_person_and_nobody_for_a_browser(
+    operated: Operated,
+) -> None:
+    client_id = await alice_and_bob_approve(operated)
+    store = operated.setup.stack.gate.app[STORE]
+    await store.record("browser1", client_id, "https://client.example/cb", (), ttl=3600)
+    _, listed = await operated.get("/admin/consents")
+    users = {item["subject"]: item["user"] for item in listed["consents"]}
+    assert users == {
+        person_subject(operated.setup.idp.url, ALICE["sub"]): ALICE["email"],
+        person_subject(operated.setup.idp.url, BOB["sub"]): BOB["email"],
+        "browser1": None,
+    }

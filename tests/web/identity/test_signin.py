@@ -4,9 +4,11 @@ that nothing reached the upstream."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -19,6 +21,7 @@ from tests.support.testidp import ALICE, BOB, TestIdp, identity_section
 from tests.web.consent_flow.test_authorize import auth_params, register
 
 SIGNIN = "/_consentgate/signin"
+CONTINUE = "/_consentgate/signin/continue?signin_ref="
 
 
 @dataclass
@@ -50,12 +53,22 @@ async def setup(start_setup: StartSetup) -> Setup:
 
 
 async def to_provider_and_back(browser: Browser, started: Page) -> Page:
-    """Follow the gate's redirect to the provider, and the provider's back: the
-    provider's answer is always a cross-site navigation."""
+    """Follow the gate's redirect to the provider, the provider's back, and the gate's
+    redirect to the clean URL the request continues at: the provider's answer, and so
+    every redirect after it, is always a cross-site navigation."""
     assert started.status == 302, started.text[:300]
     answered = await browser.get(started.location, site="cross-site")
     assert answered.status == 302 and SIGNIN in answered.location, answered.text[:300]
-    return await browser.get(answered.location, site="cross-site")
+    return await continued(browser, await browser.get(answered.location, site="cross-site"))
+
+
+async def continued(browser: Browser, back: Page) -> Page:
+    """The gate's answer to the provider's return, followed when it is the redirect to
+    the clean URL (a refusal is a page, returned as it is)."""
+    if back.status != 303:
+        return back
+    assert back.location.startswith(browser.gate_url + CONTINUE), back.location
+    return await browser.get(back.location, site="cross-site")
 
 
 async def signed_in_authorize(
@@ -108,7 +121,7 @@ async def test_a_swapped_state_is_refused_and_the_owners_sign_in_still_completes
             (await attacker.authorize(auth_params(client_id))).location, site="cross-site"
         )
         swapped = await victim.get(attackers.location, site="cross-site")
-        own = await victim.get(victims.location, site="cross-site")
+        own = await continued(victim, await victim.get(victims.location, site="cross-site"))
     assert swapped.status == 403 and "not started in this browser" in swapped.text
     assert own.is_consent_page
     assert setup.idp.token_requests == 1  # the swapped code was never exchanged
@@ -120,7 +133,7 @@ async def test_a_replayed_callback_is_refused(setup: Setup) -> None:
     async with Browser(setup.stack.url) as browser:
         started = await browser.authorize(auth_params(client_id))
         answered = await browser.get(started.location, site="cross-site")
-        first = await browser.get(answered.location, site="cross-site")
+        first = await continued(browser, await browser.get(answered.location, site="cross-site"))
         replayed = await browser.get(answered.location, site="cross-site")
     assert first.is_consent_page
     assert replayed.status == 403 and not replayed.is_consent_page
@@ -419,5 +432,147 @@ async def test_a_head_of_the_sign_in_answer_does_not_use_it_up(setup: Setup) -> 
         answered = await browser.get(started.location, site="cross-site")
         async with browser.session.head(answered.location, allow_redirects=False) as head:
             assert head.status == 405
-        page = await browser.get(answered.location, site="cross-site")
+        page = await continued(browser, await browser.get(answered.location, site="cross-site"))
     assert page.is_consent_page
+
+
+# --- the return to a clean URL ------------------------------------------------------
+
+
+async def test_the_sign_in_answer_redirects_to_a_clean_url_without_the_providers_code(
+    setup: Setup,
+) -> None:
+    """The provider's code and state must not stay in the address bar and history: the
+    answer sets the session and sends the browser on (303, RFC 9700 §4.12) to a URL
+    carrying only an opaque reference; the consent page is shown there."""
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as browser:
+        started = await browser.authorize(auth_params(client_id))
+        answered = await browser.get(started.location, site="cross-site")
+        code = dict(parse_qsl(urlsplit(answered.location).query))["code"]
+        back = await browser.get(answered.location, site="cross-site")
+        assert back.status == 303, (back.status, back.text[:200])
+        sessions = [c for c in back.headers.getall("Set-Cookie") if c.startswith("cg_sess=")]
+        page = await browser.get(back.location, site="cross-site")
+    target = urlsplit(back.location)
+    assert back.location.startswith(setup.stack.url + CONTINUE)
+    assert list(dict(parse_qsl(target.query))) == ["signin_ref"]
+    assert code not in back.location and "state" not in back.location
+    assert back.headers["Referrer-Policy"] == "no-referrer" and len(sessions) == 1
+    assert page.is_consent_page and "alice@example.com" in page.text
+    assert code not in page.text
+    assert setup.upstream_authorizations() == 0
+
+
+async def test_a_reload_of_the_continued_page_shows_a_clear_page_and_relays_nothing(
+    setup: Setup,
+) -> None:
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as browser:
+        started = await browser.authorize(auth_params(client_id))
+        answered = await browser.get(started.location, site="cross-site")
+        back = await browser.get(answered.location, site="cross-site")
+        first = await browser.get(back.location, site="cross-site")
+        reloaded = await browser.get(back.location, site="none")
+    assert first.is_consent_page
+    assert reloaded.status == 410, (reloaded.status, reloaded.text[:300])
+    assert "This page was already used" in reloaded.text
+    assert "Traceback" not in reloaded.text and not reloaded.is_consent_page
+    assert setup.upstream_authorizations() == 0
+
+
+async def test_a_remembered_approval_passes_once_through_the_clean_url_and_not_on_reload(
+    setup: Setup,
+) -> None:
+    """The reference is single use: a reload of a request that passed silently does
+    not start the upstream's flow a second time."""
+    client_id = await register(setup.stack)
+    params = auth_params(client_id)
+    async with Browser(setup.stack.url) as laptop:
+        await approve_as_signed_in(setup, laptop, params)
+    async with Browser(setup.stack.url) as phone:
+        started = await phone.authorize({**params, "state": "phone"})
+        answered = await phone.get(started.location, site="cross-site")
+        back = await phone.get(answered.location, site="cross-site")
+        silent = await phone.get(back.location, site="cross-site")
+        again = await phone.get(back.location, site="none")
+    assert silent.status == 302 and silent.location.startswith(IDP)
+    assert again.status == 410
+    assert setup.upstream_authorizations() == 2
+
+
+async def test_the_clean_url_is_bound_to_the_browser_and_to_the_session_it_set(
+    setup: Setup,
+) -> None:
+    """Another browser holding the reference gets a clear page and leaves it to its
+    owner; the owner without the session the sign-in set gets the clear page too."""
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as owner, Browser(setup.stack.url) as other:
+        started = await owner.authorize(auth_params(client_id))
+        answered = await owner.get(started.location, site="cross-site")
+        back = await owner.get(answered.location, site="cross-site")
+        elsewhere = await other.get(back.location, site="cross-site")
+        own = await owner.get(back.location, site="cross-site")
+        owner.set_cookie("cg_sess", "")  # signed out: the next request signs in again
+        started = await owner.authorize(auth_params(client_id, state="two"))
+        answered = await owner.get(started.location, site="cross-site")
+        back = await owner.get(answered.location, site="cross-site")
+        owner.set_cookie("cg_sess", "")
+        without_session = await owner.get(back.location, site="cross-site")
+    assert elsewhere.status == 410 and own.is_consent_page
+    assert without_session.status == 410
+    assert setup.upstream_authorizations() == 0
+
+
+async def test_a_head_of_the_clean_url_does_not_use_it_up(setup: Setup) -> None:
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as browser:
+        started = await browser.authorize(auth_params(client_id))
+        answered = await browser.get(started.location, site="cross-site")
+        back = await browser.get(answered.location, site="cross-site")
+        async with browser.session.head(back.location, allow_redirects=False) as head:
+            assert head.status == 405
+        page = await browser.get(back.location, site="cross-site")
+    assert page.is_consent_page
+
+
+@pytest.mark.parametrize("ref", ["", "x" * 200, "not-a-reference", "a%00b"])
+async def test_a_made_up_reference_gets_the_clear_page(setup: Setup, ref: str) -> None:
+    async with Browser(setup.stack.url) as browser:
+        await browser.get("/_consentgate/approvals")  # a browser cookie
+        page = await browser.get(CONTINUE + ref, site="cross-site")
+    assert page.status in (400, 410) and "Traceback" not in page.text
+    assert setup.upstream_authorizations() == 0
+
+
+async def test_neither_the_code_nor_the_clean_urls_reference_is_written_to_the_log(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reference is single use and bound to the browser, but it stands for a
+    signed-in request for a while: like the code and the state, it is redacted."""
+    caplog.set_level(logging.INFO, logger="consentgate")
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as browser:
+        started = await browser.authorize(auth_params(client_id))
+        answered = await browser.get(started.location, site="cross-site")
+        back = await browser.get(answered.location, site="cross-site")
+        page = await browser.get(back.location, site="cross-site")
+    assert page.is_consent_page
+    code = dict(parse_qsl(urlsplit(answered.location).query))["code"]
+    reference = dict(parse_qsl(urlsplit(back.location).query))["signin_ref"]
+    logged = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
+    assert "signin/continue?signin_ref=[redacted]" in logged
+    assert code not in logged and reference not in logged
+
+
+async def test_the_remember_choice_of_a_signed_in_person_says_it_follows_them(
+    setup: Setup,
+) -> None:
+    """With a sign-in the approval is the person's, in every browser where they sign
+    in: the checkbox must not say "in this browser"."""
+    client_id = await register(setup.stack)
+    async with Browser(setup.stack.url) as browser:
+        page = await signed_in_authorize(browser, auth_params(client_id))
+    assert page.is_consent_page
+    assert "in every browser where you sign in" in page.text
+    assert "in this browser for" not in page.text
