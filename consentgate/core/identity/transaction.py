@@ -133,8 +133,10 @@ def authorization_url(
     redirect_uri: str,
     scopes: Sequence[str],
     start: SignInStart,
+    prompt: str | None = None,
 ) -> str:
-    """The provider's authorization request for this sign-in (OIDC Core §3.1.2.1)."""
+    """The provider's authorization request for this sign-in (OIDC Core §3.1.2.1);
+    ``prompt="login"`` asks the provider to authenticate the person again."""
     query = urllib.parse.urlencode(
         {
             "response_type": "code",
@@ -145,6 +147,7 @@ def authorization_url(
             "nonce": start.nonce,
             "code_challenge": start.challenge,
             "code_challenge_method": "S256",
+            **({"prompt": prompt} if prompt else {}),
         },
         quote_via=urllib.parse.quote,
     )

@@ -14,6 +14,7 @@ authorization costs what it cost without a sign-in.
 from __future__ import annotations
 
 import functools
+from typing import Final
 
 from aiohttp import web
 
@@ -61,9 +62,28 @@ def session_cookie(request: web.Request, browser_subject: str, person: Person) -
     )
 
 
+#: The session cookie's value after a sign-out: names nobody (``read_session`` reads
+#: no person from it), and tells the next sign-in to ask the provider to authenticate
+#: again (:func:`signed_out_here`).
+SIGNED_OUT: Final = "signed-out"
+
+
 def signed_out_cookie(request: web.Request) -> str:
-    """The ``Set-Cookie`` that ends the session in this browser."""
-    crypto = request.app[COOKIE_CRYPTO]
+    """The ``Set-Cookie`` that ends the session in this browser.
+
+    Only the gate's session ends; the provider's own stays. So the cookie is not
+    deleted but set to :data:`SIGNED_OUT` for a session's lifetime: the next sign-in
+    in this browser sends ``prompt=login`` (OIDC Core §3.1.2.1), and the next person
+    at a shared browser is not signed in as the previous one."""
+    config = request[SETTINGS].config
     return set_cookie_header(
-        crypto.names.session, "", max_age=0, secure=request[SETTINGS].config.secure_cookies
+        request.app[COOKIE_CRYPTO].names.session,
+        SIGNED_OUT,
+        max_age=int(config.identity.session_lifetime),
+        secure=config.secure_cookies,
     )
+
+
+def signed_out_here(request: web.Request) -> bool:
+    """Whether the last session in this browser ended with a sign-out."""
+    return request.cookies.get(request.app[COOKIE_CRYPTO].names.session) == SIGNED_OUT

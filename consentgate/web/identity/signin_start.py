@@ -33,6 +33,7 @@ from consentgate.web.appkeys import CLIENT_IP, CLOCK, IDENTITY, SETTINGS, STORE
 from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.identity.provider import ProviderUnavailable
+from consentgate.web.identity.session import signed_out_here
 from consentgate.web.rendering.pages import error_response, secure
 
 #: How long an authorization request waits for its sign-in (seconds).
@@ -97,6 +98,7 @@ async def start_signin(
         redirect_uri=redirect_uri(request),
         scopes=config.scopes,
         start=start,
+        prompt="login" if signed_out_here(request) else None,
     )
     response = web.Response(status=302, headers={"Location": location})
     secure(response)

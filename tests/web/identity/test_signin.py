@@ -294,6 +294,34 @@ async def test_another_person_in_the_same_browser_is_asked(setup: Setup) -> None
     assert setup.upstream_authorizations() == 1
 
 
+async def test_after_a_sign_out_the_next_sign_in_asks_the_provider_to_sign_in_again(
+    setup: Setup,
+) -> None:
+    """OIDC Core §3.1.2.1 ``prompt=login``: "not you?" or "Sign out" ends the gate's
+    session, not the provider's; without asking the provider to authenticate again,
+    the next person in a shared browser would come back signed in as the previous one.
+    A first sign-in does not ask (the provider's single sign-on stays silent)."""
+    client_id = await register(setup.stack)
+    params = auth_params(client_id)
+    async with Browser(setup.stack.url) as shared:
+        await approve_as_signed_in(setup, shared, params)
+        assert "prompt" not in setup.idp.authorizations[-1]
+        approvals = await shared.get("/_consentgate/approvals")
+        async with shared.session.post(
+            setup.stack.url + "/_consentgate/approvals",
+            data={"csrf": approvals.form()["csrf"], "action": "sign_out"},
+            headers={"Sec-Fetch-Site": "same-origin", "Accept": "text/html"},
+            allow_redirects=False,
+        ) as signed_out:
+            assert signed_out.status == 303
+        setup.idp.user = dict(BOB)
+        page = await signed_in_authorize(shared, {**params, "state": "bob"})
+        assert page.is_consent_page and "bob@example.com" in page.text
+        assert setup.idp.authorizations[-1]["prompt"] == "login"
+        # Signed in again: the sign-in after this one is an ordinary one.
+        assert "alice@example.com" not in page.text
+
+
 async def test_the_approval_is_recorded_for_the_person(setup: Setup) -> None:
     client_id = await register(setup.stack)
     async with Browser(setup.stack.url) as browser:
