@@ -150,7 +150,8 @@ def config_from_mapping(
             raw: Any = table.get(name, MISSING)
             file_key = f"{name}_file"
             if is_secret(spec) and file_key in table:
-                if raw is not MISSING:
+                # "" is how ``consentgate init`` writes an unset secret: the file wins.
+                if raw is not MISSING and raw != "":
                     problems.append(f"{where}: set either {name} or {file_key}, not both")
                     continue
                 file_value = table[file_key]

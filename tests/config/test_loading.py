@@ -172,6 +172,19 @@ def test_secrets_are_read_from_files_and_never_echoed(tmp_path: Path) -> None:
     assert missing.startswith("keys.cookie_secret_file: cannot read")
 
 
+def test_a_secret_left_empty_as_init_wrote_it_gives_way_to_its_file(tmp_path: Path) -> None:
+    """``consentgate init`` writes every key, secrets as ``""``: adding the ``_file`` key
+    beside the empty one must work; two values are still refused, without echoing."""
+    secret = tmp_path / "cookie.secret"
+    secret.write_text("s" * 40 + "\n")
+    both = {"cookie_secret": "", "cookie_secret_file": str(secret)}
+    config = config_from_mapping({**MINIMAL, "keys": both}, environ={})
+    assert config.keys.cookie_secret == "s" * 40
+    twice = {"cookie_secret": "t" * 40, "cookie_secret_file": str(secret)}
+    (problem,) = problems_of({**MINIMAL, "keys": twice})
+    assert problem == "keys.cookie_secret: set either cookie_secret or cookie_secret_file, not both"
+
+
 def test_only_secrets_can_come_from_files() -> None:
     (problem,) = problems_of(MINIMAL, environ={"CONSENTGATE_UPSTREAM_URL_FILE": "/x"})
     assert "only secrets can be read from a file" in problem
