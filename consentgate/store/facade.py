@@ -39,6 +39,7 @@ from consentgate.store.parts.presence import GatePresence
 from consentgate.store.parts.publication import AnnouncedKeys, KeyRole, Publication, StoredKeys
 from consentgate.store.parts.readiness import Readiness
 from consentgate.store.parts.registrations import Registrations
+from consentgate.store.parts.sightings import FirstSightings
 from consentgate.store.parts.verifier import (
     Failures,
     VerificationFailure,
@@ -87,6 +88,7 @@ class ConsentStore:
         self.gates = GatePresence(ctx)  # this gate's row among the attached gates
         self.signins = WaitingSignIns(ctx, self._verifier)  # [identity]: parts/waiting_signins
         self.people = PersonNames(ctx)  # [identity]: parts/person_names
+        self.sightings = FirstSightings(ctx, self._verifier)  # clients named by a URL
 
     @classmethod
     async def open(
