@@ -383,7 +383,7 @@ def test_a_url_client_first_seen_minutes_ago_is_a_warning_and_makes_deny_the_fir
     assert view.client_seen == "4 minutes ago"
     assert view.client_age is None  # it never registered
     (warning,) = view.warnings
-    assert "Acme MCP first saw this application 4 minutes ago" in warning.text
+    assert "first used with Acme MCP 4 minutes ago: nobody had used it here" in warning.text
     assert view.deny_first
 
 
