@@ -388,7 +388,9 @@ def test_a_url_client_first_seen_minutes_ago_is_a_warning_and_makes_deny_the_fir
 
 
 def test_a_url_client_first_seen_weeks_ago_shows_its_age_and_allow_stays_first() -> None:
-    view = cimd_view("https://app.example.com/cb", Meta(), first_seen_at=1000.0, now=1000.0 + 40 * 86400)
+    view = cimd_view(
+        "https://app.example.com/cb", Meta(), first_seen_at=1000.0, now=1000.0 + 40 * 86400
+    )
     assert view.client_seen == "40 days ago"
     assert view.warnings == ()
     assert not view.deny_first
