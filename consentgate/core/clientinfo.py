@@ -230,7 +230,7 @@ def build_view(
     ``registered_at``: when the gate saw ``client`` register (``now`` on the same
     clock); less than :data:`NEW_CLIENT_SECONDS` ago is a warning. ``first_seen_at``:
     for a client named by a URL (``verified_domain``), when a gate on this store first
-    saw it used (``store.parts.sightings``); it stands for the registration it never
+    saw it used (``store.parts.first_sightings``); it stands for the registration it never
     made, with the same warning, since a look-alike made for the attack was first used
     minutes ago. ``idp_host`` and
     ``idp_scopes``: the upstream's hand-off to its IdP (``core.oauth.idp_handoff``).

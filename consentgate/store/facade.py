@@ -32,6 +32,7 @@ from consentgate.store.cache import DecisionCache
 from consentgate.store.parts.audit_chain import AuditChain, AuditFilters, RevokedBy
 from consentgate.store.parts.consents import ConsentFilter, Consents
 from consentgate.store.parts.context import StoreContext
+from consentgate.store.parts.first_sightings import FirstSightings
 from consentgate.store.parts.listing import PAGE
 from consentgate.store.parts.page_marks import PageClaim, PageMarks
 from consentgate.store.parts.person_names import PersonNames
@@ -39,7 +40,6 @@ from consentgate.store.parts.presence import GatePresence
 from consentgate.store.parts.publication import AnnouncedKeys, KeyRole, Publication, StoredKeys
 from consentgate.store.parts.readiness import Readiness
 from consentgate.store.parts.registrations import Registrations
-from consentgate.store.parts.sightings import FirstSightings
 from consentgate.store.parts.verifier import (
     Failures,
     VerificationFailure,

@@ -12,21 +12,19 @@ direction).
 Canonical encoding, version 1: ``b"consentgate-sighting-v1\\n"`` + the canonical JSON
 (:func:`~consentgate.core.signed.records.canonical_json`) of every column but the
 signature. The prefix keeps a sighting's signature from passing as any other record's.
+The store signs and verifies it (``store/parts/first_sightings.py``): this module, like
+every row codec a backend imports, never sees a key.
 
 Pure module: no aiohttp import, no I/O.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from consentgate.core.signed.records import MalformedRecord, canonical_json
-
-if TYPE_CHECKING:
-    from consentgate.core.signed.keyring import KeyRing
 
 SIGHTING_ENCODING: Final = "consentgate-sighting-v1"
 _PREFIX: Final = SIGHTING_ENCODING.encode("ascii") + b"\n"
@@ -65,17 +63,3 @@ class SightingRecord:
         if not isinstance(signature, bytes):
             raise MalformedRecord("signature is not a blob")
         return cls(client_id, first_seen_at, key_id, signature)
-
-    def signed(self, keyring: KeyRing) -> SightingRecord:
-        """This sighting labelled with the ring's active key and signed by it."""
-        labelled = dataclasses.replace(self, key_id=keyring.active_kid)
-        _kid, signature = keyring.sign(labelled.signing_input())
-        return dataclasses.replace(labelled, signature=signature)
-
-    def failure(self, keyring: KeyRing) -> str | None:
-        """Why this row must not be honoured, or None when its signature verifies."""
-        if not keyring.has_key(self.key_id):
-            return f"signed with unknown key {self.key_id!r}"
-        if not keyring.verify(self.key_id, self.signing_input(), self.signature):
-            return "signature does not match the fields (edited or forged)"
-        return None

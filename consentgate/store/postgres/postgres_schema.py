@@ -249,7 +249,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     (
         # The first time the gate saw each client named by a URL (written once, by
-        # whichever gate saw it first: consentgate.store.parts.sightings). A client_id
+        # whichever gate saw it first: consentgate.store.parts.first_sightings). A client_id
         # URL is at most 512 characters, so a B-tree holds it whole.
         f"""CREATE TABLE {SCHEMA}.client_sightings (
             client_id {_TEXT} NOT NULL PRIMARY KEY,

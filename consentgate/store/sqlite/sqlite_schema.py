@@ -201,7 +201,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     (
         # The first time the gate saw each client named by a URL (written once, by
-        # whichever gate saw it first: consentgate.store.parts.sightings).
+        # whichever gate saw it first: consentgate.store.parts.first_sightings).
         """CREATE TABLE client_sightings (
             client_id TEXT NOT NULL PRIMARY KEY,
             first_seen_at INTEGER NOT NULL,

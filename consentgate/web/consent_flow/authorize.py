@@ -201,7 +201,7 @@ async def _decide(
             return _program_refusal(request, auth, checked) if program else checked
         listed, client, registered = checked, checked.document, True
         # Its age: the first time a gate on this store saw it used (written once;
-        # from memory after the first read: store/parts/sightings.py).
+        # from memory after the first read: store/parts/first_sightings.py).
         first_seen = await store.sightings.first_seen(auth.client_id)
     else:
         client = await store.get_client(auth.client_id)

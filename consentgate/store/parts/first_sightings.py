@@ -20,6 +20,8 @@ bounded by the store's ``cache_size`` (oldest first out) and off when it is 0.
 
 from __future__ import annotations
 
+import dataclasses
+
 from consentgate.core.signed.records import MalformedRecord
 from consentgate.core.signed.sightings import SightingRecord
 from consentgate.store.cache import MISSING, Missing
@@ -41,13 +43,13 @@ class FirstSightings:
         """When a gate on this store first saw ``client_id``, recording now when none
         did; None when the stored row does not verify (edited or forged)."""
         size = self._ctx.cache.size
-        cached: int | None | Missing = self._known.get(client_id, MISSING) if size else MISSING
+        cached: int | Missing | None = self._known.get(client_id, MISSING) if size else MISSING
         if cached is not MISSING:
             return cached
         backend = self._ctx.backend
         row = await backend.sighting(client_id)
         if row is None:
-            mine = SightingRecord(client_id, self._ctx.now()).signed(self._ctx.keyring)
+            mine = self._signed(SightingRecord(client_id, self._ctx.now()))
             if await backend.record_sighting(mine.to_row()):
                 return self._keep(client_id, mine.first_seen_at)
             row = await backend.sighting(client_id)  # another gate's write came first
@@ -55,13 +57,29 @@ class FirstSightings:
                 return None
         try:
             record = SightingRecord.from_row(row)
-            reason = record.failure(self._ctx.keyring)
+            reason = self._failure(record)
         except MalformedRecord as exc:
             reason = f"malformed row: {exc}"
         if reason is not None:
             self._verifier.tamper("client", client_id, f"first sighting {reason}")
             return self._keep(client_id, None)
         return self._keep(client_id, record.first_seen_at)
+
+    def _signed(self, record: SightingRecord) -> SightingRecord:
+        """``record`` labelled with the ring's active key and signed by it."""
+        ring = self._ctx.keyring
+        labelled = dataclasses.replace(record, key_id=ring.active_kid)
+        _kid, signature = ring.sign(labelled.signing_input())
+        return dataclasses.replace(labelled, signature=signature)
+
+    def _failure(self, record: SightingRecord) -> str | None:
+        """Why ``record`` must not be honoured, or None when its signature verifies."""
+        ring = self._ctx.keyring
+        if not ring.has_key(record.key_id):
+            return f"signed with unknown key {record.key_id!r}"
+        if not ring.verify(record.key_id, record.signing_input(), record.signature):
+            return "signature does not match the fields (edited or forged)"
+        return None
 
     def _keep(self, client_id: str, first_seen_at: int | None) -> int | None:
         size = self._ctx.cache.size
