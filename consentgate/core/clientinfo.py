@@ -122,6 +122,9 @@ class ConsentView:
     #: language), or None when the gate does not know (a client named by a URL: no
     #: registration).
     client_age: str | None = None
+    #: For a client named by a URL (no registration): how long ago a gate on this
+    #: store first saw it used, the first time anyone used it here; None otherwise.
+    client_seen: str | None = None
     #: Where the person signs in next and what that sign-in asks for (the upstream's
     #: hand-off to its IdP, learned or configured; never the client's words).
     idp_host: str | None = None
@@ -210,6 +213,7 @@ def build_view(
     verified_domain: str | None = None,
     localhost_only: bool = False,
     registered_at: float | None = None,
+    first_seen_at: float | None = None,
     now: float = 0.0,
     service_name: str = "this service",
     idp_host: str | None = None,
@@ -224,7 +228,11 @@ def build_view(
     gives the host as the browser reads it). ``localhost_only``: that document lists
     only loopback redirect URIs (``metadata_documents.localhost_only``).
     ``registered_at``: when the gate saw ``client`` register (``now`` on the same
-    clock); less than :data:`NEW_CLIENT_SECONDS` ago is a warning. ``idp_host`` and
+    clock); less than :data:`NEW_CLIENT_SECONDS` ago is a warning. ``first_seen_at``:
+    for a client named by a URL (``verified_domain``), when a gate on this store first
+    saw it used (``store.parts.first_sightings``); it stands for the registration it never
+    made, with the same warning, since a look-alike made for the attack was first used
+    minutes ago. ``idp_host`` and
     ``idp_scopes``: the upstream's hand-off to its IdP (``core.oauth.idp_handoff``).
     ``approved_scopes``: the scopes this browser already approved for the same client,
     redirect URI and resource; when some requested ones are new, the page says which.
@@ -269,6 +277,23 @@ def build_view(
                     "just add it yourself, someone else may have: deny."
                 )
                 % {"service": service_name, "age": tr.ago(age)},
+            )
+        )
+    seen = (
+        now - first_seen_at
+        if first_seen_at is not None and verified_domain is not None and client is not None
+        else None
+    )
+    if seen is not None and seen < NEW_CLIENT_SECONDS:
+        warnings.append(
+            Warning(
+                "warning",
+                tr.gettext(
+                    "This application was first used with %(service)s %(age)s: nobody had "
+                    "used it here before. If you did not just set it up yourself, it may be "
+                    "a look-alike made moments ago: deny."
+                )
+                % {"service": service_name, "age": tr.ago(seen)},
             )
         )
     if verified_domain is not None and localhost_only:
@@ -419,6 +444,7 @@ def build_view(
         warnings=tuple(warnings),
         offer_remember=remember_mode and not request.opaque,
         client_age=tr.ago(age) if age is not None else None,
+        client_seen=tr.ago(seen) if seen is not None else None,
         idp_host=without_bidi_controls(idp_host) if idp_host else None,
         idp_scopes=tuple(without_bidi_controls(s) for s in idp_scopes),
         step_up=any(s in approved_scopes for s in request.scopes)

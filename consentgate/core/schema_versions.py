@@ -30,14 +30,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-SQLITE_SCHEMA: Final = 7
-POSTGRES_SCHEMA: Final = 5
+SQLITE_SCHEMA: Final = 8
+POSTGRES_SCHEMA: Final = 6
 
 #: Per schema version (index 0 is version 1), the oldest version whose code runs on it.
-#: SQLite 7 (the table of attached gates) is additive: the code of 6 runs on it.
-SQLITE_COMPATIBLE_FROM: Final[tuple[int, ...]] = (1, 2, 3, 4, 5, 6, 6)
-#: PostgreSQL 5 (the table of attached gates, the level column) is additive.
-POSTGRES_COMPATIBLE_FROM: Final[tuple[int, ...]] = (1, 2, 3, 4, 4)
+#: SQLite 7 (the table of attached gates) is additive: the code of 6 runs on it; so is
+#: SQLite 8 (the first sightings of clients named by a URL): the code of 6 runs on it.
+SQLITE_COMPATIBLE_FROM: Final[tuple[int, ...]] = (1, 2, 3, 4, 5, 6, 6, 6)
+#: PostgreSQL 5 (the table of attached gates, the level column) is additive, and so is
+#: PostgreSQL 6 (the first sightings of clients named by a URL).
+POSTGRES_COMPATIBLE_FROM: Final[tuple[int, ...]] = (1, 2, 3, 4, 4, 4)
 
 
 def compatible_from(levels: Sequence[int], version: int) -> int:

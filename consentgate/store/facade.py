@@ -32,6 +32,7 @@ from consentgate.store.cache import DecisionCache
 from consentgate.store.parts.audit_chain import AuditChain, AuditFilters, RevokedBy
 from consentgate.store.parts.consents import ConsentFilter, Consents
 from consentgate.store.parts.context import StoreContext
+from consentgate.store.parts.first_sightings import FirstSightings
 from consentgate.store.parts.listing import PAGE
 from consentgate.store.parts.page_marks import PageClaim, PageMarks
 from consentgate.store.parts.person_names import PersonNames
@@ -87,6 +88,7 @@ class ConsentStore:
         self.gates = GatePresence(ctx)  # this gate's row among the attached gates
         self.signins = WaitingSignIns(ctx, self._verifier)  # [identity]: parts/waiting_signins
         self.people = PersonNames(ctx)  # [identity]: parts/person_names
+        self.sightings = FirstSightings(ctx, self._verifier)  # clients named by a URL
 
     @classmethod
     async def open(

@@ -336,6 +336,18 @@ class StoreBackend(Protocol):
         """Every attached gate's row, stale ones included, oldest start first."""
         ...
 
+    async def sighting(self, client_id: str) -> Row | None:
+        """The first-sighting row of ``client_id`` (``SIGHTING_COLUMNS`` order of
+        :mod:`consentgate.core.signed.sightings`), or None."""
+        ...
+
+    async def record_sighting(self, row: Row) -> bool:
+        """Insert a first-sighting row unless ``client_id`` has one already (``INSERT
+        ... ON CONFLICT DO NOTHING``: of concurrent callers in any process the first
+        commit wins, and the row is never changed afterwards); True when this one was
+        inserted. It moves no change counter (no cached answer depends on it)."""
+        ...
+
     @property
     def schema_version(self) -> int:
         """The schema version this backend's code runs (what a gate announces)."""

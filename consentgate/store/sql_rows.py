@@ -287,3 +287,14 @@ class SqlRows:
 
     async def attached_gates(self) -> list[Row]:
         return await self._read(self._sql.attached_gates, ())
+
+    async def sighting(self, client_id: str) -> Row | None:
+        if not self._storable(client_id):
+            return None
+        rows = await self._read(self._sql.sighting, (client_id,))
+        return rows[0] if rows else None
+
+    async def record_sighting(self, row: Row) -> bool:
+        if not self._storable(row[0]):
+            return False
+        return bool(await self._write_one(self._sql.record_sighting, tuple(row)))

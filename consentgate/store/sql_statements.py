@@ -31,6 +31,7 @@ from consentgate.core.signed.records import (
     PENDING_COLUMNS,
     RevokeSelector,
 )
+from consentgate.core.signed.sightings import SIGHTING_COLUMNS
 from consentgate.store.protocol import Cursor
 
 _CONSENT_SELECT: Final = ", ".join(CONSENT_COLUMNS)
@@ -252,6 +253,16 @@ class Statements:
         self.forget_gates = d.sql(f"DELETE FROM {self.gates} WHERE seen_at < $1")  # noqa: S608
         self.attached_gates = (
             f"SELECT {_GATE_SELECT} FROM {self.gates} ORDER BY started_at, instance"  # noqa: S608
+        )
+        # --- first sightings of clients named by a URL (the first writer wins)
+        sightings = f"{s}client_sightings"
+        self.record_sighting = d.sql(
+            f"INSERT INTO {sightings} ({', '.join(SIGHTING_COLUMNS)}) "  # noqa: S608 - constants
+            f"VALUES ({_values(len(SIGHTING_COLUMNS))}) ON CONFLICT (client_id) DO NOTHING "
+            "RETURNING client_id"
+        )
+        self.sighting = d.sql(
+            f"SELECT {', '.join(SIGHTING_COLUMNS)} FROM {sightings} WHERE client_id = $1"  # noqa: S608
         )
 
     def unrevoked(

@@ -94,7 +94,8 @@ def test_the_samples_include_a_step_up_and_a_client_with_a_verified_domain(
 ) -> None:
     """Every state of the consent page is in the sample set, so a theme and the
     accessibility audit see them: new scopes beside approved ones, where the person
-    signs in next, and a client named by a URL whose domain is verified."""
+    signs in next, and a client named by a URL whose domain is verified, first used
+    here minutes ago (its age and the new-client warning, Deny first)."""
     config = write_theme(tmp_path)
     out = tmp_path / "out"
     assert main(["pages", "--config", str(config), "--out", str(out)]) == 0
@@ -103,6 +104,10 @@ def test_the_samples_include_a_step_up_and_a_client_with_a_verified_domain(
     assert "Next, you sign in at" in step_up and 'class="scopes idp-scopes"' in step_up
     verified = (out / "consent-verified.html").read_text()
     assert 'class="verified"' in verified
+    assert "First seen by this service 4 minutes ago" in verified
+    assert "first used with Example Notes Cloud 4 minutes ago: nobody had used it" in verified
+    assert 'value="deny" class="deny primary"' in verified
+    assert "Registered 40 days ago" in step_up
     assert "consent-step-up.html" in (out / "index.html").read_text()
 
 

@@ -699,6 +699,7 @@ def test_store_gates_lists_the_attached_gates_fresh_and_stale(
 ) -> None:
     from consentgate import KeyRing
     from consentgate.core.attached_gates import REFRESH_EVERY, STALE_AFTER
+    from consentgate.core.schema_versions import SQLITE_SCHEMA
 
     config = write_config(tmp_path)
     store_path = tmp_path / "store.sqlite3"
@@ -723,7 +724,7 @@ def test_store_gates_lists_the_attached_gates_fresh_and_stale(
         "INSTANCE", "HOST", "PID", "RELEASE", "SCHEMA", "STARTED", "SEEN", "STATE"
     ]  # fmt: skip
     rows = {line.split("\t")[0]: line.split("\t") for line in lines}
-    assert rows[running][2:5] == [str(os.getpid()), "0.2.0", "7"]
+    assert rows[running][2:5] == [str(os.getpid()), "0.2.0", str(SQLITE_SCHEMA)]
     assert rows[running][7] == "attached"
     assert rows[killed][3] == "0.1.9"
     assert rows[killed][7] == "stale (ignored)"

@@ -255,16 +255,25 @@ def test_a_right_to_left_name_keeps_its_letters() -> None:
 
 
 def cimd_view(
-    redirect: str, meta: Meta, *, localhost_only: bool = False, **options: bool
+    redirect: str,
+    meta: Meta,
+    *,
+    localhost_only: bool = False,
+    show_logos: bool = True,
+    first_seen_at: float | None = None,
+    now: float = 0.0,
 ) -> ConsentView:
     return build_view(
         request(redirect, client_id="https://app.example.com/oauth/client.json"),  # type: ignore[arg-type]
         meta,
         scope_descriptions={},
-        show_logos=options.get("show_logos", True),
+        show_logos=show_logos,
         remember_mode=True,
         verified_domain="app.example.com",
         localhost_only=localhost_only,
+        first_seen_at=first_seen_at,
+        now=now,
+        service_name="Acme MCP",
     )
 
 
@@ -365,6 +374,30 @@ def test_a_client_without_a_known_registration_time_says_nothing_about_its_age()
     assert plain_view().client_age is None
     url_client = cimd_view("https://app.example.com/cb", Meta())
     assert url_client.client_age is None
+
+
+def test_a_url_client_first_seen_minutes_ago_is_a_warning_and_makes_deny_the_first_action() -> None:
+    """For a client named by a URL the first sighting is the first time anyone used it
+    at this gate: a look-alike made for the attack is minutes old."""
+    view = cimd_view("https://app.example.com/cb", Meta(), first_seen_at=1000.0, now=1240.0)
+    assert view.client_seen == "4 minutes ago"
+    assert view.client_age is None  # it never registered
+    (warning,) = view.warnings
+    assert "first used with Acme MCP 4 minutes ago: nobody had used it here" in warning.text
+    assert view.deny_first
+
+
+def test_a_url_client_first_seen_weeks_ago_shows_its_age_and_allow_stays_first() -> None:
+    view = cimd_view(
+        "https://app.example.com/cb", Meta(), first_seen_at=1000.0, now=1000.0 + 40 * 86400
+    )
+    assert view.client_seen == "40 days ago"
+    assert view.warnings == ()
+    assert not view.deny_first
+
+
+def test_a_first_sighting_is_not_a_registration_for_a_client_without_a_document() -> None:
+    assert plain_view(first_seen_at=1000.0, now=1240.0).client_seen is None
 
 
 def test_step_up_marks_the_already_approved_scopes_and_the_new_ones() -> None:

@@ -20,6 +20,7 @@ from consentgate.core.attached_gates import (
     STALE_AFTER,
     GatesAttached,
 )
+from consentgate.core.schema_versions import POSTGRES_SCHEMA, SQLITE_SCHEMA
 from consentgate.core.startup_errors import StartupError
 from consentgate.store import ConsentStore
 from tests.store.conftest import (
@@ -60,7 +61,8 @@ async def test_a_gate_s_row_names_its_schema_host_and_pid_and_leaves_with_it(
         (row,) = await store.gates.attached()
         assert row == announced
         assert (row.pid, row.software, row.refresh_every) == (os.getpid(), "9.9.9", REFRESH_EVERY)
-        assert row.schema_version in (7, 5)  # SQLite's or PostgreSQL's, this code's
+        # SQLite's or PostgreSQL's, this code's
+        assert row.schema_version in (SQLITE_SCHEMA, POSTGRES_SCHEMA)
         await store.gates.withdraw()
         assert await store.gates.attached() == []
 

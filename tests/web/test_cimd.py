@@ -178,19 +178,57 @@ async def test_a_first_sign_in_shows_the_verified_domain_and_declared_name_nothi
     assert asked.fields["client_kind"] == "metadata_document"
 
 
-async def test_a_url_clients_page_guesses_no_age_and_puts_deny_first_under_its_warning(
+async def test_a_url_client_first_seen_now_gets_the_new_client_warning_and_deny_first(
     start_cimd: Any,
 ) -> None:
-    """A client named by a URL never registered and the gate keeps no first-seen time
-    for it: the page says nothing about its age rather than guess. Its loopback-only
-    document is a warning, so Deny is the primary, first action."""
+    """A client named by a URL never registered: its age is the first time anyone used
+    it at this gate, and a first use right now is the sign of a look-alike made for
+    the attack. The warning makes Deny the primary, first action."""
     cimd = await start_cimd()
     async with Browser(cimd.stack.url) as browser:
         page = await browser.authorize(sign_in(cimd.client_id))
-    assert "cannot prevent localhost impersonation" in page.text
     assert "egistered" not in page.text
+    assert "This application was first used with this service " in page.text
+    assert "ago: nobody had used it here before." in page.text
+    assert "First seen by this service " in page.text
     deny = page.text.index('value="deny" class="deny primary"')
     assert deny < page.text.index('value="approve" class="approve secondary"')
+
+
+async def test_a_url_client_first_seen_40_days_ago_shows_its_age_without_the_warning(
+    start_cimd: Any,
+) -> None:
+    cimd = await start_cimd()
+    async with Browser(cimd.stack.url) as browser:
+        await browser.authorize(sign_in(cimd.client_id))
+    cimd.clock.advance(40 * 86400)
+    async with Browser(cimd.stack.url) as browser:
+        page = await browser.authorize(sign_in(cimd.client_id))
+    assert page.is_consent_page, page.text[:400]
+    assert "First seen by this service 40 days ago" in page.text
+    assert "nobody had used it here before" not in page.text
+
+
+async def test_a_remembered_sign_in_of_a_url_client_costs_no_store_round_trip(
+    start_cimd: Any,
+) -> None:
+    """The first sighting is read once per process and then from memory: a remembered
+    sign-in whose approval is cached asks the store nothing."""
+    cimd = await start_cimd()
+    operations: list[str] = []
+    cimd.stack.gate.app[STORE].time_operations(lambda name, _s: operations.append(name))
+    async with Browser(cimd.stack.url) as browser:
+        await approve(browser, await browser.authorize(sign_in(cimd.client_id, 40001)))
+        assert any("sighting" in name for name in operations), operations
+        for port in (40002, 40003, 40004):
+            operations.clear()
+            again = await browser.authorize(sign_in(cimd.client_id, port), site="same-origin")
+            assert again.status == 302 and again.location.startswith(IDP), again.text[:300]
+            assert not any("sighting" in name for name in operations), operations
+    # Once the approval is cached too, nothing is read at all (a "transaction" is the
+    # audit trail appending its rows in the background, not the answer).
+    assert [name for name in operations if name != "transaction"] == [], operations
+    assert cimd.relayed == 4
 
 
 async def test_approval_relays_the_request_unchanged(start_cimd: Any) -> None:

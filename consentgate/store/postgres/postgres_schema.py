@@ -50,6 +50,8 @@ History:
    and the ``compatible_from`` column of ``schema_version``: for each version from this
    one on, the oldest version whose code runs on it
    (:mod:`consentgate.core.schema_versions`). Additive: the code of 4 runs on it.
+6. ``client_sightings``: when the gate first saw each client named by a URL, signed
+   (:mod:`consentgate.core.signed.sightings`). Additive: the code of 4 runs on it.
 
 Two versions on one store (docs/store.md): under the migration lock, a migration reads
 the fresh rows of ``gates`` and refuses when its target's level leaves one of them
@@ -244,6 +246,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             refresh_every integer NOT NULL
         )""",
         f"ALTER TABLE {SCHEMA}.schema_version ADD COLUMN compatible_from integer",
+    ),
+    (
+        # The first time the gate saw each client named by a URL (written once, by
+        # whichever gate saw it first: consentgate.store.parts.first_sightings). A client_id
+        # URL is at most 512 characters, so a B-tree holds it whole.
+        f"""CREATE TABLE {SCHEMA}.client_sightings (
+            client_id {_TEXT} NOT NULL PRIMARY KEY,
+            first_seen_at bigint NOT NULL,
+            key_id {_TEXT} NOT NULL,
+            signature bytea NOT NULL
+        )""",
     ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -29,6 +29,9 @@ Schema history:
    and ``schema_levels``: for each version from this one on, the oldest version whose
    code runs on it (:mod:`consentgate.core.schema_versions`). Additive: the code of 6
    runs on it.
+8. ``client_sightings``: when the gate first saw each client named by a URL, signed
+   (:mod:`consentgate.core.signed.sightings`). Additive: the code of 6 runs on it (it
+   never reads the table).
 
 Two versions on one store (docs/store.md): a migration reads the fresh rows of
 ``gates`` first and refuses when its target's level leaves one of them behind
@@ -194,6 +197,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """CREATE TABLE schema_levels (
             version INTEGER NOT NULL PRIMARY KEY,
             compatible_from INTEGER NOT NULL
+        )""",
+    ),
+    (
+        # The first time the gate saw each client named by a URL (written once, by
+        # whichever gate saw it first: consentgate.store.parts.first_sightings).
+        """CREATE TABLE client_sightings (
+            client_id TEXT NOT NULL PRIMARY KEY,
+            first_seen_at INTEGER NOT NULL,
+            key_id TEXT NOT NULL,
+            signature BLOB NOT NULL
         )""",
     ),
 )

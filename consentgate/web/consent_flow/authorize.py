@@ -177,6 +177,7 @@ async def _decide(
     config = request[SETTINGS].config
     store = app[STORE]
     listed: ListedClient | None = None
+    first_seen: int | None = None
     client: ClientMetadata | None
     if is_url_client_id(auth.client_id):
         # Its document stands in for a registration, and is checked before anything
@@ -185,6 +186,9 @@ async def _decide(
         if isinstance(checked, web.Response):
             return _program_refusal(request, auth, checked) if program else checked
         listed, client, registered = checked, checked.document, True
+        # Its age: the first time a gate on this store saw it used (written once;
+        # from memory after the first read: store/parts/first_sightings.py).
+        first_seen = await store.sightings.first_seen(auth.client_id)
     else:
         client = await store.get_client(auth.client_id)
         registered = client is not None and any(
@@ -240,7 +244,13 @@ async def _decide(
         )
         return await _refuse_to_client(request, auth, approved, ConsentRequired)
     return await _render_consent(
-        request, auth, client if registered else None, browser, listed=listed, person=person
+        request,
+        auth,
+        client if registered else None,
+        browser,
+        listed=listed,
+        first_seen=first_seen,
+        person=person,
     )
 
 
@@ -441,13 +451,16 @@ async def _render_consent(
     browser: Browser,
     *,
     listed: ListedClient | None = None,
+    first_seen: int | None = None,
     person: Person | None = None,
 ) -> web.StreamResponse:
     """Show the consent page for the validated request, sealed into its form.
 
     ``client`` is what the gate knows of the client: a registration it saw, or the
     current document of a client named by a URL (``listed``), whose host is then
-    shown as the verified domain."""
+    shown as the verified domain, and whose age is ``first_seen`` (when a gate on
+    this store first saw it used; None when that row did not verify, and the client
+    then counts as new: fail closed)."""
     app = request.app
     config = request[SETTINGS].config
     crypto = app[COOKIE_CRYPTO]
@@ -467,6 +480,7 @@ async def _render_consent(
         verified_domain=listed.client.host if listed is not None else None,
         localhost_only=listed is not None and localhost_only(listed.document),
         registered_at=client.registered_at if isinstance(client, ClientRecord) else None,
+        first_seen_at=(now if first_seen is None else first_seen) if listed else None,
         now=now,
         service_name=shown_service_name(config, tr),
         idp_host=config.consent.idp_host or (learned.host if learned else None),

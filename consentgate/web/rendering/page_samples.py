@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from consentgate.config.model import Config
+from consentgate.config.sections_policy import DEFAULT_SERVICE_NAME
 from consentgate.core.clientinfo import build_approval_view, build_view
 from consentgate.core.error_pages import all_wordings, error_wording
 from consentgate.core.oauth.authorization_requests import parse_authorization_request
 from consentgate.core.signed.records import ConsentRecord
-from consentgate.core.translation import Translator
+from consentgate.core.translation import N_, Translator
 
 #: The sample's "now": a fixed instant, so two runs write the same files.
 SAMPLE_NOW = 1_800_000_000.0
@@ -90,20 +91,25 @@ def _consent(config: Config, tr: Translator, *, warnings: bool) -> dict[str, Any
 def _consent_state(config: Config, tr: Translator, *, verified: bool) -> dict[str, Any]:
     """The consent page's other states: a step-up (a known client asks for one scope
     more than this browser approved, and the IdP's host and scopes are known), or a
-    client named by a URL whose metadata document verified its domain."""
+    client named by a URL whose metadata document verified its domain, first used
+    here minutes ago (its age, and the new-client warning)."""
     if verified:
         request = _request(
             "https://notes.example/oauth/callback",
             "notes:read",
             client_id="https://notes.example/oauth/client.json",
         )
-        extra: dict[str, Any] = {"verified_domain": "notes.example"}
+        extra: dict[str, Any] = {
+            "verified_domain": "notes.example",
+            "first_seen_at": SAMPLE_NOW - 4 * 60,
+        }
     else:
         request = _request("https://notes.example/oauth/callback", "notes:read notes:write")
         extra = {
             "idp_host": "accounts.example",
             "idp_scopes": ("openid", "email"),
             "approved_scopes": frozenset({"notes:read"}),
+            "registered_at": SAMPLE_NOW - 40 * 86400,
         }
     view = build_view(
         request,
@@ -111,9 +117,12 @@ def _consent_state(config: Config, tr: Translator, *, verified: bool) -> dict[st
         scope_descriptions=dict(config.consent.scope_descriptions),
         show_logos=False,
         remember_mode=config.consent.mode == "remember",
-        registered_at=SAMPLE_NOW - 40 * 86400,
         now=SAMPLE_NOW,
-        service_name=config.consent.service_name,
+        # As the pages say it (pages.shown_service_name, which needs aiohttp): the
+        # default name in the page's language, an operator's as written.
+        service_name=tr.gettext(N_("this service"))
+        if config.consent.service_name == DEFAULT_SERVICE_NAME
+        else config.consent.service_name,
         tr=tr,
         **extra,
     )

@@ -646,6 +646,8 @@ async def test_the_consent_page_of_a_url_client_shows_its_verified_domain(
     assert "“Example Notes” (name declared by the client)" in main
     assert "http://127.0.0.1:53682/callback" in main
     assert "cannot prevent localhost impersonation" in main
+    assert "First seen by this service " in main  # its first use: the new-client warning
+    assert "This application was first used with Acme MCP " in main
     assert "Unverified client" not in main
     assert console.errors == []
     assert stack.proxy.reached("/authorize") == []

@@ -1,0 +1,90 @@
+"""When the gate first saw each client named by a URL: the age its consent page shows.
+
+A client named by a URL (MCP 2025-11-25, "Client ID Metadata Documents") never
+registers, so its age is the first time anyone used it at a gate on this store: the
+first authorization request whose document was fetched and verified
+(``web/consent_flow/authorize.py``). A look-alike made for the attack this gate exists
+for is minutes old then, which the consent page warns about (docs/clients.md).
+
+The row is written once, by whichever gate saw the client first (``INSERT ... ON
+CONFLICT DO NOTHING``), and signed (:mod:`consentgate.core.signed.sightings`): a row
+edited to look old is a tamper event and not honoured (None: the caller treats the
+client as new). Every gate on the store reads the same row, so a restart or a second
+gate keeps the first time.
+
+Cached in memory per process, like client registrations, but never invalidated by
+the change counter: the row never changes once written, so a known time stays true
+and the remembered sign-in pays a dictionary lookup, not a round trip. The cache is
+bounded by the store's ``cache_size`` (oldest first out) and off when it is 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from consentgate.core.signed.records import MalformedRecord
+from consentgate.core.signed.sightings import SightingRecord
+from consentgate.store.cache import MISSING, Missing
+from consentgate.store.parts.context import StoreContext
+from consentgate.store.parts.verifier import Verifier
+
+
+class FirstSightings:
+    """Record (once) and read the first time each URL-named client was seen."""
+
+    __slots__ = ("_ctx", "_known", "_verifier")
+
+    def __init__(self, ctx: StoreContext, verifier: Verifier) -> None:
+        self._ctx = ctx
+        self._verifier = verifier
+        self._known: dict[str, int | None] = {}
+
+    async def first_seen(self, client_id: str) -> int | None:
+        """When a gate on this store first saw ``client_id``, recording now when none
+        did; None when the stored row does not verify (edited or forged)."""
+        size = self._ctx.cache.size
+        cached: int | Missing | None = self._known.get(client_id, MISSING) if size else MISSING
+        if cached is not MISSING:
+            return cached
+        backend = self._ctx.backend
+        row = await backend.sighting(client_id)
+        if row is None:
+            mine = self._signed(SightingRecord(client_id, self._ctx.now()))
+            if await backend.record_sighting(mine.to_row()):
+                return self._keep(client_id, mine.first_seen_at)
+            row = await backend.sighting(client_id)  # another gate's write came first
+            if row is None:  # not storable here: nothing to trust
+                return None
+        try:
+            record = SightingRecord.from_row(row)
+            reason = self._failure(record)
+        except MalformedRecord as exc:
+            reason = f"malformed row: {exc}"
+        if reason is not None:
+            self._verifier.tamper("client", client_id, f"first sighting {reason}")
+            return self._keep(client_id, None)
+        return self._keep(client_id, record.first_seen_at)
+
+    def _signed(self, record: SightingRecord) -> SightingRecord:
+        """``record`` labelled with the ring's active key and signed by it."""
+        ring = self._ctx.keyring
+        labelled = dataclasses.replace(record, key_id=ring.active_kid)
+        _kid, signature = ring.sign(labelled.signing_input())
+        return dataclasses.replace(labelled, signature=signature)
+
+    def _failure(self, record: SightingRecord) -> str | None:
+        """Why ``record`` must not be honoured, or None when its signature verifies."""
+        ring = self._ctx.keyring
+        if not ring.has_key(record.key_id):
+            return f"signed with unknown key {record.key_id!r}"
+        if not ring.verify(record.key_id, record.signing_input(), record.signature):
+            return "signature does not match the fields (edited or forged)"
+        return None
+
+    def _keep(self, client_id: str, first_seen_at: int | None) -> int | None:
+        size = self._ctx.cache.size
+        if size:
+            if len(self._known) >= size:
+                del self._known[next(iter(self._known))]  # oldest first
+            self._known[client_id] = first_seen_at
+        return first_seen_at
