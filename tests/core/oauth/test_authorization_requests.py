@@ -75,6 +75,24 @@ def test_encoding_then_parsing_gives_back_the_same_parameters(
     )
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["state", "scope", "redirect_uri", "x y"]) | st.text(max_size=12),
+            st.text(max_size=40),
+        ),
+        max_size=10,
+    )
+)
+def test_the_forwarded_query_is_urlencode_with_quote_byte_for_byte(
+    pairs: list[tuple[str, str]],
+) -> None:
+    """Names are remembered by their encoding: twice over, the same bytes as urlencode."""
+    expected = urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote)
+    for _ in range(2):
+        assert encode_parameters(tuple(pairs)) == expected
+
+
 def test_a_valid_request_is_read_field_by_field() -> None:
     request = parse_authorization_request(
         parse_parameters(
