@@ -336,15 +336,19 @@ def parse_authorization_request(
         raise InvalidRequest("The client_id parameter is missing.")
     if _CONTROL.search(client_id) or len(client_id) > MAX_CLIENT_ID_LENGTH:
         raise InvalidRequest("The client_id is malformed.")
-    opaque = any(name in values for name in REQUEST_OBJECT_PARAMETERS)
+    opaque = not values.keys().isdisjoint(REQUEST_OBJECT_PARAMETERS)
     redirect_uri = values.get("redirect_uri", "")
     if redirect_uri or not opaque:
         parse_redirect_uri(redirect_uri)
     scope = values.get("scope", "")
     if _CONTROL.search(scope):
         raise InvalidScope("The scope contains control characters.")
-    scopes = tuple(dict.fromkeys(s for s in scope.split(" ") if s))
-    if len(" ".join(sorted(scopes))) > MAX_SCOPE_LENGTH:
+    # The values first seen first, without the empty ones between repeated spaces; the
+    # length of the scopes joined is the same in any order.
+    kept = dict.fromkeys(scope.split(" "))
+    kept.pop("", None)
+    scopes = tuple(kept)
+    if len(" ".join(scopes)) > MAX_SCOPE_LENGTH:
         raise InvalidScope(f"The scope is longer than {MAX_SCOPE_LENGTH} characters.")
     resource = values.get("resource", "")
     if resource:
@@ -357,7 +361,8 @@ def parse_authorization_request(
                 f"The resource must be an absolute URI (RFC 8707 §2) of at most "
                 f"{MAX_URI_LENGTH} characters.",
             )
-    prompt = tuple(p for p in values.get("prompt", "").split(" ") if p)
+    asked = values.get("prompt")
+    prompt = tuple([p for p in asked.split(" ") if p]) if asked else ()
     return AuthorizationRequest(
         parameters=parameters,
         client_id=client_id,
