@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import math
+import re
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from consentgate.audit.events import AuditEvent, direct_sink, log_sink
 from consentgate.core.trust.redact import REDACTED, SECRET_PARAMETERS, redact_query, redact_target
-from consentgate.logs.formatters import Timestamps, quoted_path, text_value
+from consentgate.logs.formatters import Timestamps, quoted_path, text_line, text_value
 from consentgate.logs.line_writers import AccessLines, DirectLines, _milliseconds
 from consentgate.logs.loggers import ACCESS, AUDIT, configure_logging
 
@@ -568,3 +569,48 @@ def test_the_libraries_handler_is_installed_once_and_follows_the_configured_leve
     assert first.getvalue() == ""
     assert "a warning" not in second.getvalue()
     assert " ERROR   aiohttp.server an error" in second.getvalue()
+
+
+class _Text(str):
+    """A str subclass: written as ``str()`` gives it, as any other value."""
+
+
+_FIELD_VALUES = (
+    st.text(max_size=12)
+    | st.sampled_from(["", " ", "a=b", 'say "x"', "tab\there", "line\nbreak", "\u00a0", "ok"])
+    | st.integers()
+    | st.booleans()
+    | st.none()
+    | st.floats(allow_nan=True)
+    | st.builds(_Text, st.text(max_size=6))
+)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8), _FIELD_VALUES, max_size=8))
+def test_a_text_line_writes_each_field_as_text_value_writes_it(fields: dict[str, object]) -> None:
+    # The line is checked for quoting as a whole when it can be; byte for byte the
+    # same as quoting each value on its own.
+    expected = "2026-01-01T00:00:00.000+00:00 INFO    consentgate.audit said"
+    if fields:
+        expected += " " + " ".join(f"{k}={text_value(v)}" for k, v in fields.items())
+    assert (
+        text_line("2026-01-01T00:00:00.000+00:00", "INFO", "consentgate.audit", "said", fields)
+        == expected
+    )
+
+
+_QUOTED_WHEN = re.compile(r'[\s"=]')
+
+
+@given(
+    st.text(max_size=16)
+    | st.sampled_from(["\x1c", "a\x85b", "\u2028", "\u3000x", "x\u00a0", "\x0b", "\ufeff", "a b"])
+)
+def test_a_value_is_quoted_when_it_is_empty_or_holds_whitespace_a_quote_or_an_equals_sign(
+    text: str,
+) -> None:
+    # Unicode whitespace as the regular expression's \s reads it (str.isspace).
+    expected = json.dumps(text) if not text or _QUOTED_WHEN.search(text) else text
+    assert text_value(text) == expected
+    line = text_line("t", "INFO", "l", "m", {"a": "plain", "b": text, "c": 1})
+    assert line == f"t INFO    l m a=plain b={expected} c=1"

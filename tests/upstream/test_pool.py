@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -20,7 +21,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 
+from consentgate.upstream import pool as pool_module
 from consentgate.upstream.failures import (
     UpstreamConnectError,
     UpstreamDisconnected,
@@ -212,7 +216,10 @@ async def test_a_line_break_in_a_header_sends_nothing(header: tuple[str, str]) -
     assert server.requests == []
 
 
-@pytest.mark.parametrize("target", ["/a b", "/a\r\nX: y", "http://elsewhere/", "", "/\x00"])
+@pytest.mark.parametrize(
+    "target",
+    ["/a b", "/a\r\nX: y", "http://elsewhere/", "", "/\x00", "/\x7f", "/a\tb", "/\u00e9\x1f"],
+)
 async def test_a_target_not_in_origin_form_sends_nothing(target: str) -> None:
     async with scripted(OK) as (server, pool):
         with pytest.raises(UpstreamProtocolError, match="origin form"):
@@ -883,3 +890,10 @@ async def test_a_released_connection_goes_to_the_longest_waiter_not_a_newcomer()
         await asyncio.wait_for(asyncio.gather(waiting, newcomer), 2)
         assert order == ["waiter", "newcomer"]
     assert server.connections == 1
+
+
+@given(st.text(max_size=24) | st.sampled_from(["/\x7f", "/\x20", "/\u00e9 ", "/\u0085", "/ok"]))
+def test_a_target_is_refused_for_a_space_or_a_control_byte_as_the_rule_says(target: str) -> None:
+    # Read without a regular expression when it is ASCII (str.isprintable); the same
+    # answer as the character class everywhere.
+    assert pool_module.bad_target(target) == bool(re.search(r"[\x00-\x20\x7f]", target))

@@ -34,7 +34,7 @@ from consentgate.core.oauth.authorization_requests import Parameters, encode_par
 from consentgate.core.oauth.idp_handoff import handoff_key, read_split_handoff
 from consentgate.core.oauth.upstream_endpoints import EndpointMismatch, callback_mismatch_in
 from consentgate.core.signed.cookies import set_cookie_header
-from consentgate.core.trust.urls import query_pairs, split_url
+from consentgate.core.trust.urls import handoff_pairs, split_url
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, IDP_MEMORY, METRICS, REQUEST_ID, SETTINGS
 from consentgate.web.audit_emit import audit_event
 from consentgate.web.consent_flow.browser import Browser
@@ -70,7 +70,7 @@ class _HandOff:
     #: The Location as an absolute URL.
     absolute: str
     parts: urllib.parse.SplitResult
-    #: ``parse_qsl(parts.query, keep_blank_values=True)``, as ``query_pairs`` reads it.
+    #: ``parse_qsl(parts.query, keep_blank_values=True)``, as ``handoff_pairs`` reads it.
     pairs: list[tuple[str, str]]
 
 
@@ -144,7 +144,7 @@ def _hand_off(location: str, public_url: str) -> _HandOff | None:
         parts = split_url(absolute)
         if f"{parts.scheme.lower()}://{parts.netloc.lower()}" == _public_origin(public_url):
             return None
-        pairs = query_pairs(parts.query)
+        pairs = handoff_pairs(parts.query)
     except ValueError:  # BadURL included
         return None
     return _HandOff(absolute, parts, pairs)

@@ -75,6 +75,48 @@ def test_encoding_then_parsing_gives_back_the_same_parameters(
     )
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["state", "scope", "redirect_uri", "x y"]) | st.text(max_size=12),
+            st.text(max_size=40),
+        ),
+        max_size=10,
+    )
+)
+def test_the_forwarded_query_is_urlencode_with_quote_byte_for_byte(
+    pairs: list[tuple[str, str]],
+) -> None:
+    """Names are remembered by their encoding: twice over, the same bytes as urlencode."""
+    expected = urllib.parse.urlencode(pairs, quote_via=urllib.parse.quote)
+    for _ in range(2):
+        assert encode_parameters(tuple(pairs)) == expected
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b", "openid", " ", "\u00a0", "\u00e9", "mcp:tools"])).map(
+        "".join
+    )
+    | st.sampled_from(["", " ", "  a  a b ", "b a b"]),
+    st.sampled_from(["", "none", "login consent", " login  "]),
+)
+def test_scopes_and_prompt_are_the_space_separated_values_first_seen_first(
+    scope: str, prompt: str
+) -> None:
+    request = parse_authorization_request(
+        (
+            ("client_id", "c1"),
+            ("redirect_uri", "https://a.example/cb"),
+            ("scope", scope),
+            ("prompt", prompt),
+        ),
+        allow_request_uri=False,
+        allow_request_object=False,
+    )
+    assert request.scopes == tuple(dict.fromkeys(s for s in scope.split(" ") if s))
+    assert request.prompt == tuple(p for p in prompt.split(" ") if p)
+
+
 def test_a_valid_request_is_read_field_by_field() -> None:
     request = parse_authorization_request(
         parse_parameters(

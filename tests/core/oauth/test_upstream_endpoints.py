@@ -15,6 +15,7 @@ from consentgate.core.oauth.upstream_endpoints import (
     endpoint_mismatches,
     metadata_request_headers,
     parse_metadata,
+    path_through_gate,
 )
 from tests.conftest import make_config
 
@@ -136,3 +137,25 @@ def test_the_metadata_is_asked_as_a_request_through_the_gate_would_ask(tmp_path:
     assert ("Host", "gate.example") in metadata_request_headers(
         config(tmp_path, host_header="preserve")
     )
+
+
+def test_the_callback_check_reads_the_public_url_of_the_configuration_it_is_given(
+    tmp_path: Path,
+) -> None:
+    # The path a URL reaches the gate with is remembered per (URL, public URL): a
+    # reload that moves the gate to another origin must not find the old answer.
+    ours = [("redirect_uri", "https://gate.example/auth/callback")]
+    here = config(tmp_path)
+    assert callback_mismatch_in(ours, here, path_rules(here)) is None
+    moved = make_config(tmp_path / "moved", UPSTREAM, "https://other.example")
+    assert callback_mismatch_in(ours, moved, path_rules(moved)) is not None
+    assert callback_mismatch_in(ours, here, path_rules(here)) is None
+
+
+def test_a_long_url_is_read_through_the_gate_as_a_short_one(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    long_path = "/auth/callback" + "x" * 3000
+    assert path_through_gate(PUBLIC + long_path, cfg) == long_path
+    assert path_through_gate("https://elsewhere.example/auth/callback", cfg) is None
+    assert path_through_gate("/auth/callback", cfg) == "/auth/callback"
+    assert path_through_gate("http://[::1", cfg) is None

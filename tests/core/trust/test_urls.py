@@ -309,3 +309,37 @@ def test_query_pairs_reads_a_query_as_parse_qsl_keeping_blank_values(query: str)
 @given(_QUERY_TEXT)
 def test_query_pairs_reads_any_query_as_parse_qsl_keeping_blank_values(query: str) -> None:
     assert urls.query_pairs(query) == urllib.parse.parse_qsl(query, keep_blank_values=True)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "a=%zz&b=%E2%82%AC&c=%e2%82&d&e=&=f&&g=h+i%2Bj",
+        "state=%41%42&state=x",
+        "x=\u00e9%41&y=%C3%A9",
+        "redirect_uri=http%3A%2F%2F127.0.0.1%3A41234%2Fauth%2Fcallback&scope=openid+email",
+        "%73tate=%2Fa&%72edirect_uri=%2Fb",
+        "a==b&=&&&",
+    ],
+)
+def test_handoff_pairs_reads_a_query_as_parse_qsl_keeping_blank_values(query: str) -> None:
+    for _ in range(2):  # the second time from what was remembered
+        assert urls.handoff_pairs(query) == urllib.parse.parse_qsl(query, keep_blank_values=True)
+
+
+@settings(max_examples=400)
+@given(_QUERY_TEXT)
+def test_handoff_pairs_reads_any_query_as_parse_qsl_keeping_blank_values(query: str) -> None:
+    for _ in range(2):
+        assert urls.handoff_pairs(query) == urllib.parse.parse_qsl(query, keep_blank_values=True)
+
+
+def test_a_handoff_state_is_decoded_afresh_and_never_remembered() -> None:
+    # The hand-off's constant values (the callback, the resource) are remembered; its
+    # state, the flow's own value, is not kept in memory after the request.
+    urls.handoff_pairs("redirect_uri=https%3A%2F%2Fgate.example%2Fcb")
+    kept = urls.remembered_handoff_values()
+    assert "https%3A%2F%2Fgate.example%2Fcb" in kept
+    urls.handoff_pairs("state=s%2Fecret-1&%73tate=s%2Fecret-2&redirect_uri=x")
+    assert not any("ecret" in text for text in urls.remembered_handoff_values())

@@ -36,15 +36,23 @@ async def test_a_remembered_authorization_parses_the_idp_hand_off_once(
             parsed.append(query)
         return parse_qsl(query, *args, **kwargs)
 
+    handoff_pairs = urls.handoff_pairs
+
     def counting_query_pairs(query: str) -> list[tuple[str, str]]:
         parsed.append(query)
         return query_pairs(query)
 
+    def counting_handoff_pairs(query: str) -> list[tuple[str, str]]:
+        parsed.append(query)
+        return handoff_pairs(query)
+
     async with Browser(stack.url) as browser:
         await approve_new(browser, auth_params(client_id))
         monkeypatch.setattr(urllib.parse, "parse_qsl", counting_parse_qsl)
-        for module in (urls, flow, idp_handoff):
+        for module in (urls, idp_handoff):
             monkeypatch.setattr(module, "query_pairs", counting_query_pairs)
+        for module in (urls, flow):
+            monkeypatch.setattr(module, "handoff_pairs", counting_handoff_pairs)
         relayed = await browser.authorize(auth_params(client_id))
         monkeypatch.undo()
     assert relayed.status == 302
