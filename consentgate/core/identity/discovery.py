@@ -14,11 +14,12 @@ Pure module: parses bytes already fetched.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Final
+
+from consentgate.core.oauth.authorization_requests import is_loopback
 
 #: Largest metadata or key set document read (bytes); real ones are a few KiB.
 MAX_DOCUMENT_BYTES: Final = 256 * 1024
@@ -42,15 +43,6 @@ class ProviderMetadata:
     signing_algorithms: tuple[str, ...]
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _endpoint(document: dict[str, Any], name: str, *, loopback_issuer: bool) -> str:
     value = document.get(name)
     if not isinstance(value, str) or not value:
@@ -59,7 +51,7 @@ def _endpoint(document: dict[str, Any], name: str, *, loopback_issuer: bool) -> 
         parts = urllib.parse.urlsplit(value)
     except ValueError:
         raise DiscoveryError(f"{name}: not a URL: {value!r}") from None
-    plain_allowed = loopback_issuer and _loopback(parts.hostname or "")
+    plain_allowed = loopback_issuer and is_loopback(parts.hostname or "")
     if parts.scheme != "https" and not (parts.scheme == "http" and plain_allowed):
         raise DiscoveryError(f"{name}: must be an https URL, got {value!r}")
     if not parts.hostname or parts.fragment:
@@ -83,7 +75,7 @@ def parse_metadata(body: bytes, expected_issuer: str) -> ProviderMetadata:
             f"issuer: {issuer!r} is not the configured identity.issuer {expected_issuer!r} "
             "(OpenID Connect Discovery §4.3: they must be identical)"
         )
-    loopback = _loopback(urllib.parse.urlsplit(expected_issuer).hostname or "")
+    loopback = is_loopback(urllib.parse.urlsplit(expected_issuer).hostname or "")
     endpoints = {
         name: _endpoint(document, name, loopback_issuer=loopback)
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
