@@ -79,6 +79,10 @@ def person_from_claims(
     if not isinstance(value, str) or not value:
         raise IdTokenRejected("subject", f"the claim {subject_claim!r} is missing or empty")
     shown = claims.get(display_claim)
+    if display_claim == "email" and claims.get("email_verified") in (False, "false"):
+        # OIDC Core §5.1: an address the provider did not check is anyone's to type;
+        # operators find people by this name, so the subject claim stands in.
+        shown = None
     display = clean_display(shown if isinstance(shown, str) and shown else value)
     return Person(person_subject(issuer, value), display)
 

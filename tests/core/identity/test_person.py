@@ -41,6 +41,27 @@ def test_a_token_without_the_subject_claim_names_nobody() -> None:
         )
 
 
+@pytest.mark.parametrize("verified", [False, "false"])
+def test_an_email_the_provider_marks_unverified_is_not_the_persons_name(verified: object) -> None:
+    """OIDC Core §5.1: ``email_verified`` false means the provider has not checked the
+    address; anyone may have typed alice's. Operators find people by this name
+    (``consents list --user``), so it is not kept: the subject claim is shown."""
+    person = person_from_claims(
+        {"sub": "m-9", "email": "alice@example.com", "email_verified": verified},
+        issuer=ISSUER,
+        subject_claim="sub",
+        display_claim="email",
+    )
+    assert person.display == "m-9"
+    kept = person_from_claims(
+        {"sub": "a-1", "email": "alice@example.com", "email_verified": True},
+        issuer=ISSUER,
+        subject_claim="sub",
+        display_claim="email",
+    )
+    assert kept.display == "alice@example.com" == alice().display  # absent: kept
+
+
 def test_a_session_opens_in_its_own_browser_until_it_expires() -> None:
     value = seal_session(KEY, "browser-1", alice(), 2000)
     assert open_session(KEY, value, "browser-1", 1999) == alice()
