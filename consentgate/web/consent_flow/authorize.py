@@ -177,7 +177,6 @@ async def _decide(
     config = request[SETTINGS].config
     store = app[STORE]
     listed: ListedClient | None = None
-    first_seen: int | None = None
     client: ClientMetadata | None
     if is_url_client_id(auth.client_id):
         # Its document stands in for a registration, and is checked before anything
@@ -186,9 +185,6 @@ async def _decide(
         if isinstance(checked, web.Response):
             return _program_refusal(request, auth, checked) if program else checked
         listed, client, registered = checked, checked.document, True
-        # Its age: the first time a gate on this store saw it used (written once;
-        # from memory after the first read: store/parts/first_sightings.py).
-        first_seen = await store.sightings.first_seen(auth.client_id)
     else:
         client = await store.get_client(auth.client_id)
         registered = client is not None and any(
@@ -249,7 +245,6 @@ async def _decide(
         client if registered else None,
         browser,
         listed=listed,
-        first_seen=first_seen,
         person=person,
     )
 
@@ -451,20 +446,23 @@ async def _render_consent(
     browser: Browser,
     *,
     listed: ListedClient | None = None,
-    first_seen: int | None = None,
     person: Person | None = None,
 ) -> web.StreamResponse:
     """Show the consent page for the validated request, sealed into its form.
 
     ``client`` is what the gate knows of the client: a registration it saw, or the
     current document of a client named by a URL (``listed``), whose host is then
-    shown as the verified domain, and whose age is ``first_seen`` (when a gate on
-    this store first saw it used; None when that row did not verify, and the client
-    then counts as new: fail closed)."""
+    shown as the verified domain, and whose age is the first time a gate on this
+    store showed it to anyone (``store.parts.first_sightings``: written once, read from
+    memory after that; read here, so a silent relay or a program's request pays
+    nothing; a row that does not verify counts as new: fail closed)."""
     app = request.app
     config = request[SETTINGS].config
     crypto = app[COOKIE_CRYPTO]
     now = app[CLOCK]()
+    first_seen = (
+        await app[STORE].sightings.first_seen(auth.client_id) if listed is not None else None
+    )
     approved = await _approved_scopes(
         request, auth, person.subject if person is not None else browser.subject
     )
