@@ -126,7 +126,7 @@ class IdentityConfig:
         metadata=spec(
             parse_client_id,
             "The gate's own client_id at the issuer (not the upstream proxy's); required "
-            "with issuer. Register the redirect URI {public_url}{prefix}/_consentgate/signin.",
+            "with issuer. Register the redirect URI {public_url}{prefix}/signin.",
             reload=restart(_AT_START),
         ),
     )
