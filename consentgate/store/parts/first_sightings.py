@@ -3,8 +3,9 @@
 A client named by a URL (MCP 2025-11-25, "Client ID Metadata Documents") never
 registers, so its age is the first time anyone used it at a gate on this store: the
 first consent page shown for it, after its document was fetched and verified
-(``web/consent_flow/authorize.py``; a silent relay or a program's request reads nothing). A look-alike made for the attack this gate exists
-for is minutes old then, which the consent page warns about (docs/clients.md).
+(``web/consent_flow/authorize.py``; a silent relay or a program's request reads
+nothing). A look-alike made for the attack this gate exists for is minutes old then,
+which the consent page warns about (docs/clients.md).
 
 The row is written once, by whichever gate saw the client first (``INSERT ... ON
 CONFLICT DO NOTHING``), and signed (:mod:`consentgate.core.signed.sightings`): a row
