@@ -94,6 +94,8 @@ SETTINGS = web.RequestKey("settings", Settings)
 REQUEST_ID = web.RequestKey("request_id", str)
 #: The language of the request's pages, once chosen (``rendering/pages.page_language``).
 PAGE_LANGUAGE = web.RequestKey("page_language", str)
+#: The authorization request's ``ui_locales``, kept until a page is rendered.
+PAGE_UI_LOCALES = web.RequestKey("page_ui_locales", str)
 PEER_IP: web.RequestKey[IPAddress | None] = web.RequestKey("peer_ip")
 CLIENT_IP = web.RequestKey("client_ip", str)
 UPSTREAM_SECONDS = web.RequestKey("upstream_seconds", float)

@@ -69,9 +69,9 @@ from consentgate.web.identity.signin_start import start_signin
 from consentgate.web.rendering.pages import (
     CSP,
     CSP_WITH_REMOTE_IMAGES,
-    choose_language,
     error_response,
     json_error,
+    keep_ui_locales,
     page_translator,
     render_page,
     shown_service_name,
@@ -117,7 +117,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
         )
         parameters = parse_parameters(_query_of(request), body)
         # The pages of this request, its errors too, speak the language it asks for.
-        choose_language(request, dict(parameters).get("ui_locales"))
+        keep_ui_locales(request, next((v for k, v in parameters if k == "ui_locales"), None))
         auth = parse_authorization_request(
             parameters,
             allow_request_uri=config.consent.allow_request_uri,

@@ -42,7 +42,7 @@ from consentgate.web.consent_flow.flow import forward_authorization
 from consentgate.web.consent_flow.forms import own_page_form
 from consentgate.web.documents import listed_client
 from consentgate.web.identity.session import current_person, page_owner
-from consentgate.web.rendering.pages import choose_language, error_response, render_page
+from consentgate.web.rendering.pages import error_response, keep_ui_locales, render_page
 
 
 async def consent_answer(request: web.Request) -> web.StreamResponse:
@@ -102,7 +102,7 @@ async def consent_answer(request: web.Request) -> web.StreamResponse:
         shown_parameters = parse_parameters(shown.query)
         # The answer's pages speak the consent page's language: the sealed request's
         # ui_locales, then Accept-Language, among the enabled languages.
-        choose_language(request, dict(shown_parameters).get("ui_locales"))
+        keep_ui_locales(request, dict(shown_parameters).get("ui_locales"))
         auth = parse_authorization_request(
             shown_parameters,
             allow_request_uri=config.consent.allow_request_uri,

@@ -21,7 +21,8 @@ An error page says, in plain words, what happened and what the person can do
 
 A page speaks the language chosen for its request (``core/negotiation.py``): the
 authorization request's ``ui_locales`` when the handler read one
-(:func:`choose_language`), else the browser's ``Accept-Language``; the choice is kept
+(:func:`keep_ui_locales`), else the browser's ``Accept-Language``, chosen when the first
+page is rendered (a relayed request pays nothing); the choice is kept
 for the request, so its error pages speak the same language as its consent page.
 The page says its language in ``Content-Language`` (RFC 9110 §8.5) as well as in
 ``<html lang>``. Pages are ``no-store``; they still carry ``Vary: Accept-Language``,
@@ -46,7 +47,7 @@ from consentgate.config.sections_policy import DEFAULT_SERVICE_NAME
 from consentgate.core.error_pages import error_wording
 from consentgate.core.negotiation import negotiate
 from consentgate.core.translation import N_, Translator
-from consentgate.web.appkeys import PAGE_LANGUAGE, REQUEST_ID, SETTINGS, TEMPLATES
+from consentgate.web.appkeys import PAGE_LANGUAGE, PAGE_UI_LOCALES, REQUEST_ID, SETTINGS, TEMPLATES
 from consentgate.web.rendering.catalogs import Catalog
 from consentgate.web.rendering.templates import Templates
 
@@ -95,11 +96,19 @@ def choose_language(request: web.Request, ui_locales: str | None) -> str:
     return chosen
 
 
+def keep_ui_locales(request: web.Request, ui_locales: str | None) -> None:
+    """Keep the authorization request's ``ui_locales`` for this request's pages; the
+    language is chosen only when a page is rendered, so a request relayed without a
+    page pays no negotiation."""
+    if ui_locales is not None:
+        request[PAGE_UI_LOCALES] = ui_locales
+
+
 def page_language(request: web.Request) -> str:
-    """The language of this request's pages: chosen before, else from
-    ``Accept-Language``."""
+    """The language of this request's pages: chosen before, else from the kept
+    ``ui_locales`` and ``Accept-Language``."""
     chosen = request.get(PAGE_LANGUAGE)
-    return chosen if chosen is not None else choose_language(request, None)
+    return chosen if chosen is not None else choose_language(request, request.get(PAGE_UI_LOCALES))
 
 
 def page_translator(request: web.Request) -> Catalog:
