@@ -145,8 +145,10 @@ async def resume_authorization(
     how it first arrived (``fetch_site``), never by the provider's return navigation."""
     config = request[SETTINGS].config
     try:
+        parameters = parse_parameters(query)
+        keep_ui_locales(request, next((v for k, v in parameters if k == "ui_locales"), None))
         auth = parse_authorization_request(
-            parse_parameters(query),
+            parameters,
             allow_request_uri=config.consent.allow_request_uri,
             allow_request_object=config.consent.allow_request_object,
         )
