@@ -1,4 +1,4 @@
-"""The admin API on the admin listener (issue 13, point 3): a real gate with its admin
+"""The admin API on the admin listener: a real gate with its admin
 listener on a loopback port, a real SQLite store, requests over HTTP; records made
 through the gate's own store, one approval through a scripted browser."""
 

@@ -1,4 +1,4 @@
-"""``consentgate init`` (issue 15, point 2): a first configuration and the keys, written
+"""``consentgate init``: a first configuration and the keys, written
 for a new operator, nothing overwritten; what it wrote is what ``serve`` runs."""
 
 from __future__ import annotations

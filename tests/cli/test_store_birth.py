@@ -1,5 +1,5 @@
-"""A missing store where one existed is a startup error, and starting over is explicit
-(issue 16, point 2): ``consentgate serve`` refuses, ``consentgate store init`` (or
+"""A missing store where one existed is a startup error, and starting over is explicit:
+``consentgate serve`` refuses, ``consentgate store init`` (or
 ``serve --create-store``) creates the empty store.
 
 The gate runs as the real ``consentgate serve`` process, its store a real file (or a

@@ -484,7 +484,7 @@ def test_export_leaves_out_failing_records_names_them_and_exits_1(
     )
 
 
-# --- from a machine without the keys directory (issue 12, point 5) -----------------------
+# --- from a machine without the keys directory -----------------------
 
 
 def without_keys(setup: Setup) -> Path:

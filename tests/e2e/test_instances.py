@@ -1,5 +1,5 @@
 """Three gate processes on one PostgreSQL store behind a round-robin front, in front of
-the real FastMCP OAuthProxy and IdP (issue 12, point 8).
+the real FastMCP OAuthProxy and IdP.
 
 Each gate is a ``consentgate serve`` process with its own configuration file, as on
 three hosts; they share the database and the key directory (made once, with

@@ -1,4 +1,4 @@
-"""The single file (issue 15): ``dist/consentgate.pyz``, copied alone into an empty
+"""The single file: ``dist/consentgate.pyz``, copied alone into an empty
 directory and run by a bare ``python3`` (no virtualenv, none of the dependencies
 installed), is the gate of the end-to-end stack: FastMCP's OAuthProxy, the real
 IdP, a real MCP client. Its other commands (``--version``, ``check-config``,

@@ -1,4 +1,4 @@
-"""The split deployment end to end (issue 14, point 3): Debian's nginx with the blocks
+"""The split deployment end to end: Debian's nginx with the blocks
 ``consentgate nginx-config`` prints, in front of the gate and FastMCP's OAuthProxy,
 the real IdP and a real MCP client. The sign-in goes through the gate; the MCP
 traffic after it goes from nginx straight to FastMCP (its log shows no gate

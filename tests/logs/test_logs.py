@@ -105,7 +105,7 @@ def test_text_format_appends_fields_as_key_value() -> None:
     assert 'note="a b"' in line
 
 
-# --- the batched access log (issue 14, point 1) ------------------------------------------
+# --- the batched access log ------------------------------------------
 
 ACCESS_FIELDS = {
     "request_id": "0123456789abcdef",
@@ -355,7 +355,7 @@ def test_audit_lines_to_a_closed_stream_are_lost_without_an_error() -> None:
     lines.flush()
 
 
-# --- the access line's hot path (issue 14: at most 5 µs a request) ------------------------
+# --- the access line's hot path (at most 5 µs a request) ------------------------
 
 
 @given(st.text())

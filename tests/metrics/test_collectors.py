@@ -1,4 +1,4 @@
-"""Prometheus metrics on the admin listener (issue 13, point 1, first slice): counted
+"""Prometheus metrics on the admin listener: counted
 from real requests through the gate, scraped over HTTP, parsed with
 prometheus-client's own parser."""
 

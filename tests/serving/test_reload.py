@@ -1,4 +1,4 @@
-"""SIGHUP re-reads the configuration of a real ``consentgate serve`` (issue 13, point 5).
+"""SIGHUP re-reads the configuration of a real ``consentgate serve``.
 
 Each test starts the gate as a child process with ``NOTIFY_SOCKET`` set, rewrites its
 configuration file, sends a real SIGHUP and waits for ``READY=1`` (the gate says it

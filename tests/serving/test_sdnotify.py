@@ -1,4 +1,4 @@
-"""The sd_notify protocol by hand (issue 15, point 3): real AF_UNIX datagram sockets,
+"""The sd_notify protocol by hand: real AF_UNIX datagram sockets,
 one in the file system (bound in tmp_path) and one in the abstract namespace."""
 
 from __future__ import annotations

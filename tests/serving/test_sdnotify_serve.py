@@ -1,5 +1,5 @@
 """A real ``consentgate serve`` talks to a real notify socket, as under systemd
-``Type=notify`` (issue 15, point 3).
+``Type=notify``.
 
 The test binds an AF_UNIX datagram socket, starts the gate with ``NOTIFY_SOCKET``
 naming it, and reads what arrives, with the sender's pid from ``SCM_CREDENTIALS``

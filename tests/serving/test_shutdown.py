@@ -1,4 +1,4 @@
-"""``shutdown_grace`` is the time from the signal to the exit (issue 17, point 1).
+"""``shutdown_grace`` is the time from the signal to the exit.
 
 A real ``consentgate serve`` process, a real SIGTERM, streams longer than the grace:
 the process exits within the grace plus one second (for the interpreter to exit),

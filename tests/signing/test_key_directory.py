@@ -102,7 +102,7 @@ def test_a_world_readable_retired_key_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", [0o770, 0o755, 0o701])
 def test_a_key_directory_open_to_group_or_others_is_refused(tmp_path: Path, mode: int) -> None:
     """Writable: anyone could add a key; readable or searchable: every local user sees
-    the key ids and any file left readable by mistake (issue 15)."""
+    the key ids and any file left readable by mistake."""
     directory = tmp_path / "keys"
     load_keyring(directory)
     directory.chmod(mode)

@@ -1,4 +1,4 @@
-"""The hash-chained audit table, against every backend (issue 13, point 2).
+"""The hash-chained audit table, against every backend.
 
 Each test writes real rows through the store, then edits the database behind the
 store's back the way someone with write access would, and checks that

@@ -553,7 +553,7 @@ async def test_single_use_rows_are_taken_once_across_three_processes(
     database: StoreDatabase, ring: KeyRing, clock: FakeClock
 ) -> None:
     """50 concurrent answers to one consent page and 50 replays of one callback, spread
-    over three stores on one database: exactly one of each wins (issue 12, point 3)."""
+    over three stores on one database: exactly one of each wins."""
     stores = [await database.open(ring, clock=clock) for _ in range(3)]
     try:
         taken = await asyncio.gather(
@@ -919,7 +919,7 @@ async def test_the_first_gate_claims_the_cookie_fingerprint_and_later_ones_learn
         await second.close()
 
 
-# --- public keys kept in the store (issue 12, point 5) -----------------------------------
+# --- public keys kept in the store -----------------------------------
 
 
 async def test_a_key_is_kept_in_the_store_before_its_first_record(

@@ -1,4 +1,4 @@
-"""File systems that fail on purpose, for the store fault tests (issue 16): a small
+"""File systems that fail on purpose, for the store fault tests: a small
 tmpfs that fills up, and an ext4 image, loop-mounted with ``errors=remount-ro``,
 that turns read-only on an error (``/sys/fs/ext4/<dev>/trigger_fs_error``), as a
 disk fault would make it.

@@ -1,4 +1,4 @@
-"""The access logger's two sinks write the same line (issue 14, point 1).
+"""The access logger's two sinks write the same line.
 
 ``serve`` hands aiohttp's access logger the batched :class:`AccessLines`, which
 reads the request's state and writes the line itself; the tests and an embedding

@@ -1,4 +1,4 @@
-"""``serve`` writes the audit log in one batch per loop iteration (issue 14, point 2),
+"""``serve`` writes the audit log in one batch per loop iteration,
 and writes what is waiting whenever it returns: a flush scheduled on the loop may
 never run once ``serve`` is done (a start that failed, a stop)."""
 

@@ -1,4 +1,4 @@
-"""The audit table through a running gate (issue 13, point 2): every decision that
+"""The audit table through a running gate: every decision that
 matters is in the store's hash chain after real requests, and nothing secret is.
 
 Against the fake single-client proxy and a real SQLite store, as test_authorize.py.

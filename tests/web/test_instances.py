@@ -1,4 +1,4 @@
-"""Three gates on one PostgreSQL store behind a round-robin front (issue 12, point 3).
+"""Three gates on one PostgreSQL store behind a round-robin front.
 
 Each gate is a separate application with its own store connections, decision cache
 and notification listener, as three hosts would have; they share the database and
@@ -257,7 +257,7 @@ async def test_a_gate_whose_cookie_secret_differs_from_the_stores_is_not_ready(
 async def test_gates_keep_their_public_keys_and_an_edited_one_makes_a_gate_not_ready(
     postgres_cluster: PostgresCluster, start_upstream: StartUpstream, start_gate: StartGate
 ) -> None:
-    """The first gate records its public key in the store (issue 12, point 5); one that
+    """The first gate records its public key in the store; one that
     starts after the row was replaced with another key refuses to become ready."""
     database = postgres_cluster.create_database(owner=GATE_ROLE)
     upstream = await start_upstream(FakeProxy().app())

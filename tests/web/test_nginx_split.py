@@ -1,4 +1,4 @@
-"""The split deployment (issue 14, point 3): a real nginx with the blocks that
+"""The split deployment: a real nginx with the blocks that
 ``consentgate nginx-config`` prints, in front of the gate and the upstream.
 
 The data plane (``[upstream] direct_paths = ["/mcp"]``) goes straight to the

@@ -412,7 +412,7 @@ async def test_unreachable_upstream_gives_502_as_json_or_page(
         for _ in range(3):
             async with client.get(f"{gate.url}/x") as response:
                 assert response.status == 502
-    # One WARNING with the error class for the outage, not one per request (issue 15).
+    # One WARNING with the error class for the outage, not one per request.
     (warning,) = [r for r in caplog.records if r.getMessage() == "upstream unavailable"]
     fields = warning.fields  # type: ignore[attr-defined]
     assert (fields["kind"], fields["error"]) == ("unreachable", "UpstreamConnectError")

@@ -1,4 +1,4 @@
-"""The store under real faults (issue 16, point 5): a deleted file, a full disk, a file
+"""The store under real faults: a deleted file, a full disk, a file
 system that turns read-only, a lock held by another process.
 
 Each test asserts the same four things: nothing unconsented reached the upstream,
@@ -220,7 +220,7 @@ async def test_a_disk_fault_loses_no_confirmed_approval(
 ) -> None:
     """ext4 remounts itself read-only on an error; whatever was not yet on the disk
     is lost with the page cache. An approval the person was told is remembered must
-    already be on the disk: ``synchronous=FULL`` (issue 16, point 1)."""
+    already be on the disk: ``synchronous=FULL``."""
     with faultfs.ext4_image(tmp_path) as disk:
         store_path = disk.point / "consent.db"
         stack = await start_stack(store={"path": str(store_path)})

@@ -1,4 +1,4 @@
-"""The PostgreSQL store under faults (issue 16): a database that turns read-only,
+"""The PostgreSQL store under faults: a database that turns read-only,
 as a replica promoted by mistake or a primary demoted in a failover leaves it.
 (A stopped server is tests/web/test_instances.py; a full disk has no loopback
 stand-in here that does not fill the machine's own disk.)"""

@@ -336,7 +336,7 @@ async def test_phone_viewport_in_dark_mode_renders_well(chromium: Browser, demo:
     await context.close()
 
 
-# --- the self-service approvals page (issue 13, point 4) ----------------------------------
+# --- the self-service approvals page ----------------------------------
 
 
 async def test_revoking_on_the_approvals_page_makes_the_next_sign_in_ask_again(

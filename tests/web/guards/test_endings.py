@@ -1,4 +1,4 @@
-"""A client that goes away is not an error (issue 17, point 2): one INFO line saying
+"""A client that goes away is not an error: one INFO line saying
 what was sent, one access line with status 499, no traceback, no 500."""
 
 from __future__ import annotations
