@@ -3,7 +3,8 @@
 Rates and CPU time move with whatever else runs on a shared machine; the number of
 instructions a server executes for a request does not (within about 1 %). This
 starts the benchmark's upstream natively and, under ``valgrind --tool=callgrind``,
-the minimal proxy, the gate and any ``--baseline NAME=DIR`` gate (a copy of the
+the minimal proxy, the floor gate (bench/floor_gate.py: the minimal proxy plus
+only the steps every gate must take), the gate and any ``--baseline NAME=DIR`` gate (a copy of the
 package from before a change, as in bench/run.py), each with the bench's
 configuration and store. For each scenario and server it sends ``--warmup``
 requests, zeroes the counters (``callgrind_control -z``), sends ``--requests`` more
@@ -125,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", py, "-m"]
         command += ["bench.minimal_proxy", "--port", str(port), "--upstream", upstream_url]
         servers["minimal"] = (port, processes.start("minimal", command, None), out)
+        port = free_port()
+        out = workdir / "callgrind.floor"
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", py, "-m"]
+        command += ["bench.floor_gate", "--port", str(port), "--upstream", upstream_url]
+        command += ["--workdir", str(workdir), "--subject", subject]
+        servers["floor"] = (port, processes.start("floor", command, None), out)
         gates = [("gate", None), *((BASELINE_PREFIX + n, s) for n, s in baselines.items())]
         for name, source in gates:
             env = clean_env()
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             command += [py, "-m", "consentgate", "serve", "--config", str(config)]
             servers[name] = (port, processes.start(name, command, None, env=env), out)
         for name, (port, process, _) in servers.items():
-            path = f"{PREFIX}/healthz" if name != "minimal" else "/small"
+            path = "/small" if name in ("minimal", "floor") else f"{PREFIX}/healthz"
             wait_for_http(process, port, path, timeout=300)
         headers = {
             "Cookie": cookie,

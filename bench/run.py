@@ -5,7 +5,9 @@ Starts, on 127.0.0.1, each as its own process:
 * the upstream (bench/upstream.py, aiohttp): small JSON, 1 MiB, POST, SSE, /authorize;
 * nginx as the reference reverse proxy, when installed (bench/nginx.conf.template:
   one worker, upstream keep-alive, buffering off);
-* the minimal aiohttp proxy (bench/minimal_proxy.py), the floor;
+* the minimal aiohttp proxy (bench/minimal_proxy.py), the floor of relaying;
+* the floor gate (bench/floor_gate.py): the minimal proxy plus only the steps every
+  gate must take for a remembered ``/authorize`` (the ``authorize`` scenarios only);
 * the gate, ``python -m consentgate serve --config <generated toml>``, with a real
   configuration (defaults, access log on) and a store prepared with one
   registered client and one remembered approval;
@@ -89,7 +91,7 @@ POST_BYTES = 1024
 #: Location (the ``authorize-short`` scenario); without it, the realistic one.
 SHORT_ANSWER_HEADER = "X-Bench-Authorize"
 PACED_DELAY_MS = 10
-TARGET_ORDER = ("direct", "nginx", "minimal", "gate", "gate+uvloop", "gate-nolog")
+TARGET_ORDER = ("direct", "nginx", "minimal", "floor", "gate", "gate+uvloop", "gate-nolog")
 #: Gates run from other copies of the package (``--baseline NAME=DIR``) are named so.
 BASELINE_PREFIX = "base:"
 
@@ -544,6 +546,12 @@ def start_stack(
         stack.targets["minimal"] = (port, proc)
 
         stack.browser_cookie, subject = asyncio.run(prepare_store(workdir, postgres_url))
+        port = free_port()
+        command = [py, "-m", "bench.floor_gate", "--port", str(port), "--subject", subject]
+        command += ["--upstream", f"http://127.0.0.1:{upstream_port}", "--workdir", str(workdir)]
+        proc = processes.start("floor", command, placement.proxy)
+        wait_for_http(proc, port, "/small")
+        stack.targets["floor"] = (port, proc)
         baseline_dirs = {
             label: prepare_baseline_store(workdir, label, source, subject)
             for label, source in (baselines or {}).items()
@@ -889,6 +897,8 @@ def targets_for(scenario: Scenario, stack: Stack, only: set[str] | None) -> list
     names = ordered(stack.targets)
     if scenario.gate_only:
         names = [t for t in names if is_gate(t)]
+    if not scenario.key.startswith("authorize"):
+        names = [t for t in names if t != "floor"]  # elsewhere it is the minimal proxy
     if only is not None:
         names = [t for t in names if t in only]
     return names
@@ -963,6 +973,7 @@ def table_rows(results: list[Result]) -> tuple[list[str], list[list[str]]]:
     variants = [v for v in VARIANT_COLUMNS if v[0] in targets]
     variants += [(t, f"gate/{t}", False) for t in targets if t.startswith(BASELINE_PREFIX)]
     header = ["scenario", "conns", *targets, "gate/direct", "gate/nginx", "gate/minimal"]
+    header += ["gate/floor"]
     header += [column for _, column, _ in variants]
     keys: list[tuple[str, int]] = []
     for r in results:
@@ -976,7 +987,7 @@ def table_rows(results: list[Result]) -> tuple[list[str], list[list[str]]]:
         row = [titles[scenario], str(conns)]
         row += [cell.cell() if (cell := got[t]) is not None else "n/a" for t in targets]
         pairs: list[tuple[Result | None, Result | None]] = [
-            (gate, got.get(b)) for b in ("direct", "nginx", "minimal")
+            (gate, got.get(b)) for b in ("direct", "nginx", "minimal", "floor")
         ]
         pairs += [
             (got.get(v), gate) if numerator else (gate, got.get(v)) for v, _, numerator in variants
@@ -1082,6 +1093,7 @@ def verdicts(results: list[Result], gate_rss_mib: float | None) -> list[Verdict]
     else:
         out.append(Verdict("remembered /authorize >= 2,500 req/s", "not measured", None))
     out.append(_authorize_verdict(index))
+    out.append(_floor_verdict(index))
     if gate_rss_mib is not None:
         out.append(
             Verdict(
@@ -1105,6 +1117,25 @@ def _authorize_verdict(index: dict[tuple[str, int, str], Result]) -> Verdict:
         ratio = rate_ratio(gate, floor)
         cpu = gate.cpu_us_per_request / floor.cpu_us_per_request if floor.cpu_us_per_request else 0
         parts.append(f"{ratio:.2f}x @{c} (CPU {cpu:.2f}x)")
+        met = met and ratio >= 0.8
+    if not parts:
+        return Verdict(label, "not measured", None)
+    return Verdict(label, ", ".join(parts), met)
+
+
+def _floor_verdict(index: dict[tuple[str, int, str], Result]) -> Verdict:
+    """Remembered /authorize against the floor gate (bench/floor_gate.py: the minimal
+    proxy plus only the steps every gate must take), and the floor against the
+    minimal proxy: what the gate's other rules cost, and what deciding costs at all."""
+    label = "remembered /authorize >= 0.8x the floor gate (and the floor / minimal)"
+    parts, met = [], True
+    for (s, c, t), gate in sorted(index.items()):
+        floor, minimal = index.get((s, c, "floor")), index.get((s, c, "minimal"))
+        if s != "authorize" or t != "gate" or floor is None or not floor.rate:
+            continue
+        ratio = rate_ratio(gate, floor)
+        floor_ratio = rate_ratio(floor, minimal) if minimal is not None and minimal.rate else 0
+        parts.append(f"{ratio:.2f}x @{c} (the floor at {floor_ratio:.2f}x the minimal proxy)")
         met = met and ratio >= 0.8
     if not parts:
         return Verdict(label, "not measured", None)
