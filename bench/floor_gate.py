@@ -78,7 +78,7 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     floor = request.app[STATE]
     try:
         pairs = urllib.parse.parse_qsl(
-            request.query_string, keep_blank_values=True, strict_parsing=True
+            request.rel_url.raw_query_string, keep_blank_values=True, strict_parsing=True
         )
     except ValueError:
         return web.Response(status=400, text="malformed query")
