@@ -24,7 +24,8 @@ Placement on a 2-core machine: the load generator on the first CPU, every server
 and its FastMCP sharing it. Rounds alternate the two deployments. Printed per side:
 completed sign-ins per second, CPU time per completion (user + system from
 ``/proc/PID/stat`` of each server process, summed; for the gate's side split into
-gate and FastMCP), p50/p99 latency, and the ratios gate side / FastMCP side.
+gate and FastMCP), p50/p99 latency, the ratios gate side / FastMCP side, and the
+gate's CPU against what FastMCP's consent hop adds to its own ``/authorize``.
 """
 
 from __future__ import annotations
@@ -434,8 +435,15 @@ def print_report(
     print(f"  sign-ins/s, gate side / FastMCP remember: {g['rate'] / f['rate']:.2f}x")
     print(
         f"  CPU per sign-in, gate side / FastMCP remember: {ratio:.2f}x "
-        f"(per round {', '.join(f'{r:.2f}' for r in per_round)}); "
-        f"target <= 0.9x: {'MET' if ratio <= 0.9 else 'MISSED'}"
+        f"(per round {', '.join(f'{r:.2f}' for r in per_round)})"
+    )
+    # What FastMCP's own consent costs is its second hop: "remember" minus its
+    # /authorize alone ("external"). A gate in front pays for a whole HTTP hop and
+    # a relay, so this is reported, not a target (docs/performance.md).
+    hop = f["cpu_us"] - g["cpu_us:fastmcp-external"]
+    print(
+        f"  the gate's CPU per sign-in {g['cpu_us:gate']:,.0f} µs against FastMCP's consent "
+        f"hop (remember minus external) {hop:,.0f} µs"
     )
 
 
