@@ -38,7 +38,7 @@ from pathlib import Path
 from aiohttp import web
 from yarl import URL
 
-from bench.minimal_proxy import HOP, SESSION, UPSTREAM, _session_ctx, handle
+from bench.minimal_proxy import HOP, SESSION, UPSTREAM, proxy_app, run
 from consentgate.core.signed.cookies import CookieCrypto, CookieNames, set_cookie_header
 from consentgate.core.signed.keyring import derive_key
 from consentgate.signing.key_directory import load_cookie_secret
@@ -155,23 +155,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True, help="bench/run.py's work dir")
     parser.add_argument("--subject", required=True, help="the approving browser's subject")
     args = parser.parse_args()
-    app = web.Application()
-    app[UPSTREAM] = args.upstream.rstrip("/")
+    app = proxy_app(args.upstream, before=(web.get("/authorize", authorize),))
     floor = Floor(args.workdir, CLIENT_ID, REDIRECT_URI, " ".join(SCOPES))
     floor.approved.add((args.subject, CLIENT_ID, REDIRECT_URI, " ".join(SCOPES)))
     app[STATE] = floor
-    app.cleanup_ctx.append(_session_ctx)
-    app.router.add_route("GET", "/authorize", authorize)
-    app.router.add_route("*", "/{tail:.*}", handle)
-    web.run_app(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        access_log=None,
-        print=None,
-        handler_cancellation=True,
-        auto_decompress=False,
-    )
+    run(app, args.port)
 
 
 if __name__ == "__main__":

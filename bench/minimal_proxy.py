@@ -54,24 +54,35 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return response
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream", required=True)
-    args = parser.parse_args()
+def proxy_app(upstream: str, *, before: tuple[web.RouteDef, ...] = ()) -> web.Application:
+    """The proxy's application relaying to ``upstream``; ``before`` are routes that
+    take their paths first (bench/floor_gate.py's ``/authorize``)."""
     app = web.Application()
-    app[UPSTREAM] = args.upstream.rstrip("/")
+    app[UPSTREAM] = upstream.rstrip("/")
     app.cleanup_ctx.append(_session_ctx)
+    app.router.add_routes(before)
     app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def run(app: web.Application, port: int) -> None:
     web.run_app(
         app,
         host="127.0.0.1",
-        port=args.port,
+        port=port,
         access_log=None,
         print=None,
         handler_cancellation=True,
         auto_decompress=False,
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True)
+    args = parser.parse_args()
+    run(proxy_app(args.upstream), args.port)
 
 
 if __name__ == "__main__":
