@@ -274,9 +274,7 @@ class Statements:
         )
         # No position column: pages are keyed by the primary key, in byte order on both
         # backends (SQLite's BINARY collation, PostgreSQL's COLLATE "C" column).
-        sighting_select = (
-            f"SELECT client_id, {', '.join(SIGHTING_COLUMNS)} FROM {sightings}"  # noqa: S608
-        )
+        sighting_select = f"SELECT client_id, {', '.join(SIGHTING_COLUMNS)} FROM {sightings}"  # noqa: S608
         self.sighting_first_page = d.sql(f"{sighting_select} ORDER BY client_id LIMIT $1")
         self.sighting_page = d.sql(
             f"{sighting_select} WHERE client_id > $1 ORDER BY client_id LIMIT $2"
