@@ -421,52 +421,6 @@ def test_verify_lists_each_failing_record_and_exits_1(
     assert captured.err == "consentgate: error: 2 of 3 consent record(s) failed verification\n"
 
 
-URL_CLIENT = "https://notes.example/oauth/client.json"
-
-
-def see(setup: Setup, *client_ids: str) -> None:
-    """The first sightings of clients named by a URL, as the consent page records them."""
-
-    async def run() -> None:
-        keyring = load_keyring(setup.keys, create=False)
-        async with await ConsentStore.open(setup.store, keyring) as store:
-            for client_id in client_ids:
-                await store.sightings.first_seen(client_id)
-
-    asyncio.run(run())
-
-
-def test_verify_counts_the_first_sightings_of_url_clients_when_there_are_any(
-    setup: Setup, capsys: pytest.CaptureFixture[str]
-) -> None:
-    see(setup, URL_CLIENT, URL_CLIENT + "?v=2")
-    assert main(setup.args("consents", "verify")) == 0
-    assert capsys.readouterr().out == (
-        "audit trail: empty\nall verify: 3 consent record(s) (as consents list counts them: "
-        "revoked and expired included), 1 client registration(s) and 2 client sighting(s)\n"
-    )
-
-
-def test_verify_names_a_sighting_moved_back_a_day_and_exits_1(
-    setup: Setup, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A look-alike made to seem a day old: the consent page would catch it when it reads
-    the row; the operator's check catches it before."""
-    see(setup, URL_CLIENT, URL_CLIENT + "?v=2")
-    with sqlite3.connect(setup.store) as conn:
-        conn.execute(
-            "UPDATE client_sightings SET first_seen_at = first_seen_at - 86400 WHERE client_id = ?",
-            (URL_CLIENT,),
-        )
-    conn.close()
-    assert main(setup.args("consents", "verify")) == 1
-    captured = capsys.readouterr()
-    assert captured.out.splitlines()[0] == (
-        f"sighting {URL_CLIENT}: signature does not match the fields (edited or forged)"
-    )
-    assert captured.err == "consentgate: error: 1 of 2 client sighting(s) failed verification\n"
-
-
 def run_documented_verifier(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = (REPO / "docs" / "store.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
