@@ -10,7 +10,7 @@ from consentgate.audit.decisions import Actor
 from consentgate.audit.events import Severity, TypedEvent
 
 #: Which kind of signed record failed verification.
-RecordKind = Literal["consent", "client", "pending"]
+RecordKind = Literal["consent", "client", "pending", "sighting"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from consentgate.core.signed.records import ConsentRecord
-    from consentgate.store import ConsentStore
+    from consentgate.store import ConsentStore, VerificationReport
 
 
 def _warn_failures(count: int) -> None:
@@ -173,11 +173,12 @@ def _cmd_consents_revoke(args: argparse.Namespace) -> int:
     return with_store(args, action)
 
 
-async def _count_by_kind(store: ConsentStore, checked: int) -> dict[str, int]:
+async def _count_by_kind(store: ConsentStore, report: VerificationReport) -> dict[str, int]:
     """How many rows of each kind ``verify_all`` checked, counted as ``consents list``
     counts (every consent record, revoked and expired included, that verifies, plus
-    those that fail), then the client registrations; what is left of ``checked`` is
-    pending rows an older version left behind (:meth:`ConsentStore.verify_all`)."""
+    those that fail), then the client registrations and the first sightings of clients
+    named by a URL; what is left of ``checked`` is pending rows an older version left
+    behind (:meth:`ConsentStore.verify_all`)."""
     from consentgate.store import VerificationFailure
 
     failures: list[VerificationFailure] = []
@@ -185,10 +186,12 @@ async def _count_by_kind(store: ConsentStore, checked: int) -> dict[str, int]:
     clients = sum([1 async for _ in store.iter_clients(failures=failures)])
     consents += sum(failure.kind == "consent" for failure in failures)
     clients += sum(failure.kind == "client" for failure in failures)
+    sightings = report.counts.get("sighting", 0)
     return {
         "consent": consents,
         "client": clients,
-        "pending": max(0, checked - consents - clients),
+        "pending": max(0, report.checked - consents - clients - sightings),
+        "sighting": sightings,
     }
 
 
@@ -197,13 +200,14 @@ _KIND_NAMES = {
     "consent": "consent record(s)",
     "client": "client registration(s)",
     "pending": "pending row(s) of an older version",
+    "sighting": "client sighting(s)",
 }
 
 
 def _cmd_consents_verify(args: argparse.Namespace) -> int:
     async def action(store: ConsentStore) -> int:
         report = await store.verify_all()
-        counts = await _count_by_kind(store, report.checked)
+        counts = await _count_by_kind(store, report)
         for failure in report.failures:
             print(f"{failure.kind} {failure.id}: {failure.reason}")
         stored = await store.stored_keys()
@@ -246,8 +250,9 @@ def _cmd_consents_verify(args: argparse.Namespace) -> int:
             "revoked and expired included)",
             f"{counts['client']} {_KIND_NAMES['client']}",
         ]
-        if counts["pending"]:
-            counted.append(f"{counts['pending']} {_KIND_NAMES['pending']}")
+        for kind in ("pending", "sighting"):  # named only when there are any
+            if counts[kind]:
+                counted.append(f"{counts[kind]} {_KIND_NAMES[kind]}")
         print(f"all verify: {', '.join(counted[:-1])} and {counted[-1]}")
         return EXIT_OK
 

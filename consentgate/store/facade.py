@@ -355,7 +355,7 @@ class ConsentStore:
         return [record async for record in records]
 
     async def verify_all(self) -> VerificationReport:
-        """Check the signature of every consent, client and pending row; report failures."""
+        """Check the signature of every signed row, first sightings included; report failures."""
         return await self._verifier.verify_all()
 
     async def restored_revocations(self) -> builtins.list[tuple[ConsentRecord, int]]:

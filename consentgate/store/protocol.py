@@ -60,7 +60,8 @@ HEARTBEAT_SETTING = "heartbeat"
 #: One stored row: values in the ``*_COLUMNS`` order of :mod:`consentgate.core.signed.records`.
 Row: TypeAlias = Sequence[Any]
 #: Where a page ended. Opaque: the facade only passes back what the backend returned
-#: (SQLite: the last rowid; PostgreSQL: its own id column). ``None`` asks for the start.
+#: (SQLite: the last rowid; PostgreSQL: its own id column; a table without one, such
+#: as the first sightings: its last text key). ``None`` asks for the start.
 Cursor: TypeAlias = object
 #: A page of rows, and the cursor of the next page, or None when this was the last.
 Page: TypeAlias = tuple[list[Row], Cursor | None]
@@ -339,6 +340,12 @@ class StoreBackend(Protocol):
     async def sighting(self, client_id: str) -> Row | None:
         """The first-sighting row of ``client_id`` (``SIGHTING_COLUMNS`` order of
         :mod:`consentgate.core.signed.sightings`), or None."""
+        ...
+
+    async def sighting_page(self, *, after: Cursor | None, limit: int) -> Page:
+        """Every first-sighting row, page by page (as :meth:`consent_page`), in the
+        byte order of ``client_id``: the table has no position column, so the cursor
+        is the last client_id of the page."""
         ...
 
     async def record_sighting(self, row: Row) -> bool:

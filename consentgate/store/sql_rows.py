@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 from consentgate.core.oauth.authorization_requests import ApprovalKey
 from consentgate.core.signed.records import RevokeSelector
 from consentgate.store.protocol import HEARTBEAT_SETTING, Cursor, Page, Resigned, Row
-from consentgate.store.sql_statements import Statements, cursor_position
+from consentgate.store.sql_statements import Statements, cursor_position, text_position
 
 T = TypeVar("T")
 
@@ -38,9 +38,10 @@ class Runner(Protocol):
         ...
 
 
-def page_of(rows: Sequence[Row], limit: int) -> Page:
-    """Rows selected as ``position, columns...``: the columns, and the next cursor."""
-    following = int(rows[-1][0]) if len(rows) >= limit else None
+def page_of(rows: Sequence[Row], limit: int, key: Callable[[Any], Cursor] = int) -> Page:
+    """Rows selected as ``position, columns...``: the columns, and the next cursor
+    (``key`` of the last position: an integer, or the text of a text key)."""
+    following = key(rows[-1][0]) if len(rows) >= limit else None
     return [tuple(row)[1:] for row in rows], following
 
 
@@ -293,6 +294,14 @@ class SqlRows:
             return None
         rows = await self._read(self._sql.sighting, (client_id,))
         return rows[0] if rows else None
+
+    async def sighting_page(self, *, after: Cursor | None, limit: int) -> Page:
+        start = text_position(after)
+        if start is None:
+            rows = await self._read(self._sql.sighting_first_page, (limit,))
+        else:
+            rows = await self._read(self._sql.sighting_page, (start, limit))
+        return page_of(rows, limit, key=str)
 
     async def record_sighting(self, row: Row) -> bool:
         if not self._storable(row[0]):

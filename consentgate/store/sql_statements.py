@@ -113,6 +113,14 @@ def cursor_position(cursor: Cursor | None) -> int:
     return cursor
 
 
+def text_position(cursor: Cursor | None) -> str | None:
+    """The text key a page of a table without a position column starts after (None for
+    the first page: no string sorts before every key, the empty one included)."""
+    if cursor is not None and not isinstance(cursor, str):
+        raise TypeError(f"not a text cursor: {cursor!r}")
+    return cursor
+
+
 class _Where:
     """Conditions joined by AND, numbering their parameters as they come."""
 
@@ -263,6 +271,13 @@ class Statements:
         )
         self.sighting = d.sql(
             f"SELECT {', '.join(SIGHTING_COLUMNS)} FROM {sightings} WHERE client_id = $1"  # noqa: S608
+        )
+        # No position column: pages are keyed by the primary key, in byte order on both
+        # backends (SQLite's BINARY collation, PostgreSQL's COLLATE "C" column).
+        sighting_select = f"SELECT client_id, {', '.join(SIGHTING_COLUMNS)} FROM {sightings}"  # noqa: S608
+        self.sighting_first_page = d.sql(f"{sighting_select} ORDER BY client_id LIMIT $1")
+        self.sighting_page = d.sql(
+            f"{sighting_select} WHERE client_id > $1 ORDER BY client_id LIMIT $2"
         )
 
     def unrevoked(

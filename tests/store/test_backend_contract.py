@@ -161,3 +161,35 @@ async def test_a_closed_backend_refuses_work_and_cannot_tell_changes(
         await backend.use_binding("b1", NOW + 60)
     with pytest.raises(StoreClosed, match="closed"):
         await insert(backend, consent_row("r1"))
+
+
+async def test_sighting_pages_run_in_client_id_byte_order_keyed_by_the_client_id(
+    backend: StoreBackend,
+) -> None:
+    """The table has no sequence column: its pages are keyed by the text primary key, in
+    byte order on every backend (a capital letter sorts before every lower-case one)."""
+    ids = [
+        "https://b.example/c",
+        "https://a.example/c",
+        "https://B.example/c",
+        "https://ä.example/c",
+    ]
+    for client_id in ids:
+        assert await backend.record_sighting((client_id, NOW, "kid", b"\x00" * 64))
+
+    async def pages(limit: int) -> list[list[str]]:
+        seen: list[list[str]] = []
+        cursor: Cursor | None = None
+        while True:
+            rows, cursor = await backend.sighting_page(after=cursor, limit=limit)
+            seen.append([row[0] for row in rows])
+            if cursor is None:
+                return seen
+
+    ordered = sorted(ids, key=lambda text: text.encode("utf-8"))
+    assert ordered[0] == "https://B.example/c" and ordered[-1] == "https://ä.example/c"
+    assert await pages(2) == [ordered[:2], ordered[2:], []]
+    assert await pages(3) == [ordered[:3], ordered[3:]]
+    assert await pages(10) == [ordered]
+    rows, _cursor = await backend.sighting_page(after=None, limit=1)
+    assert [tuple(row) for row in rows] == [("https://B.example/c", NOW, "kid", b"\x00" * 64)]

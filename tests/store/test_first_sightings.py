@@ -15,7 +15,9 @@ import asyncpg
 import pytest
 
 from consentgate import KeyRing
-from consentgate.store import ConsentStore
+from consentgate.core.signed.sightings import SIGHTING_COLUMNS, SightingRecord
+from consentgate.store import ConsentStore, VerificationFailure
+from consentgate.store.parts import verifier
 from tests.store.conftest import T0, FakeClock, PostgresDatabase, SQLiteDatabase, StoreDatabase
 
 URL_CLIENT = "https://notes.example/oauth/client.json"
@@ -86,6 +88,13 @@ async def test_a_backdated_sighting_is_not_honoured(database: StoreDatabase, rin
     try:
         assert await reopened.sightings.first_seen(URL_CLIENT) is None
         assert reopened.tamper_events == 1
+        await reopened.flush_audit()
+        (tampered,) = [row async for row in reopened.iter_audit(event="tampered")]
+        assert tampered.details() == {
+            "kind": "sighting",
+            "id": URL_CLIENT,
+            "reason": "signature does not match the fields (edited or forged)",
+        }
     finally:
         await reopened.close()
 
@@ -181,3 +190,80 @@ async def test_a_store_of_the_previous_schema_gains_the_table_under_a_gate_of_th
         assert [gate.instance for gate in await store.gates.attached()] == ["older-gate"]
     finally:
         await store.close()
+
+
+# --- consents verify: every sighting row is checked like the other signed rows ----------
+
+
+async def backdate(database: StoreDatabase, client_id: str, seconds: int) -> None:
+    """An attacker with write access makes a look-alike seem older than it is."""
+    await database.edit(
+        "UPDATE client_sightings SET first_seen_at = first_seen_at - ? WHERE client_id = ?",
+        seconds,
+        client_id,
+    )
+
+
+async def test_verify_all_checks_and_counts_a_sighting_that_verifies(store: ConsentStore) -> None:
+    await store.sightings.first_seen(URL_CLIENT)
+    report = await store.verify_all()
+    assert report.ok
+    assert report.checked == 1
+    assert report.counts == {"consent": 0, "client": 0, "pending": 0, "sighting": 1}
+
+
+async def test_verify_all_names_a_sighting_moved_back_a_day(
+    database: StoreDatabase, ring: KeyRing
+) -> None:
+    store = await database.open(ring, clock=FakeClock(T0))
+    try:
+        await store.sightings.first_seen(URL_CLIENT)
+        await store.sightings.first_seen(URL_CLIENT + "?v=2")
+        await backdate(database, URL_CLIENT, 86400)
+        report = await store.verify_all()
+    finally:
+        await store.close()
+    assert report.checked == 2
+    assert report.failures == (
+        VerificationFailure(
+            "sighting", URL_CLIENT, "signature does not match the fields (edited or forged)"
+        ),
+    )
+    assert store.tamper_events == 1
+
+
+async def test_verify_all_names_a_sighting_signed_with_a_key_the_ring_lacks(
+    store: ConsentStore, database: StoreDatabase
+) -> None:
+    other = KeyRing.generate()
+    record = SightingRecord(URL_CLIENT, int(T0) - 400 * 86400, other.active_kid)
+    _kid, signature = other.sign(record.signing_input())
+    await database.edit(
+        f"INSERT INTO client_sightings ({', '.join(SIGHTING_COLUMNS)}) VALUES (?, ?, ?, ?)",  # noqa: S608
+        URL_CLIENT,
+        record.first_seen_at,
+        record.key_id,
+        signature,
+    )
+    report = await store.verify_all()
+    assert report.failures == (
+        VerificationFailure(
+            "sighting", URL_CLIENT, f"signed with unknown key {other.active_kid!r}"
+        ),
+    )
+
+
+async def test_verify_all_pages_through_more_sightings_than_one_page(
+    store: ConsentStore, database: StoreDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seven rows in pages of three: the last page holds the edited row, so it is named
+    only when every page was read."""
+    monkeypatch.setattr(verifier, "PAGE", 3)
+    clients = [f"{URL_CLIENT}?n={n}" for n in range(7)]
+    for client_id in clients:
+        await store.sightings.first_seen(client_id)
+    await backdate(database, clients[-1], 86400)
+    report = await store.verify_all()
+    assert report.checked == 7
+    assert report.counts["sighting"] == 7
+    assert [(f.kind, f.id) for f in report.failures] == [("sighting", clients[-1])]

@@ -42,7 +42,7 @@ import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
 
 #: How consents are chosen for revocation (by one record, one client, one redirect URI,
 #: one subject, or all): the CLI's and the admin API's selectors, the store's, and the
@@ -527,7 +527,18 @@ class PendingRecord:
         )
 
 
-Signable = ConsentRecord | ClientRecord | PendingRecord
+class Signable(Protocol):
+    """A signed row, as :func:`verification_failure` checks it: the records of this
+    module and a client's first sighting (:mod:`consentgate.core.signed.sightings`),
+    each with its own prefixed encoding, so one rule verifies them all."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def signature(self) -> bytes: ...
+
+    def signing_input(self) -> bytes: ...
 
 
 _R = TypeVar("_R", ConsentRecord, ClientRecord, PendingRecord)

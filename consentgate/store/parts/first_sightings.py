@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from consentgate.core.signed.records import MalformedRecord
 from consentgate.core.signed.sightings import SightingRecord
 from consentgate.store.cache import MISSING, Missing
 from consentgate.store.parts.context import StoreContext
@@ -56,15 +55,8 @@ class FirstSightings:
             row = await backend.sighting(client_id)  # another gate's write came first
             if row is None:  # not storable here: nothing to trust
                 return None
-        try:
-            record = SightingRecord.from_row(row)
-            reason = self._failure(record)
-        except MalformedRecord as exc:
-            reason = f"malformed row: {exc}"
-        if reason is not None:
-            self._verifier.tamper("client", client_id, f"first sighting {reason}")
-            return self._keep(client_id, None)
-        return self._keep(client_id, record.first_seen_at)
+        record = self._verifier.sighting(row)  # the rule `consents verify` applies too
+        return self._keep(client_id, None if record is None else record.first_seen_at)
 
     def _signed(self, record: SightingRecord) -> SightingRecord:
         """``record`` labelled with the ring's active key and signed by it."""
@@ -72,15 +64,6 @@ class FirstSightings:
         labelled = dataclasses.replace(record, key_id=ring.active_kid)
         _kid, signature = ring.sign(labelled.signing_input())
         return dataclasses.replace(labelled, signature=signature)
-
-    def _failure(self, record: SightingRecord) -> str | None:
-        """Why ``record`` must not be honoured, or None when its signature verifies."""
-        ring = self._ctx.keyring
-        if not ring.has_key(record.key_id):
-            return f"signed with unknown key {record.key_id!r}"
-        if not ring.verify(record.key_id, record.signing_input(), record.signature):
-            return "signature does not match the fields (edited or forged)"
-        return None
 
     def _keep(self, client_id: str, first_seen_at: int | None) -> int | None:
         size = self._ctx.cache.size

@@ -1,6 +1,8 @@
 """Record verification, shared by every part of the store: a row is honoured only
 when it parses and its Ed25519 signature verifies under a key of the ring
-(:mod:`consentgate.core.signed.records`); anything else is a tamper event.
+(:func:`consentgate.core.signed.records.verification_failure`, one rule for the
+consent, client and pending records and a client's first sighting); anything else is a
+tamper event.
 
 A row that fails is treated as absent, logged on ``consentgate.audit`` as a tamper
 event and counted (:attr:`Verifier.tamper_events`); it is reported each time it is
@@ -12,11 +14,11 @@ from __future__ import annotations
 
 import builtins
 import functools
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from consentgate.audit.integrity import Tamper
+from consentgate.audit.integrity import RecordKind, Tamper
 from consentgate.core.signed.records import (
     ClientRecord,
     ConsentRecord,
@@ -24,13 +26,12 @@ from consentgate.core.signed.records import (
     PendingRecord,
     verification_failure,
 )
+from consentgate.core.signed.sightings import SightingRecord
 from consentgate.store.parts.context import StoreContext
 from consentgate.store.parts.listing import PAGE, every_row
 from consentgate.store.protocol import Page, Row
 
-RecordKind = Literal["consent", "client", "pending"]
-
-_R = TypeVar("_R", ConsentRecord, ClientRecord, PendingRecord)
+_R = TypeVar("_R", ConsentRecord, ClientRecord, PendingRecord, SightingRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +46,11 @@ class VerificationFailure:
 @dataclass(frozen=True, slots=True)
 class VerificationReport:
     """What :meth:`~consentgate.store.facade.ConsentStore.verify_all` checked and
-    which rows failed."""
+    which rows failed: ``checked`` rows in all, ``counts`` of them per kind."""
 
     checked: int
     failures: tuple[VerificationFailure, ...]
+    counts: Mapping[RecordKind, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -111,18 +113,28 @@ class Verifier:
         ``consents verify`` until the purge deletes it."""
         return self._verified("pending", PendingRecord.from_row, row, failures)
 
+    def sighting(self, row: Row, failures: Failures | None = None) -> SightingRecord | None:
+        """A client's first sighting (:mod:`consentgate.store.parts.first_sightings`):
+        a row edited to make a look-alike seem old is not honoured."""
+        return self._verified("sighting", SightingRecord.from_row, row, failures)
+
     async def verify_all(self) -> VerificationReport:
-        """Check the signature of every consent, client and pending row; report failures."""
+        """Check the signature of every consent, client, pending and first-sighting row;
+        report failures."""
         failures: Failures = []
-        checked = 0
+        counts: dict[RecordKind, int] = {}
         backend = self._ctx.backend
-        verifiers: tuple[tuple[Callable[..., Awaitable[Page]], Callable[..., object]], ...] = (
-            (backend.consent_page, self.consent),
-            (backend.client_page, self.client),
-            (backend.pending_page, self.pending),
+        verifiers: tuple[
+            tuple[RecordKind, Callable[..., Awaitable[Page]], Callable[..., object]], ...
+        ] = (
+            ("consent", backend.consent_page, self.consent),
+            ("client", backend.client_page, self.client),
+            ("pending", backend.pending_page, self.pending),
+            ("sighting", backend.sighting_page, self.sighting),
         )
-        for pages, verify in verifiers:
+        for kind, pages, verify in verifiers:
+            counts[kind] = 0
             async for row in every_row(functools.partial(pages, limit=PAGE)):
-                checked += 1
+                counts[kind] += 1
                 verify(row, failures)
-        return VerificationReport(checked, tuple(failures))
+        return VerificationReport(sum(counts.values()), tuple(failures), counts)
