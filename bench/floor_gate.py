@@ -70,6 +70,10 @@ class Floor:
         self.seen = now
         return True
 
+    def close(self) -> None:
+        self.db.close()
+        self.audit.close()
+
 
 STATE = web.AppKey("state", Floor)
 
@@ -146,20 +150,31 @@ async def authorize(request: web.Request) -> web.StreamResponse:
         return response
 
 
-def main() -> None:
+def floor_app(upstream: str, workdir: Path, subject: str) -> web.Application:
+    """The floor gate in front of ``upstream``, with bench/run.py's work directory (its
+    keys and store) and the bench's client approved by the browser of ``subject``."""
     from bench.run import CLIENT_ID, REDIRECT_URI, SCOPES  # noqa: PLC0415
 
+    app = proxy_app(upstream, before=(web.get("/authorize", authorize),))
+    floor = Floor(workdir, CLIENT_ID, REDIRECT_URI, " ".join(SCOPES))
+    floor.approved.add((subject, CLIENT_ID, REDIRECT_URI, " ".join(SCOPES)))
+    app[STATE] = floor
+
+    async def close(app: web.Application) -> None:
+        app[STATE].close()
+
+    app.on_cleanup.append(close)
+    return app
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--workdir", type=Path, required=True, help="bench/run.py's work dir")
     parser.add_argument("--subject", required=True, help="the approving browser's subject")
     args = parser.parse_args()
-    app = proxy_app(args.upstream, before=(web.get("/authorize", authorize),))
-    floor = Floor(args.workdir, CLIENT_ID, REDIRECT_URI, " ".join(SCOPES))
-    floor.approved.add((args.subject, CLIENT_ID, REDIRECT_URI, " ".join(SCOPES)))
-    app[STATE] = floor
-    run(app, args.port)
+    run(floor_app(args.upstream, args.workdir, args.subject), args.port)
 
 
 if __name__ == "__main__":
