@@ -253,6 +253,9 @@ class Templates:
             return env
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(self._searched),
+            # The templates are checked at start and take a restart ([ui] templates_dir):
+            # a file edited later is not read again, nor stat()ed on every page.
+            auto_reload=False,
             autoescape=True,
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,

@@ -47,6 +47,21 @@ def test_a_file_in_the_templates_directory_replaces_the_shipped_one(tmp_path: Pa
     assert "Protected by consentgate" in page  # base.html is still the shipped one
 
 
+def test_a_template_edited_after_the_start_is_not_read_again(tmp_path: Path) -> None:
+    """``[ui] templates_dir`` takes a restart: what was checked at start is what serves,
+    and no page looks at the files again."""
+    directory = theme(
+        tmp_path,
+        denied_html="{% extends 'base.html' %}{% block content %}"
+        "<p class=custom>No.</p>{% endblock %}",
+    )
+    templates = Templates(overrides=directory)
+    context = {"service_name": "S", "stylesheets": [], "favicon_url": "", "logo_url": ""}
+    assert "<p class=custom>No.</p>" in templates.render("denied.html", request_id="r1", **context)
+    (directory / "denied.html").write_text("{% block %}")  # would not even compile
+    assert "<p class=custom>No.</p>" in templates.render("denied.html", request_id="r2", **context)
+
+
 def test_a_custom_template_writing_a_client_value_still_escapes_it(tmp_path: Path) -> None:
     templates = Templates(overrides=theme(tmp_path, custom_html="<h1>{{ client_name }}</h1>"))
     page = templates.render("custom.html", client_name=NAME)
