@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
@@ -56,7 +57,12 @@ def test_a_template_edited_after_the_start_is_not_read_again(tmp_path: Path) -> 
         "<p class=custom>No.</p>{% endblock %}",
     )
     templates = Templates(overrides=directory)
-    context = {"service_name": "S", "stylesheets": [], "favicon_url": "", "logo_url": ""}
+    context: dict[str, Any] = {
+        "service_name": "S",
+        "stylesheets": [],
+        "favicon_url": "",
+        "logo_url": "",
+    }
     assert "<p class=custom>No.</p>" in templates.render("denied.html", request_id="r1", **context)
     (directory / "denied.html").write_text("{% block %}")  # would not even compile
     assert "<p class=custom>No.</p>" in templates.render("denied.html", request_id="r2", **context)
