@@ -82,6 +82,20 @@ def _query_of(request: web.Request) -> str:
     return request.raw_path.partition("?")[2]
 
 
+def _parsed(request: web.Request, query: str, body: str = "") -> AuthorizationRequest:
+    """The authorization request in ``query`` (and a POSTed ``body``); raises
+    :class:`OAuthError`. Its pages, its errors too, speak the language it asks for
+    (``ui_locales``, OIDC Core §3.1.2.1), kept before anything can refuse it."""
+    consent = request[SETTINGS].config.consent
+    parameters = parse_parameters(query, body)
+    keep_ui_locales(request, next((v for k, v in parameters if k == "ui_locales"), None))
+    return parse_authorization_request(
+        parameters,
+        allow_request_uri=consent.allow_request_uri,
+        allow_request_object=consent.allow_request_object,
+    )
+
+
 def _bad_request(request: web.Request, error: OAuthError, *, program: bool = False) -> web.Response:
     audit_event(
         request,
@@ -115,14 +129,7 @@ async def authorize(request: web.Request, routed: RoutedPath) -> web.StreamRespo
         body = (
             await read_form(request, config.server.body_timeout) if request.method == "POST" else ""
         )
-        parameters = parse_parameters(_query_of(request), body)
-        # The pages of this request, its errors too, speak the language it asks for.
-        keep_ui_locales(request, next((v for k, v in parameters if k == "ui_locales"), None))
-        auth = parse_authorization_request(
-            parameters,
-            allow_request_uri=config.consent.allow_request_uri,
-            allow_request_object=config.consent.allow_request_object,
-        )
+        auth = _parsed(request, _query_of(request), body)
     except OAuthError as exc:
         return _bad_request(request, exc, program=program)
     except FormTooLarge:
@@ -143,15 +150,8 @@ async def resume_authorization(
     """Decide the authorization request that waited for the gate's sign-in
     (:mod:`consentgate.web.identity.signin_continue`), now for ``person``, judged by
     how it first arrived (``fetch_site``), never by the provider's return navigation."""
-    config = request[SETTINGS].config
     try:
-        parameters = parse_parameters(query)
-        keep_ui_locales(request, next((v for k, v in parameters if k == "ui_locales"), None))
-        auth = parse_authorization_request(
-            parameters,
-            allow_request_uri=config.consent.allow_request_uri,
-            allow_request_object=config.consent.allow_request_object,
-        )
+        auth = _parsed(request, query)
     except OAuthError as exc:
         return _bad_request(request, exc)
     return await _decide(
