@@ -42,9 +42,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -456,8 +457,16 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
         )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def interleaved_main(
+    argv: Sequence[str] | None,
+    doc: str | None,
+    prefix: str,
+    run: Callable[[argparse.Namespace, Path], Coroutine[Any, Any, None]],
+) -> int:
+    """The command line of a bench of interleaved rounds (this one, bench/identity_bench.py):
+    ``--rounds``, ``--seconds``, ``--connections``, ``--quick``; ``run`` in a temporary
+    directory named with ``prefix``, until done or Ctrl-C."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=16)
@@ -466,11 +475,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.rounds, args.seconds = 3, 1.0
     with (
-        tempfile.TemporaryDirectory(prefix="cimd-bench-") as tmp,
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp,
         contextlib.suppress(KeyboardInterrupt),
     ):
         asyncio.run(run(args, Path(tmp)))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return interleaved_main(argv, __doc__, "cimd-bench-", run)
 
 
 if __name__ == "__main__":

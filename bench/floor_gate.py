@@ -39,18 +39,16 @@ from aiohttp import web
 from yarl import URL
 
 from bench.minimal_proxy import HOP, SESSION, UPSTREAM, proxy_app, run
-from consentgate.core.signed.cookies import CookieCrypto, CookieNames, set_cookie_header
-from consentgate.core.signed.keyring import derive_key
-from consentgate.signing.key_directory import load_cookie_secret
+from bench.run import CLIENT_ID, REDIRECT_URI, SCOPES, bench_keys
+from consentgate.core.signed.cookies import set_cookie_header
 
 
 class Floor:
     """What the floor gate knows: keys, the store file, one client, its approvals."""
 
     def __init__(self, workdir: Path, client_id: str, redirect_uri: str, scope: str) -> None:
-        secret = load_cookie_secret(workdir / "gate-keys", "", create=False)
-        self.names = CookieNames(secure=False)
-        self.crypto = CookieCrypto(lambda purpose: derive_key(secret, purpose), self.names)
+        _, self.crypto = bench_keys(workdir, create=False)
+        self.names = self.crypto.names
         self.store_path = workdir / "gate-store" / "consentgate.sqlite3"
         self.db = sqlite3.connect(self.store_path, isolation_level=None)
         self.seen = self._version()
@@ -153,8 +151,6 @@ async def authorize(request: web.Request) -> web.StreamResponse:
 def floor_app(upstream: str, workdir: Path, subject: str) -> web.Application:
     """The floor gate in front of ``upstream``, with bench/run.py's work directory (its
     keys and store) and the bench's client approved by the browser of ``subject``."""
-    from bench.run import CLIENT_ID, REDIRECT_URI, SCOPES  # noqa: PLC0415
-
     app = proxy_app(upstream, before=(web.get("/authorize", authorize),))
     floor = Floor(workdir, CLIENT_ID, REDIRECT_URI, " ".join(SCOPES))
     floor.approved.add((subject, CLIENT_ID, REDIRECT_URI, " ".join(SCOPES)))

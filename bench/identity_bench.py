@@ -16,22 +16,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
 
-from bench.cimd_bench import Series, authorize_target, load_round
+from bench.cimd_bench import Series, authorize_target, interleaved_main, load_round
 from bench.run import (
     REDIRECT_URI,
     SCOPES,
     Processes,
+    bench_browser,
+    bench_keys,
     choose_placement,
     free_port,
     gate_config,
@@ -39,9 +39,6 @@ from bench.run import (
 )
 from consentgate.core.identity.person import person_from_claims, seal_session
 from consentgate.core.oauth.authorization_requests import consent_redirect_key
-from consentgate.core.signed.cookies import CookieCrypto, CookieNames
-from consentgate.core.signed.keyring import derive_key
-from consentgate.signing.key_directory import load_cookie_secret, load_keyring
 from consentgate.store import ConsentStore
 
 CLIENT = "client-bench-0001"
@@ -50,14 +47,8 @@ CLIENT = "client-bench-0001"
 async def prepare(workdir: Path, issuer: str) -> tuple[str, str]:
     """The store with one client approved by a browser and by a person; the two
     ``Cookie`` headers: the browser's, and the same browser with the person's session."""
-    keys_dir = workdir / "gate-keys"
-    (workdir / "gate-store").mkdir(mode=0o700, exist_ok=True)
-    keyring = load_keyring(keys_dir, create=True)
-    secret = load_cookie_secret(keys_dir, "", create=True)
-    names = CookieNames(secure=False)
-    crypto = CookieCrypto(lambda purpose: derive_key(secret, purpose), names)
-    browser_id, value = crypto.new_browser_cookie()
-    subject = crypto.subject_of(browser_id)
+    keyring, browser, subject = bench_browser(workdir)
+    _, crypto = bench_keys(workdir, create=False)
     person = person_from_claims(
         {"sub": "bench-person", "email": "bench@example.com"},
         issuer=issuer,
@@ -82,8 +73,7 @@ async def prepare(workdir: Path, issuer: str) -> tuple[str, str]:
             await store.record(approver, CLIENT, key, SCOPES, "", ttl=86400)
     finally:
         await store.close()
-    browser = f"{names.browser}={value}"
-    return browser, f"{browser}; {names.session}={session}"
+    return browser, f"{browser}; {crypto.names.session}={session}"
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> None:
@@ -173,20 +163,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--quick", action="store_true", help="3 rounds of 1 s")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.rounds, args.seconds = 3, 1.0
-    with (
-        tempfile.TemporaryDirectory(prefix="identity-bench-") as tmp,
-        contextlib.suppress(KeyboardInterrupt),
-    ):
-        asyncio.run(run(args, Path(tmp)))
-    return 0
+    return interleaved_main(argv, __doc__, "identity-bench-", run)
 
 
 if __name__ == "__main__":

@@ -352,18 +352,23 @@ async def prepare_store(workdir: Path, postgres_url: str = "") -> tuple[str, str
     return cookie, subject
 
 
-def bench_browser(workdir: Path) -> tuple[KeyRing, str, str]:
-    """The gate's keys and cookie secret in ``workdir/gate-keys`` (created), its store
-    directory, and one browser: its ``Cookie`` header and its subject, as the gate
-    will read them (same key directory, same derivation)."""
+def bench_keys(workdir: Path, *, create: bool = True) -> tuple[KeyRing, CookieCrypto]:
+    """The gate's keys and cookie secret in ``workdir/gate-keys`` (created unless
+    ``create`` is False), and the cookie MACs as the gate derives them from it."""
     keys_dir = workdir / "gate-keys"
+    keyring = load_keyring(keys_dir, create=create)
+    secret = load_cookie_secret(keys_dir, "", create=create)
+    crypto = CookieCrypto(lambda purpose: derive_key(secret, purpose), CookieNames(secure=False))
+    return keyring, crypto
+
+
+def bench_browser(workdir: Path) -> tuple[KeyRing, str, str]:
+    """The gate's keys (:func:`bench_keys`), its store directory, and one browser: its
+    ``Cookie`` header and its subject, as the gate will read them."""
     (workdir / "gate-store").mkdir(mode=0o700, exist_ok=True)
-    keyring = load_keyring(keys_dir, create=True)
-    secret = load_cookie_secret(keys_dir, "", create=True)
-    names = CookieNames(secure=False)
-    crypto = CookieCrypto(lambda purpose: derive_key(secret, purpose), names)
+    keyring, crypto = bench_keys(workdir)
     browser_id, cookie_value = crypto.new_browser_cookie()
-    return keyring, f"{names.browser}={cookie_value}", crypto.subject_of(browser_id)
+    return keyring, f"{crypto.names.browser}={cookie_value}", crypto.subject_of(browser_id)
 
 
 #: What a baseline's own code runs to prepare its store: a copy from before a change
