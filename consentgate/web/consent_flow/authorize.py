@@ -208,7 +208,14 @@ async def _decide(
         person = current_person(request, browser)
         if person is None and _needs_person(request, auth, fetch_site):
             return await start_signin(request, auth, browser, fetch_site)
-    approver = person.subject if person is not None else browser.subject
+    # With [identity], approvals are a person's: without one signed in (prompt=none,
+    # or an operator-preapproved redirect URI) no approval counts, not even one this
+    # browser made before identity was turned on.
+    approver: str | None
+    if person is not None:
+        approver = person.subject
+    else:
+        approver = None if config.identity.enabled else browser.subject
     reason = await _silent_reason(request, auth, approver, fetch_site, browser.subject)
     app[METRICS].authorize_seconds.observe(time.perf_counter() - started)
     if reason is not None:

@@ -14,7 +14,7 @@ import pytest
 
 from consentgate.core.identity.person import person_subject
 from consentgate.web.appkeys import STORE
-from tests.conftest import Stack, StartStack, StartUpstream
+from tests.conftest import ErrorLog, Stack, StartStack, StartUpstream
 from tests.support.browsersim import Browser, Page
 from tests.support.fakeproxy import IDP
 from tests.support.testidp import ALICE, BOB, TestIdp, identity_section
@@ -388,6 +388,29 @@ async def test_an_approval_made_before_identity_was_on_still_passes_in_its_brows
         again = await signed_in_authorize(browser, {**params, "state": "after"})
     assert again.status == 302 and again.location.startswith(IDP)
     assert len(after.proxy.reached("/authorize")) == 1
+
+
+async def test_with_identity_on_prompt_none_without_a_sign_in_passes_on_no_approval(
+    start_upstream: StartUpstream, start_stack: StartStack, error_log: ErrorLog
+) -> None:
+    """``prompt=none`` shows no page, so no sign-in can happen: with [identity] on it
+    is answered ``consent_required`` (OIDC Core §3.1.2.6), and an approval this browser
+    made before identity was turned on does not pass it without a person."""
+    before = await start_stack()
+    client_id = await register(before)
+    params = auth_params(client_id)
+    idp = TestIdp()
+    idp.url = await start_upstream(idp.app())
+    after = await start_stack(identity=identity_section(idp))
+    async with Browser(before.url) as browser:
+        page = await browser.authorize(params)
+        assert (await browser.answer(page, "approve", remember=True)).status == 303
+        browser.gate_url = after.url  # the same browser cookie, nobody signed in
+        quiet = await browser.authorize({**params, "state": "quiet", "prompt": "none"})
+    assert quiet.status == 400
+    assert "Location" not in quiet.headers
+    assert "consent_required" in error_log(quiet)
+    assert after.proxy.reached("/authorize") == []
 
 
 async def test_an_approval_made_in_one_browser_is_revoked_from_another(setup: Setup) -> None:
