@@ -31,8 +31,9 @@ from consentgate.cli.store_session import with_store
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from consentgate.audit.integrity import RecordKind
     from consentgate.core.signed.records import ConsentRecord
-    from consentgate.store import ConsentStore, VerificationReport
+    from consentgate.store import ConsentStore
 
 
 def _warn_failures(count: int) -> None:
@@ -173,30 +174,8 @@ def _cmd_consents_revoke(args: argparse.Namespace) -> int:
     return with_store(args, action)
 
 
-async def _count_by_kind(store: ConsentStore, report: VerificationReport) -> dict[str, int]:
-    """How many rows of each kind ``verify_all`` checked, counted as ``consents list``
-    counts (every consent record, revoked and expired included, that verifies, plus
-    those that fail), then the client registrations and the first sightings of clients
-    named by a URL; what is left of ``checked`` is pending rows an older version left
-    behind (:meth:`ConsentStore.verify_all`)."""
-    from consentgate.store import VerificationFailure
-
-    failures: list[VerificationFailure] = []
-    consents = sum([1 async for _ in store.iter_records(failures=failures)])
-    clients = sum([1 async for _ in store.iter_clients(failures=failures)])
-    consents += sum(failure.kind == "consent" for failure in failures)
-    clients += sum(failure.kind == "client" for failure in failures)
-    sightings = report.counts.get("sighting", 0)
-    return {
-        "consent": consents,
-        "client": clients,
-        "pending": max(0, report.checked - consents - clients - sightings),
-        "sighting": sightings,
-    }
-
-
 #: How ``consents verify`` names each kind of row it counts.
-_KIND_NAMES = {
+_KIND_NAMES: dict[RecordKind, str] = {
     "consent": "consent record(s)",
     "client": "client registration(s)",
     "pending": "pending row(s) of an older version",
@@ -207,7 +186,7 @@ _KIND_NAMES = {
 def _cmd_consents_verify(args: argparse.Namespace) -> int:
     async def action(store: ConsentStore) -> int:
         report = await store.verify_all()
-        counts = await _count_by_kind(store, report)
+        counts = report.counts  # every row paged, revoked and expired included
         for failure in report.failures:
             print(f"{failure.kind} {failure.id}: {failure.reason}")
         stored = await store.stored_keys()
