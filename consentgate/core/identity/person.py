@@ -22,7 +22,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -120,10 +120,17 @@ def read_session(key: bytes, value: str | None, browser_subject: str) -> tuple[P
     return Person(subject, display), int(expires)
 
 
-def open_session(key: bytes, value: str | None, browser_subject: str, now: float) -> Person | None:
+def open_session(
+    key: bytes,
+    value: str | None,
+    browser_subject: str,
+    now: float,
+    read_with: Callable[[bytes, str | None, str], tuple[Person, int] | None] = read_session,
+) -> Person | None:
     """The person of a session cookie value, or None: absent, forged, another
-    browser's, or expired."""
-    read = read_session(key, value, browser_subject)
+    browser's, or expired. ``read_with`` is :func:`read_session` or a remembering copy
+    of it (the MAC is a pure function of the value; the expiry is checked every time)."""
+    read = read_with(key, value, browser_subject)
     if read is None or read[1] <= now:
         return None
     return read[0]

@@ -37,7 +37,7 @@ SIGNIN_SOURCE: Final = "signin"
 FORMAT: Final = 1
 _MAX_STATE_LENGTH: Final = 128
 
-Refusal = Literal["no_state", "unknown_state", "provider_error", "issuer", "no_code"]
+Refusal = Literal["no_state", "provider_error", "issuer", "no_code"]
 
 
 class CallbackRefused(ValueError):

@@ -18,7 +18,7 @@ from typing import Final
 
 from aiohttp import web
 
-from consentgate.core.identity.person import Person, read_session, seal_session
+from consentgate.core.identity.person import Person, open_session, read_session, seal_session
 from consentgate.core.signed.cookies import set_cookie_header
 from consentgate.web.appkeys import CLOCK, COOKIE_CRYPTO, SETTINGS
 from consentgate.web.consent_flow.browser import Browser
@@ -33,10 +33,8 @@ def current_person(request: web.Request, browser: Browser) -> Person | None:
     value = request.cookies.get(crypto.names.session)
     if value is None:
         return None
-    read = _read_session(crypto.session_key, value, browser.subject)
-    if read is None or read[1] <= request.app[CLOCK]():
-        return None
-    return read[0]
+    now = request.app[CLOCK]()
+    return open_session(crypto.session_key, value, browser.subject, now, _read_session)
 
 
 _read_session = functools.lru_cache(maxsize=4096)(read_session)
