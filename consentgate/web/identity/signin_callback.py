@@ -30,7 +30,7 @@ import asyncio
 
 from aiohttp import web
 
-from consentgate.audit.identity_events import SignedIn, SignInRefusal, SignInRefused
+from consentgate.audit.identity_events import SignedIn, SignInRefusal
 from consentgate.core.identity.person import person_from_claims
 from consentgate.core.identity.resumption import (
     CONTINUE_PATH,
@@ -50,13 +50,12 @@ from consentgate.core.identity.transaction import (
 )
 from consentgate.core.oauth.authorization_requests import parse_parameters
 from consentgate.core.oauth.oauth_errors import OAuthError
-from consentgate.core.trust.forwarding import address_group
-from consentgate.web.appkeys import CLIENT_IP, CLOCK, IDENTITY, SETTINGS, STORE
+from consentgate.web.appkeys import CLOCK, IDENTITY, SETTINGS, STORE
 from consentgate.web.audit_emit import audit_event, request_id
 from consentgate.web.consent_flow.browser import Browser
 from consentgate.web.identity.provider import ProviderUnavailable, TokenRefused
 from consentgate.web.identity.session import session_cookie
-from consentgate.web.identity.signin_start import UNAVAILABLE, redirect_uri
+from consentgate.web.identity.signin_start import UNAVAILABLE, audit_refusal, redirect_uri
 from consentgate.web.rendering.pages import error_response, secure
 
 STALE = (
@@ -65,26 +64,13 @@ STALE = (
 )
 
 
-def _refused(request: web.Request, refusal: SignInRefusal, check: str | None = None) -> None:
-    """Audit a refused sign-in by its fixed reason and the client's network."""
-    audit_event(
-        request,
-        SignInRefused(
-            request_id=request_id(request),
-            refusal=refusal,
-            source=address_group(request[CLIENT_IP]),
-            check=check,
-        ),
-    )
-
-
 def _stale(request: web.Request) -> web.Response:
-    _refused(request, "stale")
+    audit_refusal(request, "stale")
     return error_response(request, 403, "signin_stale", STALE)
 
 
 def _failed(request: web.Request, refusal: SignInRefusal, check: str) -> web.Response:
-    _refused(request, refusal, check)
+    audit_refusal(request, refusal, check)
     return error_response(request, 403, "signin_failed", f"sign-in refused: {check}")
 
 
@@ -122,7 +108,7 @@ async def signin_callback(request: web.Request) -> web.StreamResponse:
             display_claim=identity.display_claim,
         )
     except ProviderUnavailable:
-        _refused(request, "unavailable")
+        audit_refusal(request, "unavailable")
         return error_response(request, 503, "signin_unavailable", UNAVAILABLE)
     except CallbackRefused as exc:
         refusal: SignInRefusal = "issuer" if exc.reason == "issuer" else "provider_error"

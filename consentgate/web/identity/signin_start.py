@@ -44,13 +44,15 @@ CALLBACK_PATH: Final = "/signin"
 UNAVAILABLE: Final = "the identity provider cannot be reached; no sign-in, nothing relayed"
 
 
-def _refused(request: web.Request, refusal: SignInRefusal) -> None:
+def audit_refusal(request: web.Request, refusal: SignInRefusal, check: str | None = None) -> None:
+    """Audit a refused sign-in by its fixed reason and the client's network."""
     audit_event(
         request,
         SignInRefused(
             request_id=request_id(request),
             refusal=refusal,
             source=address_group(request[CLIENT_IP]),
+            check=check,
         ),
     )
 
@@ -70,10 +72,10 @@ async def start_signin(
     try:
         metadata = await provider.metadata()
     except ProviderUnavailable:
-        _refused(request, "unavailable")
+        audit_refusal(request, "unavailable")
         return error_response(request, 503, "signin_unavailable", UNAVAILABLE)
     if not provider.starts.take(address_group(request[CLIENT_IP])):
-        _refused(request, "busy")
+        audit_refusal(request, "busy")
         response = error_response(
             request, 429, "temporarily_unavailable", "too many sign-ins started from this network"
         )
