@@ -35,7 +35,7 @@ ConsentMode = Literal["remember", "always"]
 
 
 #: ``[consent] service_name`` when the operator names none: the gate's own words, so
-#: the pages say it in their language (``web/rendering/pages.shown_service_name``).
+#: the pages say it in their language (``web/rendering/catalogs.shown_service_name``).
 DEFAULT_SERVICE_NAME: Final = "this service"
 
 

@@ -66,6 +66,7 @@ from consentgate.web.documents import ListedClient, listed_client
 from consentgate.web.guards.bodies import FormTooLarge, read_form
 from consentgate.web.identity.session import current_person, page_owner
 from consentgate.web.identity.signin_start import start_signin
+from consentgate.web.rendering.catalogs import shown_service_name
 from consentgate.web.rendering.pages import (
     CSP,
     CSP_WITH_REMOTE_IMAGES,
@@ -74,7 +75,6 @@ from consentgate.web.rendering.pages import (
     keep_ui_locales,
     page_translator,
     render_page,
-    shown_service_name,
 )
 
 

@@ -33,8 +33,11 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from consentgate.config.model import Config
 from consentgate.config.parsers import SHIPPED_LANGUAGES
+from consentgate.config.sections_policy import DEFAULT_SERVICE_NAME
 from consentgate.core.startup_errors import StartupError
+from consentgate.core.translation import N_, Translator
 
 #: The gettext domain of the pages' messages.
 DOMAIN: Final = "consentgate"
@@ -132,6 +135,13 @@ def _worded_minute(locale: Locale, minute: int) -> str:
     date = format_date(when, "medium", locale=locale)
     hour = format_time(when, "HH:mm", tzinfo=UTC, locale=locale)
     return pattern.replace("{1}", date).replace("{0}", hour) + " UTC"
+
+
+def shown_service_name(config: Config, tr: Translator) -> str:
+    """``[consent] service_name``, or its default ("this service") in the page's
+    language: an operator's name is shown as written."""
+    name = config.consent.service_name
+    return tr.gettext(N_("this service")) if name == DEFAULT_SERVICE_NAME else name
 
 
 @functools.cache

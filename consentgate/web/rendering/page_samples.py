@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from consentgate.config.model import Config
-from consentgate.config.sections_policy import DEFAULT_SERVICE_NAME
 from consentgate.core.clientinfo import build_approval_view, build_view
 from consentgate.core.error_pages import all_wordings, error_wording
 from consentgate.core.oauth.authorization_requests import parse_authorization_request
 from consentgate.core.signed.records import ConsentRecord
-from consentgate.core.translation import N_, Translator
+from consentgate.core.translation import Translator
+from consentgate.web.rendering.catalogs import shown_service_name
 
 #: The sample's "now": a fixed instant, so two runs write the same files.
 SAMPLE_NOW = 1_800_000_000.0
@@ -118,11 +118,7 @@ def _consent_state(config: Config, tr: Translator, *, verified: bool) -> dict[st
         show_logos=False,
         remember_mode=config.consent.mode == "remember",
         now=SAMPLE_NOW,
-        # As the pages say it (pages.shown_service_name, which needs aiohttp): the
-        # default name in the page's language, an operator's as written.
-        service_name=tr.gettext(N_("this service"))
-        if config.consent.service_name == DEFAULT_SERVICE_NAME
-        else config.consent.service_name,
+        service_name=shown_service_name(config, tr),
         tr=tr,
         **extra,
     )

@@ -43,12 +43,10 @@ from typing import Any, Final
 from aiohttp import web
 
 from consentgate.config.model import Config
-from consentgate.config.sections_policy import DEFAULT_SERVICE_NAME
 from consentgate.core.error_pages import error_wording
 from consentgate.core.negotiation import negotiate
-from consentgate.core.translation import N_, Translator
 from consentgate.web.appkeys import PAGE_LANGUAGE, PAGE_UI_LOCALES, REQUEST_ID, SETTINGS, TEMPLATES
-from consentgate.web.rendering.catalogs import Catalog
+from consentgate.web.rendering.catalogs import Catalog, shown_service_name
 from consentgate.web.rendering.templates import Templates
 
 log = logging.getLogger("consentgate.pages")
@@ -114,13 +112,6 @@ def page_language(request: web.Request) -> str:
 def page_translator(request: web.Request) -> Catalog:
     """The words of this request's pages (for ``core`` builders)."""
     return request.app[TEMPLATES].catalog(page_language(request))
-
-
-def shown_service_name(config: Config, tr: Translator) -> str:
-    """``[consent] service_name``, or its default ("this service") in the page's
-    language: an operator's name is shown as written."""
-    name = config.consent.service_name
-    return tr.gettext(N_("this service")) if name == DEFAULT_SERVICE_NAME else name
 
 
 def page_context(
