@@ -40,11 +40,12 @@ WITHDRAW_TIMEOUT: Final = 2.0
 class _Announcer:
     """Writes the row and remembers whether the last write failed (for the log)."""
 
-    __slots__ = ("failing", "store")
+    __slots__ = ("attached", "failing", "store")
 
     def __init__(self, store: ConsentStore) -> None:
         self.store = store
         self.failing = False
+        self.attached = False
 
     async def announce(self) -> None:
         try:
@@ -58,9 +59,8 @@ class _Announcer:
                 )
             self.failing = True
             return
-        if self.failing:
-            log.info("this gate announces itself in the store again")
-        elif gate.seen_at == gate.started_at:
+        if not self.attached:  # the first write that went through, at start or later
+            self.attached = True
             log.info(
                 "this gate is attached to the store",
                 extra={"fields": {"instance": gate.instance, "schema": gate.schema_version}},
@@ -68,6 +68,8 @@ class _Announcer:
             # The next start tries again; a stale row blocks nothing.
             with contextlib.suppress(StoreError, OSError):
                 await self.store.gates.forget_stale()
+        elif self.failing:
+            log.info("this gate announces itself in the store again")
         self.failing = False
 
     async def forever(self) -> None:
