@@ -46,12 +46,13 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
     config = load(args)
     where = describe(config.store)
-    told: list[int] = []
+    told: int | None = None
 
     def waiting(refusal: GatesAttached) -> None:
+        nonlocal told
         count = len(refusal.gates)
-        if told[-1:] != [count]:  # once, and again when the count changes
-            told.append(count)
+        if count != told:  # once, and again when the count changes
+            told = count
             now = int(time.time())
             print(
                 f"{program_name()}: waiting up to {args.wait:g} s for {count} gate(s) of an "

@@ -15,7 +15,8 @@ gate keeps the first time.
 
 Cached in memory per process, like client registrations, but never invalidated by
 the change counter: the row never changes once written, so a known time stays true
-and the remembered sign-in pays a dictionary lookup, not a round trip. The cache is
+and a consent page shown again pays a dictionary lookup, not a round trip (a
+remembered sign-in reads no sighting at all). The cache is
 bounded by the store's ``cache_size`` (oldest first out) and off when it is 0.
 """
 

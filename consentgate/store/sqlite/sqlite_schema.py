@@ -56,7 +56,7 @@ from typing import Final
 
 import aiosqlite
 
-from consentgate.core.attached_gates import AttachedGate, blocking, gates_attached
+from consentgate.core.attached_gates import GATE_COLUMNS, AttachedGate, blocking, gates_attached
 from consentgate.core.schema_versions import SQLITE_COMPATIBLE_FROM, compatible_from, runs_on
 from consentgate.core.startup_errors import StartupError
 
@@ -216,10 +216,7 @@ LEVELS: Final = SQLITE_COMPATIBLE_FROM
 #: The first version that records its level in ``schema_levels``.
 LEVELS_FROM: Final = 7
 _LEVEL: Final = "SELECT compatible_from FROM schema_levels WHERE version = ?"
-_GATES: Final = (
-    "SELECT instance, schema_version, software, host, pid, started_at, seen_at, "
-    "refresh_every FROM gates"
-)
+_GATES: Final = f"SELECT {', '.join(GATE_COLUMNS)} FROM gates"  # noqa: S608
 #: ``DELETE ... RETURNING`` needs SQLite 3.35 (2021).
 MIN_SQLITE_VERSION: Final = (3, 35, 0)
 
