@@ -10,6 +10,7 @@ module that adds its parsers; the order of the calls below is the order of the h
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from collections.abc import Sequence
@@ -89,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``consentgate`` script."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # The reader left (``consentgate --version | head -1``): not an error of ours,
+        # and no traceback; stdout goes nowhere so the exit's flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import re
 import signal
@@ -48,6 +49,25 @@ def test_version_names_what_a_bug_report_needs() -> None:
         "store is migrated forward; a newer one is opened only when it records that it "
         "still runs these)\n"
     )
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """``consentgate --version | head -1``: the pipe is closed before the second line."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "consentgate", "--version"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1
+    assert result.stderr == ""
 
 
 def test_the_schema_versions_the_version_line_names_are_the_stores() -> None:
