@@ -4,8 +4,9 @@ that nothing reached the upstream."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -370,21 +371,30 @@ async def test_a_page_shown_to_one_person_cannot_be_answered_by_the_next_one(
     assert await store.list(subject=person_subject(setup.idp.url, BOB["sub"])) == []
 
 
-async def test_an_approval_made_before_identity_was_on_still_passes_in_its_browser(
+@contextlib.asynccontextmanager
+async def approved_before_identity(
     start_upstream: StartUpstream, start_stack: StartStack
-) -> None:
-    """Records made before [identity] stay browser-bound and keep working: the same
-    store and keys, a gate without [identity], then one with it."""
+) -> AsyncIterator[tuple[Stack, Browser, dict[str, str]]]:
+    """A browser that approved a client at a gate without [identity], now at a gate with
+    it on the same store and keys (its cookie unchanged), nobody signed in yet."""
     before = await start_stack()
-    client_id = await register(before)
-    params = auth_params(client_id)
+    params = auth_params(await register(before))
     idp = TestIdp()
     idp.url = await start_upstream(idp.app())
     after = await start_stack(identity=identity_section(idp))
     async with Browser(before.url) as browser:
         page = await browser.authorize(params)
         assert (await browser.answer(page, "approve", remember=True)).status == 303
-        browser.gate_url = after.url  # the same browser cookie, at the gate with [identity]
+        browser.gate_url = after.url
+        yield after, browser, params
+
+
+async def test_an_approval_made_before_identity_was_on_still_passes_in_its_browser(
+    start_upstream: StartUpstream, start_stack: StartStack
+) -> None:
+    """Records made before [identity] stay browser-bound and keep working: the same
+    store and keys, a gate without [identity], then one with it."""
+    async with approved_before_identity(start_upstream, start_stack) as (after, browser, params):
         again = await signed_in_authorize(browser, {**params, "state": "after"})
     assert again.status == 302 and again.location.startswith(IDP)
     assert len(after.proxy.reached("/authorize")) == 1
@@ -396,16 +406,7 @@ async def test_with_identity_on_prompt_none_without_a_sign_in_passes_on_no_appro
     """``prompt=none`` shows no page, so no sign-in can happen: with [identity] on it
     is answered ``consent_required`` (OIDC Core §3.1.2.6), and an approval this browser
     made before identity was turned on does not pass it without a person."""
-    before = await start_stack()
-    client_id = await register(before)
-    params = auth_params(client_id)
-    idp = TestIdp()
-    idp.url = await start_upstream(idp.app())
-    after = await start_stack(identity=identity_section(idp))
-    async with Browser(before.url) as browser:
-        page = await browser.authorize(params)
-        assert (await browser.answer(page, "approve", remember=True)).status == 303
-        browser.gate_url = after.url  # the same browser cookie, nobody signed in
+    async with approved_before_identity(start_upstream, start_stack) as (after, browser, params):
         quiet = await browser.authorize({**params, "state": "quiet", "prompt": "none"})
     assert quiet.status == 400
     assert "Location" not in quiet.headers
